@@ -1,0 +1,185 @@
+//! Command-line parsing and dispatch: one module per subcommand, no business logic here.
+
+mod export;
+mod import;
+mod prune;
+mod query;
+mod record;
+mod replay;
+mod rules;
+mod segments;
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::store::{self, ScanStats, TimeRange};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "open-forensics",
+    version,
+    about = "Record every file open with eBPF; replay rules and query history"
+)]
+pub struct Cli {
+    /// Store directory.
+    #[arg(long, global = true, env = "OPEN_FORENSICS_STORE", default_value = store::DEFAULT_DIR)]
+    pub store: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Capture every file open on this host into the store (root).
+    Record(record::Args),
+    /// Re-run rules over stored history and print the alerts they would have raised live.
+    Replay(replay::Args),
+    /// Query stored history: by rule, by filters, or with named SQL.
+    Query(query::Args),
+    /// Check or test rule files.
+    #[command(subcommand)]
+    Rules(rules::Command),
+    /// Append events from JSON lines (a file, or - for stdin) to the store.
+    Import(import::Args),
+    /// Print stored events as JSON lines.
+    Export(export::Args),
+    /// List the store's segments.
+    Segments(segments::Args),
+    /// Delete sealed segments whose events are all older than a time.
+    Prune(prune::Args),
+}
+
+/// Input the user must fix (a malformed file, a bad argument): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// A command that ran but must report failure without an error chain (e.g. `rules test` found
+/// failing rules, or some segments could not be read): exit code 1, message already printed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Failed(pub String);
+
+pub const EXIT_FAILURE: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+pub fn main() -> ExitCode {
+    // Everything this process creates (segments, alerts files) is for the owner only.
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe { libc::umask(0o077) };
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Record(a) => record::run(&cli.store, a),
+        Command::Replay(a) => replay::run(&cli.store, a),
+        Command::Query(a) => query::run(&cli.store, a),
+        Command::Rules(c) => rules::run(&cli.store, c),
+        Command::Import(a) => import::run(&cli.store, a),
+        Command::Export(a) => export::run(&cli.store, a),
+        Command::Segments(a) => segments::run(&cli.store, a),
+        Command::Prune(a) => prune::run(&cli.store, a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            let code = if e.chain().any(|c| c.is::<BadInput>()) {
+                EXIT_BAD_INPUT
+            } else {
+                EXIT_FAILURE
+            };
+            if !e.chain().any(|c| c.is::<Failed>()) || e.chain().count() > 1 {
+                let _ = writeln!(io::stderr(), "open-forensics: {e:#}");
+            }
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// `open-forensics export | head` is not an error.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// `--since` / `--until`, shared by every command that reads history.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TimeArgs {
+    /// Only events at or after this time: RFC3339, or a duration ago (15m, 2h, 7d).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only events at or before this time: RFC3339, or a duration ago.
+    #[arg(long)]
+    pub until: Option<String>,
+}
+
+impl TimeArgs {
+    pub fn range(&self) -> anyhow::Result<TimeRange> {
+        let now = crate::timespec::now_ns();
+        let parse = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<i64>> {
+            v.as_deref()
+                .map(|s| {
+                    crate::timespec::parse_time(s, now)
+                        .map_err(|e| BadInput(format!("--{flag}: {e}")).into())
+                })
+                .transpose()
+        };
+        Ok(TimeRange {
+            since: parse("since", &self.since)?,
+            until: parse("until", &self.until)?,
+        })
+    }
+}
+
+/// Prints what a scan could not read and whether losses make the answer incomplete; returns an
+/// error (exit 1) if any segment was unreadable, after everything readable was printed.
+pub fn report_scan(stats: &ScanStats, range: &TimeRange) -> anyhow::Result<()> {
+    let mut err = io::stderr().lock();
+    if !stats.losses.is_empty() {
+        let (start, end) = stats.losses.iter().fold((i64::MAX, i64::MIN), |(s, e), l| {
+            (s.min(l.start_ns), e.max(l.end_ns))
+        });
+        let _ = writeln!(
+            err,
+            "open-forensics: warning: incomplete: {} events were lost between {} and {} ({} loss records in the range{})",
+            stats.lost(),
+            crate::event::format_ts(start),
+            crate::event::format_ts(end),
+            stats.losses.len(),
+            describe_range(range),
+        );
+    }
+    for e in &stats.errors {
+        let _ = writeln!(err, "open-forensics: error: {e}");
+    }
+    if stats.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(Failed(format!(
+            "{} segment(s) could not be read",
+            stats.errors.len()
+        ))
+        .into())
+    }
+}
+
+fn describe_range(r: &TimeRange) -> String {
+    match (r.since, r.until) {
+        (None, None) => String::new(),
+        (s, u) => format!(
+            " {}..{}",
+            s.map(crate::event::format_ts).unwrap_or_default(),
+            u.map(crate::event::format_ts).unwrap_or_default()
+        ),
+    }
+}
+
+/// A locked, buffered stdout.
+pub fn stdout() -> io::BufWriter<io::StdoutLock<'static>> {
+    io::BufWriter::with_capacity(1 << 16, io::stdout().lock())
+}

@@ -1,0 +1,45 @@
+use std::path::Path;
+
+use serde_json::json;
+
+use super::Failed;
+use crate::event::format_ts;
+use crate::output::{Format, Rows};
+use crate::store::list_segments;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Output format (default: table on a terminal, else jsonl).
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+}
+
+pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
+    let (segments, bad) = list_segments(store)?;
+    let mut rows = Rows::new([
+        "name", "state", "first", "last", "events", "lost", "bytes", "ratio",
+    ]);
+    for s in &segments {
+        rows.push(vec![
+            json!(s.name()),
+            json!(s.state),
+            json!(s.meta.first_ts_ns.map(format_ts)),
+            json!(s.meta.last_ts_ns.map(format_ts)),
+            json!(s.meta.events),
+            json!(s.meta.lost),
+            json!(s.file_bytes),
+            json!((s.compression_ratio() * 100.0).round() / 100.0),
+        ]);
+    }
+    let mut out = super::stdout();
+    rows.write(Format::resolve(args.format), &mut out)?;
+    drop(out);
+    for e in &bad {
+        eprintln!("open-forensics: error: {e}");
+    }
+    if bad.is_empty() {
+        Ok(())
+    } else {
+        Err(Failed(format!("{} segment(s) could not be read", bad.len())).into())
+    }
+}

@@ -1,0 +1,9 @@
+//! open-forensics: record every file open with eBPF, keep it in compressed SQLite segments, and
+//! replay detection rules over history.
+
+pub mod cli;
+pub mod event;
+pub mod output;
+pub mod rules;
+pub mod store;
+pub mod timespec;

@@ -1,0 +1,114 @@
+//! The store: a directory of segments holding recorded opens.
+//!
+//! # On-disk format
+//!
+//! ```text
+//! STORE/                      0700, owned by the recorder
+//!   store.lock                flock(2)ed by the one writer; holds its pid (for the error message)
+//!   0000000007.active.db      the segment being written: SQLite in WAL mode (+ -wal, -shm)
+//!   0000000003.seg.zst        sealed segments, immutable
+//!   0000000008.seg.zst.tmp    a seal in progress; removed by recovery
+//! ```
+//!
+//! A segment is one SQLite database with the schema in `migrations/` (stamped with
+//! `PRAGMA application_id = 0x4F465253` "OFRS" and `PRAGMA user_version` = migrations applied).
+//! Events are appended in batched transactions; WAL with `synchronous=NORMAL` makes every committed
+//! batch survive the death of the process (not of the machine).
+//!
+//! A sealed segment (`NNNNNNNNNN.seg.zst`) is two zstd frames:
+//!
+//! 1. a *skippable* frame (magic `0x184D2A5E`) whose payload is `OFSEG1\n` followed by the segment's
+//!    metadata as JSON ([`SegmentMeta`]): listing and pruning read these few hundred bytes and never
+//!    decompress the database;
+//! 2. the database itself, zstd level 3, with its content size and a checksum in the frame, so that a
+//!    corrupt or truncated file is detected instead of read.
+//!
+//! Sealing is atomic: the file is written as `*.tmp`, fsynced, renamed, and the directory fsynced;
+//! only then are the active database and its WAL removed. A writer killed at any point leaves either
+//! the active database (recovered and sealed by the next writer) or the sealed file (any leftover
+//! active files of the same sequence number are then removed).
+//!
+//! Readers never write to the store: sealed segments are decompressed into memory; an active
+//! segment is copied into memory through SQLite's backup API from a read-only connection (or, when
+//! a dead writer left a WAL behind that a read-only connection cannot replay, from a private copy in
+//! a temporary directory that is always removed).
+
+mod lock;
+mod reader;
+mod schema;
+mod segment;
+mod writer;
+
+use std::path::PathBuf;
+
+pub use reader::{Reader, ScanStats, SegmentData};
+pub use schema::{apply_migrations, APPLICATION_ID, MIGRATIONS};
+pub use segment::{list_segments, prune_before, SegmentInfo, SegmentMeta, SegmentState};
+pub use writer::{Loss, RotateConfig, Writer, WriterSummary};
+
+/// Errors a caller may branch on; each names the file it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store {dir} is locked by another writer{}", .pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { dir: PathBuf, pid: Option<u32> },
+    #[error("segment {path}: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error(
+        "segment {path}: written by schema version {found}, this build reads up to {supported}"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: SQL failed: {sql}: {source}")]
+    Sql {
+        path: PathBuf,
+        sql: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub(crate) fn io_err(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
+    let path = path.into();
+    move |source| StoreError::Io { path, source }
+}
+
+pub(crate) fn sql_err(
+    path: impl Into<PathBuf>,
+    sql: &str,
+) -> impl FnOnce(rusqlite::Error) -> StoreError {
+    let path = path.into();
+    let sql = sql.trim().to_owned();
+    move |source| StoreError::Sql { path, sql, source }
+}
+
+/// A time window, in ns since the epoch; both ends inclusive, `None` is open.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+}
+
+impl TimeRange {
+    pub fn contains(&self, ts: i64) -> bool {
+        self.since.is_none_or(|s| ts >= s) && self.until.is_none_or(|u| ts <= u)
+    }
+
+    /// Whether `[first, last]` can hold anything in the range.
+    pub fn overlaps(&self, first: i64, last: i64) -> bool {
+        self.since.is_none_or(|s| last >= s) && self.until.is_none_or(|u| first <= u)
+    }
+}
+
+/// The default store directory when neither `--store` nor `OPEN_FORENSICS_STORE` is given.
+pub const DEFAULT_DIR: &str = "/var/lib/open-forensics";

@@ -1,0 +1,533 @@
+//! The one writer of a store: interning, batched transactions, rotation, sealing and recovery.
+
+use std::collections::HashMap;
+use std::fs::{self, DirBuilder};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rusqlite::{params, Connection, OpenFlags};
+
+use super::lock::StoreLock;
+use super::schema::{apply_migrations, user_version};
+use super::segment::{
+    self, active_name, parse_name, sealed_name, write_sealed, SegmentMeta, TMP_SUFFIX,
+};
+use super::{io_err, sql_err, Result};
+use crate::event::{Event, Str};
+
+/// When to close the active segment and start a new one.
+#[derive(Clone, Debug)]
+pub struct RotateConfig {
+    pub max_events: u64,
+    /// Uncompressed database size.
+    pub max_bytes: u64,
+    pub max_age: Duration,
+    /// Events per transaction.
+    pub batch_events: usize,
+}
+
+impl Default for RotateConfig {
+    fn default() -> Self {
+        RotateConfig {
+            max_events: 1_000_000,
+            max_bytes: 256 << 20,
+            max_age: Duration::from_secs(3600),
+            batch_events: 8192,
+        }
+    }
+}
+
+/// Events the kernel or the recorder could not keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loss {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub count: u64,
+    pub reason: String,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct WriterSummary {
+    pub events: u64,
+    pub lost: u64,
+    pub segments_sealed: u64,
+    /// Bytes of sealed segment files written.
+    pub sealed_bytes: u64,
+    /// Segments left unsealed by a dead writer and sealed on open.
+    pub recovered: Vec<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct ProcKey {
+    pid: u32,
+    tid: u32,
+    ppid: u32,
+    uid: u32,
+    gid: u32,
+    comm: u32,
+}
+
+struct Row {
+    dt: i64,
+    proc_id: u32,
+    syscall: u8,
+    path: u32,
+    raw_path: Option<u32>,
+    src: u8,
+    truncated: bool,
+    dirfd: Option<i32>,
+    flags: u64,
+    mode: u32,
+    ret: i64,
+}
+
+struct Active {
+    path: PathBuf,
+    conn: Connection,
+    opened: Instant,
+    meta: SegmentMeta,
+    table: u64,
+    strings: HashMap<Arc<[u8]>, u32>,
+    procs: HashMap<ProcKey, u32>,
+    new_strings: Vec<(u32, Arc<[u8]>)>,
+    new_procs: Vec<(u32, ProcKey)>,
+    rows: Vec<Row>,
+    losses: Vec<Loss>,
+    base_ts_ns: Option<i64>,
+    prev_ts_ns: i64,
+}
+
+pub struct Writer {
+    dir: PathBuf,
+    config: RotateConfig,
+    _lock: StoreLock,
+    next_seq: u64,
+    clock_anchor_ns: i64,
+    active: Option<Active>,
+    summary: WriterSummary,
+}
+
+/// A process-wide counter so that every string table (live or loaded) has its own `Event::table`.
+pub(crate) fn next_table_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Creates the store directory (0700) if needed and refuses one that others can read.
+pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io_err(dir))?;
+    }
+    let mode = fs::metadata(dir).map_err(io_err(dir))?.permissions().mode();
+    if mode & 0o077 != 0 {
+        // Recorded paths are sensitive: tighten rather than leak.
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
+    }
+    Ok(())
+}
+
+impl Writer {
+    /// Opens `dir` for writing: creates it, takes the lock, removes half-written seals and seals
+    /// any segment a dead writer left behind.
+    pub fn open(dir: &Path, config: RotateConfig) -> Result<Writer> {
+        prepare_dir(dir)?;
+        let lock = StoreLock::acquire(dir)?;
+        let mut w = Writer {
+            dir: dir.to_owned(),
+            config,
+            _lock: lock,
+            next_seq: 1,
+            clock_anchor_ns: 0,
+            active: None,
+            summary: WriterSummary::default(),
+        };
+        w.recover()?;
+        Ok(w)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Wall-clock minus boot-clock ns, stored in each new segment so that kernel times can be
+    /// re-derived.
+    pub fn set_clock_anchor(&mut self, anchor_ns: i64) {
+        self.clock_anchor_ns = anchor_ns;
+    }
+
+    fn recover(&mut self) -> Result<()> {
+        let mut max_seq = 0;
+        let mut active = Vec::new();
+        for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
+            let entry = entry.map_err(io_err(&self.dir))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(TMP_SUFFIX) {
+                fs::remove_file(entry.path()).map_err(io_err(entry.path()))?;
+            } else if let Some((seq, sealed)) = parse_name(&name) {
+                max_seq = max_seq.max(seq);
+                if !sealed {
+                    active.push((seq, entry.path()));
+                }
+            }
+        }
+        active.sort();
+        for (seq, path) in active {
+            if self.dir.join(sealed_name(seq)).exists() {
+                // Sealed before the writer died: the active files are leftovers.
+                segment::read_meta(&self.dir.join(sealed_name(seq)))?;
+                remove_active_files(&path)?;
+                continue;
+            }
+            let mut conn = Connection::open(&path).map_err(sql_err(&path, "open"))?;
+            apply_migrations(&mut conn, &path)?;
+            let meta = read_meta_table(&conn, &path)?;
+            let sealed = seal_connection(conn, &path, &self.dir, meta)?;
+            self.summary.sealed_bytes += sealed;
+            self.summary.recovered.push(path);
+        }
+        self.next_seq = max_seq + 1;
+        Ok(())
+    }
+
+    fn start_segment(&mut self) -> Result<&mut Active> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let path = self.dir.join(active_name(seq));
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE
+                | OpenFlags::SQLITE_OPEN_CREATE
+                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql_err(&path, "open"))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io_err(&path))?;
+        // Page size must be set before the first table; WAL + NORMAL keeps every committed batch
+        // across a crash of this process.
+        let pragmas =
+            "PRAGMA page_size = 65536; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+        conn.execute_batch(pragmas)
+            .map_err(sql_err(&path, pragmas))?;
+        apply_migrations(&mut conn, &path)?;
+        let meta = SegmentMeta {
+            seq,
+            schema_version: user_version(&conn, &path)?,
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            host: read_proc("/proc/sys/kernel/hostname"),
+            kernel: read_proc("/proc/sys/kernel/osrelease"),
+            boot_id: read_proc("/proc/sys/kernel/random/boot_id"),
+            clock_anchor_ns: self.clock_anchor_ns,
+            ..SegmentMeta::default()
+        };
+        write_meta_table(&conn, &path, &meta, None, 0)?;
+        Ok(self.active.insert(Active {
+            path,
+            conn,
+            opened: Instant::now(),
+            meta,
+            table: next_table_id(),
+            strings: HashMap::new(),
+            procs: HashMap::new(),
+            new_strings: Vec::new(),
+            new_procs: Vec::new(),
+            rows: Vec::new(),
+            losses: Vec::new(),
+            base_ts_ns: None,
+            prev_ts_ns: 0,
+        }))
+    }
+
+    /// Buffers one event, interning its strings; sets the event's `Str::key`s and `table` to the
+    /// active segment's string table (the rule engine caches verdicts by them). Commits a batch
+    /// when it is full and rotates when a limit is reached.
+    pub fn append(&mut self, ev: &mut Event) -> Result<()> {
+        if self.active.as_ref().is_some_and(|a| self.should_rotate(a)) {
+            self.seal_active()?;
+        }
+        if self.active.is_none() {
+            self.start_segment()?;
+        }
+        let batch = self.config.batch_events;
+        let a = self.active.as_mut().expect("active segment started above");
+        let comm = a.intern(&mut ev.comm);
+        let path = a.intern(&mut ev.path);
+        let raw = a.intern(&mut ev.raw_path);
+        ev.table = a.table;
+        let key = ProcKey {
+            pid: ev.pid,
+            tid: ev.tid,
+            ppid: ev.ppid,
+            uid: ev.uid,
+            gid: ev.gid,
+            comm,
+        };
+        let next_proc = a.procs.len() as u32 + 1;
+        let proc_id = *a.procs.entry(key).or_insert_with(|| {
+            a.new_procs.push((next_proc, key));
+            next_proc
+        });
+        let base = *a.base_ts_ns.get_or_insert(ev.ts_ns);
+        if a.meta.events == 0 {
+            a.prev_ts_ns = base;
+        }
+        a.rows.push(Row {
+            dt: ev.ts_ns.wrapping_sub(a.prev_ts_ns),
+            proc_id,
+            syscall: ev.syscall.code(),
+            path,
+            raw_path: (raw != path).then_some(raw),
+            src: ev.path_source.code(),
+            truncated: ev.path_truncated,
+            dirfd: ev.dirfd,
+            flags: ev.flags,
+            mode: ev.mode,
+            ret: ev.ret,
+        });
+        a.prev_ts_ns = ev.ts_ns;
+        a.meta.events += 1;
+        a.meta.first_ts_ns = Some(a.meta.first_ts_ns.map_or(ev.ts_ns, |f| f.min(ev.ts_ns)));
+        a.meta.last_ts_ns = Some(a.meta.last_ts_ns.map_or(ev.ts_ns, |l| l.max(ev.ts_ns)));
+        self.summary.events += 1;
+        if a.rows.len() >= batch {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Records a loss; it is written with the next commit.
+    pub fn record_loss(&mut self, loss: Loss) -> Result<()> {
+        if self.active.is_none() {
+            self.start_segment()?;
+        }
+        let a = self.active.as_mut().expect("active segment started above");
+        a.meta.lost += loss.count;
+        self.summary.lost += loss.count;
+        a.losses.push(loss);
+        Ok(())
+    }
+
+    /// Writes everything buffered in one transaction.
+    pub fn commit(&mut self) -> Result<()> {
+        let Some(a) = self.active.as_mut() else {
+            return Ok(());
+        };
+        if a.rows.is_empty() && a.losses.is_empty() && a.new_strings.is_empty() {
+            return Ok(());
+        }
+        a.flush()
+    }
+
+    /// Commits, and rotates if the active segment is past its age. Call it periodically while idle.
+    pub fn tick(&mut self) -> Result<()> {
+        self.commit()?;
+        if self.active.as_ref().is_some_and(|a| self.should_rotate(a)) {
+            self.seal_active()?;
+        }
+        Ok(())
+    }
+
+    fn should_rotate(&self, a: &Active) -> bool {
+        let c = &self.config;
+        a.meta.events >= c.max_events
+            || a.opened.elapsed() >= c.max_age
+            || (a.rows.is_empty() && a.db_bytes() >= c.max_bytes)
+            || (a.rows.len() >= c.batch_events && a.db_bytes() >= c.max_bytes)
+    }
+
+    /// Commits and seals the active segment, if any.
+    pub fn seal_active(&mut self) -> Result<()> {
+        if let Some(mut a) = self.active.take() {
+            a.flush()?;
+            let bytes = seal_connection(a.conn, &a.path, &self.dir, a.meta)?;
+            self.summary.segments_sealed += 1;
+            self.summary.sealed_bytes += bytes;
+        }
+        Ok(())
+    }
+
+    /// Commits, seals and releases the lock.
+    pub fn close(mut self) -> Result<WriterSummary> {
+        self.seal_active()?;
+        Ok(std::mem::take(&mut self.summary))
+    }
+
+    pub fn summary(&self) -> &WriterSummary {
+        &self.summary
+    }
+}
+
+impl Active {
+    fn intern(&mut self, s: &mut Str) -> u32 {
+        let id = match self.strings.get(&s.bytes) {
+            Some(&id) => id,
+            None => {
+                let id = self.strings.len() as u32 + 1;
+                self.strings.insert(s.bytes.clone(), id);
+                self.new_strings.push((id, s.bytes.clone()));
+                id
+            }
+        };
+        s.key = id;
+        id
+    }
+
+    fn db_bytes(&self) -> u64 {
+        self.conn
+            .query_row(
+                "SELECT page_count * page_size FROM pragma_page_count(), pragma_page_size()",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|b| b as u64)
+            .unwrap_or(0)
+    }
+
+    fn flush(&mut self) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(sql_err(&path, "BEGIN"))?;
+        {
+            const S: &str = "INSERT INTO strings (id, value) VALUES (?1, ?2)";
+            let mut st = tx.prepare_cached(S).map_err(sql_err(&path, S))?;
+            for (id, v) in self.new_strings.drain(..) {
+                st.execute(params![id, &v[..]]).map_err(sql_err(&path, S))?;
+            }
+            const P: &str = "INSERT INTO procs (id, pid, tid, ppid, uid, gid, comm) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+            let mut st = tx.prepare_cached(P).map_err(sql_err(&path, P))?;
+            for (id, k) in self.new_procs.drain(..) {
+                st.execute(params![id, k.pid, k.tid, k.ppid, k.uid, k.gid, k.comm])
+                    .map_err(sql_err(&path, P))?;
+            }
+            const E: &str = "INSERT INTO events (dt, proc, syscall, path, raw_path, src, truncated, dirfd, flags, mode, ret) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+            let mut st = tx.prepare_cached(E).map_err(sql_err(&path, E))?;
+            for r in self.rows.drain(..) {
+                st.execute(params![
+                    r.dt,
+                    r.proc_id,
+                    r.syscall,
+                    r.path,
+                    r.raw_path,
+                    r.src,
+                    r.truncated,
+                    r.dirfd,
+                    r.flags as i64,
+                    r.mode,
+                    r.ret
+                ])
+                .map_err(sql_err(&path, E))?;
+            }
+            const L: &str =
+                "INSERT INTO losses (start_ns, end_ns, count, reason) VALUES (?1, ?2, ?3, ?4)";
+            let mut st = tx.prepare_cached(L).map_err(sql_err(&path, L))?;
+            for l in self.losses.drain(..) {
+                st.execute(params![l.start_ns, l.end_ns, l.count as i64, l.reason])
+                    .map_err(sql_err(&path, L))?;
+            }
+        }
+        write_meta_table(&tx, &path, &self.meta, self.base_ts_ns, self.prev_ts_ns)?;
+        tx.commit().map_err(sql_err(&path, "COMMIT"))
+    }
+}
+
+fn read_proc(path: &str) -> String {
+    fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+fn write_meta_table(
+    conn: &Connection,
+    path: &Path,
+    meta: &SegmentMeta,
+    base_ts_ns: Option<i64>,
+    prev_ts_ns: i64,
+) -> Result<()> {
+    const M: &str = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)";
+    let mut st = conn.prepare_cached(M).map_err(sql_err(path, M))?;
+    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let pairs: [(&str, String); 13] = [
+        ("seq", meta.seq.to_string()),
+        ("tool_version", meta.tool_version.clone()),
+        ("host", meta.host.clone()),
+        ("kernel", meta.kernel.clone()),
+        ("boot_id", meta.boot_id.clone()),
+        ("clock_anchor_ns", meta.clock_anchor_ns.to_string()),
+        ("base_ts_ns", base_ts_ns.unwrap_or(0).to_string()),
+        ("prev_ts_ns", prev_ts_ns.to_string()),
+        ("first_ts_ns", opt(meta.first_ts_ns)),
+        ("last_ts_ns", opt(meta.last_ts_ns)),
+        ("events", meta.events.to_string()),
+        ("lost", meta.lost.to_string()),
+        ("schema_version", meta.schema_version.to_string()),
+    ];
+    for (k, v) in pairs {
+        st.execute(params![k, v]).map_err(sql_err(path, M))?;
+    }
+    Ok(())
+}
+
+/// Rebuilds a [`SegmentMeta`] from a segment's `meta` table (`db_bytes` is left 0).
+pub(crate) fn read_meta_table(conn: &Connection, path: &Path) -> Result<SegmentMeta> {
+    const Q: &str = "SELECT key, value FROM meta";
+    let mut st = conn.prepare(Q).map_err(sql_err(path, Q))?;
+    let kv: HashMap<String, String> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(sql_err(path, Q))?;
+    let get = |k: &str| kv.get(k).cloned().unwrap_or_default();
+    let num = |k: &str| get(k).parse::<i64>().ok();
+    Ok(SegmentMeta {
+        seq: num("seq").unwrap_or(0) as u64,
+        schema_version: num("schema_version").unwrap_or(0),
+        tool_version: get("tool_version"),
+        host: get("host"),
+        kernel: get("kernel"),
+        boot_id: get("boot_id"),
+        first_ts_ns: num("first_ts_ns"),
+        last_ts_ns: num("last_ts_ns"),
+        events: num("events").unwrap_or(0) as u64,
+        lost: num("lost").unwrap_or(0) as u64,
+        db_bytes: 0,
+        clock_anchor_ns: num("clock_anchor_ns").unwrap_or(0),
+    })
+}
+
+/// Checkpoints and closes `conn` (an active segment at `path`), writes it sealed, then removes
+/// the active files. Returns the sealed file's size.
+fn seal_connection(
+    conn: Connection,
+    path: &Path,
+    dir: &Path,
+    mut meta: SegmentMeta,
+) -> Result<u64> {
+    // Back to a rollback journal so the file alone is the whole database (a WAL-mode image cannot
+    // be deserialized); this also checkpoints the WAL.
+    const J: &str = "PRAGMA journal_mode = DELETE";
+    conn.query_row(J, [], |_| Ok(()))
+        .map_err(sql_err(path, J))?;
+    conn.close()
+        .map_err(|(_, e)| e)
+        .map_err(sql_err(path, "close"))?;
+    let db = fs::read(path).map_err(io_err(path))?;
+    meta.db_bytes = db.len() as u64;
+    let sealed = write_sealed(dir, &meta, &db)?;
+    let bytes = fs::metadata(&sealed).map_err(io_err(&sealed))?.len();
+    remove_active_files(path)?;
+    segment::sync_dir(dir)?;
+    Ok(bytes)
+}
+
+fn remove_active_files(path: &Path) -> Result<()> {
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let p = PathBuf::from(format!("{}{suffix}", path.display()));
+        if p.exists() {
+            fs::remove_file(&p).map_err(io_err(&p))?;
+        }
+    }
+    fs::remove_file(path).map_err(io_err(path))
+}
