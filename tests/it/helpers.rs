@@ -1,0 +1,96 @@
+//! Shared test helpers: a temporary store, an event builder, a command runner.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use open_forensics::event::{Event, PathSource, Str, Syscall};
+
+/// The built binary under test.
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_open-forensics"))
+}
+
+/// A store in a fresh temporary directory, removed on drop.
+pub struct TempStore {
+    pub tmp: tempfile::TempDir,
+    pub dir: PathBuf,
+}
+
+impl TempStore {
+    pub fn new() -> TempStore {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let dir = tmp.path().join("store");
+        TempStore { tmp, dir }
+    }
+
+    /// `open-forensics --store DIR ARGS…`, with stdin closed.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(bin());
+        c.arg("--store").arg(&self.dir).args(args).stdin(std::process::Stdio::null());
+        c
+    }
+
+    /// Runs and returns the output, whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run open-forensics")
+    }
+
+    /// Runs, asserts success, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+}
+
+/// A plausible event; tweak fields with struct update syntax.
+pub fn event(i: i64, path: &str) -> Event {
+    Event {
+        ts_ns: 1_764_000_000_000_000_000 + i * 1_500,
+        pid: 1000 + (i % 7) as u32,
+        tid: 1000 + (i % 7) as u32,
+        ppid: 1,
+        uid: 1000,
+        gid: 1000,
+        comm: Str::from("cat"),
+        syscall: Syscall::Openat,
+        path: Str::from(path),
+        path_source: PathSource::File,
+        path_truncated: false,
+        raw_path: Str::from(path),
+        dirfd: Some(-100),
+        flags: 0x80000,
+        mode: 0,
+        ret: 3,
+        table: 0,
+    }
+}
+
+/// Writes events as JSON lines to `path`.
+pub fn write_jsonl(path: &Path, events: &[Event]) {
+    let text: String = events.iter().map(|e| e.to_json_line() + "\n").collect();
+    std::fs::write(path, text).expect("write jsonl");
+}
+
+/// Whether live capture can run here; when it cannot, says why. With
+/// `OPEN_FORENSICS_REQUIRE_LIVE=1` (set by .ci/run) a missing capability fails the test instead.
+pub fn live_capture_available(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
+    let reason = match (root, btf) {
+        (true, true) => return true,
+        (false, _) => "not running as root",
+        (true, false) => "no kernel BTF at /sys/kernel/btf/vmlinux",
+    };
+    if std::env::var("OPEN_FORENSICS_REQUIRE_LIVE").as_deref() == Ok("1") {
+        panic!("{test}: live capture required (OPEN_FORENSICS_REQUIRE_LIVE=1) but {reason}");
+    }
+    eprintln!("SKIPPED {test}: {reason}");
+    false
+}
