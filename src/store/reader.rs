@@ -285,15 +285,9 @@ impl SegmentData {
                 .get(int(2)? as usize)
                 .and_then(|p| p.as_ref())
                 .ok_or_else(|| bad("unknown proc"))?;
-            let string = |i| -> Result<Str> {
+            let string = |i| -> Result<Option<Str>> {
                 let sid: Option<i64> = r.get(i).map_err(sql_err(path, E))?;
-                match sid {
-                    None => Ok(ev_path_placeholder()),
-                    Some(s) => strings
-                        .get(s as usize)
-                        .cloned()
-                        .ok_or_else(|| bad("unknown string")),
-                }
+                sid.map(|s| strings.get(s as usize).cloned().ok_or_else(|| bad("unknown string"))).transpose()
             };
             ev.ts_ns = ts;
             ev.pid = proc.pid;
@@ -302,15 +296,10 @@ impl SegmentData {
             ev.uid = proc.uid;
             ev.gid = proc.gid;
             ev.comm = proc.comm.clone();
-            ev.syscall =
-                Syscall::from_code(int(3)? as u8).ok_or_else(|| bad("unknown syscall code"))?;
-            ev.path = string(4)?;
-            let raw = string(5)?;
-            ev.raw_path = if raw.key == Str::NO_KEY {
-                ev.path.clone()
-            } else {
-                raw
-            };
+            ev.syscall = Syscall::from_code(int(3)? as u8).ok_or_else(|| bad("unknown syscall code"))?;
+            ev.path = string(4)?.ok_or_else(|| bad("no path"))?;
+            // NULL raw_path: the process passed exactly the resolved path.
+            ev.raw_path = string(5)?.unwrap_or_else(|| ev.path.clone());
             ev.path_source =
                 PathSource::from_code(int(6)? as u8).ok_or_else(|| bad("unknown path source"))?;
             ev.path_truncated = int(7)? != 0;
@@ -324,11 +313,6 @@ impl SegmentData {
         }
         Ok(ControlFlow::Continue(()))
     }
-}
-
-/// Marks "same as path" while decoding (`raw_path` is NULL on disk then).
-fn ev_path_placeholder() -> Str {
-    Str::default()
 }
 
 /// Returns a private in-memory copy of an active segment.

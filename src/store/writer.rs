@@ -187,6 +187,11 @@ impl Writer {
             let mut conn = Connection::open(&path).map_err(sql_err(&path, "open"))?;
             apply_migrations(&mut conn, &path)?;
             let meta = read_meta_table(&conn, &path)?;
+            if meta.events == 0 && meta.lost == 0 {
+                drop(conn);
+                remove_active_files(&path)?;
+                continue;
+            }
             let sealed = seal_connection(conn, &path, &self.dir, meta)?;
             self.summary.sealed_bytes += sealed;
             self.summary.recovered.push(path);
