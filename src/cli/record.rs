@@ -1,8 +1,112 @@
-use std::path::Path;
+//! `open-forensics record`: flags → validated options → `capture::record`.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+
+use super::BadInput;
+use crate::capture::{self, privilege, Options};
+use crate::rules::RuleSet;
+use crate::store::{RotateConfig, Writer};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Stop after this long (500ms, 30s, 15m, 2h); default: until SIGINT or SIGTERM.
+    #[arg(long, value_parser = duration)]
+    pub duration: Option<Duration>,
+    /// Start a new segment after this many events.
+    #[arg(long)]
+    pub max_events: Option<u64>,
+    /// Start a new segment when the active one's database reaches this many bytes.
+    #[arg(long)]
+    pub max_bytes: Option<u64>,
+    /// Start a new segment when the active one is this old (30s, 15m, 1h).
+    #[arg(long, value_parser = duration)]
+    pub max_age: Option<Duration>,
+    /// Rule files to run live on every event.
+    #[arg(long, num_args = 1.., value_name = "FILE")]
+    pub rules: Vec<PathBuf>,
+    /// Append alerts to this file instead of stdout.
+    #[arg(long, requires = "rules", value_name = "PATH")]
+    pub alerts: Option<PathBuf>,
+    /// Print events, losses, rate and bytes written every 2 seconds.
+    #[arg(long)]
+    pub stats: bool,
+    /// Kernel ring buffer size in MiB (a power of two).
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub ring_mb: u32,
+    /// Show libbpf's log and other debugging output (also OPEN_FORENSICS_DEBUG=1).
+    #[arg(short, long)]
+    pub verbose: bool,
+}
 
-pub fn run(_store: &Path, _args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`record` is not implemented yet")
+fn duration(s: &str) -> Result<Duration, String> {
+    crate::timespec::parse_duration(s)
+}
+
+pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
+    if !args.ring_mb.is_power_of_two() || args.ring_mb > 1024 {
+        return Err(BadInput(format!(
+            "--ring-mb {}: must be a power of two between 1 and 1024",
+            args.ring_mb
+        ))
+        .into());
+    }
+    let defaults = RotateConfig::default();
+    let rotate = RotateConfig {
+        max_events: args.max_events.unwrap_or(defaults.max_events),
+        max_bytes: args.max_bytes.unwrap_or(defaults.max_bytes),
+        max_age: args.max_age.unwrap_or(defaults.max_age),
+        ..defaults
+    };
+    let debug = args.verbose
+        || std::env::var("OPEN_FORENSICS_DEBUG").is_ok_and(|v| !v.is_empty() && v != "0");
+    let opts = Options {
+        ring_bytes: args.ring_mb << 20,
+        duration: args.duration,
+        stats_every: args.stats.then_some(Duration::from_secs(2)),
+        debug,
+    };
+    let rules = if args.rules.is_empty() {
+        None
+    } else {
+        Some(RuleSet::load(&args.rules).map_err(|e| BadInput(format!("--rules: {e}")))?)
+    };
+    // Before the store is touched: a user without the privilege gets exit 2 and no store.
+    privilege::check()?;
+    let stop = capture::stop_on_signals()?;
+
+    let writer = Writer::open(store, rotate)
+        .with_context(|| format!("open the store {}", store.display()))?;
+    let alerts: Box<dyn Write + Send> = match &args.alerts {
+        None => Box::new(std::io::LineWriter::new(std::io::stdout())),
+        Some(p) => Box::new(std::io::BufWriter::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .with_context(|| format!("open the alerts file {}", p.display()))?,
+        )),
+    };
+    let s = capture::record(&opts, writer, rules, alerts, stop)?;
+    let secs = s.elapsed.as_secs_f64().max(1e-9);
+    eprintln!(
+        "open-forensics: recorded {} events, lost {}, {:.0} events/s over {:.1}s, {} bytes written in {} segment(s) to {}{}",
+        s.events,
+        s.lost,
+        s.events as f64 / secs,
+        secs,
+        s.bytes_written,
+        s.segments_sealed,
+        store.display(),
+        if s.late > 0 {
+            format!(" ({} stored out of order)", s.late)
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }

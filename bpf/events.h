@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The ONE declaration of what the open probes send to user space. Rust reads these through the
+ * types libbpf-cargo generates from this file's BTF (src/capture/decode.rs); there is no Rust
+ * copy to drift. Enum codes are stored on disk: keep them equal to src/event.rs (a unit test in
+ * src/capture/decode.rs checks), never renumber, only append.
+ */
+#ifndef __OF_EVENTS_H
+#define __OF_EVENTS_H
+
+/* Longest raw path kept (Linux PATH_MAX, NUL included). */
+#define OF_RAW_MAX 4096
+/* Bytes kept of the resolved path's components (each NUL-terminated, leaf first). */
+#define OF_PATH_MAX 4096
+/* NAME_MAX + NUL: the most one component read may write. */
+#define OF_NAME_MAX 256
+/*
+ * Raw path, then the components. The walk writes a component of up to OF_NAME_MAX bytes at any
+ * offset below OF_RAW_MAX + OF_PATH_MAX, so the buffer has that much slack for the verifier.
+ */
+#define OF_DATA_MAX (OF_RAW_MAX + OF_PATH_MAX + OF_NAME_MAX)
+#define OF_COMM_LEN 16
+
+/* = Syscall in src/event.rs */
+enum of_syscall {
+	OF_SYSCALL_OPEN = 1,
+	OF_SYSCALL_CREAT = 2,
+	OF_SYSCALL_OPENAT = 3,
+	OF_SYSCALL_OPENAT2 = 4,
+	OF_SYSCALL_OPEN_BY_HANDLE_AT = 5,
+	OF_SYSCALL_IO_URING = 6,
+};
+
+/* = PathSource in src/event.rs: what the components in the record are. */
+enum of_path_source {
+	/* The opened file's dentry and mount chain. */
+	OF_PATH_FILE = 1,
+	/* Nothing walked: a failed absolute open, the raw path says it all. */
+	OF_PATH_RAW = 2,
+	/* The task's cwd: user space joins it with the raw path. */
+	OF_PATH_CWD = 3,
+	/* The dirfd's directory: user space joins it with the raw path. */
+	OF_PATH_DIRFD = 4,
+	/* Nothing could be walked (e.g. an io_uring direct descriptor). */
+	OF_PATH_UNRESOLVED = 5,
+};
+
+/* of_event_hdr.trunc bits */
+enum of_trunc {
+	OF_TRUNC_RAW = 1,
+	OF_TRUNC_PATH = 2,
+};
+
+/* Keys of the per-CPU loss counter array. */
+enum of_loss_reason {
+	/* bpf_ringbuf_output failed: the ring was full. */
+	OF_LOSS_RINGBUF_FULL = 0,
+	/* An enter → exit (by tid) or submit → complete stash could not be written. */
+	OF_LOSS_STASH_FULL = 1,
+	OF_LOSS_NR = 2,
+};
+
+/*
+ * One record in the ring: the fixed header, then `raw_len` bytes of the raw path (no NUL), then
+ * `path_len` bytes of resolved components, each NUL-terminated, leaf first. Records are
+ * variable-size; the header is what user space decodes as a struct.
+ */
+struct of_event_hdr {
+	/* bpf_ktime_get_boot_ns() when the open returned. */
+	__u64 ts_ns;
+	/* fd, or minus errno */
+	__s64 ret;
+	__u64 flags;
+	__u32 pid;
+	__u32 tid;
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 mode;
+	__s32 dirfd;
+	__u16 raw_len;
+	__u16 path_len;
+	__u8 syscall;     /* enum of_syscall */
+	__u8 path_source; /* enum of_path_source */
+	__u8 has_dirfd;
+	__u8 trunc;       /* enum of_trunc bits */
+	char comm[OF_COMM_LEN];
+};
+
+/* The per-CPU scratch a record is built in before bpf_ringbuf_output copies out its used part. */
+struct of_event {
+	struct of_event_hdr hdr;
+	char data[OF_DATA_MAX];
+};
+
+#endif /* __OF_EVENTS_H */

@@ -1,0 +1,541 @@
+// SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0
+/*
+ * Every route a process opens a file by, one record per open, sent to user space through a ring
+ * buffer. See bpf/events.h for the record; src/capture/ for the user side.
+ *
+ * Syscalls (open, creat, openat, openat2, open_by_handle_at): the enter tracepoint stashes the
+ * arguments by tid, the exit tracepoint reads the path (the kernel has faulted it in by then) and
+ * emits the record with the result. io_uring (IORING_OP_OPENAT/OPENAT2) never passes through a
+ * syscall tracepoint: tp_btf/io_uring_submit_req stashes the submitter and the kernel's copy of the
+ * path by request, tp_btf/io_uring_complete emits it with the result.
+ *
+ * The resolved absolute path is walked in the kernel: for a successful open the opened file's
+ * dentry and mount chain (task->files->fdt->fd[ret]), for a failed relative open the cwd or the
+ * dirfd's directory (user space joins the raw path on). One component per bpf_loop iteration
+ * keeps the verifier's work independent of the path's depth. The walk is a lockless read, like
+ * every tracing tool's: a rename racing the open can show either name.
+ */
+#include "vmlinux_min.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_tracing.h>
+#include "events.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AT_FDCWD -100
+#define ENAMETOOLONG 36
+#define O_WRONLY 01
+#define O_CREAT 0100
+#define O_TRUNC 01000
+#define IORING_OP_OPENAT 18
+#define IORING_OP_OPENAT2 28
+/* Every component takes at least 2 bytes ("x\0"), plus room for mount crossings. */
+#define OF_WALK_MAX_STEPS (OF_PATH_MAX / 2 + 64)
+
+/* Set by user space before load. */
+const volatile __u32 targ_self_tgid = 0;
+/* Wake the consumer once this much is waiting; otherwise it finds the data on its timed poll. */
+const volatile __u64 wakeup_min_bytes = 256 * 1024;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	/* Resized by user space (--ring-mb) before load. */
+	__uint(max_entries, 16 * 1024 * 1024);
+} of_events SEC(".maps");
+
+/* Per-CPU: the counters need no atomics, user space sums the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OF_LOSS_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} of_losses SEC(".maps");
+
+/* Syscall arguments from enter to exit. */
+struct of_args {
+	__u64 path;  /* user pointer, 0 for open_by_handle_at */
+	__u64 how;   /* openat2: user pointer to struct open_how */
+	__u64 flags;
+	__u32 mode;
+	__s32 dirfd;
+	__u8 syscall;
+	__u8 has_dirfd;
+};
+
+/* LRU: a thread killed between enter and exit must not leak its slot forever. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct of_args);
+} of_args_by_tid SEC(".maps");
+
+/* An io_uring open between submission and completion. */
+struct of_uring_req {
+	struct of_event_hdr hdr; /* the submitter, flags, mode, dirfd, raw_len */
+	__u32 file_slot;         /* != 0: a direct descriptor, no fd to walk */
+	char raw[OF_RAW_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct of_uring_req);
+} of_uring_reqs SEC(".maps");
+
+/* Records are built here (too big for the 512-byte stack), then the used part is copied out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct of_event);
+} of_scratch SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct of_uring_req);
+} of_uring_scratch SEC(".maps");
+
+/* Makes clang emit BTF for the shared types so libbpf-cargo generates their Rust twins. */
+struct of_abi {
+	struct of_event_hdr hdr;
+	enum of_syscall syscall;
+	enum of_path_source path_source;
+	enum of_trunc trunc;
+	enum of_loss_reason loss;
+} of_abi_unused = {};
+
+static __always_inline void count_loss(__u32 reason)
+{
+	__u64 *c = bpf_map_lookup_elem(&of_losses, &reason);
+
+	if (c)
+		*c += 1;
+}
+
+static __always_inline struct task_struct *current_task(void)
+{
+	return (struct task_struct *)bpf_get_current_task();
+}
+
+/* Who is opening, from the current task. */
+static __always_inline void fill_task(struct of_event_hdr *h, __u64 pid_tgid)
+{
+	struct task_struct *task = current_task();
+	__u64 ugid = bpf_get_current_uid_gid();
+
+	h->pid = pid_tgid >> 32;
+	h->tid = (__u32)pid_tgid;
+	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->uid = (__u32)ugid;
+	h->gid = ugid >> 32;
+	bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* task->files->fdt->fd[fd], or NULL. */
+static __always_inline struct file *fd_file(struct task_struct *task, long fd)
+{
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds;
+	struct file *f = NULL;
+
+	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	fds = BPF_CORE_READ(fdt, fd);
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+		return NULL;
+	return f;
+}
+
+struct of_walk {
+	struct dentry *dentry;
+	struct vfsmount *vfsmnt;
+	struct dentry *root_dentry;
+	struct vfsmount *root_mnt;
+	__u32 base; /* where components start in of_event.data (= raw_len) */
+	__u32 off;  /* component bytes written */
+	__u32 done; /* reached the root */
+};
+
+/*
+ * One step up: either emit the current dentry's name and go to its parent, or cross from a
+ * mount's root to its mountpoint in the parent mount. Fields of the context are copied to locals
+ * before any BPF_CORE_READ: a CO-RE access through our own struct has no kernel type to relocate
+ * against.
+ */
+static long walk_step(__u64 index, void *arg)
+{
+	struct of_walk *w = arg;
+	struct dentry *d = w->dentry;
+	struct vfsmount *vm = w->vfsmnt;
+	struct dentry *mnt_root, *parent;
+	const unsigned char *name;
+	struct of_event *e;
+	__u32 zero = 0, len, off, pos;
+	long n;
+
+	if (!d || !vm)
+		return 1;
+	if (d == w->root_dentry && vm == w->root_mnt) {
+		w->done = 1;
+		return 1;
+	}
+	mnt_root = BPF_CORE_READ(vm, mnt_root);
+	parent = BPF_CORE_READ(d, d_parent);
+	if (d == mnt_root || d == parent) {
+		struct mount *m = (void *)vm - bpf_core_field_offset(struct mount, mnt);
+		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
+
+		/* The namespace's root, or a detached tree: nothing above. */
+		if (d != mnt_root || !mp || mp == m) {
+			w->done = 1;
+			return 1;
+		}
+		w->dentry = BPF_CORE_READ(m, mnt_mountpoint);
+		w->vfsmnt = (void *)mp + bpf_core_field_offset(struct mount, mnt);
+		return 0;
+	}
+
+	len = BPF_CORE_READ(d, d_name.len);
+	name = BPF_CORE_READ(d, d_name.name);
+	off = w->off;
+	if (off > OF_PATH_MAX || len + 1 > OF_PATH_MAX - off)
+		return 1; /* no room: left not done, so marked truncated */
+	/*
+	 * base <= OF_RAW_MAX - 1 and off <= OF_PATH_MAX, so the mask never changes pos: it is there
+	 * so the verifier sees the bound on the very register used as the offset.
+	 */
+	pos = (w->base + off) & (OF_RAW_MAX + OF_PATH_MAX - 1);
+	e = bpf_map_lookup_elem(&of_scratch, &zero);
+	if (!e)
+		return 1;
+	n = bpf_probe_read_kernel_str(&e->data[pos], OF_NAME_MAX, name);
+	if (n <= 0)
+		return 1;
+	w->off = off + n;
+	w->dentry = parent;
+	return 0;
+}
+
+/* Walks `p` up to the task's root into e->data after the raw path; returns the bytes written. */
+static __always_inline __u32 walk_path(struct task_struct *task, struct dentry *dentry,
+				       struct vfsmount *vfsmnt, __u32 base, __u8 *trunc)
+{
+	struct of_walk w = {
+		.dentry = dentry,
+		.vfsmnt = vfsmnt,
+		.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
+		.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
+		.base = base,
+	};
+
+	bpf_loop(OF_WALK_MAX_STEPS, walk_step, &w, 0);
+	if (!w.done)
+		*trunc |= OF_TRUNC_PATH;
+	return w.off;
+}
+
+/*
+ * Fills in the resolved path for a record whose header (raw_len, dirfd, trunc) and raw path are
+ * set, then copies the used part into the ring. `walk_fds` is false when the current task's fd
+ * table is not the opener's or the result is no fd (io_uring direct descriptors).
+ */
+static __always_inline void resolve_and_output(struct of_event *e, long ret, bool walk_fds)
+{
+	struct task_struct *task = current_task();
+	struct of_event_hdr *h = &e->hdr;
+	__u32 raw_len = h->raw_len;
+	__u32 path_len = 0;
+	__u64 size, flags;
+	struct file *f;
+
+	if (raw_len > OF_RAW_MAX - 1)
+		raw_len = OF_RAW_MAX - 1;
+	h->ret = ret;
+	h->path_source = OF_PATH_UNRESOLVED;
+	if (ret >= 0) {
+		f = walk_fds ? fd_file(task, ret) : NULL;
+		if (f) {
+			h->path_source = OF_PATH_FILE;
+			path_len = walk_path(task, BPF_CORE_READ(f, f_path.dentry),
+					     BPF_CORE_READ(f, f_path.mnt), raw_len, &h->trunc);
+		}
+	} else if (raw_len > 0 && e->data[0] == '/') {
+		h->path_source = OF_PATH_RAW;
+	} else if (raw_len > 0) {
+		if (h->has_dirfd && h->dirfd != AT_FDCWD) {
+			f = walk_fds ? fd_file(task, h->dirfd) : NULL;
+			if (f) {
+				h->path_source = OF_PATH_DIRFD;
+				path_len = walk_path(task, BPF_CORE_READ(f, f_path.dentry),
+						     BPF_CORE_READ(f, f_path.mnt), raw_len, &h->trunc);
+			}
+		} else if (walk_fds) {
+			h->path_source = OF_PATH_CWD;
+			path_len = walk_path(task, BPF_CORE_READ(task, fs, pwd.dentry),
+					     BPF_CORE_READ(task, fs, pwd.mnt), raw_len, &h->trunc);
+		}
+	}
+	if (path_len > OF_PATH_MAX)
+		path_len = OF_PATH_MAX;
+	h->raw_len = raw_len;
+	h->path_len = path_len;
+	h->ts_ns = bpf_ktime_get_boot_ns();
+
+	/*
+	 * bpf_ringbuf_output from the per-CPU scratch rather than bpf_ringbuf_reserve: a reservation
+	 * has to be the worst case (8.5 KB) while a typical record is ~150 bytes, so reserving would
+	 * fit 50x fewer records in the same ring. The price is one copy of the used bytes.
+	 */
+	size = sizeof(struct of_event_hdr) + raw_len + path_len;
+	if (size > sizeof(struct of_event))
+		size = sizeof(struct of_event);
+	flags = bpf_ringbuf_query(&of_events, BPF_RB_AVAIL_DATA) + size >= wakeup_min_bytes
+			? BPF_RB_FORCE_WAKEUP
+			: BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&of_events, e, size, flags))
+		count_loss(OF_LOSS_RINGBUF_FULL);
+}
+
+static __always_inline int on_enter(__u8 syscall, __u64 path, __s32 dirfd, __u8 has_dirfd,
+				    __u64 flags, __u32 mode, __u64 how)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id;
+	struct of_args a = {
+		.path = path,
+		.how = how,
+		.flags = flags,
+		.mode = mode,
+		.dirfd = dirfd,
+		.syscall = syscall,
+		.has_dirfd = has_dirfd,
+	};
+
+	if ((id >> 32) == targ_self_tgid)
+		return 0;
+	if (bpf_map_update_elem(&of_args_by_tid, &tid, &a, BPF_ANY))
+		count_loss(OF_LOSS_STASH_FULL);
+	return 0;
+}
+
+static __always_inline int on_exit(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tid = (__u32)id, zero = 0;
+	struct of_args *ap, a;
+	struct of_event *e;
+	long n;
+
+	if ((id >> 32) == targ_self_tgid)
+		return 0;
+	ap = bpf_map_lookup_elem(&of_args_by_tid, &tid);
+	if (!ap)
+		return 0;
+	a = *ap;
+	bpf_map_delete_elem(&of_args_by_tid, &tid);
+	e = bpf_map_lookup_elem(&of_scratch, &zero);
+	if (!e)
+		return 0;
+
+	fill_task(&e->hdr, id);
+	e->hdr.syscall = a.syscall;
+	e->hdr.flags = a.flags;
+	e->hdr.mode = a.mode;
+	e->hdr.dirfd = a.dirfd;
+	e->hdr.has_dirfd = a.has_dirfd;
+	e->hdr.trunc = 0;
+	e->hdr.raw_len = 0;
+	if (a.how) {
+		/* struct open_how is UAPI: flags, mode, resolve, each __u64. */
+		__u64 how[2];
+
+		if (!bpf_probe_read_user(how, sizeof(how), (void *)a.how)) {
+			e->hdr.flags = how[0];
+			e->hdr.mode = how[1];
+		}
+	}
+	if (a.path) {
+		n = bpf_probe_read_user_str(e->data, OF_RAW_MAX, (void *)a.path);
+		if (n > 0) {
+			e->hdr.raw_len = n - 1;
+			/* A path that filled the buffer and was refused as too long was cut. */
+			if (n == OF_RAW_MAX && ret == -ENAMETOOLONG)
+				e->hdr.trunc |= OF_TRUNC_RAW;
+		}
+	}
+	resolve_and_output(e, ret, true);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_open")
+int tracepoint__syscalls__sys_enter_open(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_enter(OF_SYSCALL_OPEN, ctx->args[0], AT_FDCWD, 0, ctx->args[1], ctx->args[2], 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open")
+int tracepoint__syscalls__sys_exit_open(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+/* creat(path, mode) is open(path, O_CREAT|O_WRONLY|O_TRUNC, mode): record those flags. */
+SEC("tracepoint/syscalls/sys_enter_creat")
+int tracepoint__syscalls__sys_enter_creat(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_enter(OF_SYSCALL_CREAT, ctx->args[0], AT_FDCWD, 0, O_CREAT | O_WRONLY | O_TRUNC,
+			ctx->args[1], 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_creat")
+int tracepoint__syscalls__sys_exit_creat(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_enter_openat")
+int tracepoint__syscalls__sys_enter_openat(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_enter(OF_SYSCALL_OPENAT, ctx->args[1], (__s32)ctx->args[0], 1, ctx->args[2],
+			ctx->args[3], 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat")
+int tracepoint__syscalls__sys_exit_openat(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+/* openat2(dfd, path, how, size): flags and mode are read from `how` at exit. */
+SEC("tracepoint/syscalls/sys_enter_openat2")
+int tracepoint__syscalls__sys_enter_openat2(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_enter(OF_SYSCALL_OPENAT2, ctx->args[1], (__s32)ctx->args[0], 1, 0, 0,
+			ctx->args[2]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_openat2")
+int tracepoint__syscalls__sys_exit_openat2(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+/* open_by_handle_at(mount_fd, handle, flags): no path; mount_fd is kept as the dirfd. */
+SEC("tracepoint/syscalls/sys_enter_open_by_handle_at")
+int tracepoint__syscalls__sys_enter_open_by_handle_at(struct trace_event_raw_sys_enter *ctx)
+{
+	return on_enter(OF_SYSCALL_OPEN_BY_HANDLE_AT, 0, (__s32)ctx->args[0], 1, ctx->args[2], 0,
+			0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_open_by_handle_at")
+int tracepoint__syscalls__sys_exit_open_by_handle_at(struct trace_event_raw_sys_exit *ctx)
+{
+	return on_exit(ctx->ret);
+}
+
+/*
+ * The path was copied into the kernel (getname) when the request was prepared, before this
+ * tracepoint; it is freed before completion, so it is copied here.
+ */
+SEC("tp_btf/io_uring_submit_req")
+int BPF_PROG(tp_btf__io_uring_submit_req, struct io_kiocb *req)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 key = (__u64)req;
+	__u32 zero = 0;
+	struct of_uring_req *u;
+	struct io_open *o;
+	const char *name;
+	__u8 op;
+	long n;
+
+	if ((id >> 32) == targ_self_tgid)
+		return 0;
+	op = BPF_CORE_READ(req, opcode);
+	if (op != IORING_OP_OPENAT && op != IORING_OP_OPENAT2)
+		return 0;
+	u = bpf_map_lookup_elem(&of_uring_scratch, &zero);
+	if (!u)
+		return 0;
+	o = (void *)__builtin_preserve_access_index(&req->cmd);
+	fill_task(&u->hdr, id);
+	u->hdr.syscall = OF_SYSCALL_IO_URING;
+	u->hdr.flags = BPF_CORE_READ(o, how.flags);
+	u->hdr.mode = BPF_CORE_READ(o, how.mode);
+	u->hdr.dirfd = BPF_CORE_READ(o, dfd);
+	u->hdr.has_dirfd = 1;
+	u->hdr.trunc = 0;
+	u->file_slot = BPF_CORE_READ(o, file_slot);
+	name = BPF_CORE_READ(o, filename, name);
+	n = bpf_probe_read_kernel_str(u->raw, OF_RAW_MAX, name);
+	u->hdr.raw_len = n > 0 ? n - 1 : 0;
+	if (bpf_map_update_elem(&of_uring_reqs, &key, u, BPF_ANY))
+		count_loss(OF_LOSS_STASH_FULL);
+	return 0;
+}
+
+SEC("tp_btf/io_uring_complete")
+int BPF_PROG(tp_btf__io_uring_complete, struct io_ring_ctx *ring, void *req,
+	     struct io_uring_cqe *cqe)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u64 key = (__u64)req;
+	__u32 zero = 0, raw_len;
+	__s32 res;
+	struct of_uring_req *u;
+	struct of_event *e;
+	bool same_files;
+	__u8 op;
+
+	u = bpf_map_lookup_elem(&of_uring_reqs, &key);
+	if (!u) {
+		/*
+		 * An open that failed while being prepared (never submitted), or whose submission
+		 * was evicted: still an open attempt, recorded with what is known now.
+		 */
+		if ((id >> 32) == targ_self_tgid)
+			return 0;
+		op = BPF_CORE_READ((struct io_kiocb *)req, opcode);
+		if (op != IORING_OP_OPENAT && op != IORING_OP_OPENAT2)
+			return 0;
+		e = bpf_map_lookup_elem(&of_scratch, &zero);
+		if (!e)
+			return 0;
+		fill_task(&e->hdr, id);
+		e->hdr.syscall = OF_SYSCALL_IO_URING;
+		e->hdr.flags = 0;
+		e->hdr.mode = 0;
+		e->hdr.dirfd = 0;
+		e->hdr.has_dirfd = 0;
+		e->hdr.trunc = 0;
+		e->hdr.raw_len = 0;
+		resolve_and_output(e, BPF_CORE_READ(cqe, res), false);
+		return 0;
+	}
+	e = bpf_map_lookup_elem(&of_scratch, &zero);
+	if (!e) {
+		bpf_map_delete_elem(&of_uring_reqs, &key);
+		return 0;
+	}
+	e->hdr = u->hdr;
+	raw_len = u->hdr.raw_len;
+	if (raw_len > OF_RAW_MAX - 1)
+		raw_len = OF_RAW_MAX - 1;
+	bpf_probe_read_kernel(e->data, raw_len, u->raw);
+	e->hdr.raw_len = raw_len;
+	/*
+	 * Completions run in the submitter, one of its io-wq workers or its task work: all share its
+	 * fd table. Anything else (a ring shared with another process) is not walked.
+	 */
+	res = BPF_CORE_READ(cqe, res);
+	same_files = (id >> 32) == u->hdr.pid && !(u->file_slot && res >= 0);
+	bpf_map_delete_elem(&of_uring_reqs, &key);
+	resolve_and_output(e, res, same_files);
+	return 0;
+}

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The kernel types the open probes touch, written by hand instead of a 130k-line vmlinux.h.
+ *
+ * Every struct is compiled with preserve_access_index, so libbpf relocates each field access
+ * against the running kernel's BTF (/sys/kernel/btf/vmlinux) at load time: only the names
+ * matter here, not the order, offsets or padding, and fields we never read are left out.
+ * Add a field by name when a probe needs one; never copy offsets from a kernel build.
+ */
+#ifndef __OF_VMLINUX_MIN_H
+#define __OF_VMLINUX_MIN_H
+
+typedef unsigned char __u8;
+typedef signed char __s8;
+typedef unsigned short __u16;
+typedef short __s16;
+typedef unsigned int __u32;
+typedef int __s32;
+typedef unsigned long long __u64;
+typedef long long __s64;
+typedef __u16 __be16;
+typedef __u32 __be32;
+typedef __u32 __wsum;
+typedef _Bool bool;
+#define true 1
+#define false 0
+
+/* UAPI values (include/uapi/linux/bpf.h); stable ABI. */
+enum {
+	BPF_ANY = 0,
+};
+enum bpf_map_type {
+	BPF_MAP_TYPE_HASH = 1,
+	BPF_MAP_TYPE_ARRAY = 2,
+	BPF_MAP_TYPE_PERCPU_ARRAY = 6,
+	BPF_MAP_TYPE_LRU_HASH = 9,
+	BPF_MAP_TYPE_RINGBUF = 27,
+};
+enum {
+	BPF_RB_NO_WAKEUP = 1,
+	BPF_RB_FORCE_WAKEUP = 2,
+};
+enum {
+	BPF_RB_AVAIL_DATA = 0,
+};
+
+#pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
+
+/* The classic syscall tracepoints' context: args start after the common header and the nr. */
+struct trace_event_raw_sys_enter {
+	long id;
+	unsigned long args[6];
+};
+struct trace_event_raw_sys_exit {
+	long id;
+	long ret;
+};
+
+struct qstr {
+	union {
+		struct {
+			__u32 hash;
+			__u32 len;
+		};
+		__u64 hash_len;
+	};
+	const unsigned char *name;
+};
+
+struct dentry {
+	struct dentry *d_parent;
+	struct qstr d_name;
+};
+
+struct vfsmount {
+	struct dentry *mnt_root;
+};
+
+/* fs/mount.h: the vfsmount is embedded; container_of needs the offset of `mnt`. */
+struct mount {
+	struct mount *mnt_parent;
+	struct dentry *mnt_mountpoint;
+	struct vfsmount mnt;
+};
+
+struct path {
+	struct vfsmount *mnt;
+	struct dentry *dentry;
+};
+
+struct file {
+	struct path f_path;
+};
+
+struct fdtable {
+	unsigned int max_fds;
+	struct file **fd;
+};
+
+struct files_struct {
+	struct fdtable *fdt;
+};
+
+struct fs_struct {
+	struct path root;
+	struct path pwd;
+};
+
+struct task_struct {
+	int pid;
+	int tgid;
+	struct task_struct *real_parent;
+	struct files_struct *files;
+	struct fs_struct *fs;
+};
+
+/* include/uapi/linux/openat2.h */
+struct open_how {
+	__u64 flags;
+	__u64 mode;
+	__u64 resolve;
+};
+
+/* include/linux/fs.h: the kernel's copy of a user path (getname). */
+struct filename {
+	const char *name;
+};
+
+/* io_uring/openclose.c: overlays io_kiocb.cmd for IORING_OP_OPENAT / OPENAT2. */
+struct io_open {
+	struct file *file;
+	int dfd;
+	__u32 file_slot;
+	struct filename *filename;
+	struct open_how how;
+};
+
+struct io_cmd_data {
+	struct file *file;
+	__u8 data[56];
+};
+
+struct io_kiocb {
+	__u8 opcode;
+	struct io_cmd_data cmd;
+};
+
+struct io_uring_cqe {
+	__u64 user_data;
+	__s32 res;
+	__u32 flags;
+};
+
+struct io_ring_ctx;
+
+#pragma clang attribute pop
+
+#endif /* __OF_VMLINUX_MIN_H */

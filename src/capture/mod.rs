@@ -1,0 +1,438 @@
+//! Live capture: the BPF probes' lifecycle (open → load → attach → poll) and the pipeline that
+//! turns kernel records into stored events.
+//!
+//! Threads: this one owns the BPF object and is the ring-buffer consumer; it only copies records
+//! into batches for a bounded queue. The `of-store` thread ([`pipeline`]) decodes, reorders,
+//! stores, runs the rules and accounts losses.
+//!
+//! Wakeups: probes write with `BPF_RB_NO_WAKEUP` and force a wakeup only when at least
+//! `wakeup_min_bytes` wait in the ring; the consumer also polls every [`POLL`], so latency is
+//! bounded by time and a busy host costs one wakeup per ~256 KiB, not one per open.
+
+pub mod decode;
+pub mod pipeline;
+pub mod privilege;
+pub mod skel;
+
+use std::cell::RefCell;
+use std::io::Write;
+use std::mem::MaybeUninit;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context};
+use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
+use libbpf_rs::{ErrorKind, MapHandle, PrintLevel, RingBufferBuilder};
+
+use crate::cli::BadInput;
+use crate::rules::RuleSet;
+use crate::store::Writer;
+use pipeline::{Batch, LossSources, Settings, Sinks};
+use skel::{OpensLinks, OpensSkelBuilder};
+
+/// The consumer's longest sleep: the bound on capture latency when the ring stays below the
+/// wakeup threshold.
+pub const POLL: Duration = Duration::from_millis(50);
+/// A batch is handed over when it holds this much (or at the end of every poll).
+const BATCH_BYTES: usize = 256 << 10;
+/// Batches the queue holds before the consumer drops (and counts) instead of blocking.
+const QUEUE_BATCHES: usize = 64;
+
+/// What `record` was asked for, validated.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Ring buffer size in bytes: a power of two, at least a page.
+    pub ring_bytes: u32,
+    pub duration: Option<Duration>,
+    pub stats_every: Option<Duration>,
+    pub debug: bool,
+}
+
+#[derive(Debug)]
+pub struct Summary {
+    pub events: u64,
+    pub lost: u64,
+    pub late: u64,
+    pub elapsed: Duration,
+    pub bytes_written: u64,
+    pub segments_sealed: u64,
+}
+
+static DEBUG: AtomicBool = AtomicBool::new(false);
+
+/// A line on stderr when debugging (`-v` / `OPEN_FORENSICS_DEBUG`).
+pub fn debug(msg: &str) {
+    if DEBUG.load(Ordering::Relaxed) {
+        eprintln!("open-forensics: debug: {msg}");
+    }
+}
+
+fn libbpf_print(level: PrintLevel, msg: String) {
+    if DEBUG.load(Ordering::Relaxed) {
+        let level = match level {
+            PrintLevel::Warn => "warn",
+            PrintLevel::Info => "info",
+            PrintLevel::Debug => "debug",
+        };
+        eprint!("open-forensics: libbpf {level}: {msg}");
+    }
+}
+
+fn clock_ns(clock: libc::clockid_t) -> i64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec; both clocks exist on every Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
+    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+}
+
+/// The kernel's `bpf_ktime_get_boot_ns()` clock, read from user space.
+pub fn boot_ns() -> i64 {
+    clock_ns(libc::CLOCK_BOOTTIME)
+}
+
+/// Wall clock minus boot clock, from the tightest of a few bracketed reads.
+pub fn clock_anchor_ns() -> i64 {
+    (0..5)
+        .map(|_| {
+            let before = clock_ns(libc::CLOCK_REALTIME);
+            let boot = boot_ns();
+            let after = clock_ns(libc::CLOCK_REALTIME);
+            (after - before, before + (after - before) / 2 - boot)
+        })
+        .min()
+        .map(|(_, anchor)| anchor)
+        .unwrap_or(0)
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_stop_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGINT and SIGTERM set the returned flag instead of killing the process.
+pub fn stop_on_signals() -> anyhow::Result<&'static AtomicBool> {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the sigaction
+        // struct is zero-initialised then filled, and outlives the call.
+        let rc = unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut())
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error()).context("install a signal handler");
+        }
+    }
+    Ok(&STOP)
+}
+
+/// A group of probes that covers one way of opening, and the tracepoints it needs.
+struct Hook {
+    what: &'static str,
+    progs: [&'static str; 2],
+    tracepoints: [(&'static str, &'static str); 2],
+}
+
+const HOOKS: &[Hook] = &[
+    Hook {
+        what: "open",
+        progs: [
+            "tracepoint__syscalls__sys_enter_open",
+            "tracepoint__syscalls__sys_exit_open",
+        ],
+        tracepoints: [
+            ("syscalls", "sys_enter_open"),
+            ("syscalls", "sys_exit_open"),
+        ],
+    },
+    Hook {
+        what: "creat",
+        progs: [
+            "tracepoint__syscalls__sys_enter_creat",
+            "tracepoint__syscalls__sys_exit_creat",
+        ],
+        tracepoints: [
+            ("syscalls", "sys_enter_creat"),
+            ("syscalls", "sys_exit_creat"),
+        ],
+    },
+    Hook {
+        what: "openat",
+        progs: [
+            "tracepoint__syscalls__sys_enter_openat",
+            "tracepoint__syscalls__sys_exit_openat",
+        ],
+        tracepoints: [
+            ("syscalls", "sys_enter_openat"),
+            ("syscalls", "sys_exit_openat"),
+        ],
+    },
+    Hook {
+        what: "openat2",
+        progs: [
+            "tracepoint__syscalls__sys_enter_openat2",
+            "tracepoint__syscalls__sys_exit_openat2",
+        ],
+        tracepoints: [
+            ("syscalls", "sys_enter_openat2"),
+            ("syscalls", "sys_exit_openat2"),
+        ],
+    },
+    Hook {
+        what: "open_by_handle_at",
+        progs: [
+            "tracepoint__syscalls__sys_enter_open_by_handle_at",
+            "tracepoint__syscalls__sys_exit_open_by_handle_at",
+        ],
+        tracepoints: [
+            ("syscalls", "sys_enter_open_by_handle_at"),
+            ("syscalls", "sys_exit_open_by_handle_at"),
+        ],
+    },
+    // tp_btf programs need no tracefs, but the tracefs entry is the cheapest sign that the
+    // kernel has these tracepoints (io_uring_submit_req since 5.18 with this signature).
+    Hook {
+        what: "io_uring",
+        progs: ["tp_btf__io_uring_submit_req", "tp_btf__io_uring_complete"],
+        tracepoints: [
+            ("io_uring", "io_uring_submit_req"),
+            ("io_uring", "io_uring_complete"),
+        ],
+    },
+];
+
+/// Copies ring records into batches and hands them to the store thread without ever blocking.
+struct Batcher {
+    batch: Batch,
+    tx: SyncSender<Batch>,
+    queue_full: Arc<AtomicU64>,
+    hung_up: bool,
+}
+
+impl Batcher {
+    fn push(&mut self, rec: &[u8]) -> i32 {
+        self.batch.push(rec);
+        if self.batch.buf.len() >= BATCH_BYTES {
+            self.send(0, false);
+        }
+        0
+    }
+
+    /// Hands the batch over; `drained_at_ns` (0: unknown) lets the store thread release events.
+    /// `wait` is only for the final drain, when nothing can overflow the ring any more.
+    fn send(&mut self, drained_at_ns: u64, wait: bool) {
+        if self.hung_up {
+            return;
+        }
+        let mut batch = std::mem::replace(&mut self.batch, Batch::with_capacity(BATCH_BYTES));
+        batch.drained_at_ns = drained_at_ns;
+        let records = batch.records;
+        let res = if wait {
+            self.tx.send(batch).map_err(|_| ())
+        } else {
+            match self.tx.try_send(batch) {
+                Ok(()) => Ok(()),
+                Err(TrySendError::Full(_)) => {
+                    self.queue_full.fetch_add(records, Ordering::Relaxed);
+                    Ok(())
+                }
+                Err(TrySendError::Disconnected(_)) => Err(()),
+            }
+        };
+        if res.is_err() {
+            self.hung_up = true;
+        }
+    }
+}
+
+/// EPERM (a privilege problem) and EACCES (the verifier rejected a program) share an ErrorKind;
+/// libbpf-rs keeps the errno only in its message.
+fn is_eperm(e: &libbpf_rs::Error) -> bool {
+    e.kind() == ErrorKind::PermissionDenied && e.to_string().contains("(os error 1)")
+}
+
+/// Records until `stop` is set or the duration passes, then drains the ring, stores everything
+/// and seals the store. Prints one line containing `attached` once every probe is attached.
+pub fn record(
+    opts: &Options,
+    mut writer: Writer,
+    rules: Option<RuleSet>,
+    alerts: Box<dyn Write + Send>,
+    stop: &AtomicBool,
+) -> anyhow::Result<Summary> {
+    DEBUG.store(opts.debug, Ordering::Relaxed);
+    libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_print)));
+
+    if privilege::ensure_tracefs()? {
+        debug("mounted tracefs at /sys/kernel/tracing");
+    }
+    let anchor_ns = clock_anchor_ns();
+    writer.set_clock_anchor(anchor_ns);
+
+    let mut object = MaybeUninit::uninit();
+    let mut open = OpensSkelBuilder::default()
+        .open(&mut object)
+        .context("open the BPF object")?;
+    let rodata = open
+        .maps
+        .rodata_data
+        .as_deref_mut()
+        .ok_or_else(|| anyhow!("the BPF object has no read-only data"))?;
+    rodata.targ_self_tgid = std::process::id();
+    rodata.wakeup_min_bytes = u64::from(opts.ring_bytes / 4).min(256 << 10);
+    open.maps
+        .of_events
+        .set_max_entries(opts.ring_bytes)
+        .context("size the ring buffer")?;
+
+    let mut covered = Vec::new();
+    let mut disabled: Vec<&str> = Vec::new();
+    for hook in HOOKS {
+        match hook
+            .tracepoints
+            .iter()
+            .find(|(cat, name)| !privilege::has_tracepoint(cat, name))
+        {
+            None => covered.push(hook.what),
+            Some((cat, name)) => {
+                eprintln!(
+                    "open-forensics: notice: {} opens are not recorded: this kernel has no {cat}/{name} tracepoint",
+                    hook.what
+                );
+                disabled.extend(hook.progs);
+            }
+        }
+    }
+    if covered.is_empty() {
+        return Err(BadInput(
+            "this kernel has none of the syscall or io_uring tracepoints capture needs (CONFIG_FTRACE_SYSCALLS)".into(),
+        )
+        .into());
+    }
+    let mut attached = 0;
+    for mut prog in open.open_object_mut().progs_mut() {
+        if disabled.iter().any(|d| prog.name() == *d) {
+            prog.set_autoload(false);
+        } else {
+            attached += 1;
+        }
+    }
+
+    let mut skel = open.load().map_err(|e| {
+        if is_eperm(&e) {
+            anyhow::Error::from(BadInput(privilege::privilege_message(
+                "the kernel refused to load the BPF programs (EPERM)",
+            )))
+        } else {
+            anyhow::Error::from(e).context("load the BPF programs (run with -v for libbpf's log)")
+        }
+    })?;
+    skel.attach().map_err(|e| {
+        if e.kind() == ErrorKind::PermissionDenied {
+            anyhow::Error::from(BadInput(privilege::privilege_message(
+                "attaching the tracepoints was refused (EACCES/EPERM)",
+            )))
+        } else {
+            anyhow::Error::from(e).context("attach the probes")
+        }
+    })?;
+
+    let queue_full = Arc::new(AtomicU64::new(0));
+    let losses = LossSources {
+        kernel: MapHandle::try_from(&skel.maps.of_losses).context("open the loss counters")?,
+        queue_full: queue_full.clone(),
+    };
+    let (tx, rx) = sync_channel::<Batch>(QUEUE_BATCHES);
+    let batcher = Rc::new(RefCell::new(Batcher {
+        batch: Batch::with_capacity(BATCH_BYTES),
+        tx,
+        queue_full,
+        hung_up: false,
+    }));
+    let mut builder = RingBufferBuilder::new();
+    let cb = batcher.clone();
+    builder
+        .add(&skel.maps.of_events, move |rec: &[u8]| {
+            cb.borrow_mut().push(rec)
+        })
+        .context("set up the ring buffer")?;
+    let ring = builder.build().context("set up the ring buffer")?;
+
+    let store_dir = writer.dir().to_owned();
+    let started = Instant::now();
+    let settings = Settings {
+        anchor_ns,
+        stats_every: opts.stats_every,
+        started,
+    };
+    let sinks = Sinks {
+        writer,
+        rules,
+        alerts,
+    };
+    let worker = std::thread::Builder::new()
+        .name("of-store".into())
+        .spawn(move || pipeline::run(rx, sinks, losses, settings))
+        .context("start the store thread")?;
+
+    eprintln!(
+        "open-forensics: attached {attached} probes ({}); recording into {}",
+        covered.join(", "),
+        store_dir.display()
+    );
+
+    let deadline = opts.duration.map(|d| started + d);
+    let mut poll_result = Ok(());
+    while !stop.load(Ordering::SeqCst)
+        && deadline.is_none_or(|d| Instant::now() < d)
+        && !batcher.borrow().hung_up
+    {
+        let rc = ring.poll_raw(POLL);
+        if rc < 0 && rc != -libc::EINTR {
+            poll_result =
+                Err(std::io::Error::from_raw_os_error(-rc)).context("poll the ring buffer");
+            break;
+        }
+        let drained = boot_ns() as u64;
+        let rc = ring.consume_raw();
+        if rc < 0 && rc != -libc::EINTR {
+            poll_result =
+                Err(std::io::Error::from_raw_os_error(-rc)).context("read the ring buffer");
+            break;
+        }
+        batcher.borrow_mut().send(drained, false);
+    }
+
+    // Detach first so that the final drain sees everything that will ever be written.
+    skel.links = OpensLinks::default();
+    let drained = boot_ns() as u64;
+    let rc = ring.consume_raw();
+    batcher.borrow_mut().send(drained, true);
+    drop(ring);
+    drop(batcher);
+
+    let outcome = worker
+        .join()
+        .map_err(|_| anyhow!("the store thread panicked"))??;
+    poll_result?;
+    if rc < 0 {
+        return Err(std::io::Error::from_raw_os_error(-rc)).context("drain the ring buffer");
+    }
+    let s = outcome.summary;
+    Ok(Summary {
+        events: s.events,
+        lost: s.lost,
+        late: outcome.late,
+        elapsed: started.elapsed(),
+        bytes_written: s.sealed_bytes,
+        segments_sealed: s.segments_sealed,
+    })
+}

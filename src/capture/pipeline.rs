@@ -1,0 +1,407 @@
+//! The store side of capture, on its own thread: batches of raw records → decode → reorder →
+//! store → rules → alerts, plus loss accounting.
+//!
+//! The ring-buffer consumer only copies records into [`Batch`]es and hands them over a bounded
+//! queue; when the queue is full it drops the batch and counts it (reason `queue_full`) instead of
+//! blocking, so a slow disk shows up as recorded loss, never as a stalled ring.
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use libbpf_rs::{MapCore, MapFlags, MapHandle};
+
+use super::decode;
+use super::skel::types::of_loss_reason;
+use crate::event::Event;
+use crate::rules::RuleSet;
+use crate::store::{Loss, Writer, WriterSummary};
+
+/// How far behind the newest record events are held to be put in kernel-timestamp order.
+///
+/// Records reach the ring in the order their probes called `bpf_ringbuf_output`, which is not
+/// quite timestamp order: a probe can be preempted between taking its timestamp and writing, and
+/// CPUs race. Holding events for 100 ms and releasing them sorted makes the store (and so replay)
+/// and the live rules see one and the same time order, at the cost of 100 ms more alert latency.
+/// An event later than that (a probe preempted for >100 ms) is still stored, just out of order,
+/// and counted as `late`.
+pub const REORDER_WINDOW_NS: i64 = 100_000_000;
+
+/// How often losses are read, the writer ticked and alerts flushed.
+const TICK: Duration = Duration::from_secs(1);
+
+/// Records copied out of the ring, framed as a native-endian `u32` length then the bytes.
+pub struct Batch {
+    pub buf: Vec<u8>,
+    pub records: u64,
+    /// Boot-clock ns taken just before the consumer last emptied the ring: every record committed
+    /// before this instant is in this batch or an earlier one.
+    pub drained_at_ns: u64,
+}
+
+impl Batch {
+    pub fn with_capacity(bytes: usize) -> Batch {
+        Batch {
+            buf: Vec::with_capacity(bytes),
+            records: 0,
+            drained_at_ns: 0,
+        }
+    }
+
+    pub fn push(&mut self, rec: &[u8]) {
+        self.buf
+            .extend_from_slice(&(rec.len() as u32).to_ne_bytes());
+        self.buf.extend_from_slice(rec);
+        self.records += 1;
+    }
+
+    pub fn records(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = &self.buf[..];
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
+            let len = (u32::from_ne_bytes(*len) as usize).min(tail.len());
+            let (rec, tail) = tail.split_at(len);
+            rest = tail;
+            Some(rec)
+        })
+    }
+}
+
+/// Where events go.
+pub struct Sinks {
+    pub writer: Writer,
+    pub rules: Option<RuleSet>,
+    /// Alert lines (stdout or `--alerts`).
+    pub alerts: Box<dyn Write + Send>,
+}
+
+/// Where losses are counted outside this thread.
+pub struct LossSources {
+    /// The kernel's per-CPU `of_losses` array.
+    pub kernel: MapHandle,
+    /// Records the consumer dropped because the queue was full.
+    pub queue_full: Arc<AtomicU64>,
+}
+
+pub struct Settings {
+    pub anchor_ns: i64,
+    pub stats_every: Option<Duration>,
+    pub started: Instant,
+}
+
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub summary: WriterSummary,
+    /// Events that arrived after later ones had been released (stored out of order).
+    pub late: u64,
+}
+
+struct Pending(Event, u64);
+
+impl Pending {
+    fn key(&self) -> (i64, u64) {
+        (self.0.ts_ns, self.1)
+    }
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+/// Holds events until the watermark passes them, then yields them in timestamp order.
+#[derive(Default)]
+struct Reorder {
+    heap: BinaryHeap<Reverse<Pending>>,
+    seq: u64,
+    newest_ns: i64,
+    released_ns: i64,
+    late: u64,
+}
+
+impl Reorder {
+    fn push(&mut self, ev: Event) {
+        if ev.ts_ns < self.released_ns {
+            self.late += 1;
+        }
+        self.newest_ns = self.newest_ns.max(ev.ts_ns);
+        self.seq += 1;
+        self.heap.push(Reverse(Pending(ev, self.seq)));
+    }
+
+    fn release(
+        &mut self,
+        upto_ns: i64,
+        mut f: impl FnMut(Event) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        while self.heap.peek().is_some_and(|p| p.0 .0.ts_ns <= upto_ns) {
+            if let Some(Reverse(Pending(ev, _))) = self.heap.pop() {
+                self.released_ns = self.released_ns.max(ev.ts_ns);
+                f(ev)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Stores an event, then runs the rules on it (after the store has interned its strings, so the
+/// engine's per-string caches work live exactly as on replay).
+struct Emitter<'r> {
+    writer: Writer,
+    engine: Option<crate::rules::Engine<'r>>,
+    alerts: Box<dyn Write + Send>,
+}
+
+impl Emitter<'_> {
+    fn emit(&mut self, mut ev: Event) -> anyhow::Result<()> {
+        self.writer.append(&mut ev).context("store an event")?;
+        if let Some(engine) = self.engine.as_mut() {
+            let mut failed = None;
+            let alerts = &mut self.alerts;
+            engine.eval(&ev, |alert| {
+                if failed.is_none() {
+                    if let Err(e) = writeln!(alerts, "{}", alert.to_json_line()) {
+                        failed = Some(e);
+                    }
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e).context("write an alert");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Turns counter growth into loss records covering the time since the last read.
+struct LossTracker {
+    src: LossSources,
+    kernel_seen: Vec<u64>,
+    queue_seen: u64,
+    malformed: u64,
+    since_ns: i64,
+}
+
+impl LossTracker {
+    fn kernel_reason(code: u32) -> &'static str {
+        match of_loss_reason(code) {
+            of_loss_reason::OF_LOSS_RINGBUF_FULL => "ringbuf_full",
+            of_loss_reason::OF_LOSS_STASH_FULL => "stash_full",
+            _ => "kernel",
+        }
+    }
+
+    fn read_kernel(&self, code: u32) -> anyhow::Result<u64> {
+        let per_cpu = self
+            .src
+            .kernel
+            .lookup_percpu(&code.to_ne_bytes(), MapFlags::ANY)
+            .context("read the kernel's loss counters")?
+            .unwrap_or_default();
+        Ok(per_cpu
+            .iter()
+            .filter_map(|v| v.get(..8)?.try_into().ok().map(u64::from_ne_bytes))
+            .sum())
+    }
+
+    fn poll(&mut self, writer: &mut Writer, now_ns: i64) -> anyhow::Result<()> {
+        let mut grown: Vec<(u64, &'static str)> = Vec::new();
+        for code in 0..self.kernel_seen.len() {
+            let total = self.read_kernel(code as u32)?;
+            let seen = &mut self.kernel_seen[code];
+            if total > *seen {
+                grown.push((total - *seen, Self::kernel_reason(code as u32)));
+                *seen = total;
+            }
+        }
+        let queue = self.src.queue_full.load(AtomicOrdering::Relaxed);
+        if queue > self.queue_seen {
+            grown.push((queue - self.queue_seen, "queue_full"));
+            self.queue_seen = queue;
+        }
+        if self.malformed > 0 {
+            grown.push((std::mem::take(&mut self.malformed), "malformed"));
+        }
+        for (count, reason) in grown {
+            writer
+                .record_loss(Loss {
+                    start_ns: self.since_ns,
+                    end_ns: now_ns,
+                    count,
+                    reason: reason.to_owned(),
+                })
+                .context("record a loss")?;
+        }
+        self.since_ns = now_ns;
+        Ok(())
+    }
+}
+
+/// Bytes of the files in the store directory (for `--stats`).
+pub fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+pub fn stats_line(events: u64, lost: u64, elapsed: Duration, bytes: u64) -> String {
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    format!(
+        "events={events} lost={lost} events/s={:.0} bytes={bytes} elapsed={:.1}s",
+        events as f64 / secs,
+        secs
+    )
+}
+
+/// Runs until the consumer hangs up, then releases everything held, records the last losses and
+/// seals the store.
+pub fn run(
+    rx: Receiver<Batch>,
+    sinks: Sinks,
+    losses: LossSources,
+    settings: Settings,
+) -> anyhow::Result<Outcome> {
+    let Sinks {
+        writer,
+        rules,
+        alerts,
+    } = sinks;
+    let anchor = settings.anchor_ns;
+    let now_ns = || super::boot_ns().wrapping_add(anchor);
+    let mut em = Emitter {
+        writer,
+        engine: rules.as_ref().map(|r| r.engine()),
+        alerts,
+    };
+    let mut loss = LossTracker {
+        kernel_seen: vec![0; of_loss_reason::OF_LOSS_NR.0 as usize],
+        src: losses,
+        queue_seen: 0,
+        malformed: 0,
+        since_ns: now_ns(),
+    };
+    let mut reorder = Reorder::default();
+    let mut last_tick = Instant::now();
+    let mut last_stats = Instant::now();
+    loop {
+        match rx.recv_timeout(TICK / 4) {
+            Ok(batch) => {
+                for rec in batch.records() {
+                    match decode::decode(rec, anchor) {
+                        Ok(ev) => reorder.push(ev),
+                        Err(e) => {
+                            if loss.malformed == 0 {
+                                super::debug(&format!("dropping a record: {e}"));
+                            }
+                            loss.malformed += 1;
+                        }
+                    }
+                }
+                let drained = (batch.drained_at_ns as i64).wrapping_add(anchor);
+                let upto = reorder.newest_ns.max(drained) - REORDER_WINDOW_NS;
+                reorder.release(upto, |ev| em.emit(ev))?;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if last_tick.elapsed() >= TICK {
+            last_tick = Instant::now();
+            loss.poll(&mut em.writer, now_ns())?;
+            em.writer.tick().context("commit to the store")?;
+            em.alerts.flush().context("flush alerts")?;
+            if let Some(every) = settings.stats_every {
+                if last_stats.elapsed() >= every {
+                    last_stats = Instant::now();
+                    let s = em.writer.summary();
+                    eprintln!(
+                        "open-forensics: stats: {}",
+                        stats_line(
+                            s.events,
+                            s.lost,
+                            settings.started.elapsed(),
+                            dir_bytes(em.writer.dir())
+                        )
+                    );
+                }
+            }
+        }
+    }
+    reorder.release(i64::MAX, |ev| em.emit(ev))?;
+    loss.poll(&mut em.writer, now_ns())?;
+    em.alerts.flush().context("flush alerts")?;
+    let Emitter { writer, alerts, .. } = em;
+    drop(alerts);
+    let summary = writer.close().context("seal the store")?;
+    Ok(Outcome {
+        summary,
+        late: reorder.late,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_frame_records() {
+        let mut b = Batch::with_capacity(64);
+        b.push(b"abc");
+        b.push(b"");
+        b.push(b"defgh");
+        let got: Vec<&[u8]> = b.records().collect();
+        assert_eq!(got, vec![&b"abc"[..], b"", b"defgh"]);
+        assert_eq!(b.records, 3);
+    }
+
+    #[test]
+    fn reorder_releases_in_time_order_up_to_the_watermark() {
+        let mut r = Reorder::default();
+        for ts in [30, 10, 20, 50, 40] {
+            r.push(Event {
+                ts_ns: ts,
+                ..Event::default()
+            });
+        }
+        let mut out = Vec::new();
+        r.release(35, |e| {
+            out.push(e.ts_ns);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out, vec![10, 20, 30]);
+        r.push(Event {
+            ts_ns: 5,
+            ..Event::default()
+        });
+        assert_eq!(r.late, 1);
+        r.release(i64::MAX, |e| {
+            out.push(e.ts_ns);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(out, vec![10, 20, 30, 5, 40, 50]);
+    }
+}
