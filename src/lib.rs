@@ -5,6 +5,7 @@ pub mod capture;
 pub mod cli;
 pub mod event;
 pub mod output;
+pub mod query;
 pub mod rules;
 pub mod store;
 pub mod timespec;

@@ -1,0 +1,693 @@
+//! Reading rule files. serde_yaml checks syntax, keys and types and reports their positions itself;
+//! the semantic checks that come later (unknown lists, bad globs, duplicate names…) find their
+//! position with `locate`, which re-reads the file and stops at the offending node.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use super::{compile, Diagnostic, RuleSet, RulesError, Severity};
+
+/// One value of a condition or a list, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Item {
+    Str(String),
+    Int(i64),
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Item::Str(s) => f.write_str(s),
+            Item::Int(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ItemVisitor)
+    }
+}
+
+struct ItemVisitor;
+
+impl<'de> Visitor<'de> for ItemVisitor {
+    type Value = Item;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an integer")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Item, E> {
+        Ok(Item::Str(v.to_owned()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Item, E> {
+        Ok(Item::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Item, E> {
+        i64::try_from(v)
+            .map(Item::Int)
+            .map_err(|_| E::custom(format!("integer {v} is out of range")))
+    }
+}
+
+/// The value of a condition key: one item or a list of them. `present` tells an absent key from
+/// an empty list.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Items {
+    pub present: bool,
+    /// Written as a YAML sequence (positions of items are then `key[i]`).
+    pub seq: bool,
+    pub items: Vec<Item>,
+}
+
+impl Items {
+    pub fn from_strs(values: &[String]) -> Items {
+        Items {
+            present: !values.is_empty(),
+            seq: true,
+            items: values.iter().map(|v| Item::Str(v.clone())).collect(),
+        }
+    }
+
+    pub fn from_ints(values: &[u32]) -> Items {
+        Items {
+            present: !values.is_empty(),
+            seq: true,
+            items: values.iter().map(|v| Item::Int(i64::from(*v))).collect(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Items {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Items;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, an integer, or a list of them")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Items, E> {
+                Ok(one(ItemVisitor.visit_str(v)?))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Items, E> {
+                Ok(one(ItemVisitor.visit_i64(v)?))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Items, E> {
+                Ok(one(ItemVisitor.visit_u64(v)?))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
+                let mut items = Vec::new();
+                while let Some(i) = seq.next_element::<Item>()? {
+                    items.push(i);
+                }
+                Ok(Items {
+                    present: true,
+                    seq: true,
+                    items,
+                })
+            }
+        }
+        fn one(i: Item) -> Items {
+            Items {
+                present: true,
+                seq: false,
+                items: vec![i],
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Names of rules and lists: they appear on command lines and in alerts.
+fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {kind} name {name:?}: expected letters, digits, `_`, `-`, `.` or `:`"
+        ))
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct RuleName(pub String);
+
+impl<'de> Deserialize<'de> for RuleName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(NameVisitor {
+            kind: "rule",
+            seen: None,
+        })
+        .map(RuleName)
+    }
+}
+
+/// Checks a name inside the visitor, so that serde_yaml positions the error at the name itself.
+struct NameVisitor<'a> {
+    kind: &'static str,
+    /// Names already seen in this mapping (for lists).
+    seen: Option<&'a mut HashSet<String>>,
+}
+
+impl<'de> Visitor<'de> for NameVisitor<'_> {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} name", self.kind)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        check_name(self.kind, v).map_err(E::custom)?;
+        if let Some(seen) = self.seen {
+            if !seen.insert(v.to_owned()) {
+                return Err(E::custom(format!(
+                    "{} `{v}` is defined twice in this file",
+                    self.kind
+                )));
+            }
+        }
+        Ok(v.to_owned())
+    }
+}
+
+/// `lists:`, in file order; a name defined twice in one file is an error at the second key.
+#[derive(Debug, Default)]
+pub(crate) struct Lists(pub Vec<(String, Items)>);
+
+impl<'de> Deserialize<'de> for Lists {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Lists;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of list names to lists of values")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lists, A::Error> {
+                let mut seen = HashSet::new();
+                let mut lists = Vec::new();
+                while let Some(name) = map.next_key_seed(ListName(&mut seen))? {
+                    lists.push((name, map.next_value::<Items>()?));
+                }
+                Ok(Lists(lists))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Deserializes a list name, failing at the key itself (so the error points at it).
+struct ListName<'a>(&'a mut HashSet<String>);
+
+impl<'de> DeserializeSeed<'de> for ListName<'_> {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_str(NameVisitor {
+            kind: "list",
+            seen: Some(self.0),
+        })
+    }
+}
+
+/// Lists every condition key once; `$callback!` receives them after its own arguments.
+macro_rules! cond_keys {
+    ($callback:ident! $($args:tt)*) => {
+        $callback!($($args)* [
+            path, path_prefix, not_path, not_path_prefix, comm, not_comm, exe, not_exe,
+            uid, not_uid, gid, not_gid, pid, not_pid, ppid, not_ppid,
+            syscall, not_syscall, access, not_access, result, not_result
+        ]);
+    };
+}
+
+macro_rules! cond_struct {
+    ($(#[$m:meta])* $name:ident { $($extra:tt)* } [$($key:ident),*]) => {
+        $(#[$m])*
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(crate) struct $name {
+            $($extra)*
+            $(#[serde(default)] pub $key: Items,)*
+        }
+
+        impl $name {
+            /// Every condition key with its value (absent ones have `present == false`).
+            pub fn conditions(&self) -> Vec<(&'static str, &Items)> {
+                vec![$((stringify!($key), &self.$key)),*]
+            }
+        }
+    };
+}
+
+cond_keys!(cond_struct! #[derive(Default)] RawConds {});
+
+cond_keys!(cond_struct! RawRule {
+    pub name: RuleName,
+    pub description: String,
+    pub severity: Severity,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub except: Vec<RawConds>,
+});
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawOpenMonitor {
+    #[serde(default)]
+    pub sensitive_paths: Items,
+    #[serde(default)]
+    pub allow_comm: Items,
+    #[serde(default)]
+    pub deny_comm: Items,
+    #[serde(default)]
+    pub ignore_path_prefixes: Items,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFile {
+    #[serde(default)]
+    pub open_monitor: Option<RawOpenMonitor>,
+    #[serde(default)]
+    pub lists: Lists,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+}
+
+/// A step in a path to a YAML node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Seg {
+    Key(String),
+    Index(usize),
+}
+
+/// Where a value came from: a source and the path to its node.
+#[derive(Clone, Debug)]
+pub(crate) struct Origin {
+    pub src: usize,
+    pub path: Vec<Seg>,
+}
+
+impl Origin {
+    pub fn key(&self, k: &str) -> Origin {
+        let mut o = self.clone();
+        o.path.push(Seg::Key(k.to_owned()));
+        o
+    }
+
+    pub fn index(&self, i: usize) -> Origin {
+        let mut o = self.clone();
+        o.path.push(Seg::Index(i));
+        o
+    }
+
+    /// `rules[2].path[0]`, as serde_yaml writes paths.
+    pub fn dotted(&self) -> String {
+        let mut s = String::new();
+        for seg in &self.path {
+            match seg {
+                Seg::Key(k) if s.is_empty() => s.push_str(k),
+                Seg::Key(k) => {
+                    s.push('.');
+                    s.push_str(k);
+                }
+                Seg::Index(i) => s.push_str(&format!("[{i}]")),
+            }
+        }
+        s
+    }
+}
+
+/// A rule file's name and text (`None` for rules built from command-line flags).
+pub(crate) struct Source {
+    pub name: String,
+    pub text: Option<String>,
+}
+
+/// Collects diagnostics, positioning them in their sources.
+pub(crate) struct Ctx {
+    pub sources: Vec<Source>,
+    pub diags: Vec<Diagnostic>,
+}
+
+impl Ctx {
+    fn new() -> Ctx {
+        Ctx {
+            sources: Vec::new(),
+            diags: Vec::new(),
+        }
+    }
+
+    /// Records an error about the node at `at`; the message is prefixed by the node's path.
+    pub fn error(&mut self, at: &Origin, msg: impl fmt::Display) {
+        let src = &self.sources[at.src];
+        let (pos, message) = match &src.text {
+            Some(text) => (locate_best(text, &at.path), format!("{}: {msg}", at.dotted())),
+            // From the command line: name the flag.
+            None => {
+                let flag = at.path.iter().find_map(|s| match s {
+                    Seg::Key(k) => Some(k.replace('_', "-")),
+                    Seg::Index(_) => None,
+                });
+                let message = match flag {
+                    Some(f) => format!("--{f}: {msg}"),
+                    None => msg.to_string(),
+                };
+                (None, message)
+            }
+        };
+        self.diags.push(Diagnostic {
+            file: src.name.clone(),
+            pos,
+            message,
+        });
+    }
+
+    /// `file:line:col` of a node (for "first defined at").
+    pub fn describe(&self, at: &Origin) -> String {
+        let src = &self.sources[at.src];
+        match src.text.as_deref().and_then(|t| locate_best(t, &at.path)) {
+            Some((l, c)) => format!("{}:{l}:{c}", src.name),
+            None => src.name.clone(),
+        }
+    }
+}
+
+/// The position of the node at `path`, or of its nearest ancestor that exists.
+fn locate_best(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
+    (0..=path.len())
+        .rev()
+        .find_map(|n| locate(text, &path[..n]))
+}
+
+const LOCATE_MARK: &str = "\u{0}open-forensics-locate";
+
+/// Finds the line and column (1-based) of the node at `path` by deserializing `text` with a seed
+/// that fails on reaching that node: serde_yaml attaches the node's position to the error. Exact for
+/// any YAML layout (flow or block, anchors resolve to the anchored node), with no second parser.
+pub(crate) fn locate(text: &str, path: &[Seg]) -> Option<(usize, usize)> {
+    let de = serde_yaml::Deserializer::from_str(text);
+    match Seek(path).deserialize(de) {
+        Err(e) if e.to_string().contains(LOCATE_MARK) => {
+            e.location().map(|l| (l.line(), l.column()))
+        }
+        _ => None,
+    }
+}
+
+struct Seek<'p>(&'p [Seg]);
+
+impl<'de> DeserializeSeed<'de> for Seek<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Seek<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any YAML node")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let Some((first, rest)) = self.0.split_first() else {
+            return Err(de::Error::custom(LOCATE_MARK));
+        };
+        let Seg::Key(want) = first else {
+            return Ok(());
+        };
+        while let Some(key) = map.next_key::<serde_yaml::Value>()? {
+            if key.as_str() == Some(want) {
+                return map.next_value_seed(Seek(rest));
+            }
+            map.next_value::<IgnoredAny>()?;
+        }
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let Some((first, rest)) = self.0.split_first() else {
+            return Err(de::Error::custom(LOCATE_MARK));
+        };
+        let Seg::Index(want) = first else {
+            return Ok(());
+        };
+        for _ in 0..*want {
+            if seq.next_element::<IgnoredAny>()?.is_none() {
+                return Ok(());
+            }
+        }
+        seq.next_element_seed(Seek(rest)).map(|_| ())
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        self.leaf()
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        self.leaf()
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        self.leaf()
+    }
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
+        self.leaf()
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        self.leaf()
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.leaf()
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        self.leaf()
+    }
+}
+
+impl Seek<'_> {
+    fn leaf<E: de::Error>(&self) -> Result<(), E> {
+        if self.0.is_empty() {
+            Err(E::custom(LOCATE_MARK))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// A serde_yaml error as a diagnostic: its position, and its message without the trailing
+/// "at line L column C" that the position already says.
+fn yaml_diag(file: &str, e: &serde_yaml::Error) -> Diagnostic {
+    let pos = e.location().map(|l| (l.line(), l.column()));
+    let mut message = e.to_string();
+    if let Some((l, c)) = pos {
+        message = message.replacen(&format!(" at line {l} column {c}"), "", 1);
+    }
+    Diagnostic {
+        file: file.to_owned(),
+        pos,
+        message,
+    }
+}
+
+/// Parses one file; an empty document is an error.
+fn parse(name: &str, text: &str) -> Result<RawFile, Diagnostic> {
+    let empty = || Diagnostic {
+        file: name.to_owned(),
+        pos: Some((1, 1)),
+        message: "empty rule file: expected a mapping with `rules`, `lists` or `open_monitor`"
+            .to_owned(),
+    };
+    match serde_yaml::from_str::<Option<RawFile>>(text) {
+        Ok(Some(f)) => Ok(f),
+        Ok(None) => Err(empty()),
+        Err(e) if e.to_string().starts_with("EOF while parsing") => Err(empty()),
+        Err(e) => Err(yaml_diag(name, &e)),
+    }
+}
+
+pub(crate) fn load_files(paths: &[PathBuf]) -> Result<RuleSet, RulesError> {
+    let mut inputs = Vec::with_capacity(paths.len());
+    for p in paths {
+        let text = std::fs::read(p).map_err(|source| RulesError::Io {
+            path: p.clone(),
+            source,
+        })?;
+        let name = p.display().to_string();
+        match String::from_utf8(text) {
+            Ok(t) => inputs.push((name, t)),
+            Err(e) => {
+                return Err(RulesError::Invalid(vec![Diagnostic {
+                    file: name,
+                    pos: None,
+                    message: format!("not UTF-8 text ({e})"),
+                }]))
+            }
+        }
+    }
+    load_texts(inputs)
+}
+
+pub(crate) fn load_texts(inputs: Vec<(String, String)>) -> Result<RuleSet, RulesError> {
+    if inputs.is_empty() {
+        return Err(RulesError::Invalid(vec![Diagnostic {
+            file: "rules".to_owned(),
+            pos: None,
+            message: "no rule files given".to_owned(),
+        }]));
+    }
+    let mut ctx = Ctx::new();
+    let mut files = Vec::new();
+    for (name, text) in inputs {
+        let parsed = parse(&name, &text);
+        ctx.sources.push(Source {
+            name,
+            text: Some(text),
+        });
+        match parsed {
+            Ok(f) => files.push((ctx.sources.len() - 1, f)),
+            Err(d) => ctx.diags.push(d),
+        }
+    }
+    // A file that does not parse may define lists the others use: checking further would only
+    // add noise.
+    if !ctx.diags.is_empty() {
+        return Err(RulesError::Invalid(ctx.diags));
+    }
+    let set = compile::build(&mut ctx, &files);
+    if ctx.diags.is_empty() {
+        Ok(set)
+    } else {
+        Err(RulesError::Invalid(ctx.diags))
+    }
+}
+
+/// Command-line filters of `query`, as one rule: every given filter must hold.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub pid: Vec<u32>,
+    pub ppid: Vec<u32>,
+    pub uid: Vec<u32>,
+    pub gid: Vec<u32>,
+    /// Exact names or globs.
+    pub comm: Vec<String>,
+    /// Path patterns, as in rule files: exact, `dir/`, or glob.
+    pub path: Vec<String>,
+    pub syscall: Vec<String>,
+    pub access: Vec<String>,
+    /// `success`, `failure` or errno names.
+    pub result: Vec<String>,
+}
+
+impl Filter {
+    pub fn is_empty(&self) -> bool {
+        self.pid.is_empty()
+            && self.ppid.is_empty()
+            && self.uid.is_empty()
+            && self.gid.is_empty()
+            && self.comm.is_empty()
+            && self.path.is_empty()
+            && self.syscall.is_empty()
+            && self.access.is_empty()
+            && self.result.is_empty()
+    }
+}
+
+pub(crate) fn load_filter(name: &str, f: &Filter) -> Result<RuleSet, RulesError> {
+    let conds = RawConds {
+        pid: Items::from_ints(&f.pid),
+        ppid: Items::from_ints(&f.ppid),
+        uid: Items::from_ints(&f.uid),
+        gid: Items::from_ints(&f.gid),
+        comm: Items::from_strs(&f.comm),
+        path: Items::from_strs(&f.path),
+        syscall: Items::from_strs(&f.syscall),
+        access: Items::from_strs(&f.access),
+        result: Items::from_strs(&f.result),
+        ..RawConds::default()
+    };
+    let mut ctx = Ctx::new();
+    ctx.sources.push(Source {
+        name: "command line".to_owned(),
+        text: None,
+    });
+    let set = compile::build_single(&mut ctx, name, &conds);
+    if ctx.diags.is_empty() {
+        Ok(set)
+    } else {
+        Err(RulesError::Invalid(ctx.diags))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k(s: &str) -> Seg {
+        Seg::Key(s.to_owned())
+    }
+
+    #[test]
+    fn locate_finds_block_and_flow_nodes() {
+        let text = "rules:\n  - name: a\n    path: [/x, \"/y\"]\n  - name: b\n    comm:\n      - sh\n";
+        assert_eq!(locate(text, &[k("rules")]), Some((2, 3)));
+        assert_eq!(
+            locate(text, &[k("rules"), Seg::Index(0), k("name")]),
+            Some((2, 11))
+        );
+        assert_eq!(
+            locate(text, &[k("rules"), Seg::Index(0), k("path"), Seg::Index(1)]),
+            Some((3, 16))
+        );
+        assert_eq!(
+            locate(text, &[k("rules"), Seg::Index(1), k("comm"), Seg::Index(0)]),
+            Some((6, 9))
+        );
+        assert_eq!(locate(text, &[k("rules"), Seg::Index(5)]), None);
+        assert_eq!(
+            locate_best(text, &[k("rules"), Seg::Index(1), k("nope")]),
+            Some((4, 5))
+        );
+    }
+
+    #[test]
+    fn serde_errors_carry_positions() {
+        let d = parse("f.yaml", "rules:\n  - name: a\n    sevrity: high\n").unwrap_err();
+        assert_eq!(d.pos, Some((3, 5)), "{d}");
+        assert!(d.message.contains("unknown field `sevrity`"), "{d}");
+        assert!(!d.message.contains("at line"), "{d}");
+    }
+
+    #[test]
+    fn empty_files_are_errors() {
+        assert!(parse("f", "").unwrap_err().message.contains("empty"));
+        assert!(parse("f", "# just a comment\n")
+            .unwrap_err()
+            .message
+            .contains("empty"));
+    }
+}

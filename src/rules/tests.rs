@@ -1,0 +1,452 @@
+//! Matching semantics and load errors.
+
+use std::sync::Arc;
+
+use super::*;
+use crate::event::{Event, PathSource, Str, Syscall};
+
+fn ev(path: &str) -> Event {
+    Event {
+        ts_ns: 1_764_000_000_000_000_000,
+        pid: 42,
+        tid: 42,
+        ppid: 1,
+        uid: 1000,
+        gid: 1000,
+        comm: Str::from("cat"),
+        syscall: Syscall::Openat,
+        path: Str::from(path),
+        path_source: PathSource::File,
+        raw_path: Str::from(path),
+        dirfd: Some(-100),
+        flags: libc::O_RDONLY as u64,
+        ret: 3,
+        ..Event::default()
+    }
+}
+
+fn set(yaml: &str) -> RuleSet {
+    match RuleSet::from_yaml("t.yaml", yaml) {
+        Ok(s) => s,
+        Err(e) => panic!("load failed:\n{e}"),
+    }
+}
+
+/// Names of the rules that fire, with what matched.
+fn fire(s: &RuleSet, e: &Event) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    s.engine().eval(e, |a| {
+        out.push((a.rule.name.clone(), a.matched.map(str::to_owned)))
+    });
+    out
+}
+
+fn fires(s: &RuleSet, e: &Event) -> bool {
+    !fire(s, e).is_empty()
+}
+
+fn err(yaml: &str) -> String {
+    match RuleSet::from_yaml("t.yaml", yaml) {
+        Ok(_) => panic!("expected an error for:\n{yaml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+const POC: &str = r#"
+open_monitor:
+  sensitive_paths: ["/etc/shadow", "/etc/ssh/", "/root/.ssh/*"]
+  allow_comm: []
+  deny_comm: ["sshd"]
+  ignore_path_prefixes: ["/proc/", "/sys/"]
+"#;
+
+#[test]
+fn poc_exact_prefix_and_glob() {
+    let s = set(POC);
+    assert_eq!(s.rules()[0].name, "open_sensitive");
+    assert_eq!(s.rules()[0].severity, Severity::High);
+    assert_eq!(
+        fire(&s, &ev("/etc/shadow")),
+        vec![("open_sensitive".into(), Some("/etc/shadow".into()))]
+    );
+    assert!(!fires(&s, &ev("/etc/shadow-")), "exact means exact");
+    assert!(!fires(&s, &ev("/etc/shadowx")));
+    assert_eq!(
+        fire(&s, &ev("/etc/ssh/sshd_config"))[0].1.as_deref(),
+        Some("/etc/ssh/")
+    );
+    assert!(fires(&s, &ev("/etc/ssh/a/b/c")), "a directory prefix covers subdirectories");
+    assert!(!fires(&s, &ev("/etc/ssh")), "the directory itself is not under itself");
+    assert!(!fires(&s, &ev("/etc/sshd")));
+    assert_eq!(
+        fire(&s, &ev("/root/.ssh/id_rsa"))[0].1.as_deref(),
+        Some("/root/.ssh/*")
+    );
+    assert!(!fires(&s, &ev("/root/.ssh/keys/id_rsa")), "`*` stays within a component");
+}
+
+#[test]
+fn poc_comm_lists_and_failed_opens() {
+    let s = set(POC);
+    let sshd = Event { comm: Str::from("sshd"), ..ev("/etc/shadow") };
+    assert!(!fires(&s, &sshd), "deny_comm never alerts");
+    let failed = Event { ret: -13, ..ev("/etc/shadow") };
+    assert!(fires(&s, &failed), "like the PoC, failed attempts alert too");
+
+    let allow = set(
+        "open_monitor:\n  sensitive_paths: [/etc/shadow]\n  allow_comm: [cat]\n  ignore_path_prefixes: [/proc/]\n",
+    );
+    assert!(fires(&allow, &ev("/etc/shadow")));
+    let vim = Event { comm: Str::from("vim"), ..ev("/etc/shadow") };
+    assert!(!fires(&allow, &vim), "allow_comm restricts who can alert");
+
+    let ignore = set("open_monitor:\n  sensitive_paths: [\"/proc/**\", /etc/]\n  ignore_path_prefixes: [/proc/, /etc/skip/]\n");
+    assert!(!fires(&ignore, &ev("/proc/1/environ")));
+    assert!(!fires(&ignore, &ev("/etc/skip/x")));
+    assert!(fires(&ignore, &ev("/etc/passwd")));
+}
+
+#[test]
+fn star_does_not_cross_slash_but_double_star_does() {
+    let s = set(
+        r#"
+rules:
+  - name: one
+    description: d
+    severity: low
+    path: ["/home/*/.bashrc"]
+  - name: deep
+    description: d
+    severity: low
+    path: ["/home/**/id_*"]
+  - name: class
+    description: d
+    severity: low
+    path: ["/dev/tty[0-9]", "/tmp/?.{sh,py}"]
+"#,
+    );
+    assert!(fires(&s, &ev("/home/alice/.bashrc")));
+    assert!(!fires(&s, &ev("/home/alice/x/.bashrc")));
+    assert_eq!(fire(&s, &ev("/home/a/b/c/id_rsa"))[0].0, "deep");
+    assert_eq!(fire(&s, &ev("/home/id_ed25519"))[0].0, "deep", "`**` matches zero components");
+    assert!(!fires(&s, &ev("/home/a/b/id/x")));
+    assert!(fires(&s, &ev("/dev/tty3")));
+    assert!(!fires(&s, &ev("/dev/ttyS0")));
+    assert!(fires(&s, &ev("/tmp/a.py")));
+    assert!(!fires(&s, &ev("/tmp/ab.py")));
+}
+
+#[test]
+fn prefix_key_is_a_plain_byte_prefix() {
+    let s = set("rules:\n  - name: p\n    description: d\n    severity: low\n    path_prefix: [/tmp/x]\n");
+    assert!(fires(&s, &ev("/tmp/x")));
+    assert!(fires(&s, &ev("/tmp/xyz")));
+    assert!(fires(&s, &ev("/tmp/x/y")));
+    assert!(!fires(&s, &ev("/tmp/")));
+}
+
+#[test]
+fn path_and_path_prefix_are_one_condition_and_not_excludes() {
+    let s = set(
+        r#"
+rules:
+  - name: r
+    description: d
+    severity: medium
+    path: [/etc/shadow]
+    path_prefix: [/etc/ssh/]
+    not_path: ["/etc/ssh/*.pub"]
+    not_path_prefix: [/etc/ssh/moduli]
+"#,
+    );
+    assert!(fires(&s, &ev("/etc/shadow")));
+    assert!(fires(&s, &ev("/etc/ssh/ssh_host_rsa_key")));
+    assert!(!fires(&s, &ev("/etc/ssh/ssh_host_rsa_key.pub")));
+    assert!(!fires(&s, &ev("/etc/ssh/moduli")));
+}
+
+#[test]
+fn except_blocks_are_condition_sets() {
+    let s = set(
+        r#"
+rules:
+  - name: shadow
+    description: d
+    severity: high
+    path: [/etc/shadow]
+    except:
+      - comm: [passwd]
+      - uid: 0
+        comm: [cron]
+"#,
+    );
+    assert!(fires(&s, &ev("/etc/shadow")));
+    let passwd = Event { comm: Str::from("passwd"), ..ev("/etc/shadow") };
+    assert!(!fires(&s, &passwd));
+    let cron_user = Event { comm: Str::from("cron"), ..ev("/etc/shadow") };
+    assert!(fires(&s, &cron_user), "an except block needs all its conditions");
+    let cron_root = Event { uid: 0, ..cron_user };
+    assert!(!fires(&s, &cron_root));
+}
+
+#[test]
+fn lists_expand_and_nest() {
+    let s = set(
+        r#"
+lists:
+  shells: [bash, sh]
+  interpreters: [$shells, "python3*"]
+  keys: ["/root/.ssh/", "/home/*/.ssh/**"]
+rules:
+  - name: r
+    description: d
+    severity: high
+    path: [$keys]
+    comm: [$interpreters, perl]
+"#,
+    );
+    for comm in ["bash", "sh", "python3.11", "perl"] {
+        let e = Event { comm: Str::from(comm), ..ev("/home/bob/.ssh/id_rsa") };
+        assert_eq!(
+            fire(&s, &e),
+            vec![("r".into(), Some("/home/*/.ssh/**".into()))],
+            "{comm}"
+        );
+    }
+    let cat = ev("/root/.ssh/authorized_keys");
+    assert!(!fires(&s, &cat));
+}
+
+#[test]
+fn results_and_errno_names() {
+    let s = set(
+        r#"
+rules:
+  - name: denied
+    description: d
+    severity: medium
+    path: ["/**"]
+    result: [EACCES, EPERM]
+  - name: ok
+    description: d
+    severity: info
+    path: ["/**"]
+    result: success
+  - name: failed
+    description: d
+    severity: info
+    path: ["/**"]
+    result: failure
+    not_result: ENOENT
+"#,
+    );
+    let names = |ret| -> Vec<String> {
+        fire(&s, &Event { ret, ..ev("/x") }).into_iter().map(|(n, _)| n).collect()
+    };
+    assert_eq!(names(3), ["ok"]);
+    assert_eq!(names(-13), ["denied", "failed"]);
+    assert_eq!(names(-1), ["denied", "failed"]);
+    assert_eq!(names(-2), Vec::<String>::new());
+}
+
+#[test]
+fn access_from_flags() {
+    let s = set(
+        r#"
+rules:
+  - {name: read, description: d, severity: info, path: ["/**"], access: read}
+  - {name: write, description: d, severity: info, path: ["/**"], access: write}
+  - {name: create, description: d, severity: info, path: ["/**"], access: create}
+  - {name: trunc, description: d, severity: info, path: ["/**"], access: truncate}
+  - {name: append, description: d, severity: info, path: ["/**"], access: append}
+  - {name: dir, description: d, severity: info, path: ["/**"], access: directory}
+  - {name: tmp, description: d, severity: info, path: ["/**"], access: tmpfile}
+  - {name: opath, description: d, severity: info, path: ["/**"], access: path}
+"#,
+    );
+    let names = |flags: i32, sc: Syscall| -> Vec<String> {
+        let e = Event { flags: flags as u64, syscall: sc, ..ev("/x") };
+        fire(&s, &e).into_iter().map(|(n, _)| n).collect()
+    };
+    use libc::*;
+    assert_eq!(names(O_RDONLY | O_CLOEXEC, Syscall::Openat), ["read"]);
+    assert_eq!(names(O_WRONLY | O_CREAT | O_TRUNC, Syscall::Openat), ["write", "create", "trunc"]);
+    assert_eq!(names(O_RDWR | O_APPEND, Syscall::Open), ["read", "write", "append"]);
+    assert_eq!(names(O_RDONLY | O_DIRECTORY, Syscall::Openat), ["read", "dir"]);
+    assert_eq!(names(O_RDWR | O_TMPFILE, Syscall::Openat), ["read", "write", "tmp"]);
+    assert_eq!(names(O_PATH, Syscall::Openat), ["opath"]);
+    assert_eq!(names(0, Syscall::Creat), ["write", "create", "trunc"], "creat implies O_CREAT|O_WRONLY|O_TRUNC");
+    assert_eq!(names(3, Syscall::Openat), Vec::<String>::new(), "O_ACCMODE 3 is neither");
+}
+
+#[test]
+fn ids_syscalls_and_disabled_rules() {
+    let s = set(
+        r#"
+rules:
+  - {name: a, description: d, severity: info, uid: [0, 1000], not_pid: 7, syscall: [openat, openat2]}
+  - {name: b, description: d, severity: info, ppid: 1, gid: 5}
+  - {name: c, description: d, severity: info, uid: 1000, enabled: false}
+"#,
+    );
+    assert_eq!(fire(&s, &ev("/x")).len(), 1);
+    assert!(!fires(&s, &Event { pid: 7, ..ev("/x") }));
+    assert!(!fires(&s, &Event { syscall: Syscall::Open, ..ev("/x") }));
+    assert_eq!(fire(&s, &Event { gid: 5, uid: 3, ..ev("/x") })[0].0, "b");
+    let only_c = s.only("c").unwrap();
+    assert_eq!(fire(&only_c, &ev("/x"))[0].0, "c", "only() runs a disabled rule when asked");
+    assert!(s.only("zz").is_none());
+}
+
+#[test]
+fn comm_names_are_cut_like_the_kernel() {
+    let s = set("rules:\n  - {name: a, description: d, severity: info, comm: unattended-upgrades}\n");
+    let e = Event { comm: Str::from("unattended-upgr"), ..ev("/x") };
+    assert_eq!(fire(&s, &e)[0].1.as_deref(), Some("unattended-upgrades"));
+}
+
+#[test]
+fn cached_verdicts_follow_keys_and_tables() {
+    let s = set("rules:\n  - {name: a, description: d, severity: info, path: /etc/shadow, comm: cat}\n");
+    let mut eng = s.engine();
+    let keyed = |path: &str, key, comm: &str, ckey, table| Event {
+        path: Str::keyed(Arc::from(path.as_bytes()), key),
+        comm: Str::keyed(Arc::from(comm.as_bytes()), ckey),
+        table,
+        ..ev(path)
+    };
+    let mut n = 0;
+    for _ in 0..3 {
+        eng.eval(&keyed("/etc/shadow", 1, "cat", 2, 7), |_| n += 1);
+        eng.eval(&keyed("/etc/passwd", 3, "cat", 2, 7), |_| n += 1);
+    }
+    assert_eq!(n, 3);
+    // Same keys, another table: other strings.
+    eng.eval(&keyed("/etc/passwd", 1, "vim", 2, 8), |_| n += 1);
+    eng.eval(&keyed("/etc/shadow", 3, "cat", 5, 8), |_| n += 1);
+    assert_eq!(n, 4);
+}
+
+#[test]
+fn alert_line_order_and_bytes() {
+    let s = set(POC);
+    let e = Event {
+        comm: Str::new(&b"c\xffx"[..]),
+        ret: -13,
+        ..ev("/etc/shadow")
+    };
+    let mut line = String::new();
+    s.engine().eval(&e, |a| line = a.to_json_line());
+    assert_eq!(
+        line,
+        r#"{"ts":"2025-11-24T16:00:00.000000000Z","event":"alert","rule":"open_sensitive","pid":42,"ppid":1,"comm":"c�x","path":"/etc/shadow","matched":"/etc/shadow","severity":"high","tid":42,"uid":1000,"gid":1000,"syscall":"openat","raw_path":"/etc/shadow","flags":0,"ret":-13,"comm_b64":"Y/94"}"#
+    );
+}
+
+// --- load errors: each names file:line:col and what was expected ---
+
+#[test]
+fn unknown_keys_and_types_are_positioned() {
+    let e = err("rules:\n  - name: a\n    description: d\n    severity: high\n    pth: /x\n");
+    assert!(e.starts_with("t.yaml:5:5: rules[0]: unknown field `pth`, expected one of"), "{e}");
+    let e = err("rules:\n  - name: a\n    description: d\n    severity: hgh\n    path: /x\n");
+    assert!(e.starts_with("t.yaml:4:15: rules[0].severity: unknown variant `hgh`"), "{e}");
+    let e = err("rules:\n  - name: a\n    description: d\n    severity: high\n    uid: [1.5]\n");
+    assert!(e.starts_with("t.yaml:5:11: rules[0].uid[0]: invalid type: floating point"), "{e}");
+    let e = err("rules:\n  - name: a\n    severity: high\n    path: /x\n");
+    assert!(e.contains("missing field `description`"), "{e}");
+    let e = err("open_monitor:\n  sensitive_path: [/x]\n");
+    assert!(e.starts_with("t.yaml:2:3: open_monitor: unknown field `sensitive_path`"), "{e}");
+    let e = err("rules: [\n");
+    assert!(e.starts_with("t.yaml:2:1: "), "{e}");
+}
+
+#[test]
+fn semantic_errors_are_positioned() {
+    let base = "rules:\n  - name: a\n    description: d\n    severity: high\n";
+    let e = err(&format!("{base}    path: [/ok, \"/x/[a\"]\n"));
+    assert!(e.starts_with("t.yaml:5:17: rules[0].path[1]: invalid glob \"/x/[a\""), "{e}");
+    let e = err(&format!("{base}    path: /x\n    result: [success, EACCESS]\n"));
+    assert!(e.starts_with("t.yaml:6:23: rules[0].result[1]: unknown result \"EACCESS\""), "{e}");
+    let e = err(&format!("{base}    result: eacces\n"));
+    assert!(e.contains("did you mean EACCES?"), "{e}");
+    let e = err(&format!("{base}    comm: [$shells]\n"));
+    assert!(e.starts_with("t.yaml:5:12: rules[0].comm[0]: unknown list `shells` (no lists are defined)"), "{e}");
+    let e = err(&format!("{base}    exe: [/usr/bin/cat]\n"));
+    assert!(e.starts_with("t.yaml:5:10: rules[0].exe: `exe` is not supported"), "{e}");
+    let e = err(&format!("{base}    path: etc/shadow\n"));
+    assert!(e.contains("is not absolute"), "{e}");
+    let e = err(&format!("{base}    access: [reed]\n"));
+    assert!(e.contains("unknown access \"reed\", expected one of read, write"), "{e}");
+    let e = err(&format!("{base}    syscall: openat3\n"));
+    assert!(e.starts_with("t.yaml:5:14: rules[0].syscall: unknown syscall"), "{e}");
+    let e = err(&format!("{base}    uid: [root]\n"));
+    assert!(e.contains("expected a uid (an integer), found \"root\""), "{e}");
+    let e = err(&format!("{base}    uid: [-1]\n"));
+    assert!(e.contains("out of range"), "{e}");
+    let e = err(base);
+    assert!(e.starts_with("t.yaml:2:5: rules[0]: this rule has no conditions"), "{e}");
+    let e = err(&format!("{base}    path: []\n"));
+    assert!(e.contains("can never hold"), "{e}");
+    let e = err(&format!("{base}    path: /x\n    except:\n      - {{}}\n"));
+    assert!(e.contains("rules[0].except[0]: this except block has no conditions"), "{e}");
+}
+
+#[test]
+fn list_errors() {
+    let e = err("lists:\n  a: [$b]\n  b: [$a]\nrules:\n  - {name: r, description: d, severity: low, comm: [$a]}\n");
+    assert!(e.contains("refers to itself"), "{e}");
+    let e = err("lists:\n  a: [x]\n  a: [y]\nrules:\n  - {name: r, description: d, severity: low, comm: x}\n");
+    assert!(e.starts_with("t.yaml:3:3: lists: list `a` is defined twice"), "{e}");
+    let e = err("rules:\n  - name: \"a b\"\n    description: d\n");
+    assert!(e.starts_with("t.yaml:2:11: rules[0].name: invalid rule name \"a b\""), "{e}");
+    let e = err("lists:\n  \"bad name\": [x]\n");
+    assert!(e.contains("invalid list name"), "{e}");
+}
+
+#[test]
+fn duplicate_rules_across_files_name_both() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.yaml");
+    let b = dir.path().join("b.yaml");
+    std::fs::write(&a, "lists:\n  sh: [bash]\nrules:\n  - {name: r, description: d, severity: low, comm: [$sh]}\n").unwrap();
+    std::fs::write(&b, "# b\nrules:\n  - name: r\n    description: d\n    severity: low\n    comm: [$sh]\n").unwrap();
+    let e = RuleSet::load(&[a.clone(), b.clone()]).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "{}:3:11: rules[0].name: duplicate rule name `r` (first defined at {}:4:12)",
+            b.display(),
+            a.display()
+        )
+    );
+    // Lists are shared across files.
+    std::fs::write(&b, "rules:\n  - {name: r2, description: d, severity: low, comm: [$sh]}\n").unwrap();
+    let s = RuleSet::load(&[a, b]).unwrap();
+    assert_eq!(s.rules().len(), 2);
+}
+
+#[test]
+fn open_monitor_and_rules_coexist() {
+    let s = set(&format!(
+        "{POC}rules:\n  - {{name: open_sensitive_2, description: d, severity: low, path: /etc/shadow}}\n"
+    ));
+    let names: Vec<_> = fire(&s, &ev("/etc/shadow")).into_iter().map(|(n, _)| n).collect();
+    assert_eq!(names, ["open_sensitive", "open_sensitive_2"]);
+    let e = err(&format!("{POC}rules:\n  - {{name: open_sensitive, description: d, severity: low, path: /x}}\n"));
+    assert!(e.contains("duplicate rule name `open_sensitive` (first defined at t.yaml:3:"), "{e}");
+}
+
+#[test]
+fn no_panic_on_any_prefix_of_a_rule_file() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/rules/full.yaml"))
+        .unwrap_or_else(|_| POC.to_owned());
+    for end in 0..text.len() {
+        if text.is_char_boundary(end) {
+            let _ = RuleSet::from_yaml("t.yaml", &text[..end]);
+        }
+    }
+    for junk in ["- a\n- b", "rules: 5", "rules: [1, 2]", "&a [*a]", "{{{", "rules:\n  - !!binary aGk=", "lists: [a]", "\t- x", "a: &x\n  b: *x\n", "rules:\n  - name: [a]\n"] {
+        assert!(RuleSet::from_yaml("t.yaml", junk).is_err(), "{junk:?}");
+    }
+}
