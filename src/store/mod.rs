@@ -33,6 +33,7 @@
 //! a dead writer left a WAL behind that a read-only connection cannot replay, from a private copy in
 //! a temporary directory that is always removed).
 
+mod codec;
 mod lock;
 mod reader;
 mod schema;

@@ -14,7 +14,7 @@ use super::schema::{apply_migrations, user_version};
 use super::segment::{
     self, active_name, parse_name, sealed_name, write_sealed, SegmentMeta, TMP_SUFFIX,
 };
-use super::{io_err, sql_err, Result};
+use super::{codec, io_err, sql_err, Result};
 use crate::event::{Event, Str};
 
 /// When to close the active segment and start a new one.
@@ -69,17 +69,24 @@ struct ProcKey {
     comm: u32,
 }
 
-struct Row {
-    dt: i64,
-    proc_id: u32,
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct ShapeKey {
     syscall: u8,
-    path: u32,
-    raw_path: Option<u32>,
     src: u8,
     truncated: bool,
     dirfd: Option<i32>,
     flags: u64,
     mode: u32,
+}
+
+/// One event as the `blocks` columns hold it.
+struct Row {
+    ts_ns: i64,
+    proc_id: u32,
+    path: u32,
+    /// 0: the same string as `path`.
+    raw_path: u32,
+    shape: u32,
     ret: i64,
 }
 
@@ -93,10 +100,10 @@ struct Active {
     procs: HashMap<ProcKey, u32>,
     new_strings: Vec<(u32, Arc<[u8]>)>,
     new_procs: Vec<(u32, ProcKey)>,
+    shapes: HashMap<ShapeKey, u32>,
+    new_shapes: Vec<(u32, ShapeKey)>,
     rows: Vec<Row>,
     losses: Vec<Loss>,
-    base_ts_ns: Option<i64>,
-    prev_ts_ns: i64,
 }
 
 pub struct Writer {
@@ -229,7 +236,7 @@ impl Writer {
             clock_anchor_ns: self.clock_anchor_ns,
             ..SegmentMeta::default()
         };
-        write_meta_table(&conn, &path, &meta, None, 0)?;
+        write_meta_table(&conn, &path, &meta)?;
         Ok(self.active.insert(Active {
             path,
             conn,
@@ -240,10 +247,10 @@ impl Writer {
             procs: HashMap::new(),
             new_strings: Vec::new(),
             new_procs: Vec::new(),
+            shapes: HashMap::new(),
+            new_shapes: Vec::new(),
             rows: Vec::new(),
             losses: Vec::new(),
-            base_ts_ns: None,
-            prev_ts_ns: 0,
         }))
     }
 
@@ -276,24 +283,27 @@ impl Writer {
             a.new_procs.push((next_proc, key));
             next_proc
         });
-        let base = *a.base_ts_ns.get_or_insert(ev.ts_ns);
-        if a.meta.events == 0 {
-            a.prev_ts_ns = base;
-        }
-        a.rows.push(Row {
-            dt: ev.ts_ns.wrapping_sub(a.prev_ts_ns),
-            proc_id,
+        let shape = ShapeKey {
             syscall: ev.syscall.code(),
-            path,
-            raw_path: (raw != path).then_some(raw),
             src: ev.path_source.code(),
             truncated: ev.path_truncated,
             dirfd: ev.dirfd,
             flags: ev.flags,
             mode: ev.mode,
+        };
+        let next_shape = a.shapes.len() as u32 + 1;
+        let shape = *a.shapes.entry(shape).or_insert_with(|| {
+            a.new_shapes.push((next_shape, shape));
+            next_shape
+        });
+        a.rows.push(Row {
+            ts_ns: ev.ts_ns,
+            proc_id,
+            path,
+            raw_path: if raw == path { 0 } else { raw },
+            shape,
             ret: ev.ret,
         });
-        a.prev_ts_ns = ev.ts_ns;
         a.meta.events += 1;
         a.meta.first_ts_ns = Some(a.meta.first_ts_ns.map_or(ev.ts_ns, |f| f.min(ev.ts_ns)));
         a.meta.last_ts_ns = Some(a.meta.last_ts_ns.map_or(ev.ts_ns, |l| l.max(ev.ts_ns)));
@@ -321,7 +331,7 @@ impl Writer {
         let Some(a) = self.active.as_mut() else {
             return Ok(());
         };
-        if a.rows.is_empty() && a.losses.is_empty() && a.new_strings.is_empty() {
+        if a.rows.is_empty() && a.losses.is_empty() && a.new_strings.is_empty() && a.new_shapes.is_empty() {
             return Ok(());
         }
         a.flush()
@@ -407,24 +417,33 @@ impl Active {
                 st.execute(params![id, k.pid, k.tid, k.ppid, k.uid, k.gid, k.comm])
                     .map_err(sql_err(&path, P))?;
             }
-            const E: &str = "INSERT INTO events (dt, proc, syscall, path, raw_path, src, truncated, dirfd, flags, mode, ret) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
-            let mut st = tx.prepare_cached(E).map_err(sql_err(&path, E))?;
-            for r in self.rows.drain(..) {
+            const SH: &str = "INSERT INTO shapes (id, syscall, src, truncated, dirfd, flags, mode) \
+                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+            let mut st = tx.prepare_cached(SH).map_err(sql_err(&path, SH))?;
+            for (id, k) in self.new_shapes.drain(..) {
+                st.execute(params![id, k.syscall, k.src, k.truncated, k.dirfd, k.flags as i64, k.mode])
+                    .map_err(sql_err(&path, SH))?;
+            }
+            if !self.rows.is_empty() {
+                const B: &str = "INSERT INTO blocks \
+                                 (count, base_ts_ns, min_ts_ns, max_ts_ns, ts, proc, path, raw_path, shape, ret) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+                let b = encode_block(&self.rows);
+                let mut st = tx.prepare_cached(B).map_err(sql_err(&path, B))?;
                 st.execute(params![
-                    r.dt,
-                    r.proc_id,
-                    r.syscall,
-                    r.path,
-                    r.raw_path,
-                    r.src,
-                    r.truncated,
-                    r.dirfd,
-                    r.flags as i64,
-                    r.mode,
-                    r.ret
+                    self.rows.len() as i64,
+                    b.base_ts_ns,
+                    b.min_ts_ns,
+                    b.max_ts_ns,
+                    b.cols[0],
+                    b.cols[1],
+                    b.cols[2],
+                    b.cols[3],
+                    b.cols[4],
+                    b.cols[5]
                 ])
-                .map_err(sql_err(&path, E))?;
+                .map_err(sql_err(&path, B))?;
+                self.rows.clear();
             }
             const L: &str =
                 "INSERT INTO losses (start_ns, end_ns, count, reason) VALUES (?1, ?2, ?3, ?4)";
@@ -434,9 +453,35 @@ impl Active {
                     .map_err(sql_err(&path, L))?;
             }
         }
-        write_meta_table(&tx, &path, &self.meta, self.base_ts_ns, self.prev_ts_ns)?;
+        write_meta_table(&tx, &path, &self.meta)?;
         tx.commit().map_err(sql_err(&path, "COMMIT"))
     }
+}
+
+struct EncodedBlock {
+    base_ts_ns: i64,
+    min_ts_ns: i64,
+    max_ts_ns: i64,
+    /// ts, proc, path, raw_path, shape, ret (see migrations/0001_init.sql).
+    cols: [Vec<u8>; 6],
+}
+
+fn encode_block(rows: &[Row]) -> EncodedBlock {
+    let base = rows.first().map_or(0, |r| r.ts_ns);
+    let mut cols: [Vec<u8>; 6] = std::array::from_fn(|_| Vec::with_capacity(rows.len() * 2));
+    let (mut min, mut max, mut prev) = (i64::MAX, i64::MIN, base);
+    for r in rows {
+        codec::put_i64(&mut cols[0], r.ts_ns.wrapping_sub(prev));
+        prev = r.ts_ns;
+        min = min.min(r.ts_ns);
+        max = max.max(r.ts_ns);
+        codec::put_u64(&mut cols[1], r.proc_id.into());
+        codec::put_u64(&mut cols[2], r.path.into());
+        codec::put_u64(&mut cols[3], r.raw_path.into());
+        codec::put_u64(&mut cols[4], r.shape.into());
+        codec::put_i64(&mut cols[5], r.ret);
+    }
+    EncodedBlock { base_ts_ns: base, min_ts_ns: min, max_ts_ns: max, cols }
 }
 
 fn read_proc(path: &str) -> String {
@@ -445,25 +490,17 @@ fn read_proc(path: &str) -> String {
         .unwrap_or_default()
 }
 
-fn write_meta_table(
-    conn: &Connection,
-    path: &Path,
-    meta: &SegmentMeta,
-    base_ts_ns: Option<i64>,
-    prev_ts_ns: i64,
-) -> Result<()> {
+fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMeta) -> Result<()> {
     const M: &str = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)";
     let mut st = conn.prepare_cached(M).map_err(sql_err(path, M))?;
     let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let pairs: [(&str, String); 13] = [
+    let pairs: [(&str, String); 11] = [
         ("seq", meta.seq.to_string()),
         ("tool_version", meta.tool_version.clone()),
         ("host", meta.host.clone()),
         ("kernel", meta.kernel.clone()),
         ("boot_id", meta.boot_id.clone()),
         ("clock_anchor_ns", meta.clock_anchor_ns.to_string()),
-        ("base_ts_ns", base_ts_ns.unwrap_or(0).to_string()),
-        ("prev_ts_ns", prev_ts_ns.to_string()),
         ("first_ts_ns", opt(meta.first_ts_ns)),
         ("last_ts_ns", opt(meta.last_ts_ns)),
         ("events", meta.events.to_string()),

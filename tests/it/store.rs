@@ -388,3 +388,27 @@ fn prune_removes_only_old_segments() {
     assert_eq!(read_all(&s.dir).len(), 20);
 }
 
+
+#[test]
+fn segment_sql_sees_flat_events() {
+    let s = TempStore::new();
+    let events = workload(500);
+    let mut w = Writer::open(&s.dir, RotateConfig { batch_events: 128, ..RotateConfig::default() }).unwrap();
+    for e in &events {
+        w.append(&mut e.clone()).unwrap();
+    }
+    w.close().unwrap();
+    let reader = Reader::open(&s.dir).unwrap();
+    let seg = open_forensics::store::SegmentData::load(&reader.segments()[0]).unwrap();
+    let conn = seg.conn().unwrap();
+    let (n, failed, first): (i64, i64, i64) = conn
+        .query_row("SELECT count(*), sum(ret < 0), min(ts_ns) FROM events_v", [], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(n, 500);
+    assert_eq!(failed, events.iter().filter(|e| e.ret < 0).count() as i64);
+    assert_eq!(first, events.iter().map(|e| e.ts_ns).min().unwrap());
+    let raw: String = conn.query_row("SELECT raw_path FROM events_v WHERE ret < 0 LIMIT 1", [], |r| r.get(0)).unwrap();
+    assert_eq!(raw, "relative/name");
+}
