@@ -77,8 +77,13 @@ pub fn write_jsonl(path: &Path, events: &[Event]) {
     std::fs::write(path, text).expect("write jsonl");
 }
 
-/// Whether live capture can run here; when it cannot, says why. With
-/// `OPEN_FORENSICS_REQUIRE_LIVE=1` (set by .ci/run) a missing capability fails the test instead.
+/// CI runs as root on a kernel that can capture, so there a skipped live test is a failure.
+pub fn live_capture_required() -> bool {
+    std::env::var("OPEN_FORENSICS_REQUIRE_LIVE").as_deref() == Ok("1") || std::env::var("CI").as_deref() == Ok("true")
+}
+
+/// Whether live capture can run here; when it cannot, prints why (`SKIPPED …`). Where
+/// [`live_capture_required`], a missing capability fails the test instead.
 pub fn live_capture_available(test: &str) -> bool {
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
@@ -88,8 +93,8 @@ pub fn live_capture_available(test: &str) -> bool {
         (false, _) => "not running as root",
         (true, false) => "no kernel BTF at /sys/kernel/btf/vmlinux",
     };
-    if std::env::var("OPEN_FORENSICS_REQUIRE_LIVE").as_deref() == Ok("1") {
-        panic!("{test}: live capture required (OPEN_FORENSICS_REQUIRE_LIVE=1) but {reason}");
+    if live_capture_required() {
+        panic!("{test}: live capture is required here (CI=true or OPEN_FORENSICS_REQUIRE_LIVE=1) but {reason}");
     }
     eprintln!("SKIPPED {test}: {reason}");
     false
