@@ -1,0 +1,653 @@
+//! Live capture (issue #3): every route to an open, recorded by the real binary with the real
+//! probes, then read back from the store. Root only; other processes run on the machine (and
+//! other tests in this process), so every check filters by our own pids and our own temp paths.
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::io::{BufRead, BufReader};
+use std::ops::ControlFlow;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use open_forensics::event::{Event, PathSource, Syscall};
+use open_forensics::store::{Reader, TimeRange};
+
+use crate::helpers::{self, TempStore};
+
+/// A running `open-forensics record`, past its `attached` line.
+struct Recorder {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    early: Vec<String>,
+}
+
+impl Recorder {
+    fn start(store: &TempStore, extra: &[&str]) -> Recorder {
+        let mut args = vec!["record"];
+        args.extend_from_slice(extra);
+        let mut child = store
+            .cmd(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn open-forensics record");
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut early = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains("attached");
+                    early.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait();
+                    panic!("recorder never attached ({status:?}): {early:#?}");
+                }
+            }
+        }
+        Recorder {
+            child,
+            stderr: rx,
+            early,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGINT, wait, and return stderr; asserts a clean exit.
+    fn stop(mut self) -> String {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().expect("wait for the recorder");
+        let mut lines = self.early;
+        lines.extend(self.stderr.iter());
+        let text = lines.join("\n");
+        assert!(status.success(), "recorder exited {status}: {text}");
+        assert!(text.contains("recorded"), "no summary line: {text}");
+        text
+    }
+}
+
+fn read_store(dir: &Path) -> Vec<Event> {
+    let mut out = Vec::new();
+    let stats = Reader::open(dir)
+        .expect("open the store")
+        .scan(&TimeRange::default(), |e| {
+            out.push(e.clone());
+            ControlFlow::Continue(())
+        });
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+    out
+}
+
+fn cstr(p: impl AsRef<[u8]>) -> CString {
+    CString::new(p.as_ref()).expect("no NUL in test paths")
+}
+
+fn gettid() -> u32 {
+    // SAFETY: gettid has no preconditions.
+    unsafe { libc::syscall(libc::SYS_gettid) as u32 }
+}
+
+fn errno() -> i64 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0) as i64
+}
+
+/// A raw syscall's result as the kernel returned it: the fd or minus errno.
+fn sys(ret: libc::c_long) -> i64 {
+    if ret < 0 {
+        -errno()
+    } else {
+        ret
+    }
+}
+
+fn close(fd: i64) {
+    if fd >= 0 {
+        // SAFETY: closing an fd this test opened.
+        unsafe { libc::close(fd as i32) };
+    }
+}
+
+/// What one open should look like in the store.
+#[derive(Debug, Clone)]
+struct Expect {
+    what: &'static str,
+    pid: u32,
+    tid: u32,
+    ppid: u32,
+    uid: u32,
+    syscall: Syscall,
+    raw: Vec<u8>,
+    path: Vec<u8>,
+    source: PathSource,
+    dirfd: Option<i32>,
+    flags: u64,
+    mode: u32,
+    ret: i64,
+    truncated: bool,
+}
+
+struct Ctx {
+    pid: u32,
+    ppid: u32,
+}
+
+impl Ctx {
+    #[allow(clippy::too_many_arguments)]
+    fn expect(
+        &self,
+        what: &'static str,
+        syscall: Syscall,
+        raw: &[u8],
+        path: &[u8],
+        source: PathSource,
+        dirfd: Option<i32>,
+        flags: i32,
+        mode: u32,
+        ret: i64,
+    ) -> Expect {
+        Expect {
+            what,
+            pid: self.pid,
+            tid: gettid(),
+            ppid: self.ppid,
+            uid: 0,
+            syscall,
+            raw: raw.to_vec(),
+            path: path.to_vec(),
+            source,
+            dirfd,
+            flags: flags as u64,
+            mode,
+            ret,
+            truncated: false,
+        }
+    }
+}
+
+fn join(dir: &Path, name: &[u8]) -> Vec<u8> {
+    let mut v = dir.as_os_str().as_bytes().to_vec();
+    v.push(b'/');
+    v.extend_from_slice(name);
+    v
+}
+
+fn openat(dirfd: i32, path: &[u8], flags: i32, mode: u32) -> i64 {
+    let c = cstr(path);
+    // SAFETY: a NUL-terminated path that outlives the call.
+    sys(unsafe { libc::syscall(libc::SYS_openat, dirfd, c.as_ptr(), flags, mode) })
+}
+
+/// The forked child's part: opens as a child, relative to its cwd, and denied as nobody.
+/// Only raw syscalls between fork and _exit (the parent is multi-threaded).
+struct ChildPlan {
+    child_file: CString,
+    sub_dir: CString,
+    rel_ok: CString,
+    rel_missing: CString,
+    secret: CString,
+}
+
+/// Runs the plan in a forked child; returns its pid. Exit code 0: every step went as expected.
+fn run_child(plan: &ChildPlan) -> u32 {
+    // SAFETY: the child only makes raw syscalls on memory prepared before the fork, then _exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: as above; every pointer is a CString owned by `plan`.
+        unsafe {
+            let open = |p: &CString| {
+                libc::syscall(
+                    libc::SYS_openat,
+                    libc::AT_FDCWD,
+                    p.as_ptr(),
+                    libc::O_RDONLY,
+                    0,
+                )
+            };
+            if open(&plan.child_file) < 0 {
+                libc::_exit(10);
+            }
+            if libc::syscall(libc::SYS_chdir, plan.sub_dir.as_ptr()) != 0 {
+                libc::_exit(11);
+            }
+            if open(&plan.rel_ok) < 0 {
+                libc::_exit(12);
+            }
+            if open(&plan.rel_missing) >= 0 {
+                libc::_exit(13);
+            }
+            if libc::syscall(libc::SYS_setgroups, 0, std::ptr::null::<libc::gid_t>()) != 0
+                || libc::syscall(libc::SYS_setgid, 65534) != 0
+                || libc::syscall(libc::SYS_setuid, 65534) != 0
+            {
+                libc::_exit(14);
+            }
+            if open(&plan.secret) >= 0 {
+                libc::_exit(15);
+            }
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child forked above.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child workload failed: status {status:#x}"
+    );
+    pid as u32
+}
+
+fn io_uring_open(ring: &mut io_uring::IoUring, path: &CString, flags: i32) -> i64 {
+    let sqe = io_uring::opcode::OpenAt::new(io_uring::types::Fd(libc::AT_FDCWD), path.as_ptr())
+        .flags(flags)
+        .build()
+        .user_data(7);
+    // SAFETY: the path outlives the submission, which completes before we return.
+    unsafe { ring.submission().push(&sqe).expect("submission queue full") };
+    ring.submit_and_wait(1).expect("io_uring submit");
+    let cqe = ring.completion().next().expect("a completion");
+    i64::from(cqe.result())
+}
+
+/// Opens a file through every route while `record` runs, then finds each open in the store with
+/// the right process, thread, parent, user, syscall, paths, flags and result.
+#[test]
+fn record_captures_every_route_to_an_open() {
+    if !helpers::live_capture_available("record_captures_every_route_to_an_open") {
+        return;
+    }
+    let store = TempStore::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let t = std::fs::canonicalize(work.path()).expect("canonical tempdir");
+    let tb = |name: &str| join(&t, name.as_bytes());
+    for f in [
+        "abs.txt",
+        "open.txt",
+        "openat2.txt",
+        "dirfd.txt",
+        "child.txt",
+        "rel.txt",
+        "thread.txt",
+        "uring.txt",
+    ] {
+        std::fs::write(t.join(f), "x").expect("write a test file");
+    }
+    std::fs::create_dir(t.join("sub")).expect("mkdir sub");
+    std::fs::write(t.join("secret.txt"), "s").expect("write secret");
+    std::fs::set_permissions(t.join("secret.txt"), std::fs::Permissions::from_mode(0o600))
+        .expect("chmod secret");
+    let weird: &[u8] = b"we ird\nname\x01\x7f.txt";
+    std::fs::write(
+        t.join(std::ffi::OsStr::from_bytes(weird)),
+        "w",
+    )
+    .expect("write the weird name");
+    let long_rel = format!("{}/{}/{}.txt", "d".repeat(100), "e".repeat(100), "f".repeat(100));
+    std::fs::create_dir_all(t.join(&long_rel).parent().expect("parent")).expect("mkdir long");
+    std::fs::write(t.join(&long_rel), "l").expect("write long");
+    // Deeper than the kernel keeps (4096 bytes): 20 levels of 240-byte names, reached by dirfd.
+    let mut deep_fd = openat(libc::AT_FDCWD, t.as_os_str().as_bytes(), libc::O_DIRECTORY, 0);
+    assert!(deep_fd >= 0);
+    let level = "g".repeat(240);
+    for _ in 0..20 {
+        let c = cstr(&level);
+        // SAFETY: mkdirat on an fd we hold with a NUL-terminated name.
+        assert_eq!(unsafe { libc::mkdirat(deep_fd as i32, c.as_ptr(), 0o700) }, 0);
+        let next = openat(deep_fd as i32, level.as_bytes(), libc::O_DIRECTORY, 0);
+        assert!(next >= 0);
+        close(deep_fd);
+        deep_fd = next;
+    }
+    let leaf = openat(deep_fd as i32, b"leaf.txt", libc::O_CREAT | libc::O_WRONLY, 0o600);
+    assert!(leaf >= 0);
+    close(leaf);
+
+    let rec = Recorder::start(&store, &[]);
+    let before = open_forensics::timespec::now_ns();
+    // SAFETY: getpid/getppid have no preconditions.
+    let ctx = Ctx {
+        pid: unsafe { libc::getpid() } as u32,
+        ppid: unsafe { libc::getppid() } as u32,
+    };
+    let mut want: Vec<Expect> = Vec::new();
+    let cloexec = libc::O_RDONLY | libc::O_CLOEXEC;
+
+    // Absolute, with openat.
+    let ret = openat(libc::AT_FDCWD, &tb("abs.txt"), cloexec, 0);
+    assert!(ret >= 0);
+    want.push(ctx.expect("absolute openat", Syscall::Openat, &tb("abs.txt"), &tb("abs.txt"), PathSource::File, Some(-100), cloexec, 0, ret));
+    close(ret);
+
+    // open(2) itself.
+    let c = cstr(tb("open.txt"));
+    // SAFETY: NUL-terminated path outliving the call.
+    let ret = sys(unsafe { libc::syscall(libc::SYS_open, c.as_ptr(), libc::O_RDONLY, 0) });
+    assert!(ret >= 0);
+    want.push(ctx.expect("open(2)", Syscall::Open, &tb("open.txt"), &tb("open.txt"), PathSource::File, None, libc::O_RDONLY, 0, ret));
+    close(ret);
+
+    // creat(2): recorded with the flags it implies.
+    let c = cstr(tb("creat.txt"));
+    // SAFETY: as above.
+    let ret = sys(unsafe { libc::syscall(libc::SYS_creat, c.as_ptr(), 0o640) });
+    assert!(ret >= 0);
+    want.push(ctx.expect("creat(2)", Syscall::Creat, &tb("creat.txt"), &tb("creat.txt"), PathSource::File, None, libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC, 0o640, ret));
+    close(ret);
+
+    // openat2(2): flags and mode from struct open_how.
+    let how = libc::open_how {
+        flags: cloexec as u64,
+        mode: 0,
+        resolve: 0,
+    };
+    let c = cstr(tb("openat2.txt"));
+    // SAFETY: a valid open_how and path for the duration of the call.
+    let ret = sys(unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    });
+    assert!(ret >= 0, "openat2: {ret}");
+    want.push(ctx.expect("openat2", Syscall::Openat2, &tb("openat2.txt"), &tb("openat2.txt"), PathSource::File, Some(-100), cloexec, 0, ret));
+    close(ret);
+
+    // Relative to a dirfd, succeeding and failing.
+    let dfd = openat(libc::AT_FDCWD, t.as_os_str().as_bytes(), libc::O_DIRECTORY | libc::O_RDONLY, 0);
+    assert!(dfd >= 0);
+    want.push(ctx.expect("the dirfd itself", Syscall::Openat, t.as_os_str().as_bytes(), t.as_os_str().as_bytes(), PathSource::File, Some(-100), libc::O_DIRECTORY | libc::O_RDONLY, 0, dfd));
+    let ret = openat(dfd as i32, b"dirfd.txt", libc::O_RDONLY, 0);
+    assert!(ret >= 0);
+    want.push(ctx.expect("relative to a dirfd", Syscall::Openat, b"dirfd.txt", &tb("dirfd.txt"), PathSource::File, Some(dfd as i32), libc::O_RDONLY, 0, ret));
+    close(ret);
+    let ret = openat(dfd as i32, b"missing-dirfd.txt", libc::O_RDONLY, 0);
+    assert_eq!(ret, -(libc::ENOENT as i64));
+    want.push(ctx.expect("failing relative to a dirfd", Syscall::Openat, b"missing-dirfd.txt", &tb("missing-dirfd.txt"), PathSource::Dirfd, Some(dfd as i32), libc::O_RDONLY, 0, ret));
+
+    // Failing absolute (ENOENT).
+    let ret = openat(libc::AT_FDCWD, &tb("does-not-exist"), libc::O_RDONLY, 0);
+    assert_eq!(ret, -(libc::ENOENT as i64));
+    want.push(ctx.expect("ENOENT", Syscall::Openat, &tb("does-not-exist"), &tb("does-not-exist"), PathSource::Raw, Some(-100), libc::O_RDONLY, 0, ret));
+
+    // A write with O_CREAT|O_TRUNC.
+    let fl = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC;
+    let ret = openat(libc::AT_FDCWD, &tb("new.txt"), fl, 0o640);
+    assert!(ret >= 0);
+    want.push(ctx.expect("O_CREAT|O_TRUNC", Syscall::Openat, &tb("new.txt"), &tb("new.txt"), PathSource::File, Some(-100), fl, 0o640, ret));
+    close(ret);
+
+    // Spaces, a newline and control bytes.
+    let ret = openat(libc::AT_FDCWD, &join(&t, weird), libc::O_RDONLY, 0);
+    assert!(ret >= 0);
+    want.push(ctx.expect("odd bytes", Syscall::Openat, &join(&t, weird), &join(&t, weird), PathSource::File, Some(-100), libc::O_RDONLY, 0, ret));
+    close(ret);
+
+    // Longer than 256 bytes.
+    let ret = openat(libc::AT_FDCWD, &tb(&long_rel), libc::O_RDONLY, 0);
+    assert!(ret >= 0);
+    want.push(ctx.expect("> 256 bytes", Syscall::Openat, &tb(&long_rel), &tb(&long_rel), PathSource::File, Some(-100), libc::O_RDONLY, 0, ret));
+    close(ret);
+
+    // Longer than the kernel keeps: the walk is cut, the leaf end kept.
+    let ret = openat(deep_fd as i32, b"leaf.txt", libc::O_RDONLY, 0);
+    assert!(ret >= 0);
+    let mut deep = ctx.expect("> 4096 bytes resolved", Syscall::Openat, b"leaf.txt", format!("{level}/leaf.txt").as_bytes(), PathSource::File, Some(deep_fd as i32), libc::O_RDONLY, 0, ret);
+    deep.truncated = true;
+    want.push(deep);
+    close(ret);
+    // A raw path longer than PATH_MAX: refused, kept cut to 4095 bytes.
+    let huge = tb(&"h/".repeat(2100));
+    let ret = openat(libc::AT_FDCWD, &huge, libc::O_RDONLY, 0);
+    assert_eq!(ret, -(libc::ENAMETOOLONG as i64));
+    let mut e = ctx.expect("> 4096 bytes raw", Syscall::Openat, &huge[..4095], &huge[..4095], PathSource::Raw, Some(-100), libc::O_RDONLY, 0, ret);
+    e.truncated = true;
+    want.push(e);
+
+    // open_by_handle_at: no path, resolved from the opened file.
+    {
+        #[repr(C)]
+        struct Handle {
+            bytes: u32,
+            kind: i32,
+            f: [u8; 128],
+        }
+        let mut h = Handle { bytes: 128, kind: 0, f: [0; 128] };
+        let mut mount_id = 0;
+        let c = cstr(tb("abs.txt"));
+        // SAFETY: a file_handle with room for 128 bytes, a valid path and out-pointer.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_name_to_handle_at,
+                libc::AT_FDCWD,
+                c.as_ptr(),
+                &mut h as *mut Handle,
+                &mut mount_id as *mut i32,
+                0,
+            )
+        };
+        assert_eq!(rc, 0, "name_to_handle_at: {}", errno());
+        // SAFETY: the handle filled in above.
+        let ret = sys(unsafe {
+            libc::syscall(libc::SYS_open_by_handle_at, dfd, &h as *const Handle, libc::O_RDONLY)
+        });
+        assert!(ret >= 0, "open_by_handle_at: {ret}");
+        want.push(ctx.expect("open_by_handle_at", Syscall::OpenByHandleAt, b"", &tb("abs.txt"), PathSource::File, Some(dfd as i32), libc::O_RDONLY, 0, ret));
+        close(ret);
+    }
+    close(dfd);
+    close(deep_fd);
+
+    // From a thread: tid != pid.
+    let thread_path = tb("thread.txt");
+    let ctx_ref = &ctx;
+    let (tid, e) = std::thread::scope(|s| {
+        s.spawn(|| {
+            let ret = openat(libc::AT_FDCWD, &thread_path, libc::O_RDONLY, 0);
+            assert!(ret >= 0);
+            close(ret);
+            (gettid(), ctx_ref.expect("from a thread", Syscall::Openat, &thread_path, &thread_path, PathSource::File, Some(-100), libc::O_RDONLY, 0, ret))
+        })
+        .join()
+        .expect("thread")
+    });
+    assert_ne!(tid, ctx.pid);
+    want.push(e);
+
+    // io_uring, succeeding and failing.
+    let mut ring = io_uring::IoUring::new(4).expect("io_uring_setup");
+    let c = cstr(tb("uring.txt"));
+    let ret = io_uring_open(&mut ring, &c, cloexec);
+    assert!(ret >= 0, "io_uring openat: {ret}");
+    want.push(ctx.expect("io_uring", Syscall::IoUring, &tb("uring.txt"), &tb("uring.txt"), PathSource::File, Some(-100), cloexec, 0, ret));
+    close(ret);
+    let c = cstr(tb("uring-missing.txt"));
+    let ret = io_uring_open(&mut ring, &c, cloexec);
+    assert_eq!(ret, -(libc::ENOENT as i64));
+    want.push(ctx.expect("io_uring ENOENT", Syscall::IoUring, &tb("uring-missing.txt"), &tb("uring-missing.txt"), PathSource::Raw, Some(-100), cloexec, 0, ret));
+    drop(ring);
+
+    // A child: plain, relative to its cwd (ok and ENOENT), and EACCES as nobody.
+    let plan = ChildPlan {
+        child_file: cstr(tb("child.txt")),
+        sub_dir: cstr(tb("sub")),
+        rel_ok: cstr("../rel.txt"),
+        rel_missing: cstr("nope/missing.txt"),
+        secret: cstr(tb("secret.txt")),
+    };
+    let child = run_child(&plan);
+    let in_child = |mut e: Expect| {
+        e.pid = child;
+        e.tid = child;
+        e.ppid = ctx.pid;
+        e
+    };
+    want.push(in_child(ctx.expect("child", Syscall::Openat, &tb("child.txt"), &tb("child.txt"), PathSource::File, Some(-100), libc::O_RDONLY, 0, 3)));
+    want.push(in_child(ctx.expect("relative to cwd", Syscall::Openat, b"../rel.txt", &tb("rel.txt"), PathSource::File, Some(-100), libc::O_RDONLY, 0, 4)));
+    want.push(in_child(ctx.expect("ENOENT relative to cwd", Syscall::Openat, b"nope/missing.txt", &tb("sub/nope/missing.txt"), PathSource::Cwd, Some(-100), libc::O_RDONLY, 0, -(libc::ENOENT as i64))));
+    let mut denied = in_child(ctx.expect("EACCES as nobody", Syscall::Openat, &tb("secret.txt"), &tb("secret.txt"), PathSource::Raw, Some(-100), libc::O_RDONLY, 0, -(libc::EACCES as i64)));
+    denied.uid = 65534;
+    want.push(denied);
+
+    let after = open_forensics::timespec::now_ns();
+    let recorder_pid = rec.pid();
+    let stderr = rec.stop();
+
+    let events = read_store(&store.dir);
+    let ours: Vec<&Event> = events
+        .iter()
+        .filter(|e| (e.pid == ctx.pid || e.pid == child) && e.raw_path.as_bytes().starts_with(t.as_os_str().as_bytes())
+            || (e.pid == ctx.pid || e.pid == child) && want.iter().any(|w| w.raw == e.raw_path.as_bytes()))
+        .collect();
+    let mut problems = Vec::new();
+    let mut used = HashSet::new();
+    for w in &want {
+        let found = ours.iter().enumerate().find(|(i, e)| {
+            !used.contains(i)
+                && e.raw_path.as_bytes() == &w.raw[..]
+                && e.pid == w.pid
+                && e.syscall == w.syscall
+                && e.ret == w.ret
+        });
+        let Some((i, e)) = found else {
+            problems.push(format!("{}: not recorded (want {w:?})", w.what));
+            continue;
+        };
+        used.insert(i);
+        let got = (
+            e.tid,
+            e.ppid,
+            e.uid,
+            e.path.as_bytes().to_vec(),
+            e.path_source,
+            e.dirfd,
+            e.flags,
+            e.mode,
+            e.path_truncated,
+        );
+        let path_ok = if w.truncated && w.source == PathSource::File {
+            !e.path.as_bytes().starts_with(b"/") && e.path.as_bytes().ends_with(&w.path)
+        } else {
+            e.path.as_bytes() == &w.path[..]
+        };
+        let expected = (w.tid, w.ppid, w.uid, e.path.as_bytes().to_vec(), w.source, w.dirfd, w.flags, w.mode, w.truncated);
+        if got != expected || !path_ok {
+            problems.push(format!(
+                "{}: got tid/ppid/uid/path/source/dirfd/flags/mode/truncated {:?}, want {:?} with path {:?}",
+                w.what,
+                got,
+                expected,
+                String::from_utf8_lossy(&w.path)
+            ));
+        }
+        if e.ts_ns < before - 50_000_000 || e.ts_ns > after + 50_000_000 {
+            problems.push(format!("{}: ts {} outside [{before}, {after}]", w.what, e.ts_ns));
+        }
+        if e.comm.as_bytes().is_empty() {
+            problems.push(format!("{}: empty comm", w.what));
+        }
+    }
+    // Our own opens, done one after another by one thread, come back in that order.
+    let main_tid = want[0].tid;
+    let ts: Vec<i64> = ours.iter().filter(|e| e.tid == main_tid).map(|e| e.ts_ns).collect();
+    if ts.windows(2).any(|w| w[0] > w[1]) {
+        problems.push("events of one thread are not in time order".into());
+    }
+    if events.iter().any(|e| e.pid == recorder_pid) {
+        problems.push("the recorder recorded its own opens".into());
+    }
+    assert!(problems.is_empty(), "{}\nrecorder stderr:\n{stderr}", problems.join("\n"));
+}
+
+/// The recorder filters its own process in the kernel, while a second `record` on the same store
+/// is refused by the store lock.
+#[test]
+fn record_skips_itself_and_holds_the_store_lock() {
+    if !helpers::live_capture_available("record_skips_itself_and_holds_the_store_lock") {
+        return;
+    }
+    let store = TempStore::new();
+    let rec = Recorder::start(&store, &["--max-events", "5"]);
+    let marker = store.path("marker.txt");
+    std::fs::write(&marker, "m").expect("write marker");
+    for _ in 0..20 {
+        std::fs::read(&marker).expect("read marker");
+    }
+    let second = store.run(&["record", "--duration", "1s"]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "second recorder succeeded: {err}");
+    assert!(err.contains("locked"), "no lock error: {err}");
+    // Let rotation (every 5 events) open and seal a few segments.
+    std::thread::sleep(Duration::from_millis(1500));
+    let recorder_pid = rec.pid();
+    rec.stop();
+    let events = read_store(&store.dir);
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() } as u32;
+    let marker_b = marker.as_os_str().as_bytes();
+    let n = events
+        .iter()
+        .filter(|e| e.pid == me && e.path.as_bytes() == marker_b)
+        .count();
+    assert!(n >= 20, "only {n} marker opens recorded");
+    let own: Vec<_> = events.iter().filter(|e| e.pid == recorder_pid).collect();
+    assert!(own.is_empty(), "the recorder's own opens: {own:?}");
+}
+
+/// Without privilege: exit 2, one clear line naming what is missing, and no store created.
+#[test]
+fn record_without_privilege_exits_2_and_leaves_the_store_alone() {
+    if !helpers::live_capture_available("record_without_privilege_exits_2_and_leaves_the_store_alone") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    // nobody must be able to reach the binary's directory only; the store path stays ours.
+    let store: PathBuf = dir.path().join("store");
+    let mut cmd = std::process::Command::new(helpers::bin());
+    cmd.arg("--store")
+        .arg(&store)
+        .args(["record", "--duration", "1s"])
+        .stdin(Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(65534) != 0
+                || libc::setuid(65534) != 0
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let out = cmd.output().expect("run as nobody");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.lines().count(), 1, "not one line: {err}");
+    assert!(err.contains("CAP_BPF") && err.contains("CAP_PERFMON") && err.contains("root"), "{err}");
+    assert!(!store.exists(), "the store was created");
+}
