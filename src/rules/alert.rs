@@ -1,11 +1,12 @@
 //! The alert line: the only place an alert is formatted, live and on replay.
 
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
 use super::Rule;
-use crate::event::{bytes_to_json, format_ts, Event};
+use crate::event::{bytes_to_json, format_ts, Event, Str};
 
 /// A rule that matched an event.
 #[derive(Clone, Copy, Debug)]
@@ -22,13 +23,21 @@ pub const COLUMNS: &[&str] = &[
     "gid", "syscall", "raw_path", "flags", "ret",
 ];
 
-impl Alert<'_> {
+impl<'a> Alert<'a> {
     /// One JSON object, no trailing newline: the keys of the proof of concept first, in its order.
     pub fn to_json_line(&self) -> String {
         let e = self.event;
-        let (comm, comm_b64) = bytes_to_json(&e.comm);
-        let (path, path_b64) = bytes_to_json(&e.path);
-        let (raw_path, raw_path_b64) = bytes_to_json(&e.raw_path);
+        // Borrow the text when it is UTF-8 (nearly always); `bytes_to_json` otherwise.
+        let text = |s: &'a Str| match std::str::from_utf8(s.as_bytes()) {
+            Ok(t) => (Cow::Borrowed(t), None),
+            Err(_) => {
+                let (t, b64) = bytes_to_json(s);
+                (Cow::Owned(t), b64)
+            }
+        };
+        let (comm, comm_b64) = text(&e.comm);
+        let (path, path_b64) = text(&e.path);
+        let (raw_path, raw_path_b64) = text(&e.raw_path);
         let mut o = Obj::new();
         o.str("ts", &format_ts(e.ts_ns));
         o.str("event", "alert");
