@@ -1,5 +1,6 @@
 //! The one integration-test binary (one link, shared helpers). Each module covers one part.
 
+mod fixtures;
 mod helpers;
 mod record;
 mod rules;

@@ -1,0 +1,180 @@
+//! Recorded fixtures replayed without privilege (issue #5): every rule set over every recorded
+//! scenario must print exactly its golden alerts. `OPEN_FORENSICS_BLESS=1` rewrites the golden
+//! files; review them as a diff.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::helpers::bin;
+
+const NOBODY: u32 = 65534;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+fn scenarios() -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(fixtures().join("segments"))
+        .expect("fixtures/segments")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A copy of a fixture store that an unprivileged user owns, and a command that runs as that user
+/// (as root: uid/gid 65534 `nobody`; otherwise we are unprivileged already).
+struct Unprivileged {
+    _tmp: tempfile::TempDir,
+    store: PathBuf,
+    rules: PathBuf,
+}
+
+// SAFETY (for the libc calls below): geteuid/chown/setgid/setuid/setgroups are plain syscalls.
+fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+impl Unprivileged {
+    fn new(scenario: &str) -> Unprivileged {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let store = tmp.path().join("store");
+        let rules = tmp.path().join("rules");
+        copy_dir(&fixtures().join("segments").join(scenario), &store);
+        copy_dir(&fixtures().join("rules"), &rules);
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        if is_root() {
+            for p in walk(tmp.path()) {
+                let c = std::ffi::CString::new(p.to_str().expect("utf-8 temp path")).expect("no NUL");
+                // SAFETY: chown of a path we just created.
+                assert_eq!(unsafe { libc::chown(c.as_ptr(), NOBODY, NOBODY) }, 0, "chown {}", p.display());
+            }
+        }
+        Unprivileged { _tmp: tmp, store, rules }
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        let mut c = Command::new(bin());
+        c.arg("--store").arg(&self.store).args(args).current_dir(self.rules.parent().expect("parent"));
+        if is_root() {
+            // SAFETY: only async-signal-safe syscalls between fork and exec.
+            unsafe {
+                c.pre_exec(|| {
+                    if libc::setgroups(0, std::ptr::null()) != 0
+                        || libc::setgid(NOBODY) != 0
+                        || libc::setuid(NOBODY) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
+        c.output().expect("run open-forensics")
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_owned()];
+    for e in std::fs::read_dir(dir).expect("read_dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+fn check_golden(golden: &Path, actual: &str) {
+    if std::env::var("OPEN_FORENSICS_BLESS").as_deref() == Ok("1") {
+        std::fs::create_dir_all(golden.parent().expect("parent")).expect("mkdir");
+        std::fs::write(golden, actual).expect("write golden");
+        return;
+    }
+    let want = std::fs::read_to_string(golden)
+        .unwrap_or_else(|_| panic!("missing golden {} (OPEN_FORENSICS_BLESS=1 creates it)", golden.display()));
+    assert!(want == actual, "{} differs from replay:\n--- golden\n{want}\n--- replay\n{actual}", golden.display());
+}
+
+#[test]
+fn every_rule_set_replays_every_fixture_as_golden_without_privilege() {
+    let sets = ["poc", "detections", "full"];
+    let scenarios = scenarios();
+    assert!(scenarios.len() >= 3, "fixtures/segments holds {scenarios:?}");
+    for scenario in &scenarios {
+        let u = Unprivileged::new(scenario);
+        for set in sets {
+            let file = format!("rules/{set}.yaml");
+            let out = u.run(&["replay", "--rules", &file, "--format", "jsonl"]);
+            assert!(
+                out.status.success(),
+                "replay {set} over {scenario} as an unprivileged user: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let golden = fixtures().join("expected").join(set).join(format!("{scenario}.jsonl"));
+            check_golden(&golden, &String::from_utf8(out.stdout).expect("utf-8 alerts"));
+        }
+        // Nothing was written into the store by reading it.
+        let names: Vec<_> = walk(&u.store).into_iter().skip(1).collect();
+        assert_eq!(names.len(), 1, "the fixture store changed: {names:?}");
+    }
+}
+
+#[test]
+fn fixtures_cover_every_capture_route_and_are_readable_as_nobody() {
+    let u = Unprivileged::new("routes");
+    let out = u.run(&["export"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let events: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    for syscall in ["open", "creat", "openat", "openat2", "io_uring"] {
+        assert!(events.iter().any(|e| e["syscall"] == syscall), "no {syscall} event in fixtures/segments/routes");
+    }
+    for source in ["file", "cwd", "raw"] {
+        assert!(events.iter().any(|e| e["path_source"] == source), "no path_source {source}");
+    }
+    assert!(events.iter().any(|e| e["ret"] == -13), "no EACCES");
+    assert!(events.iter().any(|e| e["ret"] == -2), "no ENOENT");
+    assert!(events.iter().any(|e| e["pid"] != e["tid"]), "no event from a thread");
+    assert!(events.iter().any(|e| e["path"].as_str().is_some_and(|p| p.len() > 256)), "no long path");
+    assert!(events.iter().any(|e| e["path"].as_str().is_some_and(|p| p.contains('\n'))), "no control bytes");
+}
+
+#[test]
+fn attack_detections_fire_and_baseline_stays_quiet() {
+    let attack = Unprivileged::new("attack");
+    let out = attack.run(&["replay", "--rules", "rules/detections.yaml"]);
+    let alerts = String::from_utf8_lossy(&out.stdout).into_owned();
+    for rule in [
+        "shadow_read",
+        "ssh_private_key_read",
+        "authorized_keys_write",
+        "cron_persistence",
+        "systemd_unit_write",
+        "browser_credentials_read",
+        "ld_preload_tamper",
+    ] {
+        assert!(alerts.contains(&format!("\"rule\":\"{rule}\"")), "{rule} did not fire on the attack fixture");
+    }
+    let baseline = Unprivileged::new("baseline");
+    let out = baseline.run(&["replay", "--rules", "rules/detections.yaml", "rules/poc.yaml"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "false positives on the benign baseline");
+}
