@@ -27,7 +27,10 @@ use crate::store::{Reader, ScanStats, TimeRange};
 /// Named queries: (name, SQL). The first comment line of each is its description.
 pub const NAMED: &[(&str, &str)] = &[
     ("top_paths", include_str!("../../queries/top_paths.sql")),
-    ("top_processes", include_str!("../../queries/top_processes.sql")),
+    (
+        "top_processes",
+        include_str!("../../queries/top_processes.sql"),
+    ),
     (
         "failed_by_process",
         include_str!("../../queries/failed_by_process.sql"),
@@ -226,9 +229,6 @@ mod tests {
             let rows = run(&conn, name, sql, None).unwrap();
             assert!(rows.rows.is_empty(), "{name}");
         }
-        assert!(matches!(
-            resolve("nope"),
-            Err(QueryError::Unknown { .. })
-        ));
+        assert!(matches!(resolve("nope"), Err(QueryError::Unknown { .. })));
     }
 }

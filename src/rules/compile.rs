@@ -105,7 +105,9 @@ impl PatternTable {
         match &self.pats[id as usize].kind {
             PatKind::Exact(b) => **b == *s,
             PatKind::Prefix(b) => s.starts_with(b),
-            PatKind::Glob(m) => m.is_match_candidate(&Candidate::new(std::ffi::OsStr::from_bytes(s))),
+            PatKind::Glob(m) => {
+                m.is_match_candidate(&Candidate::new(std::ffi::OsStr::from_bytes(s)))
+            }
         }
     }
 }
@@ -257,9 +259,11 @@ fn first_match<'t>(t: &'t PatternTable, ids: &Option<Vec<u32>>, s: &[u8]) -> Opt
 }
 
 fn strings_ok(any: &Option<Vec<u32>>, none: &[u32], hit: &[bool]) -> bool {
-    any.as_ref()
-        .is_none_or(|ids| ids.iter().any(|i| hit[*i as usize]))
-        && !none.iter().any(|i| hit[*i as usize])
+    let any_ok = match any {
+        None => true,
+        Some(ids) => ids.iter().any(|i| hit[*i as usize]),
+    };
+    any_ok && !none.iter().any(|i| hit[*i as usize])
 }
 
 /// Scratch buffers for matching one string.
@@ -455,7 +459,10 @@ fn comm_pattern(text: &str) -> Result<(String, PatKind), String> {
     while !text.is_char_boundary(end) {
         end -= 1;
     }
-    Ok((text.to_owned(), PatKind::Exact(text.as_bytes()[..end].into())))
+    Ok((
+        text.to_owned(),
+        PatKind::Exact(text.as_bytes()[..end].into()),
+    ))
 }
 
 fn names(all: impl IntoIterator<Item = &'static str>) -> String {
@@ -464,7 +471,13 @@ fn names(all: impl IntoIterator<Item = &'static str>) -> String {
 
 impl<'a> Builder<'a> {
     /// Expands `$list` references; errors for unknown lists and cycles.
-    fn expand(&self, ctx: &mut Ctx, items: &Items, at: &Origin, stack: &mut Vec<String>) -> Vec<Val> {
+    fn expand(
+        &self,
+        ctx: &mut Ctx,
+        items: &Items,
+        at: &Origin,
+        stack: &mut Vec<String>,
+    ) -> Vec<Val> {
         let mut out = Vec::new();
         for (i, item) in items.items.iter().enumerate() {
             let item_at = if items.seq { at.index(i) } else { at.clone() };
@@ -511,9 +524,15 @@ impl<'a> Builder<'a> {
             match &v.item {
                 Item::Int(i) => match u32::try_from(*i) {
                     Ok(n) => out.push(n),
-                    Err(_) => ctx.error(&v.at, format!("{what} {i} is out of range (0..=4294967295)")),
+                    Err(_) => ctx.error(
+                        &v.at,
+                        format!("{what} {i} is out of range (0..=4294967295)"),
+                    ),
                 },
-                Item::Str(s) => ctx.error(&v.at, format!("expected a {what} (an integer), found {s:?}")),
+                Item::Str(s) => ctx.error(
+                    &v.at,
+                    format!("expected a {what} (an integer), found {s:?}"),
+                ),
             }
         }
         out.sort_unstable();
@@ -522,7 +541,13 @@ impl<'a> Builder<'a> {
     }
 
     /// Compiles one condition set; `what` is "rule" or "except block" (for messages).
-    fn clause(&mut self, ctx: &mut Ctx, conds: &[(&'static str, &Items)], at: &Origin, what: &str) -> Clause {
+    fn clause(
+        &mut self,
+        ctx: &mut Ctx,
+        conds: &[(&'static str, &Items)],
+        at: &Origin,
+        what: &str,
+    ) -> Clause {
         let mut c = Clause::default();
         let mut any_condition = false;
         for (key, items) in conds {
@@ -541,7 +566,10 @@ impl<'a> Builder<'a> {
                 continue;
             }
             if !neg && items.items.is_empty() {
-                ctx.error(&key_at, format!("`{key}: []` can never hold: give values or remove the key"));
+                ctx.error(
+                    &key_at,
+                    format!("`{key}: []` can never hold: give values or remove the key"),
+                );
                 continue;
             }
             let vals = self.expand(ctx, items, &key_at, &mut Vec::new());
@@ -550,10 +578,17 @@ impl<'a> Builder<'a> {
                     let mut ids = Vec::new();
                     for v in &vals {
                         let Item::Str(s) = &v.item else {
-                            ctx.error(&v.at, format!("expected a path (a string), found {}", v.item));
+                            ctx.error(
+                                &v.at,
+                                format!("expected a path (a string), found {}", v.item),
+                            );
                             continue;
                         };
-                        let kind = if field == "path" { path_pattern(s) } else { prefix_pattern(s) };
+                        let kind = if field == "path" {
+                            path_pattern(s)
+                        } else {
+                            prefix_pattern(s)
+                        };
                         match kind {
                             Ok(k) => ids.push(self.out.paths.add(s, k)),
                             Err(e) => ctx.error(&v.at, e),
@@ -652,7 +687,9 @@ impl<'a> Builder<'a> {
         if !any_condition {
             ctx.error(
                 at,
-                format!("this {what} has no conditions (it would match every open); add at least one"),
+                format!(
+                    "this {what} has no conditions (it would match every open); add at least one"
+                ),
             );
         }
         // Cheap, selective predicates first.
@@ -735,7 +772,10 @@ pub(crate) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
     let mut check_dup = |ctx: &mut Ctx, name: &str, at: Origin| {
         if let Some(first) = seen.get(name) {
             let first = ctx.describe(first);
-            ctx.error(&at, format!("duplicate rule name `{name}` (first defined at {first})"));
+            ctx.error(
+                &at,
+                format!("duplicate rule name `{name}` (first defined at {first})"),
+            );
         } else {
             seen.insert(name.to_owned(), at);
         }
@@ -772,7 +812,14 @@ pub(crate) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
                 .except
                 .iter()
                 .enumerate()
-                .map(|(j, e)| b.clause(ctx, &e.conditions(), &at.key("except").index(j), "except block"))
+                .map(|(j, e)| {
+                    b.clause(
+                        ctx,
+                        &e.conditions(),
+                        &at.key("except").index(j),
+                        "except block",
+                    )
+                })
                 .collect();
             b.push_rule(clause, excepts);
             enabled.push(r.enabled);
@@ -796,7 +843,10 @@ pub(crate) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
             src: files.first().map_or(0, |(s, _)| *s),
             path: Vec::new(),
         };
-        ctx.error(&at, "no rules defined (expected `rules:` or `open_monitor:`)");
+        ctx.error(
+            &at,
+            "no rules defined (expected `rules:` or `open_monitor:`)",
+        );
     }
     RuleSet {
         rules,
@@ -813,7 +863,10 @@ fn open_monitor_clause(b: &mut Builder, ctx: &mut Ctx, m: &RawOpenMonitor, at: &
     let key_at = at.key("sensitive_paths");
     for v in b.expand(ctx, &m.sensitive_paths, &key_at, &mut Vec::new()) {
         let Item::Str(s) = &v.item else {
-            ctx.error(&v.at, format!("expected a path (a string), found {}", v.item));
+            ctx.error(
+                &v.at,
+                format!("expected a path (a string), found {}", v.item),
+            );
             continue;
         };
         match path_pattern(s) {
@@ -831,7 +884,10 @@ fn open_monitor_clause(b: &mut Builder, ctx: &mut Ctx, m: &RawOpenMonitor, at: &
             Err(e) => ctx.error(&v.at, e),
         }
     }
-    for (key, items, neg) in [("allow_comm", &m.allow_comm, false), ("deny_comm", &m.deny_comm, true)] {
+    for (key, items, neg) in [
+        ("allow_comm", &m.allow_comm, false),
+        ("deny_comm", &m.deny_comm, true),
+    ] {
         let vals = b.expand(ctx, items, &at.key(key), &mut Vec::new());
         let mut ids = Vec::new();
         for v in vals {

@@ -50,7 +50,9 @@ impl VerdictCache {
         }
         let k = s.key as usize;
         if k >= self.known.len() {
-            let len = (k + 1).max(self.known.len() * 2).min(MAX_CACHED_KEY as usize);
+            let len = (k + 1)
+                .max(self.known.len() * 2)
+                .min(MAX_CACHED_KEY as usize);
             self.known.resize(len, false);
             self.data.resize(len * self.words, 0);
         }

@@ -365,7 +365,10 @@ impl Ctx {
     pub fn error(&mut self, at: &Origin, msg: impl fmt::Display) {
         let src = &self.sources[at.src];
         let (pos, message) = match &src.text {
-            Some(text) => (locate_best(text, &at.path), format!("{}: {msg}", at.dotted())),
+            Some(text) => (
+                locate_best(text, &at.path),
+                format!("{}: {msg}", at.dotted()),
+            ),
             // From the command line: name the flag.
             None => {
                 let flag = at.path.iter().find_map(|s| match s {
@@ -653,7 +656,8 @@ mod tests {
 
     #[test]
     fn locate_finds_block_and_flow_nodes() {
-        let text = "rules:\n  - name: a\n    path: [/x, \"/y\"]\n  - name: b\n    comm:\n      - sh\n";
+        let text =
+            "rules:\n  - name: a\n    path: [/x, \"/y\"]\n  - name: b\n    comm:\n      - sh\n";
         assert_eq!(locate(text, &[k("rules")]), Some((2, 3)));
         assert_eq!(
             locate(text, &[k("rules"), Seg::Index(0), k("name")]),

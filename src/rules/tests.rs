@@ -75,29 +75,50 @@ fn poc_exact_prefix_and_glob() {
         fire(&s, &ev("/etc/ssh/sshd_config"))[0].1.as_deref(),
         Some("/etc/ssh/")
     );
-    assert!(fires(&s, &ev("/etc/ssh/a/b/c")), "a directory prefix covers subdirectories");
-    assert!(!fires(&s, &ev("/etc/ssh")), "the directory itself is not under itself");
+    assert!(
+        fires(&s, &ev("/etc/ssh/a/b/c")),
+        "a directory prefix covers subdirectories"
+    );
+    assert!(
+        !fires(&s, &ev("/etc/ssh")),
+        "the directory itself is not under itself"
+    );
     assert!(!fires(&s, &ev("/etc/sshd")));
     assert_eq!(
         fire(&s, &ev("/root/.ssh/id_rsa"))[0].1.as_deref(),
         Some("/root/.ssh/*")
     );
-    assert!(!fires(&s, &ev("/root/.ssh/keys/id_rsa")), "`*` stays within a component");
+    assert!(
+        !fires(&s, &ev("/root/.ssh/keys/id_rsa")),
+        "`*` stays within a component"
+    );
 }
 
 #[test]
 fn poc_comm_lists_and_failed_opens() {
     let s = set(POC);
-    let sshd = Event { comm: Str::from("sshd"), ..ev("/etc/shadow") };
+    let sshd = Event {
+        comm: Str::from("sshd"),
+        ..ev("/etc/shadow")
+    };
     assert!(!fires(&s, &sshd), "deny_comm never alerts");
-    let failed = Event { ret: -13, ..ev("/etc/shadow") };
-    assert!(fires(&s, &failed), "like the PoC, failed attempts alert too");
+    let failed = Event {
+        ret: -13,
+        ..ev("/etc/shadow")
+    };
+    assert!(
+        fires(&s, &failed),
+        "like the PoC, failed attempts alert too"
+    );
 
     let allow = set(
         "open_monitor:\n  sensitive_paths: [/etc/shadow]\n  allow_comm: [cat]\n  ignore_path_prefixes: [/proc/]\n",
     );
     assert!(fires(&allow, &ev("/etc/shadow")));
-    let vim = Event { comm: Str::from("vim"), ..ev("/etc/shadow") };
+    let vim = Event {
+        comm: Str::from("vim"),
+        ..ev("/etc/shadow")
+    };
     assert!(!fires(&allow, &vim), "allow_comm restricts who can alert");
 
     let ignore = set("open_monitor:\n  sensitive_paths: [\"/proc/**\", /etc/]\n  ignore_path_prefixes: [/proc/, /etc/skip/]\n");
@@ -108,8 +129,7 @@ fn poc_comm_lists_and_failed_opens() {
 
 #[test]
 fn star_does_not_cross_slash_but_double_star_does() {
-    let s = set(
-        r#"
+    let s = set(r#"
 rules:
   - name: one
     description: d
@@ -123,12 +143,15 @@ rules:
     description: d
     severity: low
     path: ["/dev/tty[0-9]", "/tmp/?.{sh,py}"]
-"#,
-    );
+"#);
     assert!(fires(&s, &ev("/home/alice/.bashrc")));
     assert!(!fires(&s, &ev("/home/alice/x/.bashrc")));
     assert_eq!(fire(&s, &ev("/home/a/b/c/id_rsa"))[0].0, "deep");
-    assert_eq!(fire(&s, &ev("/home/id_ed25519"))[0].0, "deep", "`**` matches zero components");
+    assert_eq!(
+        fire(&s, &ev("/home/id_ed25519"))[0].0,
+        "deep",
+        "`**` matches zero components"
+    );
     assert!(!fires(&s, &ev("/home/a/b/id/x")));
     assert!(fires(&s, &ev("/dev/tty3")));
     assert!(!fires(&s, &ev("/dev/ttyS0")));
@@ -138,7 +161,9 @@ rules:
 
 #[test]
 fn prefix_key_is_a_plain_byte_prefix() {
-    let s = set("rules:\n  - name: p\n    description: d\n    severity: low\n    path_prefix: [/tmp/x]\n");
+    let s = set(
+        "rules:\n  - name: p\n    description: d\n    severity: low\n    path_prefix: [/tmp/x]\n",
+    );
     assert!(fires(&s, &ev("/tmp/x")));
     assert!(fires(&s, &ev("/tmp/xyz")));
     assert!(fires(&s, &ev("/tmp/x/y")));
@@ -147,8 +172,7 @@ fn prefix_key_is_a_plain_byte_prefix() {
 
 #[test]
 fn path_and_path_prefix_are_one_condition_and_not_excludes() {
-    let s = set(
-        r#"
+    let s = set(r#"
 rules:
   - name: r
     description: d
@@ -157,8 +181,7 @@ rules:
     path_prefix: [/etc/ssh/]
     not_path: ["/etc/ssh/*.pub"]
     not_path_prefix: [/etc/ssh/moduli]
-"#,
-    );
+"#);
     assert!(fires(&s, &ev("/etc/shadow")));
     assert!(fires(&s, &ev("/etc/ssh/ssh_host_rsa_key")));
     assert!(!fires(&s, &ev("/etc/ssh/ssh_host_rsa_key.pub")));
@@ -167,8 +190,7 @@ rules:
 
 #[test]
 fn except_blocks_are_condition_sets() {
-    let s = set(
-        r#"
+    let s = set(r#"
 rules:
   - name: shadow
     description: d
@@ -178,21 +200,31 @@ rules:
       - comm: [passwd]
       - uid: 0
         comm: [cron]
-"#,
-    );
+"#);
     assert!(fires(&s, &ev("/etc/shadow")));
-    let passwd = Event { comm: Str::from("passwd"), ..ev("/etc/shadow") };
+    let passwd = Event {
+        comm: Str::from("passwd"),
+        ..ev("/etc/shadow")
+    };
     assert!(!fires(&s, &passwd));
-    let cron_user = Event { comm: Str::from("cron"), ..ev("/etc/shadow") };
-    assert!(fires(&s, &cron_user), "an except block needs all its conditions");
-    let cron_root = Event { uid: 0, ..cron_user };
+    let cron_user = Event {
+        comm: Str::from("cron"),
+        ..ev("/etc/shadow")
+    };
+    assert!(
+        fires(&s, &cron_user),
+        "an except block needs all its conditions"
+    );
+    let cron_root = Event {
+        uid: 0,
+        ..cron_user
+    };
     assert!(!fires(&s, &cron_root));
 }
 
 #[test]
 fn lists_expand_and_nest() {
-    let s = set(
-        r#"
+    let s = set(r#"
 lists:
   shells: [bash, sh]
   interpreters: [$shells, "python3*"]
@@ -203,10 +235,12 @@ rules:
     severity: high
     path: [$keys]
     comm: [$interpreters, perl]
-"#,
-    );
+"#);
     for comm in ["bash", "sh", "python3.11", "perl"] {
-        let e = Event { comm: Str::from(comm), ..ev("/home/bob/.ssh/id_rsa") };
+        let e = Event {
+            comm: Str::from(comm),
+            ..ev("/home/bob/.ssh/id_rsa")
+        };
         assert_eq!(
             fire(&s, &e),
             vec![("r".into(), Some("/home/*/.ssh/**".into()))],
@@ -219,8 +253,7 @@ rules:
 
 #[test]
 fn results_and_errno_names() {
-    let s = set(
-        r#"
+    let s = set(r#"
 rules:
   - name: denied
     description: d
@@ -238,10 +271,12 @@ rules:
     path: ["/**"]
     result: failure
     not_result: ENOENT
-"#,
-    );
+"#);
     let names = |ret| -> Vec<String> {
-        fire(&s, &Event { ret, ..ev("/x") }).into_iter().map(|(n, _)| n).collect()
+        fire(&s, &Event { ret, ..ev("/x") })
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
     };
     assert_eq!(names(3), ["ok"]);
     assert_eq!(names(-13), ["denied", "failed"]);
@@ -251,8 +286,7 @@ rules:
 
 #[test]
 fn access_from_flags() {
-    let s = set(
-        r#"
+    let s = set(r#"
 rules:
   - {name: read, description: d, severity: info, path: ["/**"], access: read}
   - {name: write, description: d, severity: info, path: ["/**"], access: write}
@@ -262,52 +296,100 @@ rules:
   - {name: dir, description: d, severity: info, path: ["/**"], access: directory}
   - {name: tmp, description: d, severity: info, path: ["/**"], access: tmpfile}
   - {name: opath, description: d, severity: info, path: ["/**"], access: path}
-"#,
-    );
+"#);
     let names = |flags: i32, sc: Syscall| -> Vec<String> {
-        let e = Event { flags: flags as u64, syscall: sc, ..ev("/x") };
+        let e = Event {
+            flags: flags as u64,
+            syscall: sc,
+            ..ev("/x")
+        };
         fire(&s, &e).into_iter().map(|(n, _)| n).collect()
     };
     use libc::*;
     assert_eq!(names(O_RDONLY | O_CLOEXEC, Syscall::Openat), ["read"]);
-    assert_eq!(names(O_WRONLY | O_CREAT | O_TRUNC, Syscall::Openat), ["write", "create", "trunc"]);
-    assert_eq!(names(O_RDWR | O_APPEND, Syscall::Open), ["read", "write", "append"]);
-    assert_eq!(names(O_RDONLY | O_DIRECTORY, Syscall::Openat), ["read", "dir"]);
-    assert_eq!(names(O_RDWR | O_TMPFILE, Syscall::Openat), ["read", "write", "tmp"]);
+    assert_eq!(
+        names(O_WRONLY | O_CREAT | O_TRUNC, Syscall::Openat),
+        ["write", "create", "trunc"]
+    );
+    assert_eq!(
+        names(O_RDWR | O_APPEND, Syscall::Open),
+        ["read", "write", "append"]
+    );
+    assert_eq!(
+        names(O_RDONLY | O_DIRECTORY, Syscall::Openat),
+        ["read", "dir"]
+    );
+    assert_eq!(
+        names(O_RDWR | O_TMPFILE, Syscall::Openat),
+        ["read", "write", "tmp"]
+    );
     assert_eq!(names(O_PATH, Syscall::Openat), ["opath"]);
-    assert_eq!(names(0, Syscall::Creat), ["write", "create", "trunc"], "creat implies O_CREAT|O_WRONLY|O_TRUNC");
-    assert_eq!(names(3, Syscall::Openat), Vec::<String>::new(), "O_ACCMODE 3 is neither");
+    assert_eq!(
+        names(0, Syscall::Creat),
+        ["write", "create", "trunc"],
+        "creat implies O_CREAT|O_WRONLY|O_TRUNC"
+    );
+    assert_eq!(
+        names(3, Syscall::Openat),
+        Vec::<String>::new(),
+        "O_ACCMODE 3 is neither"
+    );
 }
 
 #[test]
 fn ids_syscalls_and_disabled_rules() {
-    let s = set(
-        r#"
+    let s = set(r#"
 rules:
   - {name: a, description: d, severity: info, uid: [0, 1000], not_pid: 7, syscall: [openat, openat2]}
   - {name: b, description: d, severity: info, ppid: 1, gid: 5}
   - {name: c, description: d, severity: info, uid: 1000, enabled: false}
-"#,
-    );
+"#);
     assert_eq!(fire(&s, &ev("/x")).len(), 1);
     assert!(!fires(&s, &Event { pid: 7, ..ev("/x") }));
-    assert!(!fires(&s, &Event { syscall: Syscall::Open, ..ev("/x") }));
-    assert_eq!(fire(&s, &Event { gid: 5, uid: 3, ..ev("/x") })[0].0, "b");
+    assert!(!fires(
+        &s,
+        &Event {
+            syscall: Syscall::Open,
+            ..ev("/x")
+        }
+    ));
+    assert_eq!(
+        fire(
+            &s,
+            &Event {
+                gid: 5,
+                uid: 3,
+                ..ev("/x")
+            }
+        )[0]
+        .0,
+        "b"
+    );
     let only_c = s.only("c").unwrap();
-    assert_eq!(fire(&only_c, &ev("/x"))[0].0, "c", "only() runs a disabled rule when asked");
+    assert_eq!(
+        fire(&only_c, &ev("/x"))[0].0,
+        "c",
+        "only() runs a disabled rule when asked"
+    );
     assert!(s.only("zz").is_none());
 }
 
 #[test]
 fn comm_names_are_cut_like_the_kernel() {
-    let s = set("rules:\n  - {name: a, description: d, severity: info, comm: unattended-upgrades}\n");
-    let e = Event { comm: Str::from("unattended-upgr"), ..ev("/x") };
+    let s =
+        set("rules:\n  - {name: a, description: d, severity: info, comm: unattended-upgrades}\n");
+    let e = Event {
+        comm: Str::from("unattended-upgr"),
+        ..ev("/x")
+    };
     assert_eq!(fire(&s, &e)[0].1.as_deref(), Some("unattended-upgrades"));
 }
 
 #[test]
 fn cached_verdicts_follow_keys_and_tables() {
-    let s = set("rules:\n  - {name: a, description: d, severity: info, path: /etc/shadow, comm: cat}\n");
+    let s = set(
+        "rules:\n  - {name: a, description: d, severity: info, path: /etc/shadow, comm: cat}\n",
+    );
     let mut eng = s.engine();
     let keyed = |path: &str, key, comm: &str, ckey, table| Event {
         path: Str::keyed(Arc::from(path.as_bytes()), key),
@@ -348,15 +430,27 @@ fn alert_line_order_and_bytes() {
 #[test]
 fn unknown_keys_and_types_are_positioned() {
     let e = err("rules:\n  - name: a\n    description: d\n    severity: high\n    pth: /x\n");
-    assert!(e.starts_with("t.yaml:5:5: rules[0]: unknown field `pth`, expected one of"), "{e}");
+    assert!(
+        e.starts_with("t.yaml:5:5: rules[0]: unknown field `pth`, expected one of"),
+        "{e}"
+    );
     let e = err("rules:\n  - name: a\n    description: d\n    severity: hgh\n    path: /x\n");
-    assert!(e.starts_with("t.yaml:4:15: rules[0].severity: unknown variant `hgh`"), "{e}");
+    assert!(
+        e.starts_with("t.yaml:4:15: rules[0].severity: unknown variant `hgh`"),
+        "{e}"
+    );
     let e = err("rules:\n  - name: a\n    description: d\n    severity: high\n    uid: [1.5]\n");
-    assert!(e.starts_with("t.yaml:5:11: rules[0].uid[0]: invalid type: floating point"), "{e}");
+    assert!(
+        e.starts_with("t.yaml:5:11: rules[0].uid[0]: invalid type: floating point"),
+        "{e}"
+    );
     let e = err("rules:\n  - name: a\n    severity: high\n    path: /x\n");
     assert!(e.contains("missing field `description`"), "{e}");
     let e = err("open_monitor:\n  sensitive_path: [/x]\n");
-    assert!(e.starts_with("t.yaml:2:3: open_monitor: unknown field `sensitive_path`"), "{e}");
+    assert!(
+        e.starts_with("t.yaml:2:3: open_monitor: unknown field `sensitive_path`"),
+        "{e}"
+    );
     let e = err("rules: [\n");
     assert!(e.starts_with("t.yaml:2:1: "), "{e}");
 }
@@ -365,31 +459,62 @@ fn unknown_keys_and_types_are_positioned() {
 fn semantic_errors_are_positioned() {
     let base = "rules:\n  - name: a\n    description: d\n    severity: high\n";
     let e = err(&format!("{base}    path: [/ok, \"/x/[a\"]\n"));
-    assert!(e.starts_with("t.yaml:5:17: rules[0].path[1]: invalid glob \"/x/[a\""), "{e}");
-    let e = err(&format!("{base}    path: /x\n    result: [success, EACCESS]\n"));
-    assert!(e.starts_with("t.yaml:6:23: rules[0].result[1]: unknown result \"EACCESS\""), "{e}");
+    assert!(
+        e.starts_with("t.yaml:5:17: rules[0].path[1]: invalid glob \"/x/[a\""),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{base}    path: /x\n    result: [success, EACCESS]\n"
+    ));
+    assert!(
+        e.starts_with("t.yaml:6:23: rules[0].result[1]: unknown result \"EACCESS\""),
+        "{e}"
+    );
     let e = err(&format!("{base}    result: eacces\n"));
     assert!(e.contains("did you mean EACCES?"), "{e}");
     let e = err(&format!("{base}    comm: [$shells]\n"));
-    assert!(e.starts_with("t.yaml:5:12: rules[0].comm[0]: unknown list `shells` (no lists are defined)"), "{e}");
+    assert!(
+        e.starts_with(
+            "t.yaml:5:12: rules[0].comm[0]: unknown list `shells` (no lists are defined)"
+        ),
+        "{e}"
+    );
     let e = err(&format!("{base}    exe: [/usr/bin/cat]\n"));
-    assert!(e.starts_with("t.yaml:5:10: rules[0].exe: `exe` is not supported"), "{e}");
+    assert!(
+        e.starts_with("t.yaml:5:10: rules[0].exe: `exe` is not supported"),
+        "{e}"
+    );
     let e = err(&format!("{base}    path: etc/shadow\n"));
     assert!(e.contains("is not absolute"), "{e}");
     let e = err(&format!("{base}    access: [reed]\n"));
-    assert!(e.contains("unknown access \"reed\", expected one of read, write"), "{e}");
+    assert!(
+        e.contains("unknown access \"reed\", expected one of read, write"),
+        "{e}"
+    );
     let e = err(&format!("{base}    syscall: openat3\n"));
-    assert!(e.starts_with("t.yaml:5:14: rules[0].syscall: unknown syscall"), "{e}");
+    assert!(
+        e.starts_with("t.yaml:5:14: rules[0].syscall: unknown syscall"),
+        "{e}"
+    );
     let e = err(&format!("{base}    uid: [root]\n"));
-    assert!(e.contains("expected a uid (an integer), found \"root\""), "{e}");
+    assert!(
+        e.contains("expected a uid (an integer), found \"root\""),
+        "{e}"
+    );
     let e = err(&format!("{base}    uid: [-1]\n"));
     assert!(e.contains("out of range"), "{e}");
     let e = err(base);
-    assert!(e.starts_with("t.yaml:2:5: rules[0]: this rule has no conditions"), "{e}");
+    assert!(
+        e.starts_with("t.yaml:2:5: rules[0]: this rule has no conditions"),
+        "{e}"
+    );
     let e = err(&format!("{base}    path: []\n"));
     assert!(e.contains("can never hold"), "{e}");
     let e = err(&format!("{base}    path: /x\n    except:\n      - {{}}\n"));
-    assert!(e.contains("rules[0].except[0]: this except block has no conditions"), "{e}");
+    assert!(
+        e.contains("rules[0].except[0]: this except block has no conditions"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -397,9 +522,15 @@ fn list_errors() {
     let e = err("lists:\n  a: [$b]\n  b: [$a]\nrules:\n  - {name: r, description: d, severity: low, comm: [$a]}\n");
     assert!(e.contains("refers to itself"), "{e}");
     let e = err("lists:\n  a: [x]\n  a: [y]\nrules:\n  - {name: r, description: d, severity: low, comm: x}\n");
-    assert!(e.starts_with("t.yaml:3:3: lists: list `a` is defined twice"), "{e}");
+    assert!(
+        e.starts_with("t.yaml:3:3: lists: list `a` is defined twice"),
+        "{e}"
+    );
     let e = err("rules:\n  - name: \"a b\"\n    description: d\n");
-    assert!(e.starts_with("t.yaml:2:11: rules[0].name: invalid rule name \"a b\""), "{e}");
+    assert!(
+        e.starts_with("t.yaml:2:11: rules[0].name: invalid rule name \"a b\""),
+        "{e}"
+    );
     let e = err("lists:\n  \"bad name\": [x]\n");
     assert!(e.contains("invalid list name"), "{e}");
 }
@@ -409,9 +540,19 @@ fn duplicate_rules_across_files_name_both() {
     let dir = tempfile::tempdir().unwrap();
     let a = dir.path().join("a.yaml");
     let b = dir.path().join("b.yaml");
-    std::fs::write(&a, "lists:\n  sh: [bash]\nrules:\n  - {name: r, description: d, severity: low, comm: [$sh]}\n").unwrap();
-    std::fs::write(&b, "# b\nrules:\n  - name: r\n    description: d\n    severity: low\n    comm: [$sh]\n").unwrap();
-    let e = RuleSet::load(&[a.clone(), b.clone()]).unwrap_err().to_string();
+    std::fs::write(
+        &a,
+        "lists:\n  sh: [bash]\nrules:\n  - {name: r, description: d, severity: low, comm: [$sh]}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        &b,
+        "# b\nrules:\n  - name: r\n    description: d\n    severity: low\n    comm: [$sh]\n",
+    )
+    .unwrap();
+    let e = RuleSet::load(&[a.clone(), b.clone()])
+        .unwrap_err()
+        .to_string();
     assert_eq!(
         e,
         format!(
@@ -421,7 +562,11 @@ fn duplicate_rules_across_files_name_both() {
         )
     );
     // Lists are shared across files.
-    std::fs::write(&b, "rules:\n  - {name: r2, description: d, severity: low, comm: [$sh]}\n").unwrap();
+    std::fs::write(
+        &b,
+        "rules:\n  - {name: r2, description: d, severity: low, comm: [$sh]}\n",
+    )
+    .unwrap();
     let s = RuleSet::load(&[a, b]).unwrap();
     assert_eq!(s.rules().len(), 2);
 }
@@ -431,22 +576,44 @@ fn open_monitor_and_rules_coexist() {
     let s = set(&format!(
         "{POC}rules:\n  - {{name: open_sensitive_2, description: d, severity: low, path: /etc/shadow}}\n"
     ));
-    let names: Vec<_> = fire(&s, &ev("/etc/shadow")).into_iter().map(|(n, _)| n).collect();
+    let names: Vec<_> = fire(&s, &ev("/etc/shadow"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
     assert_eq!(names, ["open_sensitive", "open_sensitive_2"]);
-    let e = err(&format!("{POC}rules:\n  - {{name: open_sensitive, description: d, severity: low, path: /x}}\n"));
-    assert!(e.contains("duplicate rule name `open_sensitive` (first defined at t.yaml:3:"), "{e}");
+    let e = err(&format!(
+        "{POC}rules:\n  - {{name: open_sensitive, description: d, severity: low, path: /x}}\n"
+    ));
+    assert!(
+        e.contains("duplicate rule name `open_sensitive` (first defined at t.yaml:3:"),
+        "{e}"
+    );
 }
 
 #[test]
 fn no_panic_on_any_prefix_of_a_rule_file() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/rules/full.yaml"))
-        .unwrap_or_else(|_| POC.to_owned());
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/rules/full.yaml"
+    ))
+    .unwrap_or_else(|_| POC.to_owned());
     for end in 0..text.len() {
         if text.is_char_boundary(end) {
             let _ = RuleSet::from_yaml("t.yaml", &text[..end]);
         }
     }
-    for junk in ["- a\n- b", "rules: 5", "rules: [1, 2]", "&a [*a]", "{{{", "rules:\n  - !!binary aGk=", "lists: [a]", "\t- x", "a: &x\n  b: *x\n", "rules:\n  - name: [a]\n"] {
+    for junk in [
+        "- a\n- b",
+        "rules: 5",
+        "rules: [1, 2]",
+        "&a [*a]",
+        "{{{",
+        "rules:\n  - !!binary aGk=",
+        "lists: [a]",
+        "\t- x",
+        "a: &x\n  b: *x\n",
+        "rules:\n  - name: [a]\n",
+    ] {
         assert!(RuleSet::from_yaml("t.yaml", junk).is_err(), "{junk:?}");
     }
 }

@@ -12,7 +12,9 @@ use open_forensics::rules::RuleSet;
 use crate::helpers::*;
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures")
+        .join(rel)
 }
 
 fn fx(rel: &str) -> String {
@@ -54,23 +56,46 @@ fn history() -> Vec<Event> {
     non_utf8.path = Str::new(&b"/etc/ssh/key-\xff\xfe"[..]);
     non_utf8.raw_path = non_utf8.path.clone();
     vec![
-        Event { uid: 0, ..e(0, "cat", "/etc/shadow") },
+        Event {
+            uid: 0,
+            ..e(0, "cat", "/etc/shadow")
+        },
         e(1, "sshd", "/etc/shadow"),
         e(2, "passwd", "/etc/shadow"),
-        Event { ret: -13, ..e(3, "cat", "/etc/shadow") },
+        Event {
+            ret: -13,
+            ..e(3, "cat", "/etc/shadow")
+        },
         e(4, "bash", "/root/.ssh/id_rsa"),
         e(5, "bash", "/root/.ssh/id_rsa.pub"),
         e(6, "cat", "/proc/1/environ"),
         e(7, "python3.11", "/home/alice/.ssh/keys/id_ed25519"),
-        Event { flags: WR, ..e(8, "vim", "/etc/sudoers") },
+        Event {
+            flags: WR,
+            ..e(8, "vim", "/etc/sudoers")
+        },
         e(9, "cat", "/etc/sudoers"),
-        Event { uid: 0, flags: CREATE, syscall: Syscall::Openat, ..e(10, "touch", "/tmp/x") },
+        Event {
+            uid: 0,
+            flags: CREATE,
+            syscall: Syscall::Openat,
+            ..e(10, "touch", "/tmp/x")
+        },
         e(11, "cat", "/etc/ssh/sshd_config"),
         non_utf8,
-        Event { uid: 0, ..e(13, "cron", "/etc/shadow") },
+        Event {
+            uid: 0,
+            ..e(13, "cron", "/etc/shadow")
+        },
         e(14, "cat", "/etc/passwd"),
-        Event { ret: -2, ..e(15, "ls", "/etc/nothere") },
-        Event { ret: -2, ..e(16, "ls", "/etc/nothere") },
+        Event {
+            ret: -2,
+            ..e(15, "ls", "/etc/nothere")
+        },
+        Event {
+            ret: -2,
+            ..e(16, "ls", "/etc/nothere")
+        },
         e(17, "cat", "/etc/passwd"),
     ]
 }
@@ -267,7 +292,11 @@ fn paths_of(jsonl: &str) -> Vec<String> {
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
-            format!("{} {}", v["comm"].as_str().unwrap(), v["path"].as_str().unwrap())
+            format!(
+                "{} {}",
+                v["comm"].as_str().unwrap(),
+                v["path"].as_str().unwrap()
+            )
         })
         .collect()
 }
@@ -276,7 +305,15 @@ fn paths_of(jsonl: &str) -> Vec<String> {
 fn query_by_rule() {
     let store = store_with(&history());
     let full = fx("rules/full.yaml");
-    let out = store.ok(&["query", "--rule", "credentials_read", "--rules", &full, "--format", "jsonl"]);
+    let out = store.ok(&[
+        "query",
+        "--rule",
+        "credentials_read",
+        "--rules",
+        &full,
+        "--format",
+        "jsonl",
+    ]);
     assert_eq!(paths_of(&out), ["cat /etc/shadow", "sshd /etc/shadow"]);
     // Lines are events, as `export` prints them.
     let export = store.ok(&["export"]);
@@ -284,11 +321,27 @@ fn query_by_rule() {
         assert!(export.lines().any(|e| e == l), "{l}");
     }
     // A disabled rule can still be queried by name.
-    let out = store.ok(&["query", "--rule", "disabled_example", "--rules", &full, "--format", "jsonl"]);
+    let out = store.ok(&[
+        "query",
+        "--rule",
+        "disabled_example",
+        "--rules",
+        &full,
+        "--format",
+        "jsonl",
+    ]);
     assert_eq!(out.lines().count(), history().len());
     // Rule and filters together.
     let out = store.ok(&[
-        "query", "--rule", "disabled_example", "--rules", &full, "--comm", "ls", "--format", "jsonl",
+        "query",
+        "--rule",
+        "disabled_example",
+        "--rules",
+        &full,
+        "--comm",
+        "ls",
+        "--format",
+        "jsonl",
     ]);
     assert_eq!(paths_of(&out), ["ls /etc/nothere", "ls /etc/nothere"]);
     let out = store.run(&["query", "--rule", "nope", "--rules", &full]);
@@ -305,7 +358,10 @@ fn query_filters() {
         a.extend_from_slice(args);
         paths_of(&store.ok(&a))
     };
-    assert_eq!(q(&["--comm", "bash"]), ["bash /root/.ssh/id_rsa", "bash /root/.ssh/id_rsa.pub"]);
+    assert_eq!(
+        q(&["--comm", "bash"]),
+        ["bash /root/.ssh/id_rsa", "bash /root/.ssh/id_rsa.pub"]
+    );
     assert_eq!(q(&["--comm", "python*,vim"]).len(), 2);
     assert_eq!(
         q(&["--path", "/root/.ssh/*.pub"]),
@@ -313,7 +369,11 @@ fn query_filters() {
     );
     assert_eq!(q(&["--path", "/home/**"]).len(), 1);
     assert_eq!(q(&["--path", "/home/*"]).len(), 0, "`*` does not cross `/`");
-    assert_eq!(q(&["--path", "/etc/ssh/"]).len(), 2, "a trailing / is a directory prefix");
+    assert_eq!(
+        q(&["--path", "/etc/ssh/"]).len(),
+        2,
+        "a trailing / is a directory prefix"
+    );
     assert_eq!(
         q(&["--failed"]),
         ["cat /etc/shadow", "ls /etc/nothere", "ls /etc/nothere"]
@@ -322,7 +382,10 @@ fn query_filters() {
     assert_eq!(q(&["--uid", "0", "--comm", "cron"]), ["cron /etc/shadow"]);
     let pid = events[0].pid.to_string();
     let by_pid = q(&["--pid", &pid]);
-    assert_eq!(by_pid.len(), events.iter().filter(|e| e.pid == events[0].pid).count());
+    assert_eq!(
+        by_pid.len(),
+        events.iter().filter(|e| e.pid == events[0].pid).count()
+    );
     assert_eq!(q(&["--limit", "2"]).len(), 2);
     assert_eq!(q(&["--failed", "--limit", "1"]), ["cat /etc/shadow"]);
     let since = open_forensics::event::format_ts(events[15].ts_ns);
@@ -334,7 +397,10 @@ fn query_filters() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--path: invalid glob"));
     // Tables on request.
     let table = store.ok(&["query", "--comm", "vim", "--format", "table"]);
-    assert!(table.contains("/etc/sudoers") && table.contains("write,truncate"), "{table}");
+    assert!(
+        table.contains("/etc/sudoers") && table.contains("write,truncate"),
+        "{table}"
+    );
 }
 
 #[test]
@@ -359,18 +425,36 @@ fn named_sql() {
         assert!(list.contains(&format!("\"name\":\"{name}\"")), "{list}");
     }
     let mut all = String::new();
-    for name in ["top_paths", "top_processes", "failed_by_process", "first_seen", "sensitive_timeline"] {
+    for name in [
+        "top_paths",
+        "top_processes",
+        "failed_by_process",
+        "first_seen",
+        "sensitive_timeline",
+    ] {
         let out = store.ok(&["query", "--sql", name, "--format", "jsonl"]);
         all.push_str(&format!("## {name}\n{out}"));
     }
     golden("named_sql.jsonl", &all);
     // /etc/shadow is opened in both segments.
-    let top = store.ok(&["query", "--sql", "top_paths", "--format", "jsonl", "--limit", "1"]);
+    let top = store.ok(&[
+        "query",
+        "--sql",
+        "top_paths",
+        "--format",
+        "jsonl",
+        "--limit",
+        "1",
+    ]);
     assert!(top.starts_with(r#"{"failed":1,"first_seen":"#), "{top}");
     assert!(top.contains(r#""opens":5,"path":"/etc/shadow""#), "{top}");
 
     let sql = store.path("mine.sql");
-    std::fs::write(&sql, "SELECT count(*) AS n, count(DISTINCT comm) AS comms FROM events").unwrap();
+    std::fs::write(
+        &sql,
+        "SELECT count(*) AS n, count(DISTINCT comm) AS comms FROM events",
+    )
+    .unwrap();
     let out = store.ok(&["query", "--sql", sql.to_str().unwrap(), "--format", "csv"]);
     assert_eq!(out, format!("n,comms\r\n{},9\r\n", events.len()));
 
