@@ -2,7 +2,9 @@
 //! bare decompress-and-scan of the same segments (target: replay at least half as fast as the bare
 //! scan), plus a 50-rule set that matches nothing (it should cost almost nothing per event).
 //!
-//! `cargo bench --bench rules` (OF_BENCH_EVENTS=N to change the 10M default). Prints figures only.
+//! `cargo bench --bench rules` (OF_BENCH_EVENTS=N to change the 10M default, OF_BENCH_RUNS=N for the
+//! runs per measurement (best is kept, default 2), OF_BENCH_PER_RULE=1 to print alerts per rule).
+//! Prints figures only.
 
 mod common;
 

@@ -37,7 +37,7 @@ pub(super) fn progress(reader: &Reader, range: &TimeRange, what: &str) -> Progre
     }
     let total: u64 = reader.segments_in(range).map(|s| s.meta.events).sum();
     let style = ProgressStyle::with_template(&format!(
-        "{what} {{bar:30}} {{human_pos}}/{{human_len}} events ({{per_sec}}, eta {{eta}})"
+        "{what} {{bar:30}} {{human_pos}}/{{human_len}} events (eta {{eta}})"
     ))
     .unwrap_or_else(|_| ProgressStyle::default_bar());
     ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(style)
