@@ -1,0 +1,364 @@
+//! Capture overhead and completeness, measured in one run (root only; prints, never asserts):
+//!
+//! * opens/s of a load generator without and with `open-forensics record` running (ratio), for
+//!   successful opens, failing opens and io_uring opens;
+//! * events stored for the generator vs opens it performed; any shortfall must be covered by the
+//!   loss the store recorded;
+//! * recorder CPU seconds per million events (utime+stime from /proc/<pid>/stat);
+//! * the highest stepped rate with zero loss.
+//!
+//! `cargo bench --bench capture`; `CAPTURE_BENCH_SECS` (default 3) sets each phase's length.
+
+use std::ffi::CString;
+use std::io::{BufRead, BufReader};
+use std::ops::ControlFlow;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use open_forensics::store::{Reader, TimeRange};
+
+const GEN_COMM: &str = "of-gen";
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Mode {
+    /// open + close of existing files
+    Ok,
+    /// opens that fail with ENOENT
+    Fail,
+    /// IORING_OP_OPENAT in batches of 16, then close
+    Uring,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Ok => "open ok",
+            Mode::Fail => "ENOENT",
+            Mode::Uring => "io_uring",
+        }
+    }
+}
+
+/// A few hundred paths shaped like a real tree: nested directories, mixed name lengths.
+fn make_tree(root: &Path) -> (Vec<CString>, Vec<CString>) {
+    let kinds = ["lib", "config", "cache", "share/doc", "include/sys"];
+    let exts = ["so.6", "yaml", "json", "h", "txt", "conf"];
+    let mut ok = Vec::new();
+    let mut missing = Vec::new();
+    for d in 0..30 {
+        let dir = root.join(format!("{}/pkg-{d:02}/{}", kinds[d % kinds.len()], "v1.2"));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        for f in 0..10 {
+            let p = dir.join(format!(
+                "file-{f}-{}.{}",
+                "x".repeat(f * 3),
+                exts[(d + f) % 6]
+            ));
+            std::fs::write(&p, b"bench").expect("write");
+            ok.push(CString::new(p.as_os_str().as_bytes()).expect("path"));
+            let m = dir.join(format!("absent-{f}.{}", exts[f % 6]));
+            missing.push(CString::new(m.as_os_str().as_bytes()).expect("path"));
+        }
+    }
+    (ok, missing)
+}
+
+/// Runs `threads` generator threads for `secs`; `rate` caps the total opens/s. Returns the opens
+/// performed and the elapsed time.
+fn generate(
+    mode: Mode,
+    threads: usize,
+    secs: f64,
+    rate: Option<f64>,
+    ok: &Arc<Vec<CString>>,
+    missing: &Arc<Vec<CString>>,
+) -> (u64, Duration) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|i| {
+            let paths = if mode == Mode::Fail {
+                missing.clone()
+            } else {
+                ok.clone()
+            };
+            let stop = stop.clone();
+            let per_thread = rate.map(|r| r / threads as f64);
+            std::thread::Builder::new()
+                .name(GEN_COMM.into())
+                .spawn(move || gen_thread(mode, &paths, i, &stop, per_thread))
+                .expect("spawn generator")
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, Ordering::Relaxed);
+    let total = handles.into_iter().map(|h| h.join().expect("gen")).sum();
+    (total, start.elapsed())
+}
+
+fn gen_thread(
+    mode: Mode,
+    paths: &[CString],
+    seed: usize,
+    stop: &AtomicBool,
+    per_thread_rate: Option<f64>,
+) -> u64 {
+    let start = Instant::now();
+    let mut n: u64 = 0;
+    let mut i = seed * 7919;
+    let mut ring = (mode == Mode::Uring).then(|| io_uring::IoUring::new(32).expect("io_uring"));
+    while !stop.load(Ordering::Relaxed) {
+        if let Some(r) = per_thread_rate {
+            let due = Duration::from_secs_f64(n as f64 / r);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
+        match ring.as_mut() {
+            None => {
+                for _ in 0..64 {
+                    let p = &paths[i % paths.len()];
+                    i = i.wrapping_add(1);
+                    // SAFETY: a NUL-terminated path; the fd (if any) is closed right away.
+                    unsafe {
+                        let fd = libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                        if fd >= 0 {
+                            libc::close(fd);
+                        }
+                    }
+                }
+                n += 64;
+            }
+            Some(ring) => {
+                const BATCH: usize = 16;
+                for _ in 0..BATCH {
+                    let p = &paths[i % paths.len()];
+                    i = i.wrapping_add(1);
+                    let sqe = io_uring::opcode::OpenAt::new(
+                        io_uring::types::Fd(libc::AT_FDCWD),
+                        p.as_ptr(),
+                    )
+                    .flags(libc::O_RDONLY | libc::O_CLOEXEC)
+                    .build();
+                    // SAFETY: the paths outlive the submission, which completes below.
+                    unsafe { ring.submission().push(&sqe).expect("sq full") };
+                }
+                ring.submit_and_wait(BATCH).expect("submit");
+                for cqe in ring.completion() {
+                    if cqe.result() >= 0 {
+                        // SAFETY: closing the fd io_uring just opened for us.
+                        unsafe { libc::close(cqe.result()) };
+                    }
+                }
+                n += BATCH as u64;
+            }
+        }
+    }
+    n
+}
+
+/// A running recorder.
+struct Recorder {
+    child: Child,
+    stat: std::fs::File,
+    store: PathBuf,
+}
+
+fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_open-forensics"))
+}
+
+impl Recorder {
+    fn start(store: &Path) -> Recorder {
+        let mut child = Command::new(bin())
+            .arg("--store")
+            .arg(store)
+            .args(["record", "--ring-mb", "16"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the recorder");
+        let err = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if line.contains("attached") {
+                    let _ = tx.send(());
+                } else if !line.contains("recorded") {
+                    eprintln!("recorder: {line}");
+                }
+            }
+        });
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("the recorder attached");
+        let stat = std::fs::File::open(format!("/proc/{}/stat", child.id())).expect("stat");
+        Recorder {
+            child,
+            stat,
+            store: store.to_owned(),
+        }
+    }
+
+    /// utime + stime so far, in seconds (read through an fd opened at start, so that measuring
+    /// opens nothing).
+    fn cpu_secs(&self) -> f64 {
+        use std::os::unix::fs::FileExt;
+        let mut buf = [0u8; 1024];
+        let n = self.stat.read_at(&mut buf, 0).unwrap_or(0);
+        let s = String::from_utf8_lossy(&buf[..n]);
+        let after = s.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
+        let f: Vec<&str> = after.split_whitespace().collect();
+        // Fields after the comm: state is [0], utime is field 14 overall → [11], stime [12].
+        let ticks: f64 = [11, 12]
+            .iter()
+            .filter_map(|&i| f.get(i)?.parse::<f64>().ok())
+            .sum();
+        // SAFETY: sysconf has no preconditions.
+        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+    }
+
+    /// Stops the recorder and counts the generator's stored events and the store's losses.
+    fn stop(mut self) -> (u64, u64) {
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().expect("wait");
+        assert!(status.success(), "recorder failed: {status}");
+        let me = std::process::id();
+        let mut stored = 0;
+        let stats =
+            Reader::open(&self.store)
+                .expect("open store")
+                .scan(&TimeRange::default(), |e| {
+                    if e.pid == me && e.comm.as_bytes() == GEN_COMM.as_bytes() {
+                        stored += 1;
+                    }
+                    ControlFlow::Continue(())
+                });
+        (stored, stats.lost())
+    }
+}
+
+struct Row {
+    mode: Mode,
+    base_rate: f64,
+    rec_rate: f64,
+    opens: u64,
+    stored: u64,
+    lost: u64,
+    cpu_per_m: f64,
+}
+
+fn main() {
+    // `cargo bench` passes --bench; this bench has no options of its own.
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("capture bench: needs root (loads BPF programs); skipped");
+        return;
+    }
+    let secs: f64 = std::env::var("CAPTURE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3.0);
+    let threads = 2;
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (ok, missing) = make_tree(&tmp.path().join("tree"));
+    let (ok, missing) = (Arc::new(ok), Arc::new(missing));
+    println!(
+        "capture bench: {threads} generator threads, {} paths, {secs}s per phase, ring 16 MiB",
+        ok.len()
+    );
+
+    let mut rows = Vec::new();
+    for (k, mode) in [Mode::Ok, Mode::Fail, Mode::Uring].into_iter().enumerate() {
+        let (n0, t0) = generate(mode, threads, secs, None, &ok, &missing);
+        let store = tmp.path().join(format!("store-{k}"));
+        let rec = Recorder::start(&store);
+        let cpu0 = rec.cpu_secs();
+        let (n1, t1) = generate(mode, threads, secs, None, &ok, &missing);
+        // Let the recorder finish what is queued before reading its CPU time.
+        std::thread::sleep(Duration::from_millis(500));
+        let cpu1 = rec.cpu_secs();
+        let (stored, lost) = rec.stop();
+        rows.push(Row {
+            mode,
+            base_rate: n0 as f64 / t0.as_secs_f64(),
+            rec_rate: n1 as f64 / t1.as_secs_f64(),
+            opens: n1,
+            stored,
+            lost,
+            cpu_per_m: (cpu1 - cpu0) / (stored.max(1) as f64 / 1e6),
+        });
+    }
+
+    println!();
+    println!(
+        "{:<9} {:>12} {:>12} {:>6} {:>10} {:>10} {:>8} {:>9} {:>14}",
+        "mode",
+        "base op/s",
+        "rec op/s",
+        "ratio",
+        "opens",
+        "stored",
+        "lost",
+        "shortfall",
+        "rec CPU s/Mev"
+    );
+    for r in &rows {
+        let shortfall = r.opens.saturating_sub(r.stored);
+        println!(
+            "{:<9} {:>12.0} {:>12.0} {:>6.2} {:>10} {:>10} {:>8} {:>9} {:>14.2}{}",
+            r.mode.name(),
+            r.base_rate,
+            r.rec_rate,
+            r.rec_rate / r.base_rate,
+            r.opens,
+            r.stored,
+            r.lost,
+            shortfall,
+            r.cpu_per_m,
+            if shortfall > r.lost {
+                "  UNACCOUNTED SHORTFALL"
+            } else {
+                ""
+            }
+        );
+    }
+
+    // Step the rate up until events are lost (or the generator cannot go faster).
+    println!();
+    println!(
+        "{:>10} {:>12} {:>10} {:>10} {:>8}",
+        "target/s", "achieved/s", "opens", "stored", "lost"
+    );
+    let unpaced = rows.first().map(|r| r.rec_rate).unwrap_or(100_000.0);
+    let mut best_zero_loss: Option<f64> = None;
+    for frac in [0.25, 0.5, 0.75, 1.0, 1.5] {
+        let target = unpaced * frac;
+        let store = tmp.path().join(format!("step-{frac}"));
+        let rec = Recorder::start(&store);
+        let rate = (frac < 1.5).then_some(target);
+        let (n, t) = generate(Mode::Ok, threads, secs.min(2.0), rate, &ok, &missing);
+        let (stored, lost) = rec.stop();
+        let achieved = n as f64 / t.as_secs_f64();
+        println!(
+            "{:>10} {achieved:>12.0} {n:>10} {stored:>10} {lost:>8}",
+            if rate.is_some() {
+                format!("{target:.0}")
+            } else {
+                "max".to_owned()
+            }
+        );
+        if lost == 0 && stored >= n {
+            best_zero_loss = Some(best_zero_loss.map_or(achieved, |b: f64| b.max(achieved)));
+        }
+    }
+    match best_zero_loss {
+        Some(r) => println!("highest sustained rate with zero loss: {r:.0} opens/s"),
+        None => println!("highest sustained rate with zero loss: none of the steps was loss-free"),
+    }
+}
