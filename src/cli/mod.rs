@@ -7,6 +7,7 @@ mod query;
 mod record;
 mod replay;
 mod rules;
+mod rules_test;
 mod segments;
 
 use std::io::{self, Write};

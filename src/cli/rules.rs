@@ -1,4 +1,5 @@
 //! `rules check`: load rule files exactly as `record` and `replay` do, and summarise them.
+//! (`rules test` lives in `rules_test.rs`.)
 
 use std::path::{Path, PathBuf};
 
@@ -10,6 +11,9 @@ use crate::output::{Format, Rows};
 pub enum Command {
     /// Validate rule files and summarise their rules (exit 2 if any is invalid).
     Check(CheckArgs),
+    /// Test rules against recorded fixtures: each must fire on a positive sample, stay quiet on
+    /// the benign baseline and match its golden alerts (exit 1 otherwise).
+    Test(super::rules_test::TestArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -25,6 +29,7 @@ pub struct CheckArgs {
 pub fn run(_store: &Path, cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Check(a) => check(a),
+        Command::Test(a) => super::rules_test::run(a),
     }
 }
 

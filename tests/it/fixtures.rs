@@ -28,8 +28,9 @@ fn scenarios() -> Vec<String> {
 /// (as root: uid/gid 65534 `nobody`; otherwise we are unprivileged already).
 struct Unprivileged {
     _tmp: tempfile::TempDir,
+    /// A copy of `fixtures/`, owned by the unprivileged user.
+    fixtures: PathBuf,
     store: PathBuf,
-    rules: PathBuf,
 }
 
 // SAFETY (for the libc calls below): geteuid/chown/setgid/setuid/setgroups are plain syscalls.
@@ -40,10 +41,9 @@ fn is_root() -> bool {
 impl Unprivileged {
     fn new(scenario: &str) -> Unprivileged {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let store = tmp.path().join("store");
-        let rules = tmp.path().join("rules");
-        copy_dir(&fixtures().join("segments").join(scenario), &store);
-        copy_dir(&fixtures().join("rules"), &rules);
+        let copy = tmp.path().join("fixtures");
+        copy_dir(&fixtures(), &copy);
+        let store = copy.join("segments").join(scenario);
         std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
         if is_root() {
             for p in walk(tmp.path()) {
@@ -52,12 +52,12 @@ impl Unprivileged {
                 assert_eq!(unsafe { libc::chown(c.as_ptr(), NOBODY, NOBODY) }, 0, "chown {}", p.display());
             }
         }
-        Unprivileged { _tmp: tmp, store, rules }
+        Unprivileged { _tmp: tmp, fixtures: copy, store }
     }
 
     fn run(&self, args: &[&str]) -> std::process::Output {
         let mut c = Command::new(bin());
-        c.arg("--store").arg(&self.store).args(args).current_dir(self.rules.parent().expect("parent"));
+        c.arg("--store").arg(&self.store).args(args).current_dir(&self.fixtures);
         if is_root() {
             // SAFETY: only async-signal-safe syscalls between fork and exec.
             unsafe {
@@ -78,6 +78,7 @@ impl Unprivileged {
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     for e in std::fs::read_dir(from).expect("read_dir") {
         let e = e.expect("entry");
         let target = to.join(e.file_name());
@@ -85,6 +86,7 @@ fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&e.path(), &target);
         } else {
             std::fs::copy(e.path(), &target).expect("copy");
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).expect("chmod");
         }
     }
 }
@@ -177,4 +179,47 @@ fn attack_detections_fire_and_baseline_stays_quiet() {
     let out = baseline.run(&["replay", "--rules", "rules/detections.yaml", "rules/poc.yaml"]);
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stdout), "", "false positives on the benign baseline");
+}
+
+#[test]
+fn rules_test_passes_good_rules_and_names_each_failure() {
+    let u = Unprivileged::new("attack");
+    let fx = u.fixtures.to_str().expect("utf-8 path");
+    let det = format!("{fx}/rules/detections.yaml");
+    let poc = format!("{fx}/rules/poc.yaml");
+    let ok = u.run(&["rules", "test", &det, &poc, "--fixtures", fx, "--format", "jsonl"]);
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    let rows: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&ok.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(rows.len(), 8);
+    assert!(rows.iter().all(|r| r["verdict"] == "ok" && r["golden"] == "3 ok"), "{rows:?}");
+
+    // full.yaml has rules no fixture exercises and one that fires on the baseline.
+    let full = format!("{fx}/rules/full.yaml");
+    let bad = u.run(&["rules", "test", &full, "--fixtures", fx, "--format", "jsonl"]);
+    assert_eq!(bad.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&bad.stdout);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(out.contains("\"rule\":\"sudoers_write\"") && out.contains("rule is untested"), "{out}");
+    assert!(err.contains("false positive of tmp_exec_dir on baseline"), "{err}");
+
+    // A golden file that no longer matches.
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixtures(), tmp.path());
+    let golden = tmp.path().join("expected/detections/attack.jsonl");
+    let text = std::fs::read_to_string(&golden).expect("golden").replace("\"ret\":3", "\"ret\":4");
+    std::fs::write(&golden, text).expect("write");
+    let t = tmp.path().to_str().expect("utf-8");
+    let changed = crate::helpers::TempStore::new().run(&[
+        "rules",
+        "test",
+        &format!("{t}/rules/detections.yaml"),
+        "--fixtures",
+        t,
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(changed.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&changed.stderr);
+    assert!(err.contains("attack.jsonl") && err.contains("first difference"), "{err}");
 }
