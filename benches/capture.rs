@@ -223,7 +223,7 @@ impl Recorder {
     }
 
     /// Stops the recorder and counts the generator's stored events and the store's losses.
-    fn stop(mut self) -> (u64, u64) {
+    fn stop(mut self) -> (u64, u64, String) {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let status = self.child.wait().expect("wait");
@@ -239,7 +239,16 @@ impl Recorder {
                     }
                     ControlFlow::Continue(())
                 });
-        (stored, stats.lost())
+        let mut reasons: std::collections::BTreeMap<String, u64> = Default::default();
+        for l in &stats.losses {
+            *reasons.entry(l.reason.clone()).or_default() += l.count;
+        }
+        let reasons = reasons
+            .iter()
+            .map(|(r, n)| format!("{r}={n}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        (stored, stats.lost(), reasons)
     }
 }
 
@@ -250,6 +259,7 @@ struct Row {
     opens: u64,
     stored: u64,
     lost: u64,
+    reasons: String,
     cpu_per_m: f64,
 }
 
@@ -283,7 +293,7 @@ fn main() {
         // Let the recorder finish what is queued before reading its CPU time.
         std::thread::sleep(Duration::from_millis(500));
         let cpu1 = rec.cpu_secs();
-        let (stored, lost) = rec.stop();
+        let (stored, lost, reasons) = rec.stop();
         rows.push(Row {
             mode,
             base_rate: n0 as f64 / t0.as_secs_f64(),
@@ -291,6 +301,7 @@ fn main() {
             opens: n1,
             stored,
             lost,
+            reasons,
             cpu_per_m: (cpu1 - cpu0) / (stored.max(1) as f64 / 1e6),
         });
     }
@@ -322,9 +333,11 @@ fn main() {
             shortfall,
             r.cpu_per_m,
             if shortfall > r.lost {
-                "  UNACCOUNTED SHORTFALL"
+                "  UNACCOUNTED SHORTFALL".to_owned()
+            } else if r.lost > 0 {
+                format!("  ({})", r.reasons)
             } else {
-                ""
+                String::new()
             }
         );
     }
@@ -343,10 +356,10 @@ fn main() {
         let rec = Recorder::start(&store);
         let rate = (frac < 1.5).then_some(target);
         let (n, t) = generate(Mode::Ok, threads, secs.min(2.0), rate, &ok, &missing);
-        let (stored, lost) = rec.stop();
+        let (stored, lost, reasons) = rec.stop();
         let achieved = n as f64 / t.as_secs_f64();
         println!(
-            "{:>10} {achieved:>12.0} {n:>10} {stored:>10} {lost:>8}",
+            "{:>10} {achieved:>12.0} {n:>10} {stored:>10} {lost:>8} {reasons}",
             if rate.is_some() {
                 format!("{target:.0}")
             } else {

@@ -55,7 +55,7 @@ enum of_trunc {
 enum of_loss_reason {
 	/* bpf_ringbuf_output failed: the ring was full. */
 	OF_LOSS_RINGBUF_FULL = 0,
-	/* An enter → exit (by tid) or submit → complete stash could not be written. */
+	/* An io_uring submit → complete stash could not be written. */
 	OF_LOSS_STASH_FULL = 1,
 	OF_LOSS_NR = 2,
 };

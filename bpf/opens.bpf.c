@@ -3,9 +3,9 @@
  * Every route a process opens a file by, one record per open, sent to user space through a ring
  * buffer. See bpf/events.h for the record; src/capture/ for the user side.
  *
- * Syscalls (open, creat, openat, openat2, open_by_handle_at): the enter tracepoint stashes the
- * arguments by tid, the exit tracepoint reads the path (the kernel has faulted it in by then) and
- * emits the record with the result. io_uring (IORING_OP_OPENAT/OPENAT2) never passes through a
+ * Syscalls (open, creat, openat, openat2, open_by_handle_at): the exit tracepoint reads the
+ * arguments from the registers saved at entry, the path (the kernel has faulted it in by then),
+ * and emits the record with the result. io_uring (IORING_OP_OPENAT/OPENAT2) never passes through a
  * syscall tracepoint: tp_btf/io_uring_submit_req stashes the submitter and the kernel's copy of the
  * path by request, tp_btf/io_uring_complete emits it with the result.
  *
@@ -51,25 +51,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } of_losses SEC(".maps");
-
-/* Syscall arguments from enter to exit. */
-struct of_args {
-	__u64 path;  /* user pointer, 0 for open_by_handle_at */
-	__u64 how;   /* openat2: user pointer to struct open_how */
-	__u64 flags;
-	__u32 mode;
-	__s32 dirfd;
-	__u8 syscall;
-	__u8 has_dirfd;
-};
-
-/* LRU: a thread killed between enter and exit must not leak its slot forever. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u32);
-	__type(value, struct of_args);
-} of_args_by_tid SEC(".maps");
 
 /* An io_uring open between submission and completion. */
 struct of_uring_req {
@@ -301,66 +282,76 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 		count_loss(OF_LOSS_RINGBUF_FULL);
 }
 
-static __always_inline int on_enter(__u8 syscall, __u64 path, __s32 dirfd, __u8 has_dirfd,
-				    __u64 flags, __u32 mode, __u64 how)
+/*
+ * Emits the record for a syscall open that just returned `ret`. The arguments are read from the
+ * user registers saved at syscall entry (task_pt_regs), which the open syscalls leave untouched:
+ * no enter probe, no map from enter to exit, half the probe invocations per open. The path and
+ * open_how are read here too, after the kernel has faulted them in.
+ */
+static __always_inline int on_exit(__u8 syscall, long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id;
-	struct of_args a = {
-		.path = path,
-		.how = how,
-		.flags = flags,
-		.mode = mode,
-		.dirfd = dirfd,
-		.syscall = syscall,
-		.has_dirfd = has_dirfd,
-	};
-
-	if ((id >> 32) == targ_self_tgid)
-		return 0;
-	if (bpf_map_update_elem(&of_args_by_tid, &tid, &a, BPF_ANY))
-		count_loss(OF_LOSS_STASH_FULL);
-	return 0;
-}
-
-static __always_inline int on_exit(long ret)
-{
-	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tid = (__u32)id, zero = 0;
-	struct of_args *ap, a;
+	struct pt_regs *regs;
 	struct of_event *e;
+	__u64 path = 0, how = 0;
+	__u32 zero = 0;
 	long n;
 
 	if ((id >> 32) == targ_self_tgid)
 		return 0;
-	ap = bpf_map_lookup_elem(&of_args_by_tid, &tid);
-	if (!ap)
-		return 0;
-	a = *ap;
-	bpf_map_delete_elem(&of_args_by_tid, &tid);
 	e = bpf_map_lookup_elem(&of_scratch, &zero);
 	if (!e)
 		return 0;
-
+	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
 	fill_task(&e->hdr, id);
-	e->hdr.syscall = a.syscall;
-	e->hdr.flags = a.flags;
-	e->hdr.mode = a.mode;
-	e->hdr.dirfd = a.dirfd;
-	e->hdr.has_dirfd = a.has_dirfd;
+	e->hdr.syscall = syscall;
 	e->hdr.trunc = 0;
 	e->hdr.raw_len = 0;
-	if (a.how) {
+	e->hdr.mode = 0;
+	e->hdr.has_dirfd = 1;
+	switch (syscall) {
+	case OF_SYSCALL_OPEN: /* open(path, flags, mode) */
+		path = PT_REGS_PARM1_CORE_SYSCALL(regs);
+		e->hdr.flags = (__u32)PT_REGS_PARM2_CORE_SYSCALL(regs);
+		e->hdr.mode = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		e->hdr.has_dirfd = 0;
+		break;
+	case OF_SYSCALL_CREAT: /* creat(path, mode) = open(path, O_CREAT|O_WRONLY|O_TRUNC, mode) */
+		path = PT_REGS_PARM1_CORE_SYSCALL(regs);
+		e->hdr.flags = O_CREAT | O_WRONLY | O_TRUNC;
+		e->hdr.mode = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		e->hdr.has_dirfd = 0;
+		break;
+	case OF_SYSCALL_OPENAT: /* openat(dfd, path, flags, mode) */
+		e->hdr.dirfd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+		path = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		e->hdr.flags = (__u32)PT_REGS_PARM3_CORE_SYSCALL(regs);
+		e->hdr.mode = PT_REGS_PARM4_CORE_SYSCALL(regs);
+		break;
+	case OF_SYSCALL_OPENAT2: /* openat2(dfd, path, how, size): flags, mode from how */
+		e->hdr.dirfd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+		path = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		how = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		e->hdr.flags = 0;
+		break;
+	default: /* open_by_handle_at(mount_fd, handle, flags): no path */
+		e->hdr.dirfd = PT_REGS_PARM1_CORE_SYSCALL(regs);
+		e->hdr.flags = (__u32)PT_REGS_PARM3_CORE_SYSCALL(regs);
+		break;
+	}
+	/* open/openat flags are an int; the upper register half is not part of the argument. */
+	e->hdr.mode &= 07777;
+	if (how) {
 		/* struct open_how is UAPI: flags, mode, resolve, each __u64. */
-		__u64 how[2];
+		__u64 h[2];
 
-		if (!bpf_probe_read_user(how, sizeof(how), (void *)a.how)) {
-			e->hdr.flags = how[0];
-			e->hdr.mode = how[1];
+		if (!bpf_probe_read_user(h, sizeof(h), (void *)how)) {
+			e->hdr.flags = h[0];
+			e->hdr.mode = h[1];
 		}
 	}
-	if (a.path) {
-		n = bpf_probe_read_user_str(e->data, OF_RAW_MAX, (void *)a.path);
+	if (path) {
+		n = bpf_probe_read_user_str(e->data, OF_RAW_MAX, (void *)path);
 		if (n > 0) {
 			e->hdr.raw_len = n - 1;
 			/* A path that filled the buffer and was refused as too long was cut. */
@@ -372,71 +363,34 @@ static __always_inline int on_exit(long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_open")
-int tracepoint__syscalls__sys_enter_open(struct trace_event_raw_sys_enter *ctx)
-{
-	return on_enter(OF_SYSCALL_OPEN, ctx->args[0], AT_FDCWD, 0, ctx->args[1], ctx->args[2], 0);
-}
-
 SEC("tracepoint/syscalls/sys_exit_open")
 int tracepoint__syscalls__sys_exit_open(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx->ret);
-}
-
-/* creat(path, mode) is open(path, O_CREAT|O_WRONLY|O_TRUNC, mode): record those flags. */
-SEC("tracepoint/syscalls/sys_enter_creat")
-int tracepoint__syscalls__sys_enter_creat(struct trace_event_raw_sys_enter *ctx)
-{
-	return on_enter(OF_SYSCALL_CREAT, ctx->args[0], AT_FDCWD, 0, O_CREAT | O_WRONLY | O_TRUNC,
-			ctx->args[1], 0);
+	return on_exit(OF_SYSCALL_OPEN, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_creat")
 int tracepoint__syscalls__sys_exit_creat(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx->ret);
-}
-
-SEC("tracepoint/syscalls/sys_enter_openat")
-int tracepoint__syscalls__sys_enter_openat(struct trace_event_raw_sys_enter *ctx)
-{
-	return on_enter(OF_SYSCALL_OPENAT, ctx->args[1], (__s32)ctx->args[0], 1, ctx->args[2],
-			ctx->args[3], 0);
+	return on_exit(OF_SYSCALL_CREAT, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat")
 int tracepoint__syscalls__sys_exit_openat(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx->ret);
-}
-
-/* openat2(dfd, path, how, size): flags and mode are read from `how` at exit. */
-SEC("tracepoint/syscalls/sys_enter_openat2")
-int tracepoint__syscalls__sys_enter_openat2(struct trace_event_raw_sys_enter *ctx)
-{
-	return on_enter(OF_SYSCALL_OPENAT2, ctx->args[1], (__s32)ctx->args[0], 1, 0, 0,
-			ctx->args[2]);
+	return on_exit(OF_SYSCALL_OPENAT, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat2")
 int tracepoint__syscalls__sys_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx->ret);
-}
-
-/* open_by_handle_at(mount_fd, handle, flags): no path; mount_fd is kept as the dirfd. */
-SEC("tracepoint/syscalls/sys_enter_open_by_handle_at")
-int tracepoint__syscalls__sys_enter_open_by_handle_at(struct trace_event_raw_sys_enter *ctx)
-{
-	return on_enter(OF_SYSCALL_OPEN_BY_HANDLE_AT, 0, (__s32)ctx->args[0], 1, ctx->args[2], 0,
-			0);
+	return on_exit(OF_SYSCALL_OPENAT2, ctx->ret);
 }
 
 SEC("tracepoint/syscalls/sys_exit_open_by_handle_at")
 int tracepoint__syscalls__sys_exit_open_by_handle_at(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(ctx->ret);
+	return on_exit(OF_SYSCALL_OPEN_BY_HANDLE_AT, ctx->ret);
 }
 
 /*

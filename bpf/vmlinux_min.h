@@ -9,6 +9,8 @@
  */
 #ifndef __OF_VMLINUX_MIN_H
 #define __OF_VMLINUX_MIN_H
+/* Stands in for vmlinux.h: bpf_tracing.h then uses the kernel's pt_regs field names. */
+#define __VMLINUX_H__
 
 typedef unsigned char __u8;
 typedef signed char __s8;
@@ -46,14 +48,18 @@ enum {
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
-/* The classic syscall tracepoints' context: args start after the common header and the nr. */
-struct trace_event_raw_sys_enter {
-	long id;
-	unsigned long args[6];
-};
+/* The classic sys_exit tracepoints' context (CO-RE finds `ret` after the common header). */
 struct trace_event_raw_sys_exit {
 	long id;
 	long ret;
+};
+
+/* x86_64 user registers saved at syscall entry; the args are still there at exit. */
+struct pt_regs {
+	unsigned long di;
+	unsigned long si;
+	unsigned long dx;
+	unsigned long r10;
 };
 
 struct qstr {

@@ -38,8 +38,9 @@ use skel::{OpensLinks, OpensSkelBuilder};
 pub const POLL: Duration = Duration::from_millis(50);
 /// A batch is handed over when it holds this much (or at the end of every poll).
 const BATCH_BYTES: usize = 256 << 10;
-/// Batches the queue holds before the consumer drops (and counts) instead of blocking.
-const QUEUE_BATCHES: usize = 64;
+/// Batches the queue holds before the consumer drops (and counts) instead of blocking: up to
+/// 32 MiB, about a second of a busy host, enough to ride out the store sealing a segment.
+const QUEUE_BATCHES: usize = 128;
 
 /// What `record` was asked for, validated.
 #[derive(Clone, Debug)]
@@ -88,7 +89,7 @@ fn clock_ns(clock: libc::clockid_t) -> i64 {
     };
     // SAFETY: `ts` is a valid, writable timespec; both clocks exist on every Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
-    ts.tv_sec as i64 * 1_000_000_000 + ts.tv_nsec as i64
+    ts.tv_sec * 1_000_000_000 + ts.tv_nsec
 }
 
 /// The kernel's `bpf_ktime_get_boot_ns()` clock, read from user space.
@@ -137,72 +138,42 @@ pub fn stop_on_signals() -> anyhow::Result<&'static AtomicBool> {
 /// A group of probes that covers one way of opening, and the tracepoints it needs.
 struct Hook {
     what: &'static str,
-    progs: [&'static str; 2],
-    tracepoints: [(&'static str, &'static str); 2],
+    progs: &'static [&'static str],
+    tracepoints: &'static [(&'static str, &'static str)],
 }
 
 const HOOKS: &[Hook] = &[
     Hook {
         what: "open",
-        progs: [
-            "tracepoint__syscalls__sys_enter_open",
-            "tracepoint__syscalls__sys_exit_open",
-        ],
-        tracepoints: [
-            ("syscalls", "sys_enter_open"),
-            ("syscalls", "sys_exit_open"),
-        ],
+        progs: &["tracepoint__syscalls__sys_exit_open"],
+        tracepoints: &[("syscalls", "sys_exit_open")],
     },
     Hook {
         what: "creat",
-        progs: [
-            "tracepoint__syscalls__sys_enter_creat",
-            "tracepoint__syscalls__sys_exit_creat",
-        ],
-        tracepoints: [
-            ("syscalls", "sys_enter_creat"),
-            ("syscalls", "sys_exit_creat"),
-        ],
+        progs: &["tracepoint__syscalls__sys_exit_creat"],
+        tracepoints: &[("syscalls", "sys_exit_creat")],
     },
     Hook {
         what: "openat",
-        progs: [
-            "tracepoint__syscalls__sys_enter_openat",
-            "tracepoint__syscalls__sys_exit_openat",
-        ],
-        tracepoints: [
-            ("syscalls", "sys_enter_openat"),
-            ("syscalls", "sys_exit_openat"),
-        ],
+        progs: &["tracepoint__syscalls__sys_exit_openat"],
+        tracepoints: &[("syscalls", "sys_exit_openat")],
     },
     Hook {
         what: "openat2",
-        progs: [
-            "tracepoint__syscalls__sys_enter_openat2",
-            "tracepoint__syscalls__sys_exit_openat2",
-        ],
-        tracepoints: [
-            ("syscalls", "sys_enter_openat2"),
-            ("syscalls", "sys_exit_openat2"),
-        ],
+        progs: &["tracepoint__syscalls__sys_exit_openat2"],
+        tracepoints: &[("syscalls", "sys_exit_openat2")],
     },
     Hook {
         what: "open_by_handle_at",
-        progs: [
-            "tracepoint__syscalls__sys_enter_open_by_handle_at",
-            "tracepoint__syscalls__sys_exit_open_by_handle_at",
-        ],
-        tracepoints: [
-            ("syscalls", "sys_enter_open_by_handle_at"),
-            ("syscalls", "sys_exit_open_by_handle_at"),
-        ],
+        progs: &["tracepoint__syscalls__sys_exit_open_by_handle_at"],
+        tracepoints: &[("syscalls", "sys_exit_open_by_handle_at")],
     },
     // tp_btf programs need no tracefs, but the tracefs entry is the cheapest sign that the
-    // kernel has these tracepoints (io_uring_submit_req since 5.18 with this signature).
+    // kernel has these tracepoints (io_uring_submit_req takes only the request since 5.18).
     Hook {
         what: "io_uring",
-        progs: ["tp_btf__io_uring_submit_req", "tp_btf__io_uring_complete"],
-        tracepoints: [
+        progs: &["tp_btf__io_uring_submit_req", "tp_btf__io_uring_complete"],
+        tracepoints: &[
             ("io_uring", "io_uring_submit_req"),
             ("io_uring", "io_uring_complete"),
         ],
@@ -307,7 +278,7 @@ pub fn record(
                     "open-forensics: notice: {} opens are not recorded: this kernel has no {cat}/{name} tracepoint",
                     hook.what
                 );
-                disabled.extend(hook.progs);
+                disabled.extend(hook.progs.iter().copied());
             }
         }
     }

@@ -5,8 +5,7 @@
 //! queue; when the queue is full it drops the batch and counts it (reason `queue_full`) instead of
 //! blocking, so a slow disk shows up as recorded loss, never as a stalled ring.
 
-use std::cmp::{Ordering, Reverse};
-use std::collections::BinaryHeap;
+use std::collections::VecDeque;
 use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
@@ -102,36 +101,13 @@ pub struct Outcome {
     pub late: u64,
 }
 
-struct Pending(Event, u64);
-
-impl Pending {
-    fn key(&self) -> (i64, u64) {
-        (self.0.ts_ns, self.1)
-    }
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.key().cmp(&other.key())
-    }
-}
-
 /// Holds events until the watermark passes them, then yields them in timestamp order.
+///
+/// Records arrive almost sorted, so a deque with insertion from the back costs O(1) per event
+/// where a binary heap would move each ~170-byte event log(n) times.
 #[derive(Default)]
 struct Reorder {
-    heap: BinaryHeap<Reverse<Pending>>,
-    seq: u64,
+    queue: VecDeque<Event>,
     newest_ns: i64,
     released_ns: i64,
     late: u64,
@@ -143,8 +119,9 @@ impl Reorder {
             self.late += 1;
         }
         self.newest_ns = self.newest_ns.max(ev.ts_ns);
-        self.seq += 1;
-        self.heap.push(Reverse(Pending(ev, self.seq)));
+        // After every event with the same or an earlier timestamp: ties keep arrival order.
+        let pos = self.queue.partition_point(|e| e.ts_ns <= ev.ts_ns);
+        self.queue.insert(pos, ev);
     }
 
     fn release(
@@ -152,8 +129,8 @@ impl Reorder {
         upto_ns: i64,
         mut f: impl FnMut(Event) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        while self.heap.peek().is_some_and(|p| p.0 .0.ts_ns <= upto_ns) {
-            if let Some(Reverse(Pending(ev, _))) = self.heap.pop() {
+        while self.queue.front().is_some_and(|e| e.ts_ns <= upto_ns) {
+            if let Some(ev) = self.queue.pop_front() {
                 self.released_ns = self.released_ns.max(ev.ts_ns);
                 f(ev)?;
             }
