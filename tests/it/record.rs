@@ -940,3 +940,42 @@ fn record_without_privilege_exits_2_and_leaves_the_store_alone() {
     );
     assert!(!store.exists(), "the store was created");
 }
+
+/// Rules run live on every event and print exactly the alert lines a replay of the same store
+/// prints (one engine, one event order).
+#[test]
+fn record_alerts_live_as_replay_does() {
+    if !helpers::live_capture_available("record_alerts_live_as_replay_does") {
+        return;
+    }
+    let store = TempStore::new();
+    let rules = store.path("rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: marker_read\n    description: the test's marker was read\n    severity: low\n    path: [\"/**/live-alert-marker.txt\"]\n    access: read\n    result: success\n",
+    )
+    .expect("write rules");
+    let alerts = store.path("alerts.jsonl");
+    let marker = store.path("live-alert-marker.txt");
+    std::fs::write(&marker, "m").expect("write marker");
+    let rec = Recorder::start(
+        &store,
+        &[
+            "--rules",
+            rules.to_str().expect("utf-8 path"),
+            "--alerts",
+            alerts.to_str().expect("utf-8 path"),
+        ],
+    );
+    for _ in 0..3 {
+        std::fs::read(&marker).expect("read marker");
+    }
+    rec.stop();
+    let live = std::fs::read_to_string(&alerts).expect("alerts file");
+    let live: Vec<&str> = live.lines().collect();
+    assert_eq!(live.len(), 3, "live alerts: {live:#?}");
+    assert!(live.iter().all(|l| l.contains("marker_read")), "{live:#?}");
+    let replay = store.ok(&["replay", "--rules", rules.to_str().expect("utf-8 path")]);
+    let replay: Vec<&str> = replay.lines().collect();
+    assert_eq!(live, replay);
+}
