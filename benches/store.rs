@@ -12,7 +12,10 @@ use open_forensics::event::Event;
 use open_forensics::store::{list_segments, Reader, RotateConfig, TimeRange, Writer};
 
 fn main() {
-    let n: usize = std::env::var("OF_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+    let n: usize = std::env::var("OF_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
     let mut w = common::Workload::new(42);
     let events: Vec<Event> = (0..n).map(|_| w.next_event()).collect();
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -36,7 +39,8 @@ fn main() {
     // Baseline for size: the same events as JSON lines, zstd at its default level.
     let jsonl: String = events.iter().map(|e| e.to_json_line() + "\n").collect();
     let t = Instant::now();
-    let jsonl_zst = zstd::bulk::compress(jsonl.as_bytes(), zstd::DEFAULT_COMPRESSION_LEVEL).expect("zstd");
+    let jsonl_zst =
+        zstd::bulk::compress(jsonl.as_bytes(), zstd::DEFAULT_COMPRESSION_LEVEL).expect("zstd");
     let jsonl_compress_s = t.elapsed().as_secs_f64();
 
     // Read: full scan (decompress + load + decode every event) vs plain decompression of the files.
@@ -48,8 +52,14 @@ fn main() {
         ControlFlow::Continue(())
     });
     let scan_s = t.elapsed().as_secs_f64();
-    assert!(stats.errors.is_empty() && count as usize == n, "scan read {count} of {n}");
-    let files: Vec<Vec<u8>> = segments.iter().map(|s| std::fs::read(&s.path).expect("read")).collect();
+    assert!(
+        stats.errors.is_empty() && count as usize == n,
+        "scan read {count} of {n}"
+    );
+    let files: Vec<Vec<u8>> = segments
+        .iter()
+        .map(|s| std::fs::read(&s.path).expect("read"))
+        .collect();
     let t = Instant::now();
     let mut out = 0usize;
     for f in &files {
@@ -59,15 +69,47 @@ fn main() {
     let unzstd_s = t.elapsed().as_secs_f64();
 
     let per = |b: u64| b as f64 / n as f64;
-    println!("store benchmark: {n} events, {} segment(s), {} recovered", summary.segments_sealed, summary.recovered.len());
-    println!("  ingest (append+commit)      {:>12.0} events/s  ({append_s:.2} s)", n as f64 / append_s);
-    println!("  ingest incl. sealing        {:>12.0} events/s  ({ingest_s:.2} s)", n as f64 / ingest_s);
-    println!("  SQLite before sealing       {:>12.2} bytes/event", per(db));
-    println!("  sealed segments             {:>12.2} bytes/event", per(sealed));
-    println!("  JSON lines                  {:>12.2} bytes/event", per(jsonl.len() as u64));
-    println!("  JSON lines + zstd -3        {:>12.2} bytes/event  ({jsonl_compress_s:.2} s to compress)", per(jsonl_zst.len() as u64));
-    println!("  sealed / (JSON lines+zstd)  {:>12.3}  (target <= 0.333)", sealed as f64 / jsonl_zst.len() as f64);
-    println!("  full scan of sealed         {:>12.0} events/s  ({scan_s:.2} s)", n as f64 / scan_s);
-    println!("  plain zstd -d of same files {:>12.0} MB/s      ({unzstd_s:.3} s, {} MB out)", out as f64 / 1e6 / unzstd_s, out / 1_000_000);
+    println!(
+        "store benchmark: {n} events, {} segment(s), {} recovered",
+        summary.segments_sealed,
+        summary.recovered.len()
+    );
+    println!(
+        "  ingest (append+commit)      {:>12.0} events/s  ({append_s:.2} s)",
+        n as f64 / append_s
+    );
+    println!(
+        "  ingest incl. sealing        {:>12.0} events/s  ({ingest_s:.2} s)",
+        n as f64 / ingest_s
+    );
+    println!(
+        "  SQLite before sealing       {:>12.2} bytes/event",
+        per(db)
+    );
+    println!(
+        "  sealed segments             {:>12.2} bytes/event",
+        per(sealed)
+    );
+    println!(
+        "  JSON lines                  {:>12.2} bytes/event",
+        per(jsonl.len() as u64)
+    );
+    println!(
+        "  JSON lines + zstd -3        {:>12.2} bytes/event  ({jsonl_compress_s:.2} s to compress)",
+        per(jsonl_zst.len() as u64)
+    );
+    println!(
+        "  sealed / (JSON lines+zstd)  {:>12.3}  (target <= 0.333)",
+        sealed as f64 / jsonl_zst.len() as f64
+    );
+    println!(
+        "  full scan of sealed         {:>12.0} events/s  ({scan_s:.2} s)",
+        n as f64 / scan_s
+    );
+    println!(
+        "  plain zstd -d of same files {:>12.0} MB/s      ({unzstd_s:.3} s, {} MB out)",
+        out as f64 / 1e6 / unzstd_s,
+        out / 1_000_000
+    );
     println!("  scan time / decompress time {:>12.2}", scan_s / unzstd_s);
 }

@@ -249,7 +249,7 @@ fn bytes_from_json(text: &str, b64: Option<&str>, field: &str) -> Result<Str, St
         None => Ok(Str::from(text)),
         Some(b) => base64::engine::general_purpose::STANDARD
             .decode(b)
-            .map(|v| Str::new(v))
+            .map(Str::new)
             .map_err(|e| format!("field `{field}_b64`: not valid base64 ({e})")),
     }
 }

@@ -38,7 +38,11 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
     let seg_dir = args.fixtures.join("segments");
     let mut scenarios: Vec<String> = std::fs::read_dir(&seg_dir)
         .with_context(|| format!("reading {}", seg_dir.display()))
-        .map_err(|e| BadInput(format!("{e:#}: expected recorded stores in DIR/segments/<scenario>/")))?
+        .map_err(|e| {
+            BadInput(format!(
+                "{e:#}: expected recorded stores in DIR/segments/<scenario>/"
+            ))
+        })?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())
         .map(|e| e.file_name().to_string_lossy().into_owned())
@@ -66,22 +70,49 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
     let mut golden_bad: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut golden_ok: BTreeMap<String, usize> = BTreeMap::new();
     for file in &args.files {
-        let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let prefix = format!("{}:", file.display());
-        let own: Vec<&str> =
-            set.rules().iter().filter(|r| r.origin.starts_with(&prefix)).map(|r| r.name.as_str()).collect();
+        let own: Vec<&str> = set
+            .rules()
+            .iter()
+            .filter(|r| r.origin.starts_with(&prefix))
+            .map(|r| r.name.as_str())
+            .collect();
         for sc in &scenarios {
-            let golden = args.fixtures.join("expected").join(&stem).join(format!("{sc}.jsonl"));
-            let Ok(want) = std::fs::read_to_string(&golden) else { continue };
-            let got: Vec<&(String, String)> = alerts[sc.as_str()].iter().filter(|(r, _)| own.contains(&r.as_str())).collect();
+            let golden = args
+                .fixtures
+                .join("expected")
+                .join(&stem)
+                .join(format!("{sc}.jsonl"));
+            let Ok(want) = std::fs::read_to_string(&golden) else {
+                continue;
+            };
+            let got: Vec<&(String, String)> = alerts[sc.as_str()]
+                .iter()
+                .filter(|(r, _)| own.contains(&r.as_str()))
+                .collect();
             let want: Vec<&str> = want.lines().collect();
             for rule in &own {
-                let g: Vec<&str> = got.iter().filter(|(r, _)| r == rule).map(|(_, l)| l.as_str()).collect();
-                let w: Vec<&str> = want.iter().copied().filter(|l| rule_of(l) == Some(rule)).collect();
+                let g: Vec<&str> = got
+                    .iter()
+                    .filter(|(r, _)| r == rule)
+                    .map(|(_, l)| l.as_str())
+                    .collect();
+                let w: Vec<&str> = want
+                    .iter()
+                    .copied()
+                    .filter(|l| rule_of(l) == Some(rule))
+                    .collect();
                 if g == w {
                     *golden_ok.entry(rule.to_string()).or_default() += 1;
                 } else {
-                    golden_bad.entry(rule.to_string()).or_default().push(golden_diff(&golden, &w, &g));
+                    golden_bad
+                        .entry(rule.to_string())
+                        .or_default()
+                        .push(golden_diff(&golden, &w, &g));
                 }
             }
         }
@@ -126,11 +157,17 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
             if !v.is_empty() {
                 failures.push(name.to_owned());
             }
-            if v.is_empty() { "ok".to_owned() } else { v.join("; ") }
+            if v.is_empty() {
+                "ok".to_owned()
+            } else {
+                v.join("; ")
+            }
         };
         rows.push(vec![
             json!(name),
-            json!(format!("{pos_alerts} alerts in {pos_scenarios} scenario(s)")),
+            json!(format!(
+                "{pos_alerts} alerts in {pos_scenarios} scenario(s)"
+            )),
             json!(fp),
             json!(golden),
             json!(verdict),
@@ -155,10 +192,19 @@ pub fn run(args: TestArgs) -> anyhow::Result<()> {
         eprintln!("open-forensics: error: {e}");
     }
     if failures.is_empty() && unreadable.is_empty() {
-        eprintln!("open-forensics: {} rules tested against {} fixtures: OK", set.rules().len(), scenarios.len());
+        eprintln!(
+            "open-forensics: {} rules tested against {} fixtures: OK",
+            set.rules().len(),
+            scenarios.len()
+        );
         Ok(())
     } else {
-        Err(Failed(format!("{} rule(s) failed: {}", failures.len(), failures.join(", "))).into())
+        Err(Failed(format!(
+            "{} rule(s) failed: {}",
+            failures.len(),
+            failures.join(", ")
+        ))
+        .into())
     }
 }
 
@@ -169,7 +215,11 @@ fn rule_of(line: &str) -> Option<&str> {
 }
 
 fn golden_diff(golden: &Path, want: &[&str], got: &[&str]) -> String {
-    let first = want.iter().zip(got).position(|(w, g)| w != g).unwrap_or(want.len().min(got.len()));
+    let first = want
+        .iter()
+        .zip(got)
+        .position(|(w, g)| w != g)
+        .unwrap_or(want.len().min(got.len()));
     format!(
         "{}: {} golden alert(s), {} now; first difference at alert {}:\n  golden: {}\n  now:    {}",
         golden.display(),

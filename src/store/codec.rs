@@ -58,7 +58,19 @@ mod tests {
 
     #[test]
     fn round_trips_extremes() {
-        let vals = [0i64, 1, -1, 63, -64, 64, 1 << 40, i64::MAX, i64::MIN, -2, -13];
+        let vals = [
+            0i64,
+            1,
+            -1,
+            63,
+            -64,
+            64,
+            1 << 40,
+            i64::MAX,
+            i64::MIN,
+            -2,
+            -13,
+        ];
         let mut buf = Vec::new();
         for v in vals {
             put_i64(&mut buf, v);

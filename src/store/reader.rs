@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags, MAIN_DB};
 
+use super::codec::Column;
 use super::lock::StoreLock;
 use super::schema::check_readable;
 use super::segment::{list_segments, read_sealed_db, SegmentInfo, SegmentMeta, SegmentState};
 use super::writer::{next_table_id, read_meta_table, Loss};
-use super::codec::Column;
 use super::{io_err, sql_err, Result, StoreError, TimeRange};
 use crate::event::{Event, PathSource, Str, Syscall};
 
@@ -141,8 +141,6 @@ pub struct SegmentData {
     pub path: PathBuf,
     pub meta: SegmentMeta,
     conn: Connection,
-    /// Whether `temp.events_v` has been built (see `conn`).
-    flat: std::cell::Cell<bool>,
 }
 
 impl SegmentData {
@@ -158,69 +156,27 @@ impl SegmentData {
                 conn.deserialize_read_exact(MAIN_DB, &db[..], db.len(), true)
                     .map_err(sql_err(path, "deserialize"))?;
                 check_readable(&conn, path)?;
-                return Ok(SegmentData { path: path.clone(), meta, conn, flat: Default::default() });
+                return Ok(SegmentData {
+                    path: path.clone(),
+                    meta,
+                    conn,
+                });
             }
             SegmentState::Active | SegmentState::Unsealed => snapshot_active(path)?,
         };
         check_readable(&conn, path)?;
         let meta = read_meta_table(&conn, path)?;
-        Ok(SegmentData { path: path.clone(), meta, conn, flat: Default::default() })
+        Ok(SegmentData {
+            path: path.clone(),
+            meta,
+            conn,
+        })
     }
 
-    /// The in-memory database (schema in `migrations/`), with a `temp.events_v` table holding
-    /// every event as a flat row (ts_ns, pid, tid, ppid, uid, gid, comm, syscall, path, raw_path,
-    /// path_source, path_truncated, dirfd, flags, mode, ret): what named SQL is written against.
-    /// The table is built on first use; nothing is written to the store.
-    pub fn conn(&self) -> Result<&Connection> {
-        if !self.flat.get() {
-            self.materialize()?;
-            self.flat.set(true);
-        }
-        Ok(&self.conn)
-    }
-
-    fn materialize(&self) -> Result<()> {
-        const T: &str = "CREATE TEMP TABLE events_v (ts_ns INTEGER, pid INTEGER, tid INTEGER, ppid INTEGER, \
-                         uid INTEGER, gid INTEGER, comm TEXT, syscall TEXT, path TEXT, raw_path TEXT, \
-                         path_source TEXT, path_truncated INTEGER, dirfd INTEGER, flags INTEGER, mode INTEGER, ret INTEGER)";
-        self.conn.execute_batch(T).map_err(sql_err(&self.path, T))?;
-        const I: &str = "INSERT INTO temp.events_v VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
-        let tx = self.conn.unchecked_transaction().map_err(sql_err(&self.path, "BEGIN"))?;
-        let mut st = tx.prepare(I).map_err(sql_err(&self.path, I))?;
-        let mut failed = None;
-        // The closure only breaks on an SQL error, reported below.
-        let _flow = self.for_each_event(|e| {
-            let r = st.execute(rusqlite::params![
-                e.ts_ns,
-                e.pid,
-                e.tid,
-                e.ppid,
-                e.uid,
-                e.gid,
-                e.comm.lossy(),
-                e.syscall.as_str(),
-                e.path.lossy(),
-                e.raw_path.lossy(),
-                e.path_source.as_str(),
-                e.path_truncated,
-                e.dirfd,
-                e.flags as i64,
-                e.mode,
-                e.ret
-            ]);
-            match r {
-                Ok(_) => ControlFlow::Continue(()),
-                Err(err) => {
-                    failed = Some(err);
-                    ControlFlow::Break(())
-                }
-            }
-        })?;
-        if let Some(err) = failed {
-            return Err(sql_err(&self.path, I)(err));
-        }
-        drop(st);
-        tx.commit().map_err(sql_err(&self.path, "COMMIT"))
+    /// The segment's own database, in memory (schema in `migrations/`). Events are stored by
+    /// column in `blocks`; SQL over events goes through `query`, which flattens them.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     pub fn losses(&self) -> Result<Vec<Loss>> {
@@ -254,7 +210,10 @@ impl SegmentData {
         F: FnMut(&Event) -> ControlFlow<()>,
     {
         let path = &self.path;
-        let corrupt = |reason: String| StoreError::Corrupt { path: path.clone(), reason };
+        let corrupt = |reason: String| StoreError::Corrupt {
+            path: path.clone(),
+            reason,
+        };
         let table = next_table_id();
 
         let mut strings: Vec<Str> = vec![Str::default()];
@@ -265,12 +224,19 @@ impl SegmentData {
             let id: u32 = r.get(0).map_err(sql_err(path, S))?;
             let bytes: Vec<u8> = r.get(1).map_err(sql_err(path, S))?;
             if id as usize != strings.len() {
-                return Err(corrupt(format!("string ids are not dense (found {id}, expected {})", strings.len())));
+                return Err(corrupt(format!(
+                    "string ids are not dense (found {id}, expected {})",
+                    strings.len()
+                )));
             }
             strings.push(Str::keyed(bytes.into(), id));
         }
         let string = |id: u64, what: &str| {
-            strings.get(id as usize).filter(|_| id != 0).cloned().ok_or_else(|| corrupt(format!("{what}: no string {id}")))
+            strings
+                .get(id as usize)
+                .filter(|_| id != 0)
+                .cloned()
+                .ok_or_else(|| corrupt(format!("{what}: no string {id}")))
         };
 
         struct Proc {
@@ -292,7 +258,14 @@ impl SegmentData {
                 return Err(corrupt(format!("proc ids are not dense (found {id})")));
             }
             let comm = string(get(6)?.into(), "proc comm")?;
-            procs.push(Proc { pid: get(1)?, tid: get(2)?, ppid: get(3)?, uid: get(4)?, gid: get(5)?, comm });
+            procs.push(Proc {
+                pid: get(1)?,
+                tid: get(2)?,
+                ppid: get(3)?,
+                uid: get(4)?,
+                gid: get(5)?,
+                comm,
+            });
         }
 
         struct Shape {
@@ -304,7 +277,8 @@ impl SegmentData {
             mode: u32,
         }
         let mut shapes: Vec<Shape> = Vec::new();
-        const H: &str = "SELECT id, syscall, src, truncated, dirfd, flags, mode FROM shapes ORDER BY id";
+        const H: &str =
+            "SELECT id, syscall, src, truncated, dirfd, flags, mode FROM shapes ORDER BY id";
         let mut st = self.conn.prepare(H).map_err(sql_err(path, H))?;
         let mut rows = st.query([]).map_err(sql_err(path, H))?;
         while let Some(r) = rows.next().map_err(sql_err(path, H))? {
@@ -314,8 +288,10 @@ impl SegmentData {
                 return Err(corrupt(format!("shape ids are not dense (found {id})")));
             }
             shapes.push(Shape {
-                syscall: Syscall::from_code(int(1)? as u8).ok_or_else(|| corrupt(format!("shape {id}: unknown syscall")))?,
-                src: PathSource::from_code(int(2)? as u8).ok_or_else(|| corrupt(format!("shape {id}: unknown path source")))?,
+                syscall: Syscall::from_code(int(1)? as u8)
+                    .ok_or_else(|| corrupt(format!("shape {id}: unknown syscall")))?,
+                src: PathSource::from_code(int(2)? as u8)
+                    .ok_or_else(|| corrupt(format!("shape {id}: unknown path source")))?,
                 truncated: int(3)? != 0,
                 dirfd: r.get::<_, Option<i32>>(4).map_err(sql_err(path, H))?,
                 flags: int(5)? as u64,
@@ -323,18 +299,29 @@ impl SegmentData {
             });
         }
 
-        const B: &str = "SELECT id, count, base_ts_ns, ts, proc, path, raw_path, shape, ret FROM blocks \
+        const B: &str =
+            "SELECT id, count, base_ts_ns, ts, proc, path, raw_path, shape, ret FROM blocks \
                          WHERE max_ts_ns >= ?1 AND min_ts_ns <= ?2 ORDER BY id";
         let mut st = self.conn.prepare(B).map_err(sql_err(path, B))?;
         let mut rows = st
-            .query([range.since.unwrap_or(i64::MIN), range.until.unwrap_or(i64::MAX)])
+            .query([
+                range.since.unwrap_or(i64::MIN),
+                range.until.unwrap_or(i64::MAX),
+            ])
             .map_err(sql_err(path, B))?;
-        let mut ev = Event { table, ..Event::default() };
+        let mut ev = Event {
+            table,
+            ..Event::default()
+        };
         while let Some(r) = rows.next().map_err(sql_err(path, B))? {
             let block: i64 = r.get(0).map_err(sql_err(path, B))?;
             let count: i64 = r.get(1).map_err(sql_err(path, B))?;
             let mut ts: i64 = r.get(2).map_err(sql_err(path, B))?;
-            let col = |i| r.get_ref(i).and_then(|v| v.as_blob().map_err(Into::into)).map_err(sql_err(path, B));
+            let col = |i| {
+                r.get_ref(i)
+                    .and_then(|v| v.as_blob().map_err(Into::into))
+                    .map_err(sql_err(path, B))
+            };
             let (mut c_ts, mut c_proc, mut c_path, mut c_raw, mut c_shape, mut c_ret) = (
                 Column::new(col(3)?),
                 Column::new(col(4)?),
@@ -348,11 +335,17 @@ impl SegmentData {
                 let short = || bad("a column ends early");
                 ts = ts.wrapping_add(c_ts.i64().ok_or_else(short)?);
                 let p = c_proc.u64().ok_or_else(short)? as usize;
-                let proc = p.checked_sub(1).and_then(|i| procs.get(i)).ok_or_else(|| bad("unknown proc"))?;
+                let proc = p
+                    .checked_sub(1)
+                    .and_then(|i| procs.get(i))
+                    .ok_or_else(|| bad("unknown proc"))?;
                 let pid = c_path.u64().ok_or_else(short)?;
                 let raw = c_raw.u64().ok_or_else(short)?;
                 let h = c_shape.u64().ok_or_else(short)? as usize;
-                let shape = h.checked_sub(1).and_then(|i| shapes.get(i)).ok_or_else(|| bad("unknown shape"))?;
+                let shape = h
+                    .checked_sub(1)
+                    .and_then(|i| shapes.get(i))
+                    .ok_or_else(|| bad("unknown shape"))?;
                 ev.ts_ns = ts;
                 ev.pid = proc.pid;
                 ev.tid = proc.tid;
@@ -362,7 +355,11 @@ impl SegmentData {
                 ev.comm = proc.comm.clone();
                 ev.path = string(pid, "path")?;
                 // 0: the process passed exactly the resolved path.
-                ev.raw_path = if raw == 0 { ev.path.clone() } else { string(raw, "raw_path")? };
+                ev.raw_path = if raw == 0 {
+                    ev.path.clone()
+                } else {
+                    string(raw, "raw_path")?
+                };
                 ev.syscall = shape.syscall;
                 ev.path_source = shape.src;
                 ev.path_truncated = shape.truncated;
@@ -374,7 +371,10 @@ impl SegmentData {
                     return Ok(ControlFlow::Break(()));
                 }
             }
-            if ![&c_ts, &c_proc, &c_path, &c_raw, &c_shape, &c_ret].iter().all(|c| c.is_done()) {
+            if ![&c_ts, &c_proc, &c_path, &c_raw, &c_shape, &c_ret]
+                .iter()
+                .all(|c| c.is_done())
+            {
                 return Err(bad("columns hold more values than its count"));
             }
         }

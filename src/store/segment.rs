@@ -158,8 +158,9 @@ pub(crate) fn read_meta(path: &Path) -> Result<(SegmentMeta, u64)> {
     };
     let mut f = File::open(path).map_err(io_err(path))?;
     let mut head = [0u8; 8];
-    f.read_exact(&mut head)
-        .map_err(|_| corrupt("not a sealed open-forensics segment (shorter than a metadata frame)".into()))?;
+    f.read_exact(&mut head).map_err(|_| {
+        corrupt("not a sealed open-forensics segment (shorter than a metadata frame)".into())
+    })?;
     let magic = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
     let len = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
     if magic != META_MAGIC || !(META_TAG.len() as u32..=META_MAX).contains(&len) {

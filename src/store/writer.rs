@@ -331,7 +331,11 @@ impl Writer {
         let Some(a) = self.active.as_mut() else {
             return Ok(());
         };
-        if a.rows.is_empty() && a.losses.is_empty() && a.new_strings.is_empty() && a.new_shapes.is_empty() {
+        if a.rows.is_empty()
+            && a.losses.is_empty()
+            && a.new_strings.is_empty()
+            && a.new_shapes.is_empty()
+        {
             return Ok(());
         }
         a.flush()
@@ -417,12 +421,21 @@ impl Active {
                 st.execute(params![id, k.pid, k.tid, k.ppid, k.uid, k.gid, k.comm])
                     .map_err(sql_err(&path, P))?;
             }
-            const SH: &str = "INSERT INTO shapes (id, syscall, src, truncated, dirfd, flags, mode) \
+            const SH: &str =
+                "INSERT INTO shapes (id, syscall, src, truncated, dirfd, flags, mode) \
                               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
             let mut st = tx.prepare_cached(SH).map_err(sql_err(&path, SH))?;
             for (id, k) in self.new_shapes.drain(..) {
-                st.execute(params![id, k.syscall, k.src, k.truncated, k.dirfd, k.flags as i64, k.mode])
-                    .map_err(sql_err(&path, SH))?;
+                st.execute(params![
+                    id,
+                    k.syscall,
+                    k.src,
+                    k.truncated,
+                    k.dirfd,
+                    k.flags as i64,
+                    k.mode
+                ])
+                .map_err(sql_err(&path, SH))?;
             }
             if !self.rows.is_empty() {
                 const B: &str = "INSERT INTO blocks \
@@ -481,7 +494,12 @@ fn encode_block(rows: &[Row]) -> EncodedBlock {
         codec::put_u64(&mut cols[4], r.shape.into());
         codec::put_i64(&mut cols[5], r.ret);
     }
-    EncodedBlock { base_ts_ns: base, min_ts_ns: min, max_ts_ns: max, cols }
+    EncodedBlock {
+        base_ts_ns: base,
+        min_ts_ns: min,
+        max_ts_ns: max,
+        cols,
+    }
 }
 
 fn read_proc(path: &str) -> String {

@@ -44,20 +44,34 @@ impl Unprivileged {
         let copy = tmp.path().join("fixtures");
         copy_dir(&fixtures(), &copy);
         let store = copy.join("segments").join(scenario);
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
         if is_root() {
             for p in walk(tmp.path()) {
-                let c = std::ffi::CString::new(p.to_str().expect("utf-8 temp path")).expect("no NUL");
+                let c =
+                    std::ffi::CString::new(p.to_str().expect("utf-8 temp path")).expect("no NUL");
                 // SAFETY: chown of a path we just created.
-                assert_eq!(unsafe { libc::chown(c.as_ptr(), NOBODY, NOBODY) }, 0, "chown {}", p.display());
+                assert_eq!(
+                    unsafe { libc::chown(c.as_ptr(), NOBODY, NOBODY) },
+                    0,
+                    "chown {}",
+                    p.display()
+                );
             }
         }
-        Unprivileged { _tmp: tmp, fixtures: copy, store }
+        Unprivileged {
+            _tmp: tmp,
+            fixtures: copy,
+            store,
+        }
     }
 
     fn run(&self, args: &[&str]) -> std::process::Output {
         let mut c = Command::new(bin());
-        c.arg("--store").arg(&self.store).args(args).current_dir(&self.fixtures);
+        c.arg("--store")
+            .arg(&self.store)
+            .args(args)
+            .current_dir(&self.fixtures);
         if is_root() {
             // SAFETY: only async-signal-safe syscalls between fork and exec.
             unsafe {
@@ -86,7 +100,8 @@ fn copy_dir(from: &Path, to: &Path) {
             copy_dir(&e.path(), &target);
         } else {
             std::fs::copy(e.path(), &target).expect("copy");
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644))
+                .expect("chmod");
         }
     }
 }
@@ -110,16 +125,27 @@ fn check_golden(golden: &Path, actual: &str) {
         std::fs::write(golden, actual).expect("write golden");
         return;
     }
-    let want = std::fs::read_to_string(golden)
-        .unwrap_or_else(|_| panic!("missing golden {} (OPEN_FORENSICS_BLESS=1 creates it)", golden.display()));
-    assert!(want == actual, "{} differs from replay:\n--- golden\n{want}\n--- replay\n{actual}", golden.display());
+    let want = std::fs::read_to_string(golden).unwrap_or_else(|_| {
+        panic!(
+            "missing golden {} (OPEN_FORENSICS_BLESS=1 creates it)",
+            golden.display()
+        )
+    });
+    assert!(
+        want == actual,
+        "{} differs from replay:\n--- golden\n{want}\n--- replay\n{actual}",
+        golden.display()
+    );
 }
 
 #[test]
 fn every_rule_set_replays_every_fixture_as_golden_without_privilege() {
     let sets = ["poc", "detections", "full"];
     let scenarios = scenarios();
-    assert!(scenarios.len() >= 3, "fixtures/segments holds {scenarios:?}");
+    assert!(
+        scenarios.len() >= 3,
+        "fixtures/segments holds {scenarios:?}"
+    );
     for scenario in &scenarios {
         let u = Unprivileged::new(scenario);
         for set in sets {
@@ -130,8 +156,14 @@ fn every_rule_set_replays_every_fixture_as_golden_without_privilege() {
                 "replay {set} over {scenario} as an unprivileged user: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let golden = fixtures().join("expected").join(set).join(format!("{scenario}.jsonl"));
-            check_golden(&golden, &String::from_utf8(out.stdout).expect("utf-8 alerts"));
+            let golden = fixtures()
+                .join("expected")
+                .join(set)
+                .join(format!("{scenario}.jsonl"));
+            check_golden(
+                &golden,
+                &String::from_utf8(out.stdout).expect("utf-8 alerts"),
+            );
         }
         // Nothing was written into the store by reading it.
         let names: Vec<_> = walk(&u.store).into_iter().skip(1).collect();
@@ -143,20 +175,45 @@ fn every_rule_set_replays_every_fixture_as_golden_without_privilege() {
 fn fixtures_cover_every_capture_route_and_are_readable_as_nobody() {
     let u = Unprivileged::new("routes");
     let out = u.run(&["export"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let events: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
     for syscall in ["open", "creat", "openat", "openat2", "io_uring"] {
-        assert!(events.iter().any(|e| e["syscall"] == syscall), "no {syscall} event in fixtures/segments/routes");
+        assert!(
+            events.iter().any(|e| e["syscall"] == syscall),
+            "no {syscall} event in fixtures/segments/routes"
+        );
     }
     for source in ["file", "cwd", "raw"] {
-        assert!(events.iter().any(|e| e["path_source"] == source), "no path_source {source}");
+        assert!(
+            events.iter().any(|e| e["path_source"] == source),
+            "no path_source {source}"
+        );
     }
     assert!(events.iter().any(|e| e["ret"] == -13), "no EACCES");
     assert!(events.iter().any(|e| e["ret"] == -2), "no ENOENT");
-    assert!(events.iter().any(|e| e["pid"] != e["tid"]), "no event from a thread");
-    assert!(events.iter().any(|e| e["path"].as_str().is_some_and(|p| p.len() > 256)), "no long path");
-    assert!(events.iter().any(|e| e["path"].as_str().is_some_and(|p| p.contains('\n'))), "no control bytes");
+    assert!(
+        events.iter().any(|e| e["pid"] != e["tid"]),
+        "no event from a thread"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["path"].as_str().is_some_and(|p| p.len() > 256)),
+        "no long path"
+    );
+    assert!(
+        events
+            .iter()
+            .any(|e| e["path"].as_str().is_some_and(|p| p.contains('\n'))),
+        "no control bytes"
+    );
 }
 
 #[test]
@@ -173,12 +230,24 @@ fn attack_detections_fire_and_baseline_stays_quiet() {
         "browser_credentials_read",
         "ld_preload_tamper",
     ] {
-        assert!(alerts.contains(&format!("\"rule\":\"{rule}\"")), "{rule} did not fire on the attack fixture");
+        assert!(
+            alerts.contains(&format!("\"rule\":\"{rule}\"")),
+            "{rule} did not fire on the attack fixture"
+        );
     }
     let baseline = Unprivileged::new("baseline");
-    let out = baseline.run(&["replay", "--rules", "rules/detections.yaml", "rules/poc.yaml"]);
+    let out = baseline.run(&[
+        "replay",
+        "--rules",
+        "rules/detections.yaml",
+        "rules/poc.yaml",
+    ]);
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "", "false positives on the benign baseline");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "",
+        "false positives on the benign baseline"
+    );
 }
 
 #[test]
@@ -187,27 +256,62 @@ fn rules_test_passes_good_rules_and_names_each_failure() {
     let fx = u.fixtures.to_str().expect("utf-8 path");
     let det = format!("{fx}/rules/detections.yaml");
     let poc = format!("{fx}/rules/poc.yaml");
-    let ok = u.run(&["rules", "test", &det, &poc, "--fixtures", fx, "--format", "jsonl"]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    let rows: Vec<serde_json::Value> =
-        String::from_utf8_lossy(&ok.stdout).lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let ok = u.run(&[
+        "rules",
+        "test",
+        &det,
+        &poc,
+        "--fixtures",
+        fx,
+        "--format",
+        "jsonl",
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&ok.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
     assert_eq!(rows.len(), 8);
-    assert!(rows.iter().all(|r| r["verdict"] == "ok" && r["golden"] == "3 ok"), "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["verdict"] == "ok" && r["golden"] == "3 ok"),
+        "{rows:?}"
+    );
 
     // full.yaml has rules no fixture exercises and one that fires on the baseline.
     let full = format!("{fx}/rules/full.yaml");
-    let bad = u.run(&["rules", "test", &full, "--fixtures", fx, "--format", "jsonl"]);
+    let bad = u.run(&[
+        "rules",
+        "test",
+        &full,
+        "--fixtures",
+        fx,
+        "--format",
+        "jsonl",
+    ]);
     assert_eq!(bad.status.code(), Some(1));
     let out = String::from_utf8_lossy(&bad.stdout);
     let err = String::from_utf8_lossy(&bad.stderr);
-    assert!(out.contains("\"rule\":\"sudoers_write\"") && out.contains("rule is untested"), "{out}");
-    assert!(err.contains("false positive of tmp_exec_dir on baseline"), "{err}");
+    assert!(
+        out.contains("\"rule\":\"sudoers_write\"") && out.contains("rule is untested"),
+        "{out}"
+    );
+    assert!(
+        err.contains("false positive of tmp_exec_dir on baseline"),
+        "{err}"
+    );
 
     // A golden file that no longer matches.
     let tmp = tempfile::tempdir().expect("tempdir");
     copy_dir(&fixtures(), tmp.path());
     let golden = tmp.path().join("expected/detections/attack.jsonl");
-    let text = std::fs::read_to_string(&golden).expect("golden").replace("\"ret\":3", "\"ret\":4");
+    let text = std::fs::read_to_string(&golden)
+        .expect("golden")
+        .replace("\"ret\":3", "\"ret\":4");
     std::fs::write(&golden, text).expect("write");
     let t = tmp.path().to_str().expect("utf-8");
     let changed = crate::helpers::TempStore::new().run(&[
@@ -221,5 +325,8 @@ fn rules_test_passes_good_rules_and_names_each_failure() {
     ]);
     assert_eq!(changed.status.code(), Some(1));
     let err = String::from_utf8_lossy(&changed.stderr);
-    assert!(err.contains("attack.jsonl") && err.contains("first difference"), "{err}");
+    assert!(
+        err.contains("attack.jsonl") && err.contains("first difference"),
+        "{err}"
+    );
 }

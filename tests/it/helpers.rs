@@ -27,7 +27,10 @@ impl TempStore {
     /// `open-forensics --store DIR ARGS…`, with stdin closed.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(bin());
-        c.arg("--store").arg(&self.dir).args(args).stdin(std::process::Stdio::null());
+        c.arg("--store")
+            .arg(&self.dir)
+            .args(args)
+            .stdin(std::process::Stdio::null());
         c
     }
 
@@ -39,7 +42,12 @@ impl TempStore {
     /// Runs, asserts success, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert!(out.status.success(), "{args:?} failed: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
         String::from_utf8(out.stdout).expect("utf-8 stdout")
     }
 
@@ -79,7 +87,8 @@ pub fn write_jsonl(path: &Path, events: &[Event]) {
 
 /// CI runs as root on a kernel that can capture, so there a skipped live test is a failure.
 pub fn live_capture_required() -> bool {
-    std::env::var("OPEN_FORENSICS_REQUIRE_LIVE").as_deref() == Ok("1") || std::env::var("CI").as_deref() == Ok("true")
+    std::env::var("OPEN_FORENSICS_REQUIRE_LIVE").as_deref() == Ok("1")
+        || std::env::var("CI").as_deref() == Ok("true")
 }
 
 /// Whether live capture can run here; when it cannot, prints why (`SKIPPED …`). Where

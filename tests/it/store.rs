@@ -13,7 +13,10 @@ use crate::helpers::{event, write_jsonl, TempStore};
 fn read_all(dir: &std::path::Path) -> Vec<Event> {
     let mut out = Vec::new();
     let stats = Reader::open(dir).unwrap().scan(&TimeRange::default(), |e| {
-        out.push(Event { table: 0, ..e.clone() });
+        out.push(Event {
+            table: 0,
+            ..e.clone()
+        });
         ControlFlow::Continue(())
     });
     assert!(stats.errors.is_empty(), "{:?}", stats.errors);
@@ -63,7 +66,10 @@ fn round_trip_through_sealed_segment_and_export_import_is_stable() {
     assert_eq!(segs.len(), 1);
     assert_eq!(segs[0].state, SegmentState::Sealed);
     assert_eq!(segs[0].meta.events, 2_000);
-    assert_eq!(read_all(&s.dir).into_iter().map(plain).collect::<Vec<_>>(), events);
+    assert_eq!(
+        read_all(&s.dir).into_iter().map(plain).collect::<Vec<_>>(),
+        events
+    );
 
     // export | import into an empty store | export gives identical output.
     let first = s.ok(&["export"]);
@@ -105,21 +111,34 @@ fn non_utf8_path_survives_store_export_import() {
     let mut w = Writer::open(&s.dir, RotateConfig::default()).unwrap();
     w.append(&mut e.clone()).unwrap();
     w.close().unwrap();
-    assert_eq!(read_all(&s.dir).into_iter().map(plain).collect::<Vec<_>>(), vec![e.clone()]);
+    assert_eq!(
+        read_all(&s.dir).into_iter().map(plain).collect::<Vec<_>>(),
+        vec![e.clone()]
+    );
     let line = s.ok(&["export"]);
     assert!(line.contains("\"path_b64\""), "{line}");
     let file = s.path("e.jsonl");
     std::fs::write(&file, &line).unwrap();
     let other = TempStore::new();
     other.ok(&["import", file.to_str().unwrap()]);
-    assert_eq!(read_all(&other.dir).into_iter().map(plain).collect::<Vec<_>>(), vec![e]);
+    assert_eq!(
+        read_all(&other.dir)
+            .into_iter()
+            .map(plain)
+            .collect::<Vec<_>>(),
+        vec![e]
+    );
 }
 
 #[test]
 fn rotation_by_event_count_keeps_order() {
     let s = TempStore::new();
     let events = workload(1_000);
-    let config = RotateConfig { max_events: 300, batch_events: 64, ..RotateConfig::default() };
+    let config = RotateConfig {
+        max_events: 300,
+        batch_events: 64,
+        ..RotateConfig::default()
+    };
     let mut w = Writer::open(&s.dir, config).unwrap();
     for e in &events {
         w.append(&mut e.clone()).unwrap();
@@ -127,22 +146,44 @@ fn rotation_by_event_count_keeps_order() {
     let summary = w.close().unwrap();
     assert_eq!(summary.segments_sealed, 4);
     let (segs, _) = list_segments(&s.dir).unwrap();
-    assert_eq!(segs.iter().map(|s| s.meta.events).collect::<Vec<_>>(), vec![300, 300, 300, 100]);
-    assert_eq!(read_all(&s.dir).into_iter().map(plain).collect::<Vec<_>>(), events);
+    assert_eq!(
+        segs.iter().map(|s| s.meta.events).collect::<Vec<_>>(),
+        vec![300, 300, 300, 100]
+    );
+    assert_eq!(
+        read_all(&s.dir).into_iter().map(plain).collect::<Vec<_>>(),
+        events
+    );
 }
 
 #[test]
 fn rotation_by_size() {
     let s = TempStore::new();
-    let config = RotateConfig { max_bytes: 1 << 20, batch_events: 1_000, ..RotateConfig::default() };
+    let config = RotateConfig {
+        max_bytes: 1 << 20,
+        batch_events: 1_000,
+        ..RotateConfig::default()
+    };
     let mut w = Writer::open(&s.dir, config).unwrap();
     for i in 0..60_000 {
-        w.append(&mut event(i, &format!("/data/{i}/unique/path/to/make/the/database/grow"))).unwrap();
+        w.append(&mut event(
+            i,
+            &format!("/data/{i}/unique/path/to/make/the/database/grow"),
+        ))
+        .unwrap();
     }
     w.close().unwrap();
     let (segs, _) = list_segments(&s.dir).unwrap();
-    assert!(segs.len() >= 2, "expected size rotation, got {} segment(s)", segs.len());
-    assert!(segs.iter().all(|s| s.meta.db_bytes <= (1 << 20) + (1 << 20)), "segments far over the limit");
+    assert!(
+        segs.len() >= 2,
+        "expected size rotation, got {} segment(s)",
+        segs.len()
+    );
+    assert!(
+        segs.iter()
+            .all(|s| s.meta.db_bytes <= (1 << 20) + (1 << 20)),
+        "segments far over the limit"
+    );
     assert_eq!(segs.iter().map(|s| s.meta.events).sum::<u64>(), 60_000);
 }
 
@@ -177,11 +218,15 @@ fn losses_are_kept_and_reported() {
 #[ignore = "child process of recovery_after_sigkill_keeps_every_committed_batch"]
 fn writer_child() {
     let dir = std::env::var("OF_TEST_WRITER_DIR").expect("run by the recovery test");
-    let config = RotateConfig { batch_events: 500, ..RotateConfig::default() };
+    let config = RotateConfig {
+        batch_events: 500,
+        ..RotateConfig::default()
+    };
     let mut w = Writer::open(std::path::Path::new(&dir), config).unwrap();
     let mut i = 0;
     loop {
-        w.append(&mut event(i, &format!("/var/log/app/{}.log", i % 50))).unwrap();
+        w.append(&mut event(i, &format!("/var/log/app/{}.log", i % 50)))
+            .unwrap();
         i += 1;
         if i % 500 == 0 {
             // The batch was committed by append; announce it.
@@ -194,7 +239,13 @@ fn writer_child() {
 fn recovery_after_sigkill_keeps_every_committed_batch() {
     let s = TempStore::new();
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "store::writer_child", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            "--exact",
+            "store::writer_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env("OF_TEST_WRITER_DIR", &s.dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -246,7 +297,11 @@ fn snapshot(dir: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> 
         .map(|e| {
             let e = e.unwrap();
             let m = e.metadata().unwrap();
-            (e.file_name().to_string_lossy().into_owned(), m.len(), m.modified().unwrap())
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                m.len(),
+                m.modified().unwrap(),
+            )
         })
         .collect();
     v.sort();
@@ -257,8 +312,16 @@ fn snapshot(dir: &std::path::Path) -> Vec<(String, u64, std::time::SystemTime)> 
 fn second_writer_gets_a_lock_error() {
     let s = TempStore::new();
     let _w = Writer::open(&s.dir, RotateConfig::default()).unwrap();
-    let err = Writer::open(&s.dir, RotateConfig::default()).err().expect("second writer must fail");
-    assert!(err.to_string().contains(&format!("locked by another writer (pid {})", std::process::id())), "{err}");
+    let err = Writer::open(&s.dir, RotateConfig::default())
+        .err()
+        .expect("second writer must fail");
+    assert!(
+        err.to_string().contains(&format!(
+            "locked by another writer (pid {})",
+            std::process::id()
+        )),
+        "{err}"
+    );
     let file = s.path("e.jsonl");
     write_jsonl(&file, &[event(1, "/etc/hosts")]);
     let out = s.run(&["import", file.to_str().unwrap()]);
@@ -269,7 +332,10 @@ fn second_writer_gets_a_lock_error() {
 #[test]
 fn corrupt_and_truncated_segments_are_named_and_others_still_read() {
     let s = TempStore::new();
-    let config = RotateConfig { max_events: 100, ..RotateConfig::default() };
+    let config = RotateConfig {
+        max_events: 100,
+        ..RotateConfig::default()
+    };
     let mut w = Writer::open(&s.dir, config).unwrap();
     for (i, e) in workload(300).iter().enumerate() {
         let mut e = e.clone();
@@ -290,28 +356,49 @@ fn corrupt_and_truncated_segments_are_named_and_others_still_read() {
     // Truncate the second one.
     let p1 = segs[1].path.clone();
     let len = std::fs::metadata(&p1).unwrap().len();
-    std::fs::OpenOptions::new().write(true).open(&p1).unwrap().set_len(len / 2).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&p1)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
 
     let out = s.run(&["export"]);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(stdout.lines().count(), 100, "the intact segment must still be read");
+    assert_eq!(
+        stdout.lines().count(),
+        100,
+        "the intact segment must still be read"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     for p in [&p0, &p1] {
-        assert!(stderr.contains(&p.display().to_string()), "error must name {}: {stderr}", p.display());
+        assert!(
+            stderr.contains(&p.display().to_string()),
+            "error must name {}: {stderr}",
+            p.display()
+        );
     }
 
     // A file that is not a segment at all.
     std::fs::write(s.dir.join("0000000099.seg.zst"), b"hello").unwrap();
     let out = s.run(&["segments", "--format", "csv"]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("0000000099.seg.zst: not a sealed open-forensics segment"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("0000000099.seg.zst: not a sealed open-forensics segment"));
 }
 
 #[test]
 fn store_is_owner_only() {
     let s = TempStore::new();
-    let mut w = Writer::open(&s.dir, RotateConfig { batch_events: 1, ..RotateConfig::default() }).unwrap();
+    let mut w = Writer::open(
+        &s.dir,
+        RotateConfig {
+            batch_events: 1,
+            ..RotateConfig::default()
+        },
+    )
+    .unwrap();
     w.append(&mut event(1, "/etc/shadow")).unwrap();
     // While writing: the active database and its WAL.
     let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
@@ -327,7 +414,10 @@ fn store_is_owner_only() {
     }
     // An existing store directory that others can read is tightened.
     std::fs::set_permissions(&s.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
-    Writer::open(&s.dir, RotateConfig::default()).unwrap().close().unwrap();
+    Writer::open(&s.dir, RotateConfig::default())
+        .unwrap()
+        .close()
+        .unwrap();
     assert_eq!(mode(&s.dir), 0o700);
 }
 
@@ -341,12 +431,19 @@ fn malformed_import_names_line_and_field_and_writes_nothing() {
     let out = s.run(&["import", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.jsonl:3: field `syscall`: unknown value \"openz\""), "{err}");
-    assert!(!s.dir.exists() || list_segments(&s.dir).unwrap().0.is_empty(), "a rejected file wrote events");
+    assert!(
+        err.contains("bad.jsonl:3: field `syscall`: unknown value \"openz\""),
+        "{err}"
+    );
+    assert!(
+        !s.dir.exists() || list_segments(&s.dir).unwrap().0.is_empty(),
+        "a rejected file wrote events"
+    );
 
     let missing = good.replace("\"pid\":1001,", "");
     std::fs::write(&file, format!("{missing}\n")).unwrap();
-    let err = String::from_utf8_lossy(&s.run(&["import", file.to_str().unwrap()]).stderr).into_owned();
+    let err =
+        String::from_utf8_lossy(&s.run(&["import", file.to_str().unwrap()]).stderr).into_owned();
     assert!(err.contains("bad.jsonl:1: missing field `pid`"), "{err}");
 }
 
@@ -373,7 +470,10 @@ fn segments_lists_without_decompressing() {
 #[test]
 fn prune_removes_only_old_segments() {
     let s = TempStore::new();
-    let config = RotateConfig { max_events: 10, ..RotateConfig::default() };
+    let config = RotateConfig {
+        max_events: 10,
+        ..RotateConfig::default()
+    };
     let mut w = Writer::open(&s.dir, config).unwrap();
     for i in 0..30 {
         let mut e = event(0, "/etc/hosts");
@@ -388,27 +488,45 @@ fn prune_removes_only_old_segments() {
     assert_eq!(read_all(&s.dir).len(), 20);
 }
 
-
 #[test]
-fn segment_sql_sees_flat_events() {
+fn segment_database_holds_events_by_column_block() {
     let s = TempStore::new();
     let events = workload(500);
-    let mut w = Writer::open(&s.dir, RotateConfig { batch_events: 128, ..RotateConfig::default() }).unwrap();
+    let mut w = Writer::open(
+        &s.dir,
+        RotateConfig {
+            batch_events: 128,
+            ..RotateConfig::default()
+        },
+    )
+    .unwrap();
     for e in &events {
         w.append(&mut e.clone()).unwrap();
     }
     w.close().unwrap();
     let reader = Reader::open(&s.dir).unwrap();
     let seg = open_forensics::store::SegmentData::load(&reader.segments()[0]).unwrap();
-    let conn = seg.conn().unwrap();
-    let (n, failed, first): (i64, i64, i64) = conn
-        .query_row("SELECT count(*), sum(ret < 0), min(ts_ns) FROM events_v", [], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-        })
+    let (blocks, n, min): (i64, i64, i64) = seg
+        .conn()
+        .query_row(
+            "SELECT count(*), sum(count), min(min_ts_ns) FROM blocks",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .unwrap();
-    assert_eq!(n, 500);
-    assert_eq!(failed, events.iter().filter(|e| e.ret < 0).count() as i64);
-    assert_eq!(first, events.iter().map(|e| e.ts_ns).min().unwrap());
-    let raw: String = conn.query_row("SELECT raw_path FROM events_v WHERE ret < 0 LIMIT 1", [], |r| r.get(0)).unwrap();
-    assert_eq!(raw, "relative/name");
+    assert_eq!(
+        (blocks, n),
+        (4, 500),
+        "one block per committed batch of 128"
+    );
+    assert_eq!(min, events.iter().map(|e| e.ts_ns).min().unwrap());
+    let strings: i64 = seg
+        .conn()
+        .query_row("SELECT count(*) FROM strings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(
+        strings,
+        13 + 1 + 1,
+        "13 library paths, one relative name, one comm: each stored once"
+    );
 }
