@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OpenFlags};
+use rustc_hash::FxHashMap;
 
 use super::lock::StoreLock;
 use super::schema::{apply_migrations, user_version};
@@ -96,11 +97,13 @@ struct Active {
     opened: Instant,
     meta: SegmentMeta,
     table: u64,
-    strings: HashMap<Arc<[u8]>, u32>,
-    procs: HashMap<ProcKey, u32>,
+    // FxHash: interning runs three lookups per event on the recorder's hot path, and SipHash's
+    // DoS resistance buys nothing for keys that are only ever compared for equality here.
+    strings: FxHashMap<Arc<[u8]>, u32>,
+    procs: FxHashMap<ProcKey, u32>,
     new_strings: Vec<(u32, Arc<[u8]>)>,
     new_procs: Vec<(u32, ProcKey)>,
-    shapes: HashMap<ShapeKey, u32>,
+    shapes: FxHashMap<ShapeKey, u32>,
     new_shapes: Vec<(u32, ShapeKey)>,
     rows: Vec<Row>,
     losses: Vec<Loss>,
@@ -243,11 +246,11 @@ impl Writer {
             opened: Instant::now(),
             meta,
             table: next_table_id(),
-            strings: HashMap::new(),
-            procs: HashMap::new(),
+            strings: FxHashMap::default(),
+            procs: FxHashMap::default(),
             new_strings: Vec::new(),
             new_procs: Vec::new(),
-            shapes: HashMap::new(),
+            shapes: FxHashMap::default(),
             new_shapes: Vec::new(),
             rows: Vec::new(),
             losses: Vec::new(),
