@@ -15,7 +15,7 @@ use super::schema::{apply_migrations, user_version};
 use super::segment::{
     self, active_name, parse_name, sealed_name, write_sealed, SegmentMeta, TMP_SUFFIX,
 };
-use super::{codec, io_err, sql_err, Result};
+use super::{codec, io_err, sql_err, Result, StoreError};
 use crate::event::{Event, Str};
 
 /// When to close the active segment and start a new one.
@@ -116,6 +116,9 @@ pub struct Writer {
     next_seq: u64,
     clock_anchor_ns: i64,
     active: Option<Active>,
+    /// The previous segment being compressed and written on its own thread, so that the caller
+    /// (the recorder's store thread) never waits for zstd and fsync. At most one at a time.
+    sealing: Option<std::thread::JoinHandle<Result<u64>>>,
     summary: WriterSummary,
 }
 
@@ -155,6 +158,7 @@ impl Writer {
             next_seq: 1,
             clock_anchor_ns: 0,
             active: None,
+            sealing: None,
             summary: WriterSummary::default(),
         };
         w.recover()?;
@@ -365,7 +369,24 @@ impl Writer {
     pub fn seal_active(&mut self) -> Result<()> {
         if let Some(mut a) = self.active.take() {
             a.flush()?;
-            let bytes = seal_connection(a.conn, &a.path, &self.dir, a.meta)?;
+            self.finish_sealing()?;
+            let dir = self.dir.clone();
+            let handle = std::thread::Builder::new()
+                .name("of-seal".into())
+                .spawn(move || seal_connection(a.conn, &a.path, &dir, a.meta))
+                .map_err(io_err(&self.dir))?;
+            self.sealing = Some(handle);
+        }
+        Ok(())
+    }
+
+    /// Waits for the segment being sealed in the background, if any.
+    fn finish_sealing(&mut self) -> Result<()> {
+        if let Some(handle) = self.sealing.take() {
+            let bytes = handle.join().map_err(|_| StoreError::Corrupt {
+                path: self.dir.clone(),
+                reason: "the sealing thread panicked; the segment stays unsealed and is recovered on next open".into(),
+            })??;
             self.summary.segments_sealed += 1;
             self.summary.sealed_bytes += bytes;
         }
@@ -375,11 +396,20 @@ impl Writer {
     /// Commits, seals and releases the lock.
     pub fn close(mut self) -> Result<WriterSummary> {
         self.seal_active()?;
+        self.finish_sealing()?;
         Ok(std::mem::take(&mut self.summary))
     }
 
     pub fn summary(&self) -> &WriterSummary {
         &self.summary
+    }
+}
+
+impl Drop for Writer {
+    /// A writer dropped without `close` (an error path) still finishes the seal it started; its
+    /// active segment stays on disk and the next writer recovers it.
+    fn drop(&mut self) {
+        let _ = self.finish_sealing();
     }
 }
 
