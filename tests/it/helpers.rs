@@ -54,6 +54,16 @@ impl TempStore {
     pub fn path(&self, name: &str) -> PathBuf {
         self.tmp.path().join(name)
     }
+
+    /// Imports `events` through `open-forensics import` (one call, so one or more new segments).
+    pub fn import(&self, events: &[Event]) {
+        let n = std::fs::read_dir(self.tmp.path())
+            .map(|d| d.count())
+            .unwrap_or(0);
+        let file = self.path(&format!("import-{n}.jsonl"));
+        write_jsonl(&file, events);
+        self.ok(&["import", file.to_str().expect("utf-8 temp path")]);
+    }
 }
 
 /// A plausible event; tweak fields with struct update syntax.

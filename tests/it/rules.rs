@@ -102,9 +102,7 @@ fn history() -> Vec<Event> {
 
 fn store_with(events: &[Event]) -> TempStore {
     let store = TempStore::new();
-    let file = store.path("events.jsonl");
-    write_jsonl(&file, events);
-    store.ok(&["import", file.to_str().unwrap()]);
+    store.import(events);
     store
 }
 
@@ -165,10 +163,8 @@ fn replay_time_window_and_many_segments() {
     let events = history();
     let store = TempStore::new();
     // Two imports, two segments: alerts keep the stored (time) order across them.
-    for (i, part) in events.chunks(9).enumerate() {
-        let f = store.path(&format!("part{i}.jsonl"));
-        write_jsonl(&f, part);
-        store.ok(&["import", f.to_str().unwrap()]);
+    for part in events.chunks(9) {
+        store.import(part);
     }
     let all = store.ok(&["replay", "--rules", &fx("rules/poc.yaml")]);
     golden("replay_poc.jsonl", &all);
@@ -408,10 +404,8 @@ fn named_sql() {
     let events = history();
     let store = TempStore::new();
     // Across two segments: aggregates must count both.
-    for (i, part) in events.chunks(10).enumerate() {
-        let f = store.path(&format!("part{i}.jsonl"));
-        write_jsonl(&f, part);
-        store.ok(&["import", f.to_str().unwrap()]);
+    for part in events.chunks(10) {
+        store.import(part);
     }
     let list = store.ok(&["query", "--sql", "list", "--format", "jsonl"]);
     for name in [

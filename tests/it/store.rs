@@ -85,8 +85,7 @@ fn round_trip_through_sealed_segment_and_export_import_is_stable() {
 fn export_filters_by_time() {
     let s = TempStore::new();
     let events = workload(100);
-    write_jsonl(&s.path("in.jsonl"), &events);
-    s.ok(&["import", s.path("in.jsonl").to_str().unwrap()]);
+    s.import(&events);
     let since = open_forensics::event::format_ts(events[10].ts_ns);
     let until = open_forensics::event::format_ts(events[19].ts_ns);
     let out = s.ok(&["export", "--since", &since, "--until", &until]);
@@ -450,8 +449,7 @@ fn malformed_import_names_line_and_field_and_writes_nothing() {
 #[test]
 fn segments_lists_without_decompressing() {
     let s = TempStore::new();
-    write_jsonl(&s.path("in.jsonl"), &workload(50));
-    s.ok(&["import", s.path("in.jsonl").to_str().unwrap()]);
+    s.import(&workload(50));
     let out = s.ok(&["segments", "--format", "jsonl"]);
     let row: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(row["events"], 50);
