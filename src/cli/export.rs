@@ -27,5 +27,5 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         return Err(e.into());
     }
     out.flush()?;
-    report_scan(&stats, &range)
+    report_scan(&stats, &range, true)
 }

@@ -139,21 +139,35 @@ impl TimeArgs {
 
 /// Prints what a scan could not read and whether losses make the answer incomplete; returns an
 /// error (exit 1) if any segment was unreadable, after everything readable was printed.
-pub fn report_scan(stats: &ScanStats, range: &TimeRange) -> anyhow::Result<()> {
+///
+/// With `json` (the answer went out as JSON lines) the incompleteness notice is itself one JSON
+/// object on stderr, `{"warning":"incomplete","lost":N,"loss_records":K,"from":T1,"to":T2}`, so a
+/// script can tell a complete answer from one with holes without parsing prose.
+pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::Result<()> {
     let mut err = io::stderr().lock();
     if !stats.losses.is_empty() {
         let (start, end) = stats.losses.iter().fold((i64::MAX, i64::MIN), |(s, e), l| {
             (s.min(l.start_ns), e.max(l.end_ns))
         });
-        let _ = writeln!(
-            err,
-            "open-forensics: warning: incomplete: {} events were lost between {} and {} ({} loss records in the range{})",
-            stats.lost(),
-            crate::event::format_ts(start),
-            crate::event::format_ts(end),
-            stats.losses.len(),
-            describe_range(range),
-        );
+        let (from, to) = (crate::event::format_ts(start), crate::event::format_ts(end));
+        let _ = if json {
+            let notice = serde_json::json!({
+                "warning": "incomplete",
+                "lost": stats.lost(),
+                "loss_records": stats.losses.len(),
+                "from": from,
+                "to": to,
+            });
+            writeln!(err, "{notice}")
+        } else {
+            writeln!(
+                err,
+                "open-forensics: warning: incomplete: {} events were lost between {from} and {to} ({} loss records in the range{})",
+                stats.lost(),
+                stats.losses.len(),
+                describe_range(range),
+            )
+        };
     }
     for e in &stats.errors {
         let _ = writeln!(err, "open-forensics: error: {e}");

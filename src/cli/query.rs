@@ -147,7 +147,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         table.write(Format::Table, &mut out)?;
     }
     out.flush()?;
-    report_scan(&stats, &range)
+    report_scan(&stats, &range, format == Format::Jsonl)
 }
 
 /// Columns of events in tables and CSV (JSON lines carry every field, as `export` does).
@@ -211,5 +211,5 @@ fn run_sql(store: &Path, arg: &str, args: &Args, format: Format) -> anyhow::Resu
     })?;
     rows.write(format, &mut out)?;
     out.flush()?;
-    report_scan(&stats, &range)
+    report_scan(&stats, &range, format == Format::Jsonl)
 }

@@ -102,5 +102,5 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             stats.events_in_range, stats.segments
         );
     }
-    report_scan(&stats, &range)
+    report_scan(&stats, &range, format == Format::Jsonl)
 }

@@ -202,10 +202,24 @@ fn losses_are_kept_and_reported() {
     w.close().unwrap();
     let (segs, _) = list_segments(&s.dir).unwrap();
     assert_eq!(segs[0].meta.lost, 42);
+    // JSON output: the notice is a JSON object on stderr.
     let out = s.run(&["export"]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("incomplete: 42 events were lost"), "{err}");
+    let notice: serde_json::Value = serde_json::from_str(err.trim()).expect("one JSON notice");
+    assert_eq!(notice["warning"], "incomplete");
+    assert_eq!(notice["lost"], 42);
+    assert_eq!(
+        notice["from"],
+        open_forensics::event::format_ts(e.ts_ns - 10)
+    );
+    // A table for a person: the same in words.
+    let out = s.run(&["query", "--format", "table"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: incomplete: 42 events were lost"),
+        "{err}"
+    );
     // A window that does not overlap the loss is complete.
     let out = s.run(&["export", "--until", "1970-01-02T00:00:00Z"]);
     assert!(!String::from_utf8_lossy(&out.stderr).contains("incomplete"));
