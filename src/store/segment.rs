@@ -152,13 +152,18 @@ pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Reads the metadata frame of a sealed segment (a few hundred bytes; nothing is decompressed).
 pub(crate) fn read_meta(path: &Path) -> Result<(SegmentMeta, u64)> {
+    let f = File::open(path).map_err(io_err(path))?;
+    parse_meta(f, path)
+}
+
+/// Parses the metadata frame at the start of `r`; returns the metadata and the frame's length.
+fn parse_meta(mut r: impl Read, path: &Path) -> Result<(SegmentMeta, u64)> {
     let corrupt = |reason: String| StoreError::Corrupt {
         path: path.into(),
         reason,
     };
-    let mut f = File::open(path).map_err(io_err(path))?;
     let mut head = [0u8; 8];
-    f.read_exact(&mut head).map_err(|_| {
+    r.read_exact(&mut head).map_err(|_| {
         corrupt("not a sealed open-forensics segment (shorter than a metadata frame)".into())
     })?;
     let magic = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
@@ -169,7 +174,7 @@ pub(crate) fn read_meta(path: &Path) -> Result<(SegmentMeta, u64)> {
         ));
     }
     let mut payload = vec![0u8; len as usize];
-    f.read_exact(&mut payload)
+    r.read_exact(&mut payload)
         .map_err(|_| corrupt("truncated metadata frame".into()))?;
     let json = payload
         .strip_prefix(META_TAG)
@@ -179,13 +184,14 @@ pub(crate) fn read_meta(path: &Path) -> Result<(SegmentMeta, u64)> {
 }
 
 /// Decompresses a sealed segment's database into memory, verifying its checksum and size.
+/// The file is read once: the metadata frame is parsed from the same bytes.
 pub(crate) fn read_sealed_db(path: &Path) -> Result<(SegmentMeta, Vec<u8>)> {
-    let (meta, offset) = read_meta(path)?;
+    let bytes = fs::read(path).map_err(io_err(path))?;
+    let (meta, offset) = parse_meta(&bytes[..], path)?;
     let corrupt = |reason: String| StoreError::Corrupt {
         path: path.into(),
         reason,
     };
-    let bytes = fs::read(path).map_err(io_err(path))?;
     let frame = &bytes[offset as usize..];
     let size = zstd::zstd_safe::get_frame_content_size(frame)
         .ok()

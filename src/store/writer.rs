@@ -359,10 +359,11 @@ impl Writer {
 
     fn should_rotate(&self, a: &Active) -> bool {
         let c = &self.config;
+        // The database only grows at a commit, which leaves `rows` empty: ask SQLite for its size
+        // then, once per batch, not on every append.
         a.meta.events >= c.max_events
             || a.opened.elapsed() >= c.max_age
             || (a.rows.is_empty() && a.db_bytes() >= c.max_bytes)
-            || (a.rows.len() >= c.batch_events && a.db_bytes() >= c.max_bytes)
     }
 
     /// Commits and seals the active segment, if any.
