@@ -21,6 +21,30 @@
 #define OF_DATA_MAX (OF_RAW_MAX + OF_PATH_MAX + OF_NAME_MAX)
 #define OF_COMM_LEN 16
 
+/* Bytes kept of a process's argv (NUL-separated, as in /proc/PID/cmdline). */
+#define OF_ARGS_MAX 4096
+/* Bytes kept of a process's cgroup path components. */
+#define OF_CGROUP_MAX 1024
+/*
+ * A process record's data: exe components at 0, argv after them, cgroup components after that.
+ * Offsets are masked with OF_PROC_MASK for the verifier; the sum of the three maxima stays far
+ * below it, and OF_NAME_MAX of slack follows for the last component read.
+ */
+#define OF_PROC_MASK 16383
+#define OF_PROC_DATA_MAX (OF_PROC_MASK + 1 + OF_NAME_MAX)
+#define OF_TTY_LEN 32
+
+/* What a ring record is: the first __u32 of every record. */
+enum of_rec_kind {
+	OF_REC_OPEN = 1,
+	/* A process image began (sched_process_exec): exe, argv, credentials, cgroup. */
+	OF_REC_EXEC = 2,
+	/* A new process (not a thread) was forked: it runs its parent's image until it execs. */
+	OF_REC_FORK = 3,
+	/* The last thread of a process exited. */
+	OF_REC_EXIT = 4,
+};
+
 /* = Syscall in src/event.rs */
 enum of_syscall {
 	OF_SYSCALL_OPEN = 1,
@@ -49,6 +73,16 @@ enum of_path_source {
 enum of_trunc {
 	OF_TRUNC_RAW = 1,
 	OF_TRUNC_PATH = 2,
+	/* of_proc_hdr.trunc: the exe walk, argv or cgroup walk was cut. */
+	OF_TRUNC_EXE = 4,
+	OF_TRUNC_ARGS = 8,
+	OF_TRUNC_CGROUP = 16,
+};
+
+/* of_proc_hdr.exe_flags bits */
+enum of_exe_flags {
+	/* The executable's dentry is unlinked: a deleted file or a memfd. */
+	OF_EXE_DELETED = 1,
 };
 
 /* Keys of the per-CPU loss counter array. */
@@ -66,16 +100,21 @@ enum of_loss_reason {
  * variable-size; the header is what user space decodes as a struct.
  */
 struct of_event_hdr {
+	__u32 kind;       /* OF_REC_OPEN */
+	__u32 pid;
 	/* bpf_ktime_get_boot_ns() when the open returned. */
 	__u64 ts_ns;
+	/* The process's start (thread group leader's start_boottime): with pid, its key. */
+	__u64 proc_start;
 	/* fd, or minus errno */
 	__s64 ret;
 	__u64 flags;
-	__u32 pid;
 	__u32 tid;
 	__u32 ppid;
 	__u32 uid;
 	__u32 gid;
+	__u32 euid;
+	__u32 egid;
 	__u32 mode;
 	__s32 dirfd;
 	__u16 raw_len;
@@ -91,6 +130,42 @@ struct of_event_hdr {
 struct of_event {
 	struct of_event_hdr hdr;
 	char data[OF_DATA_MAX];
+};
+
+/*
+ * A process lifecycle record: the fixed header, then `exe_len` bytes of exe components (leaf
+ * first, each NUL-terminated, like a path walk), `args_len` bytes of argv (NUL-separated), then
+ * `cgroup_len` bytes of cgroup components (leaf first). Fork and exit records carry no data.
+ */
+struct of_proc_hdr {
+	__u32 kind;         /* OF_REC_EXEC, OF_REC_FORK or OF_REC_EXIT */
+	__u32 pid;          /* the process (thread group) id */
+	__u64 ts_ns;        /* bpf_ktime_get_boot_ns() */
+	__u64 start;        /* start_boottime: with pid, the process key */
+	__u64 parent_start; /* the real parent's start_boottime */
+	__u64 cgroup_id;    /* the cgroup walked (see cgroup_len), its kernfs id */
+	__u32 ppid;
+	__u32 uid;
+	__u32 gid;
+	__u32 euid;
+	__u32 egid;
+	__u32 auid;         /* login uid; (u32)-1 when unset */
+	__u32 sessionid;    /* audit session; (u32)-1 when unset */
+	__u32 pidns;        /* inode numbers of the pid and mount namespaces */
+	__u32 mntns;
+	__s32 exit_code;    /* OF_REC_EXIT: the wait status (code << 8 | signal) */
+	__u16 exe_len;
+	__u16 args_len;
+	__u16 cgroup_len;
+	__u8 trunc;         /* enum of_trunc bits (EXE, ARGS, CGROUP) */
+	__u8 exe_flags;     /* enum of_exe_flags bits */
+	char comm[OF_COMM_LEN];
+	char tty[OF_TTY_LEN]; /* the controlling tty's kernel name (pts0, tty1), empty when none */
+};
+
+struct of_proc {
+	struct of_proc_hdr hdr;
+	char data[OF_PROC_DATA_MAX];
 };
 
 #endif /* __OF_EVENTS_H */

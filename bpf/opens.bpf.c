@@ -81,9 +81,20 @@ struct {
 	__type(value, struct of_uring_req);
 } of_uring_scratch SEC(".maps");
 
+/* Process records are built here: exe, argv and cgroup need up to 9 KiB. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct of_proc);
+} of_proc_scratch SEC(".maps");
+
 /* Makes clang emit BTF for the shared types so libbpf-cargo generates their Rust twins. */
 struct of_abi {
 	struct of_event_hdr hdr;
+	struct of_proc_hdr proc;
+	enum of_rec_kind kind;
+	enum of_exe_flags exe_flags;
 	enum of_syscall syscall;
 	enum of_path_source path_source;
 	enum of_trunc trunc;
@@ -103,17 +114,26 @@ static __always_inline struct task_struct *current_task(void)
 	return (struct task_struct *)bpf_get_current_task();
 }
 
-/* Who is opening, from the current task. */
+/*
+ * Who is opening, from the current task. proc_start (with pid, the process key that lineage is
+ * looked up by) and the effective ids are direct loads through the BTF task pointer: no helper
+ * call, so the open pays a few loads for lineage and nothing else.
+ */
 static __always_inline void fill_task(struct of_event_hdr *h, __u64 pid_tgid)
 {
-	struct task_struct *task = current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
+	const struct cred *cred = task->cred;
 	__u64 ugid = bpf_get_current_uid_gid();
 
+	h->kind = OF_REC_OPEN;
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
-	h->ppid = BPF_CORE_READ(task, real_parent, tgid);
+	h->ppid = task->real_parent->tgid;
+	h->proc_start = task->group_leader->start_boottime;
 	h->uid = (__u32)ugid;
 	h->gid = ugid >> 32;
+	h->euid = cred->euid.val;
+	h->egid = cred->egid.val;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
@@ -137,10 +157,58 @@ struct of_walk {
 	struct vfsmount *vfsmnt;
 	struct dentry *root_dentry;
 	struct vfsmount *root_mnt;
-	__u32 base; /* where components start in of_event.data (= raw_len) */
-	__u32 off;  /* component bytes written */
-	__u32 done; /* reached the root */
+	__u32 base;  /* where components start in the record's data (after what precedes them) */
+	__u32 off;   /* component bytes written */
+	__u32 limit; /* the most component bytes to write */
+	__u32 done;  /* reached the root */
+	__u8 proc;   /* 0: of_scratch (an open record); 1: of_proc_scratch (a process record) */
 };
+
+/* The data buffer a walk writes into, and the mask that bounds offsets in it. */
+static __always_inline char *walk_buf(__u8 proc, __u32 *mask)
+{
+	__u32 zero = 0;
+
+	if (proc) {
+		struct of_proc *p = bpf_map_lookup_elem(&of_proc_scratch, &zero);
+
+		*mask = OF_PROC_MASK;
+		return p ? p->data : NULL;
+	} else {
+		struct of_event *e = bpf_map_lookup_elem(&of_scratch, &zero);
+
+		*mask = OF_RAW_MAX + OF_PATH_MAX - 1;
+		return e ? e->data : NULL;
+	}
+}
+
+/* Copies one component name into the walk's buffer; false when there is no room. */
+static __always_inline bool walk_emit(struct of_walk *w, const unsigned char *name, __u32 len)
+{
+	__u32 off = w->off, pos, mask;
+	char *buf;
+	long n;
+
+	if (off > w->limit || len + 1 > w->limit - off)
+		return false;
+	buf = walk_buf(w->proc, &mask);
+	if (!buf)
+		return false;
+	/*
+	 * base + off stays below the mask (base <= OF_RAW_MAX - 1 for opens, <= 2 * 4096 for
+	 * processes; off <= limit), so the mask never changes pos: it is there so the verifier sees
+	 * the bound on the very register used as the offset.
+	 */
+	if (w->proc)
+		pos = (w->base + off) & OF_PROC_MASK;
+	else
+		pos = (w->base + off) & (OF_RAW_MAX + OF_PATH_MAX - 1);
+	n = bpf_probe_read_kernel_str(&buf[pos], OF_NAME_MAX, name);
+	if (n <= 0)
+		return false;
+	w->off = off + n;
+	return true;
+}
 
 /*
  * One step up: either emit the current dentry's name and go to its parent, or cross from a
@@ -154,10 +222,6 @@ static long walk_step(__u64 index, void *arg)
 	struct dentry *d = w->dentry;
 	struct vfsmount *vm = w->vfsmnt;
 	struct dentry *mnt_root, *parent;
-	const unsigned char *name;
-	struct of_event *e;
-	__u32 zero = 0, len, off, pos;
-	long n;
 
 	if (!d || !vm)
 		return 1;
@@ -171,8 +235,19 @@ static long walk_step(__u64 index, void *arg)
 		struct mount *m = (void *)vm - bpf_core_field_offset(struct mount, mnt);
 		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
 
+		if (d != mnt_root) {
+			/*
+			 * A dentry that is its own parent without being a mount's root: a pseudo
+			 * file (memfd, pipe, anonymous inode) or a disconnected tree. Process records
+			 * name it as the kernel does (/memfd:NAME); open records keep their format.
+			 */
+			if (w->proc)
+				walk_emit(w, BPF_CORE_READ(d, d_name.name), BPF_CORE_READ(d, d_name.len));
+			w->done = 1;
+			return 1;
+		}
 		/* The namespace's root, or a detached tree: nothing above. */
-		if (d != mnt_root || !mp || mp == m) {
+		if (!mp || mp == m) {
 			w->done = 1;
 			return 1;
 		}
@@ -180,24 +255,8 @@ static long walk_step(__u64 index, void *arg)
 		w->vfsmnt = (void *)mp + bpf_core_field_offset(struct mount, mnt);
 		return 0;
 	}
-
-	len = BPF_CORE_READ(d, d_name.len);
-	name = BPF_CORE_READ(d, d_name.name);
-	off = w->off;
-	if (off > OF_PATH_MAX || len + 1 > OF_PATH_MAX - off)
+	if (!walk_emit(w, BPF_CORE_READ(d, d_name.name), BPF_CORE_READ(d, d_name.len)))
 		return 1; /* no room: left not done, so marked truncated */
-	/*
-	 * base <= OF_RAW_MAX - 1 and off <= OF_PATH_MAX, so the mask never changes pos: it is there
-	 * so the verifier sees the bound on the very register used as the offset.
-	 */
-	pos = (w->base + off) & (OF_RAW_MAX + OF_PATH_MAX - 1);
-	e = bpf_map_lookup_elem(&of_scratch, &zero);
-	if (!e)
-		return 1;
-	n = bpf_probe_read_kernel_str(&e->data[pos], OF_NAME_MAX, name);
-	if (n <= 0)
-		return 1;
-	w->off = off + n;
 	w->dentry = parent;
 	return 0;
 }
@@ -212,6 +271,7 @@ static __always_inline __u32 walk_path(struct task_struct *task, struct dentry *
 		.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
 		.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
 		.base = base,
+		.limit = OF_PATH_MAX,
 	};
 
 	bpf_loop(OF_WALK_MAX_STEPS, walk_step, &w, 0);
@@ -491,5 +551,237 @@ int BPF_PROG(tp_btf__io_uring_complete, struct io_ring_ctx *ring, void *req,
 	same_files = (id >> 32) == u->hdr.pid && !(u->file_slot && res >= 0);
 	bpf_map_delete_elem(&of_uring_reqs, &key);
 	resolve_and_output(e, res, same_files);
+	return 0;
+}
+
+/*
+ * Process lifecycle: one record per exec, per new process (not per thread) and per process exit,
+ * so lineage costs per process, never per open. User space keeps the process table (keyed by
+ * pid and start_boottime, which an open record carries) and stores it with the events.
+ */
+
+/* The cgroup whose path names the process's container: the unified (v2) one, or on a hybrid
+ * v1 host where that is the root, the memory controller's (where runtimes place containers). */
+static __always_inline struct cgroup *task_cgroup(struct task_struct *task)
+{
+	struct cgroup *cg = BPF_CORE_READ(task, cgroups, dfl_cgrp);
+
+	if (cg && BPF_CORE_READ(cg, level) > 0)
+		return cg;
+	if (bpf_core_enum_value_exists(enum cgroup_subsys_id, memory_cgrp_id)) {
+		int id = bpf_core_enum_value(enum cgroup_subsys_id, memory_cgrp_id);
+		struct cgroup_subsys_state *css;
+
+		if (id >= 0 && id < 12) {
+			css = BPF_CORE_READ(task, cgroups, subsys[id]);
+			if (css && BPF_CORE_READ(css, cgroup))
+				return BPF_CORE_READ(css, cgroup);
+		}
+	}
+	return cg;
+}
+
+static __always_inline struct kernfs_node *kn_parent(struct kernfs_node *kn)
+{
+	if (bpf_core_field_exists(struct kernfs_node, __parent))
+		return BPF_CORE_READ(kn, __parent);
+	return BPF_CORE_READ((struct kernfs_node___pre615 *)kn, parent);
+}
+
+struct of_cg_walk {
+	struct kernfs_node *kn;
+	struct of_walk w;
+};
+
+/* One cgroup level: emit its name and go up; the root (no parent) has no name of its own. */
+static long cg_step(__u64 index, void *arg)
+{
+	struct of_cg_walk *c = arg;
+	struct kernfs_node *kn = c->kn;
+	struct kernfs_node *parent;
+	const char *name;
+
+	if (!kn)
+		return 1;
+	parent = kn_parent(kn);
+	if (!parent) {
+		c->w.done = 1;
+		return 1;
+	}
+	name = BPF_CORE_READ(kn, name);
+	if (!walk_emit(&c->w, (const unsigned char *)name, OF_NAME_MAX - 1))
+		return 1;
+	c->kn = parent;
+	return 0;
+}
+
+/* What every process record says about the task: ids, credentials, namespaces, cgroup id. */
+static __always_inline void fill_proc(struct of_proc_hdr *h, struct task_struct *task, __u32 kind)
+{
+	struct task_struct *leader = BPF_CORE_READ(task, group_leader);
+	struct task_struct *parent = BPF_CORE_READ(task, real_parent);
+	struct pid *tp = BPF_CORE_READ(task, thread_pid);
+	struct cgroup *cg = task_cgroup(task);
+	unsigned int level;
+
+	h->kind = kind;
+	h->ts_ns = bpf_ktime_get_boot_ns();
+	h->pid = BPF_CORE_READ(task, tgid);
+	h->start = BPF_CORE_READ(leader, start_boottime);
+	h->ppid = BPF_CORE_READ(parent, tgid);
+	h->parent_start = BPF_CORE_READ(parent, group_leader, start_boottime);
+	h->uid = BPF_CORE_READ(task, cred, uid.val);
+	h->gid = BPF_CORE_READ(task, cred, gid.val);
+	h->euid = BPF_CORE_READ(task, cred, euid.val);
+	h->egid = BPF_CORE_READ(task, cred, egid.val);
+	if (bpf_core_field_exists(task->loginuid)) {
+		h->auid = BPF_CORE_READ(task, loginuid.val);
+		h->sessionid = BPF_CORE_READ(task, sessionid);
+	} else {
+		h->auid = (__u32)-1;
+		h->sessionid = (__u32)-1;
+	}
+	level = BPF_CORE_READ(tp, level);
+	h->pidns = BPF_CORE_READ(tp, numbers[level & 31].ns, ns.inum);
+	h->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
+	h->cgroup_id = cg ? BPF_CORE_READ(cg, kn, id) : 0;
+	h->exit_code = 0;
+	h->exe_len = 0;
+	h->args_len = 0;
+	h->cgroup_len = 0;
+	h->trunc = 0;
+	h->exe_flags = 0;
+	h->tty[0] = 0;
+	BPF_CORE_READ_STR_INTO(&h->comm, task, comm);
+}
+
+static __always_inline void output_proc(struct of_proc *p)
+{
+	__u64 size = sizeof(struct of_proc_hdr) + (__u64)p->hdr.exe_len + p->hdr.args_len +
+		     p->hdr.cgroup_len;
+
+	if (size > sizeof(struct of_proc))
+		size = sizeof(struct of_proc);
+	/* Rare records: no forced wakeup; the consumer finds them on its timed poll. */
+	if (bpf_ringbuf_output(&of_events, p, size, BPF_RB_NO_WAKEUP))
+		count_loss(OF_LOSS_RINGBUF_FULL);
+}
+
+/*
+ * After the point of no return of execve: current runs the new image, whose argv the kernel just
+ * copied to the new stack (resident, so readable here) and whose mm->exe_file is the binary
+ * (the interpreter, for a script: argv then shows the script).
+ */
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *p, int old_pid,
+	     struct linux_binprm *bprm)
+{
+	struct task_struct *task = current_task();
+	struct of_proc *rec;
+	struct file *exe;
+	struct tty_struct *tty;
+	struct cgroup *cg;
+	__u32 zero = 0, exe_len = 0, len = 0;
+	unsigned long start, end;
+
+	rec = bpf_map_lookup_elem(&of_proc_scratch, &zero);
+	if (!rec)
+		return 0;
+	fill_proc(&rec->hdr, task, OF_REC_EXEC);
+
+	exe = BPF_CORE_READ(task, mm, exe_file);
+	if (exe) {
+		struct dentry *d = BPF_CORE_READ(exe, f_path.dentry);
+		struct of_walk w = {
+			.dentry = d,
+			.vfsmnt = BPF_CORE_READ(exe, f_path.mnt),
+			.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
+			.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
+			.limit = OF_PATH_MAX,
+			.proc = 1,
+		};
+
+		bpf_loop(OF_WALK_MAX_STEPS, walk_step, &w, 0);
+		if (!w.done)
+			rec->hdr.trunc |= OF_TRUNC_EXE;
+		exe_len = w.off > OF_PATH_MAX ? OF_PATH_MAX : w.off;
+		if (!BPF_CORE_READ(d, d_hash.pprev))
+			rec->hdr.exe_flags |= OF_EXE_DELETED;
+	}
+	rec->hdr.exe_len = exe_len;
+
+	start = BPF_CORE_READ(task, mm, arg_start);
+	end = BPF_CORE_READ(task, mm, arg_end);
+	if (end > start) {
+		len = end - start;
+		if (len > OF_ARGS_MAX) {
+			len = OF_ARGS_MAX;
+			rec->hdr.trunc |= OF_TRUNC_ARGS;
+		}
+		/* Opaque to clang, so that the mask the verifier needs is not folded away. */
+		barrier_var(len);
+		len &= 2 * OF_ARGS_MAX - 1;
+		if (bpf_probe_read_user(&rec->data[exe_len & (2 * OF_PATH_MAX - 1)], len,
+					(void *)start))
+			len = 0;
+	}
+	rec->hdr.args_len = len;
+
+	cg = task_cgroup(task);
+	if (cg) {
+		struct of_cg_walk c = {
+			.kn = BPF_CORE_READ(cg, kn),
+			.w = {
+				.base = exe_len + len,
+				.limit = OF_CGROUP_MAX,
+				.proc = 1,
+			},
+		};
+
+		bpf_loop(64, cg_step, &c, 0);
+		if (!c.w.done)
+			rec->hdr.trunc |= OF_TRUNC_CGROUP;
+		rec->hdr.cgroup_len = c.w.off > OF_CGROUP_MAX ? OF_CGROUP_MAX : c.w.off;
+	}
+
+	tty = BPF_CORE_READ(task, signal, tty);
+	if (tty)
+		BPF_CORE_READ_STR_INTO(&rec->hdr.tty, tty, name);
+	output_proc(rec);
+	return 0;
+}
+
+/* A new process (threads are not processes: their opens carry the process's key already). */
+SEC("tp_btf/sched_process_fork")
+int BPF_PROG(tp_btf__sched_process_fork, struct task_struct *parent, struct task_struct *child)
+{
+	struct of_proc *rec;
+	__u32 zero = 0;
+
+	if (BPF_CORE_READ(child, pid) != BPF_CORE_READ(child, tgid))
+		return 0;
+	rec = bpf_map_lookup_elem(&of_proc_scratch, &zero);
+	if (!rec)
+		return 0;
+	fill_proc(&rec->hdr, child, OF_REC_FORK);
+	output_proc(rec);
+	return 0;
+}
+
+/* The process ends when its last thread exits (signal->live reached 0 before this tracepoint). */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(tp_btf__sched_process_exit, struct task_struct *p)
+{
+	struct of_proc *rec;
+	__u32 zero = 0;
+
+	if (BPF_CORE_READ(p, signal, live.counter) != 0)
+		return 0;
+	rec = bpf_map_lookup_elem(&of_proc_scratch, &zero);
+	if (!rec)
+		return 0;
+	fill_proc(&rec->hdr, p, OF_REC_EXIT);
+	rec->hdr.exit_code = BPF_CORE_READ(p, exit_code);
+	output_proc(rec);
 	return 0;
 }

@@ -73,9 +73,15 @@ struct qstr {
 	const unsigned char *name;
 };
 
+struct hlist_bl_node {
+	struct hlist_bl_node **pprev;
+};
+
 struct dentry {
 	struct dentry *d_parent;
 	struct qstr d_name;
+	/* pprev == NULL: unhashed, i.e. deleted (or a pseudo file such as a memfd). */
+	struct hlist_bl_node d_hash;
 };
 
 struct vfsmount {
@@ -112,13 +118,117 @@ struct fs_struct {
 	struct path pwd;
 };
 
+typedef struct {
+	__u32 val;
+} kuid_t;
+
+typedef struct {
+	__u32 val;
+} kgid_t;
+
+typedef struct {
+	int counter;
+} atomic_t;
+
+struct cred {
+	kuid_t uid;
+	kgid_t gid;
+	kuid_t euid;
+	kgid_t egid;
+};
+
+struct tty_struct {
+	char name[64];
+};
+
+struct signal_struct {
+	/* Threads still alive: 0 once the last one is in do_exit. */
+	atomic_t live;
+	struct tty_struct *tty;
+};
+
+struct mm_struct {
+	unsigned long arg_start;
+	unsigned long arg_end;
+	struct file *exe_file;
+};
+
+struct ns_common {
+	unsigned int inum;
+};
+
+struct pid_namespace {
+	struct ns_common ns;
+};
+
+struct upid {
+	int nr;
+	struct pid_namespace *ns;
+};
+
+struct pid {
+	unsigned int level;
+	struct upid numbers[1];
+};
+
+struct mnt_namespace {
+	struct ns_common ns;
+};
+
+struct nsproxy {
+	struct mnt_namespace *mnt_ns;
+};
+
+/* Since 6.15 the parent pointer is __parent (RCU-managed); before, parent. */
+struct kernfs_node {
+	struct kernfs_node *__parent;
+	const char *name;
+	__u64 id;
+};
+
+struct kernfs_node___pre615 {
+	struct kernfs_node *parent;
+};
+
+struct cgroup {
+	int level;
+	struct kernfs_node *kn;
+};
+
+struct cgroup_subsys_state {
+	struct cgroup *cgroup;
+};
+
+enum cgroup_subsys_id {
+	memory_cgrp_id = 4,
+};
+
+struct css_set {
+	struct cgroup_subsys_state *subsys[12];
+	struct cgroup *dfl_cgrp;
+};
+
 struct task_struct {
 	int pid;
 	int tgid;
+	int exit_code;
+	char comm[16];
+	__u64 start_boottime;
 	struct task_struct *real_parent;
+	struct task_struct *group_leader;
 	struct files_struct *files;
 	struct fs_struct *fs;
+	const struct cred *cred;
+	struct signal_struct *signal;
+	struct mm_struct *mm;
+	struct pid *thread_pid;
+	struct nsproxy *nsproxy;
+	struct css_set *cgroups;
+	kuid_t loginuid;
+	unsigned int sessionid;
 };
+
+struct linux_binprm;
 
 /* include/uapi/linux/openat2.h */
 struct open_how {

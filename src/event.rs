@@ -9,6 +9,9 @@ use base64::Engine as _;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::json::Obj;
+use crate::process::{ProcSource, Process};
+
 /// A byte string that may have been interned by whoever produced the event.
 ///
 /// Linux paths and comms are bytes, not text. `key` is the string's index in the producer's string
@@ -159,8 +162,18 @@ pub struct Event {
     pub mode: u32,
     /// The fd, or minus errno.
     pub ret: i64,
+    /// Effective ids at the open; `None` in segments written before lineage (schema 1).
+    pub euid: Option<u32>,
+    pub egid: Option<u32>,
+    /// The process image that opened (see `process`); `None` where no lineage was recorded.
+    pub process: Option<Arc<Process>>,
+    /// The name of `uid` on the recording host (stored with the segment).
+    pub user: Option<Str>,
     /// Identifies the string table that `Str::key`s refer to (see `Str`).
     pub table: u64,
+    /// The process image's index in the producer's table (like `Str::key`, valid while `table`
+    /// stays the same): the rule engine caches process verdicts by it.
+    pub proc_key: u32,
 }
 
 impl Default for Event {
@@ -182,7 +195,12 @@ impl Default for Event {
             flags: 0,
             mode: 0,
             ret: 0,
+            euid: None,
+            egid: None,
+            process: None,
+            user: None,
             table: 0,
+            proc_key: Str::NO_KEY,
         }
     }
 }
@@ -200,37 +218,79 @@ pub fn parse_ts(s: &str) -> Option<i64> {
         .timestamp_nanos_opt()
 }
 
-/// The JSON form of an event: the documented key names, in a fixed order.
+/// The JSON form of an event, as `import` reads it: the documented key names (see
+/// [`Event::to_json_line`] for how they are written).
 ///
 /// Byte strings that are not UTF-8 keep their exact bytes in an extra `<key>_b64` field (standard
 /// base64); the plain key then holds the lossy text for humans. Import prefers `<key>_b64`.
-#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+/// Lineage keys are optional, and so are `path_source` and one of `ts` / `ts_ns`: lines written
+/// before lineage, or by other tools, stay valid input.
+#[derive(Deserialize, Debug, Clone, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct EventJson {
-    pub ts: String,
-    pub ts_ns: i64,
+    #[serde(default)]
+    pub ts: Option<String>,
+    #[serde(default)]
+    pub ts_ns: Option<i64>,
     pub pid: u32,
     pub tid: u32,
     pub ppid: u32,
     pub uid: u32,
     pub gid: u32,
     pub comm: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub comm_b64: Option<String>,
     pub syscall: String,
     pub path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub path_b64: Option<String>,
-    pub path_source: String,
+    #[serde(default)]
+    pub path_source: Option<String>,
     #[serde(default)]
     pub path_truncated: bool,
     pub raw_path: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub raw_path_b64: Option<String>,
     pub dirfd: Option<i32>,
     pub flags: u64,
     pub mode: u32,
     pub ret: i64,
+    #[serde(default)]
+    pub exe: Option<String>,
+    #[serde(default)]
+    pub exe_b64: Option<String>,
+    #[serde(default)]
+    pub argv: Option<Vec<String>>,
+    #[serde(default)]
+    pub argv_b64: Option<Vec<String>>,
+    #[serde(default)]
+    pub proc_start: Option<String>,
+    #[serde(default)]
+    pub euid: Option<u32>,
+    #[serde(default)]
+    pub egid: Option<u32>,
+    #[serde(default)]
+    pub auid: Option<u32>,
+    #[serde(default)]
+    pub user: Option<String>,
+    #[serde(default)]
+    pub cgroup: Option<String>,
+    #[serde(default)]
+    pub container_id: Option<String>,
+    #[serde(default)]
+    pub parent_exe: Option<String>,
+    #[serde(default)]
+    pub ancestors: Option<Vec<AncestorJson>>,
+}
+
+/// One entry of `ancestors`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AncestorJson {
+    pub pid: u32,
+    pub comm: String,
+    pub exe: Option<String>,
+    pub proc_start: String,
 }
 
 /// Text plus, when the bytes are not UTF-8, their exact base64 form.
@@ -254,49 +314,235 @@ fn bytes_from_json(text: &str, b64: Option<&str>, field: &str) -> Result<Str, St
     }
 }
 
-impl From<&Event> for EventJson {
-    fn from(e: &Event) -> Self {
-        let (comm, comm_b64) = bytes_to_json(&e.comm);
-        let (path, path_b64) = bytes_to_json(&e.path);
-        let (raw_path, raw_path_b64) = bytes_to_json(&e.raw_path);
-        EventJson {
-            ts: format_ts(e.ts_ns),
-            ts_ns: e.ts_ns,
-            pid: e.pid,
-            tid: e.tid,
-            ppid: e.ppid,
-            uid: e.uid,
-            gid: e.gid,
-            comm,
-            comm_b64,
-            syscall: e.syscall.as_str().to_owned(),
-            path,
-            path_b64,
-            path_source: e.path_source.as_str().to_owned(),
-            path_truncated: e.path_truncated,
-            raw_path,
-            raw_path_b64,
-            dirfd: e.dirfd,
-            flags: e.flags,
-            mode: e.mode,
-            ret: e.ret,
+/// Writes a byte string as `key` (and `key_b64` when it is not UTF-8); `None` as null.
+fn put_bytes(o: &mut Obj, key: &str, s: Option<&Str>) {
+    match s {
+        None => o.null(key),
+        Some(s) => {
+            let (text, b64) = bytes_to_json(s);
+            o.str(key, &text);
+            if let Some(b) = b64 {
+                o.str(&format!("{key}_b64"), &b);
+            }
         }
     }
 }
 
-impl TryFrom<EventJson> for Event {
-    type Error = String;
+fn put_argv(o: &mut Obj, p: &Process) {
+    if p.argv.is_none() {
+        return o.null("argv");
+    }
+    let args = p.args();
+    let texts: Vec<String> = args
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    o.strs("argv", &texts);
+    if args.iter().any(|a| std::str::from_utf8(a).is_err()) {
+        let b64: Vec<String> = args
+            .iter()
+            .map(|a| base64::engine::general_purpose::STANDARD.encode(a))
+            .collect();
+        o.strs("argv_b64", &b64);
+    }
+}
 
-    /// Checks what serde cannot: enum names, and that `ts` and `ts_ns` agree.
-    fn try_from(j: EventJson) -> Result<Self, String> {
-        let ts = parse_ts(&j.ts)
-            .ok_or_else(|| format!("field `ts`: not an RFC3339 time: {:?}", j.ts))?;
-        if ts != j.ts_ns {
-            return Err(format!(
-                "fields `ts` and `ts_ns` disagree ({} is {ts} ns, ts_ns is {})",
-                j.ts, j.ts_ns
-            ));
+fn put_ancestors(o: &mut Obj, p: &Process) {
+    o.raw_key("ancestors");
+    o.push_raw("[");
+    for (i, a) in p.ancestors().enumerate() {
+        if i > 0 {
+            o.push_raw(",");
         }
+        let mut x = Obj::new();
+        x.num("pid", a.pid);
+        x.str("comm", &a.comm.lossy());
+        match &a.exe {
+            Some(e) => x.str("exe", &e.lossy()),
+            None => x.null("exe"),
+        }
+        x.str("proc_start", &format_ts(a.start_ns));
+        o.push_raw(&x.finish());
+    }
+    o.push_raw("]");
+}
+
+/// The lineage keys of an event, in their documented order.
+fn put_event_lineage(o: &mut Obj, p: &Process, ev: &Event) {
+    put_bytes(o, "exe", p.exe.as_ref());
+    put_argv(o, p);
+    o.str("proc_start", &format_ts(p.start_ns));
+    o.opt_num("euid", ev.euid);
+    o.opt_num("egid", ev.egid);
+    o.opt_num("auid", p.auid);
+    put_bytes(o, "user", ev.user.as_ref());
+    put_bytes(o, "cgroup", p.cgroup.as_ref());
+    put_bytes(o, "container_id", p.container_id.as_ref());
+    put_bytes(
+        o,
+        "parent_exe",
+        p.parent.as_ref().and_then(|q| q.exe.as_ref()),
+    );
+    put_ancestors(o, p);
+}
+
+/// The lineage keys of an alert, after the proof of concept's and today's keys.
+pub(crate) fn put_alert_lineage(o: &mut Obj, p: &Process, ev: &Event) {
+    put_bytes(o, "exe", p.exe.as_ref());
+    put_argv(o, p);
+    put_bytes(
+        o,
+        "parent_exe",
+        p.parent.as_ref().and_then(|q| q.exe.as_ref()),
+    );
+    put_ancestors(o, p);
+    put_bytes(o, "container_id", p.container_id.as_ref());
+    put_bytes(o, "user", ev.user.as_ref());
+}
+
+impl Event {
+    /// One JSON object, no trailing newline: the event's keys in their documented order, then,
+    /// when the event has lineage, the lineage keys (omitted entirely for events recorded
+    /// before lineage, so their lines stay as they were).
+    pub fn to_json_line(&self) -> String {
+        let mut o = Obj::new();
+        o.str("ts", &format_ts(self.ts_ns));
+        o.num("ts_ns", self.ts_ns);
+        o.num("pid", self.pid);
+        o.num("tid", self.tid);
+        o.num("ppid", self.ppid);
+        o.num("uid", self.uid);
+        o.num("gid", self.gid);
+        put_bytes(&mut o, "comm", Some(&self.comm));
+        o.str("syscall", self.syscall.as_str());
+        put_bytes(&mut o, "path", Some(&self.path));
+        o.str("path_source", self.path_source.as_str());
+        o.bool("path_truncated", self.path_truncated);
+        put_bytes(&mut o, "raw_path", Some(&self.raw_path));
+        o.opt_num("dirfd", self.dirfd);
+        o.num("flags", self.flags);
+        o.num("mode", self.mode);
+        o.num("ret", self.ret);
+        if let Some(p) = &self.process {
+            put_event_lineage(&mut o, p, self);
+        }
+        o.finish()
+    }
+}
+
+/// Builds the processes of imported lines, one `Arc` per distinct image, so that the store keeps
+/// one process row per image and not one per event.
+#[derive(Default)]
+pub struct ImportedProcs {
+    seen: std::collections::HashMap<Vec<u8>, Arc<Process>>,
+}
+
+impl ImportedProcs {
+    fn intern(&mut self, key: Vec<u8>, make: impl FnOnce() -> Process) -> Arc<Process> {
+        self.seen
+            .entry(key)
+            .or_insert_with(|| Arc::new(make()))
+            .clone()
+    }
+
+    /// The process of a line, or `None` when it has no lineage keys.
+    fn lineage(&mut self, j: &EventJson, comm: &Str) -> Result<Option<Arc<Process>>, String> {
+        let Some(start) = &j.proc_start else {
+            let any = j.exe.is_some()
+                || j.argv.is_some()
+                || j.ancestors.is_some()
+                || j.cgroup.is_some()
+                || j.container_id.is_some();
+            return if any {
+                Err("lineage keys without `proc_start` (the process's start time)".into())
+            } else {
+                Ok(None)
+            };
+        };
+        let start_ns = parse_ts(start)
+            .ok_or_else(|| format!("field `proc_start`: not an RFC3339 time: {start:?}"))?;
+        // Ancestors from the top (the last) down, each the parent of the next.
+        let mut parent: Option<Arc<Process>> = None;
+        let mut chain_key = Vec::new();
+        for (i, a) in j
+            .ancestors
+            .as_deref()
+            .unwrap_or(&[])
+            .iter()
+            .enumerate()
+            .rev()
+        {
+            let a_start = parse_ts(&a.proc_start)
+                .ok_or_else(|| format!("field `ancestors[{i}].proc_start`: not an RFC3339 time"))?;
+            chain_key.extend_from_slice(
+                serde_json::to_string(a)
+                    .expect("AncestorJson serializes")
+                    .as_bytes(),
+            );
+            let up = parent.take();
+            parent = Some(self.intern(chain_key.clone(), || Process {
+                exe: a.exe.as_deref().map(Str::from),
+                parent: up,
+                ..Process::from_event(a.pid, a_start, 0, Str::from(a.comm.as_str()), 0, 0)
+            }));
+        }
+        let argv = match (&j.argv_b64, &j.argv) {
+            (Some(b), _) => Some(
+                b.iter()
+                    .map(|x| {
+                        base64::engine::general_purpose::STANDARD
+                            .decode(x)
+                            .map_err(|e| format!("field `argv_b64`: not valid base64 ({e})"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            (None, Some(a)) => Some(a.iter().map(|x| x.as_bytes().to_vec()).collect()),
+            (None, None) => None,
+        };
+        let argv = argv.map(|args| {
+            let mut b = args.join(&0u8);
+            if !b.is_empty() {
+                b.push(0);
+            }
+            Str::new(b)
+        });
+        let exe = match (&j.exe, &j.exe_b64) {
+            (None, _) => None,
+            (Some(t), b) => Some(bytes_from_json(t, b.as_deref(), "exe")?),
+        };
+        let p = Process {
+            exe,
+            argv,
+            auid: j.auid,
+            cgroup: j.cgroup.as_deref().map(Str::from),
+            container_id: j.container_id.as_deref().map(Str::from),
+            parent,
+            source: ProcSource::Import,
+            euid: j.euid.unwrap_or(j.uid),
+            egid: j.egid.unwrap_or(j.gid),
+            ..Process::from_event(j.pid, start_ns, j.ppid, comm.clone(), j.uid, j.gid)
+        };
+        let mut key = chain_key;
+        key.extend_from_slice(format!("{p:?}").as_bytes());
+        Ok(Some(self.intern(key, || p)))
+    }
+
+    /// Checks what serde cannot (enum names, `ts` against `ts_ns`) and builds the event.
+    pub fn event(&mut self, j: EventJson) -> Result<Event, String> {
+        let ts_ns = match (&j.ts, j.ts_ns) {
+            (None, None) => return Err("missing field `ts` (or `ts_ns`)".into()),
+            (None, Some(n)) => n,
+            (Some(ts), n) => {
+                let t = parse_ts(ts)
+                    .ok_or_else(|| format!("field `ts`: not an RFC3339 time: {ts:?}"))?;
+                if let Some(n) = n.filter(|n| *n != t) {
+                    return Err(format!(
+                        "fields `ts` and `ts_ns` disagree ({ts} is {t} ns, ts_ns is {n})"
+                    ));
+                }
+                t
+            }
+        };
         let syscall = Syscall::parse(&j.syscall).ok_or_else(|| {
             format!(
                 "field `syscall`: unknown value {:?} (expected one of {})",
@@ -304,21 +550,26 @@ impl TryFrom<EventJson> for Event {
                 names(Syscall::ALL)
             )
         })?;
-        let path_source = PathSource::parse(&j.path_source).ok_or_else(|| {
-            format!(
-                "field `path_source`: unknown value {:?} (expected one of {})",
-                j.path_source,
-                names(PathSource::ALL)
-            )
-        })?;
+        let path_source = match &j.path_source {
+            // Lines from tools that do not know how the path was found.
+            None => PathSource::Unresolved,
+            Some(ps) => PathSource::parse(ps).ok_or_else(|| {
+                format!(
+                    "field `path_source`: unknown value {ps:?} (expected one of {})",
+                    names(PathSource::ALL)
+                )
+            })?,
+        };
+        let comm = bytes_from_json(&j.comm, j.comm_b64.as_deref(), "comm")?;
+        let process = self.lineage(&j, &comm)?;
         Ok(Event {
-            ts_ns: j.ts_ns,
+            ts_ns,
             pid: j.pid,
             tid: j.tid,
             ppid: j.ppid,
             uid: j.uid,
             gid: j.gid,
-            comm: bytes_from_json(&j.comm, j.comm_b64.as_deref(), "comm")?,
+            comm,
             syscall,
             path: bytes_from_json(&j.path, j.path_b64.as_deref(), "path")?,
             path_source,
@@ -328,8 +579,22 @@ impl TryFrom<EventJson> for Event {
             flags: j.flags,
             mode: j.mode,
             ret: j.ret,
+            euid: j.euid,
+            egid: j.egid,
+            user: j.user.as_deref().map(Str::from),
+            process,
             table: 0,
+            proc_key: Str::NO_KEY,
         })
+    }
+}
+
+impl TryFrom<EventJson> for Event {
+    type Error = String;
+
+    /// One line on its own (see [`ImportedProcs`] to share processes between lines).
+    fn try_from(j: EventJson) -> Result<Self, String> {
+        ImportedProcs::default().event(j)
     }
 }
 
@@ -341,11 +606,6 @@ fn names<T: fmt::Display>(all: &[T]) -> String {
 }
 
 impl Event {
-    pub fn to_json_line(&self) -> String {
-        // Serializing a struct of plain fields cannot fail.
-        serde_json::to_string(&EventJson::from(self)).expect("EventJson serializes")
-    }
-
     pub fn succeeded(&self) -> bool {
         self.ret >= 0
     }

@@ -4,7 +4,9 @@
 pub mod capture;
 pub mod cli;
 pub mod event;
+pub(crate) mod json;
 pub mod output;
+pub mod process;
 pub mod query;
 pub mod rules;
 pub mod store;

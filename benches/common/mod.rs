@@ -195,7 +195,7 @@ impl Workload {
             flags,
             mode: if flags & 0o100 != 0 { 0o644 } else { 0 },
             ret,
-            table: 0,
+            ..Event::default()
         }
     }
 }

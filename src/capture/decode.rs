@@ -11,6 +11,156 @@ use super::skel::types;
 use crate::event::{Event, PathSource, Str, Syscall};
 
 type Hdr = types::of_event_hdr;
+type ProcHdr = types::of_proc_hdr;
+
+/// Bytes of the fixed part of a process record.
+pub const PROC_HDR_LEN: usize = std::mem::size_of::<ProcHdr>();
+
+const REC_OPEN: u32 = types::of_rec_kind::OF_REC_OPEN.0;
+const REC_EXEC: u32 = types::of_rec_kind::OF_REC_EXEC.0;
+const REC_FORK: u32 = types::of_rec_kind::OF_REC_FORK.0;
+const REC_EXIT: u32 = types::of_rec_kind::OF_REC_EXIT.0;
+const TRUNC_EXE: u8 = types::of_trunc::OF_TRUNC_EXE.0 as u8;
+const TRUNC_ARGS: u8 = types::of_trunc::OF_TRUNC_ARGS.0 as u8;
+const EXE_DELETED: u8 = types::of_exe_flags::OF_EXE_DELETED.0 as u8;
+
+/// What a ring record is.
+#[derive(Debug)]
+pub enum Record {
+    /// An open, and its process's start (boot clock ns): with the pid, the key of its process.
+    Open(Event, u64),
+    Proc(Box<ProcRecord>),
+}
+
+impl Record {
+    pub fn ts_ns(&self) -> i64 {
+        match self {
+            Record::Open(e, _) => e.ts_ns,
+            Record::Proc(p) => p.ts_ns,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProcKind {
+    Exec,
+    Fork,
+    Exit,
+}
+
+/// A process lifecycle record (bpf/events.h `of_proc_hdr`), times already on the wall clock
+/// except the two starts, which stay on the boot clock because they are keys.
+#[derive(Debug, Clone)]
+pub struct ProcRecord {
+    pub kind: ProcKind,
+    pub ts_ns: i64,
+    pub pid: u32,
+    pub start_boot: u64,
+    pub ppid: u32,
+    pub parent_start_boot: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub euid: u32,
+    pub egid: u32,
+    pub auid: Option<u32>,
+    pub sessionid: Option<u32>,
+    pub pidns: u32,
+    pub mntns: u32,
+    pub cgroup_id: u64,
+    pub exit_code: i32,
+    pub comm: Vec<u8>,
+    /// Exec only: the executable (with ` (deleted)` when unlinked), argv, cgroup path, tty.
+    pub exe: Option<Vec<u8>>,
+    pub argv: Option<Vec<u8>>,
+    pub args_truncated: bool,
+    pub cgroup: Option<Vec<u8>>,
+    pub tty: Option<String>,
+}
+
+/// Any ring record.
+pub fn decode_any(rec: &[u8], anchor_ns: i64) -> Result<Record, DecodeError> {
+    let kind = rec
+        .first_chunk::<4>()
+        .map(|k| u32::from_ne_bytes(*k))
+        .ok_or(DecodeError::Short(rec.len()))?;
+    match kind {
+        REC_OPEN => {
+            let h = header(rec)?;
+            decode(rec, anchor_ns).map(|e| Record::Open(e, h.proc_start))
+        }
+        REC_EXEC | REC_FORK | REC_EXIT => {
+            decode_proc(rec, anchor_ns).map(|p| Record::Proc(Box::new(p)))
+        }
+        k => Err(DecodeError::Kind(k)),
+    }
+}
+
+/// Decodes a process record.
+pub fn decode_proc(rec: &[u8], anchor_ns: i64) -> Result<ProcRecord, DecodeError> {
+    if rec.len() < PROC_HDR_LEN {
+        return Err(DecodeError::Short(rec.len()));
+    }
+    // SAFETY: as in `header`: a #[repr(C)] struct of integers, at least PROC_HDR_LEN bytes.
+    let h: ProcHdr = unsafe { std::ptr::read_unaligned(rec.as_ptr().cast::<ProcHdr>()) };
+    let (exe_len, args_len, cg_len) = (
+        usize::from(h.exe_len),
+        usize::from(h.args_len),
+        usize::from(h.cgroup_len),
+    );
+    let data = &rec[PROC_HDR_LEN..];
+    if data.len() < exe_len + args_len + cg_len {
+        return Err(DecodeError::Short(rec.len()));
+    }
+    let kind = match h.kind {
+        REC_EXEC => ProcKind::Exec,
+        REC_FORK => ProcKind::Fork,
+        _ => ProcKind::Exit,
+    };
+    let unset = |v: u32| (v != u32::MAX).then_some(v);
+    let (mut exe, mut argv, mut cgroup, mut tty) = (None, None, None, None);
+    if kind == ProcKind::Exec {
+        let comps = &data[..exe_len];
+        if !comps.is_empty() {
+            let mut path = join_components(comps, h.trunc & TRUNC_EXE != 0);
+            if h.exe_flags & EXE_DELETED != 0 {
+                path.extend_from_slice(b" (deleted)");
+            }
+            exe = Some(path);
+        }
+        argv = Some(data[exe_len..exe_len + args_len].to_vec());
+        let cg = &data[exe_len + args_len..exe_len + args_len + cg_len];
+        // The root cgroup walks to no component at all: it is `/`.
+        cgroup = Some(join_components(cg, false));
+        let t = c_bytes(&h.tty);
+        if !t.is_empty() {
+            tty = Some(crate::process::tty_display(&String::from_utf8_lossy(&t)));
+        }
+    }
+    Ok(ProcRecord {
+        kind,
+        ts_ns: (h.ts_ns as i64).wrapping_add(anchor_ns),
+        pid: h.pid,
+        start_boot: h.start,
+        ppid: h.ppid,
+        parent_start_boot: h.parent_start,
+        uid: h.uid,
+        gid: h.gid,
+        euid: h.euid,
+        egid: h.egid,
+        auid: unset(h.auid),
+        sessionid: unset(h.sessionid),
+        pidns: h.pidns,
+        mntns: h.mntns,
+        cgroup_id: h.cgroup_id,
+        exit_code: h.exit_code,
+        comm: c_bytes(&h.comm),
+        exe,
+        argv,
+        args_truncated: h.trunc & TRUNC_ARGS != 0,
+        cgroup,
+        tty,
+    })
+}
 
 /// Bytes of the fixed part of every record.
 pub const HDR_LEN: usize = std::mem::size_of::<Hdr>();
@@ -27,6 +177,8 @@ pub enum DecodeError {
     Syscall(u8),
     #[error("unknown path source code {0}")]
     PathSource(u8),
+    #[error("unknown record kind {0}")]
+    Kind(u32),
 }
 
 /// The header of a record.
@@ -83,7 +235,9 @@ pub fn decode(rec: &[u8], anchor_ns: i64) -> Result<Event, DecodeError> {
         flags: h.flags,
         mode: h.mode,
         ret: h.ret,
-        table: 0,
+        euid: Some(h.euid),
+        egid: Some(h.egid),
+        ..Event::default()
     })
 }
 
@@ -188,6 +342,7 @@ mod tests {
             syscall: syscall.code(),
             path_source: source.code(),
             comm,
+            kind: REC_OPEN,
             ..Hdr::default()
         }
     }

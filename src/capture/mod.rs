@@ -12,6 +12,7 @@
 pub mod decode;
 pub mod pipeline;
 pub mod privilege;
+pub mod proctable;
 pub mod skel;
 
 use std::cell::RefCell;
@@ -167,6 +168,20 @@ const HOOKS: &[Hook] = &[
         what: "open_by_handle_at",
         progs: &["tracepoint__syscalls__sys_exit_open_by_handle_at"],
         tracepoints: &[("syscalls", "sys_exit_open_by_handle_at")],
+    },
+    // Process lifecycle (lineage): tp_btf, like io_uring.
+    Hook {
+        what: "process lifecycle",
+        progs: &[
+            "tp_btf__sched_process_exec",
+            "tp_btf__sched_process_fork",
+            "tp_btf__sched_process_exit",
+        ],
+        tracepoints: &[
+            ("sched", "sched_process_exec"),
+            ("sched", "sched_process_fork"),
+            ("sched", "sched_process_exit"),
+        ],
     },
     // tp_btf programs need no tracefs, but the tracefs entry is the cheapest sign that the
     // kernel has these tracepoints (io_uring_submit_req takes only the request since 5.18).
@@ -337,6 +352,14 @@ pub fn record(
         .context("set up the ring buffer")?;
     let ring = builder.build().context("set up the ring buffer")?;
 
+    // After attaching: a process started since is in a kernel record, one started before is here.
+    let mut procs = proctable::ProcTable::new(
+        anchor_ns,
+        proctable::read_users(std::path::Path::new("/etc/passwd")),
+    );
+    procs.snapshot_proc(std::path::Path::new("/proc"), boot_ns() as u64);
+    debug(&format!("{} processes running at start", procs.len()));
+
     let store_dir = writer.dir().to_owned();
     let started = Instant::now();
     let settings = Settings {
@@ -348,6 +371,7 @@ pub fn record(
         writer,
         rules,
         alerts,
+        procs,
     };
     let worker = std::thread::Builder::new()
         .name("of-store".into())

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use libbpf_rs::{MapCore, MapFlags, MapHandle};
 
-use super::decode;
+use super::decode::{self, Record};
+use super::proctable::{Change, ProcTable};
 use super::skel::types::of_loss_reason;
-use crate::event::Event;
 use crate::rules::RuleSet;
 use crate::store::{Loss, Writer, WriterSummary};
 
@@ -78,6 +78,8 @@ pub struct Sinks {
     pub rules: Option<RuleSet>,
     /// Alert lines (stdout or `--alerts`).
     pub alerts: Box<dyn Write + Send>,
+    /// Processes, with the `/proc` snapshot taken at start.
+    pub procs: ProcTable,
 }
 
 /// Where losses are counted outside this thread.
@@ -107,32 +109,33 @@ pub struct Outcome {
 /// where a binary heap would move each ~170-byte event log(n) times.
 #[derive(Default)]
 struct Reorder {
-    queue: VecDeque<Event>,
+    queue: VecDeque<Record>,
     newest_ns: i64,
     released_ns: i64,
     late: u64,
 }
 
 impl Reorder {
-    fn push(&mut self, ev: Event) {
-        if ev.ts_ns < self.released_ns {
+    fn push(&mut self, rec: Record) {
+        let ts = rec.ts_ns();
+        if ts < self.released_ns {
             self.late += 1;
         }
-        self.newest_ns = self.newest_ns.max(ev.ts_ns);
-        // After every event with the same or an earlier timestamp: ties keep arrival order.
-        let pos = self.queue.partition_point(|e| e.ts_ns <= ev.ts_ns);
-        self.queue.insert(pos, ev);
+        self.newest_ns = self.newest_ns.max(ts);
+        // After every record with the same or an earlier timestamp: ties keep arrival order.
+        let pos = self.queue.partition_point(|e| e.ts_ns() <= ts);
+        self.queue.insert(pos, rec);
     }
 
     fn release(
         &mut self,
         upto_ns: i64,
-        mut f: impl FnMut(Event) -> anyhow::Result<()>,
+        mut f: impl FnMut(Record) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        while self.queue.front().is_some_and(|e| e.ts_ns <= upto_ns) {
-            if let Some(ev) = self.queue.pop_front() {
-                self.released_ns = self.released_ns.max(ev.ts_ns);
-                f(ev)?;
+        while self.queue.front().is_some_and(|e| e.ts_ns() <= upto_ns) {
+            if let Some(rec) = self.queue.pop_front() {
+                self.released_ns = self.released_ns.max(rec.ts_ns());
+                f(rec)?;
             }
         }
         Ok(())
@@ -145,10 +148,27 @@ struct Emitter<'r> {
     writer: Writer,
     engine: Option<crate::rules::Engine<'r>>,
     alerts: Box<dyn Write + Send>,
+    procs: ProcTable,
 }
 
 impl Emitter<'_> {
-    fn emit(&mut self, mut ev: Event) -> anyhow::Result<()> {
+    /// Applies a record in time order: lifecycle records to the process table (and the store),
+    /// opens to the store and the rules, with the image their process ran at that instant.
+    fn emit(&mut self, rec: Record) -> anyhow::Result<()> {
+        let (mut ev, start) = match rec {
+            Record::Open(ev, start) => (ev, start),
+            Record::Proc(r) => {
+                match self.procs.apply(&r) {
+                    Some(Change::Image(p)) => self.writer.add_process(&p),
+                    Some(Change::Exit(p, status, ts)) => self.writer.record_exit(&p, status, ts),
+                    None => Ok(()),
+                }
+                .context("store a process")?;
+                return Ok(());
+            }
+        };
+        // A process made up from the open itself is stored by `append` with the event.
+        self.procs.attach(&mut ev, start);
         self.writer.append(&mut ev).context("store an event")?;
         if let Some(engine) = self.engine.as_mut() {
             let mut failed = None;
@@ -262,16 +282,22 @@ pub fn run(
     settings: Settings,
 ) -> anyhow::Result<Outcome> {
     let Sinks {
-        writer,
+        mut writer,
         rules,
         alerts,
+        procs,
     } = sinks;
+    // Processes already running are part of the first segment's history.
+    for p in procs.snapshot_images() {
+        writer.add_process(&p).context("store a process")?;
+    }
     let anchor = settings.anchor_ns;
     let now_ns = || super::boot_ns().wrapping_add(anchor);
     let mut em = Emitter {
         writer,
         engine: rules.as_ref().map(|r| r.engine()),
         alerts,
+        procs,
     };
     let mut loss = LossTracker {
         kernel_seen: vec![0; of_loss_reason::OF_LOSS_NR.0 as usize],
@@ -287,8 +313,8 @@ pub fn run(
         match rx.recv_timeout(TICK / 4) {
             Ok(batch) => {
                 for rec in batch.records() {
-                    match decode::decode(rec, anchor) {
-                        Ok(ev) => reorder.push(ev),
+                    match decode::decode_any(rec, anchor) {
+                        Ok(r) => reorder.push(r),
                         Err(e) => {
                             if loss.malformed == 0 {
                                 super::debug(&format!("dropping a record: {e}"));
@@ -307,6 +333,7 @@ pub fn run(
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
             loss.poll(&mut em.writer, now_ns())?;
+            em.procs.sweep(now_ns());
             em.writer.tick().context("commit to the store")?;
             em.alerts.flush().context("flush alerts")?;
             if let Some(every) = settings.stats_every {
@@ -341,6 +368,7 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Event;
 
     #[test]
     fn batches_frame_records() {
@@ -356,26 +384,29 @@ mod tests {
     #[test]
     fn reorder_releases_in_time_order_up_to_the_watermark() {
         let mut r = Reorder::default();
+        let at = |ts| {
+            Record::Open(
+                Event {
+                    ts_ns: ts,
+                    ..Event::default()
+                },
+                0,
+            )
+        };
         for ts in [30, 10, 20, 50, 40] {
-            r.push(Event {
-                ts_ns: ts,
-                ..Event::default()
-            });
+            r.push(at(ts));
         }
         let mut out = Vec::new();
         r.release(35, |e| {
-            out.push(e.ts_ns);
+            out.push(e.ts_ns());
             Ok(())
         })
         .unwrap();
         assert_eq!(out, vec![10, 20, 30]);
-        r.push(Event {
-            ts_ns: 5,
-            ..Event::default()
-        });
+        r.push(at(5));
         assert_eq!(r.late, 1);
         r.release(i64::MAX, |e| {
-            out.push(e.ts_ns);
+            out.push(e.ts_ns());
             Ok(())
         })
         .unwrap();

@@ -1,12 +1,12 @@
 //! The alert line: the only place an alert is formatted, live and on replay.
 
 use std::borrow::Cow;
-use std::fmt::Write as _;
 
 use serde_json::{json, Value};
 
 use super::Rule;
-use crate::event::{bytes_to_json, format_ts, Event, Str};
+use crate::event::{bytes_to_json, format_ts, put_alert_lineage, Event, Str};
+use crate::json::Obj;
 
 /// A rule that matched an event.
 #[derive(Clone, Copy, Debug)]
@@ -48,7 +48,7 @@ impl<'a> Alert<'a> {
         o.str("path", &path);
         match self.matched {
             Some(m) => o.str("matched", m),
-            None => o.raw("matched", "null"),
+            None => o.null("matched"),
         }
         o.str("severity", self.rule.severity.as_str());
         o.num("tid", e.tid);
@@ -66,6 +66,10 @@ impl<'a> Alert<'a> {
             if let Some(v) = v {
                 o.str(k, &v);
             }
+        }
+        // Alerts of events recorded before lineage keep exactly the keys they had.
+        if let Some(p) = &e.process {
+            put_alert_lineage(&mut o, p, e);
         }
         o.finish()
     }
@@ -91,93 +95,5 @@ impl<'a> Alert<'a> {
             json!(e.flags),
             json!(e.ret),
         ]
-    }
-}
-
-/// A JSON object written in key order (serde_json's map would sort the keys).
-struct Obj(String);
-
-impl Obj {
-    fn new() -> Obj {
-        let mut s = String::with_capacity(320);
-        s.push('{');
-        Obj(s)
-    }
-
-    fn key(&mut self, k: &str) {
-        if self.0.len() > 1 {
-            self.0.push(',');
-        }
-        escape_into(&mut self.0, k);
-        self.0.push(':');
-    }
-
-    fn str(&mut self, k: &str, v: &str) {
-        self.key(k);
-        escape_into(&mut self.0, v);
-    }
-
-    fn num(&mut self, k: &str, v: impl std::fmt::Display) {
-        self.key(k);
-        let _ = write!(self.0, "{v}");
-    }
-
-    fn raw(&mut self, k: &str, v: &str) {
-        self.key(k);
-        self.0.push_str(v);
-    }
-
-    fn finish(mut self) -> String {
-        self.0.push('}');
-        self.0
-    }
-}
-
-/// A JSON string literal, escaped exactly as serde_json escapes (so alerts and exported events
-/// spell strings the same way).
-fn escape_into(out: &mut String, s: &str) {
-    out.push('"');
-    let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(esc);
-        }
-        start = i + 1;
-    }
-    out.push_str(&s[start..]);
-    out.push('"');
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escaping_matches_serde_json() {
-        for s in [
-            "plain",
-            "quote\" back\\slash",
-            "ctl\u{0}\u{1}\u{1f}\u{7f}\n\r\t\u{8}\u{c}",
-            "ünïcødé \u{2028} ✓",
-            "\u{fffd}",
-        ] {
-            let mut out = String::new();
-            escape_into(&mut out, s);
-            assert_eq!(out, serde_json::to_string(s).unwrap(), "{s:?}");
-        }
     }
 }

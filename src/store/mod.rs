@@ -42,7 +42,7 @@ mod writer;
 
 use std::path::PathBuf;
 
-pub use reader::{Reader, ScanStats, SegmentData};
+pub use reader::{Reader, ScanStats, SegmentData, StoredProcess};
 pub use schema::{apply_migrations, APPLICATION_ID, MIGRATIONS};
 pub use segment::{list_segments, prune_before, SegmentInfo, SegmentMeta, SegmentState};
 pub use writer::{Loss, RotateConfig, Writer, WriterSummary};

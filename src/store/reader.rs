@@ -1,17 +1,20 @@
 //! Reading history: segments are loaded into memory (never written), decoded into `Event`s.
 
+use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags, MAIN_DB};
 
 use super::codec::Column;
 use super::lock::StoreLock;
-use super::schema::check_readable;
+use super::schema::{check_readable, LINEAGE_VERSION};
 use super::segment::{list_segments, read_sealed_db, SegmentInfo, SegmentMeta, SegmentState};
 use super::writer::{next_table_id, read_meta_table, Loss};
 use super::{io_err, sql_err, Result, StoreError, TimeRange};
 use crate::event::{Event, PathSource, Str, Syscall};
+use crate::process::{ProcSource, Process};
 
 /// All segments of a store, for reading.
 pub struct Reader {
@@ -140,7 +143,19 @@ impl Reader {
 pub struct SegmentData {
     pub path: PathBuf,
     pub meta: SegmentMeta,
+    /// The schema version the segment was written with.
+    pub version: i64,
     conn: Connection,
+}
+
+/// A stored process image with what happened to it (for `proc` and SQL).
+#[derive(Clone, Debug)]
+pub struct StoredProcess {
+    /// Its row in the segment.
+    pub id: u32,
+    pub process: Arc<Process>,
+    /// Wait status and time of the exit, if the segment saw it.
+    pub exit: Option<(i32, i64)>,
 }
 
 impl SegmentData {
@@ -155,20 +170,22 @@ impl SegmentData {
                     Connection::open_in_memory().map_err(sql_err(path, "open :memory:"))?;
                 conn.deserialize_read_exact(MAIN_DB, &db[..], db.len(), true)
                     .map_err(sql_err(path, "deserialize"))?;
-                check_readable(&conn, path)?;
+                let version = check_readable(&conn, path)?;
                 return Ok(SegmentData {
                     path: path.clone(),
                     meta,
+                    version,
                     conn,
                 });
             }
             SegmentState::Active | SegmentState::Unsealed => snapshot_active(path)?,
         };
-        check_readable(&conn, path)?;
+        let version = check_readable(&conn, path)?;
         let meta = read_meta_table(&conn, path)?;
         Ok(SegmentData {
             path: path.clone(),
             meta,
+            version,
             conn,
         })
     }
@@ -194,6 +211,138 @@ impl SegmentData {
         .map_err(sql_err(&self.path, Q))
     }
 
+    /// The segment's string table, indexed by id (0 is unused).
+    fn strings(&self) -> Result<Vec<Str>> {
+        let path = &self.path;
+        let mut strings: Vec<Str> = vec![Str::default()];
+        const S: &str = "SELECT id, value FROM strings ORDER BY id";
+        let mut st = self.conn.prepare(S).map_err(sql_err(path, S))?;
+        let mut rows = st.query([]).map_err(sql_err(path, S))?;
+        while let Some(r) = rows.next().map_err(sql_err(path, S))? {
+            let id: u32 = r.get(0).map_err(sql_err(path, S))?;
+            let bytes: Vec<u8> = r.get(1).map_err(sql_err(path, S))?;
+            if id as usize != strings.len() {
+                return Err(StoreError::Corrupt {
+                    path: path.clone(),
+                    reason: format!(
+                        "string ids are not dense (found {id}, expected {})",
+                        strings.len()
+                    ),
+                });
+            }
+            strings.push(Str::keyed(bytes.into(), id));
+        }
+        Ok(strings)
+    }
+
+    /// uid → user name on the recording host (empty before schema 2).
+    pub fn users(&self) -> Result<HashMap<u32, Str>> {
+        if self.version < LINEAGE_VERSION {
+            return Ok(HashMap::new());
+        }
+        const U: &str = "SELECT uid, name FROM users";
+        let mut st = self.conn.prepare(U).map_err(sql_err(&self.path, U))?;
+        st.query_map([], |r| {
+            Ok((r.get::<_, u32>(0)?, Str::new(r.get::<_, Vec<u8>>(1)?)))
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(sql_err(&self.path, U))
+    }
+
+    /// Every process image stored in the segment, in id order (empty before schema 2).
+    pub fn processes(&self) -> Result<Vec<StoredProcess>> {
+        self.processes_with(&self.strings()?)
+    }
+
+    fn processes_with(&self, strings: &[Str]) -> Result<Vec<StoredProcess>> {
+        if self.version < LINEAGE_VERSION {
+            return Ok(Vec::new());
+        }
+        let path = &self.path;
+        let corrupt = |reason: String| StoreError::Corrupt {
+            path: path.clone(),
+            reason,
+        };
+        const Q: &str = "SELECT id, pid, start_ns, exec_ns, parent, ppid, source, comm, exe, argv, \
+            args_truncated, uid, gid, euid, egid, auid, sessionid, cgroup_id, cgroup, container_id, \
+            pidns, mntns, tty, exit_code, exit_ns FROM processes ORDER BY id";
+        let mut st = self.conn.prepare(Q).map_err(sql_err(path, Q))?;
+        let mut rows = st.query([]).map_err(sql_err(path, Q))?;
+        let mut out: Vec<StoredProcess> = Vec::new();
+        while let Some(r) = rows.next().map_err(sql_err(path, Q))? {
+            let e = sql_err(path, Q);
+            let vals = (|| -> rusqlite::Result<_> {
+                Ok((
+                    r.get::<_, u32>(0)?,
+                    r.get::<_, Option<u32>>(4)?,
+                    r.get::<_, u8>(6)?,
+                    [7, 8, 9, 18, 19, 22].map(|i| r.get::<_, Option<u32>>(i)),
+                ))
+            })()
+            .map_err(e)?;
+            let (id, parent, source, sids) = vals;
+            if id as usize != out.len() + 1 {
+                return Err(corrupt(format!("process ids are not dense (found {id})")));
+            }
+            let mut s = Vec::with_capacity(6);
+            for v in sids {
+                let v = v.map_err(sql_err(path, Q))?;
+                s.push(match v {
+                    None => None,
+                    Some(i) => Some(
+                        strings
+                            .get(i as usize)
+                            .filter(|_| i != 0)
+                            .cloned()
+                            .ok_or_else(|| corrupt(format!("process {id}: no string {i}")))?,
+                    ),
+                });
+            }
+            // A parent is always written first; anything else is not trusted as lineage.
+            let parent = parent
+                .filter(|p| *p < id)
+                .and_then(|p| out.get(p as usize - 1))
+                .map(|p| p.process.clone());
+            let g = |i| r.get::<_, i64>(i).map_err(sql_err(path, Q));
+            let go = |i| r.get::<_, Option<i64>>(i).map_err(sql_err(path, Q));
+            let process = Process {
+                pid: g(1)? as u32,
+                start_ns: g(2)?,
+                exec_ns: go(3)?,
+                ppid: g(5)? as u32,
+                parent,
+                source: ProcSource::from_code(source)
+                    .ok_or_else(|| corrupt(format!("process {id}: unknown source {source}")))?,
+                comm: s[0].clone().unwrap_or_default(),
+                exe: s[1].clone(),
+                argv: s[2].clone(),
+                args_truncated: g(10)? != 0,
+                uid: g(11)? as u32,
+                gid: g(12)? as u32,
+                euid: g(13)? as u32,
+                egid: g(14)? as u32,
+                auid: go(15)?.map(|v| v as u32),
+                sessionid: go(16)?.map(|v| v as u32),
+                cgroup_id: g(17)? as u64,
+                cgroup: s[3].clone(),
+                container_id: s[4].clone(),
+                pidns: go(20)?.map(|v| v as u32),
+                mntns: go(21)?.map(|v| v as u32),
+                tty: s[5].clone(),
+            };
+            let exit = match (go(23)?, go(24)?) {
+                (Some(c), Some(t)) => Some((c as i32, t)),
+                _ => None,
+            };
+            out.push(StoredProcess {
+                id,
+                process: Arc::new(process),
+                exit,
+            });
+        }
+        Ok(out)
+    }
+
     /// Decodes every event in arrival order. Strings are shared (`Arc`) and keyed by their id in
     /// this segment, so the rule engine can cache a verdict per string.
     pub fn for_each_event<F>(&self, f: F) -> Result<ControlFlow<()>>
@@ -216,21 +365,7 @@ impl SegmentData {
         };
         let table = next_table_id();
 
-        let mut strings: Vec<Str> = vec![Str::default()];
-        const S: &str = "SELECT id, value FROM strings ORDER BY id";
-        let mut st = self.conn.prepare(S).map_err(sql_err(path, S))?;
-        let mut rows = st.query([]).map_err(sql_err(path, S))?;
-        while let Some(r) = rows.next().map_err(sql_err(path, S))? {
-            let id: u32 = r.get(0).map_err(sql_err(path, S))?;
-            let bytes: Vec<u8> = r.get(1).map_err(sql_err(path, S))?;
-            if id as usize != strings.len() {
-                return Err(corrupt(format!(
-                    "string ids are not dense (found {id}, expected {})",
-                    strings.len()
-                )));
-            }
-            strings.push(Str::keyed(bytes.into(), id));
-        }
+        let strings = self.strings()?;
         let string = |id: u64, what: &str| {
             strings
                 .get(id as usize)
@@ -238,6 +373,8 @@ impl SegmentData {
                 .cloned()
                 .ok_or_else(|| corrupt(format!("{what}: no string {id}")))
         };
+        let processes = self.processes_with(&strings)?;
+        let users = self.users()?;
 
         struct Proc {
             pid: u32,
@@ -246,25 +383,54 @@ impl SegmentData {
             uid: u32,
             gid: u32,
             comm: Str,
+            euid: Option<u32>,
+            egid: Option<u32>,
+            process: Option<(u32, Arc<Process>)>,
+            user: Option<Str>,
         }
         let mut procs: Vec<Proc> = Vec::new();
-        const P: &str = "SELECT id, pid, tid, ppid, uid, gid, comm FROM procs ORDER BY id";
-        let mut st = self.conn.prepare(P).map_err(sql_err(path, P))?;
-        let mut rows = st.query([]).map_err(sql_err(path, P))?;
-        while let Some(r) = rows.next().map_err(sql_err(path, P))? {
-            let get = |i| r.get::<_, u32>(i).map_err(sql_err(path, P));
+        let lineage = self.version >= LINEAGE_VERSION;
+        let p_sql: &str = if lineage {
+            "SELECT id, pid, tid, ppid, uid, gid, comm, euid, egid, process FROM procs ORDER BY id"
+        } else {
+            "SELECT id, pid, tid, ppid, uid, gid, comm, NULL, NULL, NULL FROM procs ORDER BY id"
+        };
+        let mut st = self.conn.prepare(p_sql).map_err(sql_err(path, p_sql))?;
+        let mut rows = st.query([]).map_err(sql_err(path, p_sql))?;
+        while let Some(r) = rows.next().map_err(sql_err(path, p_sql))? {
+            let get = |i| r.get::<_, u32>(i).map_err(sql_err(path, p_sql));
+            let opt = |i| r.get::<_, Option<u32>>(i).map_err(sql_err(path, p_sql));
             let id = get(0)? as usize;
             if id != procs.len() + 1 {
                 return Err(corrupt(format!("proc ids are not dense (found {id})")));
             }
             let comm = string(get(6)?.into(), "proc comm")?;
+            let process = match opt(9)? {
+                None => None,
+                Some(pid) => Some((
+                    pid,
+                    pid.checked_sub(1)
+                        .and_then(|i| processes.get(i as usize))
+                        .map(|p| p.process.clone())
+                        .ok_or_else(|| corrupt(format!("proc {id}: no process {pid}")))?,
+                )),
+            };
+            let uid = get(4)?;
             procs.push(Proc {
                 pid: get(1)?,
                 tid: get(2)?,
                 ppid: get(3)?,
-                uid: get(4)?,
+                uid,
                 gid: get(5)?,
                 comm,
+                euid: opt(7)?,
+                egid: opt(8)?,
+                user: if lineage {
+                    users.get(&uid).cloned()
+                } else {
+                    None
+                },
+                process,
             });
         }
 
@@ -353,6 +519,13 @@ impl SegmentData {
                 ev.uid = proc.uid;
                 ev.gid = proc.gid;
                 ev.comm = proc.comm.clone();
+                ev.euid = proc.euid;
+                ev.egid = proc.egid;
+                ev.user = proc.user.clone();
+                (ev.proc_key, ev.process) = match &proc.process {
+                    Some((key, p)) => (*key, Some(p.clone())),
+                    None => (Str::NO_KEY, None),
+                };
                 ev.path = string(pid, "path")?;
                 // 0: the process passed exactly the resolved path.
                 ev.raw_path = if raw == 0 {

@@ -10,10 +10,19 @@ use super::{sql_err, Result, StoreError};
 pub const APPLICATION_ID: i32 = 0x4F46_5253;
 
 /// `(file name, SQL)`, in order. Append only: a released migration is never edited.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_init.sql",
-    include_str!("../../migrations/0001_init.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_init.sql",
+        include_str!("../../migrations/0001_init.sql"),
+    ),
+    (
+        "0002_lineage.sql",
+        include_str!("../../migrations/0002_lineage.sql"),
+    ),
+];
+
+/// The first schema version with process lineage (`processes`, `users`, `procs.process`).
+pub const LINEAGE_VERSION: i64 = 2;
 
 /// Brings `conn` up to the newest schema. Idempotent; fails on a file that is not ours or is newer
 /// than this build.

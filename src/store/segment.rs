@@ -38,6 +38,9 @@ pub struct SegmentMeta {
     pub events: u64,
     /// Sum of the counts of the segment's loss records.
     pub lost: u64,
+    /// Process images stored (schema 2 on; 0 before).
+    #[serde(default)]
+    pub processes: u64,
     /// Size of the SQLite database inside (uncompressed).
     pub db_bytes: u64,
     /// Wall-clock ns minus kernel boot-clock ns at recording start (0 for imported events).

@@ -17,6 +17,7 @@ use super::segment::{
 };
 use super::{codec, io_err, sql_err, Result, StoreError};
 use crate::event::{Event, Str};
+use crate::process::{Process, MAX_ANCESTORS};
 
 /// When to close the active segment and start a new one.
 #[derive(Clone, Debug)]
@@ -68,6 +69,23 @@ struct ProcKey {
     uid: u32,
     gid: u32,
     comm: u32,
+    euid: Option<u32>,
+    egid: Option<u32>,
+    /// `processes.id`, 0 for none.
+    process: u32,
+}
+
+/// A process image to insert, its strings already interned.
+struct NewProcess {
+    id: u32,
+    parent: Option<u32>,
+    comm: u32,
+    exe: Option<u32>,
+    argv: Option<u32>,
+    cgroup: Option<u32>,
+    container_id: Option<u32>,
+    tty: Option<u32>,
+    p: Arc<Process>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,6 +123,14 @@ struct Active {
     new_procs: Vec<(u32, ProcKey)>,
     shapes: FxHashMap<ShapeKey, u32>,
     new_shapes: Vec<(u32, ShapeKey)>,
+    /// Process images by identity; the `Arc` is held so that an address is never reused while
+    /// it is a key.
+    processes: FxHashMap<usize, (u32, Arc<Process>)>,
+    new_processes: Vec<NewProcess>,
+    /// (processes.id, wait status, time)
+    exits: Vec<(u32, i32, i64)>,
+    users: FxHashMap<u32, Arc<[u8]>>,
+    new_users: Vec<(u32, Arc<[u8]>)>,
     rows: Vec<Row>,
     losses: Vec<Loss>,
 }
@@ -201,7 +227,7 @@ impl Writer {
             let mut conn = Connection::open(&path).map_err(sql_err(&path, "open"))?;
             apply_migrations(&mut conn, &path)?;
             let meta = read_meta_table(&conn, &path)?;
-            if meta.events == 0 && meta.lost == 0 {
+            if meta.events == 0 && meta.lost == 0 && meta.processes == 0 {
                 drop(conn);
                 remove_active_files(&path)?;
                 continue;
@@ -256,6 +282,11 @@ impl Writer {
             new_procs: Vec::new(),
             shapes: FxHashMap::default(),
             new_shapes: Vec::new(),
+            processes: FxHashMap::default(),
+            new_processes: Vec::new(),
+            exits: Vec::new(),
+            users: FxHashMap::default(),
+            new_users: Vec::new(),
             rows: Vec::new(),
             losses: Vec::new(),
         }))
@@ -277,6 +308,11 @@ impl Writer {
         let path = a.intern(&mut ev.path);
         let raw = a.intern(&mut ev.raw_path);
         ev.table = a.table;
+        let process = ev.process.as_ref().map_or(0, |p| a.intern_process(p, 0));
+        ev.proc_key = if process == 0 { Str::NO_KEY } else { process };
+        if let Some(user) = &ev.user {
+            a.intern_user(ev.uid, user);
+        }
         let key = ProcKey {
             pid: ev.pid,
             tid: ev.tid,
@@ -284,6 +320,9 @@ impl Writer {
             uid: ev.uid,
             gid: ev.gid,
             comm,
+            euid: ev.euid,
+            egid: ev.egid,
+            process,
         };
         let next_proc = a.procs.len() as u32 + 1;
         let proc_id = *a.procs.entry(key).or_insert_with(|| {
@@ -321,6 +360,28 @@ impl Writer {
         Ok(())
     }
 
+    /// Stores a process image (and its ancestors) in the active segment, whether or not any event
+    /// refers to it yet: every process that ran while recording is kept.
+    pub fn add_process(&mut self, p: &Arc<Process>) -> Result<()> {
+        self.active_segment()?.intern_process(p, 0);
+        Ok(())
+    }
+
+    /// Records that a process ended (`status` is the wait status), with the next commit.
+    pub fn record_exit(&mut self, p: &Arc<Process>, status: i32, ts_ns: i64) -> Result<()> {
+        let a = self.active_segment()?;
+        let id = a.intern_process(p, 0);
+        a.exits.push((id, status, ts_ns));
+        Ok(())
+    }
+
+    fn active_segment(&mut self) -> Result<&mut Active> {
+        if self.active.is_none() {
+            self.start_segment()?;
+        }
+        Ok(self.active.as_mut().expect("active segment started above"))
+    }
+
     /// Records a loss; it is written with the next commit.
     pub fn record_loss(&mut self, loss: Loss) -> Result<()> {
         if self.active.is_none() {
@@ -342,6 +403,8 @@ impl Writer {
             && a.losses.is_empty()
             && a.new_strings.is_empty()
             && a.new_shapes.is_empty()
+            && a.new_processes.is_empty()
+            && a.exits.is_empty()
         {
             return Ok(());
         }
@@ -429,6 +492,56 @@ impl Active {
         id
     }
 
+    /// The row of a process image in this segment, writing it (after its ancestors, so that a
+    /// parent always has the lower id) the first time. Chains deeper than the ancestors an event
+    /// lists are cut there.
+    fn intern_process(&mut self, p: &Arc<Process>, depth: usize) -> u32 {
+        if let Some((id, _)) = self.processes.get(&(Arc::as_ptr(p) as usize)) {
+            return *id;
+        }
+        let parent = match &p.parent {
+            Some(q) if depth <= MAX_ANCESTORS => Some(self.intern_process(q, depth + 1)),
+            _ => None,
+        };
+        let mut opt = |s: &Option<Str>| {
+            s.as_ref().map(|s| {
+                let mut s = s.clone();
+                self.intern(&mut s)
+            })
+        };
+        let (exe, argv, cgroup, container_id, tty) = (
+            opt(&p.exe),
+            opt(&p.argv),
+            opt(&p.cgroup),
+            opt(&p.container_id),
+            opt(&p.tty),
+        );
+        let comm = self.intern(&mut p.comm.clone());
+        let id = self.processes.len() as u32 + 1;
+        self.processes
+            .insert(Arc::as_ptr(p) as usize, (id, p.clone()));
+        self.new_processes.push(NewProcess {
+            id,
+            parent,
+            comm,
+            exe,
+            argv,
+            cgroup,
+            container_id,
+            tty,
+            p: p.clone(),
+        });
+        self.meta.processes += 1;
+        id
+    }
+
+    fn intern_user(&mut self, uid: u32, name: &Str) {
+        if !self.users.contains_key(&uid) {
+            self.users.insert(uid, name.bytes.clone());
+            self.new_users.push((uid, name.bytes.clone()));
+        }
+    }
+
     fn db_bytes(&self) -> u64 {
         self.conn
             .query_row(
@@ -449,11 +562,62 @@ impl Active {
             for (id, v) in self.new_strings.drain(..) {
                 st.execute(params![id, &v[..]]).map_err(sql_err(&path, S))?;
             }
-            const P: &str = "INSERT INTO procs (id, pid, tid, ppid, uid, gid, comm) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+            const PR: &str = "INSERT INTO processes (id, pid, start_ns, exec_ns, parent, ppid, \
+                source, comm, exe, argv, args_truncated, uid, gid, euid, egid, auid, sessionid, \
+                cgroup_id, cgroup, container_id, pidns, mntns, tty) VALUES (?1, ?2, ?3, ?4, ?5, \
+                ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
+            let mut st = tx.prepare_cached(PR).map_err(sql_err(&path, PR))?;
+            for n in self.new_processes.drain(..) {
+                let p = &n.p;
+                st.execute(params![
+                    n.id,
+                    p.pid,
+                    p.start_ns,
+                    p.exec_ns,
+                    n.parent,
+                    p.ppid,
+                    p.source.code(),
+                    n.comm,
+                    n.exe,
+                    n.argv,
+                    p.args_truncated,
+                    p.uid,
+                    p.gid,
+                    p.euid,
+                    p.egid,
+                    p.auid,
+                    p.sessionid,
+                    p.cgroup_id as i64,
+                    n.cgroup,
+                    n.container_id,
+                    p.pidns,
+                    p.mntns,
+                    n.tty
+                ])
+                .map_err(sql_err(&path, PR))?;
+            }
+            const X: &str = "UPDATE processes SET exit_code = ?2, exit_ns = ?3 WHERE id = ?1";
+            let mut st = tx.prepare_cached(X).map_err(sql_err(&path, X))?;
+            for (id, code, ts) in self.exits.drain(..) {
+                st.execute(params![id, code, ts])
+                    .map_err(sql_err(&path, X))?;
+            }
+            const U: &str = "INSERT OR IGNORE INTO users (uid, name) VALUES (?1, ?2)";
+            let mut st = tx.prepare_cached(U).map_err(sql_err(&path, U))?;
+            for (uid, name) in self.new_users.drain(..) {
+                st.execute(params![uid, &name[..]])
+                    .map_err(sql_err(&path, U))?;
+            }
+            const P: &str =
+                "INSERT INTO procs (id, pid, tid, ppid, uid, gid, comm, euid, egid, process) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
             let mut st = tx.prepare_cached(P).map_err(sql_err(&path, P))?;
             for (id, k) in self.new_procs.drain(..) {
-                st.execute(params![id, k.pid, k.tid, k.ppid, k.uid, k.gid, k.comm])
-                    .map_err(sql_err(&path, P))?;
+                let process = (k.process != 0).then_some(k.process);
+                st.execute(params![
+                    id, k.pid, k.tid, k.ppid, k.uid, k.gid, k.comm, k.euid, k.egid, process
+                ])
+                .map_err(sql_err(&path, P))?;
             }
             const SH: &str =
                 "INSERT INTO shapes (id, syscall, src, truncated, dirfd, flags, mode) \
@@ -546,7 +710,7 @@ fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMeta) -> Resul
     const M: &str = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)";
     let mut st = conn.prepare_cached(M).map_err(sql_err(path, M))?;
     let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let pairs: [(&str, String); 11] = [
+    let pairs: [(&str, String); 12] = [
         ("seq", meta.seq.to_string()),
         ("tool_version", meta.tool_version.clone()),
         ("host", meta.host.clone()),
@@ -557,6 +721,7 @@ fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMeta) -> Resul
         ("last_ts_ns", opt(meta.last_ts_ns)),
         ("events", meta.events.to_string()),
         ("lost", meta.lost.to_string()),
+        ("processes", meta.processes.to_string()),
         ("schema_version", meta.schema_version.to_string()),
     ];
     for (k, v) in pairs {
@@ -586,6 +751,7 @@ pub(crate) fn read_meta_table(conn: &Connection, path: &Path) -> Result<SegmentM
         last_ts_ns: num("last_ts_ns"),
         events: num("events").unwrap_or(0) as u64,
         lost: num("lost").unwrap_or(0) as u64,
+        processes: num("processes").unwrap_or(0) as u64,
         db_bytes: 0,
         clock_anchor_ns: num("clock_anchor_ns").unwrap_or(0),
     })

@@ -85,7 +85,7 @@ pub fn event(i: i64, path: &str) -> Event {
         flags: 0x80000,
         mode: 0,
         ret: 3,
-        table: 0,
+        ..Event::default()
     }
 }
 

@@ -15,6 +15,7 @@ fn read_all(dir: &std::path::Path) -> Vec<Event> {
     let stats = Reader::open(dir).unwrap().scan(&TimeRange::default(), |e| {
         out.push(Event {
             table: 0,
+            proc_key: Str::NO_KEY,
             ..e.clone()
         });
         ControlFlow::Continue(())

@@ -1,0 +1,417 @@
+//! The live process table: kernel lifecycle records and the `/proc` snapshot taken at start →
+//! the [`Process`] image each open belongs to.
+//!
+//! Records reach this table in kernel-time order (after the reorder window), so an open is
+//! attributed to the image its process ran at that instant: opens before an exec go to the old
+//! image, opens after it to the new one. Keys are `(pid, start_boottime)`; the `/proc` snapshot only
+//! knows the start to the clock tick (`/proc/PID/stat` field 22), so a snapshot entry is adopted
+//! by the first kernel key that falls in its tick.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap;
+
+use super::decode::{ProcKind, ProcRecord};
+use crate::event::{Event, Str};
+use crate::process::{container_id, tty_from_nr, ProcSource, Process};
+
+/// `/proc/PID/stat` start times are in USER_HZ ticks (100 on every Linux ABI).
+const TICK_NS: u64 = 10_000_000;
+
+/// An exited process stays resolvable this long (late opens of its last moments).
+const EXITED_GRACE_NS: i64 = 5_000_000_000;
+
+struct Entry {
+    image: Arc<Process>,
+    exited_at: Option<i64>,
+}
+
+pub struct ProcTable {
+    /// Boot clock → wall clock.
+    anchor_ns: i64,
+    live: FxHashMap<(u32, u64), Entry>,
+    /// The newest start seen per pid: the parent of a process no record told us about.
+    newest: FxHashMap<u32, u64>,
+    /// Running at start, keyed by `(pid, start tick)`, until a kernel key adopts them.
+    snapshot: FxHashMap<(u32, u64), Arc<Process>>,
+    users: HashMap<u32, Str>,
+}
+
+/// What applying a record means for the store.
+pub enum Change {
+    /// A new image to store.
+    Image(Arc<Process>),
+    /// A process ended.
+    Exit(Arc<Process>, i32, i64),
+}
+
+impl ProcTable {
+    pub fn new(anchor_ns: i64, users: HashMap<u32, Str>) -> ProcTable {
+        ProcTable {
+            anchor_ns,
+            live: FxHashMap::default(),
+            newest: FxHashMap::default(),
+            snapshot: FxHashMap::default(),
+            users,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.live.len() + self.snapshot.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn wall(&self, boot: u64) -> i64 {
+        (boot as i64).wrapping_add(self.anchor_ns)
+    }
+
+    /// Loads the processes running now from `/proc` (after the probes are attached, so nothing
+    /// started in between is missed: it is either here or in a kernel record).
+    pub fn snapshot_proc(&mut self, proc_root: &Path, boot_now_ns: u64) {
+        let mut found: Vec<(u64, Process)> = Vec::new();
+        let Ok(dir) = fs::read_dir(proc_root) else {
+            return;
+        };
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if let Some((tick, p)) = read_proc_entry(&entry.path(), pid, self.anchor_ns) {
+                // A tick after now is a pid reused after the scan began: not what ran at start.
+                if tick * TICK_NS <= boot_now_ns + TICK_NS {
+                    found.push((tick, p));
+                }
+            }
+        }
+        // Parents start before their children: link in start order.
+        found.sort_by_key(|(tick, p)| (*tick, p.pid));
+        let mut by_pid: FxHashMap<u32, Arc<Process>> = FxHashMap::default();
+        for (tick, mut p) in found {
+            p.parent = by_pid.get(&p.ppid).cloned();
+            let p = Arc::new(p);
+            by_pid.insert(p.pid, p.clone());
+            self.snapshot.insert((p.pid, tick), p);
+        }
+    }
+
+    /// The image of `(pid, start)`, adopting a snapshot entry or making one from an open.
+    fn resolve(&mut self, pid: u32, start: u64) -> Option<Arc<Process>> {
+        if let Some(e) = self.live.get(&(pid, start)) {
+            return Some(e.image.clone());
+        }
+        // The snapshot knows the start to the tick only; its image (already stored) keeps that.
+        let image = self.snapshot.remove(&(pid, start / TICK_NS))?;
+        self.insert(pid, start, image.clone());
+        Some(image)
+    }
+
+    fn insert(&mut self, pid: u32, start: u64, image: Arc<Process>) {
+        self.live.insert(
+            (pid, start),
+            Entry {
+                image,
+                exited_at: None,
+            },
+        );
+        let n = self.newest.entry(pid).or_insert(start);
+        *n = (*n).max(start);
+    }
+
+    /// Applies a lifecycle record; returns what to store.
+    pub fn apply(&mut self, r: &ProcRecord) -> Option<Change> {
+        match r.kind {
+            ProcKind::Exit => {
+                let image = self.resolve(r.pid, r.start_boot)?;
+                if let Some(e) = self.live.get_mut(&(r.pid, r.start_boot)) {
+                    e.exited_at = Some(r.ts_ns);
+                }
+                Some(Change::Exit(image, r.exit_code, r.ts_ns))
+            }
+            ProcKind::Fork => {
+                let parent = self.resolve(r.ppid, r.parent_start_boot);
+                // Until it execs, a child runs its parent's image.
+                let inherited = parent.as_deref();
+                let same_cgroup = inherited.is_some_and(|p| p.cgroup_id == r.cgroup_id);
+                let image = Arc::new(Process {
+                    pid: r.pid,
+                    start_ns: self.wall(r.start_boot),
+                    exec_ns: None,
+                    ppid: r.ppid,
+                    parent: parent.clone(),
+                    source: ProcSource::Fork,
+                    comm: Str::new(r.comm.clone()),
+                    exe: inherited.and_then(|p| p.exe.clone()),
+                    argv: inherited.and_then(|p| p.argv.clone()),
+                    args_truncated: inherited.is_some_and(|p| p.args_truncated),
+                    uid: r.uid,
+                    gid: r.gid,
+                    euid: r.euid,
+                    egid: r.egid,
+                    auid: r.auid,
+                    sessionid: r.sessionid,
+                    cgroup_id: r.cgroup_id,
+                    cgroup: inherited
+                        .filter(|_| same_cgroup)
+                        .and_then(|p| p.cgroup.clone()),
+                    container_id: inherited
+                        .filter(|_| same_cgroup)
+                        .and_then(|p| p.container_id.clone()),
+                    pidns: Some(r.pidns),
+                    mntns: Some(r.mntns),
+                    tty: inherited.and_then(|p| p.tty.clone()),
+                });
+                self.insert(r.pid, r.start_boot, image.clone());
+                Some(Change::Image(image))
+            }
+            ProcKind::Exec => {
+                // An exec keeps the process (and its parent); only the image changes.
+                let parent = match self.resolve(r.pid, r.start_boot) {
+                    Some(old) => old.parent.clone(),
+                    None => self.resolve(r.ppid, r.parent_start_boot),
+                };
+                let cgroup = r.cgroup.clone().map(Str::new);
+                let image = Arc::new(Process {
+                    pid: r.pid,
+                    start_ns: self.wall(r.start_boot),
+                    exec_ns: Some(r.ts_ns),
+                    ppid: r.ppid,
+                    parent,
+                    source: ProcSource::Exec,
+                    comm: Str::new(r.comm.clone()),
+                    exe: r.exe.clone().map(Str::new),
+                    argv: r.argv.clone().map(Str::new),
+                    args_truncated: r.args_truncated,
+                    uid: r.uid,
+                    gid: r.gid,
+                    euid: r.euid,
+                    egid: r.egid,
+                    auid: r.auid,
+                    sessionid: r.sessionid,
+                    cgroup_id: r.cgroup_id,
+                    container_id: cgroup
+                        .as_ref()
+                        .and_then(|c| container_id(c.as_bytes()))
+                        .map(|c| Str::from(c.as_str())),
+                    cgroup,
+                    pidns: Some(r.pidns),
+                    mntns: Some(r.mntns),
+                    tty: r.tty.as_deref().map(Str::from),
+                });
+                self.insert(r.pid, r.start_boot, image.clone());
+                Some(Change::Image(image))
+            }
+        }
+    }
+
+    /// Attaches the opener's image (and user name) to an event; returns the image when it is new
+    /// (a process no record or snapshot knew: made from what the open carried).
+    pub fn attach(&mut self, ev: &mut Event, start: u64) -> Option<Arc<Process>> {
+        ev.user = self.users.get(&ev.uid).cloned();
+        if let Some(p) = self.resolve(ev.pid, start) {
+            ev.process = Some(p);
+            return None;
+        }
+        let parent = self
+            .newest
+            .get(&ev.ppid)
+            .copied()
+            .and_then(|s| self.resolve(ev.ppid, s));
+        let image = Arc::new(Process {
+            parent,
+            ..Process::from_event(
+                ev.pid,
+                self.wall(start),
+                ev.ppid,
+                ev.comm.clone(),
+                ev.uid,
+                ev.gid,
+            )
+        });
+        self.insert(ev.pid, start, image.clone());
+        ev.process = Some(image.clone());
+        Some(image)
+    }
+
+    /// Forgets processes that exited a while ago, and snapshot entries no open adopted (they
+    /// were stored when recording began).
+    pub fn sweep(&mut self, now_ns: i64) {
+        self.live
+            .retain(|_, e| e.exited_at.is_none_or(|t| now_ns - t < EXITED_GRACE_NS));
+        let newest = &mut self.newest;
+        let live = &self.live;
+        newest.retain(|pid, start| live.contains_key(&(*pid, *start)));
+    }
+
+    /// The snapshot's images, to store when recording begins.
+    pub fn snapshot_images(&self) -> Vec<Arc<Process>> {
+        let mut v: Vec<Arc<Process>> = self.snapshot.values().cloned().collect();
+        v.sort_by_key(|p| (p.start_ns, p.pid));
+        v
+    }
+}
+
+/// One `/proc/PID` → its start tick and image (`None` for a process that vanished meanwhile).
+fn read_proc_entry(dir: &Path, pid: u32, anchor_ns: i64) -> Option<(u64, Process)> {
+    let stat = fs::read(dir.join("stat")).ok()?;
+    // The comm is in parentheses and may contain anything: fields start after the last `)`.
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let open = stat.iter().position(|&b| b == b'(')?;
+    let comm = stat.get(open + 1..close)?.to_vec();
+    let fields: Vec<&[u8]> = stat[close + 1..]
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty())
+        .collect();
+    let num = |i: usize| -> Option<u64> { std::str::from_utf8(fields.get(i)?).ok()?.parse().ok() };
+    // fields[0] is field 3 (state).
+    let ppid = num(1)? as u32;
+    let tty_nr = num(4)?;
+    let start_tick = num(19)?;
+    let status = fs::read_to_string(dir.join("status")).unwrap_or_default();
+    let ids = |key: &str| -> Option<(u32, u32)> {
+        let line = status.lines().find(|l| l.starts_with(key))?;
+        let mut it = line[key.len()..].split_whitespace();
+        Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+    };
+    let (uid, euid) = ids("Uid:").unwrap_or((0, 0));
+    let (gid, egid) = ids("Gid:").unwrap_or((0, 0));
+    let audit = |f: &str| -> Option<u32> {
+        fs::read_to_string(dir.join(f))
+            .ok()?
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|v| *v != u32::MAX)
+    };
+    // Kernel threads have no exe and an empty cmdline.
+    let exe = fs::read_link(dir.join("exe"))
+        .ok()
+        .map(|p| Str::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str())));
+    let argv = fs::read(dir.join("cmdline")).ok().map(Str::new);
+    let (cgroup, cgroup_id) = proc_cgroup(dir);
+    let ns = |n: &str| -> Option<u32> {
+        let link = fs::read_link(dir.join("ns").join(n)).ok()?;
+        let s = link.to_str()?;
+        s[s.find('[')? + 1..s.find(']')?].parse().ok()
+    };
+    let process = Process {
+        pid,
+        start_ns: ((start_tick * TICK_NS) as i64).wrapping_add(anchor_ns),
+        exec_ns: None,
+        ppid,
+        parent: None,
+        source: ProcSource::Procfs,
+        comm: Str::new(comm),
+        exe,
+        argv,
+        args_truncated: false,
+        uid,
+        gid,
+        euid,
+        egid,
+        auid: audit("loginuid"),
+        sessionid: audit("sessionid"),
+        cgroup_id,
+        container_id: cgroup
+            .as_ref()
+            .and_then(|c| container_id(c.as_bytes()))
+            .map(|c| Str::from(c.as_str())),
+        cgroup,
+        pidns: ns("pid"),
+        mntns: ns("mnt"),
+        tty: tty_from_nr(tty_nr).map(|t| Str::from(t.as_str())),
+    };
+    Some((start_tick, process))
+}
+
+/// The cgroup path as the exec probe records it: the unified one, or on a hybrid host where that
+/// is the root, the memory controller's; with its id (the cgroup directory's inode).
+fn proc_cgroup(dir: &Path) -> (Option<Str>, u64) {
+    let Ok(text) = fs::read_to_string(dir.join("cgroup")) else {
+        return (None, 0);
+    };
+    let mut unified = None;
+    let mut memory = None;
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(ctrl), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        if id == "0" && ctrl.is_empty() {
+            unified = Some(path.to_owned());
+        } else if ctrl.split(',').any(|c| c == "memory") {
+            memory = Some(path.to_owned());
+        }
+    }
+    let (path, roots): (String, &[&str]) = match (&unified, &memory) {
+        (Some(u), _) if u != "/" => (u.clone(), &["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]),
+        (_, Some(m)) => (m.clone(), &["/sys/fs/cgroup/memory"]),
+        (Some(u), None) => (u.clone(), &["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]),
+        (None, None) => return (None, 0),
+    };
+    let id = roots
+        .iter()
+        .find_map(|r| fs::metadata(format!("{r}{path}")).ok())
+        .map_or(0, |m| m.ino());
+    (Some(Str::from(path.as_str())), id)
+}
+
+/// uid → name from the host's `/etc/passwd` (stored with each segment's events).
+pub fn read_users(passwd: &Path) -> HashMap<u32, Str> {
+    let text = fs::read(passwd).unwrap_or_default();
+    let mut users = HashMap::new();
+    for line in text.split(|&b| b == b'\n') {
+        let mut f = line.split(|&b| b == b':');
+        let (Some(name), Some(_), Some(uid)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let Some(uid) = std::str::from_utf8(uid).ok().and_then(|u| u.parse().ok()) else {
+            continue;
+        };
+        if !name.is_empty() {
+            users.entry(uid).or_insert_with(|| Str::new(name));
+        }
+    }
+    users
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_proc_entry_reads() {
+        let pid = std::process::id();
+        let (tick, p) = read_proc_entry(Path::new(&format!("/proc/{pid}")), pid, 0).unwrap();
+        assert!(tick > 0);
+        assert_eq!(p.pid, pid);
+        assert!(p.exe.is_some());
+        assert!(!p.args().is_empty());
+        assert!(p.pidns.is_some());
+    }
+
+    #[test]
+    fn passwd_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("passwd");
+        fs::write(
+            &f,
+            "root:x:0:0::/root:/bin/sh\n#junk\nbob:x:1000:1000::/h:/bin/sh\n",
+        )
+        .unwrap();
+        let u = read_users(&f);
+        assert_eq!(u.get(&0).unwrap().as_bytes(), b"root");
+        assert_eq!(u.get(&1000).unwrap().as_bytes(), b"bob");
+        assert_eq!(u.len(), 2);
+    }
+}
