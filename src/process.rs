@@ -132,6 +132,16 @@ impl Process {
         }
     }
 
+    /// Names this image across segments (each segment stores its own copy): pid, start, exec.
+    pub fn image_key(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.pid,
+            self.start_ns,
+            self.exec_ns.unwrap_or(0)
+        )
+    }
+
     /// argv as separate strings.
     pub fn args(&self) -> Vec<&[u8]> {
         match &self.argv {

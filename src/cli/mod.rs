@@ -2,6 +2,7 @@
 
 mod export;
 mod import;
+mod proc;
 mod prune;
 mod query;
 mod record;
@@ -41,6 +42,8 @@ pub enum Command {
     Replay(replay::Args),
     /// Query stored history: by rule, by filters, or with named SQL.
     Query(query::Args),
+    /// One process's lineage, images, children and opens.
+    Proc(proc::Args),
     /// Check or test rule files.
     #[command(subcommand)]
     Rules(rules::Command),
@@ -77,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Record(a) => record::run(&cli.store, a),
         Command::Replay(a) => replay::run(&cli.store, a),
         Command::Query(a) => query::run(&cli.store, a),
+        Command::Proc(a) => proc::run(&cli.store, a),
         Command::Rules(c) => rules::run(&cli.store, c),
         Command::Import(a) => import::run(&cli.store, a),
         Command::Export(a) => export::run(&cli.store, a),

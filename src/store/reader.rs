@@ -79,8 +79,18 @@ impl Reader {
 
     /// Calls `f` with every event in `range`, segment by segment in time order. A segment that cannot
     /// be read is recorded in the returned stats and skipped.
-    pub fn scan<F>(&self, range: &TimeRange, mut f: F) -> ScanStats
+    pub fn scan<F>(&self, range: &TimeRange, f: F) -> ScanStats
     where
+        F: FnMut(&Event) -> ControlFlow<()>,
+    {
+        self.scan_with(range, |_| {}, f)
+    }
+
+    /// Like `scan`, and hands each loaded segment to `on_segment` before its events (e.g. to read
+    /// its process table: one load per segment serves both).
+    pub fn scan_with<S, F>(&self, range: &TimeRange, mut on_segment: S, mut f: F) -> ScanStats
+    where
+        S: FnMut(&SegmentData),
         F: FnMut(&Event) -> ControlFlow<()>,
     {
         let mut stats = ScanStats {
@@ -96,6 +106,7 @@ impl Reader {
                 }
             };
             stats.segments += 1;
+            on_segment(&seg);
             match seg.losses() {
                 Ok(l) => stats.losses.extend(
                     l.into_iter()
