@@ -34,11 +34,13 @@ pub struct Args {
 
 /// A process (not an image): pid and start.
 type Key = (u32, i64);
+/// An image and its exit (wait status, time) if seen.
+type Image = (Arc<Process>, Option<(i32, i64)>);
 
 #[derive(Default)]
 struct Found {
     /// Images of processes with the pid, by process, each image once (by image key).
-    images: BTreeMap<Key, BTreeMap<String, (Arc<Process>, Option<(i32, i64)>)>>,
+    images: BTreeMap<Key, BTreeMap<String, Image>>,
     /// Images whose parent has the pid, by the parent process.
     children: HashMap<Key, BTreeMap<String, Arc<Process>>>,
     opens: HashMap<Key, Vec<Event>>,
@@ -210,7 +212,7 @@ fn open_row(e: &Event) -> Vec<Value> {
 }
 
 fn print(out: &mut dyn Write, format: Format, found: &Found, key: Key) -> std::io::Result<()> {
-    let images: Vec<&(Arc<Process>, Option<(i32, i64)>)> = found
+    let images: Vec<&Image> = found
         .images
         .get(&key)
         .map(|m| m.values().collect())

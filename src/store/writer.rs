@@ -536,8 +536,8 @@ impl Active {
     }
 
     fn intern_user(&mut self, uid: u32, name: &Str) {
-        if !self.users.contains_key(&uid) {
-            self.users.insert(uid, name.bytes.clone());
+        if let std::collections::hash_map::Entry::Vacant(v) = self.users.entry(uid) {
+            v.insert(name.bytes.clone());
             self.new_users.push((uid, name.bytes.clone()));
         }
     }
