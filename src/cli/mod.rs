@@ -41,7 +41,7 @@ pub enum Command {
     /// Re-run rules over stored history and print the alerts they would have raised live.
     Replay(replay::Args),
     /// Query stored history: by rule, by filters, or with named SQL.
-    Query(query::Args),
+    Query(Box<query::Args>),
     /// One process's lineage, images, children and opens.
     Proc(proc::Args),
     /// Check or test rule files.
@@ -79,7 +79,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Record(a) => record::run(&cli.store, a),
         Command::Replay(a) => replay::run(&cli.store, a),
-        Command::Query(a) => query::run(&cli.store, a),
+        Command::Query(a) => query::run(&cli.store, *a),
         Command::Proc(a) => proc::run(&cli.store, a),
         Command::Rules(c) => rules::run(&cli.store, c),
         Command::Import(a) => import::run(&cli.store, a),

@@ -24,7 +24,7 @@ pub struct Args {
     pub rules: Vec<PathBuf>,
     /// Named SQL (`--sql list` lists them) or a .sql file, run over the events in the time range
     /// as table `events` (see the README for its columns).
-    #[arg(long, value_name = "NAME|FILE", conflicts_with_all = ["rule", "rules", "pid", "ppid", "uid", "comm", "path", "failed"])]
+    #[arg(long, value_name = "NAME|FILE", conflicts_with_all = ["rule", "rules", "pid", "ppid", "uid", "comm", "path", "failed", "exe", "container", "ancestor", "user"])]
     pub sql: Option<String>,
     /// Only these process ids (comma-separated or repeated).
     #[arg(long, value_delimiter = ',')]
@@ -45,6 +45,18 @@ pub struct Args {
     /// Only opens that failed.
     #[arg(long)]
     pub failed: bool,
+    /// Only opens by these executables (paths or globs, as --path; e.g. '/usr/bin/python*').
+    #[arg(long, value_name = "GLOB")]
+    pub exe: Vec<String>,
+    /// Only opens in these containers (id or glob), or `host` for none.
+    #[arg(long, value_delimiter = ',', value_name = "ID")]
+    pub container: Vec<String>,
+    /// Only opens by a process and all its descendants: a pid, or an executable path or glob.
+    #[arg(long, value_name = "PID|EXE")]
+    pub ancestor: Option<String>,
+    /// Only opens by these users (names, as recorded on the host).
+    #[arg(long, value_delimiter = ',')]
+    pub user: Vec<String>,
     #[command(flatten)]
     pub time: TimeArgs,
     /// At most this many events (or rows).
@@ -71,6 +83,10 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         } else {
             Vec::new()
         },
+        exe: args.exe.clone(),
+        container: args.container.clone(),
+        user: args.user.clone(),
+        ancestor: args.ancestor.clone(),
         ..Filter::default()
     };
     let filter_set = if filter.is_empty() {

@@ -7,15 +7,20 @@ use std::os::unix::ffi::OsStrExt;
 
 use globset::{Candidate, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 
+use super::lineage::{
+    self, cmdline_pattern, container_pattern, ProcCond, ProcField, ProcScratch, ProcTables, Table,
+    UserSet,
+};
 use super::load::{Ctx, Item, Items, Origin, RawConds, RawFile, RawOpenMonitor, Seg};
 use super::{errno, Rule, RuleSet, Severity};
 use crate::event::{Event, Syscall};
+use crate::process::Process;
 
 /// The kernel keeps 15 bytes of a process name (TASK_COMM_LEN 16, with the NUL).
 const COMM_MAX: usize = 15;
 
 #[derive(Clone, Debug)]
-enum PatKind {
+pub(crate) enum PatKind {
     Exact(Box<[u8]>),
     Prefix(Box<[u8]>),
     Glob(GlobMatcher),
@@ -30,7 +35,7 @@ struct Pattern {
 
 /// All patterns for one field, deduplicated.
 #[derive(Clone, Debug, Default)]
-struct PatternTable {
+pub(crate) struct PatternTable {
     pats: Vec<Pattern>,
     ids: HashMap<(u8, String), u32>,
     exact: HashMap<Box<[u8]>, Vec<u32>>,
@@ -40,7 +45,7 @@ struct PatternTable {
 }
 
 impl PatternTable {
-    fn add(&mut self, text: &str, kind: PatKind) -> u32 {
+    pub(crate) fn add(&mut self, text: &str, kind: PatKind) -> u32 {
         let tag = match kind {
             PatKind::Exact(_) => 0,
             PatKind::Prefix(_) => 1,
@@ -64,7 +69,7 @@ impl PatternTable {
     }
 
     /// Builds the glob set once every pattern is in.
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         let mut b = GlobSetBuilder::new();
         self.glob_ids.clear();
         for (id, p) in self.pats.iter().enumerate() {
@@ -79,7 +84,7 @@ impl PatternTable {
     }
 
     /// Sets `hit[id]` for every pattern that matches `s`.
-    fn matches(&self, s: &[u8], hit: &mut Vec<bool>, tmp: &mut Vec<usize>) {
+    pub(crate) fn matches(&self, s: &[u8], hit: &mut Vec<bool>, tmp: &mut Vec<usize>) {
         hit.clear();
         hit.resize(self.pats.len(), false);
         if let Some(ids) = self.exact.get(s) {
@@ -101,7 +106,7 @@ impl PatternTable {
         }
     }
 
-    fn is_match(&self, id: u32, s: &[u8]) -> bool {
+    pub(crate) fn is_match(&self, id: u32, s: &[u8]) -> bool {
         match &self.pats[id as usize].kind {
             PatKind::Exact(b) => **b == *s,
             PatKind::Prefix(b) => s.starts_with(b),
@@ -147,6 +152,22 @@ enum Pred {
         set: ResultSet,
         neg: bool,
     },
+    User {
+        set: UserSet,
+        neg: bool,
+    },
+    /// `euid` (the open's effective uid) or `auid` (the process's login uid); an event that does
+    /// not know it matches no value.
+    Cred {
+        auid: bool,
+        set: Vec<u32>,
+        neg: bool,
+    },
+    /// `ancestor_pid`: a pid among the opener's ancestors.
+    AncestorPid {
+        set: Vec<u32>,
+        neg: bool,
+    },
 }
 
 impl Pred {
@@ -170,6 +191,22 @@ impl Pred {
                     set.failure || set.errnos.contains(&-ev.ret)
                 };
                 hit != *neg
+            }
+            Pred::User { set, neg } => set.matches(ev) != *neg,
+            Pred::AncestorPid { set, neg } => {
+                let hit = ev
+                    .process
+                    .as_ref()
+                    .is_some_and(|p| p.ancestors().any(|a| set.contains(&a.pid)));
+                hit != *neg
+            }
+            Pred::Cred { auid, set, neg } => {
+                let v = if *auid {
+                    ev.process.as_ref().and_then(|p| p.auid)
+                } else {
+                    ev.euid
+                };
+                v.is_some_and(|v| set.contains(&v)) != *neg
             }
         }
     }
@@ -248,6 +285,8 @@ struct Clause {
     path_none: Vec<u32>,
     comm_any: Option<Vec<u32>>,
     comm_none: Vec<u32>,
+    /// Lineage conditions, decided once per process image.
+    procs: Vec<ProcCond>,
     preds: Vec<Pred>,
 }
 
@@ -287,6 +326,9 @@ pub(crate) struct Compiled {
     comm_free: Vec<u64>,
     path_clauses: Vec<usize>,
     comm_clauses: Vec<usize>,
+    ptables: ProcTables,
+    proc_free: Vec<u64>,
+    proc_clauses: Vec<usize>,
 }
 
 fn set_bit(words: &mut [u64], i: usize) {
@@ -343,6 +385,20 @@ impl Compiled {
         }
     }
 
+    /// Bits of the clauses whose lineage conditions hold for process `p` (`None`: no lineage).
+    pub fn proc_verdict(&self, p: Option<&Process>, out: &mut [u64], s: &mut ProcScratch) {
+        out.copy_from_slice(&self.proc_free);
+        for &c in &self.proc_clauses {
+            let ok = self.clauses[c]
+                .procs
+                .iter()
+                .all(|cond| lineage::holds(cond, p, &self.ptables, &self.comms, s));
+            if ok {
+                set_bit(out, c);
+            }
+        }
+    }
+
     /// Whether clause `c`'s numeric conditions hold.
     pub fn preds_hold(&self, c: usize, ev: &Event) -> bool {
         self.clauses[c].preds.iter().all(|p| p.holds(ev))
@@ -358,11 +414,20 @@ impl Compiled {
         let cl = &self.clauses[rule];
         first_match(&self.paths, &cl.path_any, ev.path.as_bytes())
             .or_else(|| first_match(&self.comms, &cl.comm_any, ev.comm.as_bytes()))
+            .or_else(|| {
+                let exe = ev.process.as_ref()?.exe.as_ref()?;
+                let ids = cl
+                    .procs
+                    .iter()
+                    .find(|c| c.field == ProcField::Exe && !c.neg)?;
+                first_match(&self.ptables.exe, &Some(ids.ids.clone()), exe.as_bytes())
+            })
     }
 
     fn finish(&mut self, enabled: &[bool]) {
         self.paths.finish();
         self.comms.finish();
+        self.ptables.finish();
         let words = self.words();
         self.active = vec![0; words];
         for (i, on) in enabled.iter().enumerate() {
@@ -372,9 +437,16 @@ impl Compiled {
         }
         self.path_free = vec![0; words];
         self.comm_free = vec![0; words];
+        self.proc_free = vec![0; words];
         self.path_clauses.clear();
         self.comm_clauses.clear();
+        self.proc_clauses.clear();
         for (i, c) in self.clauses.iter().enumerate() {
+            if c.procs.is_empty() {
+                set_bit(&mut self.proc_free, i);
+            } else {
+                self.proc_clauses.push(i);
+            }
             if c.path_any.is_none() && c.path_none.is_empty() {
                 set_bit(&mut self.path_free, i);
             } else {
@@ -558,13 +630,6 @@ impl<'a> Builder<'a> {
             let key_at = at.key(key);
             let neg = key.starts_with("not_");
             let field = key.trim_start_matches("not_");
-            if field == "exe" {
-                ctx.error(
-                    &key_at,
-                    "`exe` is not supported: recorded events carry no executable path (use `comm`)",
-                );
-                continue;
-            }
             if !neg && items.items.is_empty() {
                 ctx.error(
                     &key_at,
@@ -681,6 +746,68 @@ impl<'a> Builder<'a> {
                     }
                     c.preds.push(Pred::Result { set, neg });
                 }
+                "user" => {
+                    let mut pats = Vec::new();
+                    for v in &vals {
+                        match comm_pattern(&v.item.to_string()) {
+                            // User names are not cut like comms: match the whole name.
+                            Ok((text, PatKind::Exact(_))) => {
+                                pats.push(PatKind::Exact(text.as_bytes().into()))
+                            }
+                            Ok((_, k)) => pats.push(k),
+                            Err(e) => ctx.error(&v.at, e),
+                        }
+                    }
+                    c.preds.push(Pred::User {
+                        set: UserSet { pats },
+                        neg,
+                    });
+                }
+                "ancestor_pid" => {
+                    let set = self.ints(ctx, &vals, field);
+                    c.preds.push(Pred::AncestorPid { set, neg });
+                }
+                "euid" | "auid" => {
+                    let set = self.ints(ctx, &vals, field);
+                    c.preds.push(Pred::Cred {
+                        auid: field == "auid",
+                        set,
+                        neg,
+                    });
+                }
+                f if ProcField::parse(f).is_some() => {
+                    let pf = ProcField::parse(f).expect("checked by the guard");
+                    let mut cond = ProcCond {
+                        field: pf,
+                        ids: Vec::new(),
+                        host: false,
+                        neg,
+                    };
+                    for v in &vals {
+                        let text = v.item.to_string();
+                        let added = match pf.table() {
+                            Table::Exe => {
+                                path_pattern(&text).map(|k| self.out.ptables.exe.add(&text, k))
+                            }
+                            Table::Comm => {
+                                comm_pattern(&text).map(|(t, k)| self.out.comms.add(&t, k))
+                            }
+                            Table::Cmdline => cmdline_pattern(&text)
+                                .map(|k| self.out.ptables.cmdline.add(&text, k)),
+                            Table::Container if text == "host" => {
+                                cond.host = true;
+                                continue;
+                            }
+                            Table::Container => container_pattern(&text)
+                                .map(|k| self.out.ptables.container.add(&text, k)),
+                        };
+                        match added {
+                            Ok(id) => cond.ids.push(id),
+                            Err(e) => ctx.error(&v.at, e),
+                        }
+                    }
+                    c.procs.push(cond);
+                }
                 other => ctx.error(&key_at, format!("unknown condition `{other}`")),
             }
         }
@@ -694,9 +821,9 @@ impl<'a> Builder<'a> {
         }
         // Cheap, selective predicates first.
         c.preds.sort_by_key(|p| match p {
-            Pred::Id { .. } => 0,
+            Pred::Id { .. } | Pred::Cred { .. } => 0,
             Pred::Syscall { .. } | Pred::Result { .. } => 1,
-            Pred::Access { .. } => 2,
+            Pred::Access { .. } | Pred::User { .. } | Pred::AncestorPid { .. } => 2,
         });
         c
     }
@@ -906,8 +1033,8 @@ fn open_monitor_clause(b: &mut Builder, ctx: &mut Ctx, m: &RawOpenMonitor, at: &
     c
 }
 
-/// One rule from command-line filters.
-pub(crate) fn build_single(ctx: &mut Ctx, name: &str, conds: &RawConds) -> RuleSet {
+/// Rules from command-line filters: one per alternative (an event matches if any does).
+pub(crate) fn build_single(ctx: &mut Ctx, name: &str, alternatives: &[RawConds]) -> RuleSet {
     let mut b = Builder {
         lists: HashMap::new(),
         out: Compiled::default(),
@@ -917,19 +1044,23 @@ pub(crate) fn build_single(ctx: &mut Ctx, name: &str, conds: &RawConds) -> RuleS
         src: 0,
         path: Vec::new(),
     };
-    let cl = b.clause(ctx, &conds.conditions(), &at, "filter");
-    b.push_rule(cl, Vec::new());
-    let rules = vec![Rule {
-        name: name.to_owned(),
-        description: "command-line filters".to_owned(),
-        severity: Severity::Info,
-        enabled: true,
-        origin: "command line".to_owned(),
-        summary: summarize(&conds.conditions()),
-        excepts: 0,
-    }];
+    let mut rules = Vec::new();
+    for conds in alternatives {
+        let cl = b.clause(ctx, &conds.conditions(), &at, "filter");
+        b.push_rule(cl, Vec::new());
+        rules.push(Rule {
+            name: name.to_owned(),
+            description: "command-line filters".to_owned(),
+            severity: Severity::Info,
+            enabled: true,
+            origin: "command line".to_owned(),
+            summary: summarize(&conds.conditions()),
+            excepts: 0,
+        });
+    }
+    let enabled = vec![true; rules.len()];
     RuleSet {
         rules,
-        compiled: b.finish(&[true]),
+        compiled: b.finish(&enabled),
     }
 }

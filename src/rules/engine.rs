@@ -1,8 +1,10 @@
 //! Evaluation. Path and comm conditions are decided once per distinct string and the verdict (a
-//! bitset over every rule and `except` block) is cached by `Str::key`; per event there remain a
-//! lookup, a few word ANDs and, only for rules still standing, their numeric conditions.
+//! bitset over every rule and `except` block) is cached by `Str::key`; lineage conditions once per
+//! process image, cached by `Event::proc_key`. Per event there remain a few lookups, a few word
+//! ANDs and, only for rules still standing, their numeric conditions.
 
 use super::compile::{bit, Scratch};
+use super::lineage::ProcScratch;
 use super::{Alert, RuleSet};
 use crate::event::{Event, Str};
 
@@ -10,45 +12,23 @@ use crate::event::{Event, Str};
 /// bounded in memory).
 const MAX_CACHED_KEY: u32 = 1 << 26;
 
-/// Verdicts for the strings of one string table, indexed by key.
-struct VerdictCache {
+/// Cached verdicts of one producer's table, indexed by key (a string's or a process image's).
+struct Slots {
     table: u64,
     words: usize,
     data: Vec<u64>,
     known: Vec<bool>,
-    /// For strings without a key.
-    direct: Vec<u64>,
-    scratch: Scratch,
 }
 
-impl VerdictCache {
-    fn new(words: usize) -> VerdictCache {
-        VerdictCache {
-            table: 0,
-            words,
-            data: Vec::new(),
-            known: Vec::new(),
-            direct: vec![0; words],
-            scratch: Scratch::default(),
-        }
-    }
-
-    fn get(
-        &mut self,
-        table: u64,
-        s: &Str,
-        compute: impl FnOnce(&[u8], &mut [u64], &mut Scratch),
-    ) -> &[u64] {
-        if s.key == Str::NO_KEY || s.key >= MAX_CACHED_KEY {
-            compute(s.as_bytes(), &mut self.direct, &mut self.scratch);
-            return &self.direct;
-        }
+impl Slots {
+    /// The verdict for `key` of `table`, computed on first use.
+    fn get(&mut self, table: u64, key: u32, compute: impl FnOnce(&mut [u64])) -> &[u64] {
         if table != self.table {
-            // Keys of another table mean other strings.
+            // Keys of another table mean other strings (or processes).
             self.known.iter_mut().for_each(|k| *k = false);
             self.table = table;
         }
-        let k = s.key as usize;
+        let k = key as usize;
         if k >= self.known.len() {
             let len = (k + 1)
                 .max(self.known.len() * 2)
@@ -58,10 +38,57 @@ impl VerdictCache {
         }
         let slot = &mut self.data[k * self.words..(k + 1) * self.words];
         if !self.known[k] {
-            compute(s.as_bytes(), slot, &mut self.scratch);
+            compute(slot);
             self.known[k] = true;
         }
         slot
+    }
+}
+
+struct VerdictCache {
+    slots: Slots,
+    /// For what has no key.
+    direct: Vec<u64>,
+    scratch: Scratch,
+}
+
+impl VerdictCache {
+    fn new(words: usize) -> VerdictCache {
+        VerdictCache {
+            slots: Slots {
+                table: 0,
+                words,
+                data: Vec::new(),
+                known: Vec::new(),
+            },
+            direct: vec![0; words],
+            scratch: Scratch::default(),
+        }
+    }
+
+    /// A string's verdict.
+    fn get(
+        &mut self,
+        table: u64,
+        s: &Str,
+        compute: impl FnOnce(&[u8], &mut [u64], &mut Scratch),
+    ) -> &[u64] {
+        let scratch = &mut self.scratch;
+        let compute = |out: &mut [u64]| compute(s.as_bytes(), out, scratch);
+        if s.key == Str::NO_KEY || s.key >= MAX_CACHED_KEY {
+            compute(&mut self.direct);
+            return &self.direct;
+        }
+        self.slots.get(table, s.key, compute)
+    }
+
+    /// A verdict by another key (a process image's); computed each time for `Str::NO_KEY`.
+    fn get_keyed(&mut self, table: u64, key: u32, compute: impl FnOnce(&mut [u64])) -> &[u64] {
+        if key == Str::NO_KEY || key >= MAX_CACHED_KEY {
+            compute(&mut self.direct);
+            return &self.direct;
+        }
+        self.slots.get(table, key, compute)
     }
 }
 
@@ -70,6 +97,8 @@ pub struct Engine<'a> {
     set: &'a RuleSet,
     paths: VerdictCache,
     comms: VerdictCache,
+    procs: VerdictCache,
+    proc_scratch: ProcScratch,
 }
 
 impl<'a> Engine<'a> {
@@ -79,6 +108,8 @@ impl<'a> Engine<'a> {
             set,
             paths: VerdictCache::new(words),
             comms: VerdictCache::new(words),
+            procs: VerdictCache::new(words),
+            proc_scratch: ProcScratch::default(),
         }
     }
 
@@ -104,8 +135,20 @@ impl<'a> Engine<'a> {
         let m = self
             .comms
             .get(ev.table, &ev.comm, |s, out, sc| c.comm_verdict(s, out, sc));
+        if active
+            .iter()
+            .zip(p)
+            .zip(m)
+            .all(|((a, p), m)| a & p & m == 0)
+        {
+            return;
+        }
+        let ps = &mut self.proc_scratch;
+        let l = self.procs.get_keyed(ev.table, ev.proc_key, |out| {
+            c.proc_verdict(ev.process.as_deref(), out, ps)
+        });
         for (w, a) in active.iter().enumerate() {
-            let mut cand = a & p[w] & m[w];
+            let mut cand = a & p[w] & m[w] & l[w];
             while cand != 0 {
                 let rule = w * 64 + cand.trailing_zeros() as usize;
                 cand &= cand - 1;
@@ -115,7 +158,7 @@ impl<'a> Engine<'a> {
                 let excepted = c
                     .excepts(rule)
                     .iter()
-                    .any(|&x| bit(p, x) && bit(m, x) && c.preds_hold(x, ev));
+                    .any(|&x| bit(p, x) && bit(m, x) && bit(l, x) && c.preds_hold(x, ev));
                 if excepted {
                     continue;
                 }

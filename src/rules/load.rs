@@ -233,7 +233,11 @@ macro_rules! cond_keys {
         $callback!($($args)* [
             path, path_prefix, not_path, not_path_prefix, comm, not_comm, exe, not_exe,
             uid, not_uid, gid, not_gid, pid, not_pid, ppid, not_ppid,
-            syscall, not_syscall, access, not_access, result, not_result
+            syscall, not_syscall, access, not_access, result, not_result,
+            cmdline, not_cmdline, parent_exe, not_parent_exe, parent_comm, not_parent_comm,
+            ancestor_exe, not_ancestor_exe, ancestor_comm, not_ancestor_comm,
+            container, not_container, user, not_user, euid, not_euid, auid, not_auid,
+            ancestor_pid, not_ancestor_pid
         ]);
     };
 }
@@ -257,7 +261,22 @@ macro_rules! cond_struct {
     };
 }
 
-cond_keys!(cond_struct! #[derive(Default)] RawConds {});
+cond_keys!(cond_struct! #[derive(Default, Clone)] RawConds {});
+
+macro_rules! merge_conds {
+    ([$($key:ident),*]) => {
+        impl RawConds {
+            /// These conditions with `other`'s added (a key given in both takes `other`'s).
+            pub fn merged(&self, other: RawConds) -> RawConds {
+                RawConds {
+                    $($key: if other.$key.present { other.$key } else { self.$key.clone() },)*
+                }
+            }
+        }
+    };
+}
+
+cond_keys!(merge_conds!);
 
 cond_keys!(cond_struct! RawRule {
     pub name: RuleName,
@@ -604,6 +623,14 @@ pub struct Filter {
     pub access: Vec<String>,
     /// `success`, `failure` or errno names.
     pub result: Vec<String>,
+    /// Executable path patterns (as `path`).
+    pub exe: Vec<String>,
+    /// Container id globs, or `host`.
+    pub container: Vec<String>,
+    /// User names (or globs).
+    pub user: Vec<String>,
+    /// A process and its descendants: a pid, or an executable path pattern.
+    pub ancestor: Option<String>,
 }
 
 impl Filter {
@@ -617,6 +644,10 @@ impl Filter {
             && self.syscall.is_empty()
             && self.access.is_empty()
             && self.result.is_empty()
+            && self.exe.is_empty()
+            && self.container.is_empty()
+            && self.user.is_empty()
+            && self.ancestor.is_none()
     }
 }
 
@@ -631,14 +662,47 @@ pub(crate) fn load_filter(name: &str, f: &Filter) -> Result<RuleSet, RulesError>
         syscall: Items::from_strs(&f.syscall),
         access: Items::from_strs(&f.access),
         result: Items::from_strs(&f.result),
+        exe: Items::from_strs(&f.exe),
+        container: Items::from_strs(&f.container),
+        user: Items::from_strs(&f.user),
         ..RawConds::default()
+    };
+    // `--ancestor X`: the process X (by pid or exe) or any of its descendants, as two rules of
+    // which either may match.
+    let alternatives = match &f.ancestor {
+        None => vec![conds],
+        Some(a) => {
+            let (own, up) = match a.parse::<u32>() {
+                Ok(pid) => (
+                    RawConds {
+                        pid: Items::from_ints(&[pid]),
+                        ..RawConds::default()
+                    },
+                    RawConds {
+                        ancestor_pid: Items::from_ints(&[pid]),
+                        ..RawConds::default()
+                    },
+                ),
+                Err(_) => (
+                    RawConds {
+                        exe: Items::from_strs(std::slice::from_ref(a)),
+                        ..RawConds::default()
+                    },
+                    RawConds {
+                        ancestor_exe: Items::from_strs(std::slice::from_ref(a)),
+                        ..RawConds::default()
+                    },
+                ),
+            };
+            vec![conds.merged(own), conds.merged(up)]
+        }
     };
     let mut ctx = Ctx::new();
     ctx.sources.push(Source {
         name: "command line".to_owned(),
         text: None,
     });
-    let set = compile::build_single(&mut ctx, name, &conds);
+    let set = compile::build_single(&mut ctx, name, &alternatives);
     if ctx.diags.is_empty() {
         Ok(set)
     } else {

@@ -76,9 +76,20 @@
 //! | `syscall` | how the open was made | `open`, `creat`, `openat`, `openat2`, `open_by_handle_at`, `io_uring` |
 //! | `access` | what the flags ask for | `read`, `write` (from `O_ACCMODE`; not with `O_PATH`), `create` (`O_CREAT`, or the `creat` syscall), `truncate`, `append`, `exclusive` (`O_EXCL`), `directory`, `tmpfile`, `path` (`O_PATH`), `nofollow`, `cloexec` |
 //! | `result` | the return value | `success`, `failure`, or an errno name (`EACCES`, `ENOENT`, …) |
+//! | `exe` | the opener's executable, resolved in the kernel (a renamed process cannot change it; ` (deleted)` ends an unlinked one, `/memfd:NAME (deleted)` is fileless) | as `path` |
+//! | `cmdline` | the opener's argv joined with spaces | exact, or a glob where `*` also crosses `/` |
+//! | `parent_exe`, `parent_comm` | the parent's executable and name when it started the opener | as `exe`, as `comm` |
+//! | `ancestor_exe`, `ancestor_comm` | any ancestor's (parent, grandparent, … up to pid 1 or 32 levels) | as `exe`, as `comm` |
+//! | `ancestor_pid` | any ancestor's pid | integers |
+//! | `container` | the container id parsed from the cgroup (docker, containerd/CRI, CRI-O, podman; `pod:UID` for a bare Kubernetes pod) | an id or glob, or `host` for processes in no container |
+//! | `user` | the name of `uid` on the recording host | exact name or glob |
+//! | `euid` | the effective uid at the open | integers |
+//! | `auid` | the login uid (who logged in, through `su`/`sudo`) | integers; unset matches none |
 //!
 //! `path` and `path_prefix` form one condition (the path matches any of their values), and so do
-//! `not_path` and `not_path_prefix`. `exe` is rejected: recorded events carry no executable path.
+//! `not_path` and `not_path_prefix`. Lineage conditions are decided once per process image. Events
+//! recorded before lineage (schema 1 segments) have no exe, parent, container or user: a positive
+//! lineage condition never holds for them, a `not_` one always does.
 //! A rule or an `except` block needs at least one condition; a positive key given an empty list
 //! (`path: []`) is an error, since it could never hold.
 //!
@@ -88,12 +99,16 @@
 //! (`"alert"`), `rule`, `pid`, `ppid`, `comm`, `path`, `matched` (the rule's first `path` value that
 //! matched, else its first matching `comm` value, else `null`), `severity`, `tid`, `uid`, `gid`,
 //! `syscall`, `raw_path`, `flags`, `ret`; then, only for byte strings that are not UTF-8,
-//! `comm_b64`, `path_b64`, `raw_path_b64` (their exact bytes; the plain keys hold lossy text).
+//! `comm_b64`, `path_b64`, `raw_path_b64` (their exact bytes; the plain keys hold lossy text); then,
+//! for events recorded with lineage, `exe`, `argv` (an array), `parent_exe`, `ancestors` (an
+//! array of `{pid, comm, exe, proc_start}`, parent first), `container_id`, `user`. `matched` is
+//! the first matching `path` value, else `comm` value, else `exe` value.
 
 mod alert;
 mod compile;
 mod engine;
 pub mod errno;
+mod lineage;
 mod load;
 
 use std::fmt;

@@ -479,9 +479,14 @@ fn semantic_errors_are_positioned() {
         ),
         "{e}"
     );
-    let e = err(&format!("{base}    exe: [/usr/bin/cat]\n"));
+    let e = err(&format!("{base}    exe: [usr/bin/cat]\n"));
     assert!(
-        e.starts_with("t.yaml:5:10: rules[0].exe: `exe` is not supported"),
+        e.starts_with("t.yaml:5:11: rules[0].exe[0]: path \"usr/bin/cat\" is not absolute"),
+        "{e}"
+    );
+    let e = err(&format!("{base}    euid: [root]\n"));
+    assert!(
+        e.starts_with("t.yaml:5:12: rules[0].euid[0]: expected a euid (an integer)"),
         "{e}"
     );
     let e = err(&format!("{base}    path: etc/shadow\n"));
@@ -616,4 +621,183 @@ fn no_panic_on_any_prefix_of_a_rule_file() {
     ] {
         assert!(RuleSet::from_yaml("t.yaml", junk).is_err(), "{junk:?}");
     }
+}
+
+/// An event by `exe` (argv `args`), child of `parent_exe`, grandchild of systemd (pid 1).
+fn by(exe: &str, args: &[&str], parent_exe: &str, container: Option<&str>) -> Event {
+    use crate::process::Process;
+    let init = Arc::new(Process {
+        exe: Some(Str::from("/usr/lib/systemd/systemd")),
+        ..Process::from_event(1, 0, 0, Str::from("systemd"), 0, 0)
+    });
+    let parent = Arc::new(Process {
+        exe: Some(Str::from(parent_exe)),
+        parent: Some(init),
+        ..Process::from_event(
+            40,
+            5,
+            1,
+            Str::from(parent_exe.rsplit('/').next().unwrap()),
+            0,
+            0,
+        )
+    });
+    let mut argv = args.join("\0").into_bytes();
+    argv.push(0);
+    let p = Process {
+        exe: Some(Str::from(exe)),
+        argv: Some(Str::new(argv)),
+        parent: Some(parent),
+        container_id: container.map(Str::from),
+        auid: Some(1000),
+        ..Process::from_event(42, 9, 40, Str::from("passwd"), 1000, 1000)
+    };
+    Event {
+        comm: Str::from("passwd"),
+        process: Some(Arc::new(p)),
+        user: Some(Str::from("alice")),
+        euid: Some(0),
+        ..ev("/etc/shadow")
+    }
+}
+
+#[test]
+fn lineage_keys_see_through_a_renamed_process() {
+    let s = set(r#"
+lists:
+  shells: [/usr/bin/bash, /usr/bin/dash]
+rules:
+  - name: by_exe
+    description: d
+    severity: high
+    path: /etc/shadow
+    comm: passwd
+    not_exe: [/usr/bin/passwd]
+  - name: shell_child
+    description: d
+    severity: high
+    path: /etc/shadow
+    parent_exe: [$shells]
+    ancestor_exe: ["/usr/lib/systemd/*"]
+    parent_comm: [bash]
+    ancestor_comm: [systemd]
+  - name: cmd
+    description: d
+    severity: high
+    path: /etc/shadow
+    cmdline: ["python3 -c *open*"]
+    user: [alice]
+    euid: 0
+    auid: [1000]
+    container: host
+    except:
+      - container: ["abc*"]
+"#);
+    let names = |e: &Event| -> Vec<String> { fire(&s, e).into_iter().map(|(n, _)| n).collect() };
+    let e = by(
+        "/usr/bin/python3.11",
+        &["python3", "-c", "open('/etc/shadow')"],
+        "/usr/bin/bash",
+        None,
+    );
+    assert_eq!(names(&e), ["by_exe", "shell_child", "cmd"]);
+    // The real passwd binary is allowed; a container is not the host.
+    let real = by(
+        "/usr/bin/passwd",
+        &["passwd"],
+        "/usr/bin/bash",
+        Some("abc123"),
+    );
+    assert_eq!(names(&real), ["shell_child"]);
+    // Another parent, another user, another login, another effective uid.
+    let other = by(
+        "/usr/bin/python3",
+        &["python3", "job.py"],
+        "/usr/sbin/cron",
+        None,
+    );
+    assert_eq!(names(&other), ["by_exe"]);
+    let e2 = Event {
+        user: Some(Str::from("bob")),
+        ..e.clone()
+    };
+    assert_eq!(names(&e2), ["by_exe", "shell_child"]);
+    let e3 = Event {
+        euid: Some(1000),
+        ..e.clone()
+    };
+    assert_eq!(names(&e3), ["by_exe", "shell_child"]);
+}
+
+#[test]
+fn events_without_lineage_fail_positive_and_pass_negative_lineage_conditions() {
+    let s = set(r#"
+rules:
+  - name: pos
+    description: d
+    severity: low
+    path: /etc/shadow
+    exe: ["/**"]
+  - name: neg
+    description: d
+    severity: low
+    path: /etc/shadow
+    not_exe: [/usr/bin/passwd]
+    not_container: ["*"]
+"#);
+    let names: Vec<String> = fire(&s, &ev("/etc/shadow"))
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(names, ["neg"]);
+}
+
+#[test]
+fn process_verdicts_are_cached_per_image_not_per_pid() {
+    // Two images of one pid (before and after an exec) share a table key space only through
+    // `proc_key`: each key gets its own verdict.
+    let s = set("rules:\n  - name: r\n    description: d\n    severity: low\n    path: /x\n    exe: /usr/bin/cat\n");
+    let mut engine = s.engine();
+    let cat = Event {
+        table: 7,
+        proc_key: 1,
+        ..by("/usr/bin/cat", &["cat"], "/usr/bin/bash", None)
+    };
+    let sh = Event {
+        table: 7,
+        proc_key: 2,
+        ..by("/usr/bin/dash", &["sh"], "/usr/bin/bash", None)
+    };
+    let mut hits = 0;
+    for e in [&cat, &sh, &cat, &sh] {
+        let e = Event {
+            path: Str::from("/x"),
+            ..e.clone()
+        };
+        engine.eval(&e, |_| hits += 1);
+    }
+    assert_eq!(hits, 2);
+}
+
+#[test]
+fn alert_lines_add_lineage_only_when_recorded() {
+    let s =
+        set("rules:\n  - name: r\n    description: d\n    severity: low\n    path: /etc/shadow\n");
+    let line = |e: &Event| {
+        let mut out = String::new();
+        s.engine().eval(e, |a| out = a.to_json_line());
+        out
+    };
+    let old = line(&ev("/etc/shadow"));
+    assert!(old.ends_with("\"ret\":3}"), "{old}");
+    let new = line(&by(
+        "/usr/bin/python3",
+        &["python3", "x"],
+        "/usr/bin/bash",
+        Some("c1"),
+    ));
+    assert!(
+        new.contains(r#""ret":3,"exe":"/usr/bin/python3","argv":["python3","x"],"parent_exe":"/usr/bin/bash","ancestors":[{"pid":40,"comm":"bash","exe":"/usr/bin/bash","proc_start":"1970-01-01T00:00:00.000000005Z"},{"pid":1,"comm":"systemd","exe":"/usr/lib/systemd/systemd","proc_start":"1970-01-01T00:00:00.000000000Z"}],"container_id":"c1","user":"alice"}"#),
+        "{new}"
+    );
 }

@@ -1,0 +1,192 @@
+//! Conditions on the opener's process lineage: `exe`, `cmdline`, `parent_exe`, `parent_comm`,
+//! `ancestor_exe`, `ancestor_comm`, `container` (decided once per process image and cached like
+//! path verdicts), and `user`, `euid`, `auid` (per event: credentials can change within a
+//! process).
+//!
+//! An event without lineage (recorded before it existed) has no exe, parent, container or user:
+//! a positive condition on them never holds there, a `not_` condition always does.
+
+use globset::{Candidate, GlobBuilder};
+
+use super::compile::{PatKind, PatternTable};
+use crate::event::Event;
+use crate::process::Process;
+
+/// A string-valued lineage field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ProcField {
+    Exe,
+    Cmdline,
+    ParentExe,
+    ParentComm,
+    AncestorExe,
+    AncestorComm,
+    Container,
+}
+
+impl ProcField {
+    pub fn parse(key: &str) -> Option<ProcField> {
+        Some(match key {
+            "exe" => ProcField::Exe,
+            "cmdline" => ProcField::Cmdline,
+            "parent_exe" => ProcField::ParentExe,
+            "parent_comm" => ProcField::ParentComm,
+            "ancestor_exe" => ProcField::AncestorExe,
+            "ancestor_comm" => ProcField::AncestorComm,
+            "container" => ProcField::Container,
+            _ => return None,
+        })
+    }
+
+    /// Which pattern table its values live in.
+    pub fn table(self) -> Table {
+        match self {
+            ProcField::Exe | ProcField::ParentExe | ProcField::AncestorExe => Table::Exe,
+            ProcField::ParentComm | ProcField::AncestorComm => Table::Comm,
+            ProcField::Cmdline => Table::Cmdline,
+            ProcField::Container => Table::Container,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Table {
+    Exe,
+    Comm,
+    Cmdline,
+    Container,
+}
+
+/// One lineage condition of a clause: any (or, negated, none) of `ids` matches the field.
+#[derive(Clone, Debug)]
+pub(crate) struct ProcCond {
+    pub field: ProcField,
+    pub ids: Vec<u32>,
+    /// `container: host` (a process in no container).
+    pub host: bool,
+    pub neg: bool,
+}
+
+/// A `cmdline:` pattern: a glob over argv joined with spaces, where `*` crosses everything
+/// (arguments hold paths); a value without glob characters must equal the whole command line.
+pub(crate) fn cmdline_pattern(text: &str) -> Result<PatKind, String> {
+    if text.contains(['*', '?', '[', '{']) {
+        GlobBuilder::new(text)
+            .literal_separator(false)
+            .backslash_escape(true)
+            .build()
+            .map(|g| PatKind::Glob(g.compile_matcher()))
+            .map_err(|e| format!("invalid glob {text:?}: {}", e.kind()))
+    } else {
+        Ok(PatKind::Exact(text.as_bytes().into()))
+    }
+}
+
+/// A `container:` value: a container id or glob (`host` is handled by the caller).
+pub(crate) fn container_pattern(text: &str) -> Result<PatKind, String> {
+    cmdline_pattern(text)
+}
+
+/// The pattern tables lineage conditions use (comm patterns share the event comm table).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct ProcTables {
+    pub exe: PatternTable,
+    pub cmdline: PatternTable,
+    pub container: PatternTable,
+}
+
+impl ProcTables {
+    pub fn finish(&mut self) {
+        self.exe.finish();
+        self.cmdline.finish();
+        self.container.finish();
+    }
+}
+
+/// Scratch space for one process verdict.
+#[derive(Default)]
+pub(crate) struct ProcScratch {
+    hit: Vec<bool>,
+    tmp: Vec<usize>,
+}
+
+/// Whether `cond` holds for process `p` (`None`: an event without lineage).
+pub(crate) fn holds(
+    cond: &ProcCond,
+    p: Option<&Process>,
+    t: &ProcTables,
+    comms: &PatternTable,
+    s: &mut ProcScratch,
+) -> bool {
+    let table = match cond.field.table() {
+        Table::Exe => &t.exe,
+        Table::Comm => comms,
+        Table::Cmdline => &t.cmdline,
+        Table::Container => &t.container,
+    };
+    let hit = match p {
+        None => false,
+        Some(p) => match cond.field {
+            ProcField::Exe => one(table, cond, p.exe.as_ref().map(|e| e.as_bytes()), s),
+            ProcField::Cmdline => match &p.argv {
+                Some(_) => one(table, cond, Some(&p.cmdline()), s),
+                None => false,
+            },
+            ProcField::ParentExe => one(
+                table,
+                cond,
+                p.parent
+                    .as_ref()
+                    .and_then(|q| q.exe.as_ref())
+                    .map(|e| e.as_bytes()),
+                s,
+            ),
+            ProcField::ParentComm => {
+                one(table, cond, p.parent.as_ref().map(|q| q.comm.as_bytes()), s)
+            }
+            ProcField::AncestorExe => p
+                .ancestors()
+                .any(|a| one(table, cond, a.exe.as_ref().map(|e| e.as_bytes()), s)),
+            ProcField::AncestorComm => p
+                .ancestors()
+                .any(|a| one(table, cond, Some(a.comm.as_bytes()), s)),
+            ProcField::Container => match &p.container_id {
+                None => cond.host,
+                Some(c) => one(table, cond, Some(c.as_bytes()), s),
+            },
+        },
+    };
+    hit != cond.neg
+}
+
+/// Whether any of the condition's patterns matches `value`.
+fn one(table: &PatternTable, cond: &ProcCond, value: Option<&[u8]>, s: &mut ProcScratch) -> bool {
+    let Some(v) = value else {
+        return false;
+    };
+    if cond.ids.len() == 1 {
+        return table.is_match(cond.ids[0], v);
+    }
+    table.matches(v, &mut s.hit, &mut s.tmp);
+    cond.ids.iter().any(|i| s.hit[*i as usize])
+}
+
+/// `user:` values: exact names or globs, matched against the event's user name.
+#[derive(Clone, Debug)]
+pub(crate) struct UserSet {
+    pub pats: Vec<PatKind>,
+}
+
+impl UserSet {
+    pub fn matches(&self, ev: &Event) -> bool {
+        let Some(u) = &ev.user else {
+            return false;
+        };
+        let u = u.as_bytes();
+        self.pats.iter().any(|p| match p {
+            PatKind::Exact(b) => **b == *u,
+            PatKind::Prefix(b) => u.starts_with(b),
+            PatKind::Glob(m) => m.is_match_candidate(&Candidate::from_bytes(u)),
+        })
+    }
+}
