@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::BadInput;
-use crate::event::{Event, EventJson};
+use crate::event::{Event, EventJson, ImportedProcs};
 use crate::store::{RotateConfig, Writer};
 
 #[derive(clap::Args, Debug)]
@@ -44,13 +44,15 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
 /// Parses JSON lines into events; the first bad line is an error naming the line and the field.
 pub fn parse_jsonl(name: &str, text: &str) -> anyhow::Result<Vec<Event>> {
     let mut events = Vec::new();
+    // One process image per distinct lineage, shared by the lines that carry it.
+    let mut procs = ImportedProcs::default();
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let bad = |msg: String| BadInput(format!("{name}:{}: {msg}", i + 1));
         let json: EventJson = serde_json::from_str(line).map_err(|e| bad(e.to_string()))?;
-        events.push(Event::try_from(json).map_err(bad)?);
+        events.push(procs.event(json).map_err(bad)?);
     }
     Ok(events)
 }

@@ -168,7 +168,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
 
 /// Columns of events in tables and CSV (JSON lines carry every field, as `export` does).
 const EVENT_COLUMNS: &[&str] = &[
-    "ts", "pid", "ppid", "uid", "comm", "syscall", "access", "result", "path",
+    "ts", "pid", "ppid", "uid", "comm", "exe", "syscall", "access", "result", "path",
 ];
 
 fn event_values(e: &Event) -> Vec<serde_json::Value> {
@@ -185,6 +185,11 @@ fn event_values(e: &Event) -> Vec<serde_json::Value> {
         json!(e.ppid),
         json!(e.uid),
         json!(e.comm.lossy()),
+        json!(e
+            .process
+            .as_ref()
+            .and_then(|p| p.exe.as_ref())
+            .map(|x| x.lossy())),
         json!(e.syscall.as_str()),
         json!(crate::rules::access_names(e)),
         json!(result),

@@ -543,3 +543,129 @@ fn segment_database_holds_events_by_column_block() {
         "13 library paths, one relative name, one comm: each stored once"
     );
 }
+
+/// JSON lines with lineage as `export` writes them: a python process (non-UTF-8 argv) under a
+/// shell under init, in a container.
+fn lineage_lines() -> String {
+    let anc = r#""ancestors":[{"pid":40,"comm":"bash","exe":"/usr/bin/bash","proc_start":"2025-11-24T16:00:00.000000000Z"},{"pid":1,"comm":"systemd","exe":"/usr/lib/systemd/systemd","proc_start":"2025-11-24T15:00:00.000000000Z"}]"#;
+    let mut out = String::new();
+    for (i, path) in ["/etc/shadow", "/etc/passwd", "/tmp/x"].iter().enumerate() {
+        let ts = 1_764_000_000_000_000_000i64 + i as i64;
+        out.push_str(&format!(
+            r#"{{"ts":"{}","ts_ns":{ts},"pid":42,"tid":42,"ppid":40,"uid":1000,"gid":1000,"comm":"passwd","syscall":"openat","path":"{path}","path_source":"file","path_truncated":false,"raw_path":"{path}","dirfd":-100,"flags":0,"mode":0,"ret":3,"exe":"/usr/bin/python3.11","argv":["python3","�"],"argv_b64":["cHl0aG9uMw==","/w=="],"proc_start":"2025-11-24T16:00:01.000000000Z","euid":0,"egid":0,"auid":1000,"user":"alice","cgroup":"/docker/{c}","container_id":"{c}","parent_exe":"/usr/bin/bash",{anc}}}"#,
+            open_forensics::event::format_ts(ts),
+            c = "ab".repeat(32),
+        ));
+        out.push('\n');
+    }
+    out
+}
+
+#[test]
+fn export_import_export_keeps_lineage() {
+    let a = TempStore::new();
+    let input = a.path("in.jsonl");
+    std::fs::write(&input, lineage_lines()).unwrap();
+    a.ok(&["import", input.to_str().unwrap()]);
+    let first = a.ok(&["export"]);
+    assert_eq!(
+        first,
+        lineage_lines(),
+        "export must print back what was imported"
+    );
+    let b = TempStore::new();
+    let again = b.path("again.jsonl");
+    std::fs::write(&again, &first).unwrap();
+    b.ok(&["import", again.to_str().unwrap()]);
+    assert_eq!(b.ok(&["export"]), first);
+    // One process image (and two ancestors) stored once, not once per event.
+    let reader = Reader::open(&b.dir).unwrap();
+    let seg = open_forensics::store::SegmentData::load(&reader.segments()[0]).unwrap();
+    let procs = seg.processes().unwrap();
+    assert_eq!(procs.len(), 3, "{procs:?}");
+    let events = read_all(&b.dir);
+    let p = events[0].process.as_ref().expect("lineage");
+    assert_eq!(p.args(), vec![&b"python3"[..], b"\xff"]);
+    assert_eq!(
+        p.ancestors().map(|a| a.pid).collect::<Vec<_>>(),
+        vec![40, 1]
+    );
+}
+
+#[test]
+fn import_accepts_lines_without_lineage_path_source_or_one_of_ts() {
+    let s = TempStore::new();
+    let f = s.path("loose.jsonl");
+    std::fs::write(
+        &f,
+        concat!(
+            r#"{"ts_ns":1764000000000000000,"pid":1,"tid":1,"ppid":0,"uid":0,"gid":0,"comm":"a","syscall":"openat","path":"/a","raw_path":"/a","dirfd":null,"flags":0,"mode":0,"ret":3}"#,
+            "\n",
+            r#"{"ts":"2025-11-24T16:00:00.000000001Z","pid":1,"tid":1,"ppid":0,"uid":0,"gid":0,"comm":"a","syscall":"open","path":"/b","path_source":"raw","raw_path":"/b","dirfd":null,"flags":0,"mode":0,"ret":-2}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    s.ok(&["import", f.to_str().unwrap()]);
+    let out = s.ok(&["export"]);
+    let lines: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["path_source"], "unresolved");
+    assert_eq!(lines[0]["ts"], "2025-11-24T16:00:00.000000000Z");
+    assert_eq!(lines[1]["ts_ns"], 1_764_000_000_000_000_001i64);
+    // No lineage was given, so none is invented.
+    assert!(lines[0].get("exe").is_none(), "{out}");
+    // Lineage keys without the process start cannot name a process.
+    let bad = s.path("bad.jsonl");
+    std::fs::write(
+        &bad,
+        out.lines()
+            .next()
+            .unwrap()
+            .replace("\"ret\":3}", "\"ret\":3,\"exe\":\"/x\"}"),
+    )
+    .unwrap();
+    let r = s.run(&["import", bad.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains("bad.jsonl:1: lineage keys without `proc_start`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn schema_1_segments_read_with_null_lineage() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/segments/attack");
+    let reader = Reader::open(&dir).unwrap();
+    let seg = open_forensics::store::SegmentData::load(&reader.segments()[0]).unwrap();
+    assert_eq!(
+        seg.version, 1,
+        "the kept fixture must stay a schema 1 segment"
+    );
+    assert!(seg.processes().unwrap().is_empty());
+    let events = read_all(&dir);
+    assert!(!events.is_empty());
+    assert!(events
+        .iter()
+        .all(|e| e.process.is_none() && e.user.is_none() && e.euid.is_none()));
+    // SQL sees the lineage columns, empty.
+    let out = Command::new(crate::helpers::bin())
+        .args(["--store", dir.to_str().unwrap(), "query", "--sql"])
+        .arg(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("fixtures/golden/../../queries/process_tree.sql"),
+        )
+        .args(["--format", "jsonl"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout.is_empty());
+}
