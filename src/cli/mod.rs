@@ -10,6 +10,7 @@ mod replay;
 mod rules;
 mod rules_test;
 mod segments;
+mod verify;
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -55,6 +56,8 @@ pub enum Command {
     Segments(segments::Args),
     /// Delete sealed segments whose events are all older than a time.
     Prune(prune::Args),
+    /// Check every sealed segment and the store's hash chain for tampering.
+    Verify(verify::Args),
 }
 
 /// Input the user must fix (a malformed file, a bad argument): exit code 2.
@@ -86,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Export(a) => export::run(&cli.store, a),
         Command::Segments(a) => segments::run(&cli.store, a),
         Command::Prune(a) => prune::run(&cli.store, a),
+        Command::Verify(a) => verify::run(&cli.store, a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -102,6 +106,22 @@ pub fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// A signing key file: its bytes, at least 16 of them (an HMAC key shorter than that guards
+/// nothing).
+pub fn read_key(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let key = std::fs::read(path)
+        .map_err(|e| BadInput(format!("reading the key {}: {e}", path.display())))?;
+    if key.len() < 16 {
+        return Err(BadInput(format!(
+            "{}: a signing key needs at least 16 bytes (e.g. head -c 32 /dev/urandom > {})",
+            path.display(),
+            path.display()
+        ))
+        .into());
+    }
+    Ok(key)
 }
 
 /// `open-forensics export | head` is not an error.

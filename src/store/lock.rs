@@ -1,12 +1,13 @@
 //! The single-writer lock: `flock(2)` on `STORE/store.lock`, released by the kernel when the writer
-//! dies, so a SIGKILLed recorder never leaves a stale lock behind.
+//! dies, so a SIGKILLed recorder never leaves a stale lock behind. The lock file is opened through
+//! the store's directory descriptor without following links and must be a regular file: a planted
+//! `store.lock` link cannot make a writer truncate or write anything else.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
 
+use super::dir::StoreDir;
 use super::{io_err, Result, StoreError};
 
 pub(crate) const LOCK_FILE: &str = "store.lock";
@@ -17,29 +18,31 @@ pub(crate) struct StoreLock {
 }
 
 impl StoreLock {
-    pub(crate) fn acquire(dir: &Path) -> Result<StoreLock> {
+    pub(crate) fn acquire(dir: &StoreDir) -> Result<StoreLock> {
         let path = dir.join(LOCK_FILE);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(io_err(&path))?;
+        let mut file = dir
+            .open_rw_or_create(LOCK_FILE)
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ELOOP) => StoreError::Unsafe {
+                    path: path.clone(),
+                    reason: "the lock file is a symbolic link (remove it)".into(),
+                },
+                _ => io_err(&path)(e),
+            })?;
         // SAFETY: flock on an fd we own; no memory is shared with the kernel.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let err = std::io::Error::last_os_error();
             if err.raw_os_error() == Some(libc::EWOULDBLOCK) {
                 let mut s = String::new();
-                let _ = file.read_to_string(&mut s);
+                let _ = file.take(32).read_to_string(&mut s);
                 return Err(StoreError::Locked {
-                    dir: dir.into(),
+                    dir: dir.path().into(),
                     pid: s.trim().parse().ok(),
                 });
             }
             return Err(StoreError::Io { path, source: err });
         }
+        // Our own regular file, locked: rewriting it touches nothing else.
         file.set_len(0).map_err(io_err(&path))?;
         file.rewind().map_err(io_err(&path))?;
         write!(file, "{}", std::process::id()).map_err(io_err(&path))?;
@@ -48,9 +51,8 @@ impl StoreLock {
 
     /// Whether a writer holds the lock now (readers use this to tell a live active segment from one
     /// a dead writer left behind). Takes and drops a shared lock; never blocks.
-    pub(crate) fn is_held(dir: &Path) -> bool {
-        let path: PathBuf = dir.join(LOCK_FILE);
-        let Ok(file) = File::open(&path) else {
+    pub(crate) fn is_held(dir: &StoreDir) -> bool {
+        let Ok(file) = dir.open_read(LOCK_FILE) else {
             return false;
         };
         // SAFETY: as above.

@@ -33,19 +33,23 @@
 //! a dead writer left a WAL behind that a read-only connection cannot replay, from a private copy in
 //! a temporary directory that is always removed).
 
-mod codec;
+pub mod dir;
+mod listing;
 mod lock;
 mod reader;
 mod schema;
 mod segment;
+pub mod verify;
 mod writer;
 
 use std::path::PathBuf;
 
-pub use reader::{Reader, ScanStats, SegmentData, StoredProcess};
+pub use listing::{list, list_segments, prune_before, SegmentInfo, SegmentState};
+pub use reader::{Reader, ScanStats};
 pub use schema::{apply_migrations, APPLICATION_ID, MIGRATIONS};
-pub use segment::{list_segments, prune_before, SegmentInfo, SegmentMeta, SegmentState};
-pub use writer::{Loss, RotateConfig, Writer, WriterSummary};
+pub use segment::frame::DB_MAX;
+pub use segment::{link_of, sign_link, Loss, SegmentData, SegmentMeta, StoredProcess};
+pub use writer::{is_disk_full, RotateConfig, Writer, WriterSummary};
 
 /// Errors a caller may branch on; each names the file it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +79,19 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    /// A store directory (or file in it) that others could tamper with, or a link: input to fix.
+    #[error("unsafe store {path}: {reason}")]
+    Unsafe { path: PathBuf, reason: String },
+    /// An entry that is not a segment file where one belongs; skipped.
+    #[error("{path}: {reason}")]
+    Skipped { path: PathBuf, reason: String },
+}
+
+impl StoreError {
+    /// Whether the user must fix the store itself (exit 2).
+    pub fn is_unsafe(&self) -> bool {
+        matches!(self, StoreError::Unsafe { .. })
+    }
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,21 +1,30 @@
-//! The one writer of a store: interning, batched transactions, rotation, sealing and recovery.
+//! The one writer of a store: interning, batched transactions, rotation, sealing (in order, on a
+//! background thread, extending the hash chain) and recovery.
+//!
+//! What it never does: follow a link in the store, replace a file, or stop recording because the
+//! disk is full. Events that cannot be stored while the disk is full are counted and become a
+//! `disk_full` loss record once space returns; a seal that fails leaves its (complete, committed)
+//! active database in place and is retried.
 
-use std::collections::HashMap;
-use std::fs::{self, DirBuilder};
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OpenFlags};
+use rusqlite::{params, Connection, OpenFlags, MAIN_DB};
 use rustc_hash::FxHashMap;
+use sha2::{Digest, Sha256};
 
+use super::dir::{Kind, StoreDir};
 use super::lock::StoreLock;
 use super::schema::{apply_migrations, user_version};
 use super::segment::{
-    self, active_name, parse_name, sealed_name, write_sealed, SegmentMeta, TMP_SUFFIX,
+    active_name, blocks, dir_kind_ok, frame, hex, link_of, next_table_id, parse_name,
+    read_meta_table, sealed_name, sign_link, write_meta_table, Loss, SegmentMeta, COMPANIONS,
+    TMP_SUFFIX,
 };
-use super::{codec, io_err, sql_err, Result, StoreError};
+use super::{io_err, sql_err, Result, StoreError};
 use crate::event::{Event, Str};
 use crate::process::{Process, MAX_ANCESTORS};
 
@@ -41,15 +50,6 @@ impl Default for RotateConfig {
     }
 }
 
-/// Events the kernel or the recorder could not keep.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Loss {
-    pub start_ns: i64,
-    pub end_ns: i64,
-    pub count: u64,
-    pub reason: String,
-}
-
 #[derive(Clone, Debug, Default)]
 pub struct WriterSummary {
     pub events: u64,
@@ -59,6 +59,12 @@ pub struct WriterSummary {
     pub sealed_bytes: u64,
     /// Segments left unsealed by a dead writer and sealed on open.
     pub recovered: Vec<PathBuf>,
+    /// What the writer set aside or could not do, for the user to see (one sentence each).
+    pub warnings: Vec<String>,
+    /// The link of the newest sealed segment: the store's hash-chain head.
+    pub head: String,
+    /// Segments whose seal failed and that stay active databases (the next writer seals them).
+    pub unsealed: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,93 +104,108 @@ struct ShapeKey {
     mode: u32,
 }
 
-/// One event as the `blocks` columns hold it.
-struct Row {
-    ts_ns: i64,
-    proc_id: u32,
-    path: u32,
-    /// 0: the same string as `path`.
-    raw_path: u32,
-    shape: u32,
-    ret: i64,
-}
-
 struct Active {
+    name: String,
     path: PathBuf,
     conn: Connection,
     opened: Instant,
+    /// What is committed (the meta table as the database holds it).
     meta: SegmentMeta,
     table: u64,
     // FxHash: interning runs three lookups per event on the recorder's hot path, and SipHash's
     // DoS resistance buys nothing for keys that are only ever compared for equality here.
     strings: FxHashMap<Arc<[u8]>, u32>,
     procs: FxHashMap<ProcKey, u32>,
-    new_strings: Vec<(u32, Arc<[u8]>)>,
-    new_procs: Vec<(u32, ProcKey)>,
     shapes: FxHashMap<ShapeKey, u32>,
-    new_shapes: Vec<(u32, ShapeKey)>,
     /// Process images by identity; the `Arc` is held so that an address is never reused while
     /// it is a key.
     processes: FxHashMap<usize, (u32, Arc<Process>)>,
+    users: FxHashMap<u32, Arc<[u8]>>,
+    // Interned but not yet committed: kept until a commit succeeds, so that a failed commit
+    // (disk full) never leaves rows pointing at ids the database lacks.
+    new_strings: Vec<(u32, Arc<[u8]>)>,
+    new_procs: Vec<(u32, ProcKey)>,
+    new_shapes: Vec<(u32, ShapeKey)>,
     new_processes: Vec<NewProcess>,
+    new_users: Vec<(u32, Arc<[u8]>)>,
     /// (processes.id, wait status, time)
     exits: Vec<(u32, i32, i64)>,
-    users: FxHashMap<u32, Arc<[u8]>>,
-    new_users: Vec<(u32, Arc<[u8]>)>,
-    rows: Vec<Row>,
+    rows: Vec<blocks::Row>,
     losses: Vec<Loss>,
 }
 
+/// A segment to seal: its open connection, so a failed seal can be retried without reopening.
+struct SealJob {
+    conn: Connection,
+    name: String,
+    meta: SegmentMeta,
+}
+
+type SealResult = (Option<SealJob>, Result<(u64, String)>);
+
 pub struct Writer {
-    dir: PathBuf,
+    dir: Arc<StoreDir>,
     config: RotateConfig,
     _lock: StoreLock,
     next_seq: u64,
     clock_anchor_ns: i64,
     active: Option<Active>,
-    /// The previous segment being compressed and written on its own thread, so that the caller
-    /// (the recorder's store thread) never waits for zstd and fsync. At most one at a time.
-    sealing: Option<std::thread::JoinHandle<Result<u64>>>,
+    /// Segments waiting to be sealed, oldest first: seals happen in order, one at a time, on a
+    /// background thread, so that the caller (the recorder's store thread) never waits for zstd
+    /// and fsync, and the hash chain follows the sequence.
+    pending: VecDeque<SealJob>,
+    sealing: Option<JoinHandle<SealResult>>,
+    /// After a failed seal, the next try.
+    retry_at: Option<Instant>,
+    sign_key: Option<Arc<Vec<u8>>>,
+    /// Events and records dropped while the disk was full, not yet written as a loss record.
+    dropped: Option<Loss>,
+    /// Loss records that could not be placed in a segment yet (the disk was full).
+    parked: Vec<Loss>,
     summary: WriterSummary,
 }
 
-/// A process-wide counter so that every string table (live or loaded) has its own `Event::table`.
-pub(crate) fn next_table_id() -> u64 {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+fn read_proc(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
 }
 
-/// Creates the store directory (0700) if needed and refuses one that others can read.
-pub(crate) fn prepare_dir(dir: &Path) -> Result<()> {
-    if !dir.exists() {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io_err(dir))?;
+/// Whether an error is the disk (or quota) being full: recording goes on through those.
+pub fn is_disk_full(e: &StoreError) -> bool {
+    match e {
+        StoreError::Io { source, .. } => matches!(
+            source.raw_os_error(),
+            Some(libc::ENOSPC) | Some(libc::EDQUOT)
+        ),
+        StoreError::Sql { source, .. } => matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DiskFull)
+        ),
+        _ => false,
     }
-    let mode = fs::metadata(dir).map_err(io_err(dir))?.permissions().mode();
-    if mode & 0o077 != 0 {
-        // Recorded paths are sensitive: tighten rather than leak.
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io_err(dir))?;
-    }
-    Ok(())
 }
 
 impl Writer {
-    /// Opens `dir` for writing: creates it, takes the lock, removes half-written seals and seals
-    /// any segment a dead writer left behind.
+    /// Opens `dir` for writing: creates it (owner-only), refuses one others could tamper with,
+    /// takes the lock, removes half-written seals, seals any segment a dead writer left behind
+    /// and moves aside what does not belong (named in the summary's warnings).
     pub fn open(dir: &Path, config: RotateConfig) -> Result<Writer> {
-        prepare_dir(dir)?;
-        let lock = StoreLock::acquire(dir)?;
+        let sdir = StoreDir::open_for_writing(dir)?;
+        let lock = StoreLock::acquire(&sdir)?;
         let mut w = Writer {
-            dir: dir.to_owned(),
+            dir: Arc::new(sdir),
             config,
             _lock: lock,
             next_seq: 1,
             clock_anchor_ns: 0,
             active: None,
+            pending: VecDeque::new(),
             sealing: None,
+            retry_at: None,
+            sign_key: None,
+            dropped: None,
+            parked: Vec::new(),
             summary: WriterSummary::default(),
         };
         w.recover()?;
@@ -192,7 +213,12 @@ impl Writer {
     }
 
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
+    }
+
+    /// Signs each new chain link with HMAC-SHA-256 under `key`.
+    pub fn set_sign_key(&mut self, key: Vec<u8>) {
+        self.sign_key = Some(Arc::new(key));
     }
 
     /// Wall-clock minus boot-clock ns, stored in each new segment so that kernel times can be
@@ -201,57 +227,157 @@ impl Writer {
         self.clock_anchor_ns = anchor_ns;
     }
 
-    fn recover(&mut self) -> Result<()> {
-        let mut max_seq = 0;
-        let mut active = Vec::new();
-        for entry in fs::read_dir(&self.dir).map_err(io_err(&self.dir))? {
-            let entry = entry.map_err(io_err(&self.dir))?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(TMP_SUFFIX) {
-                fs::remove_file(entry.path()).map_err(io_err(entry.path()))?;
-            } else if let Some((seq, sealed)) = parse_name(&name) {
-                max_seq = max_seq.max(seq);
-                if !sealed {
-                    active.push((seq, entry.path()));
-                }
-            }
-        }
-        active.sort();
-        for (seq, path) in active {
-            if self.dir.join(sealed_name(seq)).exists() {
-                // Sealed before the writer died: the active files are leftovers.
-                segment::read_meta(&self.dir.join(sealed_name(seq)))?;
-                remove_active_files(&path)?;
-                continue;
-            }
-            let mut conn = Connection::open(&path).map_err(sql_err(&path, "open"))?;
-            apply_migrations(&mut conn, &path)?;
-            let meta = read_meta_table(&conn, &path)?;
-            if meta.events == 0 && meta.lost == 0 && meta.processes == 0 {
-                drop(conn);
-                remove_active_files(&path)?;
-                continue;
-            }
-            let sealed = seal_connection(conn, &path, &self.dir, meta)?;
-            self.summary.sealed_bytes += sealed;
-            self.summary.recovered.push(path);
-        }
-        self.next_seq = max_seq + 1;
+    /// Warnings gathered since the last call (quarantined files, failed seals…).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.summary.warnings)
+    }
+
+    fn warn(&mut self, msg: String) {
+        self.summary.warnings.push(msg);
+    }
+
+    /// Moves `name` aside and says so.
+    fn quarantine(&mut self, name: &str, why: &str) -> Result<()> {
+        let to = self
+            .dir
+            .quarantine(name)
+            .map_err(io_err(self.dir.join(name)))?;
+        self.warn(format!(
+            "{}: {why}; moved aside as {to}",
+            self.dir.join(name).display()
+        ));
         Ok(())
     }
 
-    fn start_segment(&mut self) -> Result<&mut Active> {
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let path = self.dir.join(active_name(seq));
+    fn recover(&mut self) -> Result<()> {
+        let mut max_seq = 0;
+        let mut active = Vec::new();
+        let mut head: Option<(u64, String)> = None;
+        let mut names = self.dir.names()?;
+        names.sort();
+        for name in names {
+            if name.ends_with(TMP_SUFFIX) && parse_name(name.trim_end_matches(TMP_SUFFIX)).is_some()
+            {
+                // A seal that died half-way: ours to remove (a link is removed, not followed).
+                self.dir.remove(&name).map_err(io_err(self.dir.join(&name)))?;
+                continue;
+            }
+            let Some((seq, sealed)) = parse_name(&name) else {
+                continue;
+            };
+            max_seq = max_seq.max(seq);
+            let kind = self.dir.kind(&name).map_err(io_err(self.dir.join(&name)))?;
+            if !matches!(kind, Some((Kind::File, _))) {
+                self.quarantine(&name, "not a regular file where a segment belongs")?;
+                continue;
+            }
+            if sealed {
+                // The chain continues from the newest sealed segment that has a link.
+                if let Ok(meta) = frame::read_meta(&self.dir, &name) {
+                    if let Some(link) = meta.link {
+                        if head.as_ref().is_none_or(|(s, _)| seq > *s) {
+                            head = Some((seq, link));
+                        }
+                    }
+                }
+            } else {
+                active.push((seq, name));
+            }
+        }
+        self.next_seq = max_seq + 1;
+        self.summary.head = head.map(|(_, l)| l).unwrap_or_default();
+        for (seq, name) in active {
+            if matches!(self.dir.kind(&sealed_name(seq)), Ok(Some((Kind::File, _))))
+                && frame::read_meta(&self.dir, &sealed_name(seq)).is_ok()
+            {
+                // Sealed before the writer died: the active files are leftovers.
+                self.remove_active_files(&name)?;
+                continue;
+            }
+            if let Err(e) = self.recover_one(seq, &name) {
+                if e.is_unsafe() {
+                    return Err(e);
+                }
+                self.quarantine(&name, &format!("cannot be recovered ({e})"))?;
+                for c in COMPANIONS {
+                    let n = format!("{name}{c}");
+                    if let Ok(Some(_)) = self.dir.kind(&n) {
+                        self.quarantine(&n, "companion of an unrecoverable segment")?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals an active segment a dead writer left behind, under the number in its file name.
+    fn recover_one(&mut self, seq: u64, name: &str) -> Result<()> {
+        let path = self.dir.join(name);
+        dir_kind_ok(&self.dir, name)?;
         let mut conn = Connection::open_with_flags(
             &path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE
-                | OpenFlags::SQLITE_OPEN_CREATE
-                | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
         .map_err(sql_err(&path, "open"))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io_err(&path))?;
+        // A file that is not one of ours must not be migrated into one: check first.
+        super::schema::check_readable(&conn, &path)?;
+        apply_migrations(&mut conn, &path)?;
+        let meta = read_meta_table(&conn, &path)?;
+        if meta.seq != seq {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!(
+                    "it says it is segment {}, its name says {seq} (copied in from elsewhere?)",
+                    meta.seq
+                ),
+            });
+        }
+        if meta.events == 0 && meta.lost == 0 && meta.processes == 0 {
+            drop(conn);
+            return self.remove_active_files(name);
+        }
+        let job = SealJob {
+            conn,
+            name: name.to_owned(),
+            meta,
+        };
+        let (left, res) = seal(
+            job,
+            &self.dir,
+            &self.summary.head,
+            self.sign_key.as_deref().map(|k| &k[..]),
+        );
+        drop(left);
+        let (bytes, link) = res?;
+        self.summary.head = link;
+        self.summary.sealed_bytes += bytes;
+        self.summary.recovered.push(path);
+        Ok(())
+    }
+
+    fn remove_active_files(&self, name: &str) -> Result<()> {
+        remove_active_files(&self.dir, name)
+    }
+
+    fn start_segment(&mut self) -> Result<()> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let name = active_name(seq);
+        let path = self.dir.join(&name);
+        // Whatever has this name or a companion's was planted: move it aside, then create the
+        // database file ourselves, exclusively, owner-only.
+        for n in std::iter::once(name.clone()).chain(COMPANIONS.iter().map(|c| format!("{name}{c}")))
+        {
+            if let Ok(Some(_)) = self.dir.kind(&n) {
+                self.quarantine(&n, "was in the way of a new segment")?;
+            }
+        }
+        drop(self.dir.create_new(&name).map_err(io_err(&path))?);
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql_err(&path, "open"))?;
         // Page size must be set before the first table; WAL + NORMAL keeps every committed batch
         // across a crash of this process.
         let pragmas =
@@ -270,7 +396,8 @@ impl Writer {
             ..SegmentMeta::default()
         };
         write_meta_table(&conn, &path, &meta)?;
-        Ok(self.active.insert(Active {
+        let mut a = Active {
+            name,
             path,
             conn,
             opened: Instant::now(),
@@ -278,32 +405,73 @@ impl Writer {
             table: next_table_id(),
             strings: FxHashMap::default(),
             procs: FxHashMap::default(),
+            shapes: FxHashMap::default(),
+            processes: FxHashMap::default(),
+            users: FxHashMap::default(),
             new_strings: Vec::new(),
             new_procs: Vec::new(),
-            shapes: FxHashMap::default(),
             new_shapes: Vec::new(),
-            processes: FxHashMap::default(),
             new_processes: Vec::new(),
-            exits: Vec::new(),
-            users: FxHashMap::default(),
             new_users: Vec::new(),
+            exits: Vec::new(),
             rows: Vec::new(),
             losses: Vec::new(),
-        }))
+        };
+        // What the full disk cost is recorded in the first segment that can hold it.
+        a.losses.append(&mut self.parked);
+        a.losses.extend(self.dropped.take());
+        self.active = Some(a);
+        Ok(())
+    }
+
+    /// The active segment, started if needed; `None` when the disk is too full to start one
+    /// (the caller counts what it drops).
+    fn active_segment(&mut self) -> Result<Option<&mut Active>> {
+        if self.active.is_none() {
+            match self.start_segment() {
+                Ok(()) => {}
+                Err(e) if is_disk_full(&e) => {
+                    self.next_seq -= 1;
+                    let name = active_name(self.next_seq);
+                    let _ = remove_active_files(&self.dir, &name);
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.active.as_mut())
+    }
+
+    /// Counts what the full disk made us drop, in a loss record written once space returns.
+    fn drop_for_disk_full(&mut self, count: u64, from_ns: i64, to_ns: i64) {
+        if count == 0 {
+            return;
+        }
+        self.summary.lost += count;
+        let l = self.dropped.get_or_insert(Loss {
+            start_ns: from_ns,
+            end_ns: to_ns,
+            count: 0,
+            reason: "disk_full".into(),
+        });
+        l.count += count;
+        l.start_ns = l.start_ns.min(from_ns);
+        l.end_ns = l.end_ns.max(to_ns);
     }
 
     /// Buffers one event, interning its strings; sets the event's `Str::key`s and `table` to the
     /// active segment's string table (the rule engine caches verdicts by them). Commits a batch
-    /// when it is full and rotates when a limit is reached.
+    /// when it is full and rotates when a limit is reached. An event that cannot be stored
+    /// because the disk is full is counted as lost (`disk_full`), not an error.
     pub fn append(&mut self, ev: &mut Event) -> Result<()> {
         if self.active.as_ref().is_some_and(|a| self.should_rotate(a)) {
             self.seal_active()?;
         }
-        if self.active.is_none() {
-            self.start_segment()?;
-        }
         let batch = self.config.batch_events;
-        let a = self.active.as_mut().expect("active segment started above");
+        let Some(a) = self.active_segment()? else {
+            self.drop_for_disk_full(1, ev.ts_ns, ev.ts_ns);
+            return Ok(());
+        };
         let comm = a.intern(&mut ev.comm);
         let path = a.intern(&mut ev.path);
         let raw = a.intern(&mut ev.raw_path);
@@ -342,7 +510,7 @@ impl Writer {
             a.new_shapes.push((next_shape, shape));
             next_shape
         });
-        a.rows.push(Row {
+        a.rows.push(blocks::Row {
             ts_ns: ev.ts_ns,
             proc_id,
             path,
@@ -350,10 +518,6 @@ impl Writer {
             shape,
             ret: ev.ret,
         });
-        a.meta.events += 1;
-        a.meta.first_ts_ns = Some(a.meta.first_ts_ns.map_or(ev.ts_ns, |f| f.min(ev.ts_ns)));
-        a.meta.last_ts_ns = Some(a.meta.last_ts_ns.map_or(ev.ts_ns, |l| l.max(ev.ts_ns)));
-        self.summary.events += 1;
         if a.rows.len() >= batch {
             self.commit()?;
         }
@@ -363,60 +527,77 @@ impl Writer {
     /// Stores a process image (and its ancestors) in the active segment, whether or not any event
     /// refers to it yet: every process that ran while recording is kept.
     pub fn add_process(&mut self, p: &Arc<Process>) -> Result<()> {
-        self.active_segment()?.intern_process(p, 0);
+        match self.active_segment()? {
+            Some(a) => {
+                a.intern_process(p, 0);
+            }
+            None => self.drop_for_disk_full(1, p.start_ns, p.start_ns),
+        }
         Ok(())
     }
 
     /// Records that a process ended (`status` is the wait status), with the next commit.
     pub fn record_exit(&mut self, p: &Arc<Process>, status: i32, ts_ns: i64) -> Result<()> {
-        let a = self.active_segment()?;
-        let id = a.intern_process(p, 0);
-        a.exits.push((id, status, ts_ns));
-        Ok(())
-    }
-
-    fn active_segment(&mut self) -> Result<&mut Active> {
-        if self.active.is_none() {
-            self.start_segment()?;
+        match self.active_segment()? {
+            Some(a) => {
+                let id = a.intern_process(p, 0);
+                a.exits.push((id, status, ts_ns));
+            }
+            None => self.drop_for_disk_full(1, ts_ns, ts_ns),
         }
-        Ok(self.active.as_mut().expect("active segment started above"))
+        Ok(())
     }
 
     /// Records a loss; it is written with the next commit.
     pub fn record_loss(&mut self, loss: Loss) -> Result<()> {
-        if self.active.is_none() {
-            self.start_segment()?;
-        }
-        let a = self.active.as_mut().expect("active segment started above");
-        a.meta.lost += loss.count;
         self.summary.lost += loss.count;
-        a.losses.push(loss);
+        match self.active_segment()? {
+            Some(a) => a.losses.push(loss),
+            // Written once a segment can be.
+            None => self.parked.push(loss),
+        }
         Ok(())
     }
 
-    /// Writes everything buffered in one transaction.
+    /// Writes everything buffered in one transaction. When the disk is full the buffered events
+    /// are dropped and counted (`disk_full`); what they referenced stays buffered for the next try.
     pub fn commit(&mut self) -> Result<()> {
         let Some(a) = self.active.as_mut() else {
             return Ok(());
         };
-        if a.rows.is_empty()
-            && a.losses.is_empty()
-            && a.new_strings.is_empty()
-            && a.new_shapes.is_empty()
-            && a.new_processes.is_empty()
-            && a.exits.is_empty()
-        {
+        // A disk_full loss goes out with the first commit that succeeds.
+        if let Some(l) = self.dropped.take() {
+            a.losses.push(l);
+        }
+        if a.is_clean() {
             return Ok(());
         }
-        a.flush()
+        match a.flush() {
+            Ok(stored) => {
+                self.summary.events += stored;
+                Ok(())
+            }
+            Err(e) if is_disk_full(&e) => {
+                let rows = std::mem::take(&mut a.rows);
+                let (from, to) = rows.iter().fold((i64::MAX, i64::MIN), |(f, t), r| {
+                    (f.min(r.ts_ns), t.max(r.ts_ns))
+                });
+                // Loss records already queued go out with a later commit; only events are dropped.
+                self.drop_for_disk_full(rows.len() as u64, from, to);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
-    /// Commits, and rotates if the active segment is past its age. Call it periodically while idle.
+    /// Commits, rotates if the active segment is past its age, and moves sealing along. Call it
+    /// periodically while idle.
     pub fn tick(&mut self) -> Result<()> {
         self.commit()?;
         if self.active.as_ref().is_some_and(|a| self.should_rotate(a)) {
             self.seal_active()?;
         }
+        self.pump(false);
         Ok(())
     }
 
@@ -424,43 +605,110 @@ impl Writer {
         let c = &self.config;
         // The database only grows at a commit, which leaves `rows` empty: ask SQLite for its size
         // then, once per batch, not on every append.
-        a.meta.events >= c.max_events
+        a.meta.events + a.rows.len() as u64 >= c.max_events
             || a.opened.elapsed() >= c.max_age
             || (a.rows.is_empty() && a.db_bytes() >= c.max_bytes)
     }
 
-    /// Commits and seals the active segment, if any.
+    /// Commits the active segment and queues it for sealing.
     pub fn seal_active(&mut self) -> Result<()> {
+        self.commit()?;
         if let Some(mut a) = self.active.take() {
-            a.flush()?;
-            self.finish_sealing()?;
+            if !a.is_clean() {
+                // The disk is still full: loss records wait for the next segment; processes and
+                // exits not yet written are counted as lost.
+                self.parked.append(&mut a.losses);
+                let n = (a.new_processes.len() + a.exits.len()) as u64;
+                let now = crate::timespec::now_ns();
+                self.drop_for_disk_full(n, now, now);
+            }
+            self.pending.push_back(SealJob {
+                conn: a.conn,
+                name: a.name,
+                meta: a.meta,
+            });
+        }
+        self.pump(false);
+        Ok(())
+    }
+
+    /// Collects a finished seal and starts the next one; with `wait`, runs them all to the end
+    /// (or to the first that fails).
+    fn pump(&mut self, wait: bool) {
+        loop {
+            if let Some(h) = &self.sealing {
+                if !wait && !h.is_finished() {
+                    return;
+                }
+                let h = self.sealing.take().expect("checked above");
+                let (left, res) = h.join().unwrap_or_else(|_| {
+                    (
+                        None,
+                        Err(StoreError::Corrupt {
+                            path: self.dir.path().into(),
+                            reason: "the sealing thread panicked".into(),
+                        }),
+                    )
+                });
+                match res {
+                    Ok((bytes, link)) => {
+                        self.summary.segments_sealed += 1;
+                        self.summary.sealed_bytes += bytes;
+                        self.summary.head = link;
+                        self.retry_at = None;
+                    }
+                    Err(e) => {
+                        let name = left.as_ref().map(|j| j.name.clone()).unwrap_or_default();
+                        self.warn(format!(
+                            "sealing {} failed, it stays an active database and is retried: {e}",
+                            self.dir.join(&name).display()
+                        ));
+                        if let Some(job) = left {
+                            self.pending.push_front(job);
+                        }
+                        self.retry_at = Some(Instant::now() + Duration::from_secs(5));
+                        return;
+                    }
+                }
+            }
+            if self.retry_at.is_some_and(|t| Instant::now() < t) && !wait {
+                return;
+            }
+            let Some(job) = self.pending.pop_front() else {
+                return;
+            };
             let dir = self.dir.clone();
-            let handle = std::thread::Builder::new()
+            let prev = self.summary.head.clone();
+            let key = self.sign_key.clone();
+            let spawned = std::thread::Builder::new()
                 .name("of-seal".into())
-                .spawn(move || seal_connection(a.conn, &a.path, &dir, a.meta))
-                .map_err(io_err(&self.dir))?;
-            self.sealing = Some(handle);
+                .spawn(move || seal(job, &dir, &prev, key.as_deref().map(|k| &k[..])));
+            match spawned {
+                Ok(h) => self.sealing = Some(h),
+                Err(e) => {
+                    self.warn(format!("cannot start the sealing thread: {e}"));
+                    return;
+                }
+            }
+            if !wait {
+                return;
+            }
         }
-        Ok(())
     }
 
-    /// Waits for the segment being sealed in the background, if any.
-    fn finish_sealing(&mut self) -> Result<()> {
-        if let Some(handle) = self.sealing.take() {
-            let bytes = handle.join().map_err(|_| StoreError::Corrupt {
-                path: self.dir.clone(),
-                reason: "the sealing thread panicked; the segment stays unsealed and is recovered on next open".into(),
-            })??;
-            self.summary.segments_sealed += 1;
-            self.summary.sealed_bytes += bytes;
-        }
-        Ok(())
-    }
-
-    /// Commits, seals and releases the lock.
+    /// Commits, seals everything and releases the lock. A segment whose seal fails stays an
+    /// active database (counted in `unsealed`; the next writer seals it).
     pub fn close(mut self) -> Result<WriterSummary> {
         self.seal_active()?;
-        self.finish_sealing()?;
+        self.retry_at = None;
+        self.pump(true);
+        self.summary.unsealed = self.pending.len() as u64;
+        if let Some(l) = self.dropped.take() {
+            self.warn(format!(
+                "{} events and records could not be stored: the disk stayed full",
+                l.count
+            ));
+        }
         Ok(std::mem::take(&mut self.summary))
     }
 
@@ -471,13 +719,89 @@ impl Writer {
 
 impl Drop for Writer {
     /// A writer dropped without `close` (an error path) still finishes the seal it started; its
-    /// active segment stays on disk and the next writer recovers it.
+    /// other segments stay on disk and the next writer recovers them.
     fn drop(&mut self) {
-        let _ = self.finish_sealing();
+        if let Some(h) = self.sealing.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+fn remove_active_files(dir: &StoreDir, name: &str) -> Result<()> {
+    for c in COMPANIONS {
+        let n = format!("{name}{c}");
+        dir.remove(&n).map_err(io_err(dir.join(&n)))?;
+    }
+    dir.remove(name).map_err(io_err(dir.join(name)))
+}
+
+/// Seals one segment: reads its database through the writer's own connection (a backup into
+/// memory: no journal-mode switch, so no reader can make it fail), hashes it, extends the chain,
+/// writes the sealed file without replacing anything, then removes the active files. On failure
+/// the job comes back for a retry.
+fn seal(job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u8]>) -> SealResult {
+    let path = dir.join(&job.name);
+    let run = || -> Result<(u64, String)> {
+        let mut mem = Connection::open_in_memory().map_err(sql_err(&path, "open :memory:"))?;
+        {
+            let backup = rusqlite::backup::Backup::new(&job.conn, &mut mem)
+                .map_err(sql_err(&path, "backup"))?;
+            backup
+                .run_to_completion(4096, Duration::from_millis(1), None)
+                .map_err(sql_err(&path, "backup"))?;
+        }
+        let data = mem
+            .serialize(MAIN_DB)
+            .map_err(sql_err(&path, "serialize"))?;
+        // An image of a WAL database says so in its header; a sealed one is read in rollback
+        // mode (and sqlite3_deserialize requires it), so the header is written as such.
+        let split = data.len().min(100);
+        let mut header = data[..split].to_vec();
+        super::segment::force_rollback_mode(&mut header);
+        let parts = [&header[..], &data[split..]];
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p);
+        }
+        let mut meta = job.meta.clone();
+        meta.db_bytes = data.len() as u64;
+        meta.db_sha256 = Some(hex(&h.finalize()));
+        meta.prev = Some(prev.to_owned());
+        let link = link_of(&meta);
+        meta.sig = key.map(|k| sign_link(k, &link));
+        meta.link = Some(link.clone());
+        let name = sealed_name(meta.seq);
+        let sealed = frame::write_sealed(dir, &name, &meta, &parts)?;
+        let bytes = dir.kind(&name).ok().flatten().map_or(0, |k| k.1);
+        drop(sealed);
+        Ok((bytes, link))
+    };
+    match run() {
+        Ok(r) => {
+            let SealJob { conn, name, .. } = job;
+            // The sealed file is durable: the active files are now redundant. A failure to
+            // remove them is harmless (the next writer removes leftovers of sealed segments).
+            let _ = conn.close();
+            let _ = remove_active_files(dir, &name);
+            let _ = dir.sync();
+            (None, Ok(r))
+        }
+        Err(e) => (Some(job), Err(e)),
     }
 }
 
 impl Active {
+    fn is_clean(&self) -> bool {
+        self.rows.is_empty()
+            && self.losses.is_empty()
+            && self.new_strings.is_empty()
+            && self.new_shapes.is_empty()
+            && self.new_procs.is_empty()
+            && self.new_processes.is_empty()
+            && self.new_users.is_empty()
+            && self.exits.is_empty()
+    }
+
     fn intern(&mut self, s: &mut Str) -> u32 {
         let id = match self.strings.get(&s.bytes) {
             Some(&id) => id,
@@ -531,7 +855,6 @@ impl Active {
             tty,
             p: p.clone(),
         });
-        self.meta.processes += 1;
         id
     }
 
@@ -553,13 +876,23 @@ impl Active {
             .unwrap_or(0)
     }
 
-    fn flush(&mut self) -> Result<()> {
+    /// Writes everything buffered in one transaction; returns the events stored. On failure
+    /// nothing of it is forgotten (the caller decides what to drop).
+    fn flush(&mut self) -> Result<u64> {
         let path = self.path.clone();
+        let mut meta = self.meta.clone();
+        meta.events += self.rows.len() as u64;
+        for r in &self.rows {
+            meta.first_ts_ns = Some(meta.first_ts_ns.map_or(r.ts_ns, |f| f.min(r.ts_ns)));
+            meta.last_ts_ns = Some(meta.last_ts_ns.map_or(r.ts_ns, |l| l.max(r.ts_ns)));
+        }
+        meta.lost += self.losses.iter().map(|l| l.count).sum::<u64>();
+        meta.processes = self.processes.len() as u64;
         let tx = self.conn.transaction().map_err(sql_err(&path, "BEGIN"))?;
         {
             const S: &str = "INSERT INTO strings (id, value) VALUES (?1, ?2)";
             let mut st = tx.prepare_cached(S).map_err(sql_err(&path, S))?;
-            for (id, v) in self.new_strings.drain(..) {
+            for (id, v) in &self.new_strings {
                 st.execute(params![id, &v[..]]).map_err(sql_err(&path, S))?;
             }
             const PR: &str = "INSERT INTO processes (id, pid, start_ns, exec_ns, parent, ppid, \
@@ -567,7 +900,7 @@ impl Active {
                 cgroup_id, cgroup, container_id, pidns, mntns, tty) VALUES (?1, ?2, ?3, ?4, ?5, \
                 ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
             let mut st = tx.prepare_cached(PR).map_err(sql_err(&path, PR))?;
-            for n in self.new_processes.drain(..) {
+            for n in &self.new_processes {
                 let p = &n.p;
                 st.execute(params![
                     n.id,
@@ -598,21 +931,20 @@ impl Active {
             }
             const X: &str = "UPDATE processes SET exit_code = ?2, exit_ns = ?3 WHERE id = ?1";
             let mut st = tx.prepare_cached(X).map_err(sql_err(&path, X))?;
-            for (id, code, ts) in self.exits.drain(..) {
+            for (id, code, ts) in &self.exits {
                 st.execute(params![id, code, ts])
                     .map_err(sql_err(&path, X))?;
             }
             const U: &str = "INSERT OR IGNORE INTO users (uid, name) VALUES (?1, ?2)";
             let mut st = tx.prepare_cached(U).map_err(sql_err(&path, U))?;
-            for (uid, name) in self.new_users.drain(..) {
+            for (uid, name) in &self.new_users {
                 st.execute(params![uid, &name[..]])
                     .map_err(sql_err(&path, U))?;
             }
-            const P: &str =
-                "INSERT INTO procs (id, pid, tid, ppid, uid, gid, comm, euid, egid, process) \
+            const P: &str = "INSERT INTO procs (id, pid, tid, ppid, uid, gid, comm, euid, egid, process) \
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
             let mut st = tx.prepare_cached(P).map_err(sql_err(&path, P))?;
-            for (id, k) in self.new_procs.drain(..) {
+            for (id, k) in &self.new_procs {
                 let process = (k.process != 0).then_some(k.process);
                 st.execute(params![
                     id, k.pid, k.tid, k.ppid, k.uid, k.gid, k.comm, k.euid, k.egid, process
@@ -623,7 +955,7 @@ impl Active {
                 "INSERT INTO shapes (id, syscall, src, truncated, dirfd, flags, mode) \
                               VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
             let mut st = tx.prepare_cached(SH).map_err(sql_err(&path, SH))?;
-            for (id, k) in self.new_shapes.drain(..) {
+            for (id, k) in &self.new_shapes {
                 st.execute(params![
                     id,
                     k.syscall,
@@ -639,10 +971,10 @@ impl Active {
                 const B: &str = "INSERT INTO blocks \
                                  (count, base_ts_ns, min_ts_ns, max_ts_ns, ts, proc, path, raw_path, shape, ret) \
                                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
-                let b = encode_block(&self.rows);
+                let b = blocks::encode(&self.rows);
                 let mut st = tx.prepare_cached(B).map_err(sql_err(&path, B))?;
                 st.execute(params![
-                    self.rows.len() as i64,
+                    b.count,
                     b.base_ts_ns,
                     b.min_ts_ns,
                     b.max_ts_ns,
@@ -654,140 +986,27 @@ impl Active {
                     b.cols[5]
                 ])
                 .map_err(sql_err(&path, B))?;
-                self.rows.clear();
             }
             const L: &str =
                 "INSERT INTO losses (start_ns, end_ns, count, reason) VALUES (?1, ?2, ?3, ?4)";
             let mut st = tx.prepare_cached(L).map_err(sql_err(&path, L))?;
-            for l in self.losses.drain(..) {
+            for l in &self.losses {
                 st.execute(params![l.start_ns, l.end_ns, l.count as i64, l.reason])
                     .map_err(sql_err(&path, L))?;
             }
         }
-        write_meta_table(&tx, &path, &self.meta)?;
-        tx.commit().map_err(sql_err(&path, "COMMIT"))
+        write_meta_table(&tx, &path, &meta)?;
+        tx.commit().map_err(sql_err(&path, "COMMIT"))?;
+        let stored = self.rows.len() as u64;
+        self.meta = meta;
+        self.new_strings.clear();
+        self.new_processes.clear();
+        self.exits.clear();
+        self.new_users.clear();
+        self.new_procs.clear();
+        self.new_shapes.clear();
+        self.rows.clear();
+        self.losses.clear();
+        Ok(stored)
     }
-}
-
-struct EncodedBlock {
-    base_ts_ns: i64,
-    min_ts_ns: i64,
-    max_ts_ns: i64,
-    /// ts, proc, path, raw_path, shape, ret (see migrations/0001_init.sql).
-    cols: [Vec<u8>; 6],
-}
-
-fn encode_block(rows: &[Row]) -> EncodedBlock {
-    let base = rows.first().map_or(0, |r| r.ts_ns);
-    let mut cols: [Vec<u8>; 6] = std::array::from_fn(|_| Vec::with_capacity(rows.len() * 2));
-    let (mut min, mut max, mut prev) = (i64::MAX, i64::MIN, base);
-    for r in rows {
-        codec::put_i64(&mut cols[0], r.ts_ns.wrapping_sub(prev));
-        prev = r.ts_ns;
-        min = min.min(r.ts_ns);
-        max = max.max(r.ts_ns);
-        codec::put_u64(&mut cols[1], r.proc_id.into());
-        codec::put_u64(&mut cols[2], r.path.into());
-        codec::put_u64(&mut cols[3], r.raw_path.into());
-        codec::put_u64(&mut cols[4], r.shape.into());
-        codec::put_i64(&mut cols[5], r.ret);
-    }
-    EncodedBlock {
-        base_ts_ns: base,
-        min_ts_ns: min,
-        max_ts_ns: max,
-        cols,
-    }
-}
-
-fn read_proc(path: &str) -> String {
-    fs::read_to_string(path)
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_default()
-}
-
-fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMeta) -> Result<()> {
-    const M: &str = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)";
-    let mut st = conn.prepare_cached(M).map_err(sql_err(path, M))?;
-    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let pairs: [(&str, String); 12] = [
-        ("seq", meta.seq.to_string()),
-        ("tool_version", meta.tool_version.clone()),
-        ("host", meta.host.clone()),
-        ("kernel", meta.kernel.clone()),
-        ("boot_id", meta.boot_id.clone()),
-        ("clock_anchor_ns", meta.clock_anchor_ns.to_string()),
-        ("first_ts_ns", opt(meta.first_ts_ns)),
-        ("last_ts_ns", opt(meta.last_ts_ns)),
-        ("events", meta.events.to_string()),
-        ("lost", meta.lost.to_string()),
-        ("processes", meta.processes.to_string()),
-        ("schema_version", meta.schema_version.to_string()),
-    ];
-    for (k, v) in pairs {
-        st.execute(params![k, v]).map_err(sql_err(path, M))?;
-    }
-    Ok(())
-}
-
-/// Rebuilds a [`SegmentMeta`] from a segment's `meta` table (`db_bytes` is left 0).
-pub(crate) fn read_meta_table(conn: &Connection, path: &Path) -> Result<SegmentMeta> {
-    const Q: &str = "SELECT key, value FROM meta";
-    let mut st = conn.prepare(Q).map_err(sql_err(path, Q))?;
-    let kv: HashMap<String, String> = st
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(sql_err(path, Q))?;
-    let get = |k: &str| kv.get(k).cloned().unwrap_or_default();
-    let num = |k: &str| get(k).parse::<i64>().ok();
-    Ok(SegmentMeta {
-        seq: num("seq").unwrap_or(0) as u64,
-        schema_version: num("schema_version").unwrap_or(0),
-        tool_version: get("tool_version"),
-        host: get("host"),
-        kernel: get("kernel"),
-        boot_id: get("boot_id"),
-        first_ts_ns: num("first_ts_ns"),
-        last_ts_ns: num("last_ts_ns"),
-        events: num("events").unwrap_or(0) as u64,
-        lost: num("lost").unwrap_or(0) as u64,
-        processes: num("processes").unwrap_or(0) as u64,
-        db_bytes: 0,
-        clock_anchor_ns: num("clock_anchor_ns").unwrap_or(0),
-    })
-}
-
-/// Checkpoints and closes `conn` (an active segment at `path`), writes it sealed, then removes
-/// the active files. Returns the sealed file's size.
-fn seal_connection(
-    conn: Connection,
-    path: &Path,
-    dir: &Path,
-    mut meta: SegmentMeta,
-) -> Result<u64> {
-    // Back to a rollback journal so the file alone is the whole database (a WAL-mode image cannot
-    // be deserialized); this also checkpoints the WAL.
-    const J: &str = "PRAGMA journal_mode = DELETE";
-    conn.query_row(J, [], |_| Ok(()))
-        .map_err(sql_err(path, J))?;
-    conn.close()
-        .map_err(|(_, e)| e)
-        .map_err(sql_err(path, "close"))?;
-    let db = fs::read(path).map_err(io_err(path))?;
-    meta.db_bytes = db.len() as u64;
-    let sealed = write_sealed(dir, &meta, &db)?;
-    let bytes = fs::metadata(&sealed).map_err(io_err(&sealed))?.len();
-    remove_active_files(path)?;
-    segment::sync_dir(dir)?;
-    Ok(bytes)
-}
-
-fn remove_active_files(path: &Path) -> Result<()> {
-    for suffix in ["-wal", "-shm", "-journal"] {
-        let p = PathBuf::from(format!("{}{suffix}", path.display()));
-        if p.exists() {
-            fs::remove_file(&p).map_err(io_err(&p))?;
-        }
-    }
-    fs::remove_file(path).map_err(io_err(path))
 }

@@ -518,7 +518,7 @@ fn segment_database_holds_events_by_column_block() {
     }
     w.close().unwrap();
     let reader = Reader::open(&s.dir).unwrap();
-    let seg = open_forensics::store::SegmentData::load(&reader.segments()[0]).unwrap();
+    let seg = reader.load(&reader.segments()[0]).unwrap();
     let (blocks, n, min): (i64, i64, i64) = seg
         .conn()
         .query_row(
@@ -580,7 +580,7 @@ fn export_import_export_keeps_lineage() {
     assert_eq!(b.ok(&["export"]), first);
     // One process image (and two ancestors) stored once, not once per event.
     let reader = Reader::open(&b.dir).unwrap();
-    let seg = open_forensics::store::SegmentData::load(&reader.segments()[0]).unwrap();
+    let seg = reader.load(&reader.segments()[0]).unwrap();
     let procs = seg.processes().unwrap();
     assert_eq!(procs.len(), 3, "{procs:?}");
     let events = read_all(&b.dir);
@@ -641,7 +641,7 @@ fn import_accepts_lines_without_lineage_path_source_or_one_of_ts() {
 fn schema_1_segments_read_with_null_lineage() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/segments/attack");
     let reader = Reader::open(&dir).unwrap();
-    let seg = open_forensics::store::SegmentData::load(&reader.segments()[0]).unwrap();
+    let seg = reader.load(&reader.segments()[0]).unwrap();
     assert_eq!(
         seg.version, 1,
         "the kept fixture must stay a schema 1 segment"

@@ -1,0 +1,176 @@
+//! Listing a store by time, and pruning it. Sealed segments are listed from their metadata frames
+//! alone; anything in the directory that is not a regular segment file is skipped with a reason
+//! (a FIFO named like a segment must not hang a reader, a link must not be followed).
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::dir::{Kind, StoreDir};
+use super::lock::StoreLock;
+use super::segment::{self, frame, parse_name, sealed_name, SegmentData, SegmentMeta};
+use super::{io_err, Result, StoreError};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SegmentState {
+    Sealed,
+    /// Being written by a live writer.
+    Active,
+    /// Left unsealed by a writer that died; the next writer recovers it.
+    Unsealed,
+}
+
+#[derive(Clone, Debug)]
+pub struct SegmentInfo {
+    pub path: PathBuf,
+    /// The file name in the store.
+    pub file: String,
+    pub state: SegmentState,
+    pub meta: SegmentMeta,
+    /// Bytes on disk (for an active segment: database + WAL).
+    pub file_bytes: u64,
+}
+
+impl SegmentInfo {
+    pub fn name(&self) -> String {
+        self.file.clone()
+    }
+
+    /// Uncompressed database size over bytes on disk.
+    pub fn compression_ratio(&self) -> f64 {
+        if self.file_bytes == 0 {
+            0.0
+        } else {
+            self.meta.db_bytes as f64 / self.file_bytes as f64
+        }
+    }
+
+    /// Loads the segment. An active one that was sealed (and removed) since the listing is read
+    /// from its sealed file instead: a reader racing a rotation never fails for it.
+    pub fn load(&self, dir: &StoreDir) -> Result<SegmentData> {
+        match self.state {
+            SegmentState::Sealed => SegmentData::load_sealed(dir, &self.file),
+            SegmentState::Active | SegmentState::Unsealed => {
+                let alive = self.state == SegmentState::Active;
+                match SegmentData::load_active(dir, &self.file, alive) {
+                    Ok(s) => Ok(s),
+                    Err(e) => {
+                        let sealed = sealed_name(self.meta.seq);
+                        match dir.kind(&sealed) {
+                            Ok(Some((Kind::File, _))) => SegmentData::load_sealed(dir, &sealed),
+                            _ => Err(e),
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every segment in `dir`, sealed ones from their metadata frames, in time order (then sequence);
+/// and, separately, what could not be listed (unreadable segments, entries that are not regular
+/// files), so a caller can report them and carry on with the rest.
+pub fn list(dir: &StoreDir) -> Result<(Vec<SegmentInfo>, Vec<StoreError>)> {
+    let mut out = Vec::new();
+    let mut bad = Vec::new();
+    let writer_alive = StoreLock::is_held(dir);
+    let mut names = dir.names()?;
+    names.sort();
+    for name in names {
+        let Some((seq, sealed)) = parse_name(&name) else {
+            continue;
+        };
+        let path = dir.join(&name);
+        let size = match dir.kind(&name) {
+            Ok(Some((Kind::File, size))) => size,
+            Ok(None) => continue, // removed meanwhile (sealed, pruned)
+            Ok(Some((kind, _))) => {
+                bad.push(StoreError::Skipped {
+                    path,
+                    reason: format!("a {kind:?} where a segment file belongs; skipped").to_lowercase(),
+                });
+                continue;
+            }
+            Err(e) => {
+                bad.push(io_err(&path)(e));
+                continue;
+            }
+        };
+        if sealed {
+            match frame::read_meta(dir, &name) {
+                Ok(meta) => out.push(SegmentInfo {
+                    path,
+                    file: name,
+                    state: SegmentState::Sealed,
+                    meta,
+                    file_bytes: size,
+                }),
+                Err(e) => bad.push(e),
+            }
+            continue;
+        }
+        if matches!(dir.kind(&sealed_name(seq)), Ok(Some(_))) {
+            continue; // sealed already; a writer died before removing the active files
+        }
+        match segment::active_meta(dir, &name, writer_alive) {
+            Ok(meta) => {
+                let wal = match dir.kind(&format!("{name}-wal")) {
+                    Ok(Some((Kind::File, n))) => n,
+                    _ => 0,
+                };
+                out.push(SegmentInfo {
+                    path,
+                    file: name,
+                    state: if writer_alive {
+                        SegmentState::Active
+                    } else {
+                        SegmentState::Unsealed
+                    },
+                    meta,
+                    file_bytes: size + wal,
+                });
+            }
+            // Sealed and removed between the listing and the snapshot: list the sealed file.
+            Err(_) if matches!(dir.kind(&sealed_name(seq)), Ok(Some((Kind::File, _)))) => {
+                let sealed = sealed_name(seq);
+                match frame::read_meta(dir, &sealed) {
+                    Ok(meta) => out.push(SegmentInfo {
+                        path: dir.join(&sealed),
+                        file: sealed.clone(),
+                        state: SegmentState::Sealed,
+                        meta,
+                        file_bytes: dir.kind(&sealed).ok().flatten().map_or(0, |k| k.1),
+                    }),
+                    Err(e) => bad.push(e),
+                }
+            }
+            Err(e) => bad.push(e),
+        }
+    }
+    out.sort_by_key(|s| (s.meta.first_ts_ns.unwrap_or(i64::MAX), s.meta.seq));
+    Ok((out, bad))
+}
+
+/// [`list`] by path.
+pub fn list_segments(dir: &std::path::Path) -> Result<(Vec<SegmentInfo>, Vec<StoreError>)> {
+    list(&StoreDir::open_for_reading(dir)?)
+}
+
+/// Removes sealed segments whose every event is older than `before` (ns). Needs the writer lock so
+/// that it cannot race a recorder. Returns the removed segments.
+pub fn prune_before(dir: &std::path::Path, before: i64) -> Result<Vec<SegmentInfo>> {
+    let dir = StoreDir::open_for_writing(dir)?;
+    let _lock = StoreLock::acquire(&dir)?;
+    let (segments, _) = list(&dir)?;
+    let mut removed = Vec::new();
+    for seg in segments {
+        let old = seg.meta.last_ts_ns.is_some_and(|l| l < before);
+        if seg.state == SegmentState::Sealed && old {
+            dir.remove(&seg.file).map_err(io_err(&seg.path))?;
+            removed.push(seg);
+        }
+    }
+    dir.sync()?;
+    Ok(removed)
+}

@@ -1,0 +1,224 @@
+//! The sealed file: a zstd *skippable* frame holding the metadata as JSON, then the database as
+//! one zstd frame with its content size and checksum (see the `store` module docs).
+//!
+//! Everything a file declares is bounded before it is believed: the metadata frame's length, the
+//! database's size (and so what a reader allocates), and the bytes must hash to what the metadata
+//! says. A database larger than [`IN_MEMORY_MAX`] is decompressed into a private temporary file
+//! rather than into memory.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use super::{hex, SegmentMeta};
+use crate::store::dir::StoreDir;
+use crate::store::{io_err, Result, StoreError};
+
+/// zstd skippable-frame magic used for our metadata frame (any of 0x184D2A50..=0x184D2A5F is
+/// skippable; decoders ignore the frame).
+const META_MAGIC: u32 = 0x184D_2A5E;
+const META_TAG: &[u8] = b"OFSEG1\n";
+/// A metadata frame larger than this is not ours (it holds a few hundred bytes of JSON).
+const META_MAX: u32 = 1 << 20;
+pub(crate) const ZSTD_LEVEL: i32 = 3;
+/// The largest database a segment may declare: rotation keeps them far below (`--max-bytes` is
+/// bounded by it), so anything larger is a crafted file, not a reason to allocate.
+pub const DB_MAX: u64 = 1 << 30;
+/// Databases up to this size are decompressed in memory; larger ones into a private temp file.
+pub const IN_MEMORY_MAX: u64 = 64 << 20;
+
+/// Writes the sealed file for `meta` (whose `db_bytes` and `db_sha256` describe `db`) as
+/// `name`: written to `name.tmp` (created exclusively), fsynced, renamed without replacing
+/// anything, directory fsynced. Fails with `AlreadyExists` rather than replace a segment.
+pub(crate) fn write_sealed(
+    dir: &StoreDir,
+    name: &str,
+    meta: &SegmentMeta,
+    db: &[&[u8]],
+) -> Result<PathBuf> {
+    let tmp_name = format!("{name}{}", super::TMP_SUFFIX);
+    let tmp_path = dir.join(&tmp_name);
+    // A leftover of a seal that died: ours to remove (a link is removed, not followed).
+    dir.remove(&tmp_name).map_err(io_err(&tmp_path))?;
+    let file = dir.create_new(&tmp_name).map_err(io_err(&tmp_path))?;
+    let mut out = BufWriter::new(file);
+    let json = serde_json::to_vec(meta).expect("SegmentMeta serializes");
+    let payload_len = (META_TAG.len() + json.len()) as u32;
+    let total: usize = db.iter().map(|p| p.len()).sum();
+    let write = |out: &mut BufWriter<File>| -> io::Result<()> {
+        out.write_all(&META_MAGIC.to_le_bytes())?;
+        out.write_all(&payload_len.to_le_bytes())?;
+        out.write_all(META_TAG)?;
+        out.write_all(&json)?;
+        let mut enc = zstd::Encoder::new(&mut *out, ZSTD_LEVEL)?;
+        enc.include_checksum(true)?;
+        enc.set_pledged_src_size(Some(total as u64))?;
+        enc.include_contentsize(true)?;
+        for part in db {
+            enc.write_all(part)?;
+        }
+        enc.finish()?;
+        out.flush()?;
+        out.get_ref().sync_all()
+    };
+    if let Err(e) = write(&mut out) {
+        drop(out);
+        let _ = dir.remove(&tmp_name);
+        return Err(io_err(&tmp_path)(e));
+    }
+    drop(out);
+    let final_path = dir.join(name);
+    if let Err(e) = dir.rename_noreplace(&tmp_name, name) {
+        let _ = dir.remove(&tmp_name);
+        return Err(io_err(&final_path)(e));
+    }
+    dir.sync()?;
+    Ok(final_path)
+}
+
+fn corrupt(path: &Path, reason: impl Into<String>) -> StoreError {
+    StoreError::Corrupt {
+        path: path.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Parses the metadata frame at the start of `r`; returns the metadata and the frame's length.
+pub(crate) fn parse_meta(mut r: impl Read, path: &Path) -> Result<(SegmentMeta, u64)> {
+    let mut head = [0u8; 8];
+    r.read_exact(&mut head).map_err(|_| {
+        corrupt(
+            path,
+            "not a sealed open-forensics segment (shorter than a metadata frame)",
+        )
+    })?;
+    let magic = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
+    let len = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
+    if magic != META_MAGIC || !(META_TAG.len() as u32..=META_MAX).contains(&len) {
+        return Err(corrupt(
+            path,
+            "not a sealed open-forensics segment (bad metadata frame)",
+        ));
+    }
+    let mut payload = vec![0u8; len as usize];
+    r.read_exact(&mut payload)
+        .map_err(|_| corrupt(path, "truncated metadata frame"))?;
+    let json = payload
+        .strip_prefix(META_TAG)
+        .ok_or_else(|| corrupt(path, "bad metadata tag"))?;
+    let meta: SegmentMeta =
+        serde_json::from_slice(json).map_err(|e| corrupt(path, format!("bad metadata: {e}")))?;
+    if meta.db_bytes > DB_MAX {
+        return Err(corrupt(
+            path,
+            format!(
+                "metadata declares a {} byte database, more than any segment holds ({DB_MAX})",
+                meta.db_bytes
+            ),
+        ));
+    }
+    Ok((meta, 8 + len as u64))
+}
+
+/// Reads the metadata frame of a sealed segment (a few hundred bytes; nothing is decompressed).
+pub(crate) fn read_meta(dir: &StoreDir, name: &str) -> Result<SegmentMeta> {
+    let path = dir.join(name);
+    let f = dir.open_read(name).map_err(io_err(&path))?;
+    parse_meta(io::BufReader::new(f), &path).map(|(m, _)| m)
+}
+
+/// A decompressed database: in memory, or in a private temporary file for large ones.
+pub(crate) enum Db {
+    Memory(Vec<u8>),
+    File(tempfile::TempDir, PathBuf),
+}
+
+/// What reading a sealed file gives: its metadata, its database, and the database's SHA-256.
+pub(crate) struct Sealed {
+    pub meta: SegmentMeta,
+    pub db: Db,
+    pub sha256: [u8; 32],
+}
+
+/// Counts and hashes what passes through, and refuses more than `limit` bytes.
+struct Bounded<W> {
+    inner: W,
+    written: u64,
+    limit: u64,
+    hash: Sha256,
+}
+
+impl<W: Write> Write for Bounded<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.written + buf.len() as u64 > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "database frame holds more bytes than its metadata says",
+            ));
+        }
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Decompresses a sealed segment's database, verifying its size, zstd checksum and, when the
+/// metadata carries one, its SHA-256.
+pub(crate) fn read_sealed(dir: &StoreDir, name: &str) -> Result<Sealed> {
+    let path = dir.join(name);
+    let f = dir.open_read(name).map_err(io_err(&path))?;
+    let mut r = io::BufReader::with_capacity(1 << 16, f);
+    let (meta, _) = parse_meta(&mut r, &path)?;
+    let size = meta.db_bytes;
+    let decode = |out: &mut dyn Write, r: &mut dyn Read| -> io::Result<(u64, [u8; 32])> {
+        let mut sink = Bounded {
+            inner: out,
+            written: 0,
+            limit: size,
+            hash: Sha256::new(),
+        };
+        let mut dec = zstd::Decoder::new(r)?.single_frame();
+        io::copy(&mut dec, &mut sink)?;
+        Ok((sink.written, sink.hash.finalize().into()))
+    };
+    let damaged = |e: io::Error| {
+        corrupt(
+            &path,
+            format!("cannot decompress: {e} (truncated or damaged file)"),
+        )
+    };
+    let (db, (got, sha256)) = if size <= IN_MEMORY_MAX {
+        let mut buf = Vec::with_capacity(size as usize);
+        let res = decode(&mut buf, &mut r).map_err(damaged)?;
+        (Db::Memory(buf), res)
+    } else {
+        let tmp = tempfile::tempdir().map_err(io_err(&path))?;
+        let file = tmp.path().join("segment.db");
+        let mut out = BufWriter::new(File::create(&file).map_err(io_err(&file))?);
+        let res = decode(&mut out, &mut r).map_err(damaged)?;
+        out.flush().map_err(io_err(&file))?;
+        (Db::File(tmp, file), res)
+    };
+    if got != size {
+        return Err(corrupt(
+            &path,
+            format!("database frame holds {got} bytes, metadata says {size}"),
+        ));
+    }
+    if let Some(want) = &meta.db_sha256 {
+        if *want != hex(&sha256) {
+            return Err(corrupt(
+                &path,
+                "database does not match the SHA-256 in its metadata (edited after sealing)",
+            ));
+        }
+    }
+    Ok(Sealed { meta, db, sha256 })
+}

@@ -1,0 +1,401 @@
+//! One segment — the one home of the segment format: its names, its metadata (written to and
+//! read from the database's `meta` table in one place, and into the sealed file's metadata frame),
+//! the event blocks (encoder beside decoder), losses, processes, the sealed file, the snapshot of
+//! an active segment and the hash chain. The writer, the reader and the listing depend on this
+//! module, not on each other.
+
+mod active;
+pub(crate) mod blocks;
+mod codec;
+pub(crate) mod frame;
+mod tables;
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rusqlite::{Connection, OpenFlags, MAIN_DB};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub(crate) use active::{active_meta, snapshot_active};
+pub(crate) use tables::{read_meta_table, write_meta_table};
+
+use super::dir::{Kind, StoreDir};
+use super::schema::check_readable;
+use super::{sql_err, Result, StoreError, TimeRange};
+use crate::event::{Event, Str};
+use crate::process::Process;
+
+pub(crate) const SEALED_SUFFIX: &str = ".seg.zst";
+pub(crate) const ACTIVE_SUFFIX: &str = ".active.db";
+pub(crate) const TMP_SUFFIX: &str = ".tmp";
+/// SQLite's companions of an active database.
+pub(crate) const COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
+
+pub(crate) fn sealed_name(seq: u64) -> String {
+    format!("{seq:010}{SEALED_SUFFIX}")
+}
+
+pub(crate) fn active_name(seq: u64) -> String {
+    format!("{seq:010}{ACTIVE_SUFFIX}")
+}
+
+/// The sequence number in a segment file name, and whether it is sealed.
+pub(crate) fn parse_name(name: &str) -> Option<(u64, bool)> {
+    let digits = |s: &str| s.len() == 10 && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(stem) = name.strip_suffix(SEALED_SUFFIX).filter(|s| digits(s)) {
+        return stem.parse().ok().map(|s| (s, true));
+    }
+    let stem = name.strip_suffix(ACTIVE_SUFFIX).filter(|s| digits(s))?;
+    stem.parse().ok().map(|s| (s, false))
+}
+
+/// SQLite opens by name and follows links: an active database and its companions must be
+/// regular files (or absent) before it is handed one.
+pub(crate) fn dir_kind_ok(dir: &StoreDir, name: &str) -> Result<()> {
+    let names = std::iter::once(name.to_owned())
+        .chain(COMPANIONS.iter().map(|c| format!("{name}{c}")));
+    for n in names {
+        match dir.kind(&n) {
+            Ok(None) | Ok(Some((Kind::File, _))) => {}
+            Ok(Some(_)) => {
+                return Err(StoreError::Corrupt {
+                    path: dir.join(&n),
+                    reason: "not a regular file (a link, directory or FIFO is never opened)".into(),
+                })
+            }
+            Err(e) => return Err(super::io_err(dir.join(&n))(e)),
+        }
+    }
+    Ok(())
+}
+
+/// Lower-case hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a segment says about itself; stored in its `meta` table and, once sealed, in the metadata
+/// frame too (with the hash chain, which cannot live inside the bytes it hashes).
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct SegmentMeta {
+    pub seq: u64,
+    pub schema_version: i64,
+    pub tool_version: String,
+    pub host: String,
+    pub kernel: String,
+    pub boot_id: String,
+    /// Earliest and latest event time (ns since the epoch); `None` for an empty segment.
+    pub first_ts_ns: Option<i64>,
+    pub last_ts_ns: Option<i64>,
+    pub events: u64,
+    /// Sum of the counts of the segment's loss records.
+    pub lost: u64,
+    /// Process images stored (schema 2 on; 0 before).
+    #[serde(default)]
+    pub processes: u64,
+    /// Size of the SQLite database inside (uncompressed).
+    pub db_bytes: u64,
+    /// Wall-clock ns minus kernel boot-clock ns at recording start (0 for imported events).
+    pub clock_anchor_ns: i64,
+    /// Sealed segments since tamper evidence: the SHA-256 of the database bytes…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub db_sha256: Option<String>,
+    /// …the previous sealed segment's `link` (empty for the first of a store)…
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prev: Option<String>,
+    /// …and this segment's link: SHA-256 over `prev` and everything above (see [`link_of`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    /// HMAC-SHA-256 of `link` with the recorder's `--sign-key`, when it had one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
+}
+
+impl SegmentMeta {
+    pub fn overlaps(&self, range: &TimeRange) -> bool {
+        match (self.first_ts_ns, self.last_ts_ns) {
+            (Some(f), Some(l)) => range.overlaps(f, l),
+            _ => false,
+        }
+    }
+
+    /// What the `meta` table of the database also holds: everything but the size and the chain.
+    fn table_part(&self) -> SegmentMeta {
+        SegmentMeta {
+            db_bytes: 0,
+            db_sha256: None,
+            prev: None,
+            link: None,
+            sig: None,
+            ..self.clone()
+        }
+    }
+}
+
+/// The chain link of a sealed segment: SHA-256 of a tag, then the metadata (with `prev` and
+/// `db_sha256`, without `link` and `sig`) as JSON. Any change to the database (its hash), to
+/// the metadata, or to the order (`prev`) changes every link after it.
+pub fn link_of(meta: &SegmentMeta) -> String {
+    let body = SegmentMeta {
+        link: None,
+        sig: None,
+        ..meta.clone()
+    };
+    let mut h = Sha256::new();
+    h.update(b"open-forensics link v1\0");
+    h.update(serde_json::to_vec(&body).expect("SegmentMeta serializes"));
+    hex(&h.finalize())
+}
+
+/// HMAC-SHA-256 of a link with a signing key, hex.
+pub fn sign_link(key: &[u8], link: &str) -> String {
+    use hmac::{Mac, SimpleHmac};
+    let mut mac = SimpleHmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(link.as_bytes());
+    hex(&mac.finalize().into_bytes())
+}
+
+/// Events the kernel or the recorder could not keep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loss {
+    pub start_ns: i64,
+    pub end_ns: i64,
+    pub count: u64,
+    pub reason: String,
+}
+
+/// A stored process image with what happened to it (for `proc` and SQL).
+#[derive(Clone, Debug)]
+pub struct StoredProcess {
+    /// Its row in the segment.
+    pub id: u32,
+    pub process: Arc<Process>,
+    /// Wait status and time of the exit, if the segment saw it.
+    pub exit: Option<(i32, i64)>,
+}
+
+/// A process-wide counter so that every string table (live or loaded) has its own `Event::table`.
+pub(crate) fn next_table_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// One segment loaded for reading (never written).
+pub struct SegmentData {
+    pub path: PathBuf,
+    pub meta: SegmentMeta,
+    /// The schema version the segment was written with.
+    pub version: i64,
+    conn: Connection,
+    /// The private file a large sealed database was decompressed into.
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl SegmentData {
+    /// Loads the sealed segment `name` of `dir`, checking its size and hash against its
+    /// metadata, and its metadata against the database.
+    pub(crate) fn load_sealed(dir: &StoreDir, name: &str) -> Result<SegmentData> {
+        let path = dir.join(name);
+        let sealed = frame::read_sealed(dir, name)?;
+        let (conn, tmp) = match sealed.db {
+            frame::Db::Memory(mut db) => {
+                let mut conn =
+                    Connection::open_in_memory().map_err(sql_err(&path, "open :memory:"))?;
+                let len = db.len();
+                // SQLite refuses to deserialize a WAL-mode image: a segment written before the
+                // seal stopped switching journal modes is already in rollback mode.
+                force_rollback_mode(&mut db);
+                conn.deserialize_read_exact(MAIN_DB, &db[..], len, true)
+                    .map_err(sql_err(&path, "deserialize"))?;
+                (conn, None)
+            }
+            frame::Db::File(tmp, file) => {
+                let mut bytes = [0u8; 20];
+                {
+                    use std::io::{Read, Seek, SeekFrom, Write};
+                    let mut f = std::fs::OpenOptions::new()
+                        .read(true)
+                        .write(true)
+                        .open(&file)
+                        .map_err(super::io_err(&file))?;
+                    f.read_exact(&mut bytes).map_err(super::io_err(&file))?;
+                    if bytes[18] == 2 || bytes[19] == 2 {
+                        f.seek(SeekFrom::Start(18)).map_err(super::io_err(&file))?;
+                        f.write_all(&[1, 1]).map_err(super::io_err(&file))?;
+                    }
+                }
+                let conn = Connection::open_with_flags(
+                    &file,
+                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )
+                .map_err(sql_err(&path, "open decompressed copy"))?;
+                (conn, Some(tmp))
+            }
+        };
+        let version = check_readable(&conn, &path)?;
+        let seg = SegmentData {
+            path,
+            meta: sealed.meta,
+            version,
+            conn,
+            _tmp: tmp,
+        };
+        seg.check_meta()?;
+        Ok(seg)
+    }
+
+    /// Loads an active segment through a private in-memory copy.
+    pub(crate) fn load_active(dir: &StoreDir, name: &str, writer_alive: bool) -> Result<SegmentData> {
+        let path = dir.join(name);
+        let conn = snapshot_active(dir, name, writer_alive)?;
+        let version = check_readable(&conn, &path)?;
+        let meta = read_meta_table(&conn, &path)?;
+        let seg = SegmentData {
+            path,
+            meta,
+            version,
+            conn,
+            _tmp: None,
+        };
+        seg.check_meta()?;
+        Ok(seg)
+    }
+
+    /// The metadata must agree with the database: a frame edited to hide events (a count or a
+    /// time range) is an error naming the file, never a silent gap.
+    fn check_meta(&self) -> Result<()> {
+        let corrupt = |reason: String| StoreError::Corrupt {
+            path: self.path.clone(),
+            reason,
+        };
+        let table = read_meta_table(&self.conn, &self.path)?;
+        let frame = self.meta.table_part();
+        // `processes` entered the table with schema 2; older tables lack it.
+        let table = SegmentMeta {
+            processes: if self.version >= super::schema::LINEAGE_VERSION {
+                table.processes
+            } else {
+                frame.processes
+            },
+            ..table
+        };
+        if table != frame {
+            return Err(corrupt(format!(
+                "metadata disagrees with the database: {}",
+                meta_diff(&frame, &table)
+            )));
+        }
+        const Q: &str = "SELECT coalesce(sum(count), 0), min(min_ts_ns), max(max_ts_ns) FROM blocks";
+        let (count, min, max): (i64, Option<i64>, Option<i64>) = self
+            .conn
+            .query_row(Q, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(sql_err(&self.path, Q))?;
+        if count as u64 != self.meta.events
+            || min != self.meta.first_ts_ns
+            || max != self.meta.last_ts_ns
+        {
+            return Err(corrupt(format!(
+                "metadata says {} events from {:?} to {:?}, the blocks hold {count} from {min:?} to {max:?}",
+                self.meta.events, self.meta.first_ts_ns, self.meta.last_ts_ns
+            )));
+        }
+        Ok(())
+    }
+
+    /// The segment's own database, in memory (schema in `migrations/`). Events are stored by
+    /// column in `blocks`; SQL over events goes through `query`, which flattens them.
+    pub fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub fn losses(&self) -> Result<Vec<Loss>> {
+        tables::losses(&self.conn, &self.path)
+    }
+
+    /// uid → user name on the recording host (empty before schema 2).
+    pub fn users(&self) -> Result<HashMap<u32, Str>> {
+        tables::users(&self.conn, &self.path, self.version)
+    }
+
+    /// Every process image stored in the segment, in id order (empty before schema 2).
+    pub fn processes(&self) -> Result<Vec<StoredProcess>> {
+        let strings = tables::strings(&self.conn, &self.path)?;
+        tables::processes(&self.conn, &self.path, self.version, &strings)
+    }
+
+    /// Decodes every event in arrival order. Strings are shared (`Arc`) and keyed by their id in
+    /// this segment, so the rule engine can cache a verdict per string.
+    pub fn for_each_event<F>(&self, f: F) -> Result<ControlFlow<()>>
+    where
+        F: FnMut(&Event) -> ControlFlow<()>,
+    {
+        self.for_each_event_in(&TimeRange::default(), f)
+    }
+
+    /// Like `for_each_event`, skipping whole blocks outside `range` (events inside a block that
+    /// overlaps are all passed on: the caller filters).
+    pub fn for_each_event_in<F>(&self, range: &TimeRange, f: F) -> Result<ControlFlow<()>>
+    where
+        F: FnMut(&Event) -> ControlFlow<()>,
+    {
+        tables::for_each_event(&self.conn, &self.path, self.version, range, f)
+    }
+}
+
+/// Marks a serialized database as rollback-journal mode (header bytes 18 and 19), as
+/// `sqlite3_deserialize` requires.
+pub(crate) fn force_rollback_mode(db: &mut [u8]) {
+    if db.len() > 19 {
+        db[18] = 1;
+        db[19] = 1;
+    }
+}
+
+/// The keys on which two metadata records differ, for messages.
+fn meta_diff(a: &SegmentMeta, b: &SegmentMeta) -> String {
+    let (a, b) = (
+        serde_json::to_value(a).unwrap_or_default(),
+        serde_json::to_value(b).unwrap_or_default(),
+    );
+    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
+        return String::new();
+    };
+    a.iter()
+        .filter(|(k, v)| b.get(*k) != Some(v))
+        .map(|(k, v)| format!("{k} is {v} in the frame, {} in the database", b.get(k).cloned().unwrap_or_default()))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_strict() {
+        assert_eq!(parse_name("0000000007.seg.zst"), Some((7, true)));
+        assert_eq!(parse_name("0000000007.active.db"), Some((7, false)));
+        assert_eq!(parse_name("7.seg.zst"), None);
+        assert_eq!(parse_name("0000000007.seg.zst.tmp"), None);
+        assert_eq!(parse_name("+000000007.seg.zst"), None);
+    }
+
+    #[test]
+    fn links_cover_metadata_and_order() {
+        let m = SegmentMeta {
+            seq: 3,
+            events: 10,
+            db_sha256: Some("ab".into()),
+            prev: Some(String::new()),
+            ..SegmentMeta::default()
+        };
+        let l = link_of(&m);
+        assert_eq!(l, link_of(&SegmentMeta { link: Some(l.clone()), ..m.clone() }));
+        assert_ne!(l, link_of(&SegmentMeta { events: 11, ..m.clone() }));
+        assert_ne!(l, link_of(&SegmentMeta { prev: Some("x".into()), ..m.clone() }));
+        assert_ne!(sign_link(b"k1", &l), sign_link(b"k2", &l));
+    }
+}

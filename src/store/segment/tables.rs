@@ -1,0 +1,404 @@
+//! The segment database's tables, read and written here only: `meta` (one writer and one reader
+//! of it), `strings`, `procs`, `shapes`, `blocks` (through [`super::blocks`]), `losses`,
+//! `processes` and `users`.
+
+use std::collections::HashMap;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::sync::Arc;
+
+use rusqlite::{params, Connection};
+
+use super::blocks::Decoder;
+use super::{next_table_id, Loss, SegmentMeta, StoredProcess};
+use crate::event::{Event, PathSource, Str, Syscall};
+use crate::process::{ProcSource, Process};
+use crate::store::schema::LINEAGE_VERSION;
+use crate::store::{sql_err, Result, StoreError, TimeRange};
+
+pub(crate) fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMeta) -> Result<()> {
+    const M: &str = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)";
+    let mut st = conn.prepare_cached(M).map_err(sql_err(path, M))?;
+    let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let pairs: [(&str, String); 12] = [
+        ("seq", meta.seq.to_string()),
+        ("tool_version", meta.tool_version.clone()),
+        ("host", meta.host.clone()),
+        ("kernel", meta.kernel.clone()),
+        ("boot_id", meta.boot_id.clone()),
+        ("clock_anchor_ns", meta.clock_anchor_ns.to_string()),
+        ("first_ts_ns", opt(meta.first_ts_ns)),
+        ("last_ts_ns", opt(meta.last_ts_ns)),
+        ("events", meta.events.to_string()),
+        ("lost", meta.lost.to_string()),
+        ("processes", meta.processes.to_string()),
+        ("schema_version", meta.schema_version.to_string()),
+    ];
+    for (k, v) in pairs {
+        st.execute(params![k, v]).map_err(sql_err(path, M))?;
+    }
+    Ok(())
+}
+
+/// Rebuilds a [`SegmentMeta`] from a segment's `meta` table (`db_bytes` is left 0).
+pub(crate) fn read_meta_table(conn: &Connection, path: &Path) -> Result<SegmentMeta> {
+    const Q: &str = "SELECT key, value FROM meta";
+    let mut st = conn.prepare(Q).map_err(sql_err(path, Q))?;
+    let kv: HashMap<String, String> = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(sql_err(path, Q))?;
+    let get = |k: &str| kv.get(k).cloned().unwrap_or_default();
+    let num = |k: &str| get(k).parse::<i64>().ok();
+    Ok(SegmentMeta {
+        seq: num("seq").unwrap_or(0) as u64,
+        schema_version: num("schema_version").unwrap_or(0),
+        tool_version: get("tool_version"),
+        host: get("host"),
+        kernel: get("kernel"),
+        boot_id: get("boot_id"),
+        first_ts_ns: num("first_ts_ns"),
+        last_ts_ns: num("last_ts_ns"),
+        events: num("events").unwrap_or(0) as u64,
+        lost: num("lost").unwrap_or(0) as u64,
+        processes: num("processes").unwrap_or(0) as u64,
+        db_bytes: 0,
+        clock_anchor_ns: num("clock_anchor_ns").unwrap_or(0),
+        ..SegmentMeta::default()
+    })
+}
+
+pub(crate) fn losses(conn: &Connection, path: &Path) -> Result<Vec<Loss>> {
+    const Q: &str = "SELECT start_ns, end_ns, count, reason FROM losses ORDER BY id";
+    let mut st = conn.prepare(Q).map_err(sql_err(path, Q))?;
+    st.query_map([], |r| {
+        Ok(Loss {
+            start_ns: r.get(0)?,
+            end_ns: r.get(1)?,
+            count: r.get::<_, i64>(2)? as u64,
+            reason: r.get(3)?,
+        })
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(sql_err(path, Q))
+}
+
+/// The string table, indexed by id (0 is unused).
+pub(crate) fn strings(conn: &Connection, path: &Path) -> Result<Vec<Str>> {
+    let mut strings: Vec<Str> = vec![Str::default()];
+    const S: &str = "SELECT id, value FROM strings ORDER BY id";
+    let mut st = conn.prepare(S).map_err(sql_err(path, S))?;
+    let mut rows = st.query([]).map_err(sql_err(path, S))?;
+    while let Some(r) = rows.next().map_err(sql_err(path, S))? {
+        let id: u32 = r.get(0).map_err(sql_err(path, S))?;
+        let bytes: Vec<u8> = r.get(1).map_err(sql_err(path, S))?;
+        if id as usize != strings.len() {
+            return Err(StoreError::Corrupt {
+                path: path.into(),
+                reason: format!(
+                    "string ids are not dense (found {id}, expected {})",
+                    strings.len()
+                ),
+            });
+        }
+        strings.push(Str::keyed(bytes.into(), id));
+    }
+    Ok(strings)
+}
+
+/// uid → user name on the recording host (empty before schema 2).
+pub(crate) fn users(conn: &Connection, path: &Path, version: i64) -> Result<HashMap<u32, Str>> {
+    if version < LINEAGE_VERSION {
+        return Ok(HashMap::new());
+    }
+    const U: &str = "SELECT uid, name FROM users";
+    let mut st = conn.prepare(U).map_err(sql_err(path, U))?;
+    st.query_map([], |r| {
+        Ok((r.get::<_, u32>(0)?, Str::new(r.get::<_, Vec<u8>>(1)?)))
+    })
+    .and_then(|rows| rows.collect())
+    .map_err(sql_err(path, U))
+}
+
+/// Every process image, in id order (empty before schema 2).
+pub(crate) fn processes(
+    conn: &Connection,
+    path: &Path,
+    version: i64,
+    strings: &[Str],
+) -> Result<Vec<StoredProcess>> {
+    if version < LINEAGE_VERSION {
+        return Ok(Vec::new());
+    }
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.into(),
+        reason,
+    };
+    const Q: &str = "SELECT id, pid, start_ns, exec_ns, parent, ppid, source, comm, exe, argv, \
+            args_truncated, uid, gid, euid, egid, auid, sessionid, cgroup_id, cgroup, container_id, \
+            pidns, mntns, tty, exit_code, exit_ns FROM processes ORDER BY id";
+    let mut st = conn.prepare(Q).map_err(sql_err(path, Q))?;
+    let mut rows = st.query([]).map_err(sql_err(path, Q))?;
+    let mut out: Vec<StoredProcess> = Vec::new();
+    while let Some(r) = rows.next().map_err(sql_err(path, Q))? {
+        let e = sql_err(path, Q);
+        let vals = (|| -> rusqlite::Result<_> {
+            Ok((
+                r.get::<_, u32>(0)?,
+                r.get::<_, Option<u32>>(4)?,
+                r.get::<_, u8>(6)?,
+                [7, 8, 9, 18, 19, 22].map(|i| r.get::<_, Option<u32>>(i)),
+            ))
+        })()
+        .map_err(e)?;
+        let (id, parent, source, sids) = vals;
+        if id as usize != out.len() + 1 {
+            return Err(corrupt(format!("process ids are not dense (found {id})")));
+        }
+        let mut s = Vec::with_capacity(6);
+        for v in sids {
+            let v = v.map_err(sql_err(path, Q))?;
+            s.push(match v {
+                None => None,
+                Some(i) => Some(
+                    strings
+                        .get(i as usize)
+                        .filter(|_| i != 0)
+                        .cloned()
+                        .ok_or_else(|| corrupt(format!("process {id}: no string {i}")))?,
+                ),
+            });
+        }
+        // A parent is always written first; anything else is not trusted as lineage.
+        let parent = parent
+            .filter(|p| *p < id)
+            .and_then(|p| out.get(p as usize - 1))
+            .map(|p| p.process.clone());
+        let g = |i| r.get::<_, i64>(i).map_err(sql_err(path, Q));
+        let go = |i| r.get::<_, Option<i64>>(i).map_err(sql_err(path, Q));
+        let process = Process {
+            pid: g(1)? as u32,
+            start_ns: g(2)?,
+            exec_ns: go(3)?,
+            ppid: g(5)? as u32,
+            parent,
+            source: ProcSource::from_code(source)
+                .ok_or_else(|| corrupt(format!("process {id}: unknown source {source}")))?,
+            comm: s[0].clone().unwrap_or_default(),
+            exe: s[1].clone(),
+            argv: s[2].clone(),
+            args_truncated: g(10)? != 0,
+            uid: g(11)? as u32,
+            gid: g(12)? as u32,
+            euid: g(13)? as u32,
+            egid: g(14)? as u32,
+            auid: go(15)?.map(|v| v as u32),
+            sessionid: go(16)?.map(|v| v as u32),
+            cgroup_id: g(17)? as u64,
+            cgroup: s[3].clone(),
+            container_id: s[4].clone(),
+            pidns: go(20)?.map(|v| v as u32),
+            mntns: go(21)?.map(|v| v as u32),
+            tty: s[5].clone(),
+        };
+        let exit = match (go(23)?, go(24)?) {
+            (Some(c), Some(t)) => Some((c as i32, t)),
+            _ => None,
+        };
+        out.push(StoredProcess {
+            id,
+            process: Arc::new(process),
+            exit,
+        });
+    }
+    Ok(out)
+}
+
+/// Decodes the events of the blocks that overlap `range`, in arrival order.
+pub(crate) fn for_each_event<F>(
+    conn: &Connection,
+    path: &Path,
+    version: i64,
+    range: &TimeRange,
+    mut f: F,
+) -> Result<ControlFlow<()>>
+where
+    F: FnMut(&Event) -> ControlFlow<()>,
+{
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.into(),
+        reason,
+    };
+    let table = next_table_id();
+
+    let strings = strings(conn, path)?;
+    let string = |id: u64, what: &str| {
+        strings
+            .get(id as usize)
+            .filter(|_| id != 0)
+            .cloned()
+            .ok_or_else(|| corrupt(format!("{what}: no string {id}")))
+    };
+    let processes = processes(conn, path, version, &strings)?;
+    let users = users(conn, path, version)?;
+
+    struct Proc {
+        pid: u32,
+        tid: u32,
+        ppid: u32,
+        uid: u32,
+        gid: u32,
+        comm: Str,
+        euid: Option<u32>,
+        egid: Option<u32>,
+        process: Option<(u32, Arc<Process>)>,
+        user: Option<Str>,
+    }
+    let mut procs: Vec<Proc> = Vec::new();
+    let lineage = version >= LINEAGE_VERSION;
+    let p_sql: &str = if lineage {
+        "SELECT id, pid, tid, ppid, uid, gid, comm, euid, egid, process FROM procs ORDER BY id"
+    } else {
+        "SELECT id, pid, tid, ppid, uid, gid, comm, NULL, NULL, NULL FROM procs ORDER BY id"
+    };
+    let mut st = conn.prepare(p_sql).map_err(sql_err(path, p_sql))?;
+    let mut rows = st.query([]).map_err(sql_err(path, p_sql))?;
+    while let Some(r) = rows.next().map_err(sql_err(path, p_sql))? {
+        let get = |i| r.get::<_, u32>(i).map_err(sql_err(path, p_sql));
+        let opt = |i| r.get::<_, Option<u32>>(i).map_err(sql_err(path, p_sql));
+        let id = get(0)? as usize;
+        if id != procs.len() + 1 {
+            return Err(corrupt(format!("proc ids are not dense (found {id})")));
+        }
+        let comm = string(get(6)?.into(), "proc comm")?;
+        let process = match opt(9)? {
+            None => None,
+            Some(pid) => Some((
+                pid,
+                pid.checked_sub(1)
+                    .and_then(|i| processes.get(i as usize))
+                    .map(|p| p.process.clone())
+                    .ok_or_else(|| corrupt(format!("proc {id}: no process {pid}")))?,
+            )),
+        };
+        let uid = get(4)?;
+        procs.push(Proc {
+            pid: get(1)?,
+            tid: get(2)?,
+            ppid: get(3)?,
+            uid,
+            gid: get(5)?,
+            comm,
+            euid: opt(7)?,
+            egid: opt(8)?,
+            user: if lineage {
+                users.get(&uid).cloned()
+            } else {
+                None
+            },
+            process,
+        });
+    }
+
+    struct Shape {
+        syscall: Syscall,
+        src: PathSource,
+        truncated: bool,
+        dirfd: Option<i32>,
+        flags: u64,
+        mode: u32,
+    }
+    let mut shapes: Vec<Shape> = Vec::new();
+    const H: &str =
+        "SELECT id, syscall, src, truncated, dirfd, flags, mode FROM shapes ORDER BY id";
+    let mut st = conn.prepare(H).map_err(sql_err(path, H))?;
+    let mut rows = st.query([]).map_err(sql_err(path, H))?;
+    while let Some(r) = rows.next().map_err(sql_err(path, H))? {
+        let int = |i| r.get::<_, i64>(i).map_err(sql_err(path, H));
+        let id = int(0)? as usize;
+        if id != shapes.len() + 1 {
+            return Err(corrupt(format!("shape ids are not dense (found {id})")));
+        }
+        shapes.push(Shape {
+            syscall: Syscall::from_code(int(1)? as u8)
+                .ok_or_else(|| corrupt(format!("shape {id}: unknown syscall")))?,
+            src: PathSource::from_code(int(2)? as u8)
+                .ok_or_else(|| corrupt(format!("shape {id}: unknown path source")))?,
+            truncated: int(3)? != 0,
+            dirfd: r.get::<_, Option<i32>>(4).map_err(sql_err(path, H))?,
+            flags: int(5)? as u64,
+            mode: int(6)? as u32,
+        });
+    }
+
+    const B: &str =
+        "SELECT id, count, base_ts_ns, ts, proc, path, raw_path, shape, ret FROM blocks \
+                         WHERE max_ts_ns >= ?1 AND min_ts_ns <= ?2 ORDER BY id";
+    let mut st = conn.prepare(B).map_err(sql_err(path, B))?;
+    let mut rows = st
+        .query([
+            range.since.unwrap_or(i64::MIN),
+            range.until.unwrap_or(i64::MAX),
+        ])
+        .map_err(sql_err(path, B))?;
+    let mut ev = Event {
+        table,
+        ..Event::default()
+    };
+    while let Some(r) = rows.next().map_err(sql_err(path, B))? {
+        let block: i64 = r.get(0).map_err(sql_err(path, B))?;
+        let count: i64 = r.get(1).map_err(sql_err(path, B))?;
+        let base: i64 = r.get(2).map_err(sql_err(path, B))?;
+        let col = |i| {
+            r.get_ref(i)
+                .and_then(|v| v.as_blob().map_err(Into::into))
+                .map_err(sql_err(path, B))
+        };
+        let cols = [col(3)?, col(4)?, col(5)?, col(6)?, col(7)?, col(8)?];
+        let bad = |what: &str| corrupt(format!("block {block}: {what}"));
+        let mut rows = Decoder::new(count, base, cols);
+        while let Some(row) = rows.next_row() {
+            let row = row.map_err(bad)?;
+            let proc = (row.proc_id as usize)
+                .checked_sub(1)
+                .and_then(|i| procs.get(i))
+                .ok_or_else(|| bad("unknown proc"))?;
+            let shape = (row.shape as usize)
+                .checked_sub(1)
+                .and_then(|i| shapes.get(i))
+                .ok_or_else(|| bad("unknown shape"))?;
+            ev.ts_ns = row.ts_ns;
+            ev.pid = proc.pid;
+            ev.tid = proc.tid;
+            ev.ppid = proc.ppid;
+            ev.uid = proc.uid;
+            ev.gid = proc.gid;
+            ev.comm = proc.comm.clone();
+            ev.euid = proc.euid;
+            ev.egid = proc.egid;
+            ev.user = proc.user.clone();
+            (ev.proc_key, ev.process) = match &proc.process {
+                Some((key, p)) => (*key, Some(p.clone())),
+                None => (Str::NO_KEY, None),
+            };
+            ev.path = string(row.path.into(), "path")?;
+            // 0: the process passed exactly the resolved path.
+            ev.raw_path = if row.raw_path == 0 {
+                ev.path.clone()
+            } else {
+                string(row.raw_path.into(), "raw_path")?
+            };
+            ev.syscall = shape.syscall;
+            ev.path_source = shape.src;
+            ev.path_truncated = shape.truncated;
+            ev.dirfd = shape.dirfd;
+            ev.flags = shape.flags;
+            ev.mode = shape.mode;
+            ev.ret = row.ret;
+            if f(&ev).is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+    }
+    Ok(ControlFlow::Continue(()))
+}
