@@ -1,5 +1,6 @@
 //! Printing: JSON lines, comfy-table, CSV. Knows how to print, never what.
 
+use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
@@ -84,10 +85,17 @@ pub fn cell_text(v: &serde_json::Value) -> String {
     }
 }
 
-/// Escapes control characters so that a hostile path cannot move the cursor, clear the screen or
-/// break a table row on a terminal.
+/// Escapes control characters (C0, DEL, C1: `\u{1b}`, `\n`…) so that a hostile path cannot move the
+/// cursor, clear the screen or break a table row on a terminal. Text without any is returned as is.
 pub fn printable(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
+    escape_controls(s).into_owned()
+}
+
+fn escape_controls(s: &str) -> Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
         if c.is_control() {
             out.extend(c.escape_default());
@@ -95,10 +103,15 @@ pub fn printable(s: &str) -> String {
             out.push(c);
         }
     }
-    out
+    Cow::Owned(out)
 }
 
-/// RFC 4180: quote a field holding a comma, quote, CR or LF; double inner quotes.
+/// One CSV row (RFC 4180: a field holding a comma or a quote is quoted, inner quotes doubled).
+///
+/// Control characters are escaped as `printable` does, always (not only when stdout is a
+/// terminal): CSV is read on terminals (`cat`, `less -r`) as often as in spreadsheets, and the
+/// output should not depend on where it goes. CR and LF are escaped too, so a row is one line and
+/// the file stays parseable by line-oriented tools; a cell's exact bytes are in `--format jsonl`.
 pub fn write_csv_row<'a>(
     out: &mut dyn Write,
     cells: impl Iterator<Item = &'a str>,
@@ -109,7 +122,8 @@ pub fn write_csv_row<'a>(
             out.write_all(b",")?;
         }
         first = false;
-        if cell.contains([',', '"', '\n', '\r']) {
+        let cell = escape_controls(cell);
+        if cell.contains([',', '"']) {
             write!(out, "\"{}\"", cell.replace('"', "\"\""))?;
         } else {
             out.write_all(cell.as_bytes())?;
@@ -126,13 +140,30 @@ mod tests {
     #[test]
     fn csv_quotes_hostile_cells() {
         let mut rows = Rows::new(["a", "b"]);
-        rows.push(vec![json!("x,\"y\"\nz"), json!(3)]);
+        rows.push(vec![json!("x,\"y\"z"), json!(3)]);
         let mut out = Vec::new();
         rows.write(Format::Csv, &mut out).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
-            "a,b\r\n\"x,\"\"y\"\"\nz\",3\r\n"
+            "a,b\r\n\"x,\"\"y\"\"z\",3\r\n"
         );
+    }
+
+    /// Issue #9: `--format csv` wrote ESC and BEL raw to the terminal.
+    #[test]
+    fn csv_escapes_control_characters() {
+        let mut rows = Rows::new(["p", "n"]);
+        rows.push(vec![json!("/tmp/a\u{1b}[2J\u{7}b\r\nc,\u{9b}d"), json!(1)]);
+        let mut out = Vec::new();
+        rows.write(Format::Csv, &mut out).unwrap();
+        let s = String::from_utf8(out).unwrap();
+        assert_eq!(
+            s,
+            "p,n\r\n\"/tmp/a\\u{1b}[2J\\u{7}b\\r\\nc,\\u{9b}d\",1\r\n"
+        );
+        // Parseable: one line per row, and the same cells back (unquoted).
+        assert_eq!(s.split("\r\n").count(), 3);
+        assert!(!s.chars().any(|c| c.is_control() && c != '\r' && c != '\n'));
     }
 
     #[test]

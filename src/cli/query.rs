@@ -9,7 +9,7 @@ use serde_json::json;
 use super::replay::{load_rules, progress, PROGRESS_STEP};
 use super::{report_scan, BadInput, TimeArgs};
 use crate::event::{format_ts, Event};
-use crate::output::{cell_text, write_csv_row, Format, Rows};
+use crate::output::{cell_text, printable, write_csv_row, Format, Rows};
 use crate::query::{self, QueryError, NAMED};
 use crate::rules::{errno, Filter, RuleSet};
 use crate::store::Reader;
@@ -99,13 +99,9 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     } else {
         let set = load_rules(&args.rules)?;
         Some(match &args.rule {
-            Some(name) => set.only(name).ok_or_else(|| {
-                let known: Vec<&str> = set.rules().iter().map(|r| r.name.as_str()).collect();
-                BadInput(format!(
-                    "--rule {name}: no such rule in the given files (rules: {})",
-                    known.join(", ")
-                ))
-            })?,
+            Some(name) => set
+                .only(name)
+                .map_err(|why| BadInput(format!("--rule {}: {why}", printable(name))))?,
             None => set,
         })
     };

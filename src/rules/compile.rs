@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::os::unix::ffi::OsStrExt;
+use std::rc::Rc;
 
 use globset::{Candidate, GlobBuilder, GlobMatcher, GlobSet, GlobSetBuilder};
 
@@ -462,6 +463,7 @@ impl Compiled {
 }
 
 /// A value after list expansion, with where it was written.
+#[derive(Clone)]
 struct Val {
     item: Item,
     at: Origin,
@@ -470,19 +472,64 @@ struct Val {
 /// Defined lists: name → (where, items).
 type ListDefs<'a> = HashMap<&'a str, (Origin, &'a Items)>;
 
+/// How deep lists may refer to lists (a chain of 20,000 overflowed the stack).
+const MAX_LIST_DEPTH: usize = 64;
+
+/// How many values list references may produce in a whole rule set, counting a list's values
+/// each time it is used (lists referring nine times to the previous one grew 9ⁿ, to memory
+/// exhaustion, from a 600-byte file). Values written in rules themselves are not counted.
+const MAX_LIST_VALUES: usize = 100_000;
+
+/// List expansion state of one rule set.
+#[derive(Default)]
+struct Expansion {
+    /// Each list's values, expanded once.
+    memo: HashMap<String, Rc<[Val]>>,
+    /// Values produced by list references so far (see `MAX_LIST_VALUES`).
+    values: usize,
+    /// `MAX_LIST_VALUES` was exceeded (reported once).
+    over: bool,
+    /// The defined lists, for "unknown list" errors.
+    known_lists: Option<String>,
+}
+
+/// How many list names an "unknown list" error names.
+const MAX_LISTS_NAMED: usize = 20;
+
 struct Builder<'a> {
     lists: ListDefs<'a>,
     out: Compiled,
     /// Rule clauses, then except clauses, appended after all rules are known.
     pending_excepts: Vec<(usize, Clause)>,
+    expansion: Expansion,
 }
 
 fn has_glob_meta(s: &str) -> bool {
     s.contains(['*', '?', '[', '{'])
 }
 
+/// The longest pattern accepted, in bytes: no path is longer (PATH_MAX), and globset panics on a
+/// glob whose regex outgrows its size limit (one of 240 KB did).
+const PATTERN_MAX: usize = 4096;
+
+fn check_length(text: &str) -> Result<(), String> {
+    if text.len() <= PATTERN_MAX {
+        return Ok(());
+    }
+    let mut end = 40;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Err(format!(
+        "pattern {:?}… is {} bytes long; patterns are limited to {PATTERN_MAX} bytes (no path is longer)",
+        &text[..end],
+        text.len()
+    ))
+}
+
 /// A path value: exact path, `dir/` prefix, or glob (`*` within a component, `**` across).
 fn path_pattern(text: &str) -> Result<PatKind, String> {
+    check_length(text)?;
     if !text.starts_with(['/', '*', '?', '[', '{']) {
         return Err(format!(
             "path {text:?} is not absolute and can never match (recorded paths start with `/`; use `/{text}` or `**/{text}`)"
@@ -507,6 +554,7 @@ fn glob_reason(e: &globset::Error) -> String {
 }
 
 fn prefix_pattern(text: &str) -> Result<PatKind, String> {
+    check_length(text)?;
     if !text.starts_with('/') {
         return Err(format!(
             "path prefix {text:?} does not start with `/` and can never match"
@@ -516,6 +564,7 @@ fn prefix_pattern(text: &str) -> Result<PatKind, String> {
 }
 
 fn comm_pattern(text: &str) -> Result<(String, PatKind), String> {
+    check_length(text)?;
     if text.is_empty() {
         return Err("empty process name".to_owned());
     }
@@ -537,14 +586,27 @@ fn comm_pattern(text: &str) -> Result<(String, PatKind), String> {
     ))
 }
 
+/// The text of a value that must be a string (`what`: "a process name"…); an error otherwise.
+fn string_of<'v>(ctx: &mut Ctx, v: &'v Val, what: &str) -> Option<&'v str> {
+    match &v.item {
+        Item::Str(s) => Some(s),
+        Item::Int(i) => {
+            ctx.error(&v.at, format!("expected {what} (a string), found {i}"));
+            None
+        }
+    }
+}
+
 fn names(all: impl IntoIterator<Item = &'static str>) -> String {
     all.into_iter().collect::<Vec<_>>().join(", ")
 }
 
 impl<'a> Builder<'a> {
-    /// Expands `$list` references; errors for unknown lists and cycles.
+    /// Expands `$list` references; errors for unknown lists, cycles, lists nested deeper than
+    /// `MAX_LIST_DEPTH` and more than `MAX_LIST_VALUES` values from lists. Each list is expanded
+    /// once (later uses copy the result), so its problems are reported once.
     fn expand(
-        &self,
+        &mut self,
         ctx: &mut Ctx,
         items: &Items,
         at: &Origin,
@@ -553,39 +615,80 @@ impl<'a> Builder<'a> {
         let mut out = Vec::new();
         for (i, item) in items.items.iter().enumerate() {
             let item_at = if items.seq { at.index(i) } else { at.clone() };
-            match item {
-                Item::Str(s) if s.starts_with('$') => {
-                    let name = &s[1..];
-                    let Some((list_at, list)) = self.lists.get(name) else {
-                        let mut known: Vec<&str> = self.lists.keys().copied().collect();
-                        known.sort_unstable();
-                        let hint = if known.is_empty() {
-                            "no lists are defined".to_owned()
-                        } else {
-                            format!("defined lists: {}", known.join(", "))
-                        };
-                        ctx.error(&item_at, format!("unknown list `{name}` ({hint})"));
-                        continue;
-                    };
-                    if stack.iter().any(|n| n == name) {
-                        ctx.error(
-                            &item_at,
-                            format!(
-                                "list `{name}` refers to itself ({} → {name})",
-                                stack.join(" → ")
-                            ),
-                        );
-                        continue;
-                    }
-                    stack.push(name.to_owned());
-                    out.extend(self.expand(ctx, list, list_at, stack));
-                    stack.pop();
+            let name = match item {
+                Item::Str(s) if s.starts_with('$') => &s[1..],
+                _ => {
+                    out.push(Val {
+                        item: item.clone(),
+                        at: item_at,
+                    });
+                    continue;
                 }
-                _ => out.push(Val {
-                    item: item.clone(),
-                    at: item_at,
-                }),
+            };
+            let Some((list_at, list)) = self.lists.get(name) else {
+                let hint = self.expansion.known_lists.get_or_insert_with(|| {
+                    let mut known: Vec<&str> = self.lists.keys().copied().collect();
+                    known.sort_unstable();
+                    match known.len() {
+                        0 => "no lists are defined".to_owned(),
+                        // Thousands of names in each of thousands of errors would be too many.
+                        n if n > MAX_LISTS_NAMED => format!(
+                            "defined lists: {}, … ({n} in all)",
+                            known[..MAX_LISTS_NAMED].join(", ")
+                        ),
+                        _ => format!("defined lists: {}", known.join(", ")),
+                    }
+                });
+                ctx.error(&item_at, format!("unknown list `{name}` ({hint})"));
+                continue;
+            };
+            let (list_at, list) = (list_at.clone(), *list);
+            if stack.iter().any(|n| n == name) {
+                ctx.error(
+                    &item_at,
+                    format!(
+                        "list `{name}` refers to itself ({} → {name})",
+                        stack.join(" → ")
+                    ),
+                );
+                continue;
             }
+            let vals = match self.expansion.memo.get(name) {
+                Some(v) => v.clone(),
+                None if stack.len() >= MAX_LIST_DEPTH => {
+                    ctx.error(
+                        &item_at,
+                        format!(
+                            "list `{name}` is nested more than {MAX_LIST_DEPTH} levels deep (`{}` → … → `{}` → `{name}`); lists may refer to lists at most {MAX_LIST_DEPTH} levels deep",
+                            stack[0],
+                            stack[stack.len() - 1],
+                        ),
+                    );
+                    continue;
+                }
+                None => {
+                    stack.push(name.to_owned());
+                    let v: Rc<[Val]> = self.expand(ctx, list, &list_at, stack).into();
+                    stack.pop();
+                    self.expansion.memo.insert(name.to_owned(), v.clone());
+                    v
+                }
+            };
+            if self.expansion.over {
+                continue;
+            }
+            self.expansion.values += vals.len();
+            if self.expansion.values > MAX_LIST_VALUES {
+                self.expansion.over = true;
+                ctx.error(
+                    &item_at,
+                    format!(
+                        "list `{name}` makes the lists expand to more than {MAX_LIST_VALUES} values in all (each use of a list counts its values): use fewer or shorter lists"
+                    ),
+                );
+                continue;
+            }
+            out.extend(vals.iter().cloned());
         }
         out
     }
@@ -668,7 +771,10 @@ impl<'a> Builder<'a> {
                 "comm" => {
                     let mut ids = Vec::new();
                     for v in &vals {
-                        match comm_pattern(&v.item.to_string()) {
+                        let Some(name) = string_of(ctx, v, "a process name") else {
+                            continue;
+                        };
+                        match comm_pattern(name) {
                             Ok((text, k)) => ids.push(self.out.comms.add(&text, k)),
                             Err(e) => ctx.error(&v.at, e),
                         }
@@ -692,13 +798,15 @@ impl<'a> Builder<'a> {
                 "syscall" => {
                     let mut mask = 0u64;
                     for v in &vals {
-                        match Syscall::parse(&v.item.to_string()) {
+                        let Some(name) = string_of(ctx, v, "a syscall name") else {
+                            continue;
+                        };
+                        match Syscall::parse(name) {
                             Some(s) => mask |= 1 << s.code(),
                             None => ctx.error(
                                 &v.at,
                                 format!(
-                                    "unknown syscall {:?}, expected one of {}",
-                                    v.item.to_string(),
+                                    "unknown syscall {name:?}, expected one of {}",
                                     names(Syscall::ALL.iter().map(|s| s.as_str()))
                                 ),
                             ),
@@ -709,7 +817,9 @@ impl<'a> Builder<'a> {
                 "access" => {
                     let mut mask = 0;
                     for v in &vals {
-                        let name = v.item.to_string();
+                        let Some(name) = string_of(ctx, v, "an access name") else {
+                            continue;
+                        };
                         match ACCESS.iter().find(|(n, _)| *n == name) {
                             Some((_, b)) => mask |= b,
                             None => ctx.error(
@@ -726,8 +836,10 @@ impl<'a> Builder<'a> {
                 "result" => {
                     let mut set = ResultSet::default();
                     for v in &vals {
-                        let name = v.item.to_string();
-                        match name.as_str() {
+                        let Some(name) = string_of(ctx, v, "a result") else {
+                            continue;
+                        };
+                        match name {
                             "success" => set.success = true,
                             "failure" => set.failure = true,
                             n => match errno::by_name(n) {
@@ -749,7 +861,10 @@ impl<'a> Builder<'a> {
                 "user" => {
                     let mut pats = Vec::new();
                     for v in &vals {
-                        match comm_pattern(&v.item.to_string()) {
+                        let Some(name) = string_of(ctx, v, "a user name") else {
+                            continue;
+                        };
+                        match comm_pattern(name) {
                             // User names are not cut like comms: match the whole name.
                             Ok((text, PatKind::Exact(_))) => {
                                 pats.push(PatKind::Exact(text.as_bytes().into()))
@@ -784,22 +899,35 @@ impl<'a> Builder<'a> {
                         neg,
                     };
                     for v in &vals {
-                        let text = v.item.to_string();
+                        let what = match pf.table() {
+                            Table::Exe => "a path",
+                            Table::Comm => "a process name",
+                            Table::Cmdline => "a command line",
+                            Table::Container => "a container id",
+                        };
+                        let Some(text) = string_of(ctx, v, what) else {
+                            continue;
+                        };
+                        if let Err(e) = check_length(text) {
+                            ctx.error(&v.at, e);
+                            continue;
+                        }
                         let added = match pf.table() {
                             Table::Exe => {
-                                path_pattern(&text).map(|k| self.out.ptables.exe.add(&text, k))
+                                path_pattern(text).map(|k| self.out.ptables.exe.add(text, k))
                             }
                             Table::Comm => {
-                                comm_pattern(&text).map(|(t, k)| self.out.comms.add(&t, k))
+                                comm_pattern(text).map(|(t, k)| self.out.comms.add(&t, k))
                             }
-                            Table::Cmdline => cmdline_pattern(&text)
-                                .map(|k| self.out.ptables.cmdline.add(&text, k)),
+                            Table::Cmdline => {
+                                cmdline_pattern(text).map(|k| self.out.ptables.cmdline.add(text, k))
+                            }
                             Table::Container if text == "host" => {
                                 cond.host = true;
                                 continue;
                             }
-                            Table::Container => container_pattern(&text)
-                                .map(|k| self.out.ptables.container.add(&text, k)),
+                            Table::Container => container_pattern(text)
+                                .map(|k| self.out.ptables.container.add(text, k)),
                         };
                         match added {
                             Ok(id) => cond.ids.push(id),
@@ -892,6 +1020,7 @@ pub(crate) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
         lists,
         out: Compiled::default(),
         pending_excepts: Vec::new(),
+        expansion: Expansion::default(),
     };
     let mut rules: Vec<Rule> = Vec::new();
     let mut enabled = Vec::new();
@@ -1006,8 +1135,11 @@ fn open_monitor_clause(b: &mut Builder, ctx: &mut Ctx, m: &RawOpenMonitor, at: &
     }
     let key_at = at.key("ignore_path_prefixes");
     for v in b.expand(ctx, &m.ignore_path_prefixes, &key_at, &mut Vec::new()) {
-        match prefix_pattern(&v.item.to_string()) {
-            Ok(k) => c.path_none.push(b.out.paths.add(&v.item.to_string(), k)),
+        let Some(prefix) = string_of(ctx, &v, "a path prefix") else {
+            continue;
+        };
+        match prefix_pattern(prefix) {
+            Ok(k) => c.path_none.push(b.out.paths.add(prefix, k)),
             Err(e) => ctx.error(&v.at, e),
         }
     }
@@ -1017,8 +1149,11 @@ fn open_monitor_clause(b: &mut Builder, ctx: &mut Ctx, m: &RawOpenMonitor, at: &
     ] {
         let vals = b.expand(ctx, items, &at.key(key), &mut Vec::new());
         let mut ids = Vec::new();
-        for v in vals {
-            match comm_pattern(&v.item.to_string()) {
+        for v in &vals {
+            let Some(name) = string_of(ctx, v, "a process name") else {
+                continue;
+            };
+            match comm_pattern(name) {
                 Ok((text, k)) => ids.push(b.out.comms.add(&text, k)),
                 Err(e) => ctx.error(&v.at, e),
             }
@@ -1039,6 +1174,7 @@ pub(crate) fn build_single(ctx: &mut Ctx, name: &str, alternatives: &[RawConds])
         lists: HashMap::new(),
         out: Compiled::default(),
         pending_excepts: Vec::new(),
+        expansion: Expansion::default(),
     };
     let at = Origin {
         src: 0,

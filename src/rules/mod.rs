@@ -44,7 +44,10 @@
 //! ```
 //!
 //! An item `$NAME` in any condition (or in another list) stands for the items of list `NAME`, which
-//! may be defined in any of the files. A list may be empty; cycles are an error.
+//! may be defined in any of the files. A list may be empty; cycles are an error. Lists may refer to
+//! lists at most 64 levels deep, and list references may produce at most 100,000 values in a rule
+//! set (a list's values count each time it is used; values written in the rules do not count):
+//! beyond either bound, loading fails with an error at the reference.
 //!
 //! ## `rules:` (the full format)
 //!
@@ -53,7 +56,8 @@
 //!   - name: shadow_read              # required; letters, digits, `_`, `-`, `.`, `:`; unique
 //!     description: Reads of password hashes   # required
 //!     severity: high                 # required: info | low | medium | high | critical
-//!     enabled: true                  # optional, default true
+//!     enabled: true                  # optional, default true; a disabled rule runs nowhere
+//!                                    # (`query --rule` of it is an error)
 //!     path: [/etc/shadow, /etc/gshadow]
 //!     not_comm: [$shells]
 //!     access: [read]
@@ -86,6 +90,11 @@
 //! | `euid` | the effective uid at the open | integers |
 //! | `auid` | the login uid (who logged in, through `su`/`sudo`) | integers; unset matches none |
 //!
+//! Every pattern (of any key above or of `open_monitor`) is at most 4096 bytes long, as no path is
+//! longer. Values have the type their key needs: integers for the ids (`uid`, `gid`, `pid`, `ppid`,
+//! `ancestor_pid`, `euid`, `auid`), strings for everything else (`comm: 42` is an error, not the
+//! name "42"; quote it), as are `name` and `description`.
+//!
 //! `path` and `path_prefix` form one condition (the path matches any of their values), and so do
 //! `not_path` and `not_path_prefix`. Lineage conditions are decided once per process image. Events
 //! recorded before lineage (schema 1 segments) have no exe, parent, container or user: a positive
@@ -113,6 +122,8 @@ mod load;
 
 use std::fmt;
 use std::path::PathBuf;
+
+use crate::output::printable;
 
 pub use alert::{Alert, COLUMNS as ALERT_COLUMNS};
 pub use engine::Engine;
@@ -173,18 +184,21 @@ pub struct Diagnostic {
     pub message: String,
 }
 
+/// Control characters in the file name or in values the message quotes (an unknown key, say) are
+/// escaped: a rule file must not be able to drive the terminal its errors are printed on.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (file, message) = (printable(&self.file), printable(&self.message));
         match self.pos {
-            Some((l, c)) => write!(f, "{}:{l}:{c}: {}", self.file, self.message),
-            None => write!(f, "{}: {}", self.file, self.message),
+            Some((l, c)) => write!(f, "{file}:{l}:{c}: {message}"),
+            None => write!(f, "{file}: {message}"),
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum RulesError {
-    #[error("reading rule file {path}: {source}")]
+    #[error("reading rule file {}: {source}", printable(&path.display().to_string()))]
     Io {
         path: PathBuf,
         #[source]
@@ -222,12 +236,27 @@ impl RuleSet {
         &self.rules
     }
 
-    /// The same set with only rule `name` active (even if it is disabled); `None` if there is none.
-    pub fn only(&self, name: &str) -> Option<RuleSet> {
-        let i = self.rules.iter().position(|r| r.name == name)?;
+    /// The same set with only rule `name` active. The error says why not: there is no such rule,
+    /// or it is disabled (`enabled: false` turns a rule off for `query --rule` as it does for
+    /// `replay` and `record`, so that they agree).
+    pub fn only(&self, name: &str) -> Result<RuleSet, String> {
+        let Some(i) = self.rules.iter().position(|r| r.name == name) else {
+            let known: Vec<&str> = self.rules.iter().map(|r| r.name.as_str()).collect();
+            return Err(format!(
+                "no such rule in the given files (rules: {})",
+                known.join(", ")
+            ));
+        };
+        let rule = &self.rules[i];
+        if !rule.enabled {
+            return Err(format!(
+                "rule `{name}` (defined at {}) is disabled (`enabled: false`): replay and record skip it, and so does query; enable it to query by it",
+                printable(&rule.origin)
+            ));
+        }
         let mut set = self.clone();
         set.compiled.activate_only(i);
-        Some(set)
+        Ok(set)
     }
 
     pub fn engine(&self) -> Engine<'_> {

@@ -365,13 +365,21 @@ rules:
         .0,
         "b"
     );
-    let only_c = s.only("c").unwrap();
-    assert_eq!(
-        fire(&only_c, &ev("/x"))[0].0,
-        "c",
-        "only() runs a disabled rule when asked"
+    assert_eq!(fire(&s.only("a").unwrap(), &ev("/x"))[0].0, "a");
+    assert!(s.only("zz").unwrap_err().contains("no such rule"));
+}
+
+/// Issue #9: `query --rule` of a disabled rule evaluated it (every event, for a `/**` rule) while
+/// `replay` skipped it. Now it is an error naming where the rule is.
+#[test]
+fn disabled_rule_cannot_be_chosen_alone() {
+    let s = set("rules:\n  - {name: a, description: d, severity: info, path: /x}\n  - name: c\n    description: d\n    severity: info\n    enabled: false\n    path: [\"/**\"]\n");
+    assert_eq!(fire(&s, &ev("/y")), vec![], "disabled rules do not run");
+    let e = s.only("c").unwrap_err();
+    assert!(
+        e.contains("rule `c` (defined at t.yaml:3:5) is disabled (`enabled: false`)"),
+        "{e}"
     );
-    assert!(s.only("zz").is_none());
 }
 
 #[test]
@@ -538,6 +546,22 @@ fn list_errors() {
     );
     let e = err("lists:\n  \"bad name\": [x]\n");
     assert!(e.contains("invalid list name"), "{e}");
+    // Among many lists, an unknown one names a few of them.
+    let mut y = String::from("lists:\n");
+    for i in 0..1000 {
+        y.push_str(&format!("  l{i:03}: [x]\n"));
+    }
+    y.push_str("rules:\n  - {name: r, description: d, severity: low, comm: [$nope, $nope2]}\n");
+    let e = err(&y);
+    assert!(
+        e.contains("unknown list `nope` (defined lists: l000, l001, "),
+        "{e:.300}"
+    );
+    assert!(e.contains(", l019, … (1000 in all))\n"), "{e:.300}");
+    assert!(
+        e.contains("unknown list `nope2` (defined lists: l000, "),
+        "{e:.300}"
+    );
 }
 
 #[test]
@@ -800,4 +824,357 @@ fn alert_lines_add_lineage_only_when_recorded() {
         new.contains(r#""ret":3,"exe":"/usr/bin/python3","argv":["python3","x"],"parent_exe":"/usr/bin/bash","ancestors":[{"pid":40,"comm":"bash","exe":"/usr/bin/bash","proc_start":"1970-01-01T00:00:00.000000005Z"},{"pid":1,"comm":"systemd","exe":"/usr/lib/systemd/systemd","proc_start":"1970-01-01T00:00:00.000000000Z"}],"container_id":"c1","user":"alice"}"#),
         "{new}"
     );
+}
+
+// --- issue #9: hostile rule files fail with an error, in bounded time and memory ---
+
+/// A chain of 20,000 lists, each referring to the previous one, overflowed the stack.
+#[test]
+fn list_nesting_depth_is_bounded() {
+    let mut y = String::from("lists:\n  l0: [a]\n");
+    for i in 1..20_000 {
+        y.push_str(&format!("  l{i}: [$l{}]\n", i - 1));
+    }
+    y.push_str("rules:\n  - {name: r, description: d, severity: low, comm: [$l19999]}\n");
+    let e = err(&y);
+    // The 65th list down the chain, l19935, is referred to in l19936's list, at line 19,938.
+    assert!(
+        e.starts_with("t.yaml:19938:12: lists.l19936[0]: list `l19935` is nested more than 64 levels deep (`l19999` → … → `l19936` → `l19935`)"),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1, "{e}");
+    // 64 levels are fine.
+    let mut y = String::from("lists:\n  l0: [a]\n");
+    for i in 1..64 {
+        y.push_str(&format!("  l{i}: [$l{}]\n", i - 1));
+    }
+    y.push_str("rules:\n  - {name: r, description: d, severity: low, comm: [$l63]}\n");
+    let s = set(&y);
+    assert!(fires(
+        &s,
+        &Event {
+            comm: Str::from("a"),
+            ..ev("/x")
+        }
+    ));
+}
+
+/// A 600-byte file of lists that each refer nine times to the previous one expanded until the
+/// memory ran out.
+#[test]
+fn list_expansion_is_bounded() {
+    let mut y = String::from("lists:\n  a: [x]\n");
+    let names: Vec<char> = ('a'..='m').collect();
+    for w in names.windows(2) {
+        y.push_str(&format!(
+            "  {}: [{}]\n",
+            w[1],
+            vec![format!("${}", w[0]); 9].join(", ")
+        ));
+    }
+    y.push_str("rules:\n  - {name: r, description: d, severity: low, comm: [$m]}\n");
+    assert!(y.len() < 700);
+    let e = err(&y);
+    // b..f hold 9 + 81 + … + 9⁵ = 66,429 values; g's first use of f (59,049) goes over 100,000.
+    assert!(
+        e.starts_with("t.yaml:8:7: lists.g[0]: list `f` makes the lists expand to more than 100000 values in all"),
+        "{e}"
+    );
+    assert_eq!(e.lines().count(), 1, "{e}");
+    // Lists are expanded once, but each use counts: 101 rules using a list of 1,000 values.
+    let mut y = String::from("lists:\n  big: [");
+    y.push_str(
+        &(0..1000)
+            .map(|i| format!("c{i}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    y.push_str("]\nrules:\n");
+    for i in 0..101 {
+        y.push_str(&format!(
+            "  - {{name: r{i}, description: d, severity: low, comm: [$big]}}\n"
+        ));
+    }
+    let e = err(&y);
+    assert!(
+        e.contains("rules[100].comm[0]: list `big` makes the lists expand"),
+        "{e}"
+    );
+    // A hundred uses are fine, and an empty list referred to 9ⁿ times costs nothing.
+    let cut = y.find("  - {name: r100").unwrap();
+    assert_eq!(set(&y[..cut]).rules().len(), 100);
+    let mut y = String::from("lists:\n  a: []\n");
+    for w in names.windows(2) {
+        y.push_str(&format!(
+            "  {}: [{}]\n",
+            w[1],
+            vec![format!("${}", w[0]); 9].join(", ")
+        ));
+    }
+    y.push_str("rules:\n  - {name: r, description: d, severity: low, comm: [$m, sh]}\n");
+    set(&y);
+}
+
+/// A glob of 240 KB panicked inside globset; every pattern is now bounded, with an error at it.
+#[test]
+fn long_patterns_are_errors() {
+    let long = format!("/{}", "a*".repeat(120_000));
+    let base = "rules:\n  - name: a\n    description: d\n    severity: high\n";
+    for (key, value) in [
+        ("path", long.clone()),
+        ("path", format!("/{}", "a".repeat(5000))),
+        ("not_path", long.clone()),
+        ("path_prefix", format!("/{}", "a".repeat(5000))),
+        ("comm", long[1..].to_owned()),
+        ("exe", long.clone()),
+        ("ancestor_comm", long[1..].to_owned()),
+        ("cmdline", long[1..].to_owned()),
+        ("container", long[1..].to_owned()),
+        ("user", long[1..].to_owned()),
+    ] {
+        let e = err(&format!("{base}    {key}: [\"{value}\"]\n"));
+        assert!(
+            e.starts_with(&format!(
+                "t.yaml:5:{}: rules[0].{key}[0]: pattern \"",
+                key.len() + 8
+            )),
+            "{e:.200}"
+        );
+        assert!(
+            e.contains(&format!(
+                "… is {} bytes long; patterns are limited to 4096 bytes",
+                value.len()
+            )),
+            "{e:.200}"
+        );
+        assert!(e.len() < 300, "the message quotes only the start: {e:.300}");
+    }
+    for key in [
+        "sensitive_paths",
+        "ignore_path_prefixes",
+        "allow_comm",
+        "deny_comm",
+    ] {
+        let e = err(&format!(
+            "open_monitor:\n  {key}: [\"/{}\"]\n",
+            "x".repeat(4096)
+        ));
+        assert!(
+            e.starts_with(&format!(
+                "t.yaml:2:{}: open_monitor.{key}[0]: pattern",
+                key.len() + 6
+            )),
+            "{e:.200}"
+        );
+    }
+}
+
+/// Patterns up to the bound compile (or fail with an error), whatever they are made of.
+#[test]
+fn patterns_at_the_bound_do_not_panic() {
+    for unit in [
+        "a*",
+        "*",
+        "?",
+        "**/",
+        "[a-z]",
+        "[!a]",
+        "{a,b}",
+        "{*,?,[x]}",
+        "\\*",
+        "é*",
+        "[é]",
+    ] {
+        let mut p = String::from("/");
+        while p.len() + unit.len() <= 4096 {
+            p.push_str(unit);
+        }
+        let quoted = serde_json::to_string(&p).unwrap();
+        let comm = serde_json::to_string(&p[1..]).unwrap();
+        for y in [
+            format!("rules:\n  - {{name: a, description: d, severity: low, path: [{quoted}]}}\n"),
+            format!("rules:\n  - {{name: a, description: d, severity: low, comm: [{comm}]}}\n"),
+        ] {
+            if let Ok(s) = RuleSet::from_yaml("t.yaml", &y) {
+                fire(&s, &ev("/aaaa/bbbb"));
+            }
+        }
+    }
+}
+
+/// Loading N rules re-read the whole file once per rule (for its origin): 10,000 rules took
+/// minutes. Positions now come from one index per file; this checks the origins it gives.
+#[test]
+fn many_rules_load_with_their_origins() {
+    let s = set(&many_rules(10_000));
+    assert_eq!(s.rules().len(), 10_000);
+    for (i, r) in s.rules().iter().enumerate().step_by(997) {
+        assert_eq!(r.origin, format!("t.yaml:{}:5", 3 + 5 * i), "{}", r.name);
+    }
+    let sh = |path| Event {
+        comm: Str::from("sh"),
+        ..ev(path)
+    };
+    assert_eq!(fire(&s, &sh("/etc/f9999"))[0].0, "r9999");
+    assert_eq!(fire(&s, &sh("/var/x/g5000"))[0].0, "r5000");
+    assert_eq!(fire(&s, &sh("/var/g5001"))[0].0, "r5001");
+}
+
+/// `n` rules of five lines each; every hundredth has a glob (globs are slow to build unoptimized).
+fn many_rules(n: usize) -> String {
+    let mut y = String::from("# generated\nrules:\n");
+    for i in 0..n {
+        let glob = if i % 100 == 0 { "/var/*/g" } else { "/var/g" };
+        y.push_str(&format!(
+            "  - name: r{i}\n    description: rule {i}\n    severity: low\n    path: [/etc/f{i}, \"{glob}{i}\"]\n    comm: [c{i}, sh]\n"
+        ));
+    }
+    y
+}
+
+/// Load times of 1,000 and 10,000 generated rules, for the record:
+/// `cargo test --release --lib -- --ignored --nocapture load_time`.
+#[test]
+#[ignore]
+fn load_time_of_generated_rules() {
+    for n in [1_000, 10_000] {
+        let y = many_rules(n);
+        let t = std::time::Instant::now();
+        let s = set(&y);
+        let origins: usize = s.rules().iter().map(|r| r.origin.len()).sum();
+        eprintln!("{n} rules: {:.3} s ({origins})", t.elapsed().as_secs_f64());
+    }
+}
+
+/// `deny_comm: 42` was taken as the process name "42": every key wants its own type.
+#[test]
+fn values_must_have_their_keys_type() {
+    let base = "rules:\n  - name: a\n    description: d\n    severity: high\n";
+    for (cond, want) in [
+        (
+            "comm: 42",
+            "t.yaml:5:11: rules[0].comm: expected a process name (a string), found 42",
+        ),
+        (
+            "not_comm: [sh, 7]",
+            "t.yaml:5:20: rules[0].not_comm[1]: expected a process name (a string), found 7",
+        ),
+        (
+            "path: [1]",
+            "t.yaml:5:12: rules[0].path[0]: expected a path (a string), found 1",
+        ),
+        (
+            "path_prefix: 1",
+            "t.yaml:5:18: rules[0].path_prefix: expected a path (a string), found 1",
+        ),
+        (
+            "syscall: 2",
+            "t.yaml:5:14: rules[0].syscall: expected a syscall name (a string), found 2",
+        ),
+        (
+            "access: [1]",
+            "t.yaml:5:14: rules[0].access[0]: expected an access name (a string), found 1",
+        ),
+        (
+            "result: [13]",
+            "t.yaml:5:14: rules[0].result[0]: expected a result (a string), found 13",
+        ),
+        (
+            "uid: [root]",
+            "t.yaml:5:11: rules[0].uid[0]: expected a uid (an integer), found \"root\"",
+        ),
+        // Lineage keys.
+        (
+            "user: 42",
+            "t.yaml:5:11: rules[0].user: expected a user name (a string), found 42",
+        ),
+        (
+            "exe: [5]",
+            "t.yaml:5:11: rules[0].exe[0]: expected a path (a string), found 5",
+        ),
+        (
+            "parent_comm: 3",
+            "t.yaml:5:18: rules[0].parent_comm: expected a process name (a string), found 3",
+        ),
+        (
+            "cmdline: 1",
+            "t.yaml:5:14: rules[0].cmdline: expected a command line (a string), found 1",
+        ),
+        (
+            "container: 7",
+            "t.yaml:5:16: rules[0].container: expected a container id (a string), found 7",
+        ),
+        (
+            "euid: [root]",
+            "t.yaml:5:12: rules[0].euid[0]: expected a euid (an integer), found \"root\"",
+        ),
+        (
+            "path: /x\n    enabled: 1",
+            "t.yaml:6:14: rules[0].enabled: invalid type: integer `1`, expected a boolean",
+        ),
+    ] {
+        let e = err(&format!("{base}    {cond}\n"));
+        assert!(e.starts_with(want), "{cond}: {e}");
+    }
+    let e = err("rules:\n  - {name: a, description: 42, severity: low, path: /x}\n");
+    assert!(
+        e.starts_with(
+            "t.yaml:2:28: rules[0].description: invalid type: integer `42`, expected a string"
+        ),
+        "{e}"
+    );
+    let e = err("rules:\n  - {name: 42, description: d, severity: low, path: /x}\n");
+    assert!(
+        e.starts_with(
+            "t.yaml:2:12: rules[0].name: invalid type: integer `42`, expected a rule name"
+        ),
+        "{e}"
+    );
+    let e =
+        err("lists:\n  7: [a]\nrules:\n  - {name: a, description: d, severity: low, path: /x}\n");
+    assert!(
+        e.starts_with("t.yaml:2:3: lists: invalid type: integer `7`, expected a list name"),
+        "{e}"
+    );
+    // Through a list, the error is at the value in the list.
+    let e = err("lists:\n  n: [sh, 1000]\nrules:\n  - {name: a, description: d, severity: low, comm: [$n]}\n");
+    assert!(
+        e.starts_with("t.yaml:2:11: lists.n[1]: expected a process name (a string), found 1000"),
+        "{e}"
+    );
+    for (key, what) in [
+        ("deny_comm", "a process name"),
+        ("allow_comm", "a process name"),
+        ("sensitive_paths", "a path"),
+        ("ignore_path_prefixes", "a path prefix"),
+    ] {
+        let e = err(&format!("open_monitor:\n  {key}: 42\n"));
+        assert!(
+            e.starts_with(&format!(
+                "t.yaml:2:{}: open_monitor.{key}: expected {what} (a string), found 42",
+                key.len() + 5
+            )),
+            "{e}"
+        );
+    }
+    // Quoted, a number is a string.
+    set("open_monitor:\n  sensitive_paths: [/x]\n  deny_comm: [\"42\"]\n");
+}
+
+/// Error messages echoed control characters from the file raw to the terminal.
+#[test]
+fn error_messages_escape_control_characters() {
+    let e = err(
+        "rules:\n  - name: a\n    description: d\n    severity: high\n    \"p\\e[2J\\a\": /x\n",
+    );
+    assert!(
+        e.starts_with("t.yaml:5:5: rules[0]: unknown field `p\\u{1b}[2J\\u{7}`"),
+        "{e}"
+    );
+    let e = err("rules:\n  - {name: a, description: d, severity: high, comm: \"\\e]0;x\\a\\r\", result: \"\\e\"}\n");
+    assert!(!e.chars().any(|c| c.is_control() && c != '\n'), "{e:?}");
+    let e = RuleSet::from_yaml("t\u{1b}[31m.yaml", "rules: 5\n")
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("t\\u{1b}[31m.yaml:1:8: "), "{e}");
 }

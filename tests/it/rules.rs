@@ -208,11 +208,16 @@ fn malformed_rule_files() {
         ("bad_glob.yaml", ":5:12: rules[0].path[0]: invalid glob \"/etc/[shadow\": unclosed character class"),
         ("unknown_list.yaml", ":5:12: rules[0].comm[0]: unknown list `shels` (no lists are defined)"),
         ("unknown_errno.yaml", ":6:14: rules[0].result[0]: unknown result \"EACCESS\", expected `success`, `failure` or an errno name"),
-        ("exe.yaml", ":5:10: rules[0].exe: `exe` is not supported"),
+        ("exe.yaml", ":5:11: rules[0].exe[0]: path \"usr/bin/cat\" is not absolute"),
         ("duplicate.yaml", ":6:11: rules[1].name: duplicate rule name `r` (first defined at "),
         ("syntax.yaml", ":6:1: did not find expected ',' or ']'"),
         ("poc_wrong_type.yaml", ":3:14: open_monitor.deny_comm: invalid type: map, expected a string, an integer, or a list of them"),
         ("empty.yaml", ":1:1: empty rule file"),
+        // Issue #9: each of these overflowed, panicked or was accepted.
+        ("list_bomb.yaml", ":9:7: lists.g[0]: list `f` makes the lists expand to more than 100000 values"),
+        ("long_pattern.yaml", ":5:12: rules[0].path[0]: pattern \"/a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a*a\"… is 4099 bytes long; patterns are limited to 4096 bytes"),
+        ("comm_not_string.yaml", ":3:14: open_monitor.deny_comm: expected a process name (a string), found 42"),
+        ("control_chars.yaml", ":5:5: rules[0]: unknown field `p\\u{1b}[2J\\u{7}`"),
     ];
     let store = TempStore::new();
     let mut seen = std::collections::HashSet::new();
@@ -231,6 +236,10 @@ fn malformed_rule_files() {
                 "{args:?}: expected `{path}{want}` in:\n{err}"
             );
             assert!(!err.contains("panicked"), "{err}");
+            assert!(
+                !err.chars().any(|c| c.is_control() && c != '\n'),
+                "{args:?}: raw control characters in {err:?}"
+            );
         }
         seen.insert(*file);
     }
@@ -316,30 +325,19 @@ fn query_by_rule() {
     for l in out.lines() {
         assert!(export.lines().any(|e| e == l), "{l}");
     }
-    // A disabled rule can still be queried by name.
-    let out = store.ok(&[
-        "query",
-        "--rule",
-        "disabled_example",
-        "--rules",
-        &full,
-        "--format",
-        "jsonl",
-    ]);
-    assert_eq!(out.lines().count(), history().len());
     // Rule and filters together.
     let out = store.ok(&[
         "query",
         "--rule",
-        "disabled_example",
+        "credentials_read",
         "--rules",
         &full,
         "--comm",
-        "ls",
+        "sshd",
         "--format",
         "jsonl",
     ]);
-    assert_eq!(paths_of(&out), ["ls /etc/nothere", "ls /etc/nothere"]);
+    assert_eq!(paths_of(&out), ["sshd /etc/shadow"]);
     let out = store.run(&["query", "--rule", "nope", "--rules", &full]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--rule nope: no such rule"));
@@ -461,4 +459,154 @@ fn named_sql() {
     let out = store.run(&["query", "--sql", "no_such_query"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("top_paths"));
+}
+
+/// Issue #9: `query --rule` of a disabled rule (`path: ["/**"]`) printed every event while `replay`
+/// printed nothing. They agree now: replay skips it, and query by it is an error saying why.
+#[test]
+fn query_by_a_disabled_rule_is_an_error() {
+    let store = store_with(&history());
+    let full = fx("rules/full.yaml");
+    let out = store.run(&["query", "--rule", "disabled_example", "--rules", &full]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        err.contains(&format!(
+            "--rule disabled_example: rule `disabled_example` (defined at {full}:45:5) is disabled (`enabled: false`)"
+        )),
+        "{err}"
+    );
+    let only_disabled = store.path("disabled.yaml");
+    std::fs::write(
+        &only_disabled,
+        "rules:\n  - {name: off, description: d, severity: low, enabled: false, path: [\"/**\"]}\n",
+    )
+    .unwrap();
+    let only_disabled = only_disabled.to_str().unwrap();
+    assert_eq!(store.ok(&["replay", "--rules", only_disabled]), "");
+    let out = store.run(&["query", "--rule", "off", "--rules", only_disabled]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+}
+
+/// Issue #9: generated rule files that overflowed the stack (exit 134), panicked in globset
+/// (exit 101) or took minutes now load, or fail with an error at file:line:col (exit 2).
+#[test]
+fn huge_rule_files_fail_cleanly_or_load() {
+    let store = TempStore::new();
+    let check = |name: &str, text: &str| {
+        let path = store.path(name);
+        std::fs::write(&path, text).unwrap();
+        let out = store.run(&[
+            "rules",
+            "check",
+            path.to_str().unwrap(),
+            "--format",
+            "jsonl",
+        ]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            !err.contains("panicked") && !err.contains("overflow"),
+            "{name}: {err:.300}"
+        );
+        (
+            out.status.code(),
+            format!("{}{err}", String::from_utf8_lossy(&out.stdout)),
+            path,
+        )
+    };
+    let mut chain = String::from("lists:\n  l0: [a]\n");
+    for i in 1..20_000 {
+        chain.push_str(&format!("  l{i}: [$l{}]\n", i - 1));
+    }
+    chain.push_str("rules:\n  - {name: r, description: d, severity: low, comm: [$l19999]}\n");
+    let (code, err, path) = check("chain.yaml", &chain);
+    assert_eq!(code, Some(2), "{err:.300}");
+    assert!(
+        err.contains(&format!(
+            "{}:19938:12: lists.l19936[0]: list `l19935` is nested more than 64 levels deep",
+            path.display()
+        )),
+        "{err:.300}"
+    );
+
+    let glob = format!(
+        "rules:\n  - {{name: r, description: d, severity: low, path: [\"/{}\"]}}\n",
+        "a*".repeat(120_000)
+    );
+    let (code, err, path) = check("glob.yaml", &glob);
+    assert_eq!(code, Some(2), "{err:.300}");
+    assert!(
+        err.contains(&format!(
+            "{}:2:53: rules[0].path[0]: pattern \"/a*a*",
+            path.display()
+        )),
+        "{err:.300}"
+    );
+    assert!(err.contains("is 240001 bytes long"), "{err:.300}");
+
+    let mut many = String::from("rules:\n");
+    for i in 0..10_000 {
+        many.push_str(&format!(
+            "  - {{name: r{i}, description: d, severity: low, path: [/etc/f{i}], comm: [c{i}]}}\n"
+        ));
+    }
+    let (code, out, path) = check("many.yaml", &many);
+    assert_eq!(code, Some(0), "{out:.300}");
+    assert!(out.contains("10000 rules in 1 files: OK"), "{out:.300}");
+    assert!(
+        out.contains(&format!("\"defined_at\":\"{}:10001:5\"", path.display())),
+        "the last rule's origin"
+    );
+}
+
+/// Issue #9: `--format csv` wrote ESC and BEL raw to the terminal. Cells are escaped, always.
+#[test]
+fn csv_output_escapes_control_characters() {
+    let hostile = "/tmp/\u{1b}[2J\u{7}x\r\ny";
+    let store = store_with(&[
+        Event {
+            comm: Str::from("a\u{1b}]0;t\u{7}"),
+            ..event(0, hostile)
+        },
+        event(1, "/tmp/plain"),
+    ]);
+    let rules = store.path("tmp.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - {name: tmp, description: \"d\\e[5m\", severity: low, path: [\"/tmp/**\"]}\n",
+    )
+    .unwrap();
+    let rules = rules.to_str().unwrap();
+    for args in [
+        vec!["query", "--format", "csv"],
+        vec!["replay", "--rules", rules, "--format", "csv"],
+        vec!["rules", "check", rules, "--format", "csv"],
+        vec!["query", "--format", "table"],
+    ] {
+        let out = store.ok(&args);
+        assert!(
+            !out.chars()
+                .any(|c| c.is_control() && c != '\r' && c != '\n'),
+            "{args:?}: {out:?}"
+        );
+        if args[0] != "rules" {
+            assert!(
+                out.contains("/tmp/\\u{1b}[2J\\u{7}x\\r\\ny"),
+                "{args:?}: {out}"
+            );
+        }
+        if args.contains(&"csv") {
+            // One line per row: the header and the rows.
+            let rows = if args[0] == "rules" { 1 } else { 2 };
+            assert_eq!(out.split("\r\n").count(), 1 + rows + 1, "{args:?}: {out}");
+        }
+    }
+    // JSON lines keep the exact text (escaped by JSON).
+    let out = store.ok(&["query", "--format", "jsonl", "--limit", "1"]);
+    assert!(
+        out.contains(r#""path":"/tmp/\u001b[2J\u0007x\r\ny""#),
+        "{out}"
+    );
 }
