@@ -1,10 +1,15 @@
-//! Shared test helpers: a temporary store, an event builder, a command runner.
+//! Shared test helpers: a temporary store, an event builder, a command runner, a live recorder.
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use open_forensics::event::{Event, PathSource, Str, Syscall};
+use open_forensics::store::{Reader, TimeRange};
 
 /// The built binary under test.
 pub fn bin() -> PathBuf {
@@ -119,4 +124,85 @@ pub fn live_capture_available(test: &str) -> bool {
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
     false
+}
+
+/// A running `open-forensics record`, past its `attached` line.
+pub struct Recorder {
+    child: Child,
+    stderr: mpsc::Receiver<String>,
+    early: Vec<String>,
+}
+
+impl Recorder {
+    pub fn start(store: &TempStore, extra: &[&str]) -> Recorder {
+        let mut args = vec!["record"];
+        args.extend_from_slice(extra);
+        let mut child = store
+            .cmd(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn open-forensics record");
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut early = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains("attached");
+                    early.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait();
+                    panic!("recorder never attached ({status:?}): {early:#?}");
+                }
+            }
+        }
+        Recorder {
+            child,
+            stderr: rx,
+            early,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGINT, wait, and return stderr; asserts a clean exit.
+    pub fn stop(mut self) -> String {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
+        let status = self.child.wait().expect("wait for the recorder");
+        let mut lines = self.early;
+        lines.extend(self.stderr.iter());
+        let text = lines.join("\n");
+        assert!(status.success(), "recorder exited {status}: {text}");
+        assert!(text.contains("recorded"), "no summary line: {text}");
+        text
+    }
+}
+
+/// Every event in the store, in store order; asserts the scan had no errors.
+pub fn read_store(dir: &Path) -> Vec<Event> {
+    let mut out = Vec::new();
+    let stats = Reader::open(dir)
+        .expect("open the store")
+        .scan(&TimeRange::default(), |e| {
+            out.push(e.clone());
+            ControlFlow::Continue(())
+        });
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+    out
 }

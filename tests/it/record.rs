@@ -4,100 +4,16 @@
 
 use std::collections::HashSet;
 use std::ffi::CString;
-use std::io::{BufRead, BufReader};
-use std::ops::ControlFlow;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Stdio;
+use std::time::Duration;
 
 use open_forensics::event::{Event, PathSource, Syscall};
-use open_forensics::store::{Reader, TimeRange};
 
-use crate::helpers::{self, TempStore};
-
-/// A running `open-forensics record`, past its `attached` line.
-struct Recorder {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    early: Vec<String>,
-}
-
-impl Recorder {
-    fn start(store: &TempStore, extra: &[&str]) -> Recorder {
-        let mut args = vec!["record"];
-        args.extend_from_slice(extra);
-        let mut child = store
-            .cmd(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn open-forensics record");
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut early = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.contains("attached");
-                    early.push(line);
-                    if done {
-                        break;
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let status = child.wait();
-                    panic!("recorder never attached ({status:?}): {early:#?}");
-                }
-            }
-        }
-        Recorder {
-            child,
-            stderr: rx,
-            early,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGINT, wait, and return stderr; asserts a clean exit.
-    fn stop(mut self) -> String {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let status = self.child.wait().expect("wait for the recorder");
-        let mut lines = self.early;
-        lines.extend(self.stderr.iter());
-        let text = lines.join("\n");
-        assert!(status.success(), "recorder exited {status}: {text}");
-        assert!(text.contains("recorded"), "no summary line: {text}");
-        text
-    }
-}
-
-fn read_store(dir: &Path) -> Vec<Event> {
-    let mut out = Vec::new();
-    let stats = Reader::open(dir)
-        .expect("open the store")
-        .scan(&TimeRange::default(), |e| {
-            out.push(e.clone());
-            ControlFlow::Continue(())
-        });
-    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
-    out
-}
+use crate::helpers::{self, read_store, Recorder, TempStore};
 
 fn cstr(p: impl AsRef<[u8]>) -> CString {
     CString::new(p.as_ref()).expect("no NUL in test paths")
