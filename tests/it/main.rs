@@ -2,6 +2,7 @@
 
 mod fixtures;
 mod helpers;
+mod lineage;
 mod record;
 mod rules;
 mod store;
