@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod cli;
+pub mod error;
 pub mod event;
 pub(crate) mod json;
 pub mod output;

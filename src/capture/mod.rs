@@ -28,7 +28,7 @@ use anyhow::{anyhow, Context};
 use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
 use libbpf_rs::{ErrorKind, MapHandle, PrintLevel, RingBufferBuilder};
 
-use crate::cli::BadInput;
+use crate::error::BadInput;
 use crate::rules::RuleSet;
 use crate::store::Writer;
 use pipeline::{Batch, LossSources, Settings, Sinks};
@@ -61,6 +61,11 @@ pub struct Summary {
     pub elapsed: Duration,
     pub bytes_written: u64,
     pub segments_sealed: u64,
+    /// The store's hash-chain head after the last seal.
+    pub head: String,
+    /// Segments whose seal failed (they stay active databases; the next writer seals them).
+    pub unsealed: u64,
+    pub warnings: Vec<String>,
 }
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
@@ -113,14 +118,22 @@ pub fn clock_anchor_ns() -> i64 {
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
+/// Set by SIGHUP: a request to reload (configuration and rules are the service issue's; today
+/// the recorder only says it has nothing to reload, and keeps recording).
+pub static HANGUP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_stop_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
+extern "C" fn on_stop_signal(sig: libc::c_int) {
+    if sig == libc::SIGHUP {
+        HANGUP.store(true, Ordering::SeqCst);
+    } else {
+        STOP.store(true, Ordering::SeqCst);
+    }
 }
 
-/// Makes SIGINT and SIGTERM set the returned flag instead of killing the process.
+/// Makes SIGINT and SIGTERM set the returned flag instead of killing the process, and SIGHUP set
+/// [`HANGUP`] (a terminal closing must not end a recording and leave a segment unsealed).
 pub fn stop_on_signals() -> anyhow::Result<&'static AtomicBool> {
-    for sig in [libc::SIGINT, libc::SIGTERM] {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
         // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the sigaction
         // struct is zero-initialised then filled, and outlives the call.
         let rc = unsafe {
@@ -429,5 +442,8 @@ pub fn record(
         elapsed: started.elapsed(),
         bytes_written: s.sealed_bytes,
         segments_sealed: s.segments_sealed,
+        head: s.head,
+        unsealed: s.unsealed,
+        warnings: s.warnings,
     })
 }

@@ -335,6 +335,12 @@ pub fn run(
             loss.poll(&mut em.writer, now_ns())?;
             em.procs.sweep(now_ns());
             em.writer.tick().context("commit to the store")?;
+            for w in em.writer.take_warnings() {
+                eprintln!("open-forensics: warning: {w}");
+            }
+            if super::HANGUP.swap(false, AtomicOrdering::SeqCst) {
+                eprintln!("open-forensics: SIGHUP: nothing to reload; still recording");
+            }
             em.alerts.flush().context("flush alerts")?;
             if let Some(every) = settings.stats_every {
                 if last_stats.elapsed() >= every {

@@ -9,7 +9,7 @@ use std::ffi::CString;
 use std::fs;
 use std::path::Path;
 
-use crate::cli::BadInput;
+use crate::error::BadInput;
 
 const CAP_DAC_OVERRIDE: u32 = 1;
 const CAP_DAC_READ_SEARCH: u32 = 2;

@@ -29,10 +29,16 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     // Validate the whole file before writing anything: a rejected file leaves no trace.
     let mut events = parse_jsonl(&name, &text)?;
     let mut writer = Writer::open(store, RotateConfig::default())?;
+    for w in writer.take_warnings() {
+        eprintln!("open-forensics: warning: {w}");
+    }
     for ev in &mut events {
         writer.append(ev)?;
     }
     let summary = writer.close()?;
+    for w in &summary.warnings {
+        eprintln!("open-forensics: warning: {w}");
+    }
     eprintln!(
         "open-forensics: imported {} events from {name} into {}",
         summary.events,

@@ -60,19 +60,7 @@ pub enum Command {
     Verify(verify::Args),
 }
 
-/// Input the user must fix (a malformed file, a bad argument): exit code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct BadInput(pub String);
-
-/// A command that ran but must report failure without an error chain (e.g. `rules test` found
-/// failing rules, or some segments could not be read): exit code 1, message already printed.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Failed(pub String);
-
-pub const EXIT_FAILURE: u8 = 1;
-pub const EXIT_BAD_INPUT: u8 = 2;
+pub use crate::error::{BadInput, Failed};
 
 pub fn main() -> ExitCode {
     // Everything this process creates (segments, alerts files) is for the owner only.
@@ -95,11 +83,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = if e.chain().any(|c| c.is::<BadInput>()) {
-                EXIT_BAD_INPUT
-            } else {
-                EXIT_FAILURE
-            };
+            let code = crate::error::exit_code(&e);
             if !e.chain().any(|c| c.is::<Failed>()) || e.chain().count() > 1 {
                 let _ = writeln!(io::stderr(), "open-forensics: {e:#}");
             }
@@ -169,6 +153,9 @@ impl TimeArgs {
 /// script can tell a complete answer from one with holes without parsing prose.
 pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::Result<()> {
     let mut err = io::stderr().lock();
+    for w in &stats.warnings {
+        let _ = writeln!(err, "open-forensics: warning: {w}");
+    }
     if !stats.losses.is_empty() {
         let (start, end) = stats.losses.iter().fold((i64::MAX, i64::MIN), |(s, e), l| {
             (s.min(l.start_ns), e.max(l.end_ns))

@@ -35,6 +35,10 @@ pub struct Args {
     /// Print events, losses, rate and bytes written every 2 seconds.
     #[arg(long)]
     pub stats: bool,
+    /// Sign each sealed segment's chain link with HMAC-SHA-256 under this key (at least 16
+    /// bytes); `verify --key FILE` checks the signatures.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
     /// Kernel ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub ring_mb: u32,
@@ -55,6 +59,16 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
+    if let Some(b) = args.max_bytes {
+        let most = crate::store::DB_MAX / 2;
+        if b == 0 || b > most {
+            return Err(BadInput(format!(
+                "--max-bytes {b}: must be between 1 and {most} (a segment larger than that is refused by readers)"
+            ))
+            .into());
+        }
+    }
+    let sign_key = args.sign_key.as_deref().map(super::read_key).transpose()?;
     let defaults = RotateConfig::default();
     let rotate = RotateConfig {
         max_events: args.max_events.unwrap_or(defaults.max_events),
@@ -79,8 +93,14 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     privilege::check()?;
     let stop = capture::stop_on_signals()?;
 
-    let writer = Writer::open(store, rotate)
+    let mut writer = Writer::open(store, rotate)
         .with_context(|| format!("open the store {}", store.display()))?;
+    for w in writer.take_warnings() {
+        eprintln!("open-forensics: warning: {w}");
+    }
+    if let Some(k) = sign_key {
+        writer.set_sign_key(k);
+    }
     let alerts: Box<dyn Write + Send> = match &args.alerts {
         None => Box::new(std::io::LineWriter::new(std::io::stdout())),
         Some(p) => Box::new(std::io::BufWriter::new(
@@ -92,6 +112,19 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         )),
     };
     let s = capture::record(&opts, writer, rules, alerts, stop)?;
+    for w in &s.warnings {
+        eprintln!("open-forensics: warning: {w}");
+    }
+    if s.unsealed > 0 {
+        eprintln!(
+            "open-forensics: warning: {} segment(s) could not be sealed and stay active databases; the next writer seals them",
+            s.unsealed
+        );
+    }
+    if !s.head.is_empty() {
+        // Ship this line off the host: `verify --head` then proves nothing before it changed.
+        eprintln!("open-forensics: chain head {}", s.head);
+    }
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     eprintln!(
         "open-forensics: recorded {} events, lost {}, {:.0} events/s over {:.1}s, {} bytes written in {} segment(s) to {}{}",

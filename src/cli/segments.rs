@@ -34,6 +34,14 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     let mut out = super::stdout();
     rows.write(Format::resolve(args.format), &mut out)?;
     drop(out);
+    let head = segments
+        .iter()
+        .filter(|s| s.state == crate::store::SegmentState::Sealed)
+        .filter_map(|s| Some((s.meta.seq, s.meta.link.clone()?)))
+        .max();
+    if let Some((_, h)) = head {
+        eprintln!("open-forensics: chain head {h}");
+    }
     for e in &bad {
         eprintln!("open-forensics: error: {e}");
     }

@@ -25,11 +25,7 @@ pub struct Args {
 }
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
-    let key = args
-        .key
-        .as_deref()
-        .map(super::read_key)
-        .transpose()?;
+    let key = args.key.as_deref().map(super::read_key).transpose()?;
     let report = verify(store, args.head.as_deref(), key.as_deref())?;
     let mut rows = Rows::new(["segment", "seq", "events", "status", "link"]);
     for c in &report.segments {
@@ -46,7 +42,9 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             json!(m.map(|m| m.seq)),
             json!(m.map(|m| m.events)),
             json!(status),
-            json!(m.and_then(|m| m.link.as_deref()).map(|l| &l[..16.min(l.len())])),
+            json!(m
+                .and_then(|m| m.link.as_deref())
+                .map(|l| &l[..16.min(l.len())])),
         ]);
     }
     let format = Format::resolve(args.format);
@@ -60,11 +58,23 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     for a in &report.active {
         eprintln!("open-forensics: note: {a} is being written (not sealed, not yet in the chain)");
     }
-    eprintln!("open-forensics: chain head {}", if report.head.is_empty() { "(none)" } else { &report.head });
+    eprintln!(
+        "open-forensics: chain head {}",
+        if report.head.is_empty() {
+            "(none)"
+        } else {
+            &report.head
+        }
+    );
     if report.ok() {
         Ok(())
     } else {
-        let n = report.chain.len() + report.segments.iter().filter(|s| !s.problems.is_empty()).count();
+        let n = report.chain.len()
+            + report
+                .segments
+                .iter()
+                .filter(|s| !s.problems.is_empty())
+                .count();
         Err(Failed(format!("verification failed: {n} problem(s)")).into())
     }
 }

@@ -88,7 +88,8 @@ pub fn list(dir: &StoreDir) -> Result<(Vec<SegmentInfo>, Vec<StoreError>)> {
             Ok(Some((kind, _))) => {
                 bad.push(StoreError::Skipped {
                     path,
-                    reason: format!("a {kind:?} where a segment file belongs; skipped").to_lowercase(),
+                    reason: format!("a {kind:?} where a segment file belongs; skipped")
+                        .to_lowercase(),
                 });
                 continue;
             }

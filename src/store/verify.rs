@@ -84,9 +84,9 @@ pub fn verify(path: &Path, head: Option<&str>, key: Option<&[u8]>) -> Result<Rep
                         if let Some(k) = key {
                             match &m.sig {
                                 None => c.problems.push("not signed".into()),
-                                Some(s) if *s != sign_link(k, link) => c
-                                    .problems
-                                    .push("signature does not match (edited, or another key)".into()),
+                                Some(s) if *s != sign_link(k, link) => c.problems.push(
+                                    "signature does not match (edited, or another key)".into(),
+                                ),
                                 Some(_) => {}
                             }
                         }
@@ -108,7 +108,12 @@ fn check_chain(report: &mut Report, head: Option<&str>) {
         .iter()
         .filter_map(|c| {
             let m = c.meta.as_ref()?;
-            Some((m.seq, c.file.as_str(), m.link.as_deref()?, m.prev.as_deref()?))
+            Some((
+                m.seq,
+                c.file.as_str(),
+                m.link.as_deref()?,
+                m.prev.as_deref()?,
+            ))
         })
         .collect();
     chained.sort();

@@ -259,7 +259,9 @@ impl Writer {
             if name.ends_with(TMP_SUFFIX) && parse_name(name.trim_end_matches(TMP_SUFFIX)).is_some()
             {
                 // A seal that died half-way: ours to remove (a link is removed, not followed).
-                self.dir.remove(&name).map_err(io_err(self.dir.join(&name)))?;
+                self.dir
+                    .remove(&name)
+                    .map_err(io_err(self.dir.join(&name)))?;
                 continue;
             }
             let Some((seq, sealed)) = parse_name(&name) else {
@@ -366,7 +368,8 @@ impl Writer {
         let path = self.dir.join(&name);
         // Whatever has this name or a companion's was planted: move it aside, then create the
         // database file ourselves, exclusively, owner-only.
-        for n in std::iter::once(name.clone()).chain(COMPANIONS.iter().map(|c| format!("{name}{c}")))
+        for n in
+            std::iter::once(name.clone()).chain(COMPANIONS.iter().map(|c| format!("{name}{c}")))
         {
             if let Ok(Some(_)) = self.dir.kind(&n) {
                 self.quarantine(&n, "was in the way of a new segment")?;
@@ -941,7 +944,8 @@ impl Active {
                 st.execute(params![uid, &name[..]])
                     .map_err(sql_err(&path, U))?;
             }
-            const P: &str = "INSERT INTO procs (id, pid, tid, ppid, uid, gid, comm, euid, egid, process) \
+            const P: &str =
+                "INSERT INTO procs (id, pid, tid, ppid, uid, gid, comm, euid, egid, process) \
                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
             let mut st = tx.prepare_cached(P).map_err(sql_err(&path, P))?;
             for (id, k) in &self.new_procs {

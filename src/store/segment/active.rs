@@ -15,7 +15,11 @@ use crate::store::{io_err, sql_err, Result, SegmentMeta};
 /// through its own read of the database, not by changing journal modes). A segment left by a
 /// dead writer is copied, with its WAL, into a private directory whose WAL is replayed there —
 /// never in the store.
-pub(crate) fn snapshot_active(dir: &StoreDir, name: &str, writer_alive: bool) -> Result<Connection> {
+pub(crate) fn snapshot_active(
+    dir: &StoreDir,
+    name: &str,
+    writer_alive: bool,
+) -> Result<Connection> {
     let path = dir.join(name);
     dir_kind_ok(dir, name)?;
     let mut mem = Connection::open_in_memory().map_err(sql_err(&path, "open :memory:"))?;

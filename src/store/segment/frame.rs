@@ -135,11 +135,10 @@ pub(crate) enum Db {
     File(tempfile::TempDir, PathBuf),
 }
 
-/// What reading a sealed file gives: its metadata, its database, and the database's SHA-256.
+/// What reading a sealed file gives: its metadata and its (verified) database.
 pub(crate) struct Sealed {
     pub meta: SegmentMeta,
     pub db: Db,
-    pub sha256: [u8; 32],
 }
 
 /// Counts and hashes what passes through, and refuses more than `limit` bytes.
@@ -220,5 +219,5 @@ pub(crate) fn read_sealed(dir: &StoreDir, name: &str) -> Result<Sealed> {
             ));
         }
     }
-    Ok(Sealed { meta, db, sha256 })
+    Ok(Sealed { meta, db })
 }

@@ -55,8 +55,8 @@ pub(crate) fn parse_name(name: &str) -> Option<(u64, bool)> {
 /// SQLite opens by name and follows links: an active database and its companions must be
 /// regular files (or absent) before it is handed one.
 pub(crate) fn dir_kind_ok(dir: &StoreDir, name: &str) -> Result<()> {
-    let names = std::iter::once(name.to_owned())
-        .chain(COMPANIONS.iter().map(|c| format!("{name}{c}")));
+    let names =
+        std::iter::once(name.to_owned()).chain(COMPANIONS.iter().map(|c| format!("{name}{c}")));
     for n in names {
         match dir.kind(&n) {
             Ok(None) | Ok(Some((Kind::File, _))) => {}
@@ -248,7 +248,11 @@ impl SegmentData {
     }
 
     /// Loads an active segment through a private in-memory copy.
-    pub(crate) fn load_active(dir: &StoreDir, name: &str, writer_alive: bool) -> Result<SegmentData> {
+    pub(crate) fn load_active(
+        dir: &StoreDir,
+        name: &str,
+        writer_alive: bool,
+    ) -> Result<SegmentData> {
         let path = dir.join(name);
         let conn = snapshot_active(dir, name, writer_alive)?;
         let version = check_readable(&conn, &path)?;
@@ -288,7 +292,8 @@ impl SegmentData {
                 meta_diff(&frame, &table)
             )));
         }
-        const Q: &str = "SELECT coalesce(sum(count), 0), min(min_ts_ns), max(max_ts_ns) FROM blocks";
+        const Q: &str =
+            "SELECT coalesce(sum(count), 0), min(min_ts_ns), max(max_ts_ns) FROM blocks";
         let (count, min, max): (i64, Option<i64>, Option<i64>) = self
             .conn
             .query_row(Q, [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
@@ -365,7 +370,12 @@ fn meta_diff(a: &SegmentMeta, b: &SegmentMeta) -> String {
     };
     a.iter()
         .filter(|(k, v)| b.get(*k) != Some(v))
-        .map(|(k, v)| format!("{k} is {v} in the frame, {} in the database", b.get(k).cloned().unwrap_or_default()))
+        .map(|(k, v)| {
+            format!(
+                "{k} is {v} in the frame, {} in the database",
+                b.get(k).cloned().unwrap_or_default()
+            )
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -393,9 +403,27 @@ mod tests {
             ..SegmentMeta::default()
         };
         let l = link_of(&m);
-        assert_eq!(l, link_of(&SegmentMeta { link: Some(l.clone()), ..m.clone() }));
-        assert_ne!(l, link_of(&SegmentMeta { events: 11, ..m.clone() }));
-        assert_ne!(l, link_of(&SegmentMeta { prev: Some("x".into()), ..m.clone() }));
+        assert_eq!(
+            l,
+            link_of(&SegmentMeta {
+                link: Some(l.clone()),
+                ..m.clone()
+            })
+        );
+        assert_ne!(
+            l,
+            link_of(&SegmentMeta {
+                events: 11,
+                ..m.clone()
+            })
+        );
+        assert_ne!(
+            l,
+            link_of(&SegmentMeta {
+                prev: Some("x".into()),
+                ..m.clone()
+            })
+        );
         assert_ne!(sign_link(b"k1", &l), sign_link(b"k2", &l));
     }
 }
