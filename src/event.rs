@@ -430,6 +430,13 @@ impl Event {
     }
 }
 
+/// The longest comm the kernel keeps (TASK_COMM_LEN 16, with the NUL).
+pub const COMM_MAX: usize = 15;
+/// The longest path or argv the recorder keeps (PATH_MAX, and the argv bytes kept per process).
+pub const PATH_MAX: usize = 4096;
+/// The most ancestors a line may list.
+const ANCESTORS_MAX: usize = crate::process::MAX_ANCESTORS;
+
 /// Builds the processes of imported lines, one `Arc` per distinct image, so that the store keeps
 /// one process row per image and not one per event.
 #[derive(Default)]
@@ -461,6 +468,27 @@ impl ImportedProcs {
         };
         let start_ns = parse_ts(start)
             .ok_or_else(|| format!("field `proc_start`: not an RFC3339 time: {start:?}"))?;
+        let n = j.ancestors.as_ref().map_or(0, Vec::len);
+        if n > ANCESTORS_MAX {
+            return Err(format!(
+                "field `ancestors` lists {n} processes; at most {ANCESTORS_MAX} are recorded"
+            ));
+        }
+        let long = |field: &str, s: Option<&str>| match s {
+            Some(s) if s.len() > PATH_MAX => Err(format!(
+                "field `{field}` is {} bytes long; at most {PATH_MAX} are recorded",
+                s.len()
+            )),
+            _ => Ok(()),
+        };
+        long("exe", j.exe.as_deref())?;
+        long("cgroup", j.cgroup.as_deref())?;
+        let argv_len: usize = j.argv.iter().flatten().map(|a| a.len() + 1).sum();
+        if argv_len > 2 * PATH_MAX {
+            return Err(format!(
+                "field `argv` holds {argv_len} bytes; at most {PATH_MAX} are recorded"
+            ));
+        }
         // Ancestors from the top (the last) down, each the parent of the next.
         let mut parent: Option<Arc<Process>> = None;
         let mut chain_key = Vec::new();
@@ -561,6 +589,21 @@ impl ImportedProcs {
             })?,
         };
         let comm = bytes_from_json(&j.comm, j.comm_b64.as_deref(), "comm")?;
+        let path = bytes_from_json(&j.path, j.path_b64.as_deref(), "path")?;
+        let raw_path = bytes_from_json(&j.raw_path, j.raw_path_b64.as_deref(), "raw_path")?;
+        // Nothing the kernel can produce is longer: a longer field is a crafted line.
+        for (field, value, max) in [
+            ("comm", comm.as_bytes(), COMM_MAX),
+            ("path", path.as_bytes(), PATH_MAX),
+            ("raw_path", raw_path.as_bytes(), PATH_MAX),
+        ] {
+            if value.len() > max {
+                return Err(format!(
+                    "field `{field}` is {} bytes long; the kernel records at most {max}",
+                    value.len()
+                ));
+            }
+        }
         let process = self.lineage(&j, &comm)?;
         Ok(Event {
             ts_ns,
@@ -571,10 +614,10 @@ impl ImportedProcs {
             gid: j.gid,
             comm,
             syscall,
-            path: bytes_from_json(&j.path, j.path_b64.as_deref(), "path")?,
+            path,
             path_source,
             path_truncated: j.path_truncated,
-            raw_path: bytes_from_json(&j.raw_path, j.raw_path_b64.as_deref(), "raw_path")?,
+            raw_path,
             dirfd: j.dirfd,
             flags: j.flags,
             mode: j.mode,
