@@ -71,29 +71,31 @@ impl Obj {
     }
 }
 
-/// A JSON string literal, escaped exactly as serde_json escapes.
+/// A JSON string literal, escaped as serde_json escapes, and C1 controls (U+0080..U+009F, which
+/// some terminals obey as escape sequences) as `\u00XX` too: a recorded path is attacker-chosen
+/// text, and a JSON line may well be read on a terminal. Any JSON parser reads both forms.
 pub(crate) fn escape_into(out: &mut String, s: &str) {
     out.push('"');
     let mut start = 0;
-    for (i, b) in s.bytes().enumerate() {
-        let esc: &str = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
+    for (i, c) in s.char_indices() {
+        let esc: &str = match c {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            '\u{8}' => "\\b",
+            '\u{c}' => "\\f",
+            '\u{0}'..='\u{1f}' | '\u{80}'..='\u{9f}' => "",
             _ => continue,
         };
         out.push_str(&s[start..i]);
         if esc.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
+            let _ = write!(out, "\\u{:04x}", c as u32);
         } else {
             out.push_str(esc);
         }
-        start = i + 1;
+        start = i + c.len_utf8();
     }
     out.push_str(&s[start..]);
     out.push('"');
@@ -102,6 +104,15 @@ pub(crate) fn escape_into(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn c1_controls_are_escaped_and_still_parse() {
+        let s = "a\u{9b}2Jb\u{85}";
+        let mut out = String::new();
+        escape_into(&mut out, s);
+        assert_eq!(out, "\"a\\u009b2Jb\\u0085\"");
+        assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
+    }
 
     #[test]
     fn escaping_matches_serde_json() {

@@ -41,7 +41,9 @@ pub(crate) struct PatternTable {
     ids: HashMap<(u8, String), u32>,
     exact: HashMap<Box<[u8]>, Vec<u32>>,
     prefixes: Vec<(Box<[u8]>, u32)>,
-    globs: GlobSet,
+    /// All globs at once; `None` when the set could not be built (a size limit of the
+    /// combined automaton): then each glob is matched on its own, slower but never wrong.
+    globs: Option<GlobSet>,
     glob_ids: Vec<u32>,
 }
 
@@ -79,9 +81,8 @@ impl PatternTable {
                 self.glob_ids.push(id as u32);
             }
         }
-        // Each glob was built alone already, so building the set cannot fail on a pattern; an
-        // empty set is the safe fallback all the same.
-        self.globs = b.build().unwrap_or_else(|_| GlobSet::empty());
+        // Each glob was built alone already, so the set can only fail on its combined size.
+        self.globs = b.build().ok();
     }
 
     /// Sets `hit[id]` for every pattern that matches `s`.
@@ -100,9 +101,20 @@ impl PatternTable {
         }
         if !self.glob_ids.is_empty() {
             let cand = Candidate::from_bytes(s);
-            self.globs.matches_candidate_into(&cand, tmp);
-            for i in tmp.iter() {
-                hit[self.glob_ids[*i] as usize] = true;
+            match &self.globs {
+                Some(set) => {
+                    set.matches_candidate_into(&cand, tmp);
+                    for i in tmp.iter() {
+                        hit[self.glob_ids[*i] as usize] = true;
+                    }
+                }
+                None => {
+                    for &id in &self.glob_ids {
+                        if let PatKind::Glob(m) = &self.pats[id as usize].kind {
+                            hit[id as usize] = m.is_match_candidate(&cand);
+                        }
+                    }
+                }
             }
         }
     }
