@@ -12,13 +12,15 @@ mod rules_test;
 mod segments;
 mod verify;
 
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::store::{self, ScanStats, TimeRange};
+use crate::rules::{RuleSet, RulesError};
+use crate::store::{self, Reader, ScanStats, TimeRange};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -204,6 +206,29 @@ fn describe_range(r: &TimeRange) -> String {
         ),
     }
 }
+
+/// Loads rule files; any problem in them is the user's to fix (exit 2).
+pub fn load_rules(files: &[PathBuf]) -> anyhow::Result<RuleSet> {
+    RuleSet::load(files).map_err(|e| match e {
+        RulesError::Invalid(_) | RulesError::Io { .. } => BadInput(e.to_string()).into(),
+    })
+}
+
+/// A progress bar over the events of `range`, on stderr when it is a terminal; hidden otherwise.
+pub fn progress(reader: &Reader, range: &TimeRange, what: &str) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let total: u64 = reader.segments_in(range).map(|s| s.meta.events).sum();
+    let style = ProgressStyle::with_template(&format!(
+        "{what} {{bar:30}} {{human_pos}}/{{human_len}} events (eta {{eta}})"
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(style)
+}
+
+/// Events between progress-bar updates (an update per event would cost more than the rules).
+pub const PROGRESS_STEP: u64 = 1 << 14;
 
 /// A locked, buffered stdout.
 pub fn stdout() -> io::BufWriter<io::StdoutLock<'static>> {

@@ -6,8 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::replay::{load_rules, progress, PROGRESS_STEP};
-use super::{report_scan, BadInput, TimeArgs};
+use super::{load_rules, progress, report_scan, BadInput, TimeArgs, PROGRESS_STEP};
 use crate::event::{format_ts, Event};
 use crate::output::{cell_text, printable, write_csv_row, Format, Rows};
 use crate::query::{self, QueryError, NAMED};

@@ -4,12 +4,10 @@ use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-
-use super::{report_scan, BadInput, TimeArgs};
+use super::{load_rules, progress, report_scan, TimeArgs, PROGRESS_STEP};
 use crate::output::{cell_text, write_csv_row, Format, Rows};
-use crate::rules::{RuleSet, RulesError, ALERT_COLUMNS};
-use crate::store::{Reader, TimeRange};
+use crate::rules::ALERT_COLUMNS;
+use crate::store::Reader;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,29 +20,6 @@ pub struct Args {
     #[arg(long, value_enum)]
     pub format: Option<Format>,
 }
-
-/// Loads rule files; any problem in them is the user's to fix (exit 2).
-pub(super) fn load_rules(files: &[PathBuf]) -> anyhow::Result<RuleSet> {
-    RuleSet::load(files).map_err(|e| match e {
-        RulesError::Invalid(_) | RulesError::Io { .. } => BadInput(e.to_string()).into(),
-    })
-}
-
-/// A progress bar over the events of `range`, on stderr when it is a terminal; hidden otherwise.
-pub(super) fn progress(reader: &Reader, range: &TimeRange, what: &str) -> ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let total: u64 = reader.segments_in(range).map(|s| s.meta.events).sum();
-    let style = ProgressStyle::with_template(&format!(
-        "{what} {{bar:30}} {{human_pos}}/{{human_len}} events (eta {{eta}})"
-    ))
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
-    ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(style)
-}
-
-/// Events between progress-bar updates (an update per event would cost more than the rules).
-pub(super) const PROGRESS_STEP: u64 = 1 << 14;
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     let set = load_rules(&args.rules)?;

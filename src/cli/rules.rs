@@ -34,7 +34,7 @@ pub fn run(_store: &Path, cmd: Command) -> anyhow::Result<()> {
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {
-    let set = super::replay::load_rules(&args.files)?;
+    let set = super::load_rules(&args.files)?;
     let mut rows = Rows::new([
         "rule",
         "severity",
