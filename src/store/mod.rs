@@ -8,6 +8,7 @@
 //!   0000000007.active.db      the segment being written: SQLite in WAL mode (+ -wal, -shm)
 //!   0000000003.seg.zst        sealed segments, immutable
 //!   0000000008.seg.zst.tmp    a seal in progress; removed by recovery
+//!   *.quarantined-TS-N        what a writer moved aside (never deleted)
 //! ```
 //!
 //! A segment is one SQLite database with the schema in `migrations/` (stamped with
@@ -23,15 +24,29 @@
 //! 2. the database itself, zstd level 3, with its content size and a checksum in the frame, so that a
 //!    corrupt or truncated file is detected instead of read.
 //!
-//! Sealing is atomic: the file is written as `*.tmp`, fsynced, renamed, and the directory fsynced;
-//! only then are the active database and its WAL removed. A writer killed at any point leaves either
-//! the active database (recovered and sealed by the next writer) or the sealed file (any leftover
-//! active files of the same sequence number are then removed).
+//! Sealing is atomic: the writer reads its database through a backup of its own connection (no
+//! journal-mode switch, so no reader can make a seal fail), writes `*.tmp` (created exclusively),
+//! fsyncs it, renames it without replacing anything, and fsyncs the directory; only then are the
+//! active database and its WAL removed. Seals run in sequence order on a background thread; one
+//! that fails is retried and its database stays in place. A writer killed at any point leaves
+//! either the active database (recovered and sealed, under the number in its *file* name, by the
+//! next writer) or the sealed file (any leftover active files of the same number are then
+//! removed).
 //!
-//! Readers never write to the store: sealed segments are decompressed into memory; an active
-//! segment is copied into memory through SQLite's backup API from a read-only connection (or, when
-//! a dead writer left a WAL behind that a read-only connection cannot replay, from a private copy in
-//! a temporary directory that is always removed).
+//! The metadata frame also carries the hash chain (`db_sha256`, `prev`, `link`, optional `sig`:
+//! see `segment::link_of` and `verify`).
+//!
+//! The directory is hostile territory (see `dir`): every file is opened through the directory's
+//! descriptor without following links, new files exclusively; a writer refuses a store that is a
+//! link, owned by someone else or writable by others; entries that are not what their name says
+//! are quarantined by writers and skipped by readers.
+//!
+//! Readers never write to the store: sealed segments are decompressed into memory (or, over
+//! 64 MiB, into a private temporary file) and checked against their metadata; an active segment is
+//! copied into memory through SQLite's backup API from a read-only connection (or, when a dead
+//! writer left a WAL behind that a read-only connection cannot replay, from a private copy in a
+//! temporary directory that is always removed). A reader that races a rotation reads the sealed
+//! file instead.
 
 pub mod dir;
 mod listing;
