@@ -228,7 +228,25 @@ fn renamed_process_is_still_named_by_its_exe() {
         "import ctypes; ctypes.CDLL(None).prctl(15, b'passwd', 0, 0, 0); open({}).read()",
         py_str(&file)
     );
-    let rec = Recorder::start(&store, &[]);
+    // The evasion: a comm allow-list lets a process named `passwd` through; a rule on `exe`
+    // does not, since the kernel's exe cannot be renamed.
+    let rules = work.file(
+        "rules.yaml",
+        &format!(
+            "rules:\n  - name: by_comm\n    description: d\n    severity: high\n    path: {f}\n    not_comm: [passwd]\n  - name: by_exe\n    description: d\n    severity: high\n    path: {f}\n    not_exe: [/usr/bin/passwd]\n",
+            f = file.display()
+        ),
+    );
+    let alerts = work.dir.join("alerts.jsonl");
+    let rec = Recorder::start(
+        &store,
+        &[
+            "--rules",
+            rules.to_str().expect("utf-8"),
+            "--alerts",
+            alerts.to_str().expect("utf-8"),
+        ],
+    );
     let mut child = Command::new(&py)
         .args(["-c", &script])
         .stdin(Stdio::null())
@@ -237,6 +255,19 @@ fn renamed_process_is_still_named_by_its_exe() {
     let pid = child.id();
     wait_ok(&mut child, "renaming python");
     rec.stop();
+    let live = std::fs::read_to_string(&alerts).expect("alerts file");
+    let fired: Vec<serde_json::Value> = live
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("alert json"))
+        .filter(|a: &serde_json::Value| a["pid"] == pid)
+        .collect();
+    assert_eq!(fired.len(), 1, "{live}");
+    assert_eq!(fired[0]["rule"], "by_exe");
+    assert_eq!(fired[0]["comm"], "passwd");
+    assert_eq!(fired[0]["exe"].as_str(), py.to_str());
+    // Replay raises the same alert, byte for byte.
+    let replayed = store.ok(&["replay", "--rules", rules.to_str().expect("utf-8")]);
+    assert_eq!(replayed, live, "live and replay differ");
 
     let events = read_store(&store.dir);
     let (ev, p) = opener(&events, &file);
