@@ -316,6 +316,12 @@ impl Writer {
     fn recover_one(&mut self, seq: u64, name: &str) -> Result<()> {
         let path = self.dir.join(name);
         dir_kind_ok(&self.dir, name)?;
+        let wal = format!("{name}-wal");
+        let empty = |n: &str| matches!(self.dir.kind(n), Ok(Some((Kind::File, 0))) | Ok(None));
+        if empty(name) && empty(&wal) {
+            // Created, then the writer died before its first commit: nothing was recorded.
+            return self.remove_active_files(name);
+        }
         let mut conn = Connection::open_with_flags(
             &path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
