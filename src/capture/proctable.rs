@@ -38,7 +38,9 @@ pub struct ProcTable {
     newest: FxHashMap<u32, u64>,
     /// Running at start, keyed by `(pid, start tick)`, until a kernel key adopts them.
     snapshot: FxHashMap<(u32, u64), Arc<Process>>,
-    users: HashMap<u32, Str>,
+    users: FxHashMap<u32, Str>,
+    /// The image the previous open resolved to: most opens come in runs of one process.
+    last: Option<((u32, u64), Arc<Process>)>,
 }
 
 /// What applying a record means for the store.
@@ -56,7 +58,8 @@ impl ProcTable {
             live: FxHashMap::default(),
             newest: FxHashMap::default(),
             snapshot: FxHashMap::default(),
-            users,
+            users: users.into_iter().collect(),
+            last: None,
         }
     }
 
@@ -130,6 +133,8 @@ impl ProcTable {
 
     /// Applies a lifecycle record; returns what to store.
     pub fn apply(&mut self, r: &ProcRecord) -> Option<Change> {
+        // An exec gives the process a new image; never serve the old one from the cache.
+        self.last = None;
         match r.kind {
             ProcKind::Exit => {
                 let image = self.resolve(r.pid, r.start_boot)?;
@@ -218,7 +223,15 @@ impl ProcTable {
     /// (a process no record or snapshot knew: made from what the open carried).
     pub fn attach(&mut self, ev: &mut Event, start: u64) -> Option<Arc<Process>> {
         ev.user = self.users.get(&ev.uid).cloned();
+        let key = (ev.pid, start);
+        if let Some((k, p)) = &self.last {
+            if *k == key {
+                ev.process = Some(p.clone());
+                return None;
+            }
+        }
         if let Some(p) = self.resolve(ev.pid, start) {
+            self.last = Some((key, p.clone()));
             ev.process = Some(p);
             return None;
         }
@@ -239,6 +252,7 @@ impl ProcTable {
             )
         });
         self.insert(ev.pid, start, image.clone());
+        self.last = Some((key, image.clone()));
         ev.process = Some(image.clone());
         Some(image)
     }

@@ -120,6 +120,8 @@ struct Active {
     /// Process images by identity; the `Arc` is held so that an address is never reused while
     /// it is a key.
     processes: FxHashMap<usize, (u32, Arc<Process>)>,
+    /// The last image appended (address, id): valid while `processes` holds it.
+    last_process: (usize, u32),
     users: FxHashMap<u32, Arc<[u8]>>,
     // Interned but not yet committed: kept until a commit succeeds, so that a failed commit
     // (disk full) never leaves rows pointing at ids the database lacks.
@@ -416,6 +418,7 @@ impl Writer {
             procs: FxHashMap::default(),
             shapes: FxHashMap::default(),
             processes: FxHashMap::default(),
+            last_process: (0, 0),
             users: FxHashMap::default(),
             new_strings: Vec::new(),
             new_procs: Vec::new(),
@@ -485,7 +488,16 @@ impl Writer {
         let path = a.intern(&mut ev.path);
         let raw = a.intern(&mut ev.raw_path);
         ev.table = a.table;
-        let process = ev.process.as_ref().map_or(0, |p| a.intern_process(p, 0));
+        let process = match &ev.process {
+            None => 0,
+            // Runs of events of one process skip the map.
+            Some(p) if Arc::as_ptr(p) as usize == a.last_process.0 => a.last_process.1,
+            Some(p) => {
+                let id = a.intern_process(p, 0);
+                a.last_process = (Arc::as_ptr(p) as usize, id);
+                id
+            }
+        };
         ev.proc_key = if process == 0 { Str::NO_KEY } else { process };
         if let Some(user) = &ev.user {
             a.intern_user(ev.uid, user);

@@ -345,6 +345,8 @@ where
         table,
         ..Event::default()
     };
+    // Proc ids start at 1: 0 is "none decoded yet".
+    let mut last_proc = 0u32;
     while let Some(r) = rows.next().map_err(sql_err(path, B))? {
         let block: i64 = r.get(0).map_err(sql_err(path, B))?;
         let count: i64 = r.get(1).map_err(sql_err(path, B))?;
@@ -359,28 +361,33 @@ where
         let mut rows = Decoder::new(count, base, cols);
         while let Some(row) = rows.next_row() {
             let row = row.map_err(bad)?;
-            let proc = (row.proc_id as usize)
-                .checked_sub(1)
-                .and_then(|i| procs.get(i))
-                .ok_or_else(|| bad("unknown proc"))?;
             let shape = (row.shape as usize)
                 .checked_sub(1)
                 .and_then(|i| shapes.get(i))
                 .ok_or_else(|| bad("unknown shape"))?;
+            // Consecutive events of one thread are the common case: the process fields (and
+            // their reference counts) are only touched when the proc row changes.
+            if row.proc_id != last_proc {
+                let proc = (row.proc_id as usize)
+                    .checked_sub(1)
+                    .and_then(|i| procs.get(i))
+                    .ok_or_else(|| bad("unknown proc"))?;
+                last_proc = row.proc_id;
+                ev.pid = proc.pid;
+                ev.tid = proc.tid;
+                ev.ppid = proc.ppid;
+                ev.uid = proc.uid;
+                ev.gid = proc.gid;
+                ev.comm = proc.comm.clone();
+                ev.euid = proc.euid;
+                ev.egid = proc.egid;
+                ev.user = proc.user.clone();
+                (ev.proc_key, ev.process) = match &proc.process {
+                    Some((key, p)) => (*key, Some(p.clone())),
+                    None => (Str::NO_KEY, None),
+                };
+            }
             ev.ts_ns = row.ts_ns;
-            ev.pid = proc.pid;
-            ev.tid = proc.tid;
-            ev.ppid = proc.ppid;
-            ev.uid = proc.uid;
-            ev.gid = proc.gid;
-            ev.comm = proc.comm.clone();
-            ev.euid = proc.euid;
-            ev.egid = proc.egid;
-            ev.user = proc.user.clone();
-            (ev.proc_key, ev.process) = match &proc.process {
-                Some((key, p)) => (*key, Some(p.clone())),
-                None => (Str::NO_KEY, None),
-            };
             ev.path = string(row.path.into(), "path")?;
             // 0: the process passed exactly the resolved path.
             ev.raw_path = if row.raw_path == 0 {
