@@ -274,11 +274,20 @@ pub struct EventJson {
     #[serde(default)]
     pub user: Option<String>,
     #[serde(default)]
+    pub user_b64: Option<String>,
+    #[serde(default)]
     pub cgroup: Option<String>,
+    #[serde(default)]
+    pub cgroup_b64: Option<String>,
     #[serde(default)]
     pub container_id: Option<String>,
     #[serde(default)]
+    pub container_id_b64: Option<String>,
+    /// Derived from `ancestors` on import (accepted, not needed).
+    #[serde(default)]
     pub parent_exe: Option<String>,
+    #[serde(default)]
+    pub parent_exe_b64: Option<String>,
     #[serde(default)]
     pub ancestors: Option<Vec<AncestorJson>>,
 }
@@ -289,7 +298,11 @@ pub struct EventJson {
 pub struct AncestorJson {
     pub pid: u32,
     pub comm: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comm_b64: Option<String>,
     pub exe: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exe_b64: Option<String>,
     pub proc_start: String,
 }
 
@@ -311,6 +324,18 @@ fn bytes_from_json(text: &str, b64: Option<&str>, field: &str) -> Result<Str, St
             .decode(b)
             .map(Str::new)
             .map_err(|e| format!("field `{field}_b64`: not valid base64 ({e})")),
+    }
+}
+
+/// An optional byte string from its text and `_b64` keys.
+fn opt_bytes(
+    text: &Option<String>,
+    b64: &Option<String>,
+    field: &str,
+) -> Result<Option<Str>, String> {
+    match text {
+        None => Ok(None),
+        Some(t) => bytes_from_json(t, b64.as_deref(), field).map(Some),
     }
 }
 
@@ -356,11 +381,8 @@ fn put_ancestors(o: &mut Obj, p: &Process) {
         }
         let mut x = Obj::new();
         x.num("pid", a.pid);
-        x.str("comm", &a.comm.lossy());
-        match &a.exe {
-            Some(e) => x.str("exe", &e.lossy()),
-            None => x.null("exe"),
-        }
+        put_bytes(&mut x, "comm", Some(&a.comm));
+        put_bytes(&mut x, "exe", a.exe.as_ref());
         x.str("proc_start", &format_ts(a.start_ns));
         o.push_raw(&x.finish());
     }
@@ -508,10 +530,15 @@ impl ImportedProcs {
                     .as_bytes(),
             );
             let up = parent.take();
+            let comm = bytes_from_json(&a.comm, a.comm_b64.as_deref(), "ancestors.comm")?;
+            let exe = match &a.exe {
+                None => None,
+                Some(t) => Some(bytes_from_json(t, a.exe_b64.as_deref(), "ancestors.exe")?),
+            };
             parent = Some(self.intern(chain_key.clone(), || Process {
-                exe: a.exe.as_deref().map(Str::from),
+                exe,
                 parent: up,
-                ..Process::from_event(a.pid, a_start, 0, Str::from(a.comm.as_str()), 0, 0)
+                ..Process::from_event(a.pid, a_start, 0, comm, 0, 0)
             }));
         }
         let argv = match (&j.argv_b64, &j.argv) {
@@ -542,8 +569,8 @@ impl ImportedProcs {
             exe,
             argv,
             auid: j.auid,
-            cgroup: j.cgroup.as_deref().map(Str::from),
-            container_id: j.container_id.as_deref().map(Str::from),
+            cgroup: opt_bytes(&j.cgroup, &j.cgroup_b64, "cgroup")?,
+            container_id: opt_bytes(&j.container_id, &j.container_id_b64, "container_id")?,
             parent,
             source: ProcSource::Import,
             euid: j.euid.unwrap_or(j.uid),
@@ -624,7 +651,7 @@ impl ImportedProcs {
             ret: j.ret,
             euid: j.euid,
             egid: j.egid,
-            user: j.user.as_deref().map(Str::from),
+            user: opt_bytes(&j.user, &j.user_b64, "user")?,
             process,
             table: 0,
             proc_key: Str::NO_KEY,
@@ -672,6 +699,35 @@ mod tests {
         assert!(!line.contains("raw_path_b64"), "{line}");
         let back: EventJson = serde_json::from_str(&line).unwrap();
         assert_eq!(Event::try_from(back).unwrap(), e);
+    }
+
+    #[test]
+    fn lineage_of_any_bytes_survives_export_and_import() {
+        let bad = |s: &[u8]| Str::new(s);
+        let parent = Arc::new(Process {
+            exe: Some(bad(b"/opt/\xffsh")),
+            ..Process::from_event(40, 7, 1, bad(b"s\xfeh"), 0, 0)
+        });
+        let p = Process {
+            exe: Some(bad(b"/usr/bin/\xfex")),
+            argv: Some(bad(b"x\0\xff\0")),
+            cgroup: Some(bad(b"/c\xff")),
+            container_id: Some(bad(b"\xfeid")),
+            parent: Some(parent),
+            ..Process::from_event(42, 9, 40, Str::from("x"), 1000, 1000)
+        };
+        let e = Event {
+            ts_ns: 1_700_000_000_000_000_000,
+            process: Some(Arc::new(p)),
+            user: Some(bad(b"u\xff")),
+            euid: Some(0),
+            egid: Some(0),
+            ..Event::default()
+        };
+        let line = e.to_json_line();
+        let back = Event::try_from(serde_json::from_str::<EventJson>(&line).unwrap()).unwrap();
+        assert_eq!(back.to_json_line(), line);
+        assert_eq!(back.user.unwrap().as_bytes(), b"u\xff");
     }
 
     #[test]
