@@ -19,9 +19,8 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::mem::MaybeUninit;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, SyncSender, TrySendError};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, SyncSender};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
@@ -39,8 +38,8 @@ use skel::{OpensLinks, OpensSkelBuilder};
 pub const POLL: Duration = Duration::from_millis(50);
 /// A batch is handed over when it holds this much (or at the end of every poll).
 const BATCH_BYTES: usize = 256 << 10;
-/// Batches the queue holds before the consumer drops (and counts) instead of blocking: up to
-/// 32 MiB, about a second of a busy host, enough to ride out the store sealing a segment.
+/// Batches the queue holds before the consumer waits (leaving records in the kernel ring): up to
+/// 32 MiB, about a second of a busy host.
 const QUEUE_BATCHES: usize = 128;
 
 /// What `record` was asked for, validated.
@@ -208,11 +207,13 @@ const HOOKS: &[Hook] = &[
     },
 ];
 
-/// Copies ring records into batches and hands them to the store thread without ever blocking.
+/// Copies ring records into batches and hands them to the store thread. When the store side
+/// lags and the queue is full, it waits: records stay in the kernel ring (backpressure) instead of
+/// being dropped in user space, so a loss can only happen where the kernel counts it
+/// (`ringbuf_full`), and the ring's size (`--ring-mb`) is how long a stall it absorbs.
 struct Batcher {
     batch: Batch,
     tx: SyncSender<Batch>,
-    queue_full: Arc<AtomicU64>,
     hung_up: bool,
 }
 
@@ -220,33 +221,20 @@ impl Batcher {
     fn push(&mut self, rec: &[u8]) -> i32 {
         self.batch.push(rec);
         if self.batch.buf.len() >= BATCH_BYTES {
-            self.send(0, false);
+            self.send(0);
         }
         0
     }
 
-    /// Hands the batch over; `drained_at_ns` (0: unknown) lets the store thread release events.
-    /// `wait` is only for the final drain, when nothing can overflow the ring any more.
-    fn send(&mut self, drained_at_ns: u64, wait: bool) {
+    /// Hands the batch over, waiting while the queue is full; `drained_at_ns` (0: unknown) lets
+    /// the store thread release events.
+    fn send(&mut self, drained_at_ns: u64) {
         if self.hung_up {
             return;
         }
         let mut batch = std::mem::replace(&mut self.batch, Batch::with_capacity(BATCH_BYTES));
         batch.drained_at_ns = drained_at_ns;
-        let records = batch.records;
-        let res = if wait {
-            self.tx.send(batch).map_err(|_| ())
-        } else {
-            match self.tx.try_send(batch) {
-                Ok(()) => Ok(()),
-                Err(TrySendError::Full(_)) => {
-                    self.queue_full.fetch_add(records, Ordering::Relaxed);
-                    Ok(())
-                }
-                Err(TrySendError::Disconnected(_)) => Err(()),
-            }
-        };
-        if res.is_err() {
+        if self.tx.send(batch).is_err() {
             self.hung_up = true;
         }
     }
@@ -344,16 +332,13 @@ pub fn record(
         }
     })?;
 
-    let queue_full = Arc::new(AtomicU64::new(0));
     let losses = LossSources {
         kernel: MapHandle::try_from(&skel.maps.of_losses).context("open the loss counters")?,
-        queue_full: queue_full.clone(),
     };
     let (tx, rx) = sync_channel::<Batch>(QUEUE_BATCHES);
     let batcher = Rc::new(RefCell::new(Batcher {
         batch: Batch::with_capacity(BATCH_BYTES),
         tx,
-        queue_full,
         hung_up: false,
     }));
     let mut builder = RingBufferBuilder::new();
@@ -416,14 +401,14 @@ pub fn record(
                 Err(std::io::Error::from_raw_os_error(-rc)).context("read the ring buffer");
             break;
         }
-        batcher.borrow_mut().send(drained, false);
+        batcher.borrow_mut().send(drained);
     }
 
     // Detach first so that the final drain sees everything that will ever be written.
     skel.links = OpensLinks::default();
     let drained = boot_ns() as u64;
     let rc = ring.consume_raw();
-    batcher.borrow_mut().send(drained, true);
+    batcher.borrow_mut().send(drained);
     drop(ring);
     drop(batcher);
 

@@ -2,15 +2,15 @@
 //! store → rules → alerts, plus loss accounting.
 //!
 //! The ring-buffer consumer only copies records into [`Batch`]es and hands them over a bounded
-//! queue; when the queue is full it drops the batch and counts it (reason `queue_full`) instead of
-//! blocking, so a slow disk shows up as recorded loss, never as a stalled ring.
+//! queue; when the queue is full it waits, leaving records in the kernel ring (backpressure): the
+//! only losses are the kernel's (`ringbuf_full`), counted per CPU and recorded here. (Segments
+//! written before this may hold `queue_full` losses: the user-space drops of earlier versions.)
 
 use std::collections::VecDeque;
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::atomic::Ordering as AtomicOrdering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -86,8 +86,6 @@ pub struct Sinks {
 pub struct LossSources {
     /// The kernel's per-CPU `of_losses` array.
     pub kernel: MapHandle,
-    /// Records the consumer dropped because the queue was full.
-    pub queue_full: Arc<AtomicU64>,
 }
 
 pub struct Settings {
@@ -192,7 +190,6 @@ impl Emitter<'_> {
 struct LossTracker {
     src: LossSources,
     kernel_seen: Vec<u64>,
-    queue_seen: u64,
     malformed: u64,
     since_ns: i64,
 }
@@ -228,11 +225,6 @@ impl LossTracker {
                 grown.push((total - *seen, Self::kernel_reason(code as u32)));
                 *seen = total;
             }
-        }
-        let queue = self.src.queue_full.load(AtomicOrdering::Relaxed);
-        if queue > self.queue_seen {
-            grown.push((queue - self.queue_seen, "queue_full"));
-            self.queue_seen = queue;
         }
         if self.malformed > 0 {
             grown.push((std::mem::take(&mut self.malformed), "malformed"));
@@ -302,7 +294,6 @@ pub fn run(
     let mut loss = LossTracker {
         kernel_seen: vec![0; of_loss_reason::OF_LOSS_NR.0 as usize],
         src: losses,
-        queue_seen: 0,
         malformed: 0,
         since_ns: now_ns(),
     };
