@@ -145,36 +145,19 @@ impl ProcTable {
             }
             ProcKind::Fork => {
                 let parent = self.resolve(r.ppid, r.parent_start_boot);
-                // Until it execs, a child runs its parent's image.
+                // Until it execs, a child runs its parent's image (and stays in its cgroup unless
+                // it was cloned into another).
                 let inherited = parent.as_deref();
                 let same_cgroup = inherited.is_some_and(|p| p.cgroup_id == r.cgroup_id);
+                let from_parent = |f: fn(&Process) -> Option<Str>| inherited.and_then(f);
                 let image = Arc::new(Process {
-                    pid: r.pid,
-                    start_ns: self.wall(r.start_boot),
-                    exec_ns: None,
-                    ppid: r.ppid,
-                    parent: parent.clone(),
-                    source: ProcSource::Fork,
-                    comm: Str::new(r.comm.clone()),
-                    exe: inherited.and_then(|p| p.exe.clone()),
-                    argv: inherited.and_then(|p| p.argv.clone()),
+                    exe: from_parent(|p| p.exe.clone()),
+                    argv: from_parent(|p| p.argv.clone()),
                     args_truncated: inherited.is_some_and(|p| p.args_truncated),
-                    uid: r.uid,
-                    gid: r.gid,
-                    euid: r.euid,
-                    egid: r.egid,
-                    auid: r.auid,
-                    sessionid: r.sessionid,
-                    cgroup_id: r.cgroup_id,
-                    cgroup: inherited
-                        .filter(|_| same_cgroup)
-                        .and_then(|p| p.cgroup.clone()),
-                    container_id: inherited
-                        .filter(|_| same_cgroup)
-                        .and_then(|p| p.container_id.clone()),
-                    pidns: Some(r.pidns),
-                    mntns: Some(r.mntns),
-                    tty: inherited.and_then(|p| p.tty.clone()),
+                    cgroup: from_parent(|p| p.cgroup.clone()).filter(|_| same_cgroup),
+                    container_id: from_parent(|p| p.container_id.clone()).filter(|_| same_cgroup),
+                    tty: from_parent(|p| p.tty.clone()),
+                    ..self.image_of(r, ProcSource::Fork, None, parent.clone())
                 });
                 self.insert(r.pid, r.start_boot, image.clone());
                 Some(Change::Image(image))
@@ -187,35 +170,51 @@ impl ProcTable {
                 };
                 let cgroup = r.cgroup.clone().map(Str::new);
                 let image = Arc::new(Process {
-                    pid: r.pid,
-                    start_ns: self.wall(r.start_boot),
-                    exec_ns: Some(r.ts_ns),
-                    ppid: r.ppid,
-                    parent,
-                    source: ProcSource::Exec,
-                    comm: Str::new(r.comm.clone()),
                     exe: r.exe.clone().map(Str::new),
                     argv: r.argv.clone().map(Str::new),
                     args_truncated: r.args_truncated,
-                    uid: r.uid,
-                    gid: r.gid,
-                    euid: r.euid,
-                    egid: r.egid,
-                    auid: r.auid,
-                    sessionid: r.sessionid,
-                    cgroup_id: r.cgroup_id,
                     container_id: cgroup
                         .as_ref()
                         .and_then(|c| container_id(c.as_bytes()))
                         .map(|c| Str::from(c.as_str())),
                     cgroup,
-                    pidns: Some(r.pidns),
-                    mntns: Some(r.mntns),
                     tty: r.tty.as_deref().map(Str::from),
+                    ..self.image_of(r, ProcSource::Exec, Some(r.ts_ns), parent)
                 });
                 self.insert(r.pid, r.start_boot, image.clone());
                 Some(Change::Image(image))
             }
+        }
+    }
+
+    /// What every lifecycle record says of a process: its key, parent, name, credentials and
+    /// namespaces (what it runs is filled in by the caller).
+    fn image_of(
+        &self,
+        r: &ProcRecord,
+        source: ProcSource,
+        exec_ns: Option<i64>,
+        parent: Option<Arc<Process>>,
+    ) -> Process {
+        Process {
+            exec_ns,
+            parent,
+            source,
+            euid: r.euid,
+            egid: r.egid,
+            auid: r.auid,
+            sessionid: r.sessionid,
+            cgroup_id: r.cgroup_id,
+            pidns: Some(r.pidns),
+            mntns: Some(r.mntns),
+            ..Process::from_event(
+                r.pid,
+                self.wall(r.start_boot),
+                r.ppid,
+                Str::new(r.comm.clone()),
+                r.uid,
+                r.gid,
+            )
         }
     }
 
