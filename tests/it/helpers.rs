@@ -206,3 +206,71 @@ pub fn read_store(dir: &Path) -> Vec<Event> {
     assert!(stats.errors.is_empty(), "{:?}", stats.errors);
     out
 }
+
+/// The binary the hardening tests run: `OPEN_FORENSICS_BIN` when set (to replay a regression
+/// test's scenario against another build, e.g. the one before a fix), else this build.
+pub fn bin_under_test() -> PathBuf {
+    std::env::var_os("OPEN_FORENSICS_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(bin)
+}
+
+/// `BIN --store STORE ARGS…` with [`bin_under_test`], stdin closed; `store` may be any path.
+pub fn cmd_at(store: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(bin_under_test());
+    c.arg("--store").arg(store).args(args).stdin(Stdio::null());
+    c
+}
+
+impl Recorder {
+    /// Like [`Recorder::start`], from a prepared `record` command (another binary, another store).
+    pub fn start_cmd(mut cmd: Command) -> Recorder {
+        let mut child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn open-forensics record");
+        let (tx, rx) = mpsc::channel();
+        let err = child.stderr.take().expect("piped stderr");
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut early = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains("attached");
+                    early.push(line);
+                    if done {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let status = child.wait();
+                    panic!("recorder never attached ({status:?}): {early:#?}");
+                }
+            }
+        }
+        Recorder {
+            child,
+            stderr: rx,
+            early,
+        }
+    }
+
+    /// Whether the recorder is still running (not exited, not a zombie).
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL and reap (a writer that dies without sealing).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
