@@ -42,6 +42,12 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     if let Some((_, h)) = head {
         eprintln!("open-forensics: chain head {h}");
     }
+    let (skipped, bad): (Vec<_>, Vec<_>) = bad
+        .into_iter()
+        .partition(|e| matches!(e, crate::store::StoreError::Skipped { .. }));
+    for w in &skipped {
+        eprintln!("open-forensics: warning: {w}");
+    }
     for e in &bad {
         eprintln!("open-forensics: error: {e}");
     }

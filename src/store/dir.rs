@@ -265,6 +265,15 @@ impl StoreDir {
         self.remove(from)
     }
 
+    /// Renames `from` over `to` (for the store's own bookkeeping files; a link at `to` is
+    /// replaced, never followed).
+    pub fn rename_replace(&self, from: &str, to: &str) -> io::Result<()> {
+        let (f, t) = (cstr(from)?, cstr(to)?);
+        let dfd = self.fd.as_raw_fd();
+        // SAFETY: NUL-terminated names relative to our directory fd.
+        check(unsafe { libc::renameat(dfd, f.as_ptr(), dfd, t.as_ptr()) }).map(|_| ())
+    }
+
     /// Moves a file that does not belong in the store out of the way, under a name no segment
     /// can have, so that recording and reading go on; returns the new name.
     pub fn quarantine(&self, name: &str) -> io::Result<String> {

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::dir::{Kind, StoreDir};
 use super::lock::StoreLock;
-use super::segment::{self, frame, parse_name, sealed_name, SegmentData, SegmentMeta};
+use super::segment::{self, frame, parse_name, sealed_name, ActiveMeta, SegmentData, SegmentMeta};
 use super::{io_err, Result, StoreError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -69,14 +69,18 @@ impl SegmentInfo {
 }
 
 /// Every segment in `dir`, sealed ones from their metadata frames, in time order (then sequence);
-/// and, separately, what could not be listed (unreadable segments, entries that are not regular
-/// files), so a caller can report them and carry on with the rest.
+/// and, separately, what could not be listed (unreadable segments; entries that are not segment
+/// files, as [`StoreError::Skipped`]), so a caller can report them and carry on with the rest.
 pub fn list(dir: &StoreDir) -> Result<(Vec<SegmentInfo>, Vec<StoreError>)> {
     let mut out = Vec::new();
     let mut bad = Vec::new();
     let writer_alive = StoreLock::is_held(dir);
     let mut names = dir.names()?;
     names.sort();
+    // A sealed segment whose metadata reads (and whose link matches it): its active leftovers,
+    // if any, are redundant. Anything else at a sealed name does not hide an active database.
+    let mut sealed_ok = std::collections::HashSet::new();
+    let mut actives = Vec::new();
     for name in names {
         let Some((seq, sealed)) = parse_name(&name) else {
             continue;
@@ -88,8 +92,7 @@ pub fn list(dir: &StoreDir) -> Result<(Vec<SegmentInfo>, Vec<StoreError>)> {
             Ok(Some((kind, _))) => {
                 bad.push(StoreError::Skipped {
                     path,
-                    reason: format!("a {kind:?} where a segment file belongs; skipped")
-                        .to_lowercase(),
+                    reason: format!("{} where a segment file belongs; skipped", kind_name(kind)),
                 });
                 continue;
             }
@@ -98,24 +101,30 @@ pub fn list(dir: &StoreDir) -> Result<(Vec<SegmentInfo>, Vec<StoreError>)> {
                 continue;
             }
         };
-        if sealed {
-            match frame::read_meta(dir, &name) {
-                Ok(meta) => out.push(SegmentInfo {
+        if !sealed {
+            actives.push((seq, name, path, size));
+            continue;
+        }
+        match frame::read_meta(dir, &name).and_then(|m| self_consistent(&path, m)) {
+            Ok(meta) => {
+                sealed_ok.insert(seq);
+                out.push(SegmentInfo {
                     path,
                     file: name,
                     state: SegmentState::Sealed,
                     meta,
                     file_bytes: size,
-                }),
-                Err(e) => bad.push(e),
+                });
             }
-            continue;
+            Err(e) => bad.push(e),
         }
-        if matches!(dir.kind(&sealed_name(seq)), Ok(Some(_))) {
+    }
+    for (seq, name, path, size) in actives {
+        if sealed_ok.contains(&seq) {
             continue; // sealed already; a writer died before removing the active files
         }
         match segment::active_meta(dir, &name, writer_alive) {
-            Ok(meta) => {
+            Ok(ActiveMeta::Segment(meta)) => {
                 let wal = match dir.kind(&format!("{name}-wal")) {
                     Ok(Some((Kind::File, n))) => n,
                     _ => 0,
@@ -132,6 +141,12 @@ pub fn list(dir: &StoreDir) -> Result<(Vec<SegmentInfo>, Vec<StoreError>)> {
                     file_bytes: size + wal,
                 });
             }
+            // Being created (or its writer died creating it): nothing recorded in it yet.
+            Ok(ActiveMeta::Uninitialized) => {}
+            Ok(ActiveMeta::Foreign) => bad.push(StoreError::Skipped {
+                path,
+                reason: "a database that is not an open-forensics segment; skipped (the next writer moves it aside)".into(),
+            }),
             // Sealed and removed between the listing and the snapshot: list the sealed file.
             Err(_) if matches!(dir.kind(&sealed_name(seq)), Ok(Some((Kind::File, _)))) => {
                 let sealed = sealed_name(seq);
@@ -153,6 +168,27 @@ pub fn list(dir: &StoreDir) -> Result<(Vec<SegmentInfo>, Vec<StoreError>)> {
     Ok((out, bad))
 }
 
+/// A sealed segment's metadata must hash to its own link: a frame edited by hand (say, its time
+/// range, so that ranged queries skip it unread) is an error here, before anything trusts it.
+fn self_consistent(path: &std::path::Path, meta: SegmentMeta) -> Result<SegmentMeta> {
+    match &meta.link {
+        Some(link) if *link != segment::link_of(&meta) => Err(StoreError::Corrupt {
+            path: path.into(),
+            reason: "metadata edited after sealing (it no longer matches its chain link)".into(),
+        }),
+        _ => Ok(meta),
+    }
+}
+
+fn kind_name(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Dir => "a directory",
+        Kind::Symlink => "a symbolic link",
+        Kind::File => "a file",
+        Kind::Other => "a special file (FIFO, socket or device)",
+    }
+}
+
 /// [`list`] by path.
 pub fn list_segments(dir: &std::path::Path) -> Result<(Vec<SegmentInfo>, Vec<StoreError>)> {
     list(&StoreDir::open_for_reading(dir)?)
@@ -172,6 +208,49 @@ pub fn prune_before(dir: &std::path::Path, before: i64) -> Result<Vec<SegmentInf
             removed.push(seg);
         }
     }
+    // The chain now starts after what was pruned: say so, so that `verify` can tell a prune
+    // from a deletion.
+    if let Some(last) = removed
+        .iter()
+        .filter(|s| s.meta.link.is_some())
+        .max_by_key(|s| s.meta.seq)
+    {
+        let record = PruneRecord {
+            link: last.meta.link.clone().unwrap_or_default(),
+            seq: last.meta.seq,
+            before_ns: before,
+            pruned_at_ns: crate::timespec::now_ns(),
+        };
+        let tmp = format!("{PRUNE_FILE}.tmp");
+        dir.remove(&tmp).map_err(io_err(dir.join(&tmp)))?;
+        let mut f = dir.create_new(&tmp).map_err(io_err(dir.join(&tmp)))?;
+        std::io::Write::write_all(
+            &mut f,
+            &serde_json::to_vec(&record).expect("PruneRecord serializes"),
+        )
+        .and_then(|_| f.sync_all())
+        .map_err(io_err(dir.join(&tmp)))?;
+        dir.rename_replace(&tmp, PRUNE_FILE)
+            .map_err(io_err(dir.join(PRUNE_FILE)))?;
+    }
     dir.sync()?;
     Ok(removed)
+}
+
+/// `STORE/prune.json`: where the chain was cut on purpose.
+pub(crate) const PRUNE_FILE: &str = "prune.json";
+
+/// What the last `prune` removed up to: the link of the newest pruned chained segment.
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
+pub(crate) struct PruneRecord {
+    pub link: String,
+    pub seq: u64,
+    pub before_ns: i64,
+    pub pruned_at_ns: i64,
+}
+
+/// The last prune record of a store, if any (unreadable or absent: none).
+pub(crate) fn read_prune(dir: &StoreDir) -> Option<PruneRecord> {
+    let f = dir.open_read(PRUNE_FILE).ok()?;
+    serde_json::from_reader(std::io::Read::take(f, 4096)).ok()
 }

@@ -97,11 +97,13 @@ pub fn verify(path: &Path, head: Option<&str>, key: Option<&[u8]>) -> Result<Rep
         }
         report.segments.push(c);
     }
-    check_chain(&mut report, head);
+    let pruned = super::listing::read_prune(&dir).map(|p| p.link);
+    check_chain(&mut report, head, pruned.as_deref());
     Ok(report)
 }
 
-fn check_chain(report: &mut Report, head: Option<&str>) {
+/// `pruned`: the link `prune` recorded as cut on purpose (the first segment may follow it).
+fn check_chain(report: &mut Report, head: Option<&str>, pruned: Option<&str>) {
     // The chained segments, by their own sequence number.
     let mut chained: Vec<(u64, &str, &str, &str)> = report
         .segments
@@ -132,6 +134,8 @@ fn check_chain(report: &mut Report, head: Option<&str>) {
             continue;
         }
         match by_link.get(prev) {
+            // The oldest remaining segment follows what `prune` removed.
+            None if i == 0 && pruned == Some(*prev) => {}
             None => {
                 let before = if i > 0 {
                     format!("after segment {} ", chained[i - 1].0)

@@ -291,12 +291,19 @@ impl Writer {
         self.next_seq = max_seq + 1;
         self.summary.head = head.map(|(_, l)| l).unwrap_or_default();
         for (seq, name) in active {
-            if matches!(self.dir.kind(&sealed_name(seq)), Ok(Some((Kind::File, _))))
-                && frame::read_meta(&self.dir, &sealed_name(seq)).is_ok()
-            {
-                // Sealed before the writer died: the active files are leftovers.
-                self.remove_active_files(&name)?;
-                continue;
+            let sealed = sealed_name(seq);
+            if matches!(self.dir.kind(&sealed), Ok(Some((Kind::File, _)))) {
+                if frame::read_meta(&self.dir, &sealed).is_ok() {
+                    // Sealed before the writer died: the active files are leftovers.
+                    self.remove_active_files(&name)?;
+                    continue;
+                }
+                // Something unreadable sits at the sealed name of a recorded segment: the
+                // segment is the data; the other file moves aside.
+                self.quarantine(
+                    &sealed,
+                    "unreadable, at the sealed name of an unsealed segment",
+                )?;
             }
             if let Err(e) = self.recover_one(seq, &name) {
                 if e.is_unsafe() {
@@ -792,7 +799,17 @@ fn seal(job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u8]>) -> SealRes
         meta.sig = key.map(|k| sign_link(k, &link));
         meta.link = Some(link.clone());
         let name = sealed_name(meta.seq);
-        let sealed = frame::write_sealed(dir, &name, &meta, &parts)?;
+        let sealed = match frame::write_sealed(dir, &name, &meta, &parts) {
+            Err(StoreError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                // Only this writer seals this number: whatever holds the name was planted (or
+                // is a copy). It moves aside, never over the segment, and the seal goes on.
+                dir.quarantine(&name).map_err(io_err(dir.join(&name)))?;
+                frame::write_sealed(dir, &name, &meta, &parts)?
+            }
+            other => other?,
+        };
         let bytes = dir.kind(&name).ok().flatten().map_or(0, |k| k.1);
         drop(sealed);
         Ok((bytes, link))

@@ -59,10 +59,44 @@ fn copy_file(dir: &StoreDir, name: &str, to: &Path) -> Result<()> {
     Ok(())
 }
 
+/// What an active file turned out to be.
+pub(crate) enum ActiveMeta {
+    Segment(SegmentMeta),
+    /// Empty, or a database with nothing in it yet: a segment its writer is creating (or died
+    /// creating). Nothing was recorded in it.
+    Uninitialized,
+    /// A database that is not an open-forensics segment.
+    Foreign,
+}
+
 /// The metadata of an active segment, for listing.
-pub(crate) fn active_meta(dir: &StoreDir, name: &str, writer_alive: bool) -> Result<SegmentMeta> {
+pub(crate) fn active_meta(dir: &StoreDir, name: &str, writer_alive: bool) -> Result<ActiveMeta> {
     let path = dir.join(name);
+    if let Ok(Some((_, 0))) = dir.kind(name) {
+        if !matches!(dir.kind(&format!("{name}-wal")), Ok(Some((_, n))) if n > 0) {
+            return Ok(ActiveMeta::Uninitialized);
+        }
+    }
     let conn = snapshot_active(dir, name, writer_alive)?;
+    let (app_id, version, tables): (i32, i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT application_id FROM pragma_application_id()), \
+                    (SELECT user_version FROM pragma_user_version()), \
+                    (SELECT count(*) FROM sqlite_schema)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .map_err(sql_err(&path, "PRAGMA application_id"))?;
+    if app_id == 0 && version == 0 {
+        return Ok(if tables == 0 {
+            ActiveMeta::Uninitialized
+        } else {
+            ActiveMeta::Foreign
+        });
+    }
+    if app_id != crate::store::APPLICATION_ID {
+        return Ok(ActiveMeta::Foreign);
+    }
     check_readable(&conn, &path)?;
     let mut meta = read_meta_table(&conn, &path)?;
     meta.db_bytes = conn
@@ -72,5 +106,5 @@ pub(crate) fn active_meta(dir: &StoreDir, name: &str, writer_alive: bool) -> Res
             |r| r.get::<_, i64>(0),
         )
         .map_err(sql_err(&path, "page_count"))? as u64;
-    Ok(meta)
+    Ok(ActiveMeta::Segment(meta))
 }

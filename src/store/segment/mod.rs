@@ -19,7 +19,7 @@ use rusqlite::{Connection, OpenFlags, MAIN_DB};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-pub(crate) use active::{active_meta, snapshot_active};
+pub(crate) use active::{active_meta, snapshot_active, ActiveMeta};
 pub(crate) use tables::{read_meta_table, write_meta_table};
 
 use super::dir::{Kind, StoreDir};
