@@ -137,7 +137,7 @@ pub fn list(dir: &StoreDir) -> Result<(Vec<SegmentInfo>, Vec<StoreError>)> {
                     } else {
                         SegmentState::Unsealed
                     },
-                    meta,
+                    meta: *meta,
                     file_bytes: size + wal,
                 });
             }

@@ -61,7 +61,7 @@ fn copy_file(dir: &StoreDir, name: &str, to: &Path) -> Result<()> {
 
 /// What an active file turned out to be.
 pub(crate) enum ActiveMeta {
-    Segment(SegmentMeta),
+    Segment(Box<SegmentMeta>),
     /// Empty, or a database with nothing in it yet: a segment its writer is creating (or died
     /// creating). Nothing was recorded in it.
     Uninitialized,
@@ -106,5 +106,5 @@ pub(crate) fn active_meta(dir: &StoreDir, name: &str, writer_alive: bool) -> Res
             |r| r.get::<_, i64>(0),
         )
         .map_err(sql_err(&path, "page_count"))? as u64;
-    Ok(ActiveMeta::Segment(meta))
+    Ok(ActiveMeta::Segment(Box::new(meta)))
 }
