@@ -505,12 +505,7 @@ impl ImportedProcs {
         };
         long("exe", j.exe.as_deref())?;
         long("cgroup", j.cgroup.as_deref())?;
-        let argv_len: usize = j.argv.iter().flatten().map(|a| a.len() + 1).sum();
-        if argv_len > 2 * PATH_MAX {
-            return Err(format!(
-                "field `argv` holds {argv_len} bytes; at most {PATH_MAX} are recorded"
-            ));
-        }
+        // argv is bounded below, by its decoded bytes (text can be 3× longer: U+FFFD).
         // Ancestors from the top (the last) down, each the parent of the next.
         let mut parent: Option<Arc<Process>> = None;
         let mut chain_key = Vec::new();
@@ -554,6 +549,12 @@ impl ImportedProcs {
             (None, Some(a)) => Some(a.iter().map(|x| x.as_bytes().to_vec()).collect()),
             (None, None) => None,
         };
+        let argv_len: usize = argv.iter().flatten().map(|a| a.len() + 1).sum();
+        if argv_len > PATH_MAX + 1 {
+            return Err(format!(
+                "field `argv` holds {argv_len} bytes; at most {PATH_MAX} are recorded"
+            ));
+        }
         let argv = argv.map(|args| {
             let mut b = args.join(&0u8);
             if !b.is_empty() {

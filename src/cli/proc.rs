@@ -198,7 +198,7 @@ fn open_row(e: &Event) -> Vec<Value> {
     } else {
         crate::rules::errno::name_of_ret(e.ret)
             .map(str::to_owned)
-            .unwrap_or_else(|| format!("errno {}", -e.ret))
+            .unwrap_or_else(|| format!("errno {}", e.ret.unsigned_abs()))
     };
     vec![
         json!("open"),

@@ -172,7 +172,7 @@ fn event_values(e: &Event) -> Vec<serde_json::Value> {
     } else {
         errno::name_of_ret(e.ret)
             .map(str::to_owned)
-            .unwrap_or_else(|| format!("errno {}", -e.ret))
+            .unwrap_or_else(|| format!("errno {}", e.ret.unsigned_abs()))
     };
     vec![
         json!(format_ts(e.ts_ns)),

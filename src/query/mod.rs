@@ -193,7 +193,7 @@ pub fn materialize(
                 let result = match (e.ret >= 0, errno) {
                     (true, _) => "success".to_owned(),
                     (false, Some(n)) => n.to_owned(),
-                    (false, None) => format!("errno {}", -e.ret),
+                    (false, None) => format!("errno {}", e.ret.unsigned_abs()),
                 };
                 let p = e.process.as_deref();
                 let r = st.execute(params![

@@ -201,7 +201,11 @@ impl Pred {
                 let hit = if ev.ret >= 0 {
                     set.success
                 } else {
-                    set.failure || set.errnos.contains(&-ev.ret)
+                    set.failure
+                        || ev
+                            .ret
+                            .checked_neg()
+                            .is_some_and(|e| set.errnos.contains(&e))
                 };
                 hit != *neg
             }

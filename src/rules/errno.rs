@@ -155,7 +155,7 @@ pub fn name_of_ret(ret: i64) -> Option<&'static str> {
     if ret >= 0 {
         return None;
     }
-    i32::try_from(-ret).ok().and_then(name_of)
+    i32::try_from(ret.checked_neg()?).ok().and_then(name_of)
 }
 
 #[cfg(test)]

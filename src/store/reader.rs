@@ -73,7 +73,7 @@ impl Reader {
         let range = *range;
         self.segments
             .iter()
-            .filter(move |s| s.meta.overlaps(&range) || s.meta.events == 0)
+            .filter(move |s| s.meta.overlaps(&range))
     }
 
     /// Calls `f` with every event in `range`, segment by segment in time order. A segment that cannot

@@ -115,10 +115,12 @@ pub struct SegmentMeta {
 }
 
 impl SegmentMeta {
+    /// Whether the segment may hold events in `range`. A segment whose metadata does not say
+    /// (no time range) may: it is read, and its metadata checked, rather than skipped on trust.
     pub fn overlaps(&self, range: &TimeRange) -> bool {
         match (self.first_ts_ns, self.last_ts_ns) {
             (Some(f), Some(l)) => range.overlaps(f, l),
-            _ => false,
+            _ => true,
         }
     }
 

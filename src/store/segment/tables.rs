@@ -171,7 +171,7 @@ pub(crate) fn processes(
         }
         // A parent is always written first; anything else is not trusted as lineage.
         let parent = parent
-            .filter(|p| *p < id)
+            .filter(|p| (1..id).contains(p))
             .and_then(|p| out.get(p as usize - 1))
             .map(|p| p.process.clone());
         let g = |i| r.get::<_, i64>(i).map_err(sql_err(path, Q));
