@@ -137,43 +137,7 @@ impl Recorder {
     pub fn start(store: &TempStore, extra: &[&str]) -> Recorder {
         let mut args = vec!["record"];
         args.extend_from_slice(extra);
-        let mut child = store
-            .cmd(&args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn open-forensics record");
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut early = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.contains("attached");
-                    early.push(line);
-                    if done {
-                        break;
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let status = child.wait();
-                    panic!("recorder never attached ({status:?}): {early:#?}");
-                }
-            }
-        }
-        Recorder {
-            child,
-            stderr: rx,
-            early,
-        }
+        Recorder::start_cmd(store.cmd(&args))
     }
 
     pub fn pid(&self) -> u32 {
