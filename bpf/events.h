@@ -77,6 +77,8 @@ enum of_trunc {
 	OF_TRUNC_EXE = 4,
 	OF_TRUNC_ARGS = 8,
 	OF_TRUNC_CGROUP = 16,
+	/* of_event_hdr.trunc (a flag byte, not only cuts): the opened file's dentry is unhashed. */
+	OF_PATH_DELETED = 32,
 };
 
 /* of_proc_hdr.exe_flags bits */

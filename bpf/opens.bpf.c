@@ -301,9 +301,14 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 	if (ret >= 0) {
 		f = walk_fds ? fd_file(task, ret) : NULL;
 		if (f) {
+			struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+
 			h->path_source = OF_PATH_FILE;
-			path_len = walk_path(task, BPF_CORE_READ(f, f_path.dentry),
-					     BPF_CORE_READ(f, f_path.mnt), raw_len, &h->trunc);
+			path_len = walk_path(task, d, BPF_CORE_READ(f, f_path.mnt), raw_len,
+					     &h->trunc);
+			/* Unhashed: unlinked (or an O_TMPFILE), as d_path says with " (deleted)". */
+			if (!BPF_CORE_READ(d, d_hash.pprev))
+				h->trunc |= OF_PATH_DELETED;
 		}
 	} else if (raw_len > 0 && e->data[0] == '/') {
 		h->path_source = OF_PATH_RAW;

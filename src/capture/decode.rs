@@ -167,6 +167,7 @@ pub const HDR_LEN: usize = std::mem::size_of::<Hdr>();
 
 const TRUNC_RAW: u8 = types::of_trunc::OF_TRUNC_RAW.0 as u8;
 const TRUNC_PATH: u8 = types::of_trunc::OF_TRUNC_PATH.0 as u8;
+const PATH_DELETED: u8 = types::of_trunc::OF_PATH_DELETED.0 as u8;
 
 /// A record user space cannot make sense of: a BPF/user-space mismatch, never expected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -209,7 +210,14 @@ pub fn decode(rec: &[u8], anchor_ns: i64) -> Result<Event, DecodeError> {
         PathSource::from_code(h.path_source).ok_or(DecodeError::PathSource(h.path_source))?;
     let walk_cut = h.trunc & TRUNC_PATH != 0;
     let path: Vec<u8> = match path_source {
-        PathSource::File => join_components(comps, walk_cut),
+        PathSource::File => {
+            let mut p = join_components(comps, walk_cut);
+            // As the kernel's d_path (and /proc/PID/fd) name an unlinked file.
+            if h.trunc & PATH_DELETED != 0 {
+                p.extend_from_slice(b" (deleted)");
+            }
+            p
+        }
         PathSource::Cwd | PathSource::Dirfd => {
             let mut dir = join_components(comps, walk_cut);
             dir.push(b'/');
@@ -390,6 +398,16 @@ mod tests {
         assert_eq!((e.pid, e.tid, e.ppid, e.uid, e.gid), (10, 11, 1, 1000, 100));
         assert_eq!(e.dirfd, Some(-100));
         assert!(!e.path_truncated);
+    }
+
+    #[test]
+    fn unlinked_files_are_marked_deleted() {
+        let mut h = hdr(Syscall::Openat, PathSource::File);
+        h.trunc = PATH_DELETED;
+        let rec = record(h, b"/proc/self/fd/3", &["gone", "tmp"]);
+        let e = decode(&rec, 0).unwrap();
+        assert_eq!(e.path.as_bytes(), b"/tmp/gone (deleted)");
+        assert!(!e.path_truncated, "deleted is not a cut");
     }
 
     #[test]

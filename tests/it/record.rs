@@ -895,3 +895,54 @@ fn record_alerts_live_as_replay_does() {
     let replay: Vec<&str> = replay.lines().collect();
     assert_eq!(live, replay);
 }
+
+/// An open of an unlinked file (through /proc/self/fd) and of an O_TMPFILE is named as the
+/// kernel names it, with " (deleted)" — never as a live file of the same name.
+#[test]
+fn deleted_files_are_marked_deleted() {
+    if !helpers::live_capture_available("deleted_files_are_marked_deleted") {
+        return;
+    }
+    let store = TempStore::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = std::fs::canonicalize(work.path()).expect("canonical temp dir");
+    let gone = dir.join("gone.txt");
+    std::fs::write(&gone, b"x").expect("write");
+    let rec = Recorder::start(&store, &[]);
+    let held = std::fs::File::open(&gone).expect("open");
+    std::fs::remove_file(&gone).expect("unlink");
+    let via = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&held));
+    let again = std::fs::File::open(&via).expect("reopen the unlinked file");
+    let c = cstr(dir.as_os_str().as_bytes());
+    // SAFETY: a NUL-terminated directory path; the fd is closed below.
+    let tmpfile = unsafe { libc::open(c.as_ptr(), libc::O_TMPFILE | libc::O_RDWR, 0o600) };
+    assert!(
+        tmpfile >= 0,
+        "O_TMPFILE: {}",
+        std::io::Error::last_os_error()
+    );
+    close(tmpfile as i64);
+    drop((held, again));
+    rec.stop();
+    let me = std::process::id();
+    let events: Vec<Event> = read_store(&store.dir)
+        .into_iter()
+        .filter(|e| e.pid == me && e.path.as_bytes().starts_with(dir.as_os_str().as_bytes()))
+        .collect();
+    let paths: Vec<String> = events.iter().map(|e| e.path.lossy().into_owned()).collect();
+    let want = format!("{} (deleted)", gone.display());
+    assert!(paths.contains(&want), "{paths:#?}");
+    assert!(
+        paths.contains(&gone.display().to_string()),
+        "the first open, before the unlink, is a live file: {paths:#?}"
+    );
+    let tmp = events
+        .iter()
+        .find(|e| e.flags & libc::O_TMPFILE as u64 == libc::O_TMPFILE as u64)
+        .expect("the O_TMPFILE open");
+    let p = tmp.path.lossy();
+    assert!(
+        p.starts_with(&format!("{}/#", dir.display())) && p.ends_with(" (deleted)"),
+        "{p}"
+    );
+}
