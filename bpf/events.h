@@ -79,6 +79,9 @@ enum of_trunc {
 	OF_TRUNC_CGROUP = 16,
 	/* of_event_hdr.trunc (a flag byte, not only cuts): the opened file's dentry is unhashed. */
 	OF_PATH_DELETED = 32,
+	/* The path is the kernel's name of a pseudo file (pipe:[N], socket:[N], anon_inode:[…]),
+	 * one component, not a path from the root. */
+	OF_PATH_PSEUDO = 64,
 };
 
 /* of_proc_hdr.exe_flags bits */

@@ -162,52 +162,91 @@ struct of_walk {
 	__u32 limit; /* the most component bytes to write */
 	__u32 done;  /* reached the root */
 	__u8 proc;   /* 0: of_scratch (an open record); 1: of_proc_scratch (a process record) */
+	__u8 pseudo; /* ended on a pipe, socket or anonymous inode: named as the kernel names it */
 };
 
-/* The data buffer a walk writes into, and the mask that bounds offsets in it. */
-static __always_inline char *walk_buf(__u8 proc, __u32 *mask)
-{
-	__u32 zero = 0;
+/* include/uapi/linux/magic.h */
+#define PIPEFS_MAGIC 0x50495045
+#define SOCKFS_MAGIC 0x534F434B
+#define ANON_INODE_FS_MAGIC 0x09041934
 
-	if (proc) {
-		struct of_proc *p = bpf_map_lookup_elem(&of_proc_scratch, &zero);
+static const char fmt_pipe[] = "pipe:[%lu]";
+static const char fmt_socket[] = "socket:[%lu]";
+static const char fmt_anon[] = "anon_inode:%s";
 
-		*mask = OF_PROC_MASK;
-		return p ? p->data : NULL;
-	} else {
-		struct of_event *e = bpf_map_lookup_elem(&of_scratch, &zero);
-
-		*mask = OF_RAW_MAX + OF_PATH_MAX - 1;
-		return e ? e->data : NULL;
-	}
-}
-
-/* Copies one component name into the walk's buffer; false when there is no room. */
+/*
+ * Copies one component name into the walk's buffer; false when there is no room. Each branch
+ * looks up its own buffer and masks its own offset, so the verifier sees every pointer with the
+ * bound that belongs to it. base + off stays below the mask (base <= OF_RAW_MAX - 1 for opens,
+ * <= 2 * 4096 for processes; off <= limit), so the mask never changes pos: it is there so the
+ * verifier sees the bound on the very register used as the offset.
+ */
 static __always_inline bool walk_emit(struct of_walk *w, const unsigned char *name, __u32 len)
 {
-	__u32 off = w->off, pos, mask;
-	char *buf;
+	__u32 off = w->off, zero = 0, pos;
 	long n;
 
 	if (off > w->limit || len + 1 > w->limit - off)
 		return false;
-	buf = walk_buf(w->proc, &mask);
-	if (!buf)
-		return false;
-	/*
-	 * base + off stays below the mask (base <= OF_RAW_MAX - 1 for opens, <= 2 * 4096 for
-	 * processes; off <= limit), so the mask never changes pos: it is there so the verifier sees
-	 * the bound on the very register used as the offset.
-	 */
-	if (w->proc)
+	if (w->proc) {
+		struct of_proc *p = bpf_map_lookup_elem(&of_proc_scratch, &zero);
+
+		if (!p)
+			return false;
 		pos = (w->base + off) & OF_PROC_MASK;
-	else
+		n = bpf_probe_read_kernel_str(&p->data[pos], OF_NAME_MAX, name);
+	} else {
+		struct of_event *e = bpf_map_lookup_elem(&of_scratch, &zero);
+
+		if (!e)
+			return false;
 		pos = (w->base + off) & (OF_RAW_MAX + OF_PATH_MAX - 1);
-	n = bpf_probe_read_kernel_str(&buf[pos], OF_NAME_MAX, name);
+		n = bpf_probe_read_kernel_str(&e->data[pos], OF_NAME_MAX, name);
+	}
 	if (n <= 0)
 		return false;
 	w->off = off + n;
 	return true;
+}
+
+/*
+ * Names a pseudo file as the kernel's d_dname does: pipes and sockets by inode number, anonymous
+ * inodes by their name; anything else (a memfd on the internal shmem mount) by its name as a
+ * path component (user space then gives /memfd:NAME, and " (deleted)" from the dentry).
+ */
+static __always_inline void walk_pseudo(struct of_walk *w, struct dentry *d)
+{
+	unsigned long magic = BPF_CORE_READ(d, d_sb, s_magic);
+	__u32 off = w->off, zero = 0, pos;
+	struct of_event *e;
+	__u64 args[1];
+	long n;
+
+	if (w->proc || (magic != PIPEFS_MAGIC && magic != SOCKFS_MAGIC &&
+			magic != ANON_INODE_FS_MAGIC)) {
+		walk_emit(w, BPF_CORE_READ(d, d_name.name), BPF_CORE_READ(d, d_name.len));
+		return;
+	}
+	if (off > w->limit || OF_NAME_MAX > w->limit - off)
+		return;
+	e = bpf_map_lookup_elem(&of_scratch, &zero);
+	if (!e)
+		return;
+	pos = (w->base + off) & (OF_RAW_MAX + OF_PATH_MAX - 1);
+	if (magic == PIPEFS_MAGIC) {
+		args[0] = BPF_CORE_READ(d, d_inode, i_ino);
+		n = bpf_snprintf(&e->data[pos], OF_NAME_MAX, fmt_pipe, args, sizeof(args));
+	} else if (magic == SOCKFS_MAGIC) {
+		args[0] = BPF_CORE_READ(d, d_inode, i_ino);
+		n = bpf_snprintf(&e->data[pos], OF_NAME_MAX, fmt_socket, args, sizeof(args));
+	} else {
+		args[0] = (__u64)BPF_CORE_READ(d, d_name.name);
+		n = bpf_snprintf(&e->data[pos], OF_NAME_MAX, fmt_anon, args, sizeof(args));
+	}
+	if (n <= 0)
+		return;
+	w->off = off + n;
+	w->pseudo = 1;
 }
 
 /*
@@ -238,11 +277,10 @@ static long walk_step(__u64 index, void *arg)
 		if (d != mnt_root) {
 			/*
 			 * A dentry that is its own parent without being a mount's root: a pseudo
-			 * file (memfd, pipe, anonymous inode) or a disconnected tree. Process records
-			 * name it as the kernel does (/memfd:NAME); open records keep their format.
+			 * file (memfd, pipe, socket, anonymous inode) or a disconnected tree, named
+			 * as the kernel's d_path names it (/memfd:NAME, pipe:[N], socket:[N]).
 			 */
-			if (w->proc)
-				walk_emit(w, BPF_CORE_READ(d, d_name.name), BPF_CORE_READ(d, d_name.len));
+			walk_pseudo(w, d);
 			w->done = 1;
 			return 1;
 		}
@@ -277,6 +315,8 @@ static __always_inline __u32 walk_path(struct task_struct *task, struct dentry *
 	bpf_loop(OF_WALK_MAX_STEPS, walk_step, &w, 0);
 	if (!w.done)
 		*trunc |= OF_TRUNC_PATH;
+	if (w.pseudo)
+		*trunc |= OF_PATH_PSEUDO;
 	return w.off;
 }
 

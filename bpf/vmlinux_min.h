@@ -77,9 +77,19 @@ struct hlist_bl_node {
 	struct hlist_bl_node **pprev;
 };
 
+struct super_block {
+	unsigned long s_magic;
+};
+
+struct inode {
+	unsigned long i_ino;
+};
+
 struct dentry {
 	struct dentry *d_parent;
 	struct qstr d_name;
+	struct super_block *d_sb;
+	struct inode *d_inode;
 	/* pprev == NULL: unhashed, i.e. deleted (or a pseudo file such as a memfd). */
 	struct hlist_bl_node d_hash;
 };

@@ -168,6 +168,7 @@ pub const HDR_LEN: usize = std::mem::size_of::<Hdr>();
 const TRUNC_RAW: u8 = types::of_trunc::OF_TRUNC_RAW.0 as u8;
 const TRUNC_PATH: u8 = types::of_trunc::OF_TRUNC_PATH.0 as u8;
 const PATH_DELETED: u8 = types::of_trunc::OF_PATH_DELETED.0 as u8;
+const PATH_PSEUDO: u8 = types::of_trunc::OF_PATH_PSEUDO.0 as u8;
 
 /// A record user space cannot make sense of: a BPF/user-space mismatch, never expected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -210,6 +211,8 @@ pub fn decode(rec: &[u8], anchor_ns: i64) -> Result<Event, DecodeError> {
         PathSource::from_code(h.path_source).ok_or(DecodeError::PathSource(h.path_source))?;
     let walk_cut = h.trunc & TRUNC_PATH != 0;
     let path: Vec<u8> = match path_source {
+        // A pipe, socket or anonymous inode: the kernel's own name (pipe:[N]), not a path.
+        PathSource::File if h.trunc & PATH_PSEUDO != 0 => c_bytes_u8(comps),
         PathSource::File => {
             let mut p = join_components(comps, walk_cut);
             // As the kernel's d_path (and /proc/PID/fd) name an unlinked file.
@@ -255,6 +258,11 @@ fn c_bytes(s: &[i8]) -> Vec<u8> {
         .take_while(|&&c| c != 0)
         .map(|&c| c as u8)
         .collect()
+}
+
+/// Bytes up to the first NUL.
+fn c_bytes_u8(s: &[u8]) -> Vec<u8> {
+    s.iter().take_while(|&&c| c != 0).copied().collect()
 }
 
 /// Leaf-first NUL-terminated components → `/a/b/c`. A walk that was cut keeps the leaf end and

@@ -546,7 +546,12 @@ fn check_length(text: &str) -> Result<(), String> {
 /// A path value: exact path, `dir/` prefix, or glob (`*` within a component, `**` across).
 fn path_pattern(text: &str) -> Result<PatKind, String> {
     check_length(text)?;
-    if !text.starts_with(['/', '*', '?', '[', '{']) {
+    // Pseudo files are recorded by the kernel's names for them (pipe:[N], socket:[N],
+    // anon_inode:[…]), which are not paths.
+    let pseudo = ["pipe:", "socket:", "anon_inode:"]
+        .iter()
+        .any(|p| text.starts_with(p));
+    if !pseudo && !text.starts_with(['/', '*', '?', '[', '{']) {
         return Err(format!(
             "path {text:?} is not absolute and can never match (recorded paths start with `/`; use `/{text}` or `**/{text}`)"
         ));

@@ -946,3 +946,54 @@ fn deleted_files_are_marked_deleted() {
         "{p}"
     );
 }
+
+/// Opens that yield a pipe or a memfd (through /proc/self/fd) carry the kernel's names for them
+/// (`pipe:[INODE]`, `/memfd:NAME (deleted)`), not `/`.
+#[test]
+fn pseudo_files_are_named_as_the_kernel_names_them() {
+    if !helpers::live_capture_available("pseudo_files_are_named_as_the_kernel_names_them") {
+        return;
+    }
+    let store = TempStore::new();
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe(2) into a two-int array; memfd_create with a NUL-terminated name.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    let name = cstr(format!("of-pseudo-{}", std::process::id()));
+    let memfd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+    assert!(memfd >= 0);
+    // SAFETY: fstat into a zeroed stat of an fd we own.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    assert_eq!(unsafe { libc::fstat(fds[0], &mut st) }, 0);
+    let rec = Recorder::start(&store, &[]);
+    let reopen = |fd: i32| {
+        let p = cstr(format!("/proc/self/fd/{fd}"));
+        // SAFETY: a NUL-terminated path; the fd is closed right after.
+        let r = unsafe { libc::open(p.as_ptr(), libc::O_RDONLY) };
+        assert!(
+            r >= 0,
+            "reopen fd {fd}: {}",
+            std::io::Error::last_os_error()
+        );
+        close(r as i64);
+    };
+    reopen(fds[0]);
+    reopen(memfd);
+    rec.stop();
+    for fd in [fds[0], fds[1], memfd] {
+        close(fd as i64);
+    }
+    let me = std::process::id();
+    let paths: Vec<String> = read_store(&store.dir)
+        .into_iter()
+        .filter(|e| e.pid == me && e.raw_path.as_bytes().starts_with(b"/proc/self/fd/"))
+        .map(|e| e.path.lossy().into_owned())
+        .collect();
+    assert!(
+        paths.contains(&format!("pipe:[{}]", st.st_ino)),
+        "{paths:#?}"
+    );
+    assert!(
+        paths.contains(&format!("/memfd:of-pseudo-{me} (deleted)")),
+        "{paths:#?}"
+    );
+}
