@@ -214,7 +214,8 @@ pub fn decode(rec: &[u8], anchor_ns: i64) -> Result<Event, DecodeError> {
         // A pipe, socket or anonymous inode: the kernel's own name (pipe:[N]), not a path.
         PathSource::File if h.trunc & PATH_PSEUDO != 0 => c_bytes_u8(comps),
         PathSource::File => {
-            let mut p = join_components(comps, walk_cut);
+            // The raw path, when absolute, still knows the top a cut walk lost.
+            let mut p = join_cut(comps, walk_cut, leading_component(raw));
             // As the kernel's d_path (and /proc/PID/fd) name an unlinked file.
             if h.trunc & PATH_DELETED != 0 {
                 p.extend_from_slice(b" (deleted)");
@@ -265,21 +266,37 @@ fn c_bytes_u8(s: &[u8]) -> Vec<u8> {
     s.iter().take_while(|&&c| c != 0).copied().collect()
 }
 
-/// Leaf-first NUL-terminated components → `/a/b/c`. A walk that was cut keeps the leaf end and
-/// has no leading `/`: its top is unknown, and it must not pass for an absolute path.
+/// Leaf-first NUL-terminated components → `/a/b/c`. A walk that was cut (deeper than the bytes
+/// kept) keeps the leaf end and marks the cut: `/…/b/c`, never a relative-looking string.
 fn join_components(comps: &[u8], cut: bool) -> Vec<u8> {
+    join_cut(comps, cut, None)
+}
+
+/// [`join_components`], with the leading component when it is known (`/tmp/…/b/c`).
+fn join_cut(comps: &[u8], cut: bool, top: Option<&[u8]>) -> Vec<u8> {
     let parts: Vec<&[u8]> = comps.split(|&b| b == 0).filter(|c| !c.is_empty()).collect();
-    let mut out = Vec::with_capacity(comps.len() + 1);
-    for (i, c) in parts.iter().rev().enumerate() {
-        if i > 0 || !cut {
+    let mut out = Vec::with_capacity(comps.len() + 8);
+    if cut {
+        if let Some(t) = top {
             out.push(b'/');
+            out.extend_from_slice(t);
         }
+        out.extend_from_slice("/\u{2026}".as_bytes());
+    }
+    for c in parts.iter().rev() {
+        out.push(b'/');
         out.extend_from_slice(c);
     }
-    if out.is_empty() && !cut {
+    if out.is_empty() {
         out.push(b'/');
     }
     out
+}
+
+/// The first component of an absolute path (what a cut walk lost first), if any.
+fn leading_component(raw: &[u8]) -> Option<&[u8]> {
+    let rest = raw.strip_prefix(b"/")?;
+    rest.split(|&b| b == b'/').find(|c| !c.is_empty())
 }
 
 /// Lexical clean-up of a joined path: drops empty and `.` components and applies `..` (the
@@ -426,8 +443,11 @@ mod tests {
         h.trunc = TRUNC_PATH;
         let rec = record(h, b"x", &["f", "deep"]);
         let e = decode(&rec, 0).unwrap();
-        assert_eq!(e.path.as_bytes(), b"deep/f");
+        assert_eq!(e.path.as_bytes(), "/\u{2026}/deep/f".as_bytes());
         assert!(e.path_truncated);
+        let rec = record(h, b"/tmp/a/b/deep/f", &["f", "deep"]);
+        let e = decode(&rec, 0).unwrap();
+        assert_eq!(e.path.as_bytes(), "/tmp/\u{2026}/deep/f".as_bytes());
     }
 
     #[test]

@@ -997,3 +997,59 @@ fn pseudo_files_are_named_as_the_kernel_names_them() {
         "{paths:#?}"
     );
 }
+
+/// A path deeper than the bytes the kernel walk keeps (4096) keeps its leaf end and marks the
+/// cut with a leading `/…`: it never turns into a relative-looking string.
+#[test]
+fn over_long_paths_mark_the_cut() {
+    if !helpers::live_capture_available("over_long_paths_mark_the_cut") {
+        return;
+    }
+    let store = TempStore::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let name = "d".repeat(240);
+    // Built with *at calls from a directory fd: the test binary's cwd is shared by its threads.
+    let mut fd = openat(
+        libc::AT_FDCWD,
+        work.path().as_os_str().as_bytes(),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+    );
+    assert!(fd >= 0);
+    let mut fds = vec![fd];
+    for _ in 0..20 {
+        let c = cstr(&name);
+        // SAFETY: mkdirat relative to a directory fd we hold, NUL-terminated name.
+        assert_eq!(unsafe { libc::mkdirat(fd as i32, c.as_ptr(), 0o700) }, 0);
+        fd = openat(
+            fd as i32,
+            name.as_bytes(),
+            libc::O_RDONLY | libc::O_DIRECTORY,
+            0,
+        );
+        assert!(fd >= 0);
+        fds.push(fd);
+    }
+    let rec = Recorder::start(&store, &[]);
+    let leaf = openat(
+        fd as i32,
+        b"leaf.txt",
+        libc::O_CREAT | libc::O_WRONLY,
+        0o600,
+    );
+    assert!(leaf >= 0);
+    close(leaf);
+    rec.stop();
+    for f in fds {
+        close(f);
+    }
+    let me = std::process::id();
+    let ev = read_store(&store.dir)
+        .into_iter()
+        .find(|e| e.pid == me && e.raw_path.as_bytes() == b"leaf.txt")
+        .expect("the deep open");
+    let p = ev.path.lossy();
+    assert!(ev.path_truncated, "{p}");
+    assert!(p.starts_with("/\u{2026}/"), "{p}");
+    assert!(p.ends_with(&format!("{name}/leaf.txt")), "{p}");
+}
