@@ -23,8 +23,9 @@
 
 /* Bytes kept of a process's argv (NUL-separated, as in /proc/PID/cmdline). */
 #define OF_ARGS_MAX 4096
-/* Bytes kept of a process's cgroup path components. */
+/* Bytes kept of a process's cgroup path components, and of its root's (chroot). */
 #define OF_CGROUP_MAX 1024
+#define OF_ROOT_MAX 1024
 /*
  * A process record's data: exe components at 0, argv after them, cgroup components after that.
  * Offsets are masked with OF_PROC_MASK for the verifier; the sum of the three maxima stays far
@@ -139,8 +140,9 @@ struct of_event {
 
 /*
  * A process lifecycle record: the fixed header, then `exe_len` bytes of exe components (leaf
- * first, each NUL-terminated, like a path walk), `args_len` bytes of argv (NUL-separated), then
- * `cgroup_len` bytes of cgroup components (leaf first). Fork and exit records carry no data.
+ * first, each NUL-terminated, like a path walk), `args_len` bytes of argv (NUL-separated),
+ * `cgroup_len` bytes of cgroup components (leaf first), then `root_len` bytes of the components of
+ * the process's root directory when it is chrooted. Fork and exit records carry no data.
  */
 struct of_proc_hdr {
 	__u32 kind;         /* OF_REC_EXEC, OF_REC_FORK or OF_REC_EXIT */
@@ -162,6 +164,8 @@ struct of_proc_hdr {
 	__u16 exe_len;
 	__u16 args_len;
 	__u16 cgroup_len;
+	__u16 root_len;     /* the process's root (chroot) components, after the cgroup's; 0: the
+			     * mount namespace's own root */
 	__u8 trunc;         /* enum of_trunc bits (EXE, ARGS, CGROUP) */
 	__u8 exe_flags;     /* enum of_exe_flags bits */
 	char comm[OF_COMM_LEN];

@@ -694,6 +694,7 @@ static __always_inline void fill_proc(struct of_proc_hdr *h, struct task_struct 
 	h->exe_len = 0;
 	h->args_len = 0;
 	h->cgroup_len = 0;
+	h->root_len = 0;
 	h->trunc = 0;
 	h->exe_flags = 0;
 	h->tty[0] = 0;
@@ -703,7 +704,7 @@ static __always_inline void fill_proc(struct of_proc_hdr *h, struct task_struct 
 static __always_inline void output_proc(struct of_proc *p)
 {
 	__u64 size = sizeof(struct of_proc_hdr) + (__u64)p->hdr.exe_len + p->hdr.args_len +
-		     p->hdr.cgroup_len;
+		     p->hdr.cgroup_len + p->hdr.root_len;
 
 	if (size > sizeof(struct of_proc))
 		size = sizeof(struct of_proc);
@@ -787,6 +788,31 @@ int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *p, int old_pid,
 		if (!c.w.done)
 			rec->hdr.trunc |= OF_TRUNC_CGROUP;
 		rec->hdr.cgroup_len = c.w.off > OF_CGROUP_MAX ? OF_CGROUP_MAX : c.w.off;
+	}
+
+	/*
+	 * A chrooted process: its paths are relative to its root, so the root itself is recorded,
+	 * walked up to the mount namespace's root (once per exec, never per open).
+	 */
+	{
+		struct dentry *rd = BPF_CORE_READ(task, fs, root.dentry);
+		struct vfsmount *rm = BPF_CORE_READ(task, fs, root.mnt);
+		struct mount *nsroot = BPF_CORE_READ(task, nsproxy, mnt_ns, root);
+		struct vfsmount *nsm =
+			(void *)nsroot + bpf_core_field_offset(struct mount, mnt);
+
+		if (nsroot && (rm != nsm || rd != BPF_CORE_READ(nsm, mnt_root))) {
+			struct of_walk w = {
+				.dentry = rd,
+				.vfsmnt = rm,
+				.base = exe_len + len + rec->hdr.cgroup_len,
+				.limit = OF_ROOT_MAX,
+				.proc = 1,
+			};
+
+			bpf_loop(OF_WALK_MAX_STEPS, walk_step, &w, 0);
+			rec->hdr.root_len = w.off > OF_ROOT_MAX ? OF_ROOT_MAX : w.off;
+		}
 	}
 
 	tty = BPF_CORE_READ(task, signal, tty);

@@ -181,8 +181,11 @@ struct pid {
 	struct upid numbers[1];
 };
 
+struct mount;
+
 struct mnt_namespace {
 	struct ns_common ns;
+	struct mount *root;
 };
 
 struct nsproxy {

@@ -290,6 +290,10 @@ pub struct EventJson {
     pub parent_exe_b64: Option<String>,
     #[serde(default)]
     pub ancestors: Option<Vec<AncestorJson>>,
+    #[serde(default)]
+    pub root: Option<String>,
+    #[serde(default)]
+    pub root_b64: Option<String>,
 }
 
 /// One entry of `ancestors`.
@@ -478,6 +482,7 @@ impl ImportedProcs {
     fn lineage(&mut self, j: &EventJson, comm: &Str) -> Result<Option<Arc<Process>>, String> {
         let Some(start) = &j.proc_start else {
             let any = j.exe.is_some()
+                || j.root.is_some()
                 || j.argv.is_some()
                 || j.ancestors.is_some()
                 || j.cgroup.is_some()
@@ -571,6 +576,7 @@ impl ImportedProcs {
             argv,
             auid: j.auid,
             cgroup: opt_bytes(&j.cgroup, &j.cgroup_b64, "cgroup")?,
+            root: opt_bytes(&j.root, &j.root_b64, "root")?,
             container_id: opt_bytes(&j.container_id, &j.container_id_b64, "container_id")?,
             parent,
             source: ProcSource::Import,

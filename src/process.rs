@@ -101,6 +101,9 @@ pub struct Process {
     pub mntns: Option<u32>,
     /// The controlling terminal (`pts/0`, `tty1`), `None` when there is none.
     pub tty: Option<Str>,
+    /// A chrooted process's root directory, as its mount namespace sees it (its opens' paths
+    /// are relative to it); `None` for the namespace's own root.
+    pub root: Option<Str>,
 }
 
 impl Process {
@@ -129,6 +132,7 @@ impl Process {
             pidns: None,
             mntns: None,
             tty: None,
+            root: None,
         }
     }
 

@@ -75,6 +75,8 @@ pub struct ProcRecord {
     pub args_truncated: bool,
     pub cgroup: Option<Vec<u8>>,
     pub tty: Option<String>,
+    /// A chrooted process's root.
+    pub root: Option<Vec<u8>>,
 }
 
 /// Any ring record.
@@ -102,13 +104,14 @@ pub fn decode_proc(rec: &[u8], anchor_ns: i64) -> Result<ProcRecord, DecodeError
     }
     // SAFETY: as in `header`: a #[repr(C)] struct of integers, at least PROC_HDR_LEN bytes.
     let h: ProcHdr = unsafe { std::ptr::read_unaligned(rec.as_ptr().cast::<ProcHdr>()) };
-    let (exe_len, args_len, cg_len) = (
+    let (exe_len, args_len, cg_len, root_len) = (
         usize::from(h.exe_len),
         usize::from(h.args_len),
         usize::from(h.cgroup_len),
+        usize::from(h.root_len),
     );
     let data = &rec[PROC_HDR_LEN..];
-    if data.len() < exe_len + args_len + cg_len {
+    if data.len() < exe_len + args_len + cg_len + root_len {
         return Err(DecodeError::Short(rec.len()));
     }
     let kind = match h.kind {
@@ -117,7 +120,7 @@ pub fn decode_proc(rec: &[u8], anchor_ns: i64) -> Result<ProcRecord, DecodeError
         _ => ProcKind::Exit,
     };
     let unset = |v: u32| (v != u32::MAX).then_some(v);
-    let (mut exe, mut argv, mut cgroup, mut tty) = (None, None, None, None);
+    let (mut exe, mut argv, mut cgroup, mut tty, mut root) = (None, None, None, None, None);
     if kind == ProcKind::Exec {
         let comps = &data[..exe_len];
         if !comps.is_empty() {
@@ -131,6 +134,10 @@ pub fn decode_proc(rec: &[u8], anchor_ns: i64) -> Result<ProcRecord, DecodeError
         let cg = &data[exe_len + args_len..exe_len + args_len + cg_len];
         // The root cgroup walks to no component at all: it is `/`.
         cgroup = Some(join_components(cg, false));
+        let at = exe_len + args_len + cg_len;
+        if root_len > 0 {
+            root = Some(join_components(&data[at..at + root_len], false));
+        }
         let t = c_bytes(&h.tty);
         if !t.is_empty() {
             tty = Some(crate::process::tty_display(&String::from_utf8_lossy(&t)));
@@ -159,6 +166,7 @@ pub fn decode_proc(rec: &[u8], anchor_ns: i64) -> Result<ProcRecord, DecodeError
         args_truncated: h.trunc & TRUNC_ARGS != 0,
         cgroup,
         tty,
+        root,
     })
 }
 

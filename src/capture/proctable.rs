@@ -157,6 +157,7 @@ impl ProcTable {
                     cgroup: from_parent(|p| p.cgroup.clone()).filter(|_| same_cgroup),
                     container_id: from_parent(|p| p.container_id.clone()).filter(|_| same_cgroup),
                     tty: from_parent(|p| p.tty.clone()),
+                    root: from_parent(|p| p.root.clone()),
                     ..self.image_of(r, ProcSource::Fork, None, parent.clone())
                 });
                 self.insert(r.pid, r.start_boot, image.clone());
@@ -179,6 +180,7 @@ impl ProcTable {
                         .map(|c| Str::from(c.as_str())),
                     cgroup,
                     tty: r.tty.as_deref().map(Str::from),
+                    root: r.root.clone().map(Str::new),
                     ..self.image_of(r, ProcSource::Exec, Some(r.ts_ns), parent)
                 });
                 self.insert(r.pid, r.start_boot, image.clone());
@@ -343,6 +345,11 @@ fn read_proc_entry(dir: &Path, pid: u32, anchor_ns: i64) -> Option<(u64, Process
         pidns: ns("pid"),
         mntns: ns("mnt"),
         tty: tty_from_nr(tty_nr).map(|t| Str::from(t.as_str())),
+        // As the exec probe records it: only a root that is not the namespace's own.
+        root: fs::read_link(dir.join("root"))
+            .ok()
+            .filter(|r| r.as_os_str() != "/")
+            .map(|r| Str::new(std::os::unix::ffi::OsStrExt::as_bytes(r.as_os_str()))),
     };
     Some((start_tick, process))
 }

@@ -19,7 +19,8 @@
 //! `ppid`, `parent_image`, `parent_exe`, `parent_comm`, `comm`, `exe`, `cmdline` (argv joined with
 //! spaces), `argv` (a JSON array), `uid`, `gid`, `euid`, `egid`, `auid`, `sessionid`, `user`,
 //! `cgroup`, `container_id`, `tty`, `pidns`, `mntns`, `source` (`exec`, `fork`, `procfs`, `event`,
-//! `import`), `exit_code`, `exit_signal`, `exit` (RFC 3339, NULL while running or unknown).
+//! `import`), `exit_code`, `exit_signal`, `exit` (RFC 3339, NULL while running or unknown), `root` (a
+//! chrooted process's root, NULL otherwise).
 //!
 //! The table `losses` (`start_ns`, `end_ns`, `count`, `reason`) holds the loss records that overlap
 //! the range: when it is not empty the answer is incomplete, and the CLI says so on stderr.
@@ -133,7 +134,8 @@ CREATE TABLE processes (
     comm TEXT NOT NULL, exe TEXT, cmdline TEXT, argv TEXT, uid INTEGER NOT NULL,
     gid INTEGER NOT NULL, euid INTEGER NOT NULL, egid INTEGER NOT NULL, auid INTEGER,
     sessionid INTEGER, user TEXT, cgroup TEXT, container_id TEXT, tty TEXT, pidns INTEGER,
-    mntns INTEGER, source TEXT NOT NULL, exit_code INTEGER, exit_signal INTEGER, exit TEXT
+    mntns INTEGER, source TEXT NOT NULL, exit_code INTEGER, exit_signal INTEGER, exit TEXT,
+    root TEXT
 );
 CREATE TABLE losses (start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, count INTEGER NOT NULL, reason TEXT NOT NULL);
 ";
@@ -162,7 +164,7 @@ pub fn materialize(
             .prepare(
                 "INSERT INTO processes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
                  ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
-                 ?29) ON CONFLICT (image) DO UPDATE SET \
+                 ?29, ?30) ON CONFLICT (image) DO UPDATE SET \
                  exit_code = coalesce(exit_code, excluded.exit_code), \
                  exit_signal = coalesce(exit_signal, excluded.exit_signal), \
                  exit = coalesce(exit, excluded.exit)",
@@ -303,6 +305,7 @@ fn insert_process(
         sp.exit.map(|(status, _)| (status >> 8) & 0xff),
         sp.exit.map(|(status, _)| status & 0x7f),
         sp.exit.map(|(_, ts)| format_ts(ts)),
+        lossy(&p.root),
     ])
     .map(|_| ())
 }

@@ -19,10 +19,16 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_lineage.sql",
         include_str!("../../migrations/0002_lineage.sql"),
     ),
+    (
+        "0003_root.sql",
+        include_str!("../../migrations/0003_root.sql"),
+    ),
 ];
 
 /// The first schema version with process lineage (`processes`, `users`, `procs.process`).
 pub const LINEAGE_VERSION: i64 = 2;
+/// The first schema version with `processes.root`.
+pub const ROOT_VERSION: i64 = 3;
 
 /// Brings `conn` up to the newest schema. Idempotent; fails on a file that is not ours or is newer
 /// than this build.

@@ -91,6 +91,7 @@ struct NewProcess {
     cgroup: Option<u32>,
     container_id: Option<u32>,
     tty: Option<u32>,
+    root: Option<u32>,
     p: Arc<Process>,
 }
 
@@ -871,12 +872,13 @@ impl Active {
                 self.intern(&mut s)
             })
         };
-        let (exe, argv, cgroup, container_id, tty) = (
+        let (exe, argv, cgroup, container_id, tty, root) = (
             opt(&p.exe),
             opt(&p.argv),
             opt(&p.cgroup),
             opt(&p.container_id),
             opt(&p.tty),
+            opt(&p.root),
         );
         let comm = self.intern(&mut p.comm.clone());
         let id = self.processes.len() as u32 + 1;
@@ -891,6 +893,7 @@ impl Active {
             cgroup,
             container_id,
             tty,
+            root,
             p: p.clone(),
         });
         id
@@ -935,8 +938,9 @@ impl Active {
             }
             const PR: &str = "INSERT INTO processes (id, pid, start_ns, exec_ns, parent, ppid, \
                 source, comm, exe, argv, args_truncated, uid, gid, euid, egid, auid, sessionid, \
-                cgroup_id, cgroup, container_id, pidns, mntns, tty) VALUES (?1, ?2, ?3, ?4, ?5, \
-                ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)";
+                cgroup_id, cgroup, container_id, pidns, mntns, tty, root) VALUES (?1, ?2, ?3, ?4, \
+                ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
+                ?23, ?24)";
             let mut st = tx.prepare_cached(PR).map_err(sql_err(&path, PR))?;
             for n in &self.new_processes {
                 let p = &n.p;
@@ -963,7 +967,8 @@ impl Active {
                     n.container_id,
                     p.pidns,
                     p.mntns,
-                    n.tty
+                    n.tty,
+                    n.root
                 ])
                 .map_err(sql_err(&path, PR))?;
             }

@@ -809,3 +809,67 @@ fn container_like_cgroup_gets_a_container_id() {
         p.cgroup_id
     );
 }
+
+/// A chrooted process's opens name paths inside its root; the root itself is recorded with its
+/// process (`root`), so `chroot /x cat /etc/hostname` cannot pass for the host's /etc/hostname.
+#[test]
+fn chrooted_process_records_its_root() {
+    if !helpers::live_capture_available("chrooted_process_records_its_root") {
+        return;
+    }
+    let work = Work::new();
+    let root = std::fs::canonicalize(&work.dir)
+        .expect("canonical")
+        .join("jail");
+    // cat and the libraries it loads, at the same paths inside the jail.
+    let ldd = Command::new("ldd")
+        .arg("/usr/bin/cat")
+        .output()
+        .expect("ldd");
+    let mut files = vec![PathBuf::from("/usr/bin/cat")];
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        if let Some(p) = line.split_whitespace().find(|w| w.starts_with('/')) {
+            files.push(PathBuf::from(p));
+        }
+    }
+    for f in &files {
+        let to = root.join(f.strip_prefix("/").expect("absolute"));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(f, &to).expect("copy into the jail");
+    }
+    std::fs::create_dir_all(root.join("etc")).expect("mkdir etc");
+    std::fs::write(root.join("etc/hostname"), "jail\n").expect("write");
+    let store = TempStore::new();
+    let rec = Recorder::start(&store, &[]);
+    let out = Command::new("chroot")
+        .arg(&root)
+        .args(["/usr/bin/cat", "/etc/hostname"])
+        .output()
+        .expect("run chroot");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.stdout, b"jail\n");
+    rec.stop();
+    let events = read_store(&store.dir);
+    let ev = events
+        .iter()
+        .find(|e| {
+            e.path.as_bytes() == b"/etc/hostname"
+                && e.process.as_ref().and_then(|p| p.root.as_ref()).is_some()
+        })
+        .expect("the jailed open of /etc/hostname, with its root");
+    let p = ev.process.as_ref().expect("lineage");
+    assert_eq!(
+        p.root.as_ref().map(|r| r.lossy().into_owned()),
+        Some(root.display().to_string())
+    );
+    assert_eq!(exe(p).as_deref(), Some("/usr/bin/cat"), "{}", chain(p));
+    // The host's processes have no root of their own.
+    assert!(events
+        .iter()
+        .filter(|e| e.pid == std::process::id())
+        .all(|e| e.process.as_ref().is_none_or(|p| p.root.is_none())));
+}

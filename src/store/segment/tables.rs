@@ -13,7 +13,7 @@ use super::blocks::Decoder;
 use super::{next_table_id, Loss, SegmentMeta, StoredProcess};
 use crate::event::{Event, PathSource, Str, Syscall};
 use crate::process::{ProcSource, Process};
-use crate::store::schema::LINEAGE_VERSION;
+use crate::store::schema::{LINEAGE_VERSION, ROOT_VERSION};
 use crate::store::{sql_err, Result, StoreError, TimeRange};
 
 pub(crate) fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMeta) -> Result<()> {
@@ -134,20 +134,25 @@ pub(crate) fn processes(
         path: path.into(),
         reason,
     };
-    const Q: &str = "SELECT id, pid, start_ns, exec_ns, parent, ppid, source, comm, exe, argv, \
+    // `root` came with schema 3.
+    let q = format!(
+        "SELECT id, pid, start_ns, exec_ns, parent, ppid, source, comm, exe, argv, \
             args_truncated, uid, gid, euid, egid, auid, sessionid, cgroup_id, cgroup, container_id, \
-            pidns, mntns, tty, exit_code, exit_ns FROM processes ORDER BY id";
-    let mut st = conn.prepare(Q).map_err(sql_err(path, Q))?;
-    let mut rows = st.query([]).map_err(sql_err(path, Q))?;
+            pidns, mntns, tty, exit_code, exit_ns, {} FROM processes ORDER BY id",
+        if version >= ROOT_VERSION { "root" } else { "NULL" }
+    );
+    let q = q.as_str();
+    let mut st = conn.prepare(q).map_err(sql_err(path, q))?;
+    let mut rows = st.query([]).map_err(sql_err(path, q))?;
     let mut out: Vec<StoredProcess> = Vec::new();
-    while let Some(r) = rows.next().map_err(sql_err(path, Q))? {
-        let e = sql_err(path, Q);
+    while let Some(r) = rows.next().map_err(sql_err(path, q))? {
+        let e = sql_err(path, q);
         let vals = (|| -> rusqlite::Result<_> {
             Ok((
                 r.get::<_, u32>(0)?,
                 r.get::<_, Option<u32>>(4)?,
                 r.get::<_, u8>(6)?,
-                [7, 8, 9, 18, 19, 22].map(|i| r.get::<_, Option<u32>>(i)),
+                [7, 8, 9, 18, 19, 22, 25].map(|i| r.get::<_, Option<u32>>(i)),
             ))
         })()
         .map_err(e)?;
@@ -157,7 +162,7 @@ pub(crate) fn processes(
         }
         let mut s = Vec::with_capacity(6);
         for v in sids {
-            let v = v.map_err(sql_err(path, Q))?;
+            let v = v.map_err(sql_err(path, q))?;
             s.push(match v {
                 None => None,
                 Some(i) => Some(
@@ -174,8 +179,8 @@ pub(crate) fn processes(
             .filter(|p| (1..id).contains(p))
             .and_then(|p| out.get(p as usize - 1))
             .map(|p| p.process.clone());
-        let g = |i| r.get::<_, i64>(i).map_err(sql_err(path, Q));
-        let go = |i| r.get::<_, Option<i64>>(i).map_err(sql_err(path, Q));
+        let g = |i| r.get::<_, i64>(i).map_err(sql_err(path, q));
+        let go = |i| r.get::<_, Option<i64>>(i).map_err(sql_err(path, q));
         let process = Process {
             pid: g(1)? as u32,
             start_ns: g(2)?,
@@ -200,6 +205,7 @@ pub(crate) fn processes(
             pidns: go(20)?.map(|v| v as u32),
             mntns: go(21)?.map(|v| v as u32),
             tty: s[5].clone(),
+            root: s[6].clone(),
         };
         let exit = match (go(23)?, go(24)?) {
             (Some(c), Some(t)) => Some((c as i32, t)),
