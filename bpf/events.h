@@ -54,6 +54,12 @@ enum of_syscall {
 	OF_SYSCALL_OPENAT2 = 4,
 	OF_SYSCALL_OPEN_BY_HANDLE_AT = 5,
 	OF_SYSCALL_IO_URING = 6,
+	/* The same calls through the 32-bit entry (int $0x80), in the same order. */
+	OF_SYSCALL_IA32_OPEN = 7,
+	OF_SYSCALL_IA32_CREAT = 8,
+	OF_SYSCALL_IA32_OPENAT = 9,
+	OF_SYSCALL_IA32_OPENAT2 = 10,
+	OF_SYSCALL_IA32_OPEN_BY_HANDLE_AT = 11,
 };
 
 /* = PathSource in src/event.rs: what the components in the record are. */

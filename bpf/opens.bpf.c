@@ -398,8 +398,9 @@ static __always_inline int on_exit(__u8 syscall, long ret)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct pt_regs *regs;
 	struct of_event *e;
-	__u64 path = 0, how = 0;
+	__u64 path = 0, how = 0, a[4];
 	__u32 zero = 0;
+	__u8 base = syscall;
 	long n;
 
 	if ((id >> 32) == targ_self_tgid)
@@ -408,40 +409,53 @@ static __always_inline int on_exit(__u8 syscall, long ret)
 	if (!e)
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	if (syscall >= OF_SYSCALL_IA32_OPEN) {
+		/* The 32-bit entry passes arguments in bx, cx, dx, si (each 32 bits wide). */
+		base = syscall - OF_SYSCALL_IA32_OPEN + OF_SYSCALL_OPEN;
+		a[0] = (__u32)BPF_CORE_READ(regs, bx);
+		a[1] = (__u32)BPF_CORE_READ(regs, cx);
+		a[2] = (__u32)BPF_CORE_READ(regs, dx);
+		a[3] = (__u32)BPF_CORE_READ(regs, si);
+	} else {
+		a[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
+		a[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		a[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		a[3] = PT_REGS_PARM4_CORE_SYSCALL(regs);
+	}
 	fill_task(&e->hdr, id);
 	e->hdr.syscall = syscall;
 	e->hdr.trunc = 0;
 	e->hdr.raw_len = 0;
 	e->hdr.mode = 0;
 	e->hdr.has_dirfd = 1;
-	switch (syscall) {
+	switch (base) {
 	case OF_SYSCALL_OPEN: /* open(path, flags, mode) */
-		path = PT_REGS_PARM1_CORE_SYSCALL(regs);
-		e->hdr.flags = (__u32)PT_REGS_PARM2_CORE_SYSCALL(regs);
-		e->hdr.mode = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		path = a[0];
+		e->hdr.flags = (__u32)a[1];
+		e->hdr.mode = a[2];
 		e->hdr.has_dirfd = 0;
 		break;
 	case OF_SYSCALL_CREAT: /* creat(path, mode) = open(path, O_CREAT|O_WRONLY|O_TRUNC, mode) */
-		path = PT_REGS_PARM1_CORE_SYSCALL(regs);
+		path = a[0];
 		e->hdr.flags = O_CREAT | O_WRONLY | O_TRUNC;
-		e->hdr.mode = PT_REGS_PARM2_CORE_SYSCALL(regs);
+		e->hdr.mode = a[1];
 		e->hdr.has_dirfd = 0;
 		break;
 	case OF_SYSCALL_OPENAT: /* openat(dfd, path, flags, mode) */
-		e->hdr.dirfd = PT_REGS_PARM1_CORE_SYSCALL(regs);
-		path = PT_REGS_PARM2_CORE_SYSCALL(regs);
-		e->hdr.flags = (__u32)PT_REGS_PARM3_CORE_SYSCALL(regs);
-		e->hdr.mode = PT_REGS_PARM4_CORE_SYSCALL(regs);
+		e->hdr.dirfd = a[0];
+		path = a[1];
+		e->hdr.flags = (__u32)a[2];
+		e->hdr.mode = a[3];
 		break;
 	case OF_SYSCALL_OPENAT2: /* openat2(dfd, path, how, size): flags, mode from how */
-		e->hdr.dirfd = PT_REGS_PARM1_CORE_SYSCALL(regs);
-		path = PT_REGS_PARM2_CORE_SYSCALL(regs);
-		how = PT_REGS_PARM3_CORE_SYSCALL(regs);
+		e->hdr.dirfd = a[0];
+		path = a[1];
+		how = a[2];
 		e->hdr.flags = 0;
 		break;
 	default: /* open_by_handle_at(mount_fd, handle, flags): no path */
-		e->hdr.dirfd = PT_REGS_PARM1_CORE_SYSCALL(regs);
-		e->hdr.flags = (__u32)PT_REGS_PARM3_CORE_SYSCALL(regs);
+		e->hdr.dirfd = a[0];
+		e->hdr.flags = (__u32)a[2];
 		break;
 	}
 	/* open/openat flags are an int; the upper register half is not part of the argument. */
@@ -496,6 +510,36 @@ SEC("tracepoint/syscalls/sys_exit_open_by_handle_at")
 int tracepoint__syscalls__sys_exit_open_by_handle_at(struct trace_event_raw_sys_exit *ctx)
 {
 	return on_exit(OF_SYSCALL_OPEN_BY_HANDLE_AT, ctx->ret);
+}
+
+/* arch/x86/include/asm/thread_info.h: a 32-bit syscall is running (int $0x80 / sysenter). */
+#define TS_COMPAT 0x0002
+
+/*
+ * The 32-bit entry (int $0x80), which any 64-bit program can use, never reaches the syscalls:*
+ * tracepoints: raw_syscalls/sys_exit sees it. This runs on every syscall of the host, so it
+ * returns after one load unless the syscall is a 32-bit one (numbers from the ia32 table).
+ */
+SEC("tracepoint/raw_syscalls/sys_exit")
+int tracepoint__raw_syscalls__sys_exit(struct trace_event_raw_sys_exit *ctx)
+{
+	struct task_struct *t = bpf_get_current_task_btf();
+
+	if (!(t->thread_info.status & TS_COMPAT))
+		return 0;
+	switch (ctx->id) {
+	case 5:
+		return on_exit(OF_SYSCALL_IA32_OPEN, ctx->ret);
+	case 8:
+		return on_exit(OF_SYSCALL_IA32_CREAT, ctx->ret);
+	case 295:
+		return on_exit(OF_SYSCALL_IA32_OPENAT, ctx->ret);
+	case 437:
+		return on_exit(OF_SYSCALL_IA32_OPENAT2, ctx->ret);
+	case 342:
+		return on_exit(OF_SYSCALL_IA32_OPEN_BY_HANDLE_AT, ctx->ret);
+	}
+	return 0;
 }
 
 /*

@@ -48,7 +48,8 @@ enum {
 
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
-/* The classic sys_exit tracepoints' context (CO-RE finds `ret` after the common header). */
+/* The classic sys_exit tracepoints' context (CO-RE finds `ret` after the common header; `id`
+ * is the syscall number for raw_syscalls/sys_exit). */
 struct trace_event_raw_sys_exit {
 	long id;
 	long ret;
@@ -56,6 +57,8 @@ struct trace_event_raw_sys_exit {
 
 /* x86_64 user registers saved at syscall entry; the args are still there at exit. */
 struct pt_regs {
+	unsigned long bx;
+	unsigned long cx;
 	unsigned long di;
 	unsigned long si;
 	unsigned long dx;
@@ -221,7 +224,12 @@ struct css_set {
 	struct cgroup *dfl_cgrp;
 };
 
+struct thread_info {
+	__u32 status;
+};
+
 struct task_struct {
+	struct thread_info thread_info;
 	int pid;
 	int tgid;
 	int exit_code;

@@ -118,6 +118,12 @@ wire_enum! {
         Openat2 = 4 => "openat2",
         OpenByHandleAt = 5 => "open_by_handle_at",
         IoUring = 6 => "io_uring",
+        // Through the 32-bit entry (int $0x80) that any 64-bit program can use.
+        Ia32Open = 7 => "ia32_open",
+        Ia32Creat = 8 => "ia32_creat",
+        Ia32Openat = 9 => "ia32_openat",
+        Ia32Openat2 = 10 => "ia32_openat2",
+        Ia32OpenByHandleAt = 11 => "ia32_open_by_handle_at",
     }
 }
 

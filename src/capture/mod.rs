@@ -181,6 +181,12 @@ const HOOKS: &[Hook] = &[
         progs: &["tracepoint__syscalls__sys_exit_open_by_handle_at"],
         tracepoints: &[("syscalls", "sys_exit_open_by_handle_at")],
     },
+    // Opens through the 32-bit entry; one cheap check per syscall of the host.
+    Hook {
+        what: "ia32 (int $0x80)",
+        progs: &["tracepoint__raw_syscalls__sys_exit"],
+        tracepoints: &[("raw_syscalls", "sys_exit")],
+    },
     // Process lifecycle (lineage): tp_btf, like io_uring.
     Hook {
         what: "process lifecycle",

@@ -255,7 +255,7 @@ fn access_bit(name: &str) -> u32 {
 /// recorded) and its syscall (`creat` implies `O_CREAT|O_WRONLY|O_TRUNC`).
 pub(crate) fn access_of(ev: &Event) -> u32 {
     let mut flags = ev.flags;
-    if ev.syscall == Syscall::Creat {
+    if matches!(ev.syscall, Syscall::Creat | Syscall::Ia32Creat) {
         flags |= (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
     }
     let has = |f: libc::c_int| flags & f as u64 == f as u64;

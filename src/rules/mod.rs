@@ -77,7 +77,7 @@
 //! | `path_prefix` | the resolved `path` | a plain byte prefix (`/tmp/x` also matches `/tmp/xyz`) |
 //! | `comm` | the process name | exact name, or a glob (`python*`); exact names longer than 15 bytes are cut to 15, as the kernel does |
 //! | `uid`, `gid`, `pid`, `ppid` | the event's ids | integers |
-//! | `syscall` | how the open was made | `open`, `creat`, `openat`, `openat2`, `open_by_handle_at`, `io_uring` |
+//! | `syscall` | how the open was made | `open`, `creat`, `openat`, `openat2`, `open_by_handle_at`, `io_uring`, and through the 32-bit entry `ia32_open`, `ia32_creat`, `ia32_openat`, `ia32_openat2`, `ia32_open_by_handle_at` |
 //! | `access` | what the flags ask for | `read`, `write` (from `O_ACCMODE`; not with `O_PATH`), `create` (`O_CREAT`, or the `creat` syscall), `truncate`, `append`, `exclusive` (`O_EXCL`), `directory`, `tmpfile`, `path` (`O_PATH`), `nofollow`, `cloexec` |
 //! | `result` | the return value | `success`, `failure`, or an errno name (`EACCES`, `ENOENT`, …) |
 //! | `exe` | the opener's executable, resolved in the kernel (a renamed process cannot change it; ` (deleted)` ends an unlinked one, `/memfd:NAME (deleted)` is fileless) | as `path` |

@@ -1053,3 +1053,75 @@ fn over_long_paths_mark_the_cut() {
     assert!(p.starts_with("/\u{2026}/"), "{p}");
     assert!(p.ends_with(&format!("{name}/leaf.txt")), "{p}");
 }
+
+/// `open` and `openat` through the 32-bit entry (`int $0x80`), which any 64-bit program can use
+/// and which never reaches the syscalls:* tracepoints, are recorded, named `ia32_*`.
+#[test]
+fn opens_through_the_32_bit_entry_are_recorded() {
+    if !helpers::live_capture_available("opens_through_the_32_bit_entry_are_recorded") {
+        return;
+    }
+    /// A 32-bit syscall from 64-bit code; rbx is LLVM's, so the first argument goes in by swap.
+    fn int80(nr: u32, a: u32, b: u32, c: u32, d: u32) -> i32 {
+        let ret: i32;
+        // SAFETY: int $0x80 with valid 32-bit arguments (pointers below 4 GiB); rbx is restored.
+        unsafe {
+            std::arch::asm!(
+                "xchg {a}, rbx",
+                "int 0x80",
+                "xchg {a}, rbx",
+                a = inout(reg) u64::from(a) => _,
+                inlateout("eax") nr => ret,
+                in("ecx") b,
+                in("edx") c,
+                in("esi") d,
+            );
+        }
+        ret
+    }
+    let store = TempStore::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let dir = std::fs::canonicalize(work.path()).expect("canonical");
+    let file = dir.join("ia32.txt");
+    std::fs::write(&file, b"x").expect("write");
+    // The path must sit below 4 GiB for a 32-bit pointer.
+    // SAFETY: an anonymous private mapping; unmapped below.
+    let low = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            4096,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(low, libc::MAP_FAILED);
+    let bytes = file.as_os_str().as_bytes();
+    // SAFETY: the mapping holds 4096 bytes; the path is shorter, NUL-terminated by the zeroed page.
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), low.cast::<u8>(), bytes.len()) };
+    let ptr = low as usize as u32;
+    let rec = Recorder::start(&store, &[]);
+    let fd1 = int80(5, ptr, libc::O_RDONLY as u32, 0, 0); // ia32 open
+    let fd2 = int80(295, libc::AT_FDCWD as u32, ptr, libc::O_RDONLY as u32, 0); // ia32 openat
+    rec.stop();
+    assert!(fd1 >= 0 && fd2 >= 0, "int 0x80 opens: {fd1} {fd2}");
+    close(fd1 as i64);
+    close(fd2 as i64);
+    // SAFETY: unmapping the page mapped above.
+    unsafe { libc::munmap(low, 4096) };
+    let me = std::process::id();
+    let got: Vec<(Syscall, i64)> = read_store(&store.dir)
+        .into_iter()
+        .filter(|e| e.pid == me && e.path.as_bytes() == bytes)
+        .map(|e| (e.syscall, e.ret))
+        .collect();
+    assert!(
+        got.contains(&(Syscall::Ia32Open, i64::from(fd1))),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&(Syscall::Ia32Openat, i64::from(fd2))),
+        "{got:?}"
+    );
+}
