@@ -517,27 +517,28 @@ int tracepoint__syscalls__sys_exit_open_by_handle_at(struct trace_event_raw_sys_
 
 /*
  * The 32-bit entry (int $0x80), which any 64-bit program can use, never reaches the syscalls:*
- * tracepoints: raw_syscalls/sys_exit sees it. This runs on every syscall of the host, so it
- * returns after one load unless the syscall is a 32-bit one (numbers from the ia32 table).
+ * tracepoints: the raw sys_exit tracepoint sees it. This runs on every syscall of the host, so it
+ * is a BTF raw tracepoint (no event record is built for it) that returns after one load unless
+ * the syscall is a 32-bit one (numbers from the ia32 table, in orig_ax).
  */
-SEC("tracepoint/raw_syscalls/sys_exit")
-int tracepoint__raw_syscalls__sys_exit(struct trace_event_raw_sys_exit *ctx)
+SEC("tp_btf/sys_exit")
+int BPF_PROG(tp_btf__sys_exit, struct pt_regs *regs, long ret)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
 
 	if (!(t->thread_info.status & TS_COMPAT))
 		return 0;
-	switch (ctx->id) {
+	switch (BPF_CORE_READ(regs, orig_ax)) {
 	case 5:
-		return on_exit(OF_SYSCALL_IA32_OPEN, ctx->ret);
+		return on_exit(OF_SYSCALL_IA32_OPEN, ret);
 	case 8:
-		return on_exit(OF_SYSCALL_IA32_CREAT, ctx->ret);
+		return on_exit(OF_SYSCALL_IA32_CREAT, ret);
 	case 295:
-		return on_exit(OF_SYSCALL_IA32_OPENAT, ctx->ret);
+		return on_exit(OF_SYSCALL_IA32_OPENAT, ret);
 	case 437:
-		return on_exit(OF_SYSCALL_IA32_OPENAT2, ctx->ret);
+		return on_exit(OF_SYSCALL_IA32_OPENAT2, ret);
 	case 342:
-		return on_exit(OF_SYSCALL_IA32_OPEN_BY_HANDLE_AT, ctx->ret);
+		return on_exit(OF_SYSCALL_IA32_OPEN_BY_HANDLE_AT, ret);
 	}
 	return 0;
 }

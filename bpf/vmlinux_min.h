@@ -57,6 +57,7 @@ struct trace_event_raw_sys_exit {
 
 /* x86_64 user registers saved at syscall entry; the args are still there at exit. */
 struct pt_regs {
+	unsigned long orig_ax;
 	unsigned long bx;
 	unsigned long cx;
 	unsigned long di;

@@ -402,7 +402,10 @@ mod tests {
             (S::OF_SYSCALL_IA32_CREAT, Syscall::Ia32Creat),
             (S::OF_SYSCALL_IA32_OPENAT, Syscall::Ia32Openat),
             (S::OF_SYSCALL_IA32_OPENAT2, Syscall::Ia32Openat2),
-            (S::OF_SYSCALL_IA32_OPEN_BY_HANDLE_AT, Syscall::Ia32OpenByHandleAt),
+            (
+                S::OF_SYSCALL_IA32_OPEN_BY_HANDLE_AT,
+                Syscall::Ia32OpenByHandleAt,
+            ),
         ];
         for (c, r) in pairs {
             assert_eq!(c.0, u32::from(r.code()), "{r}");

@@ -50,6 +50,8 @@ pub struct Options {
     pub duration: Option<Duration>,
     pub stats_every: Option<Duration>,
     pub debug: bool,
+    /// Leave out the 32-bit entry's probe (it runs, briefly, on every syscall of the host).
+    pub no_ia32: bool,
 }
 
 #[derive(Debug)]
@@ -155,6 +157,8 @@ struct Hook {
     tracepoints: &'static [(&'static str, &'static str)],
 }
 
+const IA32_PROGS: &[&str] = &["tp_btf__sys_exit"];
+
 const HOOKS: &[Hook] = &[
     Hook {
         what: "open",
@@ -181,10 +185,10 @@ const HOOKS: &[Hook] = &[
         progs: &["tracepoint__syscalls__sys_exit_open_by_handle_at"],
         tracepoints: &[("syscalls", "sys_exit_open_by_handle_at")],
     },
-    // Opens through the 32-bit entry; one cheap check per syscall of the host.
+    // Opens through the 32-bit entry: runs on every syscall of the host (see --no-ia32).
     Hook {
         what: "ia32 (int $0x80)",
-        progs: &["tracepoint__raw_syscalls__sys_exit"],
+        progs: IA32_PROGS,
         tracepoints: &[("raw_syscalls", "sys_exit")],
     },
     // Process lifecycle (lineage): tp_btf, like io_uring.
@@ -289,6 +293,13 @@ pub fn record(
     let mut covered = Vec::new();
     let mut disabled: Vec<&str> = Vec::new();
     for hook in HOOKS {
+        if opts.no_ia32 && hook.progs == IA32_PROGS {
+            eprintln!(
+                "open-forensics: notice: opens through the 32-bit entry are not recorded (--no-ia32)"
+            );
+            disabled.extend(hook.progs.iter().copied());
+            continue;
+        }
         match hook
             .tracepoints
             .iter()

@@ -39,6 +39,10 @@ pub struct Args {
     /// bytes); `verify --key FILE` checks the signatures.
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
+    /// Do not record opens made through the 32-bit entry (int $0x80): saves the one check that
+    /// probe makes on every syscall of the host, and leaves that route unseen.
+    #[arg(long)]
+    pub no_ia32: bool,
     /// Kernel ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub ring_mb: u32,
@@ -83,6 +87,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         duration: args.duration,
         stats_every: args.stats.then_some(Duration::from_secs(2)),
         debug,
+        no_ia32: args.no_ia32,
     };
     let rules = if args.rules.is_empty() {
         None
