@@ -507,16 +507,8 @@ impl ImportedProcs {
                 "field `ancestors` lists {n} processes; at most {ANCESTORS_MAX} are recorded"
             ));
         }
-        let long = |field: &str, s: Option<&str>| match s {
-            Some(s) if s.len() > PATH_MAX => Err(format!(
-                "field `{field}` is {} bytes long; at most {PATH_MAX} are recorded",
-                s.len()
-            )),
-            _ => Ok(()),
-        };
-        long("exe", j.exe.as_deref())?;
-        long("cgroup", j.cgroup.as_deref())?;
-        // argv is bounded below, by its decoded bytes (text can be 3× longer: U+FFFD).
+        // exe, cgroup, root and argv are bounded below, by their decoded bytes (the text of
+        // non-UTF-8 bytes is up to 3× longer: U+FFFD).
         // Ancestors from the top (the last) down, each the parent of the next.
         let mut parent: Option<Arc<Process>> = None;
         let mut chain_key = Vec::new();
@@ -577,12 +569,24 @@ impl ImportedProcs {
             (None, _) => None,
             (Some(t), b) => Some(bytes_from_json(t, b.as_deref(), "exe")?),
         };
+        let cgroup = opt_bytes(&j.cgroup, &j.cgroup_b64, "cgroup")?;
+        let root = opt_bytes(&j.root, &j.root_b64, "root")?;
+        // The longest the recorder keeps, with room for " (deleted)".
+        const LONGEST: usize = PATH_MAX + 16;
+        for (field, v) in [("exe", &exe), ("cgroup", &cgroup), ("root", &root)] {
+            if let Some(v) = v.as_ref().filter(|v| v.as_bytes().len() > LONGEST) {
+                return Err(format!(
+                    "field `{field}` is {} bytes long; at most {PATH_MAX} are recorded",
+                    v.as_bytes().len()
+                ));
+            }
+        }
         let p = Process {
             exe,
             argv,
             auid: j.auid,
-            cgroup: opt_bytes(&j.cgroup, &j.cgroup_b64, "cgroup")?,
-            root: opt_bytes(&j.root, &j.root_b64, "root")?,
+            cgroup,
+            root,
             container_id: opt_bytes(&j.container_id, &j.container_id_b64, "container_id")?,
             parent,
             source: ProcSource::Import,
