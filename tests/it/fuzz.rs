@@ -10,15 +10,13 @@
 //! FUZZ_CASES=50000 cargo test --release --test it fuzz::long_ -- --ignored --nocapture
 //! ```
 //!
-//! (`fuzz::long_` selects the long runs; `fuzz -- --ignored` adds the regression test of an open
-//! finding, which fails until it is fixed.) Run them with
+//! (`fuzz::long_` selects the long runs.) Run them with
 //! `CARGO_PROFILE_RELEASE_OVERFLOW_CHECKS=true` too: the crashes found so far were overflows that
 //! only a build with overflow checks turns into a panic.
 //!
 //! Nothing is written into the repository (`failure_persistence: None`): a failure prints its
 //! shrunk input. Every case runs on its own thread under a deadline, so a hang fails the case too.
-//! A known, unfixed defect is tolerated where it would strike (naming its regression test), so
-//! that a run goes on to find the next one.
+//! What the fuzzing found has a regression test here (`Found by …`).
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -1416,22 +1414,9 @@ fn import_round_trip(line: &str) -> Result<(), String> {
     let line1 = ev.to_json_line();
     let j1 = serde_json::from_str::<EventJson>(&line1)
         .map_err(|e| format!("the export of an imported line does not import: {e}\n{line1}"))?;
-    let ev1 = match ImportedProcs::default().event(j1) {
-        Ok(ev1) => ev1,
-        // Known: `non_utf8_long_fields_export_imports_again`.
-        Err(e)
-            if ["exe", "cgroup"].iter().any(|f| {
-                e.starts_with(&format!("field `{f}` is")) && line1.contains(&format!("\"{f}_b64\""))
-            }) =>
-        {
-            return Ok(())
-        }
-        Err(e) => {
-            return Err(format!(
-                "the export of an imported line is refused: {e}\n{line1}"
-            ))
-        }
-    };
+    let ev1 = ImportedProcs::default()
+        .event(j1)
+        .map_err(|e| format!("the export of an imported line is refused: {e}\n{line1}"))?;
     let line2 = ev1.to_json_line();
     if line1 != line2 {
         return Err(format!(
@@ -1441,12 +1426,11 @@ fn import_round_trip(line: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Found by `long_json_import`: import bounds `exe` and `cgroup` by the length of their *text*
-/// (at most 4096 bytes), while their bytes come from `exe_b64` / `cgroup_b64` when present; export
-/// writes non-UTF-8 bytes as lossy text, each bad byte one U+FFFD (3 bytes). So 3,000 bytes of
-/// non-UTF-8 exe or cgroup, which import accepts, export as ~9,000 bytes of text, and import
-/// refuses the exported line ("field `cgroup` is 9000 bytes long; at most 4096 are recorded").
-/// (`argv` had the same defect, fixed in ed3ceae: it is bounded by its decoded bytes.)
+/// Found by `long_json_import`, fixed in ed3ceae (argv) and 407b1ab (exe, cgroup): import bounded
+/// these by the length of their *text*, while their bytes come from the `_b64` key; export writes
+/// non-UTF-8 bytes as lossy text, each bad byte one U+FFFD (3 bytes). So 3,000 non-UTF-8 bytes,
+/// which import accepted, exported as ~9,000 bytes of text, and import refused the exported line
+/// ("field `cgroup` is 9000 bytes long; at most 4096 are recorded").
 #[test]
 fn non_utf8_long_fields_export_imports_again() {
     let long = || Some(Str::new(vec![0xffu8; 3000]));
