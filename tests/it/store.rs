@@ -669,3 +669,19 @@ fn schema_1_segments_read_with_null_lineage() {
     );
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn schema_2_segments_read_with_lineage_and_null_root() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/segments/lineage");
+    let reader = Reader::open(&dir).unwrap();
+    let seg = reader.load(&reader.segments()[0]).unwrap();
+    assert_eq!(
+        seg.version, 2,
+        "the kept lineage fixture must stay a schema 2 segment"
+    );
+    let procs = seg.processes().unwrap();
+    assert!(!procs.is_empty());
+    assert!(procs.iter().all(|p| p.process.root.is_none()));
+    let events = read_all(&dir);
+    assert!(events.iter().all(|e| e.process.is_some()));
+}
