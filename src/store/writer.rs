@@ -144,7 +144,9 @@ struct SealJob {
     meta: SegmentMeta,
 }
 
-type SealResult = (Option<SealJob>, Result<(u64, String)>);
+/// (the job back, for a retry, if the seal failed; or the sealed bytes, the new link, and what it
+/// had to move aside).
+type SealResult = (Option<SealJob>, Result<(u64, String, Option<String>)>);
 
 pub struct Writer {
     dir: Arc<StoreDir>,
@@ -366,7 +368,10 @@ impl Writer {
             self.sign_key.as_deref().map(|k| &k[..]),
         );
         drop(left);
-        let (bytes, link) = res?;
+        let (bytes, link, moved) = res?;
+        if let Some(m) = moved {
+            self.warn(m);
+        }
         self.summary.head = link;
         self.summary.sealed_bytes += bytes;
         self.summary.recovered.push(path);
@@ -680,7 +685,10 @@ impl Writer {
                     )
                 });
                 match res {
-                    Ok((bytes, link)) => {
+                    Ok((bytes, link, moved)) => {
+                        if let Some(m) = moved {
+                            self.warn(m);
+                        }
                         self.summary.segments_sealed += 1;
                         self.summary.sealed_bytes += bytes;
                         self.summary.head = link;
@@ -770,7 +778,7 @@ fn remove_active_files(dir: &StoreDir, name: &str) -> Result<()> {
 /// the job comes back for a retry.
 fn seal(job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u8]>) -> SealResult {
     let path = dir.join(&job.name);
-    let run = || -> Result<(u64, String)> {
+    let run = || -> Result<(u64, String, Option<String>)> {
         let mut mem = Connection::open_in_memory().map_err(sql_err(&path, "open :memory:"))?;
         {
             let backup = rusqlite::backup::Backup::new(&job.conn, &mut mem)
@@ -800,20 +808,25 @@ fn seal(job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u8]>) -> SealRes
         meta.sig = key.map(|k| sign_link(k, &link));
         meta.link = Some(link.clone());
         let name = sealed_name(meta.seq);
+        let mut moved = None;
         let sealed = match frame::write_sealed(dir, &name, &meta, &parts) {
             Err(StoreError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::AlreadyExists =>
             {
                 // Only this writer seals this number: whatever holds the name was planted (or
                 // is a copy). It moves aside, never over the segment, and the seal goes on.
-                dir.quarantine(&name).map_err(io_err(dir.join(&name)))?;
+                let to = dir.quarantine(&name).map_err(io_err(dir.join(&name)))?;
+                moved = Some(format!(
+                    "{}: a file was in the way of sealing this segment; moved aside as {to}",
+                    dir.join(&name).display()
+                ));
                 frame::write_sealed(dir, &name, &meta, &parts)?
             }
             other => other?,
         };
         let bytes = dir.kind(&name).ok().flatten().map_or(0, |k| k.1);
         drop(sealed);
-        Ok((bytes, link))
+        Ok((bytes, link, moved))
     };
     match run() {
         Ok(r) => {
