@@ -167,13 +167,7 @@ const EVENT_COLUMNS: &[&str] = &[
 ];
 
 fn event_values(e: &Event) -> Vec<serde_json::Value> {
-    let result = if e.ret >= 0 {
-        format!("fd {}", e.ret)
-    } else {
-        errno::name_of_ret(e.ret)
-            .map(str::to_owned)
-            .unwrap_or_else(|| format!("errno {}", e.ret.unsigned_abs()))
-    };
+    let result = errno::describe_ret(e.ret);
     vec![
         json!(format_ts(e.ts_ns)),
         json!(e.pid),

@@ -158,6 +158,17 @@ pub fn name_of_ret(ret: i64) -> Option<&'static str> {
     i32::try_from(ret.checked_neg()?).ok().and_then(name_of)
 }
 
+/// An open's result for people: `fd N`, the errno's name, or `errno N` for one without a name.
+pub fn describe_ret(ret: i64) -> String {
+    if ret >= 0 {
+        format!("fd {ret}")
+    } else {
+        name_of_ret(ret)
+            .map(str::to_owned)
+            .unwrap_or_else(|| format!("errno {}", ret.unsigned_abs()))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
