@@ -194,6 +194,16 @@ pub struct SegmentData {
     conn: Connection,
     /// The private file a large sealed database was decompressed into.
     _tmp: Option<tempfile::TempDir>,
+    /// The tables every reading of events needs, loaded once per segment however many readings
+    /// (processes, then events) a caller makes.
+    tables: std::cell::OnceCell<Tables>,
+}
+
+/// The interned tables events refer to.
+struct Tables {
+    strings: Vec<Str>,
+    processes: Vec<StoredProcess>,
+    users: HashMap<u32, Str>,
 }
 
 impl SegmentData {
@@ -244,6 +254,7 @@ impl SegmentData {
             version,
             conn,
             _tmp: tmp,
+            tables: std::cell::OnceCell::new(),
         };
         seg.check_meta()?;
         Ok(seg)
@@ -265,6 +276,7 @@ impl SegmentData {
             version,
             conn,
             _tmp: None,
+            tables: std::cell::OnceCell::new(),
         };
         seg.check_meta()?;
         Ok(seg)
@@ -322,15 +334,28 @@ impl SegmentData {
         tables::losses(&self.conn, &self.path)
     }
 
+    fn tables(&self) -> Result<&Tables> {
+        if let Some(t) = self.tables.get() {
+            return Ok(t);
+        }
+        let (conn, path) = (&self.conn, &self.path);
+        let strings = tables::strings(conn, path)?;
+        let t = Tables {
+            processes: tables::processes(conn, path, self.version, &strings)?,
+            users: tables::users(conn, path, self.version)?,
+            strings,
+        };
+        Ok(self.tables.get_or_init(|| t))
+    }
+
     /// uid → user name on the recording host (empty before schema 2).
     pub fn users(&self) -> Result<HashMap<u32, Str>> {
-        tables::users(&self.conn, &self.path, self.version)
+        Ok(self.tables()?.users.clone())
     }
 
     /// Every process image stored in the segment, in id order (empty before schema 2).
     pub fn processes(&self) -> Result<Vec<StoredProcess>> {
-        let strings = tables::strings(&self.conn, &self.path)?;
-        tables::processes(&self.conn, &self.path, self.version, &strings)
+        Ok(self.tables()?.processes.clone())
     }
 
     /// Decodes every event in arrival order. Strings are shared (`Arc`) and keyed by their id in
@@ -348,7 +373,13 @@ impl SegmentData {
     where
         F: FnMut(&Event) -> ControlFlow<()>,
     {
-        tables::for_each_event(&self.conn, &self.path, self.version, range, f)
+        let t = self.tables()?;
+        let lookups = tables::Lookups {
+            strings: &t.strings,
+            processes: &t.processes,
+            users: &t.users,
+        };
+        tables::for_each_event(&self.conn, &self.path, self.version, &lookups, range, f)
     }
 }
 

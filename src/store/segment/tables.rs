@@ -220,11 +220,19 @@ pub(crate) fn processes(
     Ok(out)
 }
 
+/// The loaded tables events refer to by id.
+pub(crate) struct Lookups<'a> {
+    pub strings: &'a [Str],
+    pub processes: &'a [StoredProcess],
+    pub users: &'a HashMap<u32, Str>,
+}
+
 /// Decodes the events of the blocks that overlap `range`, in arrival order.
 pub(crate) fn for_each_event<F>(
     conn: &Connection,
     path: &Path,
     version: i64,
+    lookups: &Lookups<'_>,
     range: &TimeRange,
     mut f: F,
 ) -> Result<ControlFlow<()>>
@@ -237,7 +245,11 @@ where
     };
     let table = next_table_id();
 
-    let strings = strings(conn, path)?;
+    let Lookups {
+        strings,
+        processes,
+        users,
+    } = lookups;
     let string = |id: u64, what: &str| {
         strings
             .get(id as usize)
@@ -245,8 +257,6 @@ where
             .cloned()
             .ok_or_else(|| corrupt(format!("{what}: no string {id}")))
     };
-    let processes = processes(conn, path, version, &strings)?;
-    let users = users(conn, path, version)?;
 
     struct Proc {
         pid: u32,
