@@ -104,6 +104,7 @@ enum of_loss_reason {
 	/* An io_uring submit → complete stash could not be written. */
 	OF_LOSS_STASH_FULL = 1,
 	OF_LOSS_NR = 2,
+	OF_LOSS_ALERT_DROPPED = 64, /* user space only (never a map key): an alert output's queue was full; alerts, not events */
 };
 
 /*

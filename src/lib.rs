@@ -1,6 +1,7 @@
 //! open-forensics: record every file open with eBPF, keep it in compressed SQLite segments, and
 //! replay detection rules over history.
 
+pub mod alerts;
 pub mod capture;
 pub mod cli;
 pub mod error;

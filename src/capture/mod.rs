@@ -16,7 +16,6 @@ pub mod proctable;
 pub mod skel;
 
 use std::cell::RefCell;
-use std::io::Write;
 use std::mem::MaybeUninit;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -67,6 +66,8 @@ pub struct Summary {
     /// Segments whose seal failed (they stay active databases; the next writer seals them).
     pub unsealed: u64,
     pub warnings: Vec<String>,
+    /// The alert outputs' final counters.
+    pub outputs: Vec<crate::alerts::OutputState>,
 }
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
@@ -262,7 +263,7 @@ pub fn record(
     opts: &Options,
     mut writer: Writer,
     rules: Option<RuleSet>,
-    alerts: Box<dyn Write + Send>,
+    alerts: crate::alerts::Outputs,
     stop: &AtomicBool,
 ) -> anyhow::Result<Summary> {
     DEBUG.store(opts.debug, Ordering::Relaxed);
@@ -447,5 +448,6 @@ pub fn record(
         head: s.head,
         unsealed: s.unsealed,
         warnings: s.warnings,
+        outputs: outcome.outputs,
     })
 }

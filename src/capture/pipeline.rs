@@ -7,7 +7,6 @@
 //! written before this may hold `queue_full` losses: the user-space drops of earlier versions.)
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::Ordering as AtomicOrdering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -19,7 +18,8 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use super::decode::{self, Record};
 use super::proctable::{Change, ProcTable};
 use super::skel::types::of_loss_reason;
-use crate::rules::RuleSet;
+use crate::alerts::{OutputState, Outputs};
+use crate::rules::{Alerter, RuleSet};
 use crate::store::{Loss, Writer, WriterSummary};
 
 /// How far behind the newest record events are held to be put in kernel-timestamp order.
@@ -76,8 +76,8 @@ impl Batch {
 pub struct Sinks {
     pub writer: Writer,
     pub rules: Option<RuleSet>,
-    /// Alert lines (stdout or `--alerts`).
-    pub alerts: Box<dyn Write + Send>,
+    /// Alert outputs (each with its own thread and queue: sending never blocks).
+    pub alerts: Outputs,
     /// Processes, with the `/proc` snapshot taken at start.
     pub procs: ProcTable,
 }
@@ -99,6 +99,8 @@ pub struct Outcome {
     pub summary: WriterSummary,
     /// Events that arrived after later ones had been released (stored out of order).
     pub late: u64,
+    /// The alert outputs' final counters.
+    pub outputs: Vec<OutputState>,
 }
 
 /// Holds events until the watermark passes them, then yields them in timestamp order.
@@ -144,9 +146,12 @@ impl Reorder {
 /// engine's per-string caches work live exactly as on replay).
 struct Emitter<'r> {
     writer: Writer,
-    engine: Option<crate::rules::Engine<'r>>,
-    alerts: Box<dyn Write + Send>,
+    engine: Option<Alerter<'r>>,
+    alerts: Outputs,
     procs: ProcTable,
+    /// The string table (segment) whose host the alerter names; alerts say the host of the
+    /// segment their event is stored in, as replay does.
+    host_table: u64,
 }
 
 impl Emitter<'_> {
@@ -169,18 +174,14 @@ impl Emitter<'_> {
         self.procs.attach(&mut ev, start);
         self.writer.append(&mut ev).context("store an event")?;
         if let Some(engine) = self.engine.as_mut() {
-            let mut failed = None;
-            let alerts = &mut self.alerts;
-            engine.eval(&ev, |alert| {
-                if failed.is_none() {
-                    if let Err(e) = writeln!(alerts, "{}", alert.to_json_line()) {
-                        failed = Some(e);
-                    }
+            if ev.table != self.host_table {
+                if let Some(h) = self.writer.host() {
+                    engine.set_host(h);
+                    self.host_table = ev.table;
                 }
-            });
-            if let Some(e) = failed {
-                return Err(e).context("write an alert");
             }
+            let alerts = &self.alerts;
+            engine.eval(&ev, |r| alerts.send(r));
         }
         Ok(())
     }
@@ -199,6 +200,7 @@ impl LossTracker {
         match of_loss_reason(code) {
             of_loss_reason::OF_LOSS_RINGBUF_FULL => "ringbuf_full",
             of_loss_reason::OF_LOSS_STASH_FULL => "stash_full",
+            of_loss_reason::OF_LOSS_ALERT_DROPPED => crate::store::ALERT_DROPPED,
             _ => "kernel",
         }
     }
@@ -244,6 +246,29 @@ impl LossTracker {
     }
 }
 
+/// Alert lines the outputs dropped since the last call, as loss records (`alert_dropped:NAME`,
+/// which queries report apart from lost events).
+fn record_alert_drops(
+    writer: &mut Writer,
+    drops: Vec<(String, u64)>,
+    since_ns: &mut i64,
+    now_ns: i64,
+) -> anyhow::Result<()> {
+    for (name, count) in drops {
+        let base = LossTracker::kernel_reason(of_loss_reason::OF_LOSS_ALERT_DROPPED.0);
+        writer
+            .record_loss(Loss {
+                start_ns: *since_ns,
+                end_ns: now_ns,
+                count,
+                reason: format!("{base}:{name}"),
+            })
+            .context("record a loss")?;
+    }
+    *since_ns = now_ns;
+    Ok(())
+}
+
 /// Bytes of the files in the store directory (for `--stats`).
 pub fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
@@ -287,10 +312,12 @@ pub fn run(
     let now_ns = || super::boot_ns().wrapping_add(anchor);
     let mut em = Emitter {
         writer,
-        engine: rules.as_ref().map(|r| r.engine()),
+        engine: rules.as_ref().map(Alerter::new),
         alerts,
         procs,
+        host_table: u64::MAX,
     };
+    let mut drops_since = now_ns();
     let mut loss = LossTracker {
         kernel_seen: vec![0; of_loss_reason::OF_LOSS_NR.0 as usize],
         src: losses,
@@ -332,33 +359,48 @@ pub fn run(
             if super::HANGUP.swap(false, AtomicOrdering::SeqCst) {
                 eprintln!("open-forensics: SIGHUP: nothing to reload; still recording");
             }
-            em.alerts.flush().context("flush alerts")?;
+            record_alert_drops(
+                &mut em.writer,
+                em.alerts.take_drops(),
+                &mut drops_since,
+                now_ns(),
+            )?;
             if let Some(every) = settings.stats_every {
                 if last_stats.elapsed() >= every {
                     last_stats = Instant::now();
                     let s = em.writer.summary();
                     eprintln!(
-                        "open-forensics: stats: {}",
+                        "open-forensics: stats: {}{}",
                         stats_line(
                             s.events,
                             s.lost,
                             settings.started.elapsed(),
                             dir_bytes(em.writer.dir())
-                        )
+                        ),
+                        crate::alerts::stats_text(&em.alerts.states())
                     );
                 }
             }
         }
     }
     reorder.release(i64::MAX, |ev| em.emit(ev))?;
+    if let Some(engine) = em.engine.as_mut() {
+        // Throttle summaries of windows still open: replay emits them at its end too.
+        let alerts = &em.alerts;
+        engine.finish(|r| alerts.send(r));
+    }
     loss.poll(&mut em.writer, now_ns())?;
-    em.alerts.flush().context("flush alerts")?;
-    let Emitter { writer, alerts, .. } = em;
-    drop(alerts);
+    let Emitter {
+        mut writer, alerts, ..
+    } = em;
+    // Outputs get their grace period; what they could not deliver is recorded as a loss.
+    let drops = alerts.close_with_states();
+    record_alert_drops(&mut writer, drops.0, &mut drops_since, now_ns())?;
     let summary = writer.close().context("seal the store")?;
     Ok(Outcome {
         summary,
         late: reorder.late,
+        outputs: drops.1,
     })
 }
 

@@ -158,16 +158,40 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
     for w in &stats.warnings {
         let _ = writeln!(err, "open-forensics: warning: {w}");
     }
-    if !stats.losses.is_empty() {
-        let (start, end) = stats.losses.iter().fold((i64::MAX, i64::MIN), |(s, e), l| {
-            (s.min(l.start_ns), e.max(l.end_ns))
-        });
+    let span = |ls: &mut dyn Iterator<Item = &store::Loss>| {
+        ls.fold((i64::MAX, i64::MIN, 0u64, 0usize), |(s, e, n, k), l| {
+            (s.min(l.start_ns), e.max(l.end_ns), n + l.count, k + 1)
+        })
+    };
+    // Alert lines an output dropped while recording: every event is here (a replay shows those
+    // alerts), so the answer is complete; said apart, never as lost events.
+    let (start, end, dropped, records) = span(&mut stats.alert_drops());
+    if records > 0 {
+        let (from, to) = (crate::event::format_ts(start), crate::event::format_ts(end));
+        let _ = if json {
+            let notice = serde_json::json!({
+                "notice": "alerts_dropped",
+                "dropped": dropped,
+                "loss_records": records,
+                "from": from,
+                "to": to,
+            });
+            writeln!(err, "{notice}")
+        } else {
+            writeln!(
+                err,
+                "open-forensics: notice: live alert outputs dropped {dropped} alert(s) between {from} and {to} (the events are all stored; replay shows those alerts)"
+            )
+        };
+    }
+    let (start, end, _, records) = span(&mut stats.event_losses());
+    if records > 0 {
         let (from, to) = (crate::event::format_ts(start), crate::event::format_ts(end));
         let _ = if json {
             let notice = serde_json::json!({
                 "warning": "incomplete",
                 "lost": stats.lost(),
-                "loss_records": stats.losses.len(),
+                "loss_records": records,
                 "from": from,
                 "to": to,
             });
@@ -177,7 +201,7 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
                 err,
                 "open-forensics: warning: incomplete: {} events were lost between {from} and {to} ({} loss records in the range{})",
                 stats.lost(),
-                stats.losses.len(),
+                records,
                 describe_range(range),
             )
         };

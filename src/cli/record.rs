@@ -1,13 +1,12 @@
 //! `open-forensics record`: flags → validated options → `capture::record`.
 
-use std::fs::OpenOptions;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
 
 use super::BadInput;
+use crate::alerts::{Outputs, Target};
 use crate::capture::{self, privilege, Options};
 use crate::rules::RuleSet;
 use crate::store::{RotateConfig, Writer};
@@ -29,9 +28,42 @@ pub struct Args {
     /// Rule files to run live on every event.
     #[arg(long, num_args = 1.., value_name = "FILE")]
     pub rules: Vec<PathBuf>,
-    /// Append alerts to this file instead of stdout.
+    /// Append alerts to this file (repeatable; reopened on SIGUSR1). With no alert output given,
+    /// alerts go to stdout.
     #[arg(long, requires = "rules", value_name = "PATH")]
-    pub alerts: Option<PathBuf>,
+    pub alerts: Vec<PathBuf>,
+    /// Print alerts on stdout too (the default when no other alert output is given).
+    #[arg(long, requires = "rules")]
+    pub alert_stdout: bool,
+    /// Send alerts to syslog: RFC 5424, one datagram each, to --syslog-socket.
+    #[arg(long, requires = "rules")]
+    pub alert_syslog: bool,
+    /// The syslog socket (a Unix datagram socket).
+    #[arg(long, default_value = "/dev/log", value_name = "PATH")]
+    pub syslog_socket: PathBuf,
+    /// The syslog facility of alerts (the severity comes from the rule's).
+    #[arg(long, value_enum, default_value = "authpriv", value_name = "NAME")]
+    pub syslog_facility: crate::alerts::Facility,
+    /// POST alerts in batches to this http:// URL (repeatable; no TLS: use a local relay).
+    #[arg(long, requires = "rules", value_name = "URL")]
+    pub alert_http: Vec<String>,
+    /// At most this many alerts per HTTP POST.
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub http_batch: usize,
+    /// Give up on an HTTP request (and retry it) after this long.
+    #[arg(long, value_parser = duration, default_value = "10s", value_name = "DUR")]
+    pub http_timeout: Duration,
+    /// The body of an HTTP POST: NDJSON lines or a JSON array.
+    #[arg(long, value_enum, default_value = "ndjson", value_name = "FORMAT")]
+    pub http_format: crate::alerts::HttpFormat,
+    /// Run this command (`/bin/sh -c`) with alerts as JSON lines on its stdin; restarted with
+    /// backoff when it exits (repeatable).
+    #[arg(long, requires = "rules", value_name = "COMMAND")]
+    pub alert_program: Vec<String>,
+    /// Alerts each output holds while it is slow or down; beyond that they are dropped for it
+    /// and counted (in --stats and the store's loss records).
+    #[arg(long, default_value_t = crate::alerts::DEFAULT_QUEUE, value_name = "N")]
+    pub alert_queue: usize,
     /// Print events, losses, rate and bytes written every 2 seconds.
     #[arg(long)]
     pub stats: bool,
@@ -49,6 +81,56 @@ pub struct Args {
     /// Show libbpf's log and other debugging output (also OPEN_FORENSICS_DEBUG=1).
     #[arg(short, long)]
     pub verbose: bool,
+}
+
+/// The alert outputs the flags ask for (stdout when none is named), checked.
+fn alert_targets(args: &Args) -> Result<Vec<Target>, BadInput> {
+    if !(1..=10_000).contains(&args.http_batch) {
+        return Err(BadInput(format!(
+            "--http-batch {}: must be between 1 and 10000",
+            args.http_batch
+        )));
+    }
+    if !(1..=1_000_000).contains(&args.alert_queue) {
+        return Err(BadInput(format!(
+            "--alert-queue {}: must be between 1 and 1000000",
+            args.alert_queue
+        )));
+    }
+    if args.http_timeout.is_zero() {
+        return Err(BadInput("--http-timeout: must be more than 0".into()));
+    }
+    let mut t = Vec::new();
+    let named = !args.alerts.is_empty()
+        || args.alert_syslog
+        || !args.alert_http.is_empty()
+        || !args.alert_program.is_empty();
+    if args.alert_stdout || !named {
+        t.push(Target::Stdout);
+    }
+    t.extend(args.alerts.iter().cloned().map(Target::File));
+    if args.alert_syslog {
+        t.push(Target::Syslog {
+            socket: args.syslog_socket.clone(),
+            facility: args.syslog_facility,
+        });
+    }
+    for url in &args.alert_http {
+        crate::alerts::check_http_url(url)?;
+        t.push(Target::Http {
+            url: url.clone(),
+            batch: args.http_batch,
+            timeout: args.http_timeout,
+            format: args.http_format,
+        });
+    }
+    for cmd in &args.alert_program {
+        if cmd.trim().is_empty() {
+            return Err(BadInput("--alert-program: the command is empty".into()));
+        }
+        t.push(Target::Program(cmd.clone()));
+    }
+    Ok(t)
 }
 
 fn duration(s: &str) -> Result<Duration, String> {
@@ -73,6 +155,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         }
     }
     let sign_key = args.sign_key.as_deref().map(super::read_key).transpose()?;
+    let targets = alert_targets(&args)?;
     let defaults = RotateConfig::default();
     let rotate = RotateConfig {
         max_events: args.max_events.unwrap_or(defaults.max_events),
@@ -106,15 +189,10 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     if let Some(k) = sign_key {
         writer.set_sign_key(k);
     }
-    let alerts: Box<dyn Write + Send> = match &args.alerts {
-        None => Box::new(std::io::LineWriter::new(std::io::stdout())),
-        Some(p) => Box::new(std::io::BufWriter::new(
-            OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("open the alerts file {}", p.display()))?,
-        )),
+    let alerts = if rules.is_some() {
+        Outputs::start(&targets, args.alert_queue)?
+    } else {
+        Outputs::none()
     };
     let s = capture::record(&opts, writer, rules, alerts, stop)?;
     for w in &s.warnings {
@@ -129,6 +207,19 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     if !s.head.is_empty() {
         // Ship this line off the host: `verify --head` then proves nothing before it changed.
         eprintln!("open-forensics: chain head {}", s.head);
+    }
+    for o in &s.outputs {
+        eprintln!(
+            "open-forensics: alerts to {}: {} sent, {} dropped{}",
+            o.name,
+            o.sent,
+            o.dropped,
+            if o.dropped > 0 {
+                " (recorded as loss records `alert_dropped`; replay shows every alert)"
+            } else {
+                ""
+            }
+        );
     }
     let secs = s.elapsed.as_secs_f64().max(1e-9);
     eprintln!(

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{load_rules, progress, report_scan, TimeArgs, PROGRESS_STEP};
 use crate::output::{cell_text, write_csv_row, Format, Rows};
-use crate::rules::ALERT_COLUMNS;
+use crate::rules::{Alerter, ALERT_COLUMNS};
 use crate::store::Reader;
 
 #[derive(clap::Args, Debug)]
@@ -27,7 +27,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     let reader = Reader::open(store)?;
     let format = args.format.unwrap_or(Format::Jsonl);
     let bar = progress(&reader, &range, "replay");
-    let mut engine = set.engine();
+    let mut alerter = Alerter::new(&set);
     let mut out = super::stdout();
     let mut table = Rows::new(ALERT_COLUMNS.iter().copied());
     if format == Format::Csv {
@@ -35,12 +35,16 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     }
     let mut io_err = None;
     let (mut seen, mut alerts) = (0u64, 0u64);
-    let stats = reader.scan(&range, |ev| {
-        seen += 1;
-        if seen % PROGRESS_STEP == 0 {
-            bar.inc(PROGRESS_STEP);
-        }
-        engine.eval(ev, |a| {
+    let stats = alerter.replay(
+        &reader,
+        &range,
+        |_| {
+            seen += 1;
+            if seen % PROGRESS_STEP == 0 {
+                bar.inc(PROGRESS_STEP);
+            }
+        },
+        |a| {
             alerts += 1;
             let r = match format {
                 Format::Jsonl => writeln!(out, "{}", a.to_json_line()),
@@ -53,16 +57,15 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
                     Ok(())
                 }
             };
-            if let Err(e) = r {
-                io_err.get_or_insert(e);
+            match r {
+                Ok(()) => ControlFlow::Continue(()),
+                Err(e) => {
+                    io_err.get_or_insert(e);
+                    ControlFlow::Break(())
+                }
             }
-        });
-        if io_err.is_some() {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    });
+        },
+    );
     bar.finish_and_clear();
     if let Some(e) = io_err {
         return Err(e.into());

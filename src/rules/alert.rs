@@ -15,6 +15,10 @@ pub struct Alert<'a> {
     pub event: &'a Event,
     /// The rule's pattern that matched (see the module documentation), if it has one.
     pub matched: Option<&'a str>,
+    /// The recording host (`hostname`); set by [`super::Alerter`], empty from a bare engine.
+    pub host: &'a str,
+    /// The rule's position in its set (throttle state is kept per rule).
+    pub rule_index: usize,
 }
 
 /// Column names, in the order of the JSON keys (the `_b64` keys only appear when needed).
@@ -71,6 +75,9 @@ impl<'a> Alert<'a> {
         if let Some(p) = &e.process {
             put_alert_lineage(&mut o, p, e);
         }
+        o.str("hostname", self.host);
+        o.str("description", &self.rule.description);
+        o.strs("tags", &self.rule.tags);
         o.finish()
     }
 

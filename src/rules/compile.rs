@@ -13,6 +13,7 @@ use super::lineage::{
     UserSet,
 };
 use super::load::{Ctx, Item, Items, Origin, RawConds, RawFile, RawOpenMonitor, Seg};
+use super::throttle::{KeyField, Throttle};
 use super::{errno, Rule, RuleSet, Severity};
 use crate::event::{Event, Syscall};
 use crate::process::Process;
@@ -1078,6 +1079,8 @@ pub(crate) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
                 origin: ctx.describe(&at),
                 summary: summarize(&open_monitor_conds(m)),
                 excepts: 0,
+                tags: Vec::new(),
+                throttle: None,
             });
         }
         for (i, r) in f.rules.iter().enumerate() {
@@ -1112,6 +1115,11 @@ pub(crate) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
                 origin: ctx.describe(&at),
                 summary,
                 excepts: r.except.len(),
+                tags: rule_tags(&mut b, ctx, &r.tags, &at.key("tags")),
+                throttle: r
+                    .throttle
+                    .as_ref()
+                    .and_then(|t| rule_throttle(&mut b, ctx, t, &at.key("throttle"))),
             });
         }
     }
@@ -1129,6 +1137,131 @@ pub(crate) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
         rules,
         compiled: b.finish(&enabled),
     }
+}
+
+/// Tags a rule may carry, and how long each may be.
+const MAX_TAGS: usize = 32;
+const MAX_TAG_LEN: usize = 64;
+
+/// `tags:`: strings of letters, digits and `_ - . : / @ +` (no spaces: they are labels, and go
+/// into alerts and SIEM fields), each at most 64 bytes, at most 32, no duplicates; `$lists` work.
+fn rule_tags(b: &mut Builder, ctx: &mut Ctx, items: &Items, at: &Origin) -> Vec<String> {
+    let mut tags: Vec<String> = Vec::new();
+    let vals = b.expand(ctx, items, at, &mut Vec::new());
+    if vals.len() > MAX_TAGS {
+        ctx.error(
+            at,
+            format!("{} tags: at most {MAX_TAGS} are allowed", vals.len()),
+        );
+        return tags;
+    }
+    for v in &vals {
+        let Some(t) = string_of(ctx, v, "a tag") else {
+            continue;
+        };
+        let ok_char = |c: char| c.is_ascii_alphanumeric() || "_-.:/@+".contains(c);
+        if t.is_empty() || t.len() > MAX_TAG_LEN || !t.chars().all(ok_char) {
+            ctx.error(
+                &v.at,
+                format!(
+                    "invalid tag {t:?}: expected 1 to {MAX_TAG_LEN} letters, digits, `_`, `-`, `.`, `:`, `/`, `@` or `+`"
+                ),
+            );
+        } else if tags.iter().any(|x| x == t) {
+            ctx.error(&v.at, format!("tag `{t}` is given twice"));
+        } else {
+            tags.push(t.to_owned());
+        }
+    }
+    tags
+}
+
+/// `throttle:` (see `throttle.rs`): known key fields, once each; a window of 1 ms to 30 days;
+/// `max` from 1 to 1,000,000.
+fn rule_throttle(
+    b: &mut Builder,
+    ctx: &mut Ctx,
+    t: &super::load::RawThrottle,
+    at: &Origin,
+) -> Option<Throttle> {
+    let mut ok = true;
+    let mut key = Vec::new();
+    let key_at = at.key("key");
+    for v in b.expand(ctx, &t.key, &key_at, &mut Vec::new()) {
+        let Some(name) = string_of(ctx, &v, "a key field") else {
+            ok = false;
+            continue;
+        };
+        match KeyField::parse(name) {
+            Some(k) if key.contains(&k) => {
+                ctx.error(&v.at, format!("key field `{name}` is given twice"));
+                ok = false;
+            }
+            Some(k) => key.push(k),
+            None => {
+                ctx.error(
+                    &v.at,
+                    format!(
+                        "unknown key field `{name}`: expected one of {}",
+                        names(KeyField::ALL.iter().map(|(n, _)| *n))
+                    ),
+                );
+                ok = false;
+            }
+        }
+    }
+    const MAX_WINDOW_NS: i64 = 30 * 86_400 * 1_000_000_000;
+    let window_at = at.key("window");
+    let window_ns = match &t.window {
+        Item::Str(w) => match crate::timespec::parse_duration(w) {
+            Ok(d) => {
+                let ns = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
+                if (1_000_000..=MAX_WINDOW_NS).contains(&ns) {
+                    ns
+                } else {
+                    ctx.error(
+                        &window_at,
+                        format!("window {w:?}: must be between 1ms and 30d"),
+                    );
+                    ok = false;
+                    0
+                }
+            }
+            Err(e) => {
+                ctx.error(&window_at, e);
+                ok = false;
+                0
+            }
+        },
+        Item::Int(i) => {
+            ctx.error(
+                &window_at,
+                format!("expected a duration with a unit (30s, 15m, 1h), found {i}"),
+            );
+            ok = false;
+            0
+        }
+    };
+    let max_at = at.key("max");
+    let max = match &t.max {
+        Item::Int(n) if (1..=super::throttle::MAX_PER_WINDOW as i64).contains(n) => *n as u64,
+        other => {
+            ctx.error(
+                &max_at,
+                format!(
+                    "max {other}: expected an integer from 1 to {}",
+                    super::throttle::MAX_PER_WINDOW
+                ),
+            );
+            ok = false;
+            0
+        }
+    };
+    ok.then_some(Throttle {
+        key,
+        window_ns,
+        max,
+    })
 }
 
 /// The proof of concept's one rule, `open_sensitive`.
@@ -1213,6 +1346,8 @@ pub(crate) fn build_single(ctx: &mut Ctx, name: &str, alternatives: &[RawConds])
             origin: "command line".to_owned(),
             summary: summarize(&conds.conditions()),
             excepts: 0,
+            tags: Vec::new(),
+            throttle: None,
         });
     }
     let enabled = vec![true; rules.len()];

@@ -166,6 +166,8 @@ impl<'a> Engine<'a> {
                     rule: &set.rules[rule],
                     event: ev,
                     matched: c.matched(rule, ev),
+                    host: "",
+                    rule_index: rule,
                 });
             }
         }

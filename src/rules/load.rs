@@ -289,7 +289,21 @@ cond_keys!(cond_struct! RawRule {
     pub enabled: bool,
     #[serde(default)]
     pub except: Vec<RawConds>,
+    #[serde(default)]
+    pub tags: Items,
+    #[serde(default)]
+    pub throttle: Option<RawThrottle>,
 });
+
+/// `throttle: {key: [..], window: DUR, max: N}`, checked in `compile` (positioned there).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawThrottle {
+    #[serde(default)]
+    pub key: Items,
+    pub window: Item,
+    pub max: Item,
+}
 
 fn yes() -> bool {
     true

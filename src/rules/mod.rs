@@ -120,6 +120,7 @@ pub mod errno;
 mod lineage;
 mod load;
 pub mod testing;
+mod throttle;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -128,6 +129,7 @@ use crate::output::printable;
 
 pub use alert::{Alert, COLUMNS as ALERT_COLUMNS};
 pub use engine::Engine;
+pub use throttle::{Alerter, KeyField, Raised, Summary, Throttle, MAX_KEYS as THROTTLE_MAX_KEYS};
 pub use load::Filter;
 
 use compile::Compiled;
@@ -174,6 +176,10 @@ pub struct Rule {
     pub summary: String,
     /// How many `except` blocks it has.
     pub excepts: usize,
+    /// `tags:`, as written (lists expanded), in alerts.
+    pub tags: Vec<String>,
+    /// `throttle:`, if any (applied by [`Alerter`], live and on replay; not by `query --rule`).
+    pub throttle: Option<Throttle>,
 }
 
 /// A problem in a rule file, at a position when one is known.

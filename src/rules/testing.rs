@@ -78,12 +78,17 @@ pub fn test_fixtures(
     for sc in &scenarios {
         let reader =
             Reader::open(&seg_dir.join(sc)).map_err(|e| TestError::NoFixtures(e.to_string()))?;
-        let mut engine = set.engine();
+        let mut alerter = super::Alerter::new(&set);
         let mut out = Alerts::new();
-        let stats = reader.scan(&TimeRange::default(), |ev| {
-            engine.eval(ev, |a| out.push((a.rule.name.clone(), a.to_json_line())));
-            ControlFlow::Continue(())
-        });
+        let stats = alerter.replay(
+            &reader,
+            &TimeRange::default(),
+            |_| {},
+            |a| {
+                out.push((a.rule().name.clone(), a.to_json_line()));
+                ControlFlow::Continue(())
+            },
+        );
         unreadable.extend(stats.errors.into_iter().map(|e| e.to_string()));
         alerts.insert(sc, out);
     }

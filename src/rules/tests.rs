@@ -426,10 +426,13 @@ fn alert_line_order_and_bytes() {
         ..ev("/etc/shadow")
     };
     let mut line = String::new();
-    s.engine().eval(&e, |a| line = a.to_json_line());
+    let mut alerter = Alerter::new(&s);
+    alerter.set_host("h1");
+    alerter.eval(&e, |a| line = a.to_json_line());
+    // The proof of concept's keys first, then today's; hostname, description and tags last.
     assert_eq!(
         line,
-        r#"{"ts":"2025-11-24T16:00:00.000000000Z","event":"alert","rule":"open_sensitive","pid":42,"ppid":1,"comm":"c�x","path":"/etc/shadow","matched":"/etc/shadow","severity":"high","tid":42,"uid":1000,"gid":1000,"syscall":"openat","raw_path":"/etc/shadow","flags":0,"ret":-13,"comm_b64":"Y/94"}"#
+        r#"{"ts":"2025-11-24T16:00:00.000000000Z","event":"alert","rule":"open_sensitive","pid":42,"ppid":1,"comm":"c�x","path":"/etc/shadow","matched":"/etc/shadow","severity":"high","tid":42,"uid":1000,"gid":1000,"syscall":"openat","raw_path":"/etc/shadow","flags":0,"ret":-13,"comm_b64":"Y/94","hostname":"h1","description":"An open (or attempt) of a path in open_monitor.sensitive_paths","tags":[]}"#
     );
 }
 
@@ -813,7 +816,10 @@ fn alert_lines_add_lineage_only_when_recorded() {
         out
     };
     let old = line(&ev("/etc/shadow"));
-    assert!(old.ends_with("\"ret\":3}"), "{old}");
+    assert!(
+        old.ends_with(r#""ret":3,"hostname":"","description":"d","tags":[]}"#),
+        "{old}"
+    );
     let new = line(&by(
         "/usr/bin/python3",
         &["python3", "x"],
@@ -821,7 +827,7 @@ fn alert_lines_add_lineage_only_when_recorded() {
         Some("c1"),
     ));
     assert!(
-        new.contains(r#""ret":3,"exe":"/usr/bin/python3","argv":["python3","x"],"parent_exe":"/usr/bin/bash","ancestors":[{"pid":40,"comm":"bash","exe":"/usr/bin/bash","proc_start":"1970-01-01T00:00:00.000000005Z"},{"pid":1,"comm":"systemd","exe":"/usr/lib/systemd/systemd","proc_start":"1970-01-01T00:00:00.000000000Z"}],"container_id":"c1","user":"alice"}"#),
+        new.contains(r#""ret":3,"exe":"/usr/bin/python3","argv":["python3","x"],"parent_exe":"/usr/bin/bash","ancestors":[{"pid":40,"comm":"bash","exe":"/usr/bin/bash","proc_start":"1970-01-01T00:00:00.000000005Z"},{"pid":1,"comm":"systemd","exe":"/usr/lib/systemd/systemd","proc_start":"1970-01-01T00:00:00.000000000Z"}],"container_id":"c1","user":"alice","hostname":"","description":"d","tags":[]}"#),
         "{new}"
     );
 }
@@ -1177,4 +1183,188 @@ fn error_messages_escape_control_characters() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("t\\u{1b}[31m.yaml:1:8: "), "{e}");
+}
+
+// --- issue #12: tags, throttling ---
+
+const SEC: i64 = 1_000_000_000;
+
+fn throttled(key: &str, window: &str, max: u64) -> RuleSet {
+    set(&format!(
+        "rules:\n  - name: t\n    description: d\n    severity: medium\n    tags: [mitre:T1003, credential_access]\n    path: /etc/shadow\n    throttle: {{key: {key}, window: {window}, max: {max}}}\n"
+    ))
+}
+
+/// Every line the alerter raises for `events` (then the end of the stream).
+fn stream(s: &RuleSet, events: &[Event]) -> Vec<serde_json::Value> {
+    let mut a = Alerter::new(s);
+    a.set_host("h1");
+    let mut out = Vec::new();
+    for e in events {
+        a.eval(e, |r| out.push(serde_json::from_str(&r.to_json_line()).unwrap()));
+    }
+    a.finish(|r| out.push(serde_json::from_str(&r.to_json_line()).unwrap()));
+    out
+}
+
+fn at(secs: i64, pid: u32, path: &str) -> Event {
+    let e = ev(path);
+    Event {
+        ts_ns: e.ts_ns + secs * SEC,
+        pid,
+        tid: pid,
+        ..e
+    }
+}
+
+#[test]
+fn alerts_carry_hostname_description_and_tags() {
+    let s = throttled("[pid]", "1m", 10);
+    let out = stream(&s, &[at(0, 1, "/etc/shadow")]);
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0]["hostname"], "h1");
+    assert_eq!(out[0]["description"], "d");
+    assert_eq!(out[0]["tags"], serde_json::json!(["mitre:T1003", "credential_access"]));
+}
+
+#[test]
+fn throttle_suppresses_past_max_and_summarizes_at_the_first_event_past_the_window() {
+    let s = throttled("[pid]", "10s", 2);
+    let events = [
+        at(0, 1, "/etc/shadow"),
+        at(1, 1, "/etc/shadow"),
+        at(2, 1, "/etc/shadow"),
+        at(3, 2, "/etc/shadow"), // another key value: its own window
+        at(4, 1, "/etc/shadow"),
+        at(9, 1, "/etc/hostname"), // not an alert; the window is still open
+        at(10, 1, "/etc/hostname"), // the window [0s, 10s) is over: its summary comes first
+        at(11, 1, "/etc/shadow"),  // a new window
+    ];
+    let out = stream(&s, &events);
+    let kinds: Vec<(String, i64)> = out
+        .iter()
+        .map(|v| (v["event"].as_str().unwrap().to_owned(), v["pid"].as_i64().unwrap_or(-1)))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("alert".to_owned(), 1),
+            ("alert".to_owned(), 1),
+            ("alert".to_owned(), 2),
+            ("alert_summary".to_owned(), -1),
+            ("alert".to_owned(), 1),
+        ]
+    );
+    let sum = &out[3];
+    let ts = |secs: i64| crate::event::format_ts(ev("/").ts_ns + secs * SEC);
+    assert_eq!(sum["rule"], "t");
+    assert_eq!(sum["key"], serde_json::json!({"pid": 1}));
+    assert_eq!(sum["suppressed"], 2);
+    assert_eq!(sum["max"], 2);
+    assert_eq!(sum["ts"], ts(10));
+    assert_eq!(sum["window_start"], ts(0));
+    assert_eq!(sum["window_end"], ts(10));
+    assert_eq!(sum["first_suppressed"], ts(2));
+    assert_eq!(sum["last_suppressed"], ts(4));
+    assert_eq!(sum["hostname"], "h1");
+    assert_eq!(sum["severity"], "medium");
+    // pid 2 suppressed nothing: no summary for it, at the end either.
+    assert_eq!(out.len(), 5);
+}
+
+#[test]
+fn throttle_summaries_of_open_windows_come_at_the_end_of_the_stream() {
+    let s = throttled("[comm, path]", "1h", 1);
+    let out = stream(
+        &s,
+        &[at(0, 1, "/etc/shadow"), at(5, 2, "/etc/shadow"), at(7, 3, "/etc/shadow")],
+    );
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1]["event"], "alert_summary");
+    assert_eq!(out[1]["suppressed"], 2);
+    assert_eq!(out[1]["key"], serde_json::json!({"comm": "cat", "path": "/etc/shadow"}));
+    // Forced by the end of the stream: the last event's time, the window as it was.
+    assert_eq!(out[1]["ts"], out[1]["last_suppressed"]);
+    assert_ne!(out[1]["window_end"], out[1]["ts"]);
+}
+
+#[test]
+fn throttle_without_key_counts_the_whole_rule() {
+    let s = throttled("[]", "1m", 1);
+    let out = stream(&s, &[at(0, 1, "/etc/shadow"), at(1, 2, "/etc/shadow")]);
+    assert_eq!(out.len(), 2);
+    assert_eq!(out[1]["key"], serde_json::json!({}));
+}
+
+#[test]
+fn throttle_state_is_bounded_and_an_evicted_key_reports_what_it_suppressed() {
+    let s = throttled("[pid]", "1h", 1);
+    let mut events = vec![at(0, 0, "/etc/shadow"), at(1, 0, "/etc/shadow")];
+    // As many new key values as the cap: the first, least recently alerted, is evicted.
+    for pid in 1..=THROTTLE_MAX_KEYS as u32 {
+        events.push(at(2, pid, "/etc/shadow"));
+    }
+    let out = stream(&s, &events);
+    let summaries: Vec<&serde_json::Value> =
+        out.iter().filter(|v| v["event"] == "alert_summary").collect();
+    assert_eq!(summaries.len(), 1);
+    assert_eq!(summaries[0]["key"], serde_json::json!({"pid": 0}));
+    assert_eq!(summaries[0]["suppressed"], 1);
+    // It came when the key was evicted, before the alert that evicted it.
+    let pos = out.iter().position(|v| v["event"] == "alert_summary").unwrap();
+    assert_eq!(pos, THROTTLE_MAX_KEYS);
+    assert_eq!(out.len(), 2 + THROTTLE_MAX_KEYS);
+}
+
+#[test]
+fn query_style_evaluation_is_not_throttled() {
+    // `query --rule` uses the engine: every matching event, whatever the throttle says.
+    let s = throttled("[pid]", "1h", 1);
+    let mut e = s.engine();
+    let n = (0..5).filter(|i| e.matches(&at(*i, 1, "/etc/shadow"))).count();
+    assert_eq!(n, 5);
+}
+
+#[test]
+fn bad_throttle_and_tags_are_positioned() {
+    let rule = |extra: &str| {
+        format!("rules:\n  - name: a\n    description: d\n    severity: high\n    path: /x\n{extra}")
+    };
+    let e = err(&rule("    throttle: {key: [pid, bogus], window: 1m, max: 3}\n"));
+    assert!(
+        e.starts_with("t.yaml:6:27: rules[0].throttle.key[1]: unknown key field `bogus`"),
+        "{e}"
+    );
+    let e = err(&rule("    throttle: {key: [pid, pid], window: 1m, max: 3}\n"));
+    assert!(e.contains("rules[0].throttle.key[1]: key field `pid` is given twice"), "{e}");
+    let e = err(&rule("    throttle:\n      window: 1x\n      max: 3\n"));
+    assert!(
+        e.starts_with("t.yaml:7:15: rules[0].throttle.window: invalid duration"),
+        "{e}"
+    );
+    let e = err(&rule("    throttle:\n      window: 0s\n      max: 3\n"));
+    assert!(e.contains("must be between 1ms and 30d"), "{e}");
+    let e = err(&rule("    throttle:\n      window: 60\n      max: 3\n"));
+    assert!(e.contains("expected a duration with a unit"), "{e}");
+    let e = err(&rule("    throttle:\n      window: 1m\n      max: 0\n"));
+    assert!(
+        e.starts_with("t.yaml:8:12: rules[0].throttle.max: max 0: expected an integer from 1"),
+        "{e}"
+    );
+    let e = err(&rule("    throttle:\n      window: 1m\n"));
+    assert!(e.contains("missing field `max`"), "{e}");
+    let e = err(&rule("    throttle: {window: 1m, max: 1, windw: 2m}\n"));
+    assert!(e.contains("unknown field `windw`"), "{e}");
+    let e = err(&rule("    tags: [ok, \"has space\"]\n"));
+    assert!(
+        e.starts_with("t.yaml:6:16: rules[0].tags[1]: invalid tag \"has space\""),
+        "{e}"
+    );
+    let e = err(&rule("    tags: [a, a]\n"));
+    assert!(e.contains("tag `a` is given twice"), "{e}");
+    let e = err(&rule("    tags: [7]\n"));
+    assert!(e.contains("expected a tag (a string), found 7"), "{e}");
+    // Lists work in tags.
+    let s = set(&format!("lists:\n  mitre: [T1003, T1552]\n{}", rule("    tags: [$mitre, x]\n")));
+    assert_eq!(s.rules()[0].tags, ["T1003", "T1552", "x"]);
 }

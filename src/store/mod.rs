@@ -63,7 +63,9 @@ pub use listing::{list, list_segments, prune_before, SegmentInfo, SegmentState};
 pub use reader::{Reader, ScanStats};
 pub use schema::{apply_migrations, APPLICATION_ID, MIGRATIONS};
 pub use segment::frame::DB_MAX;
-pub use segment::{link_of, sign_link, Loss, SegmentData, SegmentMeta, StoredProcess};
+pub use segment::{
+    link_of, sign_link, Loss, SegmentData, SegmentMeta, StoredProcess, ALERT_DROPPED,
+};
 pub use writer::{is_disk_full, RotateConfig, Writer, WriterSummary};
 
 /// Errors a caller may branch on; each names the file it concerns.

@@ -34,8 +34,20 @@ pub struct ScanStats {
 }
 
 impl ScanStats {
+    /// Events lost in the range (loss records of alert lines an output dropped do not count:
+    /// every event is there).
     pub fn lost(&self) -> u64 {
-        self.losses.iter().map(|l| l.count).sum()
+        self.event_losses().map(|l| l.count).sum()
+    }
+
+    /// The loss records that count lost events.
+    pub fn event_losses(&self) -> impl Iterator<Item = &Loss> {
+        self.losses.iter().filter(|l| l.is_event_loss())
+    }
+
+    /// The loss records of alert lines that outputs dropped while recording (replay shows them).
+    pub fn alert_drops(&self) -> impl Iterator<Item = &Loss> {
+        self.losses.iter().filter(|l| !l.is_event_loss())
     }
 }
 

@@ -582,9 +582,16 @@ impl Writer {
         Ok(())
     }
 
+    /// The host named in the active segment's metadata (live alerts name it, as replay does).
+    pub fn host(&self) -> Option<&str> {
+        self.active.as_ref().map(|a| a.meta.host.as_str())
+    }
+
     /// Records a loss; it is written with the next commit.
     pub fn record_loss(&mut self, loss: Loss) -> Result<()> {
-        self.summary.lost += loss.count;
+        if loss.is_event_loss() {
+            self.summary.lost += loss.count;
+        }
         match self.active_segment()? {
             Some(a) => a.losses.push(loss),
             // Written once a segment can be.
@@ -940,7 +947,13 @@ impl Active {
             meta.first_ts_ns = Some(meta.first_ts_ns.map_or(r.ts_ns, |f| f.min(r.ts_ns)));
             meta.last_ts_ns = Some(meta.last_ts_ns.map_or(r.ts_ns, |l| l.max(r.ts_ns)));
         }
-        meta.lost += self.losses.iter().map(|l| l.count).sum::<u64>();
+        // Events lost; alert lines an output dropped are loss records too, but no event is missing.
+        meta.lost += self
+            .losses
+            .iter()
+            .filter(|l| l.is_event_loss())
+            .map(|l| l.count)
+            .sum::<u64>();
         meta.processes = self.processes.len() as u64;
         let tx = self.conn.transaction().map_err(sql_err(&path, "BEGIN"))?;
         {

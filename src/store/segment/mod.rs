@@ -169,6 +169,17 @@ pub struct Loss {
     pub reason: String,
 }
 
+/// The reason of loss records that count alert lines an output dropped (`alert_dropped:OUTPUT`),
+/// not events: the store holds every event of their time range.
+pub const ALERT_DROPPED: &str = "alert_dropped";
+
+impl Loss {
+    /// Whether this record counts lost events (every reason but `alert_dropped…`).
+    pub fn is_event_loss(&self) -> bool {
+        !self.reason.starts_with(ALERT_DROPPED)
+    }
+}
+
 /// A stored process image with what happened to it (for `proc` and SQL).
 #[derive(Clone, Debug)]
 pub struct StoredProcess {
