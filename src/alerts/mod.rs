@@ -161,6 +161,16 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// `n` lines left the queue. Saturating: `close` may have written off what a stuck thread
+    /// held before that thread moves on.
+    fn dequeue(&self, n: usize) {
+        let _ = self
+            .queued
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
+                Some(q.saturating_sub(n as u64))
+            });
+    }
+
     fn set_state(&self, s: State) {
         self.state.store(s as u8, Ordering::Relaxed);
     }
@@ -318,7 +328,7 @@ impl Outputs {
             match tx.try_send(msg.clone()) {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    o.shared.queued.fetch_sub(1, Ordering::Relaxed);
+                    o.shared.dequeue(1);
                     o.shared.dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -369,25 +379,32 @@ impl Outputs {
             // Disconnects the queue: the worker drains it, then ends.
             o.tx = None;
         }
-        for o in &mut self.outs {
-            let Some(t) = o.thread.take() else { continue };
-            while !t.is_finished() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            // A program that never reads blocks its thread in a write: ending it unblocks that.
+        let all_done = |outs: &[Out]| {
+            outs.iter()
+                .all(|o| o.thread.as_ref().is_none_or(|t| t.is_finished()))
+        };
+        while !all_done(&self.outs) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // A program that never reads blocks its thread in a write: ending it unblocks that.
+        for o in &self.outs {
             let pid = o.shared.child.load(Ordering::Relaxed);
-            if !t.is_finished() && pid != 0 {
+            if pid != 0 && o.thread.as_ref().is_some_and(|t| !t.is_finished()) {
                 // SAFETY: kill(2) of our own child, still running (its pid is cleared when reaped).
                 unsafe { libc::kill(pid as i32, libc::SIGKILL) };
             }
-            // A thread stuck in a write that never returns (a stdout nobody reads) is left
-            // behind: what it held is counted as dropped.
-            while !t.is_finished() && Instant::now() < deadline + Duration::from_secs(1) {
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        }
+        let last = Instant::now() + Duration::from_secs(1);
+        while !all_done(&self.outs) && Instant::now() < last {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for o in &mut self.outs {
+            let Some(t) = o.thread.take() else { continue };
             if t.is_finished() {
                 let _ = t.join();
             } else {
+                // Stuck in a write or a request that has not timed out (a stdout nobody reads):
+                // what it holds is counted as dropped, and it is left behind.
                 let q = o.shared.queued.swap(0, Ordering::Relaxed);
                 o.shared.dropped.fetch_add(q, Ordering::Relaxed);
                 eprintln!(
@@ -454,7 +471,7 @@ fn worker(
     let mut dead = false;
     let mut warned = false;
     let drop_n = |n: usize| {
-        shared.queued.fetch_sub(n as u64, Ordering::Relaxed);
+        shared.dequeue(n);
         shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
     };
     'outer: loop {
@@ -481,7 +498,7 @@ fn worker(
             let d = sink.deliver(&batch[start..]);
             let done = d.done.min(batch.len() - start);
             if done > 0 {
-                shared.queued.fetch_sub(done as u64, Ordering::Relaxed);
+                shared.dequeue(done);
                 shared.sent.fetch_add(done as u64, Ordering::Relaxed);
             }
             start += done;

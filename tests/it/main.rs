@@ -5,6 +5,7 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod lineage;
+mod outputs;
 mod record;
 mod rules;
 mod store;
