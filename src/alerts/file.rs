@@ -65,7 +65,8 @@ fn open(path: &Path) -> std::io::Result<File> {
 
 impl AlertFile {
     pub fn open(path: &Path) -> anyhow::Result<AlertFile> {
-        let file = open(path).with_context(|| format!("open the alerts file {}", path.display()))?;
+        let file =
+            open(path).with_context(|| format!("open the alerts file {}", path.display()))?;
         let reopen = Arc::new(AtomicBool::new(false));
         // Every file output registers its own flag: one SIGUSR1 reopens them all.
         let sig = signal_hook::flag::register(signal_hook::consts::SIGUSR1, reopen.clone())

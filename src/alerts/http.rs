@@ -127,7 +127,9 @@ impl Sink for Http {
                 let _ = resp.body_mut().with_config().limit(64 << 10).read_to_vec();
                 match status {
                     200..=299 => None,
-                    408 | 429 | 500..=599 => Some(Fail::Retry(format!("{} answered {status}", self.url))),
+                    408 | 429 | 500..=599 => {
+                        Some(Fail::Retry(format!("{} answered {status}", self.url)))
+                    }
                     _ => Some(Fail::DropAll(format!(
                         "{} refused alerts with status {status}; those batches are dropped",
                         self.url

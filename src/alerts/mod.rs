@@ -87,7 +87,10 @@ impl Target {
             Target::Program(c) => format!("program:{c}"),
         };
         // Names go into loss records and status lines: keep them short and on one line.
-        let n: String = n.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+        let n: String = n
+            .chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect();
         match n.char_indices().nth(120) {
             Some((i, _)) => format!("{}…", &n[..i]),
             None => n,
@@ -201,7 +204,10 @@ pub(crate) enum Fail {
 
 impl Delivery {
     pub fn all(n: usize) -> Delivery {
-        Delivery { done: n, fail: None }
+        Delivery {
+            done: n,
+            fail: None,
+        }
     }
 }
 
@@ -256,10 +262,9 @@ impl Outputs {
                     timeout,
                     format,
                 } => Box::new(http::Http::new(url, *batch, *timeout, *format)?),
-                Target::Program(cmd) => Box::new(program::Program::new(
-                    cmd.clone(),
-                    shared.child.clone(),
-                )),
+                Target::Program(cmd) => {
+                    Box::new(program::Program::new(cmd.clone(), shared.child.clone()))
+                }
             };
             let (tx, rx) = sync_channel(queue.max(1));
             let name = t.name();

@@ -87,8 +87,14 @@ impl Program {
         }
         let cmd = self.command.clone();
         let err = |e: std::io::Error| format!("start `{cmd}`: {e}");
-        let out = std::io::stderr().as_fd().try_clone_to_owned().map_err(err)?;
-        let errf = std::io::stderr().as_fd().try_clone_to_owned().map_err(err)?;
+        let out = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(err)?;
+        let errf = std::io::stderr()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(err)?;
         let spawned = Command::new("/bin/sh")
             .arg("-c")
             .arg(&self.command)
@@ -197,7 +203,11 @@ impl Sink for Program {
             done: 0,
             fail: Some(Fail::Retry(why)),
         };
-        if self.run.as_mut().is_some_and(|r| matches!(r.child.try_wait(), Ok(Some(_)))) {
+        if self
+            .run
+            .as_mut()
+            .is_some_and(|r| matches!(r.child.try_wait(), Ok(Some(_))))
+        {
             let why = self.ended();
             return retry(why);
         }
@@ -230,18 +240,22 @@ impl Sink for Program {
 
     fn idle(&mut self) {
         // Notice an exit while quiet, so the next alert goes to a fresh instance without delay.
-        if self.run.as_mut().is_some_and(|r| matches!(r.child.try_wait(), Ok(Some(_)))) {
+        if self
+            .run
+            .as_mut()
+            .is_some_and(|r| matches!(r.child.try_wait(), Ok(Some(_))))
+        {
             let why = self.ended();
             crate::capture::debug(&format!("alert program {why}; restarting"));
         }
-        if self.run.is_none() && !self.resend.is_empty() && Instant::now() >= self.next_start {
-            if self.start().is_ok() {
-                if let Some(r) = self.run.as_mut() {
-                    let resend = std::mem::take(&mut self.resend);
-                    if Self::write_lines(r, resend.iter()).is_err() {
-                        self.resend = resend;
-                        self.ended();
-                    }
+        let due =
+            self.run.is_none() && !self.resend.is_empty() && Instant::now() >= self.next_start;
+        if due && self.start().is_ok() {
+            if let Some(r) = self.run.as_mut() {
+                let resend = std::mem::take(&mut self.resend);
+                if Self::write_lines(r, resend.iter()).is_err() {
+                    self.resend = resend;
+                    self.ended();
                 }
             }
         }

@@ -129,8 +129,8 @@ use crate::output::printable;
 
 pub use alert::{Alert, COLUMNS as ALERT_COLUMNS};
 pub use engine::Engine;
-pub use throttle::{Alerter, KeyField, Raised, Summary, Throttle, MAX_KEYS as THROTTLE_MAX_KEYS};
 pub use load::Filter;
+pub use throttle::{Alerter, KeyField, Raised, Summary, Throttle, MAX_KEYS as THROTTLE_MAX_KEYS};
 
 use compile::Compiled;
 

@@ -78,7 +78,7 @@ pub fn test_fixtures(
     for sc in &scenarios {
         let reader =
             Reader::open(&seg_dir.join(sc)).map_err(|e| TestError::NoFixtures(e.to_string()))?;
-        let mut alerter = super::Alerter::new(&set);
+        let mut alerter = super::Alerter::new(set);
         let mut out = Alerts::new();
         let stats = alerter.replay(
             &reader,

@@ -1201,7 +1201,9 @@ fn stream(s: &RuleSet, events: &[Event]) -> Vec<serde_json::Value> {
     a.set_host("h1");
     let mut out = Vec::new();
     for e in events {
-        a.eval(e, |r| out.push(serde_json::from_str(&r.to_json_line()).unwrap()));
+        a.eval(e, |r| {
+            out.push(serde_json::from_str(&r.to_json_line()).unwrap())
+        });
     }
     a.finish(|r| out.push(serde_json::from_str(&r.to_json_line()).unwrap()));
     out
@@ -1224,7 +1226,10 @@ fn alerts_carry_hostname_description_and_tags() {
     assert_eq!(out.len(), 1);
     assert_eq!(out[0]["hostname"], "h1");
     assert_eq!(out[0]["description"], "d");
-    assert_eq!(out[0]["tags"], serde_json::json!(["mitre:T1003", "credential_access"]));
+    assert_eq!(
+        out[0]["tags"],
+        serde_json::json!(["mitre:T1003", "credential_access"])
+    );
 }
 
 #[test]
@@ -1243,7 +1248,12 @@ fn throttle_suppresses_past_max_and_summarizes_at_the_first_event_past_the_windo
     let out = stream(&s, &events);
     let kinds: Vec<(String, i64)> = out
         .iter()
-        .map(|v| (v["event"].as_str().unwrap().to_owned(), v["pid"].as_i64().unwrap_or(-1)))
+        .map(|v| {
+            (
+                v["event"].as_str().unwrap().to_owned(),
+                v["pid"].as_i64().unwrap_or(-1),
+            )
+        })
         .collect();
     assert_eq!(
         kinds,
@@ -1277,12 +1287,19 @@ fn throttle_summaries_of_open_windows_come_at_the_end_of_the_stream() {
     let s = throttled("[comm, path]", "1h", 1);
     let out = stream(
         &s,
-        &[at(0, 1, "/etc/shadow"), at(5, 2, "/etc/shadow"), at(7, 3, "/etc/shadow")],
+        &[
+            at(0, 1, "/etc/shadow"),
+            at(5, 2, "/etc/shadow"),
+            at(7, 3, "/etc/shadow"),
+        ],
     );
     assert_eq!(out.len(), 2);
     assert_eq!(out[1]["event"], "alert_summary");
     assert_eq!(out[1]["suppressed"], 2);
-    assert_eq!(out[1]["key"], serde_json::json!({"comm": "cat", "path": "/etc/shadow"}));
+    assert_eq!(
+        out[1]["key"],
+        serde_json::json!({"comm": "cat", "path": "/etc/shadow"})
+    );
     // Forced by the end of the stream: the last event's time, the window as it was.
     assert_eq!(out[1]["ts"], out[1]["last_suppressed"]);
     assert_ne!(out[1]["window_end"], out[1]["ts"]);
@@ -1305,13 +1322,18 @@ fn throttle_state_is_bounded_and_an_evicted_key_reports_what_it_suppressed() {
         events.push(at(2, pid, "/etc/shadow"));
     }
     let out = stream(&s, &events);
-    let summaries: Vec<&serde_json::Value> =
-        out.iter().filter(|v| v["event"] == "alert_summary").collect();
+    let summaries: Vec<&serde_json::Value> = out
+        .iter()
+        .filter(|v| v["event"] == "alert_summary")
+        .collect();
     assert_eq!(summaries.len(), 1);
     assert_eq!(summaries[0]["key"], serde_json::json!({"pid": 0}));
     assert_eq!(summaries[0]["suppressed"], 1);
     // It came when the key was evicted, before the alert that evicted it.
-    let pos = out.iter().position(|v| v["event"] == "alert_summary").unwrap();
+    let pos = out
+        .iter()
+        .position(|v| v["event"] == "alert_summary")
+        .unwrap();
     assert_eq!(pos, THROTTLE_MAX_KEYS);
     assert_eq!(out.len(), 2 + THROTTLE_MAX_KEYS);
 }
@@ -1321,22 +1343,33 @@ fn query_style_evaluation_is_not_throttled() {
     // `query --rule` uses the engine: every matching event, whatever the throttle says.
     let s = throttled("[pid]", "1h", 1);
     let mut e = s.engine();
-    let n = (0..5).filter(|i| e.matches(&at(*i, 1, "/etc/shadow"))).count();
+    let n = (0..5)
+        .filter(|i| e.matches(&at(*i, 1, "/etc/shadow")))
+        .count();
     assert_eq!(n, 5);
 }
 
 #[test]
 fn bad_throttle_and_tags_are_positioned() {
     let rule = |extra: &str| {
-        format!("rules:\n  - name: a\n    description: d\n    severity: high\n    path: /x\n{extra}")
+        format!(
+            "rules:\n  - name: a\n    description: d\n    severity: high\n    path: /x\n{extra}"
+        )
     };
-    let e = err(&rule("    throttle: {key: [pid, bogus], window: 1m, max: 3}\n"));
+    let e = err(&rule(
+        "    throttle: {key: [pid, bogus], window: 1m, max: 3}\n",
+    ));
     assert!(
         e.starts_with("t.yaml:6:27: rules[0].throttle.key[1]: unknown key field `bogus`"),
         "{e}"
     );
-    let e = err(&rule("    throttle: {key: [pid, pid], window: 1m, max: 3}\n"));
-    assert!(e.contains("rules[0].throttle.key[1]: key field `pid` is given twice"), "{e}");
+    let e = err(&rule(
+        "    throttle: {key: [pid, pid], window: 1m, max: 3}\n",
+    ));
+    assert!(
+        e.contains("rules[0].throttle.key[1]: key field `pid` is given twice"),
+        "{e}"
+    );
     let e = err(&rule("    throttle:\n      window: 1x\n      max: 3\n"));
     assert!(
         e.starts_with("t.yaml:7:15: rules[0].throttle.window: invalid duration"),
@@ -1365,6 +1398,9 @@ fn bad_throttle_and_tags_are_positioned() {
     let e = err(&rule("    tags: [7]\n"));
     assert!(e.contains("expected a tag (a string), found 7"), "{e}");
     // Lists work in tags.
-    let s = set(&format!("lists:\n  mitre: [T1003, T1552]\n{}", rule("    tags: [$mitre, x]\n")));
+    let s = set(&format!(
+        "lists:\n  mitre: [T1003, T1552]\n{}",
+        rule("    tags: [$mitre, x]\n")
+    ));
     assert_eq!(s.rules()[0].tags, ["T1003", "T1552", "x"]);
 }

@@ -362,7 +362,9 @@ impl<'a> Alerter<'a> {
                             // Its pending entry goes with it; the summary is emitted now.
                             due.remove(&d);
                             *next_due_ns = due.keys().next().map_or(i64::MAX, |d| d.0);
-                            f(&Raised::Summary(summary(a.rule, t, &old, &slot, ev.ts_ns, host)));
+                            f(&Raised::Summary(summary(
+                                a.rule, t, &old, &slot, ev.ts_ns, host,
+                            )));
                         }
                     }
                 }

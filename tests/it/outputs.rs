@@ -59,7 +59,11 @@ fn parse_5424(d: &str) -> (u32, String, String) {
     assert_eq!(parts[2], "open-forensics", "{d}");
     assert!(parts[3].parse::<u32>().is_ok(), "PROCID: {d}");
     assert_eq!(parts[5], "-", "{d}");
-    (pri.parse().expect("PRI"), parts[4].to_owned(), parts[6].to_owned())
+    (
+        pri.parse().expect("PRI"),
+        parts[4].to_owned(),
+        parts[6].to_owned(),
+    )
 }
 
 #[test]
@@ -79,7 +83,8 @@ fn syslog_output_sends_rfc5424_datagrams_with_the_alert_as_msg_and_waits_for_the
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(only(&out.states()).sent, 0);
     let rx = UnixDatagram::bind(&sock).expect("bind");
-    rx.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    rx.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
     let mut got = Vec::new();
     let mut buf = vec![0u8; 1 << 16];
     while got.len() < 5 {
@@ -94,7 +99,10 @@ fn syslog_output_sends_rfc5424_datagrams_with_the_alert_as_msg_and_waits_for_the
         assert_eq!(pri, 19 * 8 + 3, "local3, high → err: {d}");
         assert_eq!(msgid, "alert");
         assert_eq!(&msg, line);
-        assert!(d.contains(&format!(" open-forensics {} alert - ", std::process::id())), "{d}");
+        assert!(
+            d.contains(&format!(" open-forensics {} alert - ", std::process::id())),
+            "{d}"
+        );
         assert!(d.contains(" 2025-11-24T16:00:00."), "the event's time: {d}");
     }
 }
@@ -131,7 +139,9 @@ fn http_server(
     std::thread::spawn(move || {
         let started = Instant::now();
         let mut n = 0;
-        while n < max && !stop2.load(Ordering::Relaxed) && started.elapsed() < Duration::from_secs(60)
+        while n < max
+            && !stop2.load(Ordering::Relaxed)
+            && started.elapsed() < Duration::from_secs(60)
         {
             let s = match l.accept() {
                 Ok((s, _)) => s,
@@ -141,11 +151,14 @@ fn http_server(
                 }
             };
             s.set_nonblocking(false).expect("blocking");
-            s.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+            s.set_read_timeout(Some(Duration::from_secs(5)))
+                .expect("timeout");
             let mut r = BufReader::new(s);
             // Keep-alive: several requests per connection.
             while n < max {
-                let Some(req) = read_request(&mut r) else { break };
+                let Some(req) = read_request(&mut r) else {
+                    break;
+                };
                 let answer = plan.get(n).copied().unwrap_or(Answer::Status(200));
                 n += 1;
                 let mut log = log2.lock().expect("log");
@@ -286,8 +299,10 @@ fn http_array_bodies_are_json_arrays_and_refused_batches_are_dropped_and_counted
             serde_json::from_str::<Vec<serde_json::Value>>(&r.body).expect("an array")
         })
         .collect();
-    let want: Vec<serde_json::Value> =
-        lines.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let want: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(delivered, want);
 }
 
@@ -312,7 +327,11 @@ fn program_output_is_restarted_when_it_exits_and_loses_no_unread_line() {
             .map(|s| s.lines().count())
             .unwrap_or(0)
     };
-    wait_until("17 lines through 4 instances", Duration::from_secs(30), || count() >= 17);
+    wait_until(
+        "17 lines through 4 instances",
+        Duration::from_secs(30),
+        || count() >= 17,
+    );
     let (drops, states) = out.close_with_states();
     assert!(drops.is_empty(), "{drops:?}");
     assert!(only(&states).sent >= 17);
@@ -359,7 +378,9 @@ fn sigusr1_reopens_alert_files_without_losing_or_duplicating_a_line() {
     lines.extend(raise(&out, 100));
     // SAFETY: raising a signal in our own process; the output registered a handler for it.
     unsafe { libc::raise(libc::SIGUSR1) };
-    wait_until("the reopened file", Duration::from_secs(10), || path.exists());
+    wait_until("the reopened file", Duration::from_secs(10), || {
+        path.exists()
+    });
     lines.extend(raise(&out, 300));
     let (drops, _) = out.close_with_states();
     assert!(drops.is_empty(), "{drops:?}");
@@ -413,7 +434,8 @@ fn open_n(dir: &Path, n: usize) {
 /// Syslog datagrams received on `sock` until `stop`, as MSGs.
 fn syslog_receiver(sock: &Path) -> (Arc<Mutex<Vec<String>>>, Arc<AtomicBool>) {
     let rx = UnixDatagram::bind(sock).expect("bind");
-    rx.set_read_timeout(Some(Duration::from_millis(100))).expect("timeout");
+    rx.set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("timeout");
     let got = Arc::new(Mutex::new(Vec::new()));
     let stop = Arc::new(AtomicBool::new(false));
     let (got2, stop2) = (got.clone(), stop.clone());
@@ -497,7 +519,8 @@ fn record_delivers_to_every_output_exactly_what_replay_prints() {
     for name in ["file:", "syslog:", "http:", "program:"] {
         assert!(
             text.lines()
-                .any(|l| l.contains(&format!("alerts to {name}")) && l.contains("50 sent, 0 dropped")),
+                .any(|l| l.contains(&format!("alerts to {name}"))
+                    && l.contains("50 sent, 0 dropped")),
             "{name}: {text}"
         );
     }
@@ -591,9 +614,20 @@ fn dead_outputs_lose_no_stored_event_and_their_drops_are_loss_records() {
     // Alert drops are not lost events: no incompleteness, a notice instead.
     assert_eq!(
         stats.lost(),
-        stats.losses.iter().filter(|l| l.is_event_loss()).map(|l| l.count).sum::<u64>()
+        stats
+            .losses
+            .iter()
+            .filter(|l| l.is_event_loss())
+            .map(|l| l.count)
+            .sum::<u64>()
     );
-    let out = store.run(&["query", "--path", &format!("{}/**", dir.display()), "--format", "csv"]);
+    let out = store.run(&[
+        "query",
+        "--path",
+        &format!("{}/**", dir.display()),
+        "--format",
+        "csv",
+    ]);
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("live alert outputs dropped"), "{err}");
@@ -619,13 +653,17 @@ fn sigusr1_reopens_the_live_alert_file() {
             .map(|s| s.lines().count())
             .unwrap_or(0)
     };
-    wait_until("the first alerts", Duration::from_secs(10), || count(&file) >= 100);
+    wait_until("the first alerts", Duration::from_secs(10), || {
+        count(&file) >= 100
+    });
     let rotated = store.path("alerts.jsonl.1");
     std::fs::rename(&file, &rotated).expect("rename");
     open_n(&dir, 50);
     // SAFETY: kill(2) on our own child.
     unsafe { libc::kill(rec.pid() as i32, libc::SIGUSR1) };
-    wait_until("the reopened file", Duration::from_secs(10), || file.exists());
+    wait_until("the reopened file", Duration::from_secs(10), || {
+        file.exists()
+    });
     open_n(&dir, 100);
     rec.stop();
     let replay = store.ok(&["replay", "--rules", utf8(&rules)]);
