@@ -299,12 +299,17 @@ impl Outputs {
         })
     }
 
-    /// No outputs (no rules).
+    /// No outputs (no rules). SIGUSR1 is still caught (and said to have nothing to reopen): a
+    /// logrotate hook must not kill a recorder.
     pub fn none() -> Outputs {
+        let flag = Arc::new(AtomicBool::new(false));
+        let usr1 = signal_hook::flag::register(signal_hook::consts::SIGUSR1, flag.clone())
+            .ok()
+            .map(|_| flag);
         Outputs {
             outs: Vec::new(),
             deadline: Arc::new(std::sync::OnceLock::new()),
-            usr1: None,
+            usr1,
         }
     }
 

@@ -42,6 +42,8 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
         "conditions",
         "description",
         "defined_at",
+        "tags",
+        "throttle",
     ]);
     for r in set.rules() {
         rows.push(vec![
@@ -51,6 +53,8 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
             json!(r.summary),
             json!(r.description),
             json!(r.origin),
+            json!(r.tags),
+            json!(r.throttle.as_ref().map(|t| t.to_string())),
         ]);
     }
     let mut out = super::stdout();

@@ -7,6 +7,9 @@
 //!   matches `ev`, in rule order.
 //! - `Alert::to_json_line(&self) -> String`: the alert line, identical live and on replay. It is the
 //!   only code that formats an alert.
+//! - `Alerter::new(&RuleSet)`, `set_host`, `eval(ev, f: FnMut(&Raised))`, `finish(f)`: the alert
+//!   stream (alerts with their host, throttled, and `alert_summary` lines) that `record` and
+//!   `replay` both print; `Alerter::replay` runs it over a store's segments.
 //!
 //! For the string caches to work, evaluate an event after `store::Writer::append` has set its
 //! `Str::key`s and `Event::table` (replayed events already carry them); unkeyed events are evaluated
@@ -66,7 +69,17 @@
 //!       - comm: [passwd, chpasswd]
 //!       - uid: [0]
 //!         path: ["/etc/gshadow"]
+//!     tags: [credential_access, "mitre:T1003.008"]   # optional, in alerts
+//!     throttle: {key: [pid, exe], window: 1m, max: 5} # optional, see below
 //! ```
+//!
+//! `tags`: strings of letters, digits and `_ - . : / @ +`, 1 to 64 bytes, at most 32, no
+//! duplicates, `$lists` allowed. `throttle`: after `max` (1 to 1,000,000) alerts per value of
+//! `key` (a list of `pid`, `tid`, `ppid`, `uid`, `gid`, `euid`, `comm`, `path`, `syscall`, `exe`,
+//! `parent_exe`, `user`, `container`, each at most once; empty or absent: the whole rule) within
+//! `window` (a duration, 1ms to 30d) of event time, further alerts are suppressed and summarised
+//! by one `alert_summary` line; the semantics are in `throttle.rs`. Throttling applies to the
+//! alert stream (`record`, `replay`, `rules test`: [`Alerter`]), not to `query --rule`.
 //!
 //! Conditions (each a value or a list of values; every listed condition must hold, a list holds
 //! when any of its values matches; each `K` also has `not_K`, which holds when none matches):
@@ -110,8 +123,10 @@
 //! `syscall`, `raw_path`, `flags`, `ret`; then, only for byte strings that are not UTF-8,
 //! `comm_b64`, `path_b64`, `raw_path_b64` (their exact bytes; the plain keys hold lossy text); then,
 //! for events recorded with lineage, `exe`, `argv` (an array), `parent_exe`, `ancestors` (an
-//! array of `{pid, comm, exe, proc_start}`, parent first), `container_id`, `user`. `matched` is
-//! the first matching `path` value, else `comm` value, else `exe` value.
+//! array of `{pid, comm, exe, proc_start}`, parent first), `container_id`, `user`; then always
+//! `hostname` (the recording host: the segment's `host`, live and on replay), the rule's
+//! `description` and `tags`. `matched` is the first matching `path` value, else `comm` value,
+//! else `exe` value.
 
 mod alert;
 mod compile;

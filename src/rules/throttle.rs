@@ -125,6 +125,24 @@ pub struct Throttle {
     pub max: u64,
 }
 
+/// `5 per 60s by pid,exe` (for `rules check`).
+impl std::fmt::Display for Throttle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let w = self.window_ns;
+        let window = if w % 1_000_000_000 == 0 {
+            format!("{}s", w / 1_000_000_000)
+        } else {
+            format!("{}ms", w / 1_000_000)
+        };
+        let key: Vec<&str> = self.key.iter().map(|k| k.name()).collect();
+        if key.is_empty() {
+            write!(f, "{} per {window}", self.max)
+        } else {
+            write!(f, "{} per {window} by {}", self.max, key.join(","))
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 enum KeyVal {
     Num(i64),
