@@ -394,6 +394,114 @@ fn sigusr1_reopens_alert_files_without_losing_or_duplicating_a_line() {
     assert_eq!(mode & 0o777, 0o600);
 }
 
+// --- loss records ---
+
+/// `alert_dropped:…` loss records are kept (SQL sees them) but are not lost events: the segment's
+/// `lost` stays 0, queries do not call the answer incomplete and say so apart, in prose and JSON.
+#[test]
+fn alert_drop_loss_records_are_reported_apart_from_lost_events() {
+    use open_forensics::store::{Loss, RotateConfig, Writer};
+    let store = TempStore::new();
+    let mut w = Writer::open(&store.dir, RotateConfig::default()).expect("open");
+    let mut events: Vec<_> = (0..5).map(|i| event(i, "/etc/shadow")).collect();
+    for e in &mut events {
+        w.append(e).expect("append");
+    }
+    let (t0, t1) = (events[0].ts_ns, events[4].ts_ns);
+    w.record_loss(Loss {
+        start_ns: t0,
+        end_ns: t1,
+        count: 7,
+        reason: "alert_dropped:http:http://127.0.0.1:9/x".into(),
+    })
+    .expect("loss");
+    let summary = w.close().expect("close");
+    assert_eq!(summary.lost, 0);
+    let segs = store.ok(&["segments", "--format", "jsonl"]);
+    let seg: serde_json::Value =
+        serde_json::from_str(segs.lines().next().expect("a segment")).expect("json");
+    assert_eq!(seg["lost"], 0, "{segs}");
+    let out = store.run(&["query", "--format", "jsonl"]);
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 5);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("incomplete"), "{err}");
+    let notice: serde_json::Value = serde_json::from_str(err.trim()).expect("one JSON notice");
+    assert_eq!(notice["notice"], "alerts_dropped");
+    assert_eq!(notice["dropped"], 7);
+    let out = store.run(&["query", "--format", "csv"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("live alert outputs dropped 7 alert(s)"),
+        "{err}"
+    );
+    // A real loss next to it is still reported as one, with its own count.
+    let mut w = Writer::open(&store.dir, RotateConfig::default()).expect("open");
+    w.record_loss(Loss {
+        start_ns: t0,
+        end_ns: t1,
+        count: 3,
+        reason: "ringbuf_full".into(),
+    })
+    .expect("loss");
+    w.close().expect("close");
+    let out = store.run(&["query", "--format", "jsonl"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    let warning = err
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json"))
+        .find(|v| v["warning"] == "incomplete")
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(warning["lost"], 3);
+    assert_eq!(warning["loss_records"], 1);
+    // SQL sees both, by reason.
+    let file = store.path("losses.sql");
+    std::fs::write(&file, "SELECT reason, count FROM losses ORDER BY reason").expect("write");
+    let sql = store.ok(&["query", "--sql", utf8(&file), "--format", "csv"]);
+    assert!(
+        sql.contains("alert_dropped:http:http://127.0.0.1:9/x,7"),
+        "{sql}"
+    );
+    assert!(sql.contains("ringbuf_full,3"), "{sql}");
+}
+
+/// Output flags are checked before anything is touched: exit 2, naming the flag.
+#[test]
+fn bad_alert_output_flags_exit_2() {
+    let store = TempStore::new();
+    let rules = store.path("r.yaml");
+    std::fs::write(&rules, RULE).expect("write");
+    let r = utf8(&rules);
+    for (args, want) in [
+        (
+            vec!["--alert-http", "https://siem.example/x"],
+            "HTTPS is not built in",
+        ),
+        (
+            vec!["--alert-http", "localhost:80"],
+            "expected a URL like http://",
+        ),
+        (vec!["--http-batch", "0"], "--http-batch 0"),
+        (vec!["--alert-queue", "0"], "--alert-queue 0"),
+        (vec!["--alert-program", " "], "--alert-program"),
+        (
+            vec!["--syslog-facility", "bogus", "--alert-syslog"],
+            "bogus",
+        ),
+    ] {
+        let mut a = vec!["record", "--rules", r];
+        a.extend(&args);
+        let out = store.run(&a);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert!(!store.dir.exists(), "{args:?} touched the store");
+    }
+    // Outputs need rules.
+    let out = store.run(&["record", "--alert-syslog"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
 // --- live ---
 
 fn utf8(p: &Path) -> &str {
@@ -612,15 +720,13 @@ fn dead_outputs_lose_no_stored_event_and_their_drops_are_loss_records() {
     let written = std::fs::read_to_string(store.path("alerts.jsonl")).expect("alerts");
     assert_eq!(written.lines().count() as u64, sent);
     // Alert drops are not lost events: no incompleteness, a notice instead.
-    assert_eq!(
-        stats.lost(),
-        stats
-            .losses
-            .iter()
-            .filter(|l| l.is_event_loss())
-            .map(|l| l.count)
-            .sum::<u64>()
-    );
+    let event_losses: u64 = stats
+        .losses
+        .iter()
+        .filter(|l| !l.reason.starts_with("alert_dropped:"))
+        .map(|l| l.count)
+        .sum();
+    assert_eq!(stats.lost(), event_losses);
     let out = store.run(&[
         "query",
         "--path",
@@ -631,7 +737,7 @@ fn dead_outputs_lose_no_stored_event_and_their_drops_are_loss_records() {
     assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("live alert outputs dropped"), "{err}");
-    if stats.lost() == 0 {
+    if event_losses == 0 {
         assert!(!err.contains("incomplete"), "{err}");
     }
 }
