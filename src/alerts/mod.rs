@@ -103,9 +103,10 @@ impl Target {
 pub enum State {
     /// The last attempt succeeded (or none was needed yet).
     Ok,
-    /// The last attempts failed; retrying with backoff.
+    /// The last attempts failed (fewer than five in a row); retrying with backoff.
     Retrying,
-    /// Failing for a while (or for good, like a closed stdout): lines are queued, then dropped.
+    /// Five attempts in a row failed (about 3 s of trying), or the output is gone for good (a
+    /// closed stdout): still retried (unless gone), lines queue and then are dropped.
     Down,
 }
 
