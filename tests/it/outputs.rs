@@ -465,6 +465,53 @@ fn alert_drop_loss_records_are_reported_apart_from_lost_events() {
     assert!(sql.contains("ringbuf_full,3"), "{sql}");
 }
 
+/// `replay` throttles as `record` does (summaries in the stream, in every format); `query --rule`
+/// returns every matching event.
+#[test]
+fn replay_throttles_and_query_by_rule_does_not() {
+    let store = TempStore::new();
+    // 30 opens by one pid, 1.5 µs apart: one window of 1 s holds them all.
+    let events: Vec<_> = (0..30)
+        .map(|i| open_forensics::event::Event {
+            pid: 7,
+            tid: 7,
+            ..event(i, "/etc/shadow")
+        })
+        .collect();
+    store.import(&events);
+    let rules = store.path("r.yaml");
+    std::fs::write(
+        &rules,
+        format!("{RULE}    throttle: {{key: [pid], window: 1s, max: 4}}\n"),
+    )
+    .expect("write");
+    let r = utf8(&rules);
+    let out = store.ok(&["replay", "--rules", r]);
+    let v: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(v.len(), 5, "{out}");
+    assert!(v[..4].iter().all(|a| a["event"] == "alert"));
+    assert_eq!(v[4]["event"], "alert_summary");
+    assert_eq!(v[4]["suppressed"], 26);
+    assert_eq!(v[4]["key"], serde_json::json!({"pid": 7}));
+    assert_eq!(v[4]["tags"], serde_json::json!(["t1"]));
+    // The same, again: replay is deterministic.
+    assert_eq!(store.ok(&["replay", "--rules", r]), out);
+    let csv = store.ok(&["replay", "--rules", r, "--format", "csv"]);
+    assert_eq!(csv.lines().count(), 6, "{csv}");
+    assert!(
+        csv.lines().last().unwrap().contains("alert_summary"),
+        "{csv}"
+    );
+    assert!(csv.contains("26 suppressed (pid=7)"), "{csv}");
+    let q = store.ok(&[
+        "query", "--rules", r, "--rule", "shadow", "--format", "jsonl",
+    ]);
+    assert_eq!(q.lines().count(), 30);
+}
+
 /// Output flags are checked before anything is touched: exit 2, naming the flag.
 #[test]
 fn bad_alert_output_flags_exit_2() {
