@@ -5,6 +5,11 @@
 //! queue; when the queue is full it waits, leaving records in the kernel ring (backpressure): the
 //! only losses are the kernel's (`ringbuf_full`), counted per CPU and recorded here. (Segments
 //! written before this may hold `queue_full` losses: the user-space drops of earlier versions.)
+//!
+//! Alerts (the `rules::Alerter` stream: throttled, with summaries) are handed to
+//! `alerts::Outputs`, which only enqueues; every second the lines outputs dropped become
+//! `alert_dropped:OUTPUT` loss records, and at the end outputs get their grace period before the
+//! store is sealed, so what they could not deliver is recorded too.
 
 use std::collections::VecDeque;
 use std::path::Path;
