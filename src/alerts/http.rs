@@ -14,7 +14,8 @@
 //!   counted, since retrying would only block every alert behind it.
 //! - No proxy is used (environment proxy variables are ignored): alerts go where the URL says.
 
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use super::{Delivery, Fail, HttpFormat, Msg, Sink};
 use crate::error::BadInput;
@@ -25,6 +26,9 @@ pub(crate) struct Http {
     batch: usize,
     format: HttpFormat,
     seq: u64,
+    timeout: Duration,
+    /// When the recorder stops: no request outlives the grace period.
+    deadline: Arc<OnceLock<Instant>>,
     /// The number of the batch being retried, and its first line (by address) to know it again.
     retrying: Option<(u64, usize)>,
 }
@@ -54,6 +58,7 @@ impl Http {
         batch: usize,
         timeout: Duration,
         format: HttpFormat,
+        deadline: Arc<OnceLock<Instant>>,
     ) -> anyhow::Result<Http> {
         check_url(url)?;
         let agent: ureq::Agent = ureq::Agent::config_builder()
@@ -69,6 +74,8 @@ impl Http {
             batch: batch.max(1),
             format,
             seq: 0,
+            timeout,
+            deadline,
             retrying: None,
         })
     }
@@ -114,11 +121,21 @@ impl Sink for Http {
             }
         };
         let (body, ctype) = self.body(batch);
+        let timeout = match self.deadline.get() {
+            Some(d) => self
+                .timeout
+                .min(d.saturating_duration_since(Instant::now()))
+                .max(Duration::from_millis(1)),
+            None => self.timeout,
+        };
         let res = self
             .agent
             .post(&self.url)
             .header("Content-Type", ctype)
             .header("X-Open-Forensics-Batch", n.to_string())
+            .config()
+            .timeout_global(Some(timeout))
+            .build()
             .send(&body[..]);
         let fail = match res {
             Ok(mut resp) => {

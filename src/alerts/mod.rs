@@ -262,7 +262,13 @@ impl Outputs {
                     batch,
                     timeout,
                     format,
-                } => Box::new(http::Http::new(url, *batch, *timeout, *format)?),
+                } => Box::new(http::Http::new(
+                    url,
+                    *batch,
+                    *timeout,
+                    *format,
+                    deadline.clone(),
+                )?),
                 Target::Program(cmd) => {
                     Box::new(program::Program::new(cmd.clone(), shared.child.clone()))
                 }
