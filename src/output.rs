@@ -366,6 +366,77 @@ mod tests {
         assert!(!s.chars().any(|c| c.is_control() && c != '\r' && c != '\n'));
     }
 
+    /// A `Write` that counts what reached it.
+    struct Counting(std::rc::Rc<std::cell::Cell<usize>>);
+    impl Write for Counting {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.set(self.0.get() + buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Issue #11: a table held every row until the end. It holds at most one page, and each page
+    /// is written as soon as it is full.
+    #[test]
+    fn table_holds_at_most_one_page() {
+        let written = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut sink = Counting(written.clone());
+        let mut w = RowWriter::new(Format::Table, vec!["n".into(), "path".into()], &mut sink)
+            .unwrap()
+            .page_rows(10);
+        for i in 0..35 {
+            w.push(vec![json!(i), json!(format!("/p/{i}"))]).unwrap();
+            assert!(w.held() <= 10, "{} rows held", w.held());
+            if i == 9 {
+                assert!(written.get() > 0, "a full page is written at once");
+            }
+        }
+        assert_eq!(w.held(), 5);
+        w.finish().unwrap();
+        assert!(written.get() > 0);
+    }
+
+    /// Pages read as one table: every page has the first page's column widths, even when a later
+    /// row is wider (it wraps within the width).
+    #[test]
+    fn table_pages_keep_the_first_pages_widths() {
+        let mut out = Vec::new();
+        let mut w = RowWriter::new(Format::Table, vec!["n".into(), "path".into()], &mut out)
+            .unwrap()
+            .page_rows(3);
+        for i in 0..7 {
+            let path = if i == 5 {
+                "/a/much/longer/path/than/the/first/page/had".to_owned()
+            } else {
+                format!("/p/{i}")
+            };
+            w.push(vec![json!(i), json!(path)]).unwrap();
+        }
+        w.finish().unwrap();
+        let s = String::from_utf8(out).unwrap();
+        let widths: std::collections::BTreeSet<usize> =
+            s.lines().map(|l| l.chars().count()).collect();
+        assert_eq!(widths.len(), 1, "{s}");
+        assert_eq!(s.matches("┌").count(), 3, "{s}");
+        assert!(s.contains("/p/6"), "{s}");
+    }
+
+    #[test]
+    fn jsonl_and_csv_hold_nothing() {
+        for format in [Format::Jsonl, Format::Csv] {
+            let mut out = Vec::new();
+            let mut w = RowWriter::new(format, vec!["a".into()], &mut out).unwrap();
+            for i in 0..5 {
+                w.push(vec![json!(i)]).unwrap();
+                assert_eq!(w.held(), 0);
+            }
+            w.finish().unwrap();
+        }
+    }
+
     #[test]
     fn table_escapes_control_bytes() {
         let mut rows = Rows::new(["p"]);
