@@ -378,41 +378,44 @@ unsafe impl VTabCursor for EventsCursor<'_> {
     fn column(&self, ctx: &mut Context, i: c_int) -> rusqlite::Result<()> {
         let (seq, e) = &self.buf[self.pos];
         let p = e.process.as_deref();
-        let lossy = |s: &Str| s.lossy().into_owned();
         match i {
             0 => ctx.set_result(seq),
-            1 => ctx.set_result(&format_ts(e.ts_ns)),
-            2 => ctx.set_result(&e.ts_ns),
-            3 => ctx.set_result(&e.pid),
-            4 => ctx.set_result(&e.tid),
-            5 => ctx.set_result(&e.ppid),
-            6 => ctx.set_result(&e.uid),
-            7 => ctx.set_result(&e.gid),
-            8 => ctx.set_result(&lossy(&e.comm)),
-            9 => ctx.set_result(&e.syscall.as_str()),
-            10 => ctx.set_result(&lossy(&e.path)),
-            11 => ctx.set_result(&lossy(&e.raw_path)),
-            12 => ctx.set_result(&e.path_source.as_str()),
-            13 => ctx.set_result(&e.path_truncated),
-            14 => ctx.set_result(&e.dirfd),
+            1 => ctx.set_result(format_ts(e.ts_ns)),
+            2 => ctx.set_result(e.ts_ns),
+            3 => ctx.set_result(e.pid),
+            4 => ctx.set_result(e.tid),
+            5 => ctx.set_result(e.ppid),
+            6 => ctx.set_result(e.uid),
+            7 => ctx.set_result(e.gid),
+            // Valid UTF-8 (nearly every path) is passed without a copy of our own.
+            8 => ctx.set_result(e.comm.lossy()),
+            9 => ctx.set_result(e.syscall.as_str()),
+            10 => ctx.set_result(e.path.lossy()),
+            11 => ctx.set_result(e.raw_path.lossy()),
+            12 => ctx.set_result(e.path_source.as_str()),
+            13 => ctx.set_result(e.path_truncated),
+            14 => ctx.set_result(e.dirfd),
             // Flags are at most 32 bits wide in the kernel; SQLite integers are signed 64.
-            15 => ctx.set_result(&(e.flags as i64)),
-            16 => ctx.set_result(&e.mode),
-            17 => ctx.set_result(&e.ret),
-            18 => ctx.set_result(&errno::name_of_ret(e.ret)),
-            19 => ctx.set_result(&result_of(e.ret)),
-            20 => ctx.set_result(&access_names(e)),
-            21 => ctx.set_result(&p.map(Process::image_key)),
-            22 => ctx.set_result(&p.map(|p| p.start_ns)),
-            23 => ctx.set_result(&p.and_then(|p| p.exe.as_ref()).map(lossy)),
-            24 => ctx.set_result(&p.map(|p| String::from_utf8_lossy(&p.cmdline()).into_owned())),
-            25 => ctx.set_result(&p.and_then(|p| p.parent.as_ref()?.exe.as_ref()).map(lossy)),
-            26 => ctx.set_result(&p.and_then(|p| p.container_id.as_ref()).map(lossy)),
-            27 => ctx.set_result(&e.user.as_ref().map(lossy)),
-            28 => ctx.set_result(&e.euid),
-            29 => ctx.set_result(&e.egid),
-            30 => ctx.set_result(&p.and_then(|p| p.auid)),
-            _ => ctx.set_result(&None::<i64>),
+            15 => ctx.set_result(e.flags as i64),
+            16 => ctx.set_result(e.mode),
+            17 => ctx.set_result(e.ret),
+            18 => ctx.set_result(errno::name_of_ret(e.ret)),
+            19 => ctx.set_result(result_of(e.ret)),
+            20 => ctx.set_result(access_names(e)),
+            21 => ctx.set_result(p.map(Process::image_key)),
+            22 => ctx.set_result(p.map(|p| p.start_ns)),
+            23 => ctx.set_result(p.and_then(|p| p.exe.as_ref()).map(Str::lossy)),
+            24 => ctx.set_result(p.map(|p| String::from_utf8_lossy(&p.cmdline()).into_owned())),
+            25 => ctx.set_result(
+                p.and_then(|p| p.parent.as_ref()?.exe.as_ref())
+                    .map(Str::lossy),
+            ),
+            26 => ctx.set_result(p.and_then(|p| p.container_id.as_ref()).map(Str::lossy)),
+            27 => ctx.set_result(e.user.as_ref().map(Str::lossy)),
+            28 => ctx.set_result(e.euid),
+            29 => ctx.set_result(e.egid),
+            30 => ctx.set_result(p.and_then(|p| p.auid)),
+            _ => ctx.set_result(None::<i64>),
         }
     }
 
@@ -674,7 +677,7 @@ unsafe impl VTabCursor for ProcessesCursor<'_> {
     fn column(&self, ctx: &mut Context, i: c_int) -> rusqlite::Result<()> {
         match self.current().and_then(|r| r.get(i as usize)) {
             Some(v) => ctx.set_result(v),
-            None => ctx.set_result(&None::<i64>),
+            None => ctx.set_result(None::<i64>),
         }
     }
 
