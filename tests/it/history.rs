@@ -392,3 +392,37 @@ fn no_pager_flag_and_no_pager_off_a_terminal() {
     ]);
     assert!(out.status.success(), "{out:?}");
 }
+
+/// On a terminal the answer goes through `$PAGER` (here a `sed` that marks each line), and
+/// `--no-pager` prints it straight. `script` provides the terminal.
+#[test]
+fn a_terminal_answer_goes_through_the_pager() {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("SKIPPED a_terminal_answer_goes_through_the_pager: no /usr/bin/script");
+        return;
+    }
+    let s = fixture_copy("attack");
+    let run = |extra: &str| {
+        let cmd = format!(
+            "stty cols 200; {} --store {} query --sql top_paths --limit 3 {extra}",
+            bin().display(),
+            s.dir.display()
+        );
+        let out = std::process::Command::new("/usr/bin/script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .env("PAGER", "sed s/^/PAGED:/")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("script");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let paged = run("");
+    let lines: Vec<&str> = paged.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(lines.len() >= 5, "{paged}");
+    assert!(lines.iter().all(|l| l.starts_with("PAGED:")), "{paged}");
+    assert!(paged.contains("authorized_keys"), "{paged}");
+    let straight = run("--no-pager");
+    assert!(!straight.contains("PAGED:"), "{straight}");
+    assert!(straight.contains("authorized_keys"), "{straight}");
+}
