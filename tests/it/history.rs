@@ -426,3 +426,66 @@ fn a_terminal_answer_goes_through_the_pager() {
     assert!(!straight.contains("PAGED:"), "{straight}");
     assert!(straight.contains("authorized_keys"), "{straight}");
 }
+
+/// `processes` is one row per image across segments, its exit taken from the segment that saw
+/// it, and `losses` holds the range's loss records, with the incompleteness notice on stderr: as
+/// the materialised tables had them.
+#[test]
+fn processes_merge_across_segments_and_losses_are_reported() {
+    use open_forensics::process::Process;
+    use std::sync::Arc;
+    let s = TempStore::new();
+    let mut w = Writer::open(&s.dir, RotateConfig::default()).expect("open");
+    let first = event(1, "/srv/a");
+    let p = Arc::new(Process::from_event(
+        4242,
+        first.ts_ns - 1_000,
+        1,
+        "worker".into(),
+        1000,
+        1000,
+    ));
+    let mut e = Event {
+        pid: 4242,
+        process: Some(p.clone()),
+        ..first
+    };
+    w.append(&mut e).expect("append");
+    w.seal_active().expect("seal");
+    let mut e = Event {
+        pid: 4242,
+        process: Some(p.clone()),
+        ..event(2, "/srv/b")
+    };
+    w.append(&mut e).expect("append");
+    w.record_exit(&p, 3 << 8, e.ts_ns + 5).expect("exit");
+    w.record_loss(open_forensics::store::Loss {
+        start_ns: e.ts_ns,
+        end_ns: e.ts_ns + 10,
+        count: 7,
+        reason: "ringbuf_full".into(),
+    })
+    .expect("loss");
+    w.close().expect("close");
+    assert!(Reader::open(&s.dir).unwrap().segments().len() >= 2);
+
+    let out = s.run(&[
+        "query",
+        "--sql",
+        "SELECT count(*) AS n, max(exit_code) AS code, \
+         (SELECT count(*) FROM events e JOIN processes q ON q.image = e.image) AS joined, \
+         (SELECT sum(count) FROM losses) AS lost FROM processes WHERE pid = 4242",
+        "--format",
+        "csv",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "n,code,joined,lost\r\n1,3,2,7\r\n"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: incomplete: 7 events were lost"),
+        "{err}"
+    );
+}
