@@ -202,13 +202,22 @@ impl Output {
             return stdout();
         }
         let from_env = std::env::var("PAGER").ok();
-        let cmd = match from_env.as_deref().map(str::trim) {
+        let (mut c, cmd) = match from_env.as_deref().map(str::trim) {
             Some("") | Some("cat") => return stdout(),
-            Some(p) => p.to_owned(),
-            None => "less -FRSX".to_owned(),
+            Some(p) => {
+                let mut c = std::process::Command::new("sh");
+                c.arg("-c").arg(p);
+                (c, p.to_owned())
+            }
+            // Run directly, not through sh: where `less` is not installed the spawn fails and
+            // the answer goes to stdout, instead of into a shell saying "not found".
+            None => {
+                let mut c = std::process::Command::new("less");
+                c.arg("-FRSX");
+                (c, "less -FRSX".to_owned())
+            }
         };
-        let mut c = std::process::Command::new("sh");
-        c.arg("-c").arg(&cmd).stdin(std::process::Stdio::piped());
+        c.stdin(std::process::Stdio::piped());
         if std::env::var_os("LESS").is_none() {
             c.env("LESS", "FRSX");
         }
