@@ -3,7 +3,9 @@
 use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, ContentArrangement, Table};
+use comfy_table::{
+    presets::UTF8_FULL_CONDENSED, ColumnConstraint, ContentArrangement, Table, Width,
+};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -23,7 +25,9 @@ impl Format {
     }
 }
 
-/// Rows of cells, each cell both as JSON (for jsonl) and as display text (for table and CSV).
+/// Rows of cells, each cell both as JSON (for jsonl) and as display text (for table and CSV). For
+/// small answers that are built whole (`--sql list`, `proc`); answers read from history go through
+/// [`RowWriter`], which holds at most one page.
 pub struct Rows {
     pub headers: Vec<String>,
     pub rows: Vec<Vec<serde_json::Value>>,
@@ -42,37 +46,242 @@ impl Rows {
     }
 
     pub fn write(&self, format: Format, out: &mut dyn Write) -> io::Result<()> {
-        match format {
+        // One page holds every row: a table built whole keeps one set of column widths.
+        let mut w =
+            RowWriter::new(format, self.headers.clone(), out)?.page_rows(self.rows.len().max(1));
+        for row in &self.rows {
+            w.push(row.clone())?;
+        }
+        w.finish()
+    }
+}
+
+/// Rows of a table page: enough to fill a few screens, few enough that a page of wide rows stays
+/// a few hundred kilobytes.
+pub const PAGE_ROWS: usize = 1000;
+
+/// Writes rows as they come: JSON lines and CSV row by row, a table page by page (at most
+/// [`PAGE_ROWS`] rows held), every page with the header and the column widths of the first, so
+/// that the pages read as one table in a pager. Memory is one page, whatever the answer's size.
+pub struct RowWriter<'a> {
+    format: Format,
+    headers: Vec<String>,
+    out: &'a mut dyn Write,
+    page: Vec<Vec<serde_json::Value>>,
+    page_rows: usize,
+    /// The widths the first page was drawn with (characters, padding included).
+    widths: Option<Vec<u16>>,
+    rows: u64,
+}
+
+impl<'a> RowWriter<'a> {
+    /// Starts the output (the CSV header line is written here, a table's with each page).
+    pub fn new(format: Format, headers: Vec<String>, out: &'a mut dyn Write) -> io::Result<Self> {
+        if format == Format::Csv {
+            write_csv_row(out, headers.iter().map(String::as_str))?;
+        }
+        Ok(RowWriter {
+            format,
+            headers,
+            out,
+            page: Vec::new(),
+            page_rows: PAGE_ROWS,
+            widths: None,
+            rows: 0,
+        })
+    }
+
+    /// Rows per table page (at least 1).
+    pub fn page_rows(mut self, n: usize) -> Self {
+        self.page_rows = n.max(1);
+        self
+    }
+
+    /// Rows written or held so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Rows held in memory, not yet written (at most one page).
+    pub fn held(&self) -> usize {
+        self.page.len()
+    }
+
+    pub fn push(&mut self, row: Vec<serde_json::Value>) -> io::Result<()> {
+        self.rows += 1;
+        match self.format {
             Format::Jsonl => {
-                for row in &self.rows {
-                    let obj: serde_json::Map<String, serde_json::Value> = self
-                        .headers
-                        .iter()
-                        .cloned()
-                        .zip(row.iter().cloned())
-                        .collect();
-                    writeln!(out, "{}", serde_json::Value::Object(obj))?;
-                }
+                let obj: serde_json::Map<String, serde_json::Value> =
+                    self.headers.iter().cloned().zip(row).collect();
+                writeln!(self.out, "{}", serde_json::Value::Object(obj))
             }
             Format::Csv => {
-                write_csv_row(out, self.headers.iter().map(String::as_str))?;
-                for row in &self.rows {
-                    let cells: Vec<String> = row.iter().map(cell_text).collect();
-                    write_csv_row(out, cells.iter().map(String::as_str))?;
-                }
+                let cells: Vec<String> = row.iter().map(cell_text).collect();
+                write_csv_row(self.out, cells.iter().map(String::as_str))
             }
             Format::Table => {
-                let mut t = Table::new();
-                t.load_preset(UTF8_FULL_CONDENSED)
-                    .set_content_arrangement(ContentArrangement::Dynamic);
-                t.set_header(&self.headers);
-                for row in &self.rows {
-                    t.add_row(row.iter().map(|c| printable(&cell_text(c))));
+                self.page.push(row);
+                if self.page.len() >= self.page_rows {
+                    self.flush_page()?;
                 }
-                writeln!(out, "{t}")?;
+                Ok(())
             }
         }
-        Ok(())
+    }
+
+    /// One line as is (a row its producer already formatted, e.g. an event's full JSON line).
+    pub fn write_line(&mut self, line: &str) -> io::Result<()> {
+        self.rows += 1;
+        writeln!(self.out, "{line}")
+    }
+
+    /// Writes what is held; a table with no rows at all still prints its header.
+    pub fn finish(mut self) -> io::Result<()> {
+        if self.format == Format::Table && (!self.page.is_empty() || self.rows == 0) {
+            self.flush_page()?;
+        }
+        self.out.flush()
+    }
+
+    fn flush_page(&mut self) -> io::Result<()> {
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED)
+            .set_content_arrangement(ContentArrangement::Dynamic);
+        t.set_header(&self.headers);
+        for row in self.page.drain(..) {
+            t.add_row(row.iter().map(|c| printable(&cell_text(c))));
+        }
+        if let Some(widths) = &self.widths {
+            t.set_constraints(
+                widths
+                    .iter()
+                    .map(|w| ColumnConstraint::Absolute(Width::Fixed(*w))),
+            );
+        }
+        let text = t.to_string();
+        if self.widths.is_none() {
+            self.widths = Some(drawn_widths(&text));
+        }
+        writeln!(self.out, "{text}")
+    }
+}
+
+/// The widths of the columns of a drawn table, read off its top border (`┌──┬───┐`): comfy-table
+/// decides them while drawing and does not expose them.
+fn drawn_widths(table: &str) -> Vec<u16> {
+    let top = table.lines().next().unwrap_or_default();
+    let inner = top.trim_start_matches('┌').trim_end_matches('┐').to_owned();
+    inner
+        .split('┬')
+        .map(|s| u16::try_from(s.chars().count()).unwrap_or(u16::MAX))
+        .collect()
+}
+
+/// Where a command's answer goes: stdout, or a pager reading it when stdout is a terminal.
+///
+/// The pager is `$PAGER` (run by `sh -c`, as git does; empty or `cat` means none), else
+/// `less -FRSX` (quit if one screen, keep colours, chop long lines, leave the screen as it was).
+/// `LESS` defaults to `FRSX` for a bare `less`. A pager that cannot be started is not an error:
+/// the answer goes to stdout, with a warning when `$PAGER` named it.
+pub struct Output {
+    inner: Option<io::BufWriter<Box<dyn Write>>>,
+    pager: Option<std::process::Child>,
+}
+
+impl Output {
+    /// Stdout, through a pager when `page` and stdout is a terminal.
+    pub fn open(page: bool) -> Output {
+        let stdout = || Output {
+            inner: Some(io::BufWriter::with_capacity(
+                1 << 16,
+                Box::new(io::stdout().lock()),
+            )),
+            pager: None,
+        };
+        if !page || !io::stdout().is_terminal() {
+            return stdout();
+        }
+        let from_env = std::env::var("PAGER").ok();
+        let (mut c, cmd) = match from_env.as_deref().map(str::trim) {
+            Some("") | Some("cat") => return stdout(),
+            Some(p) => {
+                let mut c = std::process::Command::new("sh");
+                c.arg("-c").arg(p);
+                (c, p.to_owned())
+            }
+            // Run directly, not through sh: where `less` is not installed the spawn fails and
+            // the answer goes to stdout, instead of into a shell saying "not found".
+            None => {
+                let mut c = std::process::Command::new("less");
+                c.arg("-FRSX");
+                (c, "less -FRSX".to_owned())
+            }
+        };
+        c.stdin(std::process::Stdio::piped());
+        if std::env::var_os("LESS").is_none() {
+            c.env("LESS", "FRSX");
+        }
+        match c.spawn() {
+            Ok(mut child) => match child.stdin.take() {
+                Some(stdin) => Output {
+                    inner: Some(io::BufWriter::with_capacity(1 << 16, Box::new(stdin))),
+                    pager: Some(child),
+                },
+                None => stdout(),
+            },
+            Err(e) => {
+                if from_env.is_some() {
+                    eprintln!("open-forensics: warning: pager {cmd:?} did not start: {e}");
+                }
+                stdout()
+            }
+        }
+    }
+
+    /// Whether a pager holds the terminal (progress bars then stay hidden).
+    pub fn paging(&self) -> bool {
+        self.pager.is_some()
+    }
+
+    /// Flushes, then waits for the pager to exit (the user read to the end or quit).
+    pub fn finish(mut self) -> io::Result<()> {
+        let r = match self.inner.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        };
+        self.close();
+        r
+    }
+
+    fn close(&mut self) {
+        drop(self.inner.take());
+        if let Some(mut child) = self.pager.take() {
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Write for Output {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self.inner.as_mut() {
+            Some(w) => w.write(buf),
+            None => Err(io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self.inner.as_mut() {
+            Some(w) => w.flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for Output {
+    /// Even on an error the pager is waited for: a shell prompt under a running `less` garbles
+    /// the terminal.
+    fn drop(&mut self) {
+        self.close();
     }
 }
 
@@ -164,6 +373,77 @@ mod tests {
         // Parseable: one line per row, and the same cells back (unquoted).
         assert_eq!(s.split("\r\n").count(), 3);
         assert!(!s.chars().any(|c| c.is_control() && c != '\r' && c != '\n'));
+    }
+
+    /// A `Write` that counts what reached it.
+    struct Counting(std::rc::Rc<std::cell::Cell<usize>>);
+    impl Write for Counting {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.set(self.0.get() + buf.len());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Issue #11: a table held every row until the end. It holds at most one page, and each page
+    /// is written as soon as it is full.
+    #[test]
+    fn table_holds_at_most_one_page() {
+        let written = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut sink = Counting(written.clone());
+        let mut w = RowWriter::new(Format::Table, vec!["n".into(), "path".into()], &mut sink)
+            .unwrap()
+            .page_rows(10);
+        for i in 0..35 {
+            w.push(vec![json!(i), json!(format!("/p/{i}"))]).unwrap();
+            assert!(w.held() <= 10, "{} rows held", w.held());
+            if i == 9 {
+                assert!(written.get() > 0, "a full page is written at once");
+            }
+        }
+        assert_eq!(w.held(), 5);
+        w.finish().unwrap();
+        assert!(written.get() > 0);
+    }
+
+    /// Pages read as one table: every page has the first page's column widths, even when a later
+    /// row is wider (it wraps within the width).
+    #[test]
+    fn table_pages_keep_the_first_pages_widths() {
+        let mut out = Vec::new();
+        let mut w = RowWriter::new(Format::Table, vec!["n".into(), "path".into()], &mut out)
+            .unwrap()
+            .page_rows(3);
+        for i in 0..7 {
+            let path = if i == 5 {
+                "/a/much/longer/path/than/the/first/page/had".to_owned()
+            } else {
+                format!("/p/{i}")
+            };
+            w.push(vec![json!(i), json!(path)]).unwrap();
+        }
+        w.finish().unwrap();
+        let s = String::from_utf8(out).unwrap();
+        let widths: std::collections::BTreeSet<usize> =
+            s.lines().map(|l| l.chars().count()).collect();
+        assert_eq!(widths.len(), 1, "{s}");
+        assert_eq!(s.matches("┌").count(), 3, "{s}");
+        assert!(s.contains("/p/6"), "{s}");
+    }
+
+    #[test]
+    fn jsonl_and_csv_hold_nothing() {
+        for format in [Format::Jsonl, Format::Csv] {
+            let mut out = Vec::new();
+            let mut w = RowWriter::new(format, vec!["a".into()], &mut out).unwrap();
+            for i in 0..5 {
+                w.push(vec![json!(i)]).unwrap();
+                assert_eq!(w.held(), 0);
+            }
+            w.finish().unwrap();
+        }
     }
 
     #[test]

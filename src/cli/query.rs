@@ -8,7 +8,7 @@ use serde_json::json;
 
 use super::{load_rules, progress, report_scan, BadInput, TimeArgs, PROGRESS_STEP};
 use crate::event::{format_ts, Event};
-use crate::output::{cell_text, printable, write_csv_row, Format, Rows};
+use crate::output::{printable, Format, Output, RowWriter, Rows};
 use crate::query::{self, QueryError, NAMED};
 use crate::rules::{errno, Filter, RuleSet};
 use crate::store::Reader;
@@ -21,9 +21,10 @@ pub struct Args {
     /// Rule files; without --rule, events that any of their rules matches.
     #[arg(long = "rules", value_name = "FILE", num_args = 1..)]
     pub rules: Vec<PathBuf>,
-    /// Named SQL (`--sql list` lists them) or a .sql file, run over the events in the time range
-    /// as table `events` (see the README for its columns).
-    #[arg(long, value_name = "NAME|FILE", conflicts_with_all = ["rule", "rules", "pid", "ppid", "uid", "comm", "path", "failed", "exe", "container", "ancestor", "user"])]
+    /// Named SQL (`--sql list` lists them), a .sql file, or one ad-hoc read-only statement
+    /// ("SELECT …"), run over the time range's `events`, `processes` and `losses` (see the README
+    /// for their columns).
+    #[arg(long, value_name = "NAME|FILE|SELECT", conflicts_with_all = ["rule", "rules", "pid", "ppid", "uid", "comm", "path", "failed", "exe", "container", "ancestor", "user"])]
     pub sql: Option<String>,
     /// Only these process ids (comma-separated or repeated).
     #[arg(long, value_delimiter = ',')]
@@ -64,6 +65,9 @@ pub struct Args {
     /// Output format [default: table on a terminal, jsonl otherwise].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Print straight to the terminal, without $PAGER (default `less -FRSX`).
+    #[arg(long)]
+    pub no_pager: bool,
 }
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
@@ -106,15 +110,20 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     };
     let range = args.time.range()?;
     let reader = Reader::open(store)?;
-    let bar = progress(&reader, &range, "query");
+    let mut out = Output::open(!args.no_pager);
+    let bar = if out.paging() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        progress(&reader, &range, "query")
+    };
     let mut filter_engine = filter_set.as_ref().map(RuleSet::engine);
     let mut rule_engine = rule_set.as_ref().map(RuleSet::engine);
 
-    let mut out = super::stdout();
-    let mut table = Rows::new(EVENT_COLUMNS.iter().copied());
-    if format == Format::Csv {
-        write_csv_row(&mut out, EVENT_COLUMNS.iter().copied())?;
-    }
+    let mut rows = RowWriter::new(
+        format,
+        EVENT_COLUMNS.iter().map(|c| c.to_string()).collect(),
+        &mut out,
+    )?;
     let (mut seen, mut matched) = (0u64, 0u64);
     let mut io_err = None;
     let stats = reader.scan(&range, |ev| {
@@ -129,16 +138,10 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             return ControlFlow::Continue(());
         }
         matched += 1;
+        // JSON lines carry every field of the event, as `export` prints it.
         let r = match format {
-            Format::Jsonl => writeln!(out, "{}", ev.to_json_line()),
-            Format::Csv => {
-                let cells: Vec<String> = event_values(ev).iter().map(cell_text).collect();
-                write_csv_row(&mut out, cells.iter().map(String::as_str))
-            }
-            Format::Table => {
-                table.push(event_values(ev));
-                Ok(())
-            }
+            Format::Jsonl => rows.write_line(&ev.to_json_line()),
+            Format::Csv | Format::Table => rows.push(event_values(ev)),
         };
         if let Err(e) = r {
             io_err = Some(e);
@@ -154,10 +157,8 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     if let Some(e) = io_err {
         return Err(e.into());
     }
-    if format == Format::Table {
-        table.write(Format::Table, &mut out)?;
-    }
-    out.flush()?;
+    rows.finish()?;
+    out.finish()?;
     report_scan(&stats, &range, format == Format::Jsonl)
 }
 
@@ -187,8 +188,8 @@ fn event_values(e: &Event) -> Vec<serde_json::Value> {
 }
 
 fn run_sql(store: &Path, arg: &str, args: &Args, format: Format) -> anyhow::Result<()> {
-    let mut out = super::stdout();
     if arg == "list" {
+        let mut out = super::stdout();
         let mut rows = Rows::new(["name", "description"]);
         for (name, sql) in NAMED {
             rows.push(vec![json!(name), json!(query::describe(sql))]);
@@ -205,21 +206,34 @@ fn run_sql(store: &Path, arg: &str, args: &Args, format: Format) -> anyhow::Resu
     })?;
     let range = args.time.range()?;
     let reader = Reader::open(store)?;
-    let bar = progress(&reader, &range, "load");
-    let mut seen = 0u64;
-    let (conn, stats) = query::materialize(&reader, &range, || {
-        seen += 1;
-        if seen % PROGRESS_STEP == 0 {
-            bar.inc(PROGRESS_STEP);
-        }
-    })?;
+    let mut out = Output::open(!args.no_pager);
+    let bar = if out.paging() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        progress(&reader, &range, "query")
+    };
+    let tick = bar.clone();
+    let session = query::Session::open(
+        reader,
+        range,
+        Box::new(move || tick.inc(query::PROGRESS_EVERY)),
+    )?;
+    let r = session.run(
+        &name,
+        &sql,
+        args.limit,
+        |headers| RowWriter::new(format, headers, &mut out),
+        |w, row| w.push(row),
+    );
     bar.finish_and_clear();
-    // A statement that does not prepare is the user's SQL to fix.
-    let rows = query::run(&conn, &name, &sql, args.limit).map_err(|e| match e {
-        QueryError::Sql { .. } => anyhow::Error::from(BadInput(e.to_string())),
+    // A statement that does not prepare, or would write, is the user's SQL to fix.
+    let rows = r.map_err(|e| match e {
+        QueryError::Sql { .. } | QueryError::NotReadOnly { .. } => {
+            anyhow::Error::from(BadInput(e.to_string()))
+        }
         other => other.into(),
     })?;
-    rows.write(format, &mut out)?;
-    out.flush()?;
-    report_scan(&stats, &range, format == Format::Jsonl)
+    rows.finish()?;
+    out.finish()?;
+    report_scan(&session.stats(), &range, format == Format::Jsonl)
 }

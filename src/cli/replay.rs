@@ -1,11 +1,11 @@
 //! `replay`: re-run rules over stored history and print the alerts they would have raised live.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use super::{load_rules, progress, report_scan, TimeArgs, PROGRESS_STEP};
-use crate::output::{cell_text, write_csv_row, Format, Rows};
+use crate::output::{Format, Output, RowWriter};
 use crate::rules::{Alerter, ALERT_COLUMNS};
 use crate::store::Reader;
 
@@ -19,6 +19,9 @@ pub struct Args {
     /// Output format [default: jsonl, one alert per line, exactly as `record` prints them live].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Print straight to the terminal, without $PAGER (default `less -FRSX`).
+    #[arg(long)]
+    pub no_pager: bool,
 }
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
@@ -26,13 +29,18 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     let range = args.time.range()?;
     let reader = Reader::open(store)?;
     let format = args.format.unwrap_or(Format::Jsonl);
-    let bar = progress(&reader, &range, "replay");
+    let mut out = Output::open(!args.no_pager);
+    let bar = if out.paging() {
+        indicatif::ProgressBar::hidden()
+    } else {
+        progress(&reader, &range, "replay")
+    };
     let mut alerter = Alerter::new(&set);
-    let mut out = super::stdout();
-    let mut table = Rows::new(ALERT_COLUMNS.iter().copied());
-    if format == Format::Csv {
-        write_csv_row(&mut out, ALERT_COLUMNS.iter().copied())?;
-    }
+    let mut rows = RowWriter::new(
+        format,
+        ALERT_COLUMNS.iter().map(|c| c.to_string()).collect(),
+        &mut out,
+    )?;
     let mut io_err = None;
     let (mut seen, mut alerts) = (0u64, 0u64);
     let stats = alerter.replay(
@@ -46,16 +54,10 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         },
         |a| {
             alerts += 1;
+            // JSON lines exactly as `record` prints them live.
             let r = match format {
-                Format::Jsonl => writeln!(out, "{}", a.to_json_line()),
-                Format::Csv => {
-                    let cells: Vec<String> = a.values().iter().map(cell_text).collect();
-                    write_csv_row(&mut out, cells.iter().map(String::as_str))
-                }
-                Format::Table => {
-                    table.push(a.values());
-                    Ok(())
-                }
+                Format::Jsonl => rows.write_line(&a.to_json_line()),
+                Format::Csv | Format::Table => rows.push(a.values()),
             };
             match r {
                 Ok(()) => ControlFlow::Continue(()),
@@ -70,10 +72,8 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     if let Some(e) = io_err {
         return Err(e.into());
     }
-    if format == Format::Table {
-        table.write(Format::Table, &mut out)?;
-    }
-    out.flush()?;
+    rows.finish()?;
+    out.finish()?;
     if std::io::stderr().is_terminal() {
         eprintln!(
             "open-forensics: {alerts} alerts from {} events in {} segments",

@@ -1,11 +1,21 @@
-//! Queries over history: named SQL (`queries/*.sql`, built into the binary) and ad-hoc SQL files.
+//! Queries over history: named SQL (`queries/*.sql`, built into the binary), `.sql` files and
+//! ad-hoc SQL (`--sql "SELECT …"`).
 //!
 //! Each segment is its own SQLite database, so SQL cannot run on them one by one and still give
-//! correct totals. Instead the events of the time range are decoded once (through
-//! `store::Reader::scan`, the same decoder replay uses) into one in-memory table, `events`, and the
-//! SQL runs there. Nothing is written to the store; the SQL sees only this private copy.
+//! correct totals. Instead `events` and `processes` are virtual tables (`vtab.rs`) whose cursors
+//! decode the store segment by segment, one block at a time, through the segment reader replay
+//! uses: SQLite aggregates and sorts the stream with its own bounded sorter (spilling to temporary
+//! files), so memory follows the answer, not the range. `--since`/`--until` and any constraint on
+//! `ts_ns` in the SQL narrow what is read to whole segments (metadata) and blocks (their time
+//! range). Nothing is written anywhere: statements must be one read-only `SELECT`/`WITH`
+//! (checked with `sqlite3_stmt_readonly`, and the connection is `query_only`).
 //!
-//! `events` columns: `seq` (arrival order), `ts` (RFC 3339 text), `ts_ns`, `pid`, `tid`, `ppid`,
+//! Each reference to `events` in a statement is its own scan of the range: a correlated subquery
+//! over `events` per row of another table reads the range once per row. Join to an aggregate
+//! (`JOIN (SELECT image, count(*) … GROUP BY image)`) instead, as `process_tree` does.
+//!
+//! `events` columns: `seq` (arrival order: the segment's sequence number × 2³² + the event's place
+//! in it, the same whatever the window), `ts` (RFC 3339 text), `ts_ns`, `pid`, `tid`, `ppid`,
 //! `uid`, `gid`, `comm`, `syscall`, `path`, `raw_path`, `path_source`, `path_truncated`, `dirfd`,
 //! `flags`, `mode`, `ret`, `errno` (name, NULL on success), `result` (`success` or the errno name),
 //! `access` (the `access:` names of rule files, comma-separated), then the opener's lineage (NULL
@@ -13,7 +23,8 @@
 //! `cmdline`, `parent_exe`, `container_id`, `user`, `euid`, `egid`, `auid`. Byte strings that are
 //! not UTF-8 appear with U+FFFD. `events_v` is a view of the same rows (the segments' own name).
 //!
-//! `processes` has one row per process image stored in the segments read (every process that ran
+//! `processes` has one row per process image stored in the segments of the range (held in memory
+//! while the query runs: one row per image) (every process that ran
 //! while recording, and the ancestors of every opener): `image` (primary key: pid, start and exec
 //! time), `pid`, `start`, `start_ns`, `exec` (RFC 3339, NULL unless the image began with an exec),
 //! `ppid`, `parent_image`, `parent_exe`, `parent_comm`, `comm`, `exe`, `cmdline` (argv joined with
@@ -23,21 +34,21 @@
 //! chrooted process's root, NULL otherwise).
 //!
 //! The table `losses` (`start_ns`, `end_ns`, `count`, `reason`) holds the loss records that overlap
-//! the range: when it is not empty the answer is incomplete, and the CLI says so on stderr.
+//! the range (read from the segments whose metadata counts losses): when it is not empty the
+//! answer is incomplete, and the CLI says so on stderr.
 
-use std::ops::ControlFlow;
+mod vtab;
+
+use std::sync::Arc;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
-use std::collections::HashMap;
+use crate::store::{Reader, ScanStats, TimeRange};
 
-use crate::event::{format_ts, Str};
-use crate::output::Rows;
-use crate::process::Process;
-use crate::rules::{access_names, errno};
-use crate::store::{Reader, ScanStats, StoredProcess, TimeRange};
+/// Events read between two calls of a session's progress callback.
+pub const PROGRESS_EVERY: u64 = 1 << 14;
 
 /// Named queries: (name, SQL). The first comment line of each is its description.
 pub const NAMED: &[(&str, &str)] = &[
@@ -85,8 +96,12 @@ pub enum QueryError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("building the events table: {0}")]
+    #[error("query {name}: refused: {why}; queries read history and never write")]
+    NotReadOnly { name: String, why: &'static str },
+    #[error("setting up the query tables: {0}")]
     Load(#[source] rusqlite::Error),
+    #[error("writing the answer: {0}")]
+    Output(#[source] std::io::Error),
 }
 
 /// The description of a query: its leading `--` comment.
@@ -98,7 +113,8 @@ pub fn describe(sql: &str) -> String {
         .join(" ")
 }
 
-/// A named query, or the text of a `.sql` file (any argument that is not a name is a path).
+/// A named query, the text of a `.sql` file, or ad-hoc SQL: an argument that is not a name, not
+/// an existing file nor a `.sql` path, and holds a blank (`"SELECT count(*) FROM events"`).
 pub fn resolve(arg: &str) -> Result<(String, String), QueryError> {
     if let Some((n, sql)) = NAMED.iter().find(|(n, _)| *n == arg) {
         return Ok(((*n).to_owned(), (*sql).to_owned()));
@@ -111,238 +127,168 @@ pub fn resolve(arg: &str) -> Result<(String, String), QueryError> {
         })?;
         return Ok((arg.to_owned(), sql));
     }
+    if arg.contains(char::is_whitespace) {
+        return Ok(("ad-hoc".to_owned(), arg.to_owned()));
+    }
     Err(QueryError::Unknown {
         name: arg.to_owned(),
     })
 }
 
+/// What the connection holds besides the virtual tables.
 const SCHEMA: &str = "
-CREATE TABLE events (
-    seq INTEGER PRIMARY KEY, ts TEXT NOT NULL, ts_ns INTEGER NOT NULL,
-    pid INTEGER NOT NULL, tid INTEGER NOT NULL, ppid INTEGER NOT NULL,
-    uid INTEGER NOT NULL, gid INTEGER NOT NULL, comm TEXT NOT NULL, syscall TEXT NOT NULL,
-    path TEXT NOT NULL, raw_path TEXT NOT NULL, path_source TEXT NOT NULL,
-    path_truncated INTEGER NOT NULL, dirfd INTEGER, flags INTEGER NOT NULL, mode INTEGER NOT NULL,
-    ret INTEGER NOT NULL, errno TEXT, result TEXT NOT NULL, access TEXT NOT NULL,
-    image TEXT, proc_start_ns INTEGER, exe TEXT, cmdline TEXT, parent_exe TEXT, container_id TEXT,
-    user TEXT, euid INTEGER, egid INTEGER, auid INTEGER
-);
 CREATE VIEW events_v AS SELECT * FROM events;
-CREATE TABLE processes (
-    image TEXT PRIMARY KEY, pid INTEGER NOT NULL, start TEXT NOT NULL, start_ns INTEGER NOT NULL,
-    exec TEXT, ppid INTEGER NOT NULL, parent_image TEXT, parent_exe TEXT, parent_comm TEXT,
-    comm TEXT NOT NULL, exe TEXT, cmdline TEXT, argv TEXT, uid INTEGER NOT NULL,
-    gid INTEGER NOT NULL, euid INTEGER NOT NULL, egid INTEGER NOT NULL, auid INTEGER,
-    sessionid INTEGER, user TEXT, cgroup TEXT, container_id TEXT, tty TEXT, pidns INTEGER,
-    mntns INTEGER, source TEXT NOT NULL, exit_code INTEGER, exit_signal INTEGER, exit TEXT,
-    root TEXT
-);
 CREATE TABLE losses (start_ns INTEGER NOT NULL, end_ns INTEGER NOT NULL, count INTEGER NOT NULL, reason TEXT NOT NULL);
 ";
 
-/// The events of `range` in one in-memory database (see the module documentation), and what the
-/// scan saw (losses, unreadable segments) for the caller to report.
-pub fn materialize(
-    reader: &Reader,
-    range: &TimeRange,
-    mut progress: impl FnMut(),
-) -> Result<(Connection, ScanStats), QueryError> {
-    let mut conn = Connection::open_in_memory().map_err(QueryError::Load)?;
-    conn.execute_batch(SCHEMA).map_err(QueryError::Load)?;
-    let tx = conn.transaction().map_err(QueryError::Load)?;
-    let mut failed = None;
-    let mut proc_failed = None;
-    let mut stats = {
-        let mut st = tx
-            .prepare(
-                "INSERT INTO events VALUES (NULL, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-                 ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
-                 ?29, ?30)",
-            )
+/// A query connection over one store and time range (see the module documentation).
+pub struct Session {
+    conn: Connection,
+    shared: Arc<vtab::Shared>,
+    losses: Vec<crate::store::Loss>,
+}
+
+impl Session {
+    /// Registers the tables and reads the range's loss records; `progress` is called every
+    /// [`PROGRESS_EVERY`] events read.
+    pub fn open(
+        reader: Reader,
+        range: TimeRange,
+        progress: Box<dyn Fn() + Send + Sync>,
+    ) -> Result<Session, QueryError> {
+        let conn = Connection::open_in_memory().map_err(QueryError::Load)?;
+        // The sorter and temporary b-trees of GROUP BY, ORDER BY and DISTINCT spill to files
+        // beyond this cache instead of growing in memory.
+        conn.execute_batch("PRAGMA temp_store = FILE; PRAGMA cache_size = -16384;")
             .map_err(QueryError::Load)?;
-        let mut pst = tx
-            .prepare(
-                "INSERT INTO processes VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, \
-                 ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, \
-                 ?29, ?30) ON CONFLICT (image) DO UPDATE SET \
-                 exit_code = coalesce(exit_code, excluded.exit_code), \
-                 exit_signal = coalesce(exit_signal, excluded.exit_signal), \
-                 exit = coalesce(exit, excluded.exit)",
-            )
-            .map_err(QueryError::Load)?;
-        reader.scan_with(
-            range,
-            |seg| {
-                if proc_failed.is_some() {
-                    return;
+        let shared = Arc::new(vtab::Shared::new(reader, range, progress));
+        vtab::register(&conn, shared.clone()).map_err(QueryError::Load)?;
+        conn.execute_batch(SCHEMA).map_err(QueryError::Load)?;
+        let mut losses = Vec::new();
+        {
+            let mut errors = Vec::new();
+            for info in shared
+                .reader
+                .segments_in(&range)
+                .filter(|s| s.meta.lost > 0)
+            {
+                match shared.reader.load(info).and_then(|s| s.losses()) {
+                    Ok(l) => losses.extend(
+                        l.into_iter()
+                            .filter(|l| range.overlaps(l.start_ns, l.end_ns)),
+                    ),
+                    Err(e) => errors.push(e),
                 }
-                let loaded = seg.processes().and_then(|ps| Ok((ps, seg.users()?)));
-                let (procs, users) = match loaded {
-                    Ok(x) => x,
-                    // The event scan of the same segment reports it.
-                    Err(_) => return,
-                };
-                for sp in procs {
-                    if let Err(e) = insert_process(&mut pst, &sp, &users) {
-                        proc_failed = Some(e);
-                        return;
-                    }
-                }
-            },
-            |e| {
-                progress();
-                let errno = errno::name_of_ret(e.ret);
-                let result = match (e.ret >= 0, errno) {
-                    (true, _) => "success".to_owned(),
-                    (false, Some(n)) => n.to_owned(),
-                    (false, None) => format!("errno {}", e.ret.unsigned_abs()),
-                };
-                let p = e.process.as_deref();
-                let r = st.execute(params![
-                    format_ts(e.ts_ns),
-                    e.ts_ns,
-                    e.pid,
-                    e.tid,
-                    e.ppid,
-                    e.uid,
-                    e.gid,
-                    e.comm.lossy(),
-                    e.syscall.as_str(),
-                    e.path.lossy(),
-                    e.raw_path.lossy(),
-                    e.path_source.as_str(),
-                    e.path_truncated,
-                    e.dirfd,
-                    // Flags are at most 32 bits wide in the kernel; SQLite integers are signed 64.
-                    e.flags as i64,
-                    e.mode,
-                    e.ret,
-                    errno,
-                    result,
-                    access_names(e),
-                    p.map(Process::image_key),
-                    p.map(|p| p.start_ns),
-                    p.and_then(|p| p.exe.as_ref()).map(|s| s.lossy()),
-                    p.map(|p| String::from_utf8_lossy(&p.cmdline()).into_owned()),
-                    p.and_then(|p| p.parent.as_ref()?.exe.as_ref())
-                        .map(|s| s.lossy()),
-                    p.and_then(|p| p.container_id.as_ref()).map(|s| s.lossy()),
-                    e.user.as_ref().map(|s| s.lossy()),
-                    e.euid,
-                    e.egid,
-                    p.and_then(|p| p.auid),
-                ]);
-                match r {
-                    Ok(_) => ControlFlow::Continue(()),
-                    Err(err) => {
-                        failed = Some(err);
-                        ControlFlow::Break(())
-                    }
-                }
-            },
-        )
-    };
-    if let Some(e) = failed.or(proc_failed) {
-        return Err(QueryError::Load(e));
-    }
-    {
-        let mut st = tx
-            .prepare("INSERT INTO losses VALUES (?1, ?2, ?3, ?4)")
-            .map_err(QueryError::Load)?;
-        for l in &stats.losses {
-            st.execute(params![l.start_ns, l.end_ns, l.count as i64, l.reason])
+            }
+            let mut st = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+            st.errors.extend(errors);
+        }
+        losses.sort_by_key(|l| l.start_ns);
+        {
+            let mut st = conn
+                .prepare("INSERT INTO losses VALUES (?1, ?2, ?3, ?4)")
                 .map_err(QueryError::Load)?;
+            for l in &losses {
+                st.execute(params![l.start_ns, l.end_ns, l.count as i64, l.reason])
+                    .map_err(QueryError::Load)?;
+            }
         }
+        // Belt and braces with the read-only check of each statement: nothing can be written.
+        conn.execute_batch("PRAGMA query_only = ON")
+            .map_err(QueryError::Load)?;
+        Ok(Session {
+            conn,
+            shared,
+            losses,
+        })
     }
-    tx.commit().map_err(QueryError::Load)?;
-    stats.losses.sort_by_key(|l| l.start_ns);
-    Ok((conn, stats))
-}
 
-/// One row of `processes` (see the module documentation).
-fn insert_process(
-    st: &mut rusqlite::Statement<'_>,
-    sp: &StoredProcess,
-    users: &HashMap<u32, Str>,
-) -> rusqlite::Result<()> {
-    let p = &sp.process;
-    let lossy = |s: &Option<Str>| s.as_ref().map(|s| s.lossy().into_owned());
-    let args: Vec<String> = p
-        .args()
-        .iter()
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
-    let parent = p.parent.as_deref();
-    st.execute(params![
-        p.image_key(),
-        p.pid,
-        format_ts(p.start_ns),
-        p.start_ns,
-        p.exec_ns.map(format_ts),
-        p.ppid,
-        parent.map(Process::image_key),
-        parent.and_then(|q| lossy(&q.exe)),
-        parent.map(|q| q.comm.lossy().into_owned()),
-        p.comm.lossy(),
-        lossy(&p.exe),
-        p.argv.as_ref().map(|_| args.join(" ")),
-        p.argv
-            .as_ref()
-            .map(|_| serde_json::Value::from(args.clone()).to_string()),
-        p.uid,
-        p.gid,
-        p.euid,
-        p.egid,
-        p.auid,
-        p.sessionid,
-        users.get(&p.uid).map(|u| u.lossy().into_owned()),
-        lossy(&p.cgroup),
-        lossy(&p.container_id),
-        lossy(&p.tty),
-        p.pidns,
-        p.mntns,
-        p.source.as_str(),
-        sp.exit.map(|(status, _)| (status >> 8) & 0xff),
-        sp.exit.map(|(status, _)| status & 0x7f),
-        sp.exit.map(|(_, ts)| format_ts(ts)),
-        lossy(&p.root),
-    ])
-    .map(|_| ())
-}
-
-/// Runs one SQL statement and returns its rows (at most `limit`).
-pub fn run(
-    conn: &Connection,
-    name: &str,
-    sql: &str,
-    limit: Option<u64>,
-) -> Result<Rows, QueryError> {
-    let err = |source| QueryError::Sql {
-        name: name.to_owned(),
-        source,
-    };
-    let mut st = conn.prepare(sql).map_err(err)?;
-    let headers: Vec<String> = st.column_names().map(|c| c.to_string()).collect();
-    let n = headers.len();
-    let mut rows = Rows::new(headers);
-    let mut q = st.query([]).map_err(err)?;
-    while let Some(r) = q.next().map_err(err)? {
-        if limit.is_some_and(|l| rows.rows.len() as u64 >= l) {
-            break;
-        }
-        let mut row = Vec::with_capacity(n);
-        for i in 0..n {
-            row.push(match r.get_ref(i).map_err(err)? {
-                ValueRef::Null => Value::Null,
-                ValueRef::Integer(v) => json!(v),
-                ValueRef::Real(v) => json!(v),
-                ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
-                ValueRef::Blob(b) => json!(String::from_utf8_lossy(b)),
+    /// Runs one read-only statement: `start` gets its column names and returns the sink that
+    /// `on_row` then hands each row as it comes (at most `limit`); the sink is returned.
+    pub fn run<W>(
+        &self,
+        name: &str,
+        sql: &str,
+        limit: Option<u64>,
+        start: impl FnOnce(Vec<String>) -> std::io::Result<W>,
+        mut on_row: impl FnMut(&mut W, Vec<Value>) -> std::io::Result<()>,
+    ) -> Result<W, QueryError> {
+        let err = |source| QueryError::Sql {
+            name: name.to_owned(),
+            source,
+        };
+        check_select(name, sql)?;
+        let mut st = self.conn.prepare(sql).map_err(err)?;
+        if !st.readonly() {
+            return Err(QueryError::NotReadOnly {
+                name: name.to_owned(),
+                why: "it would write",
             });
         }
-        rows.push(row);
+        let headers: Vec<String> = st.column_names().map(|c| c.to_string()).collect();
+        let n = headers.len();
+        let mut sink = start(headers).map_err(QueryError::Output)?;
+        let mut q = st.query([]).map_err(err)?;
+        let mut count = 0u64;
+        while limit.is_none_or(|l| count < l) {
+            let Some(r) = q.next().map_err(err)? else {
+                break;
+            };
+            count += 1;
+            let mut row = Vec::with_capacity(n);
+            for i in 0..n {
+                row.push(match r.get_ref(i).map_err(err)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(v) => json!(v),
+                    ValueRef::Real(v) => json!(v),
+                    ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
+                    ValueRef::Blob(b) => json!(String::from_utf8_lossy(b)),
+                });
+            }
+            on_row(&mut sink, row).map_err(QueryError::Output)?;
+        }
+        Ok(sink)
     }
-    Ok(rows)
+
+    /// What the reading saw: segments and events read, losses, segments that could not be read.
+    pub fn stats(&self) -> ScanStats {
+        let mut st =
+            std::mem::take(&mut *self.shared.stats.lock().unwrap_or_else(|p| p.into_inner()));
+        st.losses = self.losses.clone();
+        st.warnings = self.shared.reader.skipped().to_vec();
+        st.errors
+            .splice(0..0, self.shared.reader.unreadable_errors());
+        st
+    }
+}
+
+/// The first keyword of `sql` after comments and blanks must be `SELECT`, `WITH` or `VALUES`:
+/// `sqlite3_stmt_readonly` alone would let `ATTACH` (which can create a file) and `PRAGMA` through.
+fn check_select(name: &str, sql: &str) -> Result<(), QueryError> {
+    let mut rest = sql;
+    loop {
+        rest = rest.trim_start();
+        if let Some(r) = rest.strip_prefix("--") {
+            rest = r.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(r) = rest.strip_prefix("/*") {
+            rest = r.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            break;
+        }
+    }
+    let word: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_alphabetic())
+        .collect::<String>()
+        .to_ascii_uppercase();
+    if matches!(word.as_str(), "SELECT" | "WITH" | "VALUES") {
+        Ok(())
+    } else {
+        Err(QueryError::NotReadOnly {
+            name: name.to_owned(),
+            why: "only one SELECT (or WITH … SELECT) statement runs",
+        })
+    }
 }
 
 #[cfg(test)]
@@ -350,14 +296,39 @@ mod tests {
     use super::*;
 
     #[test]
-    fn named_queries_have_descriptions_and_prepare() {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
+    fn named_queries_have_descriptions_and_pass_the_read_only_check() {
         for (name, sql) in NAMED {
             assert!(!describe(sql).is_empty(), "{name}");
-            let rows = run(&conn, name, sql, None).unwrap();
-            assert!(rows.rows.is_empty(), "{name}");
+            check_select(name, sql).unwrap();
         }
         assert!(matches!(resolve("nope"), Err(QueryError::Unknown { .. })));
+        assert_eq!(
+            resolve("SELECT 1").unwrap(),
+            ("ad-hoc".into(), "SELECT 1".into())
+        );
+    }
+
+    #[test]
+    fn only_select_statements_pass() {
+        for ok in [
+            "SELECT 1",
+            "  -- c\n/* x */ with a AS (SELECT 1) SELECT * FROM a",
+            "values (1)",
+        ] {
+            check_select("t", ok).unwrap();
+        }
+        for bad in [
+            "DELETE FROM events",
+            "ATTACH '/tmp/x' AS x",
+            "PRAGMA query_only = OFF",
+            "-- SELECT\nDROP TABLE losses",
+            "/* SELECT */ INSERT INTO losses VALUES (1, 2, 3, 'x')",
+            "",
+        ] {
+            assert!(
+                matches!(check_select("t", bad), Err(QueryError::NotReadOnly { .. })),
+                "{bad}"
+            );
+        }
     }
 }

@@ -144,7 +144,13 @@ impl Reader {
         stats
     }
 
-    fn unreadable_errors(&self) -> Vec<StoreError> {
+    /// Entries of the store directory that are not segment files (skipped, not errors).
+    pub fn skipped(&self) -> &[String] {
+        &self.skipped
+    }
+
+    /// The listed sealed files whose metadata could not be read, as errors.
+    pub fn unreadable_errors(&self) -> Vec<StoreError> {
         // StoreError is not Clone (it wraps io and SQLite errors); re-describe each.
         self.unreadable
             .iter()

@@ -4,6 +4,7 @@ mod fixtures;
 mod fuzz;
 mod hardening;
 mod helpers;
+mod history;
 mod lineage;
 mod outputs;
 mod record;

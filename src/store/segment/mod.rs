@@ -208,6 +208,8 @@ pub struct SegmentData {
     /// The tables every reading of events needs, loaded once per segment however many readings
     /// (processes, then events) a caller makes.
     tables: std::cell::OnceCell<Tables>,
+    /// The proc and shape rows, loaded on the first decoding of events.
+    decode: std::cell::OnceCell<tables::DecodeTables>,
 }
 
 /// The interned tables events refer to.
@@ -266,6 +268,7 @@ impl SegmentData {
             conn,
             _tmp: tmp,
             tables: std::cell::OnceCell::new(),
+            decode: std::cell::OnceCell::new(),
         };
         seg.check_meta()?;
         Ok(seg)
@@ -288,6 +291,7 @@ impl SegmentData {
             conn,
             _tmp: None,
             tables: std::cell::OnceCell::new(),
+            decode: std::cell::OnceCell::new(),
         };
         seg.check_meta()?;
         Ok(seg)
@@ -380,17 +384,49 @@ impl SegmentData {
 
     /// Like `for_each_event`, skipping whole blocks outside `range` (events inside a block that
     /// overlaps are all passed on: the caller filters).
-    pub fn for_each_event_in<F>(&self, range: &TimeRange, f: F) -> Result<ControlFlow<()>>
+    pub fn for_each_event_in<F>(&self, range: &TimeRange, mut f: F) -> Result<ControlFlow<()>>
+    where
+        F: FnMut(&Event) -> ControlFlow<()>,
+    {
+        for id in self.blocks_in(range)? {
+            if self.for_each_event_in_block(id, &mut f)?.is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    /// The blocks whose time range overlaps `range`, in arrival order (their ids). Only these
+    /// are decoded by a reading of `range`: a window of seconds in an hour-long segment touches
+    /// the few blocks (8192 events each by default) that hold it.
+    pub fn blocks_in(&self, range: &TimeRange) -> Result<Vec<i64>> {
+        tables::blocks_in(&self.conn, &self.path, range)
+    }
+
+    /// Every block's (id, event count), in arrival order.
+    pub fn block_counts(&self) -> Result<Vec<(i64, i64)>> {
+        tables::block_counts(&self.conn, &self.path)
+    }
+
+    /// Decodes every event of one block (from [`SegmentData::blocks_in`]), in arrival order.
+    pub fn for_each_event_in_block<F>(&self, id: i64, f: F) -> Result<ControlFlow<()>>
     where
         F: FnMut(&Event) -> ControlFlow<()>,
     {
         let t = self.tables()?;
-        let lookups = tables::Lookups {
-            strings: &t.strings,
-            processes: &t.processes,
-            users: &t.users,
+        let dec = match self.decode.get() {
+            Some(d) => d,
+            None => {
+                let lookups = tables::Lookups {
+                    strings: &t.strings,
+                    processes: &t.processes,
+                    users: &t.users,
+                };
+                let d = tables::decode_tables(&self.conn, &self.path, self.version, &lookups)?;
+                self.decode.get_or_init(|| d)
+            }
         };
-        tables::for_each_event(&self.conn, &self.path, self.version, &lookups, range, f)
+        tables::decode_block(&self.conn, &self.path, &t.strings, dec, id, f)
     }
 }
 

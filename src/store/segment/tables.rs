@@ -227,49 +227,67 @@ pub(crate) struct Lookups<'a> {
     pub users: &'a HashMap<u32, Str>,
 }
 
-/// Decodes the events of the blocks that overlap `range`, in arrival order.
-pub(crate) fn for_each_event<F>(
+/// What decoding a segment's events needs beyond its strings: the interned proc and shape rows,
+/// loaded once per segment, and the string-table id its events carry.
+pub(crate) struct DecodeTables {
+    table: u64,
+    procs: Vec<Proc>,
+    shapes: Vec<Shape>,
+}
+
+struct Proc {
+    pid: u32,
+    tid: u32,
+    ppid: u32,
+    uid: u32,
+    gid: u32,
+    comm: Str,
+    euid: Option<u32>,
+    egid: Option<u32>,
+    process: Option<(u32, Arc<Process>)>,
+    user: Option<Str>,
+}
+
+struct Shape {
+    syscall: Syscall,
+    src: PathSource,
+    truncated: bool,
+    dirfd: Option<i32>,
+    flags: u64,
+    mode: u32,
+}
+
+fn string_of<'s>(strings: &'s [Str], path: &Path) -> impl Fn(u64, &str) -> Result<Str> + 's {
+    let path = path.to_owned();
+    move |id: u64, what: &str| {
+        strings
+            .get(id as usize)
+            .filter(|_| id != 0)
+            .cloned()
+            .ok_or_else(|| StoreError::Corrupt {
+                path: path.clone(),
+                reason: format!("{what}: no string {id}"),
+            })
+    }
+}
+
+/// Loads the proc and shape rows of a segment (see [`DecodeTables`]).
+pub(crate) fn decode_tables(
     conn: &Connection,
     path: &Path,
     version: i64,
     lookups: &Lookups<'_>,
-    range: &TimeRange,
-    mut f: F,
-) -> Result<ControlFlow<()>>
-where
-    F: FnMut(&Event) -> ControlFlow<()>,
-{
+) -> Result<DecodeTables> {
     let corrupt = |reason: String| StoreError::Corrupt {
         path: path.into(),
         reason,
     };
-    let table = next_table_id();
-
     let Lookups {
         strings,
         processes,
         users,
     } = lookups;
-    let string = |id: u64, what: &str| {
-        strings
-            .get(id as usize)
-            .filter(|_| id != 0)
-            .cloned()
-            .ok_or_else(|| corrupt(format!("{what}: no string {id}")))
-    };
-
-    struct Proc {
-        pid: u32,
-        tid: u32,
-        ppid: u32,
-        uid: u32,
-        gid: u32,
-        comm: Str,
-        euid: Option<u32>,
-        egid: Option<u32>,
-        process: Option<(u32, Arc<Process>)>,
-        user: Option<Str>,
-    }
+    let string = string_of(strings, path);
     let mut procs: Vec<Proc> = Vec::new();
     let lineage = version >= LINEAGE_VERSION;
     let p_sql: &str = if lineage {
@@ -316,14 +334,6 @@ where
         });
     }
 
-    struct Shape {
-        syscall: Syscall,
-        src: PathSource,
-        truncated: bool,
-        dirfd: Option<i32>,
-        flags: u64,
-        mode: u32,
-    }
     let mut shapes: Vec<Shape> = Vec::new();
     const H: &str =
         "SELECT id, syscall, src, truncated, dirfd, flags, mode FROM shapes ORDER BY id";
@@ -347,23 +357,75 @@ where
         });
     }
 
-    const B: &str =
-        "SELECT id, count, base_ts_ns, ts, proc, path, raw_path, shape, ret FROM blocks \
-                         WHERE max_ts_ns >= ?1 AND min_ts_ns <= ?2 ORDER BY id";
-    let mut st = conn.prepare(B).map_err(sql_err(path, B))?;
-    let mut rows = st
-        .query([
-            range.since.unwrap_or(i64::MIN),
-            range.until.unwrap_or(i64::MAX),
-        ])
-        .map_err(sql_err(path, B))?;
-    let mut ev = Event {
+    Ok(DecodeTables {
+        table: next_table_id(),
+        procs,
+        shapes,
+    })
+}
+
+/// The ids of the blocks that overlap `range`, in arrival order: each block's time range
+/// (`min_ts_ns`, `max_ts_ns`, kept since schema 1) prunes it without decoding a byte of it.
+pub(crate) fn blocks_in(conn: &Connection, path: &Path, range: &TimeRange) -> Result<Vec<i64>> {
+    const B: &str = "SELECT id FROM blocks WHERE max_ts_ns >= ?1 AND min_ts_ns <= ?2 ORDER BY id";
+    let mut st = conn.prepare_cached(B).map_err(sql_err(path, B))?;
+    let ids = st
+        .query_map(
+            [
+                range.since.unwrap_or(i64::MIN),
+                range.until.unwrap_or(i64::MAX),
+            ],
+            |r| r.get(0),
+        )
+        .and_then(|rows| rows.collect())
+        .map_err(sql_err(path, B));
+    ids
+}
+
+/// Every block's (id, count), in arrival order.
+pub(crate) fn block_counts(conn: &Connection, path: &Path) -> Result<Vec<(i64, i64)>> {
+    const B: &str = "SELECT id, count FROM blocks ORDER BY id";
+    let mut st = conn.prepare_cached(B).map_err(sql_err(path, B))?;
+    let rows = st
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .and_then(|rows| rows.collect())
+        .map_err(sql_err(path, B));
+    rows
+}
+
+/// Decodes the events of block `id`, in arrival order (all of them: the caller filters by time).
+pub(crate) fn decode_block<F>(
+    conn: &Connection,
+    path: &Path,
+    strings: &[Str],
+    dec: &DecodeTables,
+    id: i64,
+    mut f: F,
+) -> Result<ControlFlow<()>>
+where
+    F: FnMut(&Event) -> ControlFlow<()>,
+{
+    let corrupt = |reason: String| StoreError::Corrupt {
+        path: path.into(),
+        reason,
+    };
+    let string = string_of(strings, path);
+    let DecodeTables {
         table,
+        procs,
+        shapes,
+    } = dec;
+    const B: &str =
+        "SELECT id, count, base_ts_ns, ts, proc, path, raw_path, shape, ret FROM blocks WHERE id = ?1";
+    let mut st = conn.prepare_cached(B).map_err(sql_err(path, B))?;
+    let mut rows = st.query([id]).map_err(sql_err(path, B))?;
+    let mut ev = Event {
+        table: *table,
         ..Event::default()
     };
     // Proc ids start at 1: 0 is "none decoded yet".
     let mut last_proc = 0u32;
-    while let Some(r) = rows.next().map_err(sql_err(path, B))? {
+    if let Some(r) = rows.next().map_err(sql_err(path, B))? {
         let block: i64 = r.get(0).map_err(sql_err(path, B))?;
         let count: i64 = r.get(1).map_err(sql_err(path, B))?;
         let base: i64 = r.get(2).map_err(sql_err(path, B))?;

@@ -1,0 +1,690 @@
+//! `events` and `processes` as SQLite virtual tables over the store (see the module documentation
+//! of `query`): their cursors decode segment by segment, block by block, through the segment
+//! reader, so that SQLite aggregates a stream instead of a copy of the range.
+//!
+//! `events` accepts constraints on `ts_ns` (`=`, `<`, `<=`, `>`, `>=`): they narrow the window the
+//! cursor reads, on top of `--since`/`--until`, down to whole segments (by their metadata) and whole
+//! blocks (by their time range). The constraints are not "omitted": SQLite checks every row again,
+//! so a pushed-down bound only ever narrows what is read, never what is answered.
+//!
+//! `processes` is read once per query, on first use, and deduplicated by `image` across segments
+//! (an image recorded in several segments is one row, its exit taken from whichever saw it); it is
+//! held in memory, one row per process image in the range, and answers `image = ?` by hash.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::ffi::{c_int, CStr};
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::types::Value;
+use rusqlite::vtab::{
+    Context, Filters, IndexConstraintOp, IndexInfo, Module, VTab, VTabConnection, VTabCursor,
+};
+use rusqlite::{ffi, Connection};
+
+use crate::event::{format_ts, Event, Str};
+use crate::process::Process;
+use crate::rules::{access_names, errno};
+use crate::store::{Reader, ScanStats, SegmentData, StoreError, TimeRange};
+
+/// What every cursor of one query shares: the store, the range, and what the reading saw.
+pub(crate) struct Shared {
+    pub reader: Reader,
+    pub range: TimeRange,
+    /// Segments read, events decoded, and the segments that could not be read (once each).
+    pub stats: Mutex<ScanStats>,
+    pub progress: Box<dyn Fn() + Send + Sync>,
+    processes: Mutex<Option<Arc<ProcessRows>>>,
+}
+
+impl Shared {
+    pub fn new(reader: Reader, range: TimeRange, progress: Box<dyn Fn() + Send + Sync>) -> Self {
+        Shared {
+            reader,
+            range,
+            stats: Mutex::new(ScanStats::default()),
+            progress,
+            processes: Mutex::new(None),
+        }
+    }
+
+    fn error(&self, e: StoreError) {
+        let mut st = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        let text = e.to_string();
+        if !st.errors.iter().any(|x| x.to_string() == text) {
+            st.errors.push(e);
+        }
+    }
+
+    /// The segments of `window`, loaded one at a time; unreadable ones are recorded and skipped.
+    fn load(&self, index: usize) -> Option<SegmentData> {
+        let info = &self.reader.segments()[index];
+        match self.reader.load(info) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                self.error(e);
+                None
+            }
+        }
+    }
+
+    fn segments_in(&self, window: &TimeRange) -> Vec<usize> {
+        self.reader
+            .segments()
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.meta.overlaps(window))
+            .map(|(i, _)| i)
+            .collect()
+    }
+}
+
+/// Registers `events` and `processes` on `conn`.
+pub(crate) fn register(conn: &Connection, shared: Arc<Shared>) -> rusqlite::Result<()> {
+    const EVENTS: Module<EventsTab> = Module::eponymous_only_module();
+    const PROCESSES: Module<ProcessesTab> = Module::eponymous_only_module();
+    conn.create_module(c"events", &EVENTS, Some(shared.clone()))?;
+    conn.create_module(c"processes", &PROCESSES, Some(shared))
+}
+
+/// The columns of `events`, in order (documented in the module documentation of `query`).
+const EVENT_SCHEMA: &CStr = c"CREATE TABLE x(seq INTEGER, ts TEXT, ts_ns INTEGER, pid INTEGER, \
+    tid INTEGER, ppid INTEGER, uid INTEGER, gid INTEGER, comm TEXT, syscall TEXT, path TEXT, \
+    raw_path TEXT, path_source TEXT, path_truncated INTEGER, dirfd INTEGER, flags INTEGER, \
+    mode INTEGER, ret INTEGER, errno TEXT, result TEXT, access TEXT, image TEXT, \
+    proc_start_ns INTEGER, exe TEXT, cmdline TEXT, parent_exe TEXT, container_id TEXT, user TEXT, \
+    euid INTEGER, egid INTEGER, auid INTEGER)";
+const TS_NS: c_int = 2;
+
+#[repr(C)]
+struct EventsTab {
+    base: ffi::sqlite3_vtab,
+    shared: Arc<Shared>,
+}
+
+// SAFETY: `base` is the first field (repr(C)), as SQLite's vtab "subclassing" requires.
+unsafe impl<'vtab> VTab<'vtab> for EventsTab {
+    type Aux = Arc<Shared>;
+    type Cursor = EventsCursor<'vtab>;
+
+    fn connect(
+        _: &mut VTabConnection,
+        aux: Option<&Arc<Shared>>,
+        _: &[u8],
+        _: &[u8],
+        _: &[u8],
+        _: &[&[u8]],
+    ) -> rusqlite::Result<(Cow<'static, CStr>, Self)> {
+        let shared = aux
+            .cloned()
+            .ok_or_else(|| rusqlite::Error::ModuleError("events: no store".into()))?;
+        Ok((
+            Cow::Borrowed(EVENT_SCHEMA),
+            EventsTab {
+                base: ffi::sqlite3_vtab::default(),
+                shared,
+            },
+        ))
+    }
+
+    fn best_index(&self, info: &mut IndexInfo) -> rusqlite::Result<bool> {
+        // idx_str: one letter per argument, the operator of a ts_ns bound.
+        let mut ops = String::new();
+        let mut used = Vec::new();
+        for (i, c) in info.constraints().enumerate() {
+            if c.column() != TS_NS || !c.is_usable() {
+                continue;
+            }
+            let op = match c.operator() {
+                IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ => 'e',
+                IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_GT => 'g',
+                IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_GE => 'G',
+                IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_LT => 'l',
+                IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_LE => 'L',
+                _ => continue,
+            };
+            ops.push(op);
+            used.push(i);
+        }
+        for (n, i) in used.iter().enumerate() {
+            let mut u = info.constraint_usage(*i);
+            u.set_argv_index(n as c_int + 1);
+            // SQLite checks each row again: a bound narrows the reading, never the answer.
+            u.set_omit(false);
+        }
+        let rows = self
+            .shared
+            .reader
+            .segments()
+            .iter()
+            .map(|s| s.meta.events)
+            .sum::<u64>();
+        let rows = rows.max(1) as f64;
+        // A bounded window reads a fraction of the store; the planner should prefer it.
+        let cost = if used.is_empty() { rows } else { rows / 100.0 };
+        info.set_estimated_cost(cost);
+        info.set_estimated_rows(cost as i64);
+        info.set_idx_str(&ops);
+        Ok(true)
+    }
+
+    fn open(&'vtab mut self) -> rusqlite::Result<EventsCursor<'vtab>> {
+        Ok(EventsCursor {
+            base: ffi::sqlite3_vtab_cursor::default(),
+            shared: self.shared.clone(),
+            window: TimeRange::default(),
+            segments: Vec::new(),
+            next_segment: 0,
+            segment: None,
+            blocks: Vec::new(),
+            next_block: 0,
+            buf: Vec::new(),
+            pos: 0,
+            seen: 0,
+            _tab: PhantomData,
+        })
+    }
+}
+
+/// The window `filter` reads: the query's range narrowed by the ts_ns bounds SQLite passed.
+/// Only integer and real bounds narrow it (a text bound compares as text: no pruning).
+fn narrow(range: TimeRange, ops: &str, args: &Filters<'_>) -> rusqlite::Result<TimeRange> {
+    let mut w = range;
+    let lower = |w: &mut TimeRange, v: i64| w.since = Some(w.since.map_or(v, |s| s.max(v)));
+    let upper = |w: &mut TimeRange, v: i64| w.until = Some(w.until.map_or(v, |u| u.min(v)));
+    for (i, op) in ops.chars().enumerate() {
+        let (lo, hi) = match args.get::<Value>(i)? {
+            Value::Integer(v) => (v, v),
+            // A real bound, widened to the integers around it (only ever reads more).
+            Value::Real(r) if r.is_finite() => (r.floor() as i64, r.ceil() as i64),
+            _ => continue,
+        };
+        match op {
+            'e' => {
+                lower(&mut w, lo);
+                upper(&mut w, hi);
+            }
+            'g' => lower(&mut w, lo.saturating_add((lo == hi) as i64)),
+            'G' => lower(&mut w, lo),
+            'l' => upper(&mut w, hi.saturating_sub((lo == hi) as i64)),
+            'L' => upper(&mut w, hi),
+            _ => {}
+        }
+    }
+    Ok(w)
+}
+
+/// One block's worth of decoded events (what a cursor holds: never more than a block).
+#[repr(C)]
+struct EventsCursor<'vtab> {
+    base: ffi::sqlite3_vtab_cursor,
+    shared: Arc<Shared>,
+    window: TimeRange,
+    /// Indices into the reader's segments still to read, and the one being read.
+    segments: Vec<usize>,
+    next_segment: usize,
+    segment: Option<(u64, SegmentData)>,
+    /// The segment's blocks in the window: (id, index of its first event in the segment).
+    blocks: Vec<(i64, u64)>,
+    next_block: usize,
+    /// (seq, event) of the current block, in the window.
+    buf: Vec<(i64, Event)>,
+    pos: usize,
+    seen: u64,
+    _tab: PhantomData<&'vtab EventsTab>,
+}
+
+impl EventsCursor<'_> {
+    /// Moves to the next event, reading further blocks and segments as needed.
+    fn advance(&mut self) {
+        self.pos += 1;
+        while self.pos >= self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+            if !self.fill_block() {
+                return;
+            }
+        }
+    }
+
+    /// Decodes the next block of the window into `buf`; false at the end.
+    fn fill_block(&mut self) -> bool {
+        loop {
+            if let Some((seq, seg)) = &self.segment {
+                if let Some(&(id, first)) = self.blocks.get(self.next_block) {
+                    self.next_block += 1;
+                    let (window, buf) = (&self.window, &mut self.buf);
+                    let mut n = first;
+                    let mut scanned = 0u64;
+                    let r = seg.for_each_event_in_block(id, |ev| {
+                        n += 1;
+                        scanned += 1;
+                        if window.contains(ev.ts_ns) {
+                            buf.push(((*seq << 32 | n) as i64, ev.clone()));
+                        }
+                        std::ops::ControlFlow::Continue(())
+                    });
+                    {
+                        let mut st = self.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+                        st.events_scanned += scanned;
+                        st.events_in_range += buf.len() as u64;
+                    }
+                    match r {
+                        Ok(_) => {
+                            if !self.buf.is_empty() {
+                                return true;
+                            }
+                        }
+                        Err(e) => {
+                            // As a scan does: the rest of a corrupt segment is skipped, named.
+                            self.shared.error(e);
+                            self.buf.clear();
+                            self.segment = None;
+                        }
+                    }
+                    continue;
+                }
+                self.segment = None;
+            }
+            let Some(&index) = self.segments.get(self.next_segment) else {
+                return false;
+            };
+            self.next_segment += 1;
+            let Some(seg) = self.shared.load(index) else {
+                continue;
+            };
+            match block_spans(&seg, &self.window) {
+                Ok(blocks) => {
+                    self.shared
+                        .stats
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .segments += 1;
+                    self.blocks = blocks;
+                    self.next_block = 0;
+                    // Segment sequence numbers are far below 2^31: seq stays positive.
+                    self.segment = Some((seg.meta.seq & 0x7fff_ffff, seg));
+                }
+                Err(e) => self.shared.error(e),
+            }
+        }
+    }
+}
+
+/// The blocks of `seg` in `window` with the index of each one's first event in the segment (so
+/// that `seq` is the same whatever the window).
+fn block_spans(seg: &SegmentData, window: &TimeRange) -> crate::store::Result<Vec<(i64, u64)>> {
+    let wanted = seg.blocks_in(window)?;
+    if wanted.is_empty() {
+        return Ok(Vec::new());
+    }
+    let all = seg.block_counts()?;
+    let mut first = 0u64;
+    let mut spans = Vec::with_capacity(wanted.len());
+    let mut w = wanted.iter().peekable();
+    for (id, count) in all {
+        if w.peek() == Some(&&id) {
+            spans.push((id, first));
+            w.next();
+        }
+        first += count.max(0) as u64;
+    }
+    Ok(spans)
+}
+
+// SAFETY: `base` is the first field (repr(C)).
+unsafe impl VTabCursor for EventsCursor<'_> {
+    fn filter(
+        &mut self,
+        _idx_num: c_int,
+        idx_str: Option<&str>,
+        args: &Filters<'_>,
+    ) -> rusqlite::Result<()> {
+        self.window = narrow(self.shared.range, idx_str.unwrap_or(""), args)?;
+        self.segments = self.shared.segments_in(&self.window);
+        self.next_segment = 0;
+        self.segment = None;
+        self.blocks.clear();
+        self.next_block = 0;
+        self.buf.clear();
+        self.pos = 0;
+        if self
+            .window
+            .since
+            .zip(self.window.until)
+            .is_some_and(|(s, u)| s > u)
+        {
+            self.segments.clear();
+        }
+        if self.fill_block() {
+            self.tick();
+        }
+        Ok(())
+    }
+
+    fn next(&mut self) -> rusqlite::Result<()> {
+        self.advance();
+        if self.pos < self.buf.len() {
+            self.tick();
+        }
+        Ok(())
+    }
+
+    fn eof(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn column(&self, ctx: &mut Context, i: c_int) -> rusqlite::Result<()> {
+        let (seq, e) = &self.buf[self.pos];
+        let p = e.process.as_deref();
+        match i {
+            0 => ctx.set_result(seq),
+            1 => ctx.set_result(format_ts(e.ts_ns)),
+            2 => ctx.set_result(e.ts_ns),
+            3 => ctx.set_result(e.pid),
+            4 => ctx.set_result(e.tid),
+            5 => ctx.set_result(e.ppid),
+            6 => ctx.set_result(e.uid),
+            7 => ctx.set_result(e.gid),
+            // Valid UTF-8 (nearly every path) is passed without a copy of our own.
+            8 => ctx.set_result(e.comm.lossy()),
+            9 => ctx.set_result(e.syscall.as_str()),
+            10 => ctx.set_result(e.path.lossy()),
+            11 => ctx.set_result(e.raw_path.lossy()),
+            12 => ctx.set_result(e.path_source.as_str()),
+            13 => ctx.set_result(e.path_truncated),
+            14 => ctx.set_result(e.dirfd),
+            // Flags are at most 32 bits wide in the kernel; SQLite integers are signed 64.
+            15 => ctx.set_result(e.flags as i64),
+            16 => ctx.set_result(e.mode),
+            17 => ctx.set_result(e.ret),
+            18 => ctx.set_result(errno::name_of_ret(e.ret)),
+            19 => ctx.set_result(result_of(e.ret)),
+            20 => ctx.set_result(access_names(e)),
+            21 => ctx.set_result(p.map(Process::image_key)),
+            22 => ctx.set_result(p.map(|p| p.start_ns)),
+            23 => ctx.set_result(p.and_then(|p| p.exe.as_ref()).map(Str::lossy)),
+            24 => ctx.set_result(p.map(|p| String::from_utf8_lossy(&p.cmdline()).into_owned())),
+            25 => ctx.set_result(
+                p.and_then(|p| p.parent.as_ref()?.exe.as_ref())
+                    .map(Str::lossy),
+            ),
+            26 => ctx.set_result(p.and_then(|p| p.container_id.as_ref()).map(Str::lossy)),
+            27 => ctx.set_result(e.user.as_ref().map(Str::lossy)),
+            28 => ctx.set_result(e.euid),
+            29 => ctx.set_result(e.egid),
+            30 => ctx.set_result(p.and_then(|p| p.auid)),
+            _ => ctx.set_result(None::<i64>),
+        }
+    }
+
+    fn rowid(&self) -> rusqlite::Result<i64> {
+        Ok(self.buf.get(self.pos).map_or(0, |(s, _)| *s))
+    }
+}
+
+impl EventsCursor<'_> {
+    fn tick(&mut self) {
+        self.seen += 1;
+        if self.seen % super::PROGRESS_EVERY == 0 {
+            (self.shared.progress)();
+        }
+    }
+}
+
+/// `success`, the errno name, or `errno N`.
+fn result_of(ret: i64) -> String {
+    match (ret >= 0, errno::name_of_ret(ret)) {
+        (true, _) => "success".to_owned(),
+        (false, Some(n)) => n.to_owned(),
+        (false, None) => format!("errno {}", ret.unsigned_abs()),
+    }
+}
+
+const PROCESS_SCHEMA: &CStr = c"CREATE TABLE x(image TEXT, pid INTEGER, start TEXT, \
+    start_ns INTEGER, exec TEXT, ppid INTEGER, parent_image TEXT, parent_exe TEXT, \
+    parent_comm TEXT, comm TEXT, exe TEXT, cmdline TEXT, argv TEXT, uid INTEGER, gid INTEGER, \
+    euid INTEGER, egid INTEGER, auid INTEGER, sessionid INTEGER, user TEXT, cgroup TEXT, \
+    container_id TEXT, tty TEXT, pidns INTEGER, mntns INTEGER, source TEXT, exit_code INTEGER, \
+    exit_signal INTEGER, exit TEXT, root TEXT)";
+/// exit_code, exit_signal, exit: filled from whichever segment saw the exit.
+const EXIT_COLUMNS: [usize; 3] = [26, 27, 28];
+
+/// The process images of the range, in first-seen order, with an index by image.
+struct ProcessRows {
+    rows: Vec<Vec<Value>>,
+    by_image: HashMap<String, usize>,
+}
+
+fn load_processes(shared: &Shared) -> ProcessRows {
+    let mut out = ProcessRows {
+        rows: Vec::new(),
+        by_image: HashMap::new(),
+    };
+    for index in shared.segments_in(&shared.range) {
+        let Some(seg) = shared.load(index) else {
+            continue;
+        };
+        let loaded = seg.processes().and_then(|ps| Ok((ps, seg.users()?)));
+        let (procs, users) = match loaded {
+            Ok(x) => x,
+            Err(e) => {
+                shared.error(e);
+                continue;
+            }
+        };
+        for sp in procs {
+            let row = process_row(&sp, &users);
+            let Value::Text(image) = &row[0] else {
+                continue;
+            };
+            match out.by_image.get(image) {
+                Some(&i) => {
+                    let old = &mut out.rows[i];
+                    for c in EXIT_COLUMNS {
+                        if old[c] == Value::Null {
+                            old[c] = row[c].clone();
+                        }
+                    }
+                }
+                None => {
+                    out.by_image.insert(image.clone(), out.rows.len());
+                    out.rows.push(row);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One row of `processes` (see the module documentation of `query`).
+fn process_row(sp: &crate::store::StoredProcess, users: &HashMap<u32, Str>) -> Vec<Value> {
+    let p = &sp.process;
+    let text = |s: String| Value::Text(s);
+    let opt_text = |s: Option<String>| s.map_or(Value::Null, Value::Text);
+    let lossy = |s: &Option<Str>| s.as_ref().map(|s| s.lossy().into_owned());
+    let int = |v: i64| Value::Integer(v);
+    let opt_int = |v: Option<i64>| v.map_or(Value::Null, Value::Integer);
+    let args: Vec<String> = p
+        .args()
+        .iter()
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    let parent = p.parent.as_deref();
+    vec![
+        text(p.image_key()),
+        int(p.pid.into()),
+        text(format_ts(p.start_ns)),
+        int(p.start_ns),
+        opt_text(p.exec_ns.map(format_ts)),
+        int(p.ppid.into()),
+        opt_text(parent.map(Process::image_key)),
+        opt_text(parent.and_then(|q| lossy(&q.exe))),
+        opt_text(parent.map(|q| q.comm.lossy().into_owned())),
+        text(p.comm.lossy().into_owned()),
+        opt_text(lossy(&p.exe)),
+        opt_text(p.argv.as_ref().map(|_| args.join(" "))),
+        opt_text(
+            p.argv
+                .as_ref()
+                .map(|_| serde_json::Value::from(args.clone()).to_string()),
+        ),
+        int(p.uid.into()),
+        int(p.gid.into()),
+        int(p.euid.into()),
+        int(p.egid.into()),
+        opt_int(p.auid.map(i64::from)),
+        opt_int(p.sessionid.map(i64::from)),
+        opt_text(users.get(&p.uid).map(|u| u.lossy().into_owned())),
+        opt_text(lossy(&p.cgroup)),
+        opt_text(lossy(&p.container_id)),
+        opt_text(lossy(&p.tty)),
+        opt_int(p.pidns.map(i64::from)),
+        opt_int(p.mntns.map(i64::from)),
+        text(p.source.as_str().to_owned()),
+        opt_int(sp.exit.map(|(status, _)| i64::from((status >> 8) & 0xff))),
+        opt_int(sp.exit.map(|(status, _)| i64::from(status & 0x7f))),
+        opt_text(sp.exit.map(|(_, ts)| format_ts(ts))),
+        opt_text(lossy(&p.root)),
+    ]
+}
+
+#[repr(C)]
+struct ProcessesTab {
+    base: ffi::sqlite3_vtab,
+    shared: Arc<Shared>,
+}
+
+// SAFETY: `base` is the first field (repr(C)).
+unsafe impl<'vtab> VTab<'vtab> for ProcessesTab {
+    type Aux = Arc<Shared>;
+    type Cursor = ProcessesCursor<'vtab>;
+
+    fn connect(
+        _: &mut VTabConnection,
+        aux: Option<&Arc<Shared>>,
+        _: &[u8],
+        _: &[u8],
+        _: &[u8],
+        _: &[&[u8]],
+    ) -> rusqlite::Result<(Cow<'static, CStr>, Self)> {
+        let shared = aux
+            .cloned()
+            .ok_or_else(|| rusqlite::Error::ModuleError("processes: no store".into()))?;
+        Ok((
+            Cow::Borrowed(PROCESS_SCHEMA),
+            ProcessesTab {
+                base: ffi::sqlite3_vtab::default(),
+                shared,
+            },
+        ))
+    }
+
+    fn best_index(&self, info: &mut IndexInfo) -> rusqlite::Result<bool> {
+        let eq = info.constraints().enumerate().find(|(_, c)| {
+            c.column() == 0
+                && c.is_usable()
+                && c.operator() == IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ
+        });
+        match eq.map(|(i, _)| i) {
+            Some(i) => {
+                let mut u = info.constraint_usage(i);
+                u.set_argv_index(1);
+                u.set_omit(true);
+                info.set_idx_num(1);
+                info.set_estimated_cost(1.0);
+                info.set_estimated_rows(1);
+            }
+            None => {
+                info.set_idx_num(0);
+                info.set_estimated_cost(100_000.0);
+                info.set_estimated_rows(100_000);
+            }
+        }
+        Ok(true)
+    }
+
+    fn open(&'vtab mut self) -> rusqlite::Result<ProcessesCursor<'vtab>> {
+        let rows = {
+            let mut cache = self
+                .shared
+                .processes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            cache
+                .get_or_insert_with(|| Arc::new(load_processes(&self.shared)))
+                .clone()
+        };
+        Ok(ProcessesCursor {
+            base: ffi::sqlite3_vtab_cursor::default(),
+            rows,
+            only: None,
+            pos: 0,
+            _tab: PhantomData,
+        })
+    }
+}
+
+#[repr(C)]
+struct ProcessesCursor<'vtab> {
+    base: ffi::sqlite3_vtab_cursor,
+    rows: Arc<ProcessRows>,
+    /// `image = ?`: the one matching row, if any (then `pos` 0 is it, 1 the end).
+    only: Option<Option<usize>>,
+    pos: usize,
+    _tab: PhantomData<&'vtab ProcessesTab>,
+}
+
+impl ProcessesCursor<'_> {
+    fn current(&self) -> Option<&Vec<Value>> {
+        match self.only {
+            Some(only) => only.filter(|_| self.pos == 0).map(|i| &self.rows.rows[i]),
+            None => self.rows.rows.get(self.pos),
+        }
+    }
+}
+
+// SAFETY: `base` is the first field (repr(C)).
+unsafe impl VTabCursor for ProcessesCursor<'_> {
+    fn filter(
+        &mut self,
+        idx_num: c_int,
+        _idx_str: Option<&str>,
+        args: &Filters<'_>,
+    ) -> rusqlite::Result<()> {
+        self.pos = 0;
+        self.only = if idx_num == 1 {
+            Some(match args.get::<Value>(0)? {
+                Value::Text(s) => self.rows.by_image.get(&s).copied(),
+                _ => None,
+            })
+        } else {
+            None
+        };
+        Ok(())
+    }
+
+    fn next(&mut self) -> rusqlite::Result<()> {
+        self.pos += 1;
+        Ok(())
+    }
+
+    fn eof(&self) -> bool {
+        self.current().is_none()
+    }
+
+    fn column(&self, ctx: &mut Context, i: c_int) -> rusqlite::Result<()> {
+        match self.current().and_then(|r| r.get(i as usize)) {
+            Some(v) => ctx.set_result(v),
+            None => ctx.set_result(None::<i64>),
+        }
+    }
+
+    fn rowid(&self) -> rusqlite::Result<i64> {
+        Ok(match self.only {
+            Some(Some(i)) => i as i64 + 1,
+            _ => self.pos as i64 + 1,
+        })
+    }
+}
