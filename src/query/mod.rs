@@ -170,7 +170,7 @@ impl Session {
             for info in shared
                 .reader
                 .segments_in(&range)
-                .filter(|s| s.meta.lost > 0)
+                .filter(|s| s.meta.lost > 0 || s.meta.alert_drops > 0)
             {
                 match shared.reader.load(info).and_then(|s| s.losses()) {
                     Ok(l) => losses.extend(

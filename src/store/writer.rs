@@ -352,7 +352,7 @@ impl Writer {
                 ),
             });
         }
-        if meta.events == 0 && meta.lost == 0 && meta.processes == 0 {
+        if meta.events == 0 && meta.lost == 0 && meta.alert_drops == 0 && meta.processes == 0 {
             drop(conn);
             return self.remove_active_files(name);
         }
@@ -948,12 +948,13 @@ impl Active {
             meta.last_ts_ns = Some(meta.last_ts_ns.map_or(r.ts_ns, |l| l.max(r.ts_ns)));
         }
         // Events lost; alert lines an output dropped are loss records too, but no event is missing.
-        meta.lost += self
-            .losses
-            .iter()
-            .filter(|l| l.is_event_loss())
-            .map(|l| l.count)
-            .sum::<u64>();
+        for l in &self.losses {
+            if l.is_event_loss() {
+                meta.lost += l.count;
+            } else {
+                meta.alert_drops += l.count;
+            }
+        }
         meta.processes = self.processes.len() as u64;
         let tx = self.conn.transaction().map_err(sql_err(&path, "BEGIN"))?;
         {

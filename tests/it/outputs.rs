@@ -876,3 +876,29 @@ fn throttled_alerts_live_equal_replay() {
     assert_eq!(v[7]["suppressed"], 17);
     assert_eq!(v[3]["key"]["pid"], std::process::id());
 }
+
+/// Drops are counted in the segment's metadata (`alert_drops`), apart from `lost`: a segment that
+/// holds nothing but alert drops is sealed, not discarded as empty, and SQL finds its records
+/// (it reads loss records only from segments whose metadata counts some).
+#[test]
+fn a_segment_holding_only_alert_drops_is_kept_and_sql_sees_them() {
+    use open_forensics::store::{Loss, RotateConfig, Writer};
+    let store = TempStore::new();
+    let mut w = Writer::open(&store.dir, RotateConfig::default()).expect("open");
+    w.record_loss(Loss {
+        start_ns: 1_000,
+        end_ns: 2_000,
+        count: 4,
+        reason: "alert_dropped:program:cat".into(),
+    })
+    .expect("loss");
+    assert_eq!(w.close().expect("close").lost, 0);
+    let segs = store.ok(&["segments", "--format", "jsonl"]);
+    let seg: serde_json::Value =
+        serde_json::from_str(segs.lines().next().expect("the segment is kept")).expect("json");
+    assert_eq!(seg["lost"], 0, "{segs}");
+    let file = store.path("drops.sql");
+    std::fs::write(&file, "SELECT reason, count FROM losses").expect("write");
+    let sql = store.ok(&["query", "--sql", utf8(&file), "--format", "csv"]);
+    assert!(sql.contains("alert_dropped:program:cat,4"), "{sql}");
+}

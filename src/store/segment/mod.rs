@@ -72,6 +72,10 @@ pub(crate) fn dir_kind_ok(dir: &StoreDir, name: &str) -> Result<()> {
     Ok(())
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -91,8 +95,12 @@ pub struct SegmentMeta {
     pub first_ts_ns: Option<i64>,
     pub last_ts_ns: Option<i64>,
     pub events: u64,
-    /// Sum of the counts of the segment's loss records.
+    /// Events lost: the sum of the counts of the segment's loss records of events.
     pub lost: u64,
+    /// Alert lines live outputs dropped (`alert_dropped…` loss records); absent when 0, so a
+    /// segment without drops has the metadata (and chain link) it had before this key existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub alert_drops: u64,
     /// Process images stored (schema 2 on; 0 before).
     #[serde(default)]
     pub processes: u64,

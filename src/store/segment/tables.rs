@@ -20,7 +20,7 @@ pub(crate) fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMet
     const M: &str = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)";
     let mut st = conn.prepare_cached(M).map_err(sql_err(path, M))?;
     let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
-    let pairs: [(&str, String); 12] = [
+    let pairs: [(&str, String); 13] = [
         ("seq", meta.seq.to_string()),
         ("tool_version", meta.tool_version.clone()),
         ("host", meta.host.clone()),
@@ -31,6 +31,7 @@ pub(crate) fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMet
         ("last_ts_ns", opt(meta.last_ts_ns)),
         ("events", meta.events.to_string()),
         ("lost", meta.lost.to_string()),
+        ("alert_drops", meta.alert_drops.to_string()),
         ("processes", meta.processes.to_string()),
         ("schema_version", meta.schema_version.to_string()),
     ];
@@ -61,6 +62,7 @@ pub(crate) fn read_meta_table(conn: &Connection, path: &Path) -> Result<SegmentM
         last_ts_ns: num("last_ts_ns"),
         events: num("events").unwrap_or(0) as u64,
         lost: num("lost").unwrap_or(0) as u64,
+        alert_drops: num("alert_drops").unwrap_or(0) as u64,
         processes: num("processes").unwrap_or(0) as u64,
         db_bytes: 0,
         clock_anchor_ns: num("clock_anchor_ns").unwrap_or(0),
