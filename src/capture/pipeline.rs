@@ -6,10 +6,11 @@
 //! only losses are the kernel's (`ringbuf_full`), counted per CPU and recorded here. (Segments
 //! written before this may hold `queue_full` losses: the user-space drops of earlier versions.)
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::Ordering as AtomicOrdering;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
@@ -19,7 +20,7 @@ use libbpf_rs::{MapCore, MapFlags, MapHandle};
 use super::decode::{self, Record};
 use super::proctable::{Change, ProcTable};
 use super::skel::types::of_loss_reason;
-use crate::rules::RuleSet;
+use crate::rules::{Engine, RuleSet};
 use crate::store::{Loss, Writer, WriterSummary};
 
 /// How far behind the newest record events are held to be put in kernel-timestamp order.
@@ -92,6 +93,49 @@ pub struct Settings {
     pub anchor_ns: i64,
     pub stats_every: Option<Duration>,
     pub started: Instant,
+    /// Told every tick (retention, health files, SIGHUP reloads: see `crate::service`).
+    pub supervisor: Option<Box<dyn Supervisor>>,
+    pub gauges: Arc<Gauges>,
+}
+
+/// Levels both capture threads update, for health reports.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// The kernel ring's size, and the most it held when the consumer started a batch since
+    /// the last [`Gauges::take_ring_peak`].
+    pub ring_size: AtomicU64,
+    pub ring_peak: AtomicU64,
+    /// Batches handed to the store thread and not yet taken.
+    pub queued: AtomicU64,
+}
+
+impl Gauges {
+    pub fn take_ring_peak(&self) -> u64 {
+        self.ring_peak.swap(0, AtomicOrdering::Relaxed)
+    }
+}
+
+/// Counts the store thread keeps for health reports.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub alerts_by_rule: BTreeMap<String, u64>,
+    /// Losses recorded here, by reason (the kernel's, and malformed records).
+    pub lost_by_reason: BTreeMap<&'static str, u64>,
+}
+
+/// What a supervisor sees each tick, between two events.
+pub struct Tick<'a> {
+    pub writer: &'a mut Writer,
+    pub counters: &'a Counters,
+    pub gauges: &'a Gauges,
+    pub now_ns: i64,
+}
+
+/// Runs on the store thread once per tick, between events: what it returns as new rules is in
+/// force from the next event on (no event is evaluated twice or skipped).
+pub trait Supervisor: Send {
+    /// `Some(rules)` swaps the live rule set (`Some(None)`: no rules any more).
+    fn tick(&mut self, tick: Tick<'_>) -> anyhow::Result<Option<Option<RuleSet>>>;
 }
 
 #[derive(Debug, Default)]
@@ -142,14 +186,15 @@ impl Reorder {
 
 /// Stores an event, then runs the rules on it (after the store has interned its strings, so the
 /// engine's per-string caches work live exactly as on replay).
-struct Emitter<'r> {
+struct Emitter {
     writer: Writer,
-    engine: Option<crate::rules::Engine<'r>>,
+    engine: Option<Engine<'static>>,
     alerts: Box<dyn Write + Send>,
     procs: ProcTable,
+    counters: Counters,
 }
 
-impl Emitter<'_> {
+impl Emitter {
     /// Applies a record in time order: lifecycle records to the process table (and the store),
     /// opens to the store and the rules, with the image their process ran at that instant.
     fn emit(&mut self, rec: Record) -> anyhow::Result<()> {
@@ -171,7 +216,14 @@ impl Emitter<'_> {
         if let Some(engine) = self.engine.as_mut() {
             let mut failed = None;
             let alerts = &mut self.alerts;
+            let by_rule = &mut self.counters.alerts_by_rule;
             engine.eval(&ev, |alert| {
+                match by_rule.get_mut(&alert.rule.name) {
+                    Some(n) => *n += 1,
+                    None => {
+                        by_rule.insert(alert.rule.name.clone(), 1);
+                    }
+                }
                 if failed.is_none() {
                     if let Err(e) = writeln!(alerts, "{}", alert.to_json_line()) {
                         failed = Some(e);
@@ -216,7 +268,12 @@ impl LossTracker {
             .sum())
     }
 
-    fn poll(&mut self, writer: &mut Writer, now_ns: i64) -> anyhow::Result<()> {
+    fn poll(
+        &mut self,
+        writer: &mut Writer,
+        counters: &mut Counters,
+        now_ns: i64,
+    ) -> anyhow::Result<()> {
         let mut grown: Vec<(u64, &'static str)> = Vec::new();
         for code in 0..self.kernel_seen.len() {
             let total = self.read_kernel(code as u32)?;
@@ -230,6 +287,7 @@ impl LossTracker {
             grown.push((std::mem::take(&mut self.malformed), "malformed"));
         }
         for (count, reason) in grown {
+            *counters.lost_by_reason.entry(reason).or_default() += count;
             writer
                 .record_loss(Loss {
                     start_ns: self.since_ns,
@@ -271,7 +329,7 @@ pub fn run(
     rx: Receiver<Batch>,
     sinks: Sinks,
     losses: LossSources,
-    settings: Settings,
+    mut settings: Settings,
 ) -> anyhow::Result<Outcome> {
     let Sinks {
         mut writer,
@@ -287,9 +345,10 @@ pub fn run(
     let now_ns = || super::boot_ns().wrapping_add(anchor);
     let mut em = Emitter {
         writer,
-        engine: rules.as_ref().map(|r| r.engine()),
+        engine: rules.map(|r| Engine::shared(Arc::new(r))),
         alerts,
         procs,
+        counters: Counters::default(),
     };
     let mut loss = LossTracker {
         kernel_seen: vec![0; of_loss_reason::OF_LOSS_NR.0 as usize],
@@ -303,6 +362,7 @@ pub fn run(
     loop {
         match rx.recv_timeout(TICK / 4) {
             Ok(batch) => {
+                settings.gauges.queued.fetch_sub(1, AtomicOrdering::Relaxed);
                 for rec in batch.records() {
                     match decode::decode_any(rec, anchor) {
                         Ok(r) => reorder.push(r),
@@ -323,13 +383,24 @@ pub fn run(
         }
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
-            loss.poll(&mut em.writer, now_ns())?;
+            loss.poll(&mut em.writer, &mut em.counters, now_ns())?;
             em.procs.sweep(now_ns());
             em.writer.tick().context("commit to the store")?;
             for w in em.writer.take_warnings() {
                 eprintln!("open-forensics: warning: {w}");
             }
-            if super::HANGUP.swap(false, AtomicOrdering::SeqCst) {
+            if let Some(sup) = settings.supervisor.as_mut() {
+                let tick = Tick {
+                    writer: &mut em.writer,
+                    counters: &em.counters,
+                    gauges: &settings.gauges,
+                    now_ns: now_ns(),
+                };
+                // The rule-swap point: between two events, so each is evaluated exactly once.
+                if let Some(rules) = sup.tick(tick)? {
+                    em.engine = rules.map(|r| Engine::shared(Arc::new(r)));
+                }
+            } else if super::HANGUP.swap(false, AtomicOrdering::SeqCst) {
                 eprintln!("open-forensics: SIGHUP: nothing to reload; still recording");
             }
             em.alerts.flush().context("flush alerts")?;
@@ -351,7 +422,7 @@ pub fn run(
         }
     }
     reorder.release(i64::MAX, |ev| em.emit(ev))?;
-    loss.poll(&mut em.writer, now_ns())?;
+    loss.poll(&mut em.writer, &mut em.counters, now_ns())?;
     em.alerts.flush().context("flush alerts")?;
     let Emitter { writer, alerts, .. } = em;
     drop(alerts);

@@ -152,7 +152,9 @@ impl TimeArgs {
 ///
 /// With `json` (the answer went out as JSON lines) the incompleteness notice is itself one JSON
 /// object on stderr, `{"warning":"incomplete","lost":N,"loss_records":K,"from":T1,"to":T2}`, so a
-/// script can tell a complete answer from one with holes without parsing prose.
+/// script can tell a complete answer from one with holes without parsing prose. History deleted
+/// on purpose (`prune`, retention) that overlaps the range gets its own notice,
+/// `{"warning":"pruned","events":N,"segments":K,"from":T1,"to":T2}`.
 pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::Result<()> {
     let mut err = io::stderr().lock();
     for w in &stats.warnings {
@@ -179,6 +181,28 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
                 stats.lost(),
                 stats.losses.len(),
                 describe_range(range),
+            )
+        };
+    }
+    if !stats.pruned.is_empty() {
+        let from = stats.pruned.iter().map(|p| p.from_ns).min().unwrap_or(0);
+        let to = stats.pruned.iter().map(|p| p.to_ns).max().unwrap_or(0);
+        let (from, to) = (crate::event::format_ts(from), crate::event::format_ts(to));
+        let segments: u64 = stats.pruned.iter().map(|p| p.segments).sum();
+        let _ = if json {
+            let notice = serde_json::json!({
+                "warning": "pruned",
+                "events": stats.pruned_events(),
+                "segments": segments,
+                "from": from,
+                "to": to,
+            });
+            writeln!(err, "{notice}")
+        } else {
+            writeln!(
+                err,
+                "open-forensics: warning: pruned: {} events in {segments} segment(s) between {from} and {to} were deleted on purpose (prune or retention); the answer holds nothing from them",
+                stats.pruned_events(),
             )
         };
     }

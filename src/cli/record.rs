@@ -116,7 +116,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
                 .with_context(|| format!("open the alerts file {}", p.display()))?,
         )),
     };
-    let s = capture::record(&opts, writer, rules, alerts, stop)?;
+    let s = capture::record(&opts, writer, rules, alerts, stop, None)?;
     for w in &s.warnings {
         eprintln!("open-forensics: warning: {w}");
     }

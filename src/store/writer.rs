@@ -221,6 +221,11 @@ impl Writer {
         self.dir.path()
     }
 
+    /// The store directory, for retention (which runs under this writer's lock).
+    pub(super) fn store_dir(&self) -> &StoreDir {
+        &self.dir
+    }
+
     /// Signs each new chain link with HMAC-SHA-256 under `key`.
     pub fn set_sign_key(&mut self, key: Vec<u8>) {
         self.sign_key = Some(Arc::new(key));
