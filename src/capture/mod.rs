@@ -41,7 +41,7 @@ pub const POLL: Duration = Duration::from_millis(50);
 const BATCH_BYTES: usize = 256 << 10;
 /// Batches the queue holds before the consumer waits (leaving records in the kernel ring): up to
 /// 32 MiB, about a second of a busy host.
-const QUEUE_BATCHES: usize = 128;
+pub const QUEUE_BATCHES: usize = 128;
 
 /// What `record` was asked for, validated.
 #[derive(Clone, Debug)]

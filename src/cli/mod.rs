@@ -2,6 +2,7 @@
 
 mod export;
 mod import;
+mod install;
 mod proc;
 mod prune;
 mod query;
@@ -10,13 +11,16 @@ mod replay;
 mod rules;
 mod rules_test;
 mod segments;
+mod shell;
 mod verify;
 
+use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::rules::{RuleSet, RulesError};
@@ -60,6 +64,12 @@ pub enum Command {
     Prune(prune::Args),
     /// Check every sealed segment and the store's hash chain for tampering.
     Verify(verify::Args),
+    /// Install the binary, the systemd unit, a default config, completions and man pages.
+    Install(install::Args),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completions(shell::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man(shell::ManArgs),
 }
 
 pub use crate::error::{BadInput, Failed};
@@ -68,7 +78,15 @@ pub fn main() -> ExitCode {
     // Everything this process creates (segments, alerts files) is for the owner only.
     // SAFETY: umask only changes this process's file-creation mask.
     unsafe { libc::umask(0o077) };
-    let cli = Cli::parse();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cli = match parse(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "open-forensics: {e:#}");
+            return ExitCode::from(crate::error::exit_code(&e));
+        }
+    };
+    let _ = ARGV.set(argv);
     let result = match cli.command {
         Command::Record(a) => record::run(&cli.store, a),
         Command::Replay(a) => replay::run(&cli.store, a),
@@ -80,6 +98,9 @@ pub fn main() -> ExitCode {
         Command::Segments(a) => segments::run(&cli.store, a),
         Command::Prune(a) => prune::run(&cli.store, a),
         Command::Verify(a) => verify::run(&cli.store, a),
+        Command::Install(a) => install::run(a),
+        Command::Completions(a) => shell::completions(a),
+        Command::Man(a) => shell::man(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,6 +113,65 @@ pub fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The command line, kept for SIGHUP reloads (they parse it again with the config file).
+static ARGV: OnceLock<Vec<OsString>> = OnceLock::new();
+
+/// The whole command tree (for completions and man pages).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Parses `argv` (clap's own errors, `--help` and `--version` exit here, as usual); for
+/// `record`, adds the config file's settings for every flag not given (see `service::config`).
+fn parse(argv: &[OsString]) -> anyhow::Result<Cli> {
+    let mut cmd = Cli::command();
+    if argv.iter().skip(1).any(|a| a == "--version") {
+        // Probed only when asked for.
+        cmd = cmd.long_version(crate::service::features::long_version());
+    }
+    let m = cmd
+        .clone()
+        .try_get_matches_from(argv)
+        .unwrap_or_else(|e| e.exit());
+    let m = with_config(cmd, argv, m)?;
+    Ok(Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit()))
+}
+
+/// The command line as at the start, with the config file read again.
+pub(crate) fn parse_again() -> anyhow::Result<Cli> {
+    let argv = ARGV.get().cloned().unwrap_or_default();
+    let cmd = Cli::command();
+    let m = cmd.clone().try_get_matches_from(&argv)?;
+    let m = with_config(cmd, &argv, m)?;
+    Ok(Cli::from_arg_matches(&m)?)
+}
+
+fn with_config(
+    mut cmd: clap::Command,
+    argv: &[OsString],
+    m: ArgMatches,
+) -> anyhow::Result<ArgMatches> {
+    use crate::service::config;
+    let Some(("record", sm)) = m.subcommand() else {
+        return Ok(m);
+    };
+    let Some(path) = config::locate(sm.get_one::<PathBuf>("config").map(|p| p.as_path())) else {
+        return Ok(m);
+    };
+    let mut file = config::ConfigFile::load(&path)?;
+    cmd.build();
+    let sub = cmd
+        .find_subcommand("record")
+        .ok_or_else(|| anyhow::anyhow!("no record command"))?;
+    let (extra, prov) = config::args_for(&mut file, sub, sm)?;
+    if extra.is_empty() {
+        return Ok(m);
+    }
+    let full: Vec<OsString> = argv.iter().cloned().chain(extra).collect();
+    cmd.try_get_matches_from(full)
+        .map_err(|e| config::explain(&mut file, &prov, &e).into())
 }
 
 /// A signing key file: its bytes, at least 16 of them (an HMAC key shorter than that guards
