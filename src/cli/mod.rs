@@ -131,34 +131,40 @@ fn parse(argv: &[OsString]) -> anyhow::Result<Cli> {
         // Probed only when asked for.
         cmd = cmd.long_version(crate::service::features::long_version());
     }
-    let m = cmd
-        .clone()
-        .try_get_matches_from(argv)
-        .unwrap_or_else(|e| e.exit());
-    let m = with_config(cmd, argv, m)?;
+    let m = with_config(cmd, argv)?;
     Ok(Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit()))
 }
 
 /// The command line as at the start, with the config file read again.
 pub(crate) fn parse_again() -> anyhow::Result<Cli> {
     let argv = ARGV.get().cloned().unwrap_or_default();
-    let cmd = Cli::command();
-    let m = cmd.clone().try_get_matches_from(&argv)?;
-    let m = with_config(cmd, &argv, m)?;
+    let m = with_config(Cli::command(), &argv)?;
     Ok(Cli::from_arg_matches(&m)?)
 }
 
-fn with_config(
-    mut cmd: clap::Command,
-    argv: &[OsString],
-    m: ArgMatches,
-) -> anyhow::Result<ArgMatches> {
+/// The command line's matches, with the config file's settings for `record`. A requirement the
+/// command line alone misses (`--alerts` needs `--rules`) may be met by the config file, so for
+/// `record` the first look is lenient and the final parse, with the config, is strict.
+fn with_config(mut cmd: clap::Command, argv: &[OsString]) -> anyhow::Result<ArgMatches> {
     use crate::service::config;
+    let m = match cmd.clone().try_get_matches_from(argv) {
+        Ok(m) => m,
+        Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => {
+            match cmd.clone().ignore_errors(true).try_get_matches_from(argv) {
+                Ok(m) if m.subcommand_name() == Some("record") => m,
+                _ => e.exit(),
+            }
+        }
+        Err(e) => e.exit(),
+    };
+    let strict = |cmd: clap::Command, full: Vec<OsString>| {
+        cmd.try_get_matches_from(full).unwrap_or_else(|e| e.exit())
+    };
     let Some(("record", sm)) = m.subcommand() else {
         return Ok(m);
     };
     let Some(path) = config::locate(sm.get_one::<PathBuf>("config").map(|p| p.as_path())) else {
-        return Ok(m);
+        return Ok(strict(cmd, argv.to_vec()));
     };
     let mut file = config::ConfigFile::load(&path)?;
     cmd.build();
@@ -166,9 +172,6 @@ fn with_config(
         .find_subcommand("record")
         .ok_or_else(|| anyhow::anyhow!("no record command"))?;
     let (extra, prov) = config::args_for(&mut file, sub, sm)?;
-    if extra.is_empty() {
-        return Ok(m);
-    }
     let full: Vec<OsString> = argv.iter().cloned().chain(extra).collect();
     cmd.try_get_matches_from(full)
         .map_err(|e| config::explain(&mut file, &prov, &e).into())

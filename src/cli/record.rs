@@ -52,7 +52,7 @@ pub struct Args {
     #[arg(short, long)]
     pub verbose: bool,
     /// Settings file: a YAML mapping of these flags' long names to values (flags given here
-    /// win); default /etc/open-forensics/config.yaml if it exists; '' for none.
+    /// win); default /etc/open-forensics/config.yaml if it exists (/dev/null: none).
     #[arg(long, env = "OPEN_FORENSICS_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Retention: remove the oldest sealed segments to keep the store within this size
@@ -157,6 +157,12 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         )),
     };
     let s = capture::record(&opts, writer, rules, alerts, stop, Some(Box::new(service)))?;
+    // The last seals happened after the store thread's last retention pass.
+    match crate::store::retain(store, &retention(&args), crate::timespec::now_ns()) {
+        Ok(Some(r)) => crate::service::report_removal(&r),
+        Ok(None) => {}
+        Err(e) => eprintln!("open-forensics: warning: retention: {e}"),
+    }
     for w in &s.warnings {
         eprintln!("open-forensics: warning: {w}");
     }

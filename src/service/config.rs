@@ -255,7 +255,6 @@ pub fn explain(config: &mut ConfigFile, prov: &Provenance, err: &clap::Error) ->
 /// else [`DEFAULT_PATH`] if it exists.
 pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
     match explicit {
-        Some(p) if p.as_os_str().is_empty() => None, // `--config ''`: none at all
         Some(p) => Some(p.to_owned()),
         None => Some(PathBuf::from(DEFAULT_PATH)).filter(|p| p.exists()),
     }

@@ -110,14 +110,7 @@ impl Service {
             Ok(Some(r)) => {
                 self.pruned_segments += r.segments;
                 self.pruned_events += r.events;
-                eprintln!(
-                    "open-forensics: retention ({}): removed {} segment(s), {} events, {} .. {}",
-                    r.by,
-                    r.segments,
-                    r.events,
-                    crate::event::format_ts(r.from_ns),
-                    crate::event::format_ts(r.to_ns)
-                );
+                report_removal(&r);
             }
             Ok(None) => {}
             // Retention failing must not stop recording: say so, try again next time.
@@ -202,6 +195,18 @@ fn lost_by_reason(t: &Tick<'_>, total: u64) -> std::collections::BTreeMap<String
         m.insert("disk_full".into(), total - counted);
     }
     m
+}
+
+/// One stderr line per retention removal.
+pub fn report_removal(r: &crate::store::PrunedRange) {
+    eprintln!(
+        "open-forensics: retention ({}): removed {} segment(s), {} events, {} .. {}",
+        r.by,
+        r.segments,
+        r.events,
+        crate::event::format_ts(r.from_ns),
+        crate::event::format_ts(r.to_ns)
+    );
 }
 
 fn describe(r: &Retention) -> String {

@@ -286,6 +286,49 @@ pub fn prune_before(dir: &std::path::Path, before: i64, dry_run: bool) -> Result
     Ok(gone)
 }
 
+/// [`Writer::retain`] for a store no one is writing (takes the writer lock): what a recorder
+/// applies once more after its last seal. The newest segment always stays (it was the active one
+/// a moment ago).
+pub fn retain(dir: &std::path::Path, policy: &Retention, now_ns: i64) -> Result<Option<PrunedRange>> {
+    if policy.is_empty() {
+        return Ok(None);
+    }
+    let dir = StoreDir::open_for_writing(dir)?;
+    let _lock = StoreLock::acquire(&dir)?;
+    apply(&dir, policy, now_ns, true)
+}
+
+fn apply(
+    dir: &StoreDir,
+    policy: &Retention,
+    now_ns: i64,
+    keep_newest: bool,
+) -> Result<Option<PrunedRange>> {
+    let (segments, _) = list(dir)?;
+    let (mut doomed, why) = plan(&segments, policy, now_ns);
+    if keep_newest {
+        let newest = segments.iter().map(|s| s.meta.seq).max();
+        doomed.retain(|&i| Some(segments[i].meta.seq) != newest);
+    }
+    if doomed.is_empty() {
+        return Ok(None);
+    }
+    let (gone, kept) = split(&segments, &doomed);
+    let cutoff = gone
+        .iter()
+        .filter_map(|s| s.meta.last_ts_ns)
+        .max()
+        .map_or(now_ns, |l| l.saturating_add(1));
+    remove(
+        dir,
+        &gone.iter().collect::<Vec<_>>(),
+        &kept.iter().collect::<Vec<_>>(),
+        cutoff,
+        why,
+        now_ns,
+    )
+}
+
 impl Writer {
     /// Removes the oldest sealed segments until the store is within `policy` (never the active
     /// one, nor one waiting to be sealed), recording the removal (see the module documentation).
@@ -294,26 +337,7 @@ impl Writer {
         if policy.is_empty() {
             return Ok(None);
         }
-        let dir = self.store_dir();
-        let (segments, _) = list(dir)?;
-        let (doomed, why) = plan(&segments, policy, now_ns);
-        if doomed.is_empty() {
-            return Ok(None);
-        }
-        let (gone, kept) = split(&segments, &doomed);
-        let cutoff = gone
-            .iter()
-            .filter_map(|s| s.meta.last_ts_ns)
-            .max()
-            .map_or(now_ns, |l| l.saturating_add(1));
-        remove(
-            dir,
-            &gone.iter().collect::<Vec<_>>(),
-            &kept.iter().collect::<Vec<_>>(),
-            cutoff,
-            why,
-            now_ns,
-        )
+        apply(self.store_dir(), policy, now_ns, false)
     }
 }
 

@@ -238,3 +238,18 @@ impl Recorder {
         let _ = self.child.wait();
     }
 }
+
+impl Recorder {
+    /// Waits up to `timeout` for a stderr line containing `pat`; returns it (kept for `stop`).
+    pub fn wait_line(&mut self, pat: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.stderr.recv_timeout(left).ok()?;
+            self.early.push(line.clone());
+            if line.contains(pat) {
+                return Some(line);
+            }
+        }
+    }
+}

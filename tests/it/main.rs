@@ -7,4 +7,5 @@ mod helpers;
 mod lineage;
 mod record;
 mod rules;
+mod service;
 mod store;
