@@ -32,16 +32,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe().context("find this binary")?;
     let binary = std::fs::read(&exe).with_context(|| format!("read {}", exe.display()))?;
-    let completions: Vec<(&str, Vec<u8>)> = [("bash", Shell::Bash), ("zsh", Shell::Zsh), ("fish", Shell::Fish)]
-        .into_iter()
-        .map(|(n, s)| (n, super::shell::completion(s)))
-        .collect();
+    let completions: Vec<(&str, Vec<u8>)> = [
+        ("bash", Shell::Bash),
+        ("zsh", Shell::Zsh),
+        ("fish", Shell::Fish),
+    ]
+    .into_iter()
+    .map(|(n, s)| (n, super::shell::completion(s)))
+    .collect();
     let man = super::shell::man_pages()?;
     let layout = Layout {
         prefix: args.prefix.clone(),
         destdir: args.destdir.clone(),
     };
-    let verb = if args.dry_run { "would install" } else { "installed" };
+    let verb = if args.dry_run {
+        "would install"
+    } else {
+        "installed"
+    };
     for item in layout.items(binary, &completions, &man) {
         match install(&item, args.dry_run)? {
             Done::Installed => eprintln!("open-forensics: {verb} {}", item.path.display()),

@@ -131,7 +131,13 @@ fn parse(argv: &[OsString]) -> anyhow::Result<Cli> {
         // Probed only when asked for.
         cmd = cmd.long_version(crate::service::features::long_version());
     }
-    let m = with_config(cmd, argv)?;
+    let m = match with_config(cmd, argv) {
+        Ok(m) => m,
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(clap_error) => clap_error.exit(),
+            Err(e) => return Err(e),
+        },
+    };
     Ok(Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit()))
 }
 
@@ -144,7 +150,9 @@ pub(crate) fn parse_again() -> anyhow::Result<Cli> {
 
 /// The command line's matches, with the config file's settings for `record`. A requirement the
 /// command line alone misses (`--alerts` needs `--rules`) may be met by the config file, so for
-/// `record` the first look is lenient and the final parse, with the config, is strict.
+/// `record` the first look is lenient and the final parse, with the config, is strict. Clap's own
+/// errors come back as `clap::Error`: the caller decides whether they end the process (a reload
+/// must not).
 fn with_config(mut cmd: clap::Command, argv: &[OsString]) -> anyhow::Result<ArgMatches> {
     use crate::service::config;
     let m = match cmd.clone().try_get_matches_from(argv) {
@@ -152,19 +160,16 @@ fn with_config(mut cmd: clap::Command, argv: &[OsString]) -> anyhow::Result<ArgM
         Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => {
             match cmd.clone().ignore_errors(true).try_get_matches_from(argv) {
                 Ok(m) if m.subcommand_name() == Some("record") => m,
-                _ => e.exit(),
+                _ => return Err(e.into()),
             }
         }
-        Err(e) => e.exit(),
-    };
-    let strict = |cmd: clap::Command, full: Vec<OsString>| {
-        cmd.try_get_matches_from(full).unwrap_or_else(|e| e.exit())
+        Err(e) => return Err(e.into()),
     };
     let Some(("record", sm)) = m.subcommand() else {
         return Ok(m);
     };
     let Some(path) = config::locate(sm.get_one::<PathBuf>("config").map(|p| p.as_path())) else {
-        return Ok(strict(cmd, argv.to_vec()));
+        return Ok(cmd.try_get_matches_from(argv)?);
     };
     let mut file = config::ConfigFile::load(&path)?;
     cmd.build();

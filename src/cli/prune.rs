@@ -43,7 +43,11 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     }
     eprintln!(
         "open-forensics: {} {} segment(s), {events} events, older than {}",
-        if args.dry_run { "would prune" } else { "pruned" },
+        if args.dry_run {
+            "would prune"
+        } else {
+            "pruned"
+        },
         removed.len(),
         format_ts(before)
     );

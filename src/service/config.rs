@@ -280,7 +280,10 @@ mod tests {
     fn run(cli: &[&str], yaml: &str) -> Result<T, String> {
         let mut cmd = T::command();
         cmd.build();
-        let m = cmd.clone().try_get_matches_from(cli).map_err(|e| e.to_string())?;
+        let m = cmd
+            .clone()
+            .try_get_matches_from(cli)
+            .map_err(|e| e.to_string())?;
         let mut cf = ConfigFile::parse(Path::new("c.yaml"), yaml.into()).map_err(|e| e.0)?;
         let (extra, prov) = args_for(&mut cf, &cmd, &m).map_err(|e| e.0)?;
         let argv: Vec<OsString> = cli.iter().map(OsString::from).chain(extra).collect();
@@ -292,7 +295,11 @@ mod tests {
 
     #[test]
     fn keys_become_flags_and_flags_win() {
-        let t = run(&["t"], "ring-mb: 64\nrules: [a.yaml, b.yaml]\nstats: true\n").unwrap();
+        let t = run(
+            &["t"],
+            "ring-mb: 64\nrules: [a.yaml, b.yaml]\nstats: true\n",
+        )
+        .unwrap();
         assert_eq!(t.ring_mb, 64);
         assert_eq!(t.rules, vec![PathBuf::from("a.yaml"), "b.yaml".into()]);
         assert!(t.stats);
@@ -304,13 +311,22 @@ mod tests {
     #[test]
     fn errors_name_the_key_and_its_position() {
         let e = run(&["t"], "stats: true\nring-mb: lots\n").unwrap_err();
-        assert!(e.starts_with("c.yaml:2:10: ring-mb: invalid value 'lots'"), "{e}");
+        assert!(
+            e.starts_with("c.yaml:2:10: ring-mb: invalid value 'lots'"),
+            "{e}"
+        );
         let e = run(&["t"], "ring-mb: 1\nrulez: [a]\n").unwrap_err();
         assert!(e.starts_with("c.yaml:2:8: unknown key \"rulez\""), "{e}");
         let e = run(&["t"], "stats: yes please\n").unwrap_err();
-        assert!(e.starts_with("c.yaml:1:8: stats: expected true or false"), "{e}");
+        assert!(
+            e.starts_with("c.yaml:1:8: stats: expected true or false"),
+            "{e}"
+        );
         let e = run(&["t"], "ring-mb: [1, 2]\n").unwrap_err();
-        assert!(e.starts_with("c.yaml:1:10: ring-mb: expected one value"), "{e}");
+        assert!(
+            e.starts_with("c.yaml:1:10: ring-mb: expected one value"),
+            "{e}"
+        );
         let e = run(&["t"], "alerts: /tmp/x\n").unwrap_err();
         assert!(e.contains("--rules") && e.contains("c.yaml"), "{e}");
         let e = run(&["t"], "- a\n").unwrap_err();

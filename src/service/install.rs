@@ -192,17 +192,28 @@ mod tests {
         assert_eq!(install(&item("a"), false).unwrap(), Done::Installed);
         assert_eq!(install(&item("a"), false).unwrap(), Done::Unchanged);
         let new = d.path().join("etc/config.yaml.new");
-        assert_eq!(install(&item("b"), true).unwrap(), Done::KeptWithNew(new.clone()));
+        assert_eq!(
+            install(&item("b"), true).unwrap(),
+            Done::KeptWithNew(new.clone())
+        );
         assert!(!new.exists(), "a dry run writes nothing");
-        assert_eq!(install(&item("b"), false).unwrap(), Done::KeptWithNew(new.clone()));
-        assert_eq!(std::fs::read_to_string(d.path().join("etc/config.yaml")).unwrap(), "a");
+        assert_eq!(
+            install(&item("b"), false).unwrap(),
+            Done::KeptWithNew(new.clone())
+        );
+        assert_eq!(
+            std::fs::read_to_string(d.path().join("etc/config.yaml")).unwrap(),
+            "a"
+        );
         assert_eq!(std::fs::read_to_string(&new).unwrap(), "b");
     }
 
     #[test]
     fn the_unit_runs_the_installed_binary() {
         let u = unit_for(Path::new("/opt/of/bin"));
-        assert!(u.contains("ExecStart=/opt/of/bin/open-forensics record --config /etc/open-forensics/config.yaml"));
+        assert!(u.contains(
+            "ExecStart=/opt/of/bin/open-forensics record --config /etc/open-forensics/config.yaml"
+        ));
         assert!(!u.contains("/usr/local/bin"));
     }
 }

@@ -34,8 +34,12 @@ pub struct Service {
     pub retention: Retention,
     pub health: Option<HealthFiles>,
     pub health_every: Duration,
-    /// The alerts stream's name in the health file's `outputs` (`stdout`, `file`).
+    /// The alerts stream's name in the health file's `outputs` (`stdout`, `file`), used while
+    /// no [`Service::outputs`] source is set.
     pub alerts_output: String,
+    /// The alert outputs' states for the health files (alert delivery sets this; `None`: the
+    /// one alerts stream, with every alert counted as sent).
+    pub outputs: Option<Box<dyn Fn() -> Vec<OutputState> + Send>>,
     /// Batches the capture queue holds.
     pub queue_capacity: u64,
     reload: Option<Reload>,
@@ -56,6 +60,7 @@ impl Service {
             health: None,
             health_every: Duration::from_secs(10),
             alerts_output: "stdout".into(),
+            outputs: None,
             queue_capacity: 0,
             reload,
             started: now,
@@ -163,13 +168,16 @@ impl Service {
             },
             alerts,
             alerts_by_rule: t.counters.alerts_by_rule.clone(),
-            outputs: vec![OutputState {
-                name: self.alerts_output.clone(),
-                state: "ok".into(),
-                sent: alerts,
-                dropped: 0,
-                queued: 0,
-            }],
+            outputs: match &self.outputs {
+                Some(states) => states(),
+                None => vec![OutputState {
+                    name: self.alerts_output.clone(),
+                    state: "ok".into(),
+                    sent: alerts,
+                    dropped: 0,
+                    queued: 0,
+                }],
+            },
             bytes_written: s.sealed_bytes,
             segments_sealed: s.segments_sealed,
             store_bytes: crate::capture::pipeline::dir_bytes(t.writer.dir()),
@@ -288,6 +296,8 @@ mod tests {
         assert_eq!(parse_size("2k"), Ok(2048));
         assert!(parse_size("1.5G").is_err());
         assert!(parse_size("10X").unwrap_err().contains("unknown unit"));
-        assert!(parse_size("99999999999T").unwrap_err().contains("too large"));
+        assert!(parse_size("99999999999T")
+            .unwrap_err()
+            .contains("too large"));
     }
 }

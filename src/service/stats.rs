@@ -82,7 +82,12 @@ impl Health {
             }
         };
         let one = |v: u64| vec![(String::new(), v as f64)];
-        metric("events_total", "counter", "Events stored.", &one(self.events));
+        metric(
+            "events_total",
+            "counter",
+            "Events stored.",
+            &one(self.events),
+        );
         metric(
             "events_per_second",
             "gauge",
@@ -270,7 +275,9 @@ mod tests {
         let text = sample().to_prometheus();
         assert!(text.contains("open_forensics_alerts_total{rule=\"a\\\"b\\\\c\\nd\"} 2\n"));
         assert!(text.contains("open_forensics_lost_total{reason=\"ringbuf_full\"} 3\n"));
-        assert!(text.contains("open_forensics_output_sent_total{output=\"stdout\",state=\"ok\"} 2\n"));
+        assert!(
+            text.contains("open_forensics_output_sent_total{output=\"stdout\",state=\"ok\"} 2\n")
+        );
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let name = line.split(['{', ' ']).next().unwrap();
             assert!(
@@ -294,7 +301,8 @@ mod tests {
         .write(&sample())
         .unwrap();
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
-        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert_eq!(v["events_per_s"], 5.0);
         assert_eq!(v["outputs"][0]["name"], "stdout");
         assert_eq!(

@@ -289,7 +289,11 @@ pub fn prune_before(dir: &std::path::Path, before: i64, dry_run: bool) -> Result
 /// [`Writer::retain`] for a store no one is writing (takes the writer lock): what a recorder
 /// applies once more after its last seal. The newest segment always stays (it was the active one
 /// a moment ago).
-pub fn retain(dir: &std::path::Path, policy: &Retention, now_ns: i64) -> Result<Option<PrunedRange>> {
+pub fn retain(
+    dir: &std::path::Path,
+    policy: &Retention,
+    now_ns: i64,
+) -> Result<Option<PrunedRange>> {
     if policy.is_empty() {
         return Ok(None);
     }

@@ -23,11 +23,26 @@ fn config_errors_name_file_line_and_column_and_exit_2() {
     let cfg = s.path("config.yaml");
     let cfg_s = cfg.to_str().unwrap();
     for (text, want) in [
-        ("ring-mb: 16\nrulez: [a.yaml]\n", ":2:8: unknown key \"rulez\""),
-        ("stats: true\nring-mb: lots\n", ":2:10: ring-mb: invalid value 'lots'"),
-        ("retain-size: 10 bananas\n", ":1:14: retain-size: invalid value '10 bananas'"),
-        ("max-age: [1h, 2h]\n", ":1:10: max-age: expected one value, found a list"),
-        ("stats: {a: 1}\n", ":1:8: stats: expected true or false, found a mapping"),
+        (
+            "ring-mb: 16\nrulez: [a.yaml]\n",
+            ":2:8: unknown key \"rulez\"",
+        ),
+        (
+            "stats: true\nring-mb: lots\n",
+            ":2:10: ring-mb: invalid value 'lots'",
+        ),
+        (
+            "retain-size: 10 bananas\n",
+            ":1:14: retain-size: invalid value '10 bananas'",
+        ),
+        (
+            "max-age: [1h, 2h]\n",
+            ":1:10: max-age: expected one value, found a list",
+        ),
+        (
+            "stats: {a: 1}\n",
+            ":1:8: stats: expected true or false, found a mapping",
+        ),
         ("ring-mb: [\n", "config.yaml:"),
     ] {
         write(&cfg, text);
@@ -64,7 +79,11 @@ fn flags_win_over_the_config_file_and_the_config_fills_in_the_rest() {
         .env("OPEN_FORENSICS_CONFIG", &cfg)
         .output()
         .unwrap();
-    assert!(stderr_of(&out).contains("--ring-mb 3:"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("--ring-mb 3:"),
+        "{}",
+        stderr_of(&out)
+    );
     // A requirement met by the config: --alerts on the command line, rules in the file.
     write(&cfg, "ring-mb: 3\nrules: [/nonexistent.yaml]\n");
     let err = stderr_of(&s.run(&["record", "--config", cfg_s, "--alerts", "/dev/null"]));
@@ -76,7 +95,13 @@ fn the_shipped_config_is_valid() {
     let s = TempStore::new();
     let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/config.yaml");
     // Everything in it parses; the deliberate bad flag stops the run before anything is done.
-    let err = stderr_of(&s.run(&["record", "--config", cfg.to_str().unwrap(), "--ring-mb", "3"]));
+    let err = stderr_of(&s.run(&[
+        "record",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--ring-mb",
+        "3",
+    ]));
     assert!(err.contains("--ring-mb 3: must be a power of two"), "{err}");
 }
 
@@ -85,11 +110,17 @@ fn completions_and_man_pages_are_generated_from_the_flags() {
     let s = TempStore::new();
     for shell in ["bash", "zsh", "fish"] {
         let out = s.ok(&["completions", shell]);
-        assert!(out.contains("retain-size"), "{shell}: no --retain-size in\n{out}");
+        assert!(
+            out.contains("retain-size"),
+            "{shell}: no --retain-size in\n{out}"
+        );
         assert!(out.contains("open-forensics"), "{shell}");
     }
     let man = s.ok(&["man"]);
-    assert!(man.starts_with(".ie") || man.contains(".TH open-forensics 1"), "{man}");
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH open-forensics 1"),
+        "{man}"
+    );
     assert!(man.contains("record"));
     let dir = s.path("man");
     std::fs::create_dir(&dir).unwrap();
@@ -100,10 +131,22 @@ fn completions_and_man_pages_are_generated_from_the_flags() {
 
 #[test]
 fn version_names_the_schema_libbpf_and_kernel_features() {
-    let out = std::process::Command::new(bin()).arg("--version").output().unwrap();
+    let out = std::process::Command::new(bin())
+        .arg("--version")
+        .output()
+        .unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(out.status.success());
-    for want in ["open-forensics 0.", "schema ", "libbpf v1.", "kernel ", "BTF: ", "ring buffer: ", "bpf_loop: ", "tp_btf: "] {
+    for want in [
+        "open-forensics 0.",
+        "schema ",
+        "libbpf v1.",
+        "kernel ",
+        "BTF: ",
+        "ring buffer: ",
+        "bpf_loop: ",
+        "tp_btf: ",
+    ] {
         assert!(text.contains(want), "no {want:?} in {text}");
     }
 }
@@ -140,14 +183,21 @@ fn prune_refuses_a_recent_before_without_force_and_dry_run_deletes_nothing() {
     let out = s.run(&["prune", "--before", "0s"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains("--force"), "{}", stderr_of(&out));
-    assert_eq!(segment_files(&s.dir), before, "a refused prune deleted something");
+    assert_eq!(
+        segment_files(&s.dir),
+        before,
+        "a refused prune deleted something"
+    );
 
     let out = s.run(&["prune", "--before", "0s", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 2);
     assert!(stderr_of(&out).contains("would prune 2 segment(s), 20 events"));
     assert_eq!(segment_files(&s.dir), before, "--dry-run deleted something");
-    assert!(!s.dir.join("prune.json").exists(), "--dry-run recorded a prune");
+    assert!(
+        !s.dir.join("prune.json").exists(),
+        "--dry-run recorded a prune"
+    );
 
     // An older cut needs no --force; a recent one does, and then the range is reported.
     s.ok(&["prune", "--before", "2h"]);
@@ -168,7 +218,11 @@ fn prune_refuses_a_recent_before_without_force_and_dry_run_deletes_nothing() {
     let out = s.run(&["query", "--since", "22m", "--format", "csv"]);
     assert!(!stderr_of(&out).contains("pruned"), "{}", stderr_of(&out));
     let out = s.run(&["query", "--since", "1h", "--format", "csv"]);
-    assert!(stderr_of(&out).contains("warning: pruned: 10 events in 1 segment(s)"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("warning: pruned: 10 events in 1 segment(s)"),
+        "{}",
+        stderr_of(&out)
+    );
     s.ok(&["verify"]);
 }
 
@@ -177,7 +231,14 @@ fn install_puts_everything_in_place_and_never_overwrites_an_edited_config() {
     let s = TempStore::new();
     let root = s.path("root");
     let root_s = root.to_str().unwrap();
-    let out = s.run(&["install", "--destdir", root_s, "--prefix", "/usr", "--dry-run"]);
+    let out = s.run(&[
+        "install",
+        "--destdir",
+        root_s,
+        "--prefix",
+        "/usr",
+        "--dry-run",
+    ]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert!(!root.exists(), "--dry-run wrote something");
     s.ok(&["install", "--destdir", root_s, "--prefix", "/usr"]);
@@ -194,13 +255,21 @@ fn install_puts_everything_in_place_and_never_overwrites_an_edited_config() {
     ] {
         assert!(root.join(f).is_file(), "{f} not installed");
     }
-    let unit = std::fs::read_to_string(root.join("etc/systemd/system/open-forensics.service")).unwrap();
-    assert!(unit.contains("ExecStart=/usr/bin/open-forensics record"), "{unit}");
+    let unit =
+        std::fs::read_to_string(root.join("etc/systemd/system/open-forensics.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/bin/open-forensics record"),
+        "{unit}"
+    );
     let config = root.join("etc/open-forensics/config.yaml");
     write(&config, "ring-mb: 64\n");
     let out = s.run(&["install", "--destdir", root_s, "--prefix", "/usr"]);
     assert!(out.status.success());
-    assert!(stderr_of(&out).contains("config.yaml.new"), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("config.yaml.new"),
+        "{}",
+        stderr_of(&out)
+    );
     assert_eq!(std::fs::read_to_string(&config).unwrap(), "ring-mb: 64\n");
     assert_eq!(
         std::fs::read_to_string(root.join("etc/open-forensics/config.yaml.new")).unwrap(),
@@ -210,7 +279,10 @@ fn install_puts_everything_in_place_and_never_overwrites_an_edited_config() {
 
 #[test]
 fn systemd_analyze_verifies_the_unit() {
-    let Ok(out) = std::process::Command::new("systemd-analyze").arg("--version").output() else {
+    let Ok(out) = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+    else {
         use std::io::Write as _;
         let _ = writeln!(
             std::io::stderr(),
@@ -281,19 +353,24 @@ fn rule_file(name: &str, marker_dir: &Path) -> String {
 
 #[test]
 fn sighup_swaps_rules_for_the_next_event_and_keeps_the_old_set_when_the_new_one_is_invalid() {
-    if !live_capture_available("sighup_swaps_rules_for_the_next_event_and_keeps_the_old_set_when_the_new_one_is_invalid") {
+    if !live_capture_available(
+        "sighup_swaps_rules_for_the_next_event_and_keeps_the_old_set_when_the_new_one_is_invalid",
+    ) {
         return;
     }
     let s = TempStore::new();
     let marks = s.path("m");
     std::fs::create_dir(&marks).unwrap();
-    for i in 1..=3 {
+    for i in 1..=4 {
         write(&marks.join(format!("f{i}")), "");
     }
     let rules = s.path("live.yaml");
     write(&rules, &rule_file("before_reload", &marks));
     let cfg = s.path("config.yaml");
-    write(&cfg, &format!("rules: [{}]\nno-ia32: true\n", rules.display()));
+    write(
+        &cfg,
+        &format!("rules: [{}]\nno-ia32: true\n", rules.display()),
+    );
     let alerts_file = s.path("alerts.jsonl");
     let mut rec = Recorder::start(
         &s,
@@ -315,7 +392,9 @@ fn sighup_swaps_rules_for_the_next_event_and_keeps_the_old_set_when_the_new_one_
 
     write(&rules, &rule_file("after_reload", &marks));
     hup(&rec);
-    let line = rec.wait_line("SIGHUP", Duration::from_secs(20)).expect("no reload line");
+    let line = rec
+        .wait_line("SIGHUP", Duration::from_secs(20))
+        .expect("no reload line");
     assert!(line.contains("reloaded: 1 rule(s)"), "{line}");
     touch_open(&marks.join("f2"));
     wait_for_alert(&alerts_file, &marks.join("f2"));
@@ -326,11 +405,27 @@ fn sighup_swaps_rules_for_the_next_event_and_keeps_the_old_set_when_the_new_one_
         &format!("{}    severity_typo: low\n", rule_file("broken", &marks)),
     );
     hup(&rec);
-    let line = rec.wait_line("SIGHUP", Duration::from_secs(20)).expect("no reload line");
+    let line = rec
+        .wait_line("SIGHUP", Duration::from_secs(20))
+        .expect("no reload line");
     assert!(line.contains("reload failed"), "{line}");
     assert!(line.contains(&format!("{}:6:", rules.display())), "{line}");
     touch_open(&marks.join("f3"));
     wait_for_alert(&alerts_file, &marks.join("f3"));
+
+    // A config file gone at reload time: reported, still recording with the same rules.
+    std::fs::rename(&cfg, s.path("config.yaml.away")).unwrap();
+    hup(&rec);
+    let line = rec
+        .wait_line("SIGHUP", Duration::from_secs(20))
+        .expect("no reload line");
+    assert!(
+        line.contains("reload failed") && line.contains("config.yaml"),
+        "{line}"
+    );
+    assert!(rec.running(), "a failed reload ended the recorder");
+    touch_open(&marks.join("f4"));
+    wait_for_alert(&alerts_file, &marks.join("f4"));
     let err = rec.stop();
 
     let got = alerts(&alerts_file);
@@ -339,8 +434,12 @@ fn sighup_swaps_rules_for_the_next_event_and_keeps_the_old_set_when_the_new_one_
         ("before_reload".to_owned(), at("f1")),
         ("after_reload".to_owned(), at("f2")),
         ("after_reload".to_owned(), at("f3")),
+        ("after_reload".to_owned(), at("f4")),
     ];
-    assert_eq!(got, expect, "alerts around the reloads (none doubled, none missed): {err}");
+    assert_eq!(
+        got, expect,
+        "alerts around the reloads (none doubled, none missed): {err}"
+    );
 }
 
 /// Bytes of the sealed segment files in `dir`.
@@ -354,7 +453,9 @@ fn sealed_bytes(dir: &Path) -> u64 {
 
 #[test]
 fn retention_keeps_a_live_store_within_its_size_and_queries_say_what_was_pruned() {
-    if !live_capture_available("retention_keeps_a_live_store_within_its_size_and_queries_say_what_was_pruned") {
+    if !live_capture_available(
+        "retention_keeps_a_live_store_within_its_size_and_queries_say_what_was_pruned",
+    ) {
         return;
     }
     let s = TempStore::new();
@@ -400,7 +501,10 @@ fn retention_keeps_a_live_store_within_its_size_and_queries_say_what_was_pruned(
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let opened = load.join().unwrap();
     let err = rec.stop();
-    assert!(removed_seen, "retention never removed anything ({opened} opens): {err}");
+    assert!(
+        removed_seen,
+        "retention never removed anything ({opened} opens): {err}"
+    );
     assert!(err.contains("retention (retain-size): removed"), "{err}");
     // Between a seal and the next retention pass (one tick) one more segment may sit there.
     assert!(
@@ -418,13 +522,25 @@ fn retention_keeps_a_live_store_within_its_size_and_queries_say_what_was_pruned(
     let kept = String::from_utf8_lossy(&out.stdout).lines().count() as u64;
     let notice: serde_json::Value = stderr_of(&out)
         .lines()
-        .find_map(|l| serde_json::from_str::<serde_json::Value>(l).ok().filter(|v| v["warning"] == "pruned"))
+        .find_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l)
+                .ok()
+                .filter(|v| v["warning"] == "pruned")
+        })
         .unwrap_or_else(|| panic!("export does not say what was pruned: {}", stderr_of(&out)));
     let pruned = notice["events"].as_u64().unwrap();
     assert!(pruned > 0);
-    assert_eq!(kept + pruned, recorded, "kept {kept} + pruned {pruned} != recorded {recorded}");
+    assert_eq!(
+        kept + pruned,
+        recorded,
+        "kept {kept} + pruned {pruned} != recorded {recorded}"
+    );
     let out = s.run(&["query", "--since", "1h", "--format", "jsonl"]);
-    assert!(stderr_of(&out).contains("\"warning\":\"pruned\""), "{}", stderr_of(&out));
+    assert!(
+        stderr_of(&out).contains("\"warning\":\"pruned\""),
+        "{}",
+        stderr_of(&out)
+    );
     s.ok(&["verify"]);
 
     // The health files: this interval's rate, the ring, and a Prometheus twin.
@@ -435,7 +551,14 @@ fn retention_keeps_a_live_store_within_its_size_and_queries_say_what_was_pruned(
     assert_eq!(h["ring"]["size_bytes"], 16 << 20);
     assert!(h["pruned_events"].as_u64().unwrap() > 0, "{h}");
     assert_eq!(h["outputs"][0]["name"], "stdout");
-    let prom = std::fs::read_to_string(PathBuf::from(format!("{}.prom", health.display()))).unwrap();
-    assert!(prom.contains("# TYPE open_forensics_events_total counter"), "{prom}");
-    assert!(prom.contains("open_forensics_ring_size_bytes 16777216"), "{prom}");
+    let prom =
+        std::fs::read_to_string(PathBuf::from(format!("{}.prom", health.display()))).unwrap();
+    assert!(
+        prom.contains("# TYPE open_forensics_events_total counter"),
+        "{prom}"
+    );
+    assert!(
+        prom.contains("open_forensics_ring_size_bytes 16777216"),
+        "{prom}"
+    );
 }
