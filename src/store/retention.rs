@@ -336,9 +336,10 @@ fn apply(
 impl Writer {
     /// Removes the oldest sealed segments until the store is within `policy` (never the active
     /// one, nor one waiting to be sealed), recording the removal (see the module documentation).
-    /// Returns what was removed, if anything.
+    /// Returns what was removed, if anything; does nothing while a seal is in flight
+    /// ([`Writer::is_sealing`]).
     pub fn retain(&mut self, policy: &Retention, now_ns: i64) -> Result<Option<PrunedRange>> {
-        if policy.is_empty() {
+        if policy.is_empty() || self.is_sealing() {
             return Ok(None);
         }
         apply(self.store_dir(), policy, now_ns, false)

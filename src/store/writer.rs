@@ -221,6 +221,13 @@ impl Writer {
         self.dir.path()
     }
 
+    /// Whether a seal is in flight (its sealed file may exist while its active files are not yet
+    /// removed: retention waits for it, so that it never removes a segment a crash could leave
+    /// behind as an active database, to be sealed again by the next writer).
+    pub fn is_sealing(&self) -> bool {
+        self.sealing.is_some()
+    }
+
     /// The store directory, for retention (which runs under this writer's lock).
     pub(super) fn store_dir(&self) -> &StoreDir {
         &self.dir
