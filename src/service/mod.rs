@@ -107,8 +107,8 @@ impl Service {
             None => true,
             Some((at, s)) => s != sealed || at.elapsed() >= RETENTION_EVERY,
         };
-        if !due || t.writer.is_sealing() {
-            return Ok(()); // a seal in flight: the next tick
+        if !due {
+            return Ok(());
         }
         self.last_retention = Some((Instant::now(), sealed));
         match t.writer.retain(&self.retention, t.now_ns) {

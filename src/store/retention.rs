@@ -299,7 +299,7 @@ pub fn retain(
     }
     let dir = StoreDir::open_for_writing(dir)?;
     let _lock = StoreLock::acquire(&dir)?;
-    apply(&dir, policy, now_ns, true)
+    apply(&dir, policy, now_ns, true, None)
 }
 
 fn apply(
@@ -307,9 +307,17 @@ fn apply(
     policy: &Retention,
     now_ns: i64,
     keep_newest: bool,
+    sealing: Option<u64>,
 ) -> Result<Option<PrunedRange>> {
     let (segments, _) = list(dir)?;
     let (mut doomed, why) = plan(&segments, policy, now_ns);
+    // A prefix stays a prefix: everything before the first one kept.
+    if let Some(pos) = doomed
+        .iter()
+        .position(|&i| sealing.is_some_and(|b| segments[i].meta.seq >= b))
+    {
+        doomed.truncate(pos);
+    }
     if keep_newest {
         let newest = segments.iter().map(|s| s.meta.seq).max();
         doomed.retain(|&i| Some(segments[i].meta.seq) != newest);
@@ -336,13 +344,13 @@ fn apply(
 impl Writer {
     /// Removes the oldest sealed segments until the store is within `policy` (never the active
     /// one, nor one waiting to be sealed), recording the removal (see the module documentation).
-    /// Returns what was removed, if anything; does nothing while a seal is in flight
-    /// ([`Writer::is_sealing`]).
+    /// Returns what was removed, if anything. The segment being sealed, and everything newer,
+    /// stays ([`Writer::sealing_seq`]).
     pub fn retain(&mut self, policy: &Retention, now_ns: i64) -> Result<Option<PrunedRange>> {
-        if policy.is_empty() || self.is_sealing() {
+        if policy.is_empty() {
             return Ok(None);
         }
-        apply(self.store_dir(), policy, now_ns, false)
+        apply(self.store_dir(), policy, now_ns, false, self.sealing_seq())
     }
 }
 
