@@ -163,7 +163,11 @@ pub fn install(item: &Item, dry_run: bool) -> anyhow::Result<Done> {
 
 /// Creates `dir` and its missing parents 0755 (the process umask is the store's, 077).
 fn create_dirs(dir: &Path) -> anyhow::Result<()> {
-    let missing: Vec<&Path> = dir.ancestors().take_while(|a| !a.exists()).collect();
+    // (A relative destdir ends in "", which is the current directory, not one to create.)
+    let missing: Vec<&Path> = dir
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .collect();
     std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
     for d in missing {
         set_mode(d, 0o755)?;

@@ -278,6 +278,19 @@ fn install_puts_everything_in_place_and_never_overwrites_an_edited_config() {
 }
 
 #[test]
+fn install_into_a_relative_destdir_creates_it() {
+    // Regression: the missing-directory walk reached "" (the current directory) and failed.
+    let s = TempStore::new();
+    let out = s
+        .cmd(&["install", "--destdir", "stage", "--prefix", "/usr"])
+        .current_dir(s.tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(s.path("stage/usr/bin/open-forensics").is_file());
+}
+
+#[test]
 fn systemd_analyze_verifies_the_unit() {
     let Ok(out) = std::process::Command::new("systemd-analyze")
         .arg("--version")
