@@ -62,7 +62,7 @@ use std::path::PathBuf;
 
 pub use listing::{list, list_segments, SegmentInfo, SegmentState};
 pub use reader::{Reader, ScanStats};
-pub use retention::{prune_before, retain, PrunedRange, Retention};
+pub use retention::{prune_before, pruned, retain, PrunedRange, Retention};
 pub use schema::{apply_migrations, APPLICATION_ID, MIGRATIONS};
 pub use segment::frame::DB_MAX;
 pub use segment::{link_of, sign_link, Loss, SegmentData, SegmentMeta, StoredProcess};

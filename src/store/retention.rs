@@ -81,6 +81,13 @@ pub(crate) fn pruned_ranges(dir: &StoreDir) -> Vec<PrunedRange> {
     read_prune(dir).map(|r| r.pruned).unwrap_or_default()
 }
 
+/// The ranges `dir` says were pruned (none if it has no readable record).
+pub fn pruned(dir: &std::path::Path) -> Vec<PrunedRange> {
+    StoreDir::open_for_reading(dir)
+        .map(|d| pruned_ranges(&d))
+        .unwrap_or_default()
+}
+
 /// Limits the recorder keeps the store within.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Retention {

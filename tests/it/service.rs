@@ -204,6 +204,12 @@ fn prune_refuses_a_recent_before_without_force_and_dry_run_deletes_nothing() {
     assert_eq!(segment_files(&s.dir), before);
     s.ok(&["prune", "--before", "25m", "--force"]);
     assert_eq!(segment_files(&s.dir).len(), 1);
+    let out = s.run(&["segments", "--format", "csv"]);
+    assert!(
+        stderr_of(&out).contains("pruned (prune): 10 events in 1 segment(s)"),
+        "{}",
+        stderr_of(&out)
+    );
     let out = s.run(&["export"]);
     assert!(out.status.success());
     let err = stderr_of(&out);
