@@ -116,6 +116,16 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         debug,
         no_ia32: args.no_ia32,
     };
+    for p in [&args.stats_file, &args.prom_file].into_iter().flatten() {
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+        if dir.is_some_and(|d| !d.is_dir()) {
+            return Err(BadInput(format!(
+                "{}: its directory does not exist (health files are replaced, not created with their directory)",
+                p.display()
+            ))
+            .into());
+        }
+    }
     let rules = load_rules(&args.rules)?;
     let mut service = Service::new(retention(&args), Some(Box::new(reload)));
     if args.stats_file.is_some() || args.prom_file.is_some() {

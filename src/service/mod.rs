@@ -26,8 +26,9 @@ pub struct Reloaded {
 /// Re-reads the config file and the rule files (given by the caller: it knows the command line).
 pub type Reload = Box<dyn FnMut() -> anyhow::Result<Reloaded> + Send>;
 
-/// How often age retention is checked when no segment was sealed meanwhile.
-const RETENTION_EVERY: Duration = Duration::from_secs(10);
+/// How often retention is checked when no segment was sealed meanwhile (for `--retain-age`; a
+/// check lists the store, reading every sealed segment's metadata frame, on the store thread).
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
 
 /// The store thread's supervisor: SIGHUP reloads, retention, health files.
 pub struct Service {
