@@ -51,6 +51,18 @@ pub struct Service {
     pruned_events: u64,
     /// Retention could not get the store under its size limit (said once).
     warned_size: bool,
+    /// systemd has been told READY=1 (on the first tick: every probe attached, the store open).
+    ready: bool,
+    last_status: Option<Instant>,
+}
+
+/// How often the service manager's status line (`systemctl status`) is refreshed.
+const STATUS_EVERY: Duration = Duration::from_secs(10);
+
+/// Tells the service manager (`Type=notify`: `$NOTIFY_SOCKET`) how things stand; a no-op without
+/// one, and a failure is not the recorder's problem.
+fn notify(state: &[sd_notify::NotifyState]) {
+    let _ = sd_notify::notify(false, state);
 }
 
 impl Service {
@@ -70,12 +82,22 @@ impl Service {
             pruned_segments: 0,
             pruned_events: 0,
             warned_size: false,
+            ready: false,
+            last_status: None,
         }
     }
 
     fn reload(&mut self) -> Option<Option<RuleSet>> {
         let reload = self.reload.as_mut()?;
-        match reload() {
+        let mut state = vec![sd_notify::NotifyState::Reloading];
+        // systemd 253+ (Type=notify-reload) wants the time with RELOADING=1.
+        if let Ok(t) = sd_notify::NotifyState::monotonic_usec_now() {
+            state.push(t);
+        }
+        notify(&state);
+        let result = reload();
+        notify(&[sd_notify::NotifyState::Ready]);
+        match result {
             Ok(r) => {
                 eprintln!(
                     "open-forensics: SIGHUP: reloaded: {} rule(s) in force from the next event{}",
@@ -233,8 +255,36 @@ fn describe(r: &Retention) -> String {
     }
 }
 
+impl Service {
+    fn status(&mut self, t: &Tick<'_>) {
+        if self
+            .last_status
+            .is_some_and(|at| at.elapsed() < STATUS_EVERY)
+        {
+            return;
+        }
+        self.last_status = Some(Instant::now());
+        let s = t.writer.summary();
+        let alerts: u64 = t.counters.alerts_by_rule.values().sum();
+        let line = format!(
+            "recording: {} events, {} lost, {} alerts, {} segment(s) sealed",
+            s.events, s.lost, alerts, s.segments_sealed
+        );
+        if !self.ready {
+            self.ready = true;
+            notify(&[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(&line),
+            ]);
+        } else {
+            notify(&[sd_notify::NotifyState::Status(&line)]);
+        }
+    }
+}
+
 impl Supervisor for Service {
     fn tick(&mut self, mut t: Tick<'_>) -> anyhow::Result<Option<Option<RuleSet>>> {
+        self.status(&t);
         let swap = if crate::capture::HANGUP.swap(false, Ordering::SeqCst) {
             match self.reload.is_some() {
                 true => self.reload(),

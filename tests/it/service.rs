@@ -743,3 +743,40 @@ fn verify_passes_when_a_removal_was_recorded_but_did_not_finish() {
         stderr_of(&out)
     );
 }
+
+#[test]
+fn the_recorder_tells_systemd_when_it_is_ready_and_when_it_reloads() {
+    if !live_capture_available("the_recorder_tells_systemd_when_it_is_ready_and_when_it_reloads") {
+        return;
+    }
+    // A stand-in for systemd's notification socket.
+    let s = TempStore::new();
+    let sock_path = s.path("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&sock_path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut cmd = s.cmd(&["record", "--no-ia32"]);
+    cmd.env("NOTIFY_SOCKET", &sock_path);
+    let mut rec = Recorder::start_cmd(cmd);
+    let recv = || -> String {
+        let mut buf = [0u8; 4096];
+        let n = sock.recv(&mut buf).expect("a notification");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = recv();
+    assert!(first.contains("READY=1"), "{first}");
+    assert!(first.contains("STATUS=recording: "), "{first}");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(rec.pid() as i32, libc::SIGHUP) };
+    rec.wait_line("SIGHUP", Duration::from_secs(20))
+        .expect("no reload line");
+    let mut seen = Vec::new();
+    while !seen.iter().any(|m: &String| m.contains("RELOADING=1")) {
+        seen.push(recv());
+    }
+    let reloading = seen.iter().find(|m| m.contains("RELOADING=1")).unwrap();
+    assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
+    let after = recv();
+    assert!(after.contains("READY=1"), "after the reload: {after}");
+    rec.stop();
+}
