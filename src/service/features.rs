@@ -4,8 +4,9 @@
 //! - BTF: `/sys/kernel/btf/vmlinux` is readable;
 //! - `tp_btf`: the kernel's BTF has the `btf_trace_*` typedefs of the tracepoints capture attaches
 //!   to (`sched_process_exec`, `io_uring_submit_req`), looked up by libbpf;
-//! - ring buffer, `bpf_loop`: libbpf's feature probes (they load a one-instruction program or
-//!   create a tiny map, so they need CAP_BPF: without it they say so rather than guess);
+//! - ring buffer, `bpf_loop`: libbpf's feature probes (they create a tiny map or load a
+//!   one-instruction program, so they need CAP_BPF: without it the answer is "unknown", since
+//!   libbpf then reads a refusal as "no" for maps and as "yes" for helpers);
 //! - syscall tracepoints: their tracefs directories (root; tracefs may not be mounted yet).
 
 use std::ffi::{CStr, CString};
@@ -18,20 +19,31 @@ pub fn kernel_features() -> Vec<(&'static str, String)> {
         yes_no(std::fs::File::open("/sys/kernel/btf/vmlinux").is_ok()),
     )];
     out.push(("tp_btf", tp_btf()));
-    // SAFETY: plain libbpf probes with no options (null is documented as "defaults").
-    let ringbuf = unsafe {
-        libbpf_sys::libbpf_probe_bpf_map_type(libbpf_sys::BPF_MAP_TYPE_RINGBUF, std::ptr::null())
-    };
-    out.push(("ring buffer", probe_verdict(ringbuf)));
-    // SAFETY: as above.
-    let bpf_loop = unsafe {
-        libbpf_sys::libbpf_probe_bpf_helper(
-            libbpf_sys::BPF_PROG_TYPE_TRACEPOINT,
-            libbpf_sys::BPF_FUNC_loop,
-            std::ptr::null(),
-        )
-    };
-    out.push(("bpf_loop", probe_verdict(bpf_loop)));
+    // Without the privilege libbpf's probes answer wrongly (a refused map reads as "no", a
+    // refused program load as "yes"): do not ask.
+    if crate::capture::privilege::can_load_bpf() {
+        // SAFETY: plain libbpf probes with no options (null is documented as "defaults").
+        let ringbuf = unsafe {
+            libbpf_sys::libbpf_probe_bpf_map_type(
+                libbpf_sys::BPF_MAP_TYPE_RINGBUF,
+                std::ptr::null(),
+            )
+        };
+        out.push(("ring buffer", probe_verdict(ringbuf)));
+        // SAFETY: as above.
+        let bpf_loop = unsafe {
+            libbpf_sys::libbpf_probe_bpf_helper(
+                libbpf_sys::BPF_PROG_TYPE_TRACEPOINT,
+                libbpf_sys::BPF_FUNC_loop,
+                std::ptr::null(),
+            )
+        };
+        out.push(("bpf_loop", probe_verdict(bpf_loop)));
+    } else {
+        for name in ["ring buffer", "bpf_loop"] {
+            out.push((name, "unknown (probing needs CAP_BPF: run as root)".into()));
+        }
+    }
     let tracefs = std::path::Path::new(crate::capture::privilege::TRACEFS).join("events");
     out.push((
         "syscall tracepoints",
