@@ -5,6 +5,10 @@
 //! queue; when the queue is full it waits, leaving records in the kernel ring (backpressure): the
 //! only losses are the kernel's (`ringbuf_full`), counted per CPU and recorded here. (Segments
 //! written before this may hold `queue_full` losses: the user-space drops of earlier versions.)
+//!
+//! Once per tick, between two events, a [`Supervisor`] (`crate::service`) gets the writer, the
+//! counters and the gauges: retention, health files and SIGHUP reloads happen there, and a reload
+//! swaps the rule engine at that point, so every event is evaluated by exactly one rule set.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
