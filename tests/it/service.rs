@@ -485,7 +485,6 @@ fn retention_keeps_a_live_store_within_its_size_and_queries_say_what_was_pruned(
     }
     let s = TempStore::new();
     const LIMIT: u64 = 128 << 10;
-    const SLACK: u64 = 128 << 10;
     let health = s.path("health.json");
     let rec = Recorder::start(
         &s,
@@ -541,6 +540,7 @@ fn retention_keeps_a_live_store_within_its_size_and_queries_say_what_was_pruned(
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let opened = load.join().unwrap();
+    let secs = started.elapsed().as_secs_f64();
     let err = rec.stop();
     assert!(
         removed_seen.is_some(),
@@ -557,14 +557,17 @@ fn retention_keeps_a_live_store_within_its_size_and_queries_say_what_was_pruned(
         .find_map(|p| p.split_once(" bytes written").map(|(n, _)| n))
         .and_then(|p| p.parse().ok())
         .unwrap_or(0);
-    // Between a seal and the next retention pass (one tick) a segment or two more may sit there.
+    // Retention runs once per tick (1 s): between two passes, what is sealed meanwhile sits there
+    // too, so the bound is the limit plus two ticks' worth of seals at this run's rate (the
+    // machine is shared: the rate is whatever the host did plus the load above).
+    let slack = ((2.0 * written as f64 / secs) as u64).max(128 << 10);
     assert!(
-        written > LIMIT + SLACK,
+        written > LIMIT + slack,
         "the load did not outgrow the limit ({written} bytes written): {err}"
     );
     assert!(
-        most_sealed <= LIMIT + SLACK,
-        "sealed segments reached {most_sealed} bytes with --retain-size {LIMIT}: {err}"
+        most_sealed <= LIMIT + slack,
+        "sealed segments reached {most_sealed} bytes with --retain-size {LIMIT} (slack {slack}): {err}"
     );
 
     // Everything recorded is either still there or named as pruned: nothing vanished silently.
