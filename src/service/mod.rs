@@ -54,6 +54,21 @@ pub struct Service {
     /// systemd has been told READY=1 (on the first tick: every probe attached, the store open).
     ready: bool,
     last_status: Option<Instant>,
+    /// systemd's watchdog (`WatchdogSec=`): pinged every tick, so a wedged store thread gets the
+    /// recorder restarted (the next writer seals what it left).
+    watchdog: bool,
+}
+
+/// Whether systemd asked for watchdog pings (`WATCHDOG_USEC`, for this process if
+/// `WATCHDOG_PID` says whom).
+fn watchdog_wanted() -> bool {
+    let usec = std::env::var("WATCHDOG_USEC")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok());
+    let pid = std::env::var("WATCHDOG_PID")
+        .ok()
+        .map(|v| v.parse::<u32>().ok());
+    usec.is_some_and(|u| u > 0) && pid.is_none_or(|p| p == Some(std::process::id()))
 }
 
 /// How often the service manager's status line (`systemctl status`) is refreshed.
@@ -84,6 +99,7 @@ impl Service {
             warned_size: false,
             ready: false,
             last_status: None,
+            watchdog: watchdog_wanted(),
         }
     }
 
@@ -284,7 +300,10 @@ impl Service {
 
 impl Supervisor for Service {
     fn tick(&mut self, mut t: Tick<'_>) -> anyhow::Result<Option<Option<RuleSet>>> {
-        self.status(&t);
+        self.status(&t); // READY=1 on the first tick, before any other notification
+        if self.watchdog {
+            notify(&[sd_notify::NotifyState::Watchdog]);
+        }
         let swap = if crate::capture::HANGUP.swap(false, Ordering::SeqCst) {
             match self.reload.is_some() {
                 true => self.reload(),

@@ -759,7 +759,8 @@ fn the_recorder_tells_systemd_when_it_is_ready_and_when_it_reloads() {
     sock.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
     let mut cmd = s.cmd(&["record", "--no-ia32"]);
-    cmd.env("NOTIFY_SOCKET", &sock_path);
+    cmd.env("NOTIFY_SOCKET", &sock_path)
+        .env("WATCHDOG_USEC", "120000000");
     let mut rec = Recorder::start_cmd(cmd);
     let recv = || -> String {
         let mut buf = [0u8; 4096];
@@ -781,6 +782,12 @@ fn the_recorder_tells_systemd_when_it_is_ready_and_when_it_reloads() {
     assert!(reloading.contains("MONOTONIC_USEC="), "{reloading}");
     let after = recv();
     assert!(after.contains("READY=1"), "after the reload: {after}");
+    // And the watchdog is fed, every tick.
+    let pings = (0..10)
+        .map(|_| recv())
+        .filter(|m| m.contains("WATCHDOG=1"))
+        .count();
+    assert!(pings >= 3, "{pings} watchdog pings in 10 notifications");
     rec.stop();
 }
 
