@@ -11,5 +11,6 @@ pub mod output;
 pub mod process;
 pub mod query;
 pub mod rules;
+pub mod service;
 pub mod store;
 pub mod timespec;

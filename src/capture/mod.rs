@@ -20,6 +20,7 @@ use std::mem::MaybeUninit;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context};
@@ -29,7 +30,7 @@ use libbpf_rs::{ErrorKind, MapHandle, PrintLevel, RingBufferBuilder};
 use crate::error::BadInput;
 use crate::rules::RuleSet;
 use crate::store::Writer;
-use pipeline::{Batch, LossSources, Settings, Sinks};
+use pipeline::{Batch, Gauges, LossSources, Settings, Sinks, Supervisor};
 use skel::{OpensLinks, OpensSkelBuilder};
 
 /// The consumer's longest sleep: the bound on capture latency when the ring stays below the
@@ -39,7 +40,7 @@ pub const POLL: Duration = Duration::from_millis(50);
 const BATCH_BYTES: usize = 256 << 10;
 /// Batches the queue holds before the consumer waits (leaving records in the kernel ring): up to
 /// 32 MiB, about a second of a busy host.
-const QUEUE_BATCHES: usize = 128;
+pub const QUEUE_BATCHES: usize = 128;
 
 /// What `record` was asked for, validated.
 #[derive(Clone, Debug)]
@@ -119,35 +120,24 @@ pub fn clock_anchor_ns() -> i64 {
         .unwrap_or(0)
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
-/// Set by SIGHUP: a request to reload (configuration and rules are the service issue's; today
-/// the recorder only says it has nothing to reload, and keeps recording).
-pub static HANGUP: AtomicBool = AtomicBool::new(false);
+static STOP: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
+/// Set by SIGHUP: a request to reload the configuration and rules (`crate::service` takes it; a
+/// recorder without a supervisor says it has nothing to reload, and keeps recording).
+pub static HANGUP: LazyLock<Arc<AtomicBool>> = LazyLock::new(Arc::default);
 
-extern "C" fn on_stop_signal(sig: libc::c_int) {
-    if sig == libc::SIGHUP {
-        HANGUP.store(true, Ordering::SeqCst);
-    } else {
-        STOP.store(true, Ordering::SeqCst);
-    }
-}
-
-/// Makes SIGINT and SIGTERM set the returned flag instead of killing the process, and SIGHUP set
-/// [`HANGUP`] (a terminal closing must not end a recording and leave a segment unsealed).
+/// Makes SIGINT and SIGTERM set the returned flag instead of killing the process (a second one
+/// ends it at once, exit 1: the next writer seals what it leaves), and SIGHUP set [`HANGUP`] (a
+/// terminal closing must not end a recording and leave a segment unsealed). signal-hook's
+/// handlers only store to atomics, which is async-signal-safe.
 pub fn stop_on_signals() -> anyhow::Result<&'static AtomicBool> {
-    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the sigaction
-        // struct is zero-initialised then filled, and outlives the call.
-        let rc = unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = on_stop_signal as extern "C" fn(libc::c_int) as usize;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut())
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error()).context("install a signal handler");
-        }
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    for sig in [SIGINT, SIGTERM] {
+        // Registered first: it sees the flag as it was before this signal set it.
+        signal_hook::flag::register_conditional_shutdown(sig, 1, STOP.clone())
+            .context("install a signal handler")?;
+        signal_hook::flag::register(sig, STOP.clone()).context("install a signal handler")?;
     }
+    signal_hook::flag::register(SIGHUP, HANGUP.clone()).context("install a signal handler")?;
     Ok(&STOP)
 }
 
@@ -226,10 +216,21 @@ struct Batcher {
     batch: Batch,
     tx: SyncSender<Batch>,
     hung_up: bool,
+    gauges: Arc<Gauges>,
+    /// The ring, to sample its fill as each batch starts (the most it holds before a drain).
+    ring: Option<std::ptr::NonNull<libbpf_sys::ring>>,
 }
 
 impl Batcher {
     fn push(&mut self, rec: &[u8]) -> i32 {
+        if self.batch.records == 0 {
+            if let Some(r) = self.ring {
+                // SAFETY: the ring belongs to the RingBuffer, which outlives every callback;
+                // `ring` is cleared before it is dropped. Two loads of its positions.
+                let used = unsafe { libbpf_sys::ring__avail_data_size(r.as_ptr()) };
+                self.gauges.ring_peak.fetch_max(used, Ordering::Relaxed);
+            }
+        }
         self.batch.push(rec);
         if self.batch.buf.len() >= BATCH_BYTES {
             self.send(0);
@@ -245,6 +246,7 @@ impl Batcher {
         }
         let mut batch = std::mem::replace(&mut self.batch, Batch::with_capacity(BATCH_BYTES));
         batch.drained_at_ns = drained_at_ns;
+        self.gauges.queued.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(batch).is_err() {
             self.hung_up = true;
         }
@@ -265,6 +267,7 @@ pub fn record(
     rules: Option<RuleSet>,
     alerts: crate::alerts::Outputs,
     stop: &AtomicBool,
+    supervisor: Option<Box<dyn Supervisor>>,
 ) -> anyhow::Result<Summary> {
     DEBUG.store(opts.debug, Ordering::Relaxed);
     libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_print)));
@@ -354,10 +357,13 @@ pub fn record(
         kernel: MapHandle::try_from(&skel.maps.of_losses).context("open the loss counters")?,
     };
     let (tx, rx) = sync_channel::<Batch>(QUEUE_BATCHES);
+    let gauges = Arc::new(Gauges::default());
     let batcher = Rc::new(RefCell::new(Batcher {
         batch: Batch::with_capacity(BATCH_BYTES),
         tx,
         hung_up: false,
+        gauges: gauges.clone(),
+        ring: None,
     }));
     let mut builder = RingBufferBuilder::new();
     let cb = batcher.clone();
@@ -367,6 +373,17 @@ pub fn record(
         })
         .context("set up the ring buffer")?;
     let ring = builder.build().context("set up the ring buffer")?;
+    {
+        use libbpf_rs::AsRawLibbpf;
+        // SAFETY: a valid ring_buffer with one ring (index 0); null if libbpf says otherwise.
+        let r = unsafe { libbpf_sys::ring_buffer__ring(ring.as_libbpf_object().as_ptr(), 0) };
+        if let Some(r) = std::ptr::NonNull::new(r) {
+            // SAFETY: `r` was just returned by libbpf for this live ring buffer.
+            let size = unsafe { libbpf_sys::ring__size(r.as_ptr()) };
+            gauges.ring_size.store(size, Ordering::Relaxed);
+            batcher.borrow_mut().ring = Some(r);
+        }
+    }
 
     // After attaching: a process started since is in a kernel record, one started before is here.
     let mut procs = proctable::ProcTable::new(
@@ -382,6 +399,8 @@ pub fn record(
         anchor_ns,
         stats_every: opts.stats_every,
         started,
+        supervisor,
+        gauges,
     };
     let sinks = Sinks {
         writer,
@@ -427,6 +446,7 @@ pub fn record(
     let drained = boot_ns() as u64;
     let rc = ring.consume_raw();
     batcher.borrow_mut().send(drained);
+    batcher.borrow_mut().ring = None;
     drop(ring);
     drop(batcher);
 

@@ -10,11 +10,17 @@
 //! `alerts::Outputs`, which only enqueues; every second the lines outputs dropped become
 //! `alert_dropped:OUTPUT` loss records, and at the end outputs get their grace period before the
 //! store is sealed, so what they could not deliver is recorded too.
+//!
+//! Once per tick, between two events, a [`Supervisor`] (`crate::service`) gets the writer, the
+//! counters, the gauges and the outputs' states: retention, health files and SIGHUP reloads happen
+//! there, and a reload swaps the rule set at that point, so every event is evaluated by exactly
+//! one rule set.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
-use std::sync::atomic::Ordering as AtomicOrdering;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -24,7 +30,7 @@ use super::decode::{self, Record};
 use super::proctable::{Change, ProcTable};
 use super::skel::types::of_loss_reason;
 use crate::alerts::{OutputState, Outputs};
-use crate::rules::{Alerter, RuleSet};
+use crate::rules::{Alerter, Raised, RuleSet};
 use crate::store::{Loss, Writer, WriterSummary};
 
 /// How far behind the newest record events are held to be put in kernel-timestamp order.
@@ -97,6 +103,51 @@ pub struct Settings {
     pub anchor_ns: i64,
     pub stats_every: Option<Duration>,
     pub started: Instant,
+    /// Told every tick (retention, health files, SIGHUP reloads: see `crate::service`).
+    pub supervisor: Option<Box<dyn Supervisor>>,
+    pub gauges: Arc<Gauges>,
+}
+
+/// Levels both capture threads update, for health reports.
+#[derive(Debug, Default)]
+pub struct Gauges {
+    /// The kernel ring's size, and the most it held when the consumer started a batch since
+    /// the last [`Gauges::take_ring_peak`].
+    pub ring_size: AtomicU64,
+    pub ring_peak: AtomicU64,
+    /// Batches handed to the store thread and not yet taken.
+    pub queued: AtomicU64,
+}
+
+impl Gauges {
+    pub fn take_ring_peak(&self) -> u64 {
+        self.ring_peak.swap(0, AtomicOrdering::Relaxed)
+    }
+}
+
+/// Counts the store thread keeps for health reports.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub alerts_by_rule: BTreeMap<String, u64>,
+    /// Losses recorded here, by reason (the kernel's, and malformed records).
+    pub lost_by_reason: BTreeMap<&'static str, u64>,
+}
+
+/// What a supervisor sees each tick, between two events.
+pub struct Tick<'a> {
+    pub writer: &'a mut Writer,
+    pub counters: &'a Counters,
+    pub gauges: &'a Gauges,
+    /// The alert outputs' states (name, ok/retrying/down, sent, dropped, queued).
+    pub outputs: Vec<OutputState>,
+    pub now_ns: i64,
+}
+
+/// Runs on the store thread once per tick, between events: what it returns as new rules is in
+/// force from the next event on (no event is evaluated twice or skipped).
+pub trait Supervisor: Send {
+    /// `Some(rules)` swaps the live rule set (`Some(None)`: no rules any more).
+    fn tick(&mut self, tick: Tick<'_>) -> anyhow::Result<Option<Option<RuleSet>>>;
 }
 
 #[derive(Debug, Default)]
@@ -149,17 +200,18 @@ impl Reorder {
 
 /// Stores an event, then runs the rules on it (after the store has interned its strings, so the
 /// engine's per-string caches work live exactly as on replay).
-struct Emitter<'r> {
+struct Emitter {
     writer: Writer,
-    engine: Option<Alerter<'r>>,
+    engine: Option<Alerter<'static>>,
     alerts: Outputs,
     procs: ProcTable,
     /// The string table (segment) whose host the alerter names; alerts say the host of the
     /// segment their event is stored in, as replay does.
     host_table: u64,
+    counters: Counters,
 }
 
-impl Emitter<'_> {
+impl Emitter {
     /// Applies a record in time order: lifecycle records to the process table (and the store),
     /// opens to the store and the rules, with the image their process ran at that instant.
     fn emit(&mut self, rec: Record) -> anyhow::Result<()> {
@@ -185,11 +237,25 @@ impl Emitter<'_> {
                     self.host_table = ev.table;
                 }
             }
-            let alerts = &self.alerts;
-            engine.eval(&ev, |r| alerts.send(r));
+            let (alerts, by_rule) = (&self.alerts, &mut self.counters.alerts_by_rule);
+            engine.eval(&ev, |r| send(alerts, by_rule, r));
         }
         Ok(())
     }
+}
+
+/// Hands one alert (or throttle summary) to the outputs and counts alerts by rule for the health
+/// files.
+fn send(alerts: &Outputs, by_rule: &mut BTreeMap<String, u64>, r: &Raised) {
+    if let Raised::Alert(a) = r {
+        match by_rule.get_mut(&a.rule.name) {
+            Some(n) => *n += 1,
+            None => {
+                by_rule.insert(a.rule.name.clone(), 1);
+            }
+        }
+    }
+    alerts.send(r);
 }
 
 /// Turns counter growth into loss records covering the time since the last read.
@@ -223,7 +289,12 @@ impl LossTracker {
             .sum())
     }
 
-    fn poll(&mut self, writer: &mut Writer, now_ns: i64) -> anyhow::Result<()> {
+    fn poll(
+        &mut self,
+        writer: &mut Writer,
+        counters: &mut Counters,
+        now_ns: i64,
+    ) -> anyhow::Result<()> {
         let mut grown: Vec<(u64, &'static str)> = Vec::new();
         for code in 0..self.kernel_seen.len() {
             let total = self.read_kernel(code as u32)?;
@@ -237,6 +308,7 @@ impl LossTracker {
             grown.push((std::mem::take(&mut self.malformed), "malformed"));
         }
         for (count, reason) in grown {
+            *counters.lost_by_reason.entry(reason).or_default() += count;
             writer
                 .record_loss(Loss {
                     start_ns: self.since_ns,
@@ -301,7 +373,7 @@ pub fn run(
     rx: Receiver<Batch>,
     sinks: Sinks,
     losses: LossSources,
-    settings: Settings,
+    mut settings: Settings,
 ) -> anyhow::Result<Outcome> {
     let Sinks {
         mut writer,
@@ -317,10 +389,11 @@ pub fn run(
     let now_ns = || super::boot_ns().wrapping_add(anchor);
     let mut em = Emitter {
         writer,
-        engine: rules.as_ref().map(Alerter::new),
+        engine: rules.map(|r| Alerter::shared(Arc::new(r))),
         alerts,
         procs,
         host_table: u64::MAX,
+        counters: Counters::default(),
     };
     let mut drops_since = now_ns();
     let mut loss = LossTracker {
@@ -335,6 +408,7 @@ pub fn run(
     loop {
         match rx.recv_timeout(TICK / 4) {
             Ok(batch) => {
+                settings.gauges.queued.fetch_sub(1, AtomicOrdering::Relaxed);
                 for rec in batch.records() {
                     match decode::decode_any(rec, anchor) {
                         Ok(r) => reorder.push(r),
@@ -355,13 +429,31 @@ pub fn run(
         }
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
-            loss.poll(&mut em.writer, now_ns())?;
+            loss.poll(&mut em.writer, &mut em.counters, now_ns())?;
             em.procs.sweep(now_ns());
             em.writer.tick().context("commit to the store")?;
             for w in em.writer.take_warnings() {
                 eprintln!("open-forensics: warning: {w}");
             }
-            if super::HANGUP.swap(false, AtomicOrdering::SeqCst) {
+            if let Some(sup) = settings.supervisor.as_mut() {
+                let tick = Tick {
+                    writer: &mut em.writer,
+                    counters: &em.counters,
+                    gauges: &settings.gauges,
+                    outputs: em.alerts.states(),
+                    now_ns: now_ns(),
+                };
+                // The rule-swap point: between two events, so each is evaluated exactly once.
+                if let Some(rules) = sup.tick(tick)? {
+                    // Windows the old set throttled are summarised now: a reload loses no count.
+                    if let Some(old) = em.engine.as_mut() {
+                        let (alerts, by_rule) = (&em.alerts, &mut em.counters.alerts_by_rule);
+                        old.finish(|r| send(alerts, by_rule, r));
+                    }
+                    em.engine = rules.map(|r| Alerter::shared(Arc::new(r)));
+                    em.host_table = u64::MAX;
+                }
+            } else if super::HANGUP.swap(false, AtomicOrdering::SeqCst) {
                 eprintln!("open-forensics: SIGHUP: nothing to reload; still recording");
             }
             record_alert_drops(
@@ -391,10 +483,10 @@ pub fn run(
     reorder.release(i64::MAX, |ev| em.emit(ev))?;
     if let Some(engine) = em.engine.as_mut() {
         // Throttle summaries of windows still open: replay emits them at its end too.
-        let alerts = &em.alerts;
-        engine.finish(|r| alerts.send(r));
+        let (alerts, by_rule) = (&em.alerts, &mut em.counters.alerts_by_rule);
+        engine.finish(|r| send(alerts, by_rule, r));
     }
-    loss.poll(&mut em.writer, now_ns())?;
+    loss.poll(&mut em.writer, &mut em.counters, now_ns())?;
     let Emitter {
         mut writer, alerts, ..
     } = em;

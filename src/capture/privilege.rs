@@ -31,6 +31,12 @@ fn effective_caps() -> u64 {
         .unwrap_or(0)
 }
 
+/// Whether this process may load BPF programs and create maps (CAP_BPF, or CAP_SYS_ADMIN).
+pub fn can_load_bpf() -> bool {
+    let caps = effective_caps();
+    caps & (1u64 << CAP_BPF) != 0 || caps & (1u64 << CAP_SYS_ADMIN) != 0
+}
+
 /// The message for a missing privilege (`detail` says which); also used when the kernel refuses
 /// a load with EPERM.
 pub fn privilege_message(detail: &str) -> String {

@@ -2,6 +2,7 @@
 
 mod export;
 mod import;
+mod install;
 mod proc;
 mod prune;
 mod query;
@@ -10,13 +11,16 @@ mod replay;
 mod rules;
 mod rules_test;
 mod segments;
+mod shell;
 mod verify;
 
+use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::OnceLock;
 
-use clap::{Parser, Subcommand};
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::rules::{RuleSet, RulesError};
@@ -40,7 +44,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Capture every file open on this host into the store (root).
-    Record(record::Args),
+    Record(Box<record::Args>),
     /// Re-run rules over stored history and print the alerts they would have raised live.
     Replay(replay::Args),
     /// Query stored history: by rule, by filters, or with named SQL.
@@ -60,6 +64,12 @@ pub enum Command {
     Prune(prune::Args),
     /// Check every sealed segment and the store's hash chain for tampering.
     Verify(verify::Args),
+    /// Install the binary, the systemd unit, a default config, completions and man pages.
+    Install(install::Args),
+    /// Print a shell completion script (bash, zsh, fish).
+    Completions(shell::CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man(shell::ManArgs),
 }
 
 pub use crate::error::{BadInput, Failed};
@@ -68,9 +78,17 @@ pub fn main() -> ExitCode {
     // Everything this process creates (segments, alerts files) is for the owner only.
     // SAFETY: umask only changes this process's file-creation mask.
     unsafe { libc::umask(0o077) };
-    let cli = Cli::parse();
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    let cli = match parse(&argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = writeln!(io::stderr(), "open-forensics: {e:#}");
+            return ExitCode::from(crate::error::exit_code(&e));
+        }
+    };
+    let _ = ARGV.set(argv);
     let result = match cli.command {
-        Command::Record(a) => record::run(&cli.store, a),
+        Command::Record(a) => record::run(&cli.store, *a),
         Command::Replay(a) => replay::run(&cli.store, a),
         Command::Query(a) => query::run(&cli.store, *a),
         Command::Proc(a) => proc::run(&cli.store, a),
@@ -80,6 +98,9 @@ pub fn main() -> ExitCode {
         Command::Segments(a) => segments::run(&cli.store, a),
         Command::Prune(a) => prune::run(&cli.store, a),
         Command::Verify(a) => verify::run(&cli.store, a),
+        Command::Install(a) => install::run(a),
+        Command::Completions(a) => shell::completions(a),
+        Command::Man(a) => shell::man(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -92,6 +113,73 @@ pub fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// The command line, kept for SIGHUP reloads (they parse it again with the config file).
+static ARGV: OnceLock<Vec<OsString>> = OnceLock::new();
+
+/// The whole command tree (for completions and man pages).
+pub fn command() -> clap::Command {
+    Cli::command()
+}
+
+/// Parses `argv` (clap's own errors, `--help` and `--version` exit here, as usual); for
+/// `record`, adds the config file's settings for every flag not given (see `service::config`).
+fn parse(argv: &[OsString]) -> anyhow::Result<Cli> {
+    let mut cmd = Cli::command();
+    if argv.iter().skip(1).any(|a| a == "--version") {
+        // Probed only when asked for.
+        cmd = cmd.long_version(crate::service::features::long_version());
+    }
+    let m = match with_config(cmd, argv) {
+        Ok(m) => m,
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(clap_error) => clap_error.exit(),
+            Err(e) => return Err(e),
+        },
+    };
+    Ok(Cli::from_arg_matches(&m).unwrap_or_else(|e| e.exit()))
+}
+
+/// The command line as at the start, with the config file read again.
+pub(crate) fn parse_again() -> anyhow::Result<Cli> {
+    let argv = ARGV.get().cloned().unwrap_or_default();
+    let m = with_config(Cli::command(), &argv)?;
+    Ok(Cli::from_arg_matches(&m)?)
+}
+
+/// The command line's matches, with the config file's settings for `record`. A requirement the
+/// command line alone misses (`--alerts` needs `--rules`) may be met by the config file, so for
+/// `record` the first look is lenient and the final parse, with the config, is strict. Clap's own
+/// errors come back as `clap::Error`: the caller decides whether they end the process (a reload
+/// must not).
+fn with_config(mut cmd: clap::Command, argv: &[OsString]) -> anyhow::Result<ArgMatches> {
+    use crate::service::config;
+    let m = match cmd.clone().try_get_matches_from(argv) {
+        Ok(m) => m,
+        Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => {
+            match cmd.clone().ignore_errors(true).try_get_matches_from(argv) {
+                Ok(m) if m.subcommand_name() == Some("record") => m,
+                _ => return Err(e.into()),
+            }
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let Some(("record", sm)) = m.subcommand() else {
+        return Ok(m);
+    };
+    let Some(path) = config::locate(sm.get_one::<PathBuf>("config").map(|p| p.as_path())) else {
+        return Ok(cmd.try_get_matches_from(argv)?);
+    };
+    let mut file = config::ConfigFile::load(&path)?;
+    cmd.build();
+    let sub = cmd
+        .find_subcommand("record")
+        .ok_or_else(|| anyhow::anyhow!("no record command"))?;
+    let (extra, prov) = config::args_for(&mut file, sub, sm)?;
+    let full: Vec<OsString> = argv.iter().cloned().chain(extra).collect();
+    cmd.try_get_matches_from(full)
+        .map_err(|e| config::explain(&mut file, &prov, &e).into())
 }
 
 /// A signing key file: its bytes, at least 16 of them (an HMAC key shorter than that guards
@@ -152,7 +240,9 @@ impl TimeArgs {
 ///
 /// With `json` (the answer went out as JSON lines) the incompleteness notice is itself one JSON
 /// object on stderr, `{"warning":"incomplete","lost":N,"loss_records":K,"from":T1,"to":T2}`, so a
-/// script can tell a complete answer from one with holes without parsing prose.
+/// script can tell a complete answer from one with holes without parsing prose. History deleted
+/// on purpose (`prune`, retention) that overlaps the range gets its own notice,
+/// `{"warning":"pruned","events":N,"segments":K,"from":T1,"to":T2}`.
 pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::Result<()> {
     let mut err = io::stderr().lock();
     for w in &stats.warnings {
@@ -203,6 +293,28 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
                 stats.lost(),
                 records,
                 describe_range(range),
+            )
+        };
+    }
+    if !stats.pruned.is_empty() {
+        let from = stats.pruned.iter().map(|p| p.from_ns).min().unwrap_or(0);
+        let to = stats.pruned.iter().map(|p| p.to_ns).max().unwrap_or(0);
+        let (from, to) = (crate::event::format_ts(from), crate::event::format_ts(to));
+        let segments: u64 = stats.pruned.iter().map(|p| p.segments).sum();
+        let _ = if json {
+            let notice = serde_json::json!({
+                "warning": "pruned",
+                "events": stats.pruned_events(),
+                "segments": segments,
+                "from": from,
+                "to": to,
+            });
+            writeln!(err, "{notice}")
+        } else {
+            writeln!(
+                err,
+                "open-forensics: warning: pruned: {} events in {segments} segment(s) between {from} and {to} were deleted on purpose (prune or retention); the answer holds nothing from them",
+                stats.pruned_events(),
             )
         };
     }

@@ -9,7 +9,9 @@ use super::BadInput;
 use crate::alerts::{Outputs, Target};
 use crate::capture::{self, privilege, Options};
 use crate::rules::RuleSet;
-use crate::store::{RotateConfig, Writer};
+use crate::service::stats::HealthFiles;
+use crate::service::{Reloaded, Service};
+use crate::store::{Retention, RotateConfig, Writer};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -81,6 +83,31 @@ pub struct Args {
     /// Show libbpf's log and other debugging output (also OPEN_FORENSICS_DEBUG=1).
     #[arg(short, long)]
     pub verbose: bool,
+    /// Settings file: a YAML mapping of these flags' long names to values (flags given here
+    /// win); default /etc/open-forensics/config.yaml if it exists (/dev/null: none).
+    #[arg(long, env = "OPEN_FORENSICS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Retention: remove the oldest sealed segments to keep the store within this size
+    /// (512M, 10G; the active segment is never removed).
+    #[arg(long, value_parser = size, value_name = "SIZE")]
+    pub retain_size: Option<u64>,
+    /// Retention: remove sealed segments whose newest event is older than this (30d, 12h).
+    #[arg(long, value_parser = duration, value_name = "DUR")]
+    pub retain_age: Option<Duration>,
+    /// Health: rewrite this file with one JSON object every --stats-interval (and a Prometheus
+    /// text-format file beside it, PATH.prom, unless --prom-file says where).
+    #[arg(long, value_name = "PATH")]
+    pub stats_file: Option<PathBuf>,
+    /// Health: the Prometheus text-format file (for node_exporter's textfile collector).
+    #[arg(long, value_name = "PATH")]
+    pub prom_file: Option<PathBuf>,
+    /// Health: how often the health files are rewritten.
+    #[arg(long, value_parser = duration, default_value = "10s", value_name = "DUR")]
+    pub stats_interval: Duration,
+}
+
+fn size(s: &str) -> Result<u64, String> {
+    crate::service::parse_size(s)
 }
 
 /// The alert outputs the flags ask for (stdout when none is named), checked.
@@ -172,11 +199,29 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         debug,
         no_ia32: args.no_ia32,
     };
-    let rules = if args.rules.is_empty() {
-        None
-    } else {
-        Some(RuleSet::load(&args.rules).map_err(|e| BadInput(format!("--rules: {e}")))?)
-    };
+    for p in [&args.stats_file, &args.prom_file].into_iter().flatten() {
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
+        if dir.is_some_and(|d| !d.is_dir()) {
+            return Err(BadInput(format!(
+                "{}: its directory does not exist (health files are replaced, not created with their directory)",
+                p.display()
+            ))
+            .into());
+        }
+    }
+    let rules = load_rules(&args.rules)?;
+    let mut service = Service::new(retention(&args), Some(Box::new(reload)));
+    if args.stats_file.is_some() || args.prom_file.is_some() {
+        service.health = Some(HealthFiles {
+            prom: Some(match &args.stats_file {
+                Some(f) => crate::service::prom_path(f, args.prom_file.clone()),
+                None => args.prom_file.clone().unwrap_or_default(),
+            }),
+            json: args.stats_file.clone(),
+        });
+        service.health_every = args.stats_interval.max(Duration::from_secs(1));
+    }
+    service.queue_capacity = capture::QUEUE_BATCHES as u64;
     // Before the store is touched: a user without the privilege gets exit 2 and no store.
     privilege::check()?;
     let stop = capture::stop_on_signals()?;
@@ -194,7 +239,13 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     } else {
         Outputs::none()
     };
-    let s = capture::record(&opts, writer, rules, alerts, stop)?;
+    let s = capture::record(&opts, writer, rules, alerts, stop, Some(Box::new(service)))?;
+    // The last seals happened after the store thread's last retention pass.
+    match crate::store::retain(store, &retention(&args), crate::timespec::now_ns()) {
+        Ok(Some(r)) => crate::service::report_removal(&r),
+        Ok(None) => {}
+        Err(e) => eprintln!("open-forensics: warning: retention: {e}"),
+    }
     for w in &s.warnings {
         eprintln!("open-forensics: warning: {w}");
     }
@@ -238,4 +289,33 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         }
     );
     Ok(())
+}
+
+fn load_rules(files: &[PathBuf]) -> anyhow::Result<Option<RuleSet>> {
+    if files.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(
+        RuleSet::load(files).map_err(|e| BadInput(format!("--rules: {e}")))?,
+    ))
+}
+
+fn retention(args: &Args) -> Retention {
+    Retention {
+        max_bytes: args.retain_size,
+        max_age: args.retain_age,
+    }
+}
+
+/// SIGHUP: the command line and the config file read again, as at the start (flags still win),
+/// and the rule files they name loaded; any error leaves the running set in force.
+fn reload() -> anyhow::Result<Reloaded> {
+    let cli = super::parse_again()?;
+    let super::Command::Record(args) = cli.command else {
+        anyhow::bail!("the command line no longer names record");
+    };
+    Ok(Reloaded {
+        rules: load_rules(&args.rules)?,
+        retention: retention(&args),
+    })
 }

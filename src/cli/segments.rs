@@ -42,6 +42,16 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     if let Some((_, h)) = head {
         eprintln!("open-forensics: chain head {h}");
     }
+    for p in crate::store::pruned(store) {
+        eprintln!(
+            "open-forensics: pruned ({}): {} events in {} segment(s) between {} and {}",
+            p.by,
+            p.events,
+            p.segments,
+            format_ts(p.from_ns),
+            format_ts(p.to_ns)
+        );
+    }
     let (skipped, bad): (Vec<_>, Vec<_>) = bad
         .into_iter()
         .partition(|e| matches!(e, crate::store::StoreError::Skipped { .. }));

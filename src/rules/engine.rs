@@ -92,17 +92,46 @@ impl VerdictCache {
     }
 }
 
+/// The rule set an engine evaluates: borrowed (replay, query), or shared so that an engine can
+/// outlive its creator's borrow (the recorder swaps engines when SIGHUP reloads the rules).
+enum Set<'a> {
+    Borrowed(&'a RuleSet),
+    Shared(std::sync::Arc<RuleSet>),
+}
+
+impl std::ops::Deref for Set<'_> {
+    type Target = RuleSet;
+
+    fn deref(&self) -> &RuleSet {
+        match self {
+            Set::Borrowed(s) => s,
+            Set::Shared(s) => s,
+        }
+    }
+}
+
 /// Evaluates events against a rule set. Cheap to create; keep one per stream of events.
 pub struct Engine<'a> {
-    set: &'a RuleSet,
+    set: Set<'a>,
     paths: VerdictCache,
     comms: VerdictCache,
     procs: VerdictCache,
     proc_scratch: ProcScratch,
 }
 
+impl Engine<'static> {
+    /// An engine that owns a share of its rule set.
+    pub fn shared(set: std::sync::Arc<RuleSet>) -> Engine<'static> {
+        Engine::with(Set::Shared(set))
+    }
+}
+
 impl<'a> Engine<'a> {
     pub(super) fn new(set: &'a RuleSet) -> Engine<'a> {
+        Engine::with(Set::Borrowed(set))
+    }
+
+    fn with(set: Set<'a>) -> Engine<'a> {
         let words = set.compiled.words();
         Engine {
             set,
@@ -113,13 +142,13 @@ impl<'a> Engine<'a> {
         }
     }
 
-    pub fn rules(&self) -> &'a RuleSet {
-        self.set
+    pub fn rules(&self) -> &RuleSet {
+        &self.set
     }
 
     /// Calls `f` for every active rule that matches `ev`, in rule order.
     pub fn eval(&mut self, ev: &Event, mut f: impl FnMut(&Alert)) {
-        let set = self.set;
+        let set: &RuleSet = &self.set;
         let c = &set.compiled;
         let active = c.active();
         if active.iter().all(|w| *w == 0) {

@@ -145,6 +145,8 @@ use crate::output::printable;
 pub use alert::{Alert, COLUMNS as ALERT_COLUMNS};
 pub use engine::Engine;
 pub use load::Filter;
+/// YAML node positions, shared with the config file (one index per file).
+pub(crate) use load::{PosIndex, Seg};
 pub use throttle::{Alerter, KeyField, Raised, Summary, Throttle, MAX_KEYS as THROTTLE_MAX_KEYS};
 
 use compile::Compiled;

@@ -290,10 +290,20 @@ pub struct Alerter<'a> {
 
 impl<'a> Alerter<'a> {
     pub fn new(set: &'a RuleSet) -> Alerter<'a> {
+        Alerter::with_engine(set.engine(), set.rules().len())
+    }
+
+    /// An alerter that owns its rule set with others (the recorder's, swapped on reload).
+    pub fn shared(set: Arc<RuleSet>) -> Alerter<'static> {
+        let rules = set.rules().len();
+        Alerter::with_engine(Engine::shared(set), rules)
+    }
+
+    fn with_engine(engine: Engine<'a>, rules: usize) -> Alerter<'a> {
         Alerter {
-            engine: set.engine(),
+            engine,
             host: Arc::from(""),
-            state: set.rules().iter().map(|_| RuleState::default()).collect(),
+            state: (0..rules).map(|_| RuleState::default()).collect(),
             due: BTreeMap::new(),
             next_due_ns: i64::MAX,
             seq: 0,

@@ -52,6 +52,7 @@ pub mod dir;
 mod listing;
 mod lock;
 mod reader;
+mod retention;
 mod schema;
 mod segment;
 pub mod verify;
@@ -59,8 +60,9 @@ mod writer;
 
 use std::path::PathBuf;
 
-pub use listing::{list, list_segments, prune_before, SegmentInfo, SegmentState};
+pub use listing::{list, list_segments, SegmentInfo, SegmentState};
 pub use reader::{Reader, ScanStats};
+pub use retention::{prune_before, pruned, retain, PrunedRange, Retention};
 pub use schema::{apply_migrations, APPLICATION_ID, MIGRATIONS};
 pub use segment::frame::DB_MAX;
 pub use segment::{

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::dir::StoreDir;
 use super::listing::{list, SegmentInfo};
+use super::retention::PrunedRange;
 use super::segment::{Loss, SegmentData};
 use super::{Result, StoreError, TimeRange};
 use crate::event::Event;
@@ -18,6 +19,8 @@ pub struct Reader {
     unreadable: Vec<StoreError>,
     /// Entries skipped because they are not segment files (links, FIFOs, directories).
     skipped: Vec<String>,
+    /// History deleted on purpose (`prune`, retention).
+    pruned: Vec<PrunedRange>,
 }
 
 /// What a scan saw; `errors` are segments that could not be read (the scan went on without them).
@@ -31,6 +34,9 @@ pub struct ScanStats {
     pub errors: Vec<StoreError>,
     /// What was skipped without being an error (entries that are not segment files).
     pub warnings: Vec<String>,
+    /// Ranges of history deleted on purpose that overlap the range (the answer holds nothing
+    /// from them: not because nothing happened).
+    pub pruned: Vec<PrunedRange>,
 }
 
 impl ScanStats {
@@ -49,6 +55,11 @@ impl ScanStats {
     pub fn alert_drops(&self) -> impl Iterator<Item = &Loss> {
         self.losses.iter().filter(|l| !l.is_event_loss())
     }
+
+    /// Events in the pruned ranges that overlap the range.
+    pub fn pruned_events(&self) -> u64 {
+        self.pruned.iter().map(|p| p.events).sum()
+    }
 }
 
 impl Reader {
@@ -59,7 +70,9 @@ impl Reader {
         let (skipped, unreadable): (Vec<_>, Vec<_>) = problems
             .into_iter()
             .partition(|e| matches!(e, StoreError::Skipped { .. }));
+        let pruned = super::retention::pruned_ranges(&dir);
         Ok(Reader {
+            pruned,
             dir,
             segments,
             unreadable,
@@ -107,6 +120,12 @@ impl Reader {
         let mut stats = ScanStats {
             errors: self.unreadable_errors(),
             warnings: self.skipped.clone(),
+            pruned: self
+                .pruned
+                .iter()
+                .filter(|p| range.overlaps(p.from_ns, p.to_ns))
+                .cloned()
+                .collect(),
             ..ScanStats::default()
         };
         for info in self.segments_in(range) {

@@ -97,13 +97,18 @@ pub fn verify(path: &Path, head: Option<&str>, key: Option<&[u8]>) -> Result<Rep
         }
         report.segments.push(c);
     }
-    let pruned = super::listing::read_prune(&dir).map(|p| p.link);
-    check_chain(&mut report, head, pruned.as_deref());
+    let record = super::retention::read_prune(&dir);
+    let cuts: Vec<&str> = record
+        .iter()
+        .flat_map(|r| std::iter::once(r.link.as_str()).chain(r.prev_link.as_deref()))
+        .collect();
+    check_chain(&mut report, head, &cuts);
     Ok(report)
 }
 
-/// `pruned`: the link `prune` recorded as cut on purpose (the first segment may follow it).
-fn check_chain(report: &mut Report, head: Option<&str>, pruned: Option<&str>) {
+/// `pruned`: the links `prune` recorded as cut on purpose (the first segment may follow one: the
+/// last cut, or the one before it when a removal was recorded but did not finish).
+fn check_chain(report: &mut Report, head: Option<&str>, pruned: &[&str]) {
     // The chained segments, by their own sequence number.
     let mut chained: Vec<(u64, &str, &str, &str)> = report
         .segments
@@ -135,7 +140,7 @@ fn check_chain(report: &mut Report, head: Option<&str>, pruned: Option<&str>) {
         }
         match by_link.get(prev) {
             // The oldest remaining segment follows what `prune` removed.
-            None if i == 0 && pruned == Some(*prev) => {}
+            None if i == 0 && pruned.contains(prev) => {}
             None => {
                 let before = if i > 0 {
                     format!("after segment {} ", chained[i - 1].0)

@@ -160,6 +160,8 @@ pub struct Writer {
     /// and fsync, and the hash chain follows the sequence.
     pending: VecDeque<SealJob>,
     sealing: Option<JoinHandle<SealResult>>,
+    /// The sequence number of the segment `sealing` works on.
+    sealing_seq: Option<u64>,
     /// After a failed seal, the next try.
     retry_at: Option<Instant>,
     sign_key: Option<Arc<Vec<u8>>>,
@@ -207,6 +209,7 @@ impl Writer {
             active: None,
             pending: VecDeque::new(),
             sealing: None,
+            sealing_seq: None,
             retry_at: None,
             sign_key: None,
             dropped: None,
@@ -219,6 +222,19 @@ impl Writer {
 
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The segment a seal is in flight for: its sealed file may exist while its active files are
+    /// not yet removed, so retention leaves it (and everything newer) alone, never removing a
+    /// segment that a crash could leave behind as an active database, sealed again by the next
+    /// writer.
+    pub fn sealing_seq(&self) -> Option<u64> {
+        self.sealing_seq
+    }
+
+    /// The store directory, for retention (which runs under this writer's lock).
+    pub(super) fn store_dir(&self) -> &StoreDir {
+        &self.dir
     }
 
     /// Signs each new chain link with HMAC-SHA-256 under `key`.
@@ -682,6 +698,7 @@ impl Writer {
                     return;
                 }
                 let h = self.sealing.take().expect("checked above");
+                self.sealing_seq = None;
                 let (left, res) = h.join().unwrap_or_else(|_| {
                     (
                         None,
@@ -721,6 +738,7 @@ impl Writer {
             let Some(job) = self.pending.pop_front() else {
                 return;
             };
+            let seq = job.meta.seq;
             let dir = self.dir.clone();
             let prev = self.summary.head.clone();
             let key = self.sign_key.clone();
@@ -728,7 +746,10 @@ impl Writer {
                 .name("of-seal".into())
                 .spawn(move || seal(job, &dir, &prev, key.as_deref().map(|k| &k[..])));
             match spawned {
-                Ok(h) => self.sealing = Some(h),
+                Ok(h) => {
+                    self.sealing = Some(h);
+                    self.sealing_seq = Some(seq);
+                }
                 Err(e) => {
                     self.warn(format!("cannot start the sealing thread: {e}"));
                     return;

@@ -35,7 +35,9 @@ impl TempStore {
         c.arg("--store")
             .arg(&self.dir)
             .args(args)
-            .stdin(std::process::Stdio::null());
+            .stdin(std::process::Stdio::null())
+            // Hermetic: a host's /etc/open-forensics/config.yaml must not change what runs.
+            .env("OPEN_FORENSICS_CONFIG", "/dev/null");
         c
     }
 
@@ -182,7 +184,11 @@ pub fn bin_under_test() -> PathBuf {
 /// `BIN --store STORE ARGS…` with [`bin_under_test`], stdin closed; `store` may be any path.
 pub fn cmd_at(store: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(bin_under_test());
-    c.arg("--store").arg(store).args(args).stdin(Stdio::null());
+    c.arg("--store")
+        .arg(store)
+        .args(args)
+        .stdin(Stdio::null())
+        .env("OPEN_FORENSICS_CONFIG", "/dev/null");
     c
 }
 
@@ -236,5 +242,20 @@ impl Recorder {
     pub fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Recorder {
+    /// Waits up to `timeout` for a stderr line containing `pat`; returns it (kept for `stop`).
+    pub fn wait_line(&mut self, pat: &str, timeout: Duration) -> Option<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.stderr.recv_timeout(left).ok()?;
+            self.early.push(line.clone());
+            if line.contains(pat) {
+                return Some(line);
+            }
+        }
     }
 }

@@ -9,4 +9,5 @@ mod lineage;
 mod outputs;
 mod record;
 mod rules;
+mod service;
 mod store;

@@ -1,0 +1,74 @@
+//! `open-forensics completions SHELL` and `open-forensics man`: generated from the command tree
+//! (clap_complete, clap_mangen), so they never drift from the flags.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap_complete::Shell;
+
+#[derive(clap::Args, Debug)]
+pub struct CompletionsArgs {
+    /// bash, zsh or fish (also elvish, powershell).
+    pub shell: Shell,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ManArgs {
+    /// Write open-forensics.1 and one page per command (open-forensics-record.1, …) here
+    /// instead of printing the main page.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// The completion script for `shell`.
+pub fn completion(shell: Shell) -> Vec<u8> {
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut super::command(), "open-forensics", &mut out);
+    out
+}
+
+/// Every man page: `(file name, roff)`, the main page first.
+pub fn man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let cmd = super::command();
+    let mut pages = Vec::new();
+    let mut main = Vec::new();
+    clap_mangen::Man::new(cmd.clone())
+        .render(&mut main)
+        .context("render the man page")?;
+    pages.push(("open-forensics.1".to_owned(), main));
+    for sub in cmd.get_subcommands() {
+        let name = format!("open-forensics-{}", sub.get_name());
+        let mut page = Vec::new();
+        clap_mangen::Man::new(sub.clone().name(name.clone()))
+            .render(&mut page)
+            .context("render a man page")?;
+        pages.push((format!("{name}.1"), page));
+    }
+    Ok(pages)
+}
+
+pub fn completions(args: CompletionsArgs) -> anyhow::Result<()> {
+    let mut out = super::stdout();
+    out.write_all(&completion(args.shell))?;
+    out.flush()?;
+    Ok(())
+}
+
+pub fn man(args: ManArgs) -> anyhow::Result<()> {
+    let pages = man_pages()?;
+    match args.dir {
+        None => {
+            let mut out = super::stdout();
+            out.write_all(&pages[0].1)?;
+            out.flush()?;
+        }
+        Some(dir) => {
+            for (name, page) in pages {
+                crate::service::stats::write_atomically(&dir.join(&name), &page)
+                    .with_context(|| format!("write {}", dir.join(&name).display()))?;
+            }
+        }
+    }
+    Ok(())
+}
