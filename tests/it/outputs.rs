@@ -632,11 +632,16 @@ fn record_delivers_to_every_output_exactly_what_replay_prints() {
     let (syslog, stop_syslog) = syslog_receiver(&sock);
     let (url, http, stop_http) = http_server(Vec::new(), 500);
     let prog = format!("cat >> '{}'", prog_out.display());
+    let health = store.path("health.json");
     let rec = Recorder::start(
         &store,
         &[
             "--rules",
             utf8(&rules),
+            "--stats-file",
+            utf8(&health),
+            "--stats-interval",
+            "1s",
             "--alerts",
             utf8(&file),
             "--alert-syslog",
@@ -649,7 +654,21 @@ fn record_delivers_to_every_output_exactly_what_replay_prints() {
         ],
     );
     open_n(&dir, 50);
+    // At least one health interval passes with every output running.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
     let text = rec.stop();
+    let h: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&health).expect("health file"))
+            .expect("json");
+    let names: Vec<&str> = h["outputs"]
+        .as_array()
+        .expect("outputs")
+        .iter()
+        .map(|o| o["name"].as_str().expect("name"))
+        .collect();
+    for kind in ["file:", "syslog:", "http:", "program:"] {
+        assert!(names.iter().any(|n| n.starts_with(kind)), "{kind}: {h}");
+    }
     stop_syslog.store(true, Ordering::Relaxed);
     stop_http.store(true, Ordering::Relaxed);
     let replay = store.ok(&["replay", "--rules", utf8(&rules)]);
