@@ -13,7 +13,8 @@
 //! * the highest stepped rate with zero loss.
 //!
 //! `cargo bench --bench capture`; `CAPTURE_BENCH_SECS` (default 3) sets each phase's length,
-//! `CAPTURE_BENCH_STEPS=0` leaves out the stepped rates.
+//! `CAPTURE_BENCH_STEPS=0` leaves out the stepped rates, `CAPTURE_BENCH_RING_MB` sets the
+//! recorder's `--ring-mb` (default 16).
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader};
@@ -172,6 +173,14 @@ fn gen_thread(
     n
 }
 
+/// The recorder's ring size (`CAPTURE_BENCH_RING_MB`, default 16, the recorder's default).
+fn ring_mb() -> u32 {
+    std::env::var("CAPTURE_BENCH_RING_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16)
+}
+
 /// A running recorder.
 struct Recorder {
     child: Child,
@@ -188,7 +197,7 @@ impl Recorder {
         let mut child = Command::new(bin())
             .arg("--store")
             .arg(store)
-            .args(["record", "--ring-mb", "16"])
+            .args(["record", "--ring-mb", &ring_mb().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -365,9 +374,10 @@ fn main() {
     let (ok, missing) = make_tree(&tmp.path().join("tree"));
     let (ok, missing) = (Arc::new(ok), Arc::new(missing));
     println!(
-        "capture bench: {} paths, {secs}s per phase (+{}s with BPF stats), ring 16 MiB, {} CPUs",
+        "capture bench: {} paths, {secs}s per phase (+{}s with BPF stats), ring {} MiB, {} CPUs",
         ok.len(),
         secs / 2.0,
+        ring_mb(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
