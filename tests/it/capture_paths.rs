@@ -88,6 +88,8 @@ fn renamed_directory_is_recorded_under_its_new_name() {
         (s(&new.join("leaf.txt")), PathSource::File),
         (s(&new.join("leaf.txt")), PathSource::File),
         (s(&new.join("absent.txt")), PathSource::Dirfd),
+        // Writing the new file is an open too, then the read.
+        (s(&old.join("leaf.txt")), PathSource::File),
         (s(&old.join("leaf.txt")), PathSource::File),
     ];
     assert_eq!(got, want);
