@@ -78,8 +78,9 @@ fn encode(ev: &Event, out: &mut Batch) {
 #[inline(never)]
 fn decode_only(batch: &Batch) -> u64 {
     let mut n = 0;
+    let mut decoder = decode::Decoder::default();
     for rec in batch.records() {
-        if let Ok(Record::Open(ev, _)) = decode::decode_any(rec, 0) {
+        if let Ok(Record::Open(ev, _)) = decoder.decode_any(rec, 0) {
             n += ev.path.as_bytes().len() as u64;
         }
     }
@@ -90,8 +91,9 @@ fn decode_only(batch: &Batch) -> u64 {
 /// window, which only moves records).
 #[inline(never)]
 fn replay(batch: &Batch, procs: &mut ProcTable, writer: &mut Writer) {
+    let mut decoder = decode::Decoder::default();
     for rec in batch.records() {
-        match decode::decode_any(rec, 0).expect("decode") {
+        match decoder.decode_any(rec, 0).expect("decode") {
             Record::Open(mut ev, start) => {
                 procs.attach(&mut ev, start);
                 writer.append(&mut ev).expect("append");

@@ -298,13 +298,14 @@ pub fn run(
         since_ns: now_ns(),
     };
     let mut reorder = Reorder::default();
+    let mut decoder = decode::Decoder::default();
     let mut last_tick = Instant::now();
     let mut last_stats = Instant::now();
     loop {
         match rx.recv_timeout(TICK / 4) {
             Ok(batch) => {
                 for rec in batch.records() {
-                    match decode::decode_any(rec, anchor) {
+                    match decoder.decode_any(rec, anchor) {
                         Ok(r) => reorder.push(r),
                         Err(e) => {
                             if loss.malformed == 0 {

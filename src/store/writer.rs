@@ -116,6 +116,12 @@ struct Active {
     // FxHash: interning runs three lookups per event on the recorder's hot path, and SipHash's
     // DoS resistance buys nothing for keys that are only ever compared for equality here.
     strings: FxHashMap<Arc<[u8]>, u32>,
+    /// The same ids by the address of an `Arc` that `strings` or `aliases` holds (so an address
+    /// is never reused while it is a key): the capture decoder hands out one `Arc` per distinct
+    /// string, so most lookups hash an address instead of the bytes.
+    by_addr: FxHashMap<usize, u32>,
+    /// Other `Arc`s of interned strings, held for their `by_addr` entry.
+    aliases: Vec<Arc<[u8]>>,
     procs: FxHashMap<ProcKey, u32>,
     shapes: FxHashMap<ShapeKey, u32>,
     /// Process images by identity; the `Arc` is held so that an address is never reused while
@@ -428,6 +434,8 @@ impl Writer {
             meta,
             table: next_table_id(),
             strings: FxHashMap::default(),
+            by_addr: FxHashMap::default(),
+            aliases: Vec::new(),
             procs: FxHashMap::default(),
             shapes: FxHashMap::default(),
             processes: FxHashMap::default(),
@@ -639,8 +647,9 @@ impl Writer {
         let c = &self.config;
         // The database only grows at a commit, which leaves `rows` empty: ask SQLite for its size
         // then, once per batch, not on every append.
+        // The clock once per 256 appends (and at every commit), not on every one.
         a.meta.events + a.rows.len() as u64 >= c.max_events
-            || a.opened.elapsed() >= c.max_age
+            || (a.rows.len() % 256 == 0 && a.opened.elapsed() >= c.max_age)
             || (a.rows.is_empty() && a.db_bytes() >= c.max_bytes)
     }
 
@@ -855,11 +864,26 @@ impl Active {
     }
 
     fn intern(&mut self, s: &mut Str) -> u32 {
+        let addr = s.bytes.as_ptr() as usize;
+        if let Some(&id) = self.by_addr.get(&addr) {
+            s.key = id;
+            return id;
+        }
         let id = match self.strings.get(&s.bytes) {
-            Some(&id) => id,
+            Some(&id) => {
+                // Another copy of a known string (e.g. after the decoder's pool started over):
+                // keep it, so that its next lookups take the short way too; bounded by the
+                // strings themselves.
+                if self.aliases.len() < self.strings.len() {
+                    self.aliases.push(s.bytes.clone());
+                    self.by_addr.insert(addr, id);
+                }
+                id
+            }
             None => {
                 let id = self.strings.len() as u32 + 1;
                 self.strings.insert(s.bytes.clone(), id);
+                self.by_addr.insert(addr, id);
                 self.new_strings.push((id, s.bytes.clone()));
                 id
             }
