@@ -14,7 +14,8 @@
 //!
 //! `cargo bench --bench capture`; `CAPTURE_BENCH_SECS` (default 3) sets each phase's length,
 //! `CAPTURE_BENCH_STEPS=0` leaves out the stepped rates, `CAPTURE_BENCH_RING_MB` sets the
-//! recorder's `--ring-mb` (default 16).
+//! recorder's `--ring-mb` (default 16), `CAPTURE_BENCH_ONLY` runs one row (`"open ok1"`,
+//! `"open ok2"`, `"ENOENT1"`, `"io_uring1"`).
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader};
@@ -387,8 +388,10 @@ fn main() {
         (Mode::Fail, 1),
         (Mode::Uring, 1),
     ];
+    let only = std::env::var("CAPTURE_BENCH_ONLY").unwrap_or_default();
     let rows: Vec<Row> = plan
         .iter()
+        .filter(|(m, t)| only.is_empty() || only == format!("{}{t}", m.name()))
         .enumerate()
         .map(|(k, &(mode, threads))| {
             let store = tmp.path().join(format!("store-{k}"));
