@@ -15,7 +15,7 @@
 //! `cargo bench --bench capture`; `CAPTURE_BENCH_SECS` (default 3) sets each phase's length,
 //! `CAPTURE_BENCH_STEPS=0` leaves out the stepped rates, `CAPTURE_BENCH_RING_MB` sets the
 //! recorder's `--ring-mb` (default 16), `CAPTURE_BENCH_ONLY` runs one row (`"open ok1"`,
-//! `"open ok2"`, `"ENOENT1"`, `"io_uring1"`).
+//! `"open ok2"`, `"ENOENT1"`, `"io_uring1"`), `CAPTURE_BENCH_BIN` runs another build's recorder.
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader};
@@ -189,8 +189,12 @@ struct Recorder {
     store: PathBuf,
 }
 
+/// The recorder under test: this build's, or `CAPTURE_BENCH_BIN` (to compare builds A/B under
+/// the same load).
 fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_open-forensics"))
+    std::env::var_os("CAPTURE_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_open-forensics")))
 }
 
 impl Recorder {
