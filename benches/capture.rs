@@ -30,7 +30,6 @@ use std::time::{Duration, Instant};
 use open_forensics::capture::floor::Floor;
 use open_forensics::store::{Reader, TimeRange};
 
-#[allow(dead_code)]
 mod common;
 use common::bpf_stats::{Snapshot, StatsOn};
 

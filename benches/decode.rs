@@ -65,7 +65,6 @@ fn encode(ev: &Event, out: &mut Batch) {
         has_dirfd: u8::from(ev.dirfd.is_some()),
         trunc: 0,
         comm,
-        ..of_event_hdr::default()
     };
     let mut rec = vec![0u8; std::mem::size_of::<of_event_hdr>()];
     // SAFETY: `rec` has exactly the header's size; write_unaligned needs no alignment.

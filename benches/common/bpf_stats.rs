@@ -61,10 +61,16 @@ impl Snapshot {
             .filter_map(|(name, &(cnt, ns))| {
                 let (c0, n0) = before.0.get(name).copied().unwrap_or((0, 0));
                 let runs = cnt.saturating_sub(c0);
-                (runs > 0).then(|| (name.clone(), runs, ns.saturating_sub(n0) as f64 / runs as f64))
+                (runs > 0).then(|| {
+                    (
+                        name.clone(),
+                        runs,
+                        ns.saturating_sub(n0) as f64 / runs as f64,
+                    )
+                })
             })
             .collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1));
+        v.sort_by_key(|p| std::cmp::Reverse(p.1));
         v
     }
 }

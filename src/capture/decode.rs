@@ -159,10 +159,16 @@ impl Decoder {
         path.clear();
         match path_source {
             // A pipe, socket or anonymous inode: the kernel's own name (pipe:[N]), not a path.
-            PathSource::File if h.trunc & PATH_PSEUDO != 0 => path.extend_from_slice(until_nul(comps)),
+            PathSource::File if h.trunc & PATH_PSEUDO != 0 => {
+                path.extend_from_slice(until_nul(comps))
+            }
             PathSource::File => {
                 // The raw path, when absolute, still knows the top a cut walk lost.
-                let top = if walk_cut { leading_component(raw) } else { None };
+                let top = if walk_cut {
+                    leading_component(raw)
+                } else {
+                    None
+                };
                 join_into(&mut path, comps, walk_cut, top);
                 // As the kernel's d_path (and /proc/PID/fd) name an unlinked file.
                 if h.trunc & PATH_DELETED != 0 {
@@ -369,7 +375,10 @@ fn join_into(out: &mut Vec<u8>, comps: &[u8], cut: bool, top: Option<&[u8]>) {
     }
     let base = out.len();
     // Exactly the joined length when every component is NUL-terminated, one more otherwise.
-    out.resize(base + comps.len() + usize::from(comps.last().is_some_and(|&b| b != 0)), 0);
+    out.resize(
+        base + comps.len() + usize::from(comps.last().is_some_and(|&b| b != 0)),
+        0,
+    );
     let mut end = out.len();
     let mut rest = comps;
     while !rest.is_empty() {
@@ -654,7 +663,11 @@ mod tests {
             b"/usr/lib/x86_64-linux-gnu/libc.so.6",
             &["libc.so.6", "x86_64-linux-gnu", "lib", "usr"],
         );
-        let short = record(hdr(Syscall::Openat, PathSource::File), b"hostname", &["hostname", "etc"]);
+        let short = record(
+            hdr(Syscall::Openat, PathSource::File),
+            b"hostname",
+            &["hostname", "etc"],
+        );
         for _ in 0..3 {
             let e = d.decode(&long, 0).unwrap();
             assert_eq!(e.path.as_bytes(), b"/usr/lib/x86_64-linux-gnu/libc.so.6");
