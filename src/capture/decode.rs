@@ -10,7 +10,7 @@
 //! lookup and a reference count when the string was seen, which is most of the time), and the
 //! path is joined in a reused buffer. `benches/decode.rs` counts its instructions.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use rustc_hash::FxBuildHasher;
@@ -100,6 +100,10 @@ const POOL_MAX: usize = 1 << 16;
 #[derive(Default)]
 pub struct Decoder {
     pool: HashSet<Arc<[u8]>, FxBuildHasher>,
+    /// Resolved paths by the component bytes the kernel sent (plain walks only: no cut, pseudo
+    /// or deleted mark): a path seen before is neither joined nor hashed again. Cleared with
+    /// the pool.
+    walked: HashMap<Box<[u8]>, Arc<[u8]>, FxBuildHasher>,
     path: Vec<u8>,
 }
 
@@ -136,6 +140,7 @@ impl Decoder {
         }
         if self.pool.len() >= POOL_MAX {
             self.pool.clear();
+            self.walked.clear();
         }
         let s: Arc<[u8]> = Arc::from(bytes);
         self.pool.insert(s.clone());
@@ -155,6 +160,14 @@ impl Decoder {
         let path_source =
             PathSource::from_code(h.path_source).ok_or(DecodeError::PathSource(h.path_source))?;
         let walk_cut = h.trunc & TRUNC_PATH != 0;
+        let plain_walk = path_source == PathSource::File
+            && h.trunc & (TRUNC_PATH | PATH_PSEUDO | PATH_DELETED) == 0;
+        if plain_walk {
+            if let Some(p) = self.walked.get(comps) {
+                let resolved = Str::new(p.clone());
+                return Ok(self.event(h, syscall, path_source, resolved, raw, anchor_ns));
+            }
+        }
         let mut path = std::mem::take(&mut self.path);
         path.clear();
         match path_source {
@@ -184,16 +197,36 @@ impl Decoder {
             }
             PathSource::Raw | PathSource::Unresolved => path.extend_from_slice(raw),
         }
+        let resolved = self.intern(&path);
+        if plain_walk {
+            if self.walked.len() >= POOL_MAX {
+                self.walked.clear();
+            }
+            self.walked.insert(comps.into(), resolved.bytes.clone());
+        }
+        self.path = path;
+        Ok(self.event(h, syscall, path_source, resolved, raw, anchor_ns))
+    }
+
+    /// The event of an open record whose path is resolved.
+    fn event(
+        &mut self,
+        h: &Hdr,
+        syscall: Syscall,
+        path_source: PathSource,
+        resolved: Str,
+        raw: &[u8],
+        anchor_ns: i64,
+    ) -> Event {
         let comm: [u8; OF_COMM_LEN] = h.comm.map(|c| c as u8);
         let comm = self.intern(until_nul(&comm));
-        let resolved = self.intern(&path);
         // Most opens name an absolute path that is the resolved one: one string, not two.
-        let raw_path = if raw == path.as_slice() {
+        let raw_path = if raw == resolved.as_bytes() {
             resolved.clone()
         } else {
             self.intern(raw)
         };
-        let event = Event {
+        Event {
             ts_ns: (h.ts_ns as i64).wrapping_add(anchor_ns),
             pid: h.pid,
             tid: h.tid,
@@ -216,9 +249,7 @@ impl Decoder {
             user: None,
             table: 0,
             proc_key: Str::NO_KEY,
-        };
-        self.path = path;
-        Ok(event)
+        }
     }
 }
 
@@ -668,7 +699,22 @@ mod tests {
             b"hostname",
             &["hostname", "etc"],
         );
+        let mut deleted = hdr(Syscall::Openat, PathSource::File);
+        deleted.trunc = PATH_DELETED;
+        let deleted = record(deleted, b"hostname", &["hostname", "etc"]);
+        let mut cut = hdr(Syscall::Openat, PathSource::File);
+        cut.trunc = TRUNC_PATH;
+        let cut = record(cut, b"/x/y/hostname", &["hostname", "etc"]);
         for _ in 0..3 {
+            // The same components with a mark are never served the plain walk's path.
+            assert_eq!(
+                d.decode(&deleted, 0).unwrap().path.as_bytes(),
+                b"/etc/hostname (deleted)"
+            );
+            assert_eq!(
+                d.decode(&cut, 0).unwrap().path.as_bytes(),
+                "/x/\u{2026}/etc/hostname".as_bytes()
+            );
             let e = d.decode(&long, 0).unwrap();
             assert_eq!(e.path.as_bytes(), b"/usr/lib/x86_64-linux-gnu/libc.so.6");
             assert_eq!(e.raw_path.as_bytes(), e.path.as_bytes());
