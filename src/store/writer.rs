@@ -124,6 +124,9 @@ struct Active {
     aliases: Vec<Arc<[u8]>>,
     procs: FxHashMap<ProcKey, u32>,
     shapes: FxHashMap<ShapeKey, u32>,
+    /// The last event's (key, id) of each: opens come in runs of one thread and one shape.
+    last_proc: Option<(ProcKey, u32)>,
+    last_shape: Option<(ShapeKey, u32)>,
     /// Process images by identity; the `Arc` is held so that an address is never reused while
     /// it is a key.
     processes: FxHashMap<usize, (u32, Arc<Process>)>,
@@ -438,6 +441,8 @@ impl Writer {
             aliases: Vec::new(),
             procs: FxHashMap::default(),
             shapes: FxHashMap::default(),
+            last_proc: None,
+            last_shape: None,
             processes: FxHashMap::default(),
             last_process: (0, 0),
             users: FxHashMap::default(),
@@ -534,11 +539,18 @@ impl Writer {
             egid: ev.egid,
             process,
         };
-        let next_proc = a.procs.len() as u32 + 1;
-        let proc_id = *a.procs.entry(key).or_insert_with(|| {
-            a.new_procs.push((next_proc, key));
-            next_proc
-        });
+        let proc_id = match a.last_proc {
+            Some((k, id)) if k == key => id,
+            _ => {
+                let next_proc = a.procs.len() as u32 + 1;
+                let id = *a.procs.entry(key).or_insert_with(|| {
+                    a.new_procs.push((next_proc, key));
+                    next_proc
+                });
+                a.last_proc = Some((key, id));
+                id
+            }
+        };
         let shape = ShapeKey {
             syscall: ev.syscall.code(),
             src: ev.path_source.code(),
@@ -547,11 +559,18 @@ impl Writer {
             flags: ev.flags,
             mode: ev.mode,
         };
-        let next_shape = a.shapes.len() as u32 + 1;
-        let shape = *a.shapes.entry(shape).or_insert_with(|| {
-            a.new_shapes.push((next_shape, shape));
-            next_shape
-        });
+        let shape = match a.last_shape {
+            Some((k, id)) if k == shape => id,
+            _ => {
+                let next_shape = a.shapes.len() as u32 + 1;
+                let id = *a.shapes.entry(shape).or_insert_with(|| {
+                    a.new_shapes.push((next_shape, shape));
+                    next_shape
+                });
+                a.last_shape = Some((shape, id));
+                id
+            }
+        };
         a.rows.push(blocks::Row {
             ts_ns: ev.ts_ns,
             proc_id,
