@@ -1,13 +1,21 @@
 //! Capture overhead and completeness, measured in one run (root only; prints, never asserts):
 //!
-//! * opens/s of a load generator without and with `open-forensics record` running (ratio), for
-//!   successful opens, failing opens and io_uring opens;
+//! * opens/s of a load generator with nothing attached (the baseline, measured before and after
+//!   and averaged), with the floor attached (`bpf/floor.bpf.c`: probes on the same hooks that only
+//!   count), and with `open-forensics record` running: the two ratios against the baseline, for
+//!   one and two threads of successful opens at full speed, failing opens and io_uring opens;
 //! * events stored for the generator vs opens it performed; any shortfall must be covered by the
-//!   loss the store recorded;
+//!   loss the store recorded (and with backpressure, only with reason `ringbuf_full`);
 //! * recorder CPU seconds per million events (utime+stime from /proc/<pid>/stat);
+//! * per-program kernel cost: BPF stats (`kernel.bpf_stats_enabled=1`, restored afterwards) over
+//!   a second, shorter generator run in the floor and recorder phases (stats add their own
+//!   ~20-40 ns per program run, so the ratios are measured with stats off);
 //! * the highest stepped rate with zero loss.
 //!
-//! `cargo bench --bench capture`; `CAPTURE_BENCH_SECS` (default 3) sets each phase's length.
+//! `cargo bench --bench capture`; `CAPTURE_BENCH_SECS` (default 3) sets each phase's length,
+//! `CAPTURE_BENCH_STEPS=0` leaves out the stepped rates, `CAPTURE_BENCH_RING_MB` sets the
+//! recorder's `--ring-mb` (default 16), `CAPTURE_BENCH_ONLY` runs one row (`"open ok1"`,
+//! `"open ok2"`, `"ENOENT1"`, `"io_uring1"`), `CAPTURE_BENCH_BIN` runs another build's recorder.
 
 use std::ffi::CString;
 use std::io::{BufRead, BufReader};
@@ -19,7 +27,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use open_forensics::capture::floor::Floor;
 use open_forensics::store::{Reader, TimeRange};
+
+mod common;
+use common::bpf_stats::{Snapshot, StatsOn};
 
 const GEN_COMM: &str = "of-gen";
 
@@ -161,6 +173,14 @@ fn gen_thread(
     n
 }
 
+/// The recorder's ring size (`CAPTURE_BENCH_RING_MB`, default 16, the recorder's default).
+fn ring_mb() -> u32 {
+    std::env::var("CAPTURE_BENCH_RING_MB")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(16)
+}
+
 /// A running recorder.
 struct Recorder {
     child: Child,
@@ -168,8 +188,12 @@ struct Recorder {
     store: PathBuf,
 }
 
+/// The recorder under test: this build's, or `CAPTURE_BENCH_BIN` (to compare builds A/B under
+/// the same load).
 fn bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_open-forensics"))
+    std::env::var_os("CAPTURE_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_open-forensics")))
 }
 
 impl Recorder {
@@ -177,7 +201,7 @@ impl Recorder {
         let mut child = Command::new(bin())
             .arg("--store")
             .arg(store)
-            .args(["record", "--ring-mb", "16"])
+            .args(["record", "--ring-mb", &ring_mb().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -223,17 +247,24 @@ impl Recorder {
     }
 
     /// Stops the recorder and counts the generator's stored events and the store's losses.
-    fn stop(mut self) -> (u64, u64, String) {
+    fn stop(self) -> (u64, u64, String) {
+        let (stored, _, lost, reasons) = self.stop_all();
+        (stored, lost, reasons)
+    }
+
+    /// [`Recorder::stop`], with every event stored (the host's too: capture is system-wide).
+    fn stop_all(mut self) -> (u64, u64, u64, String) {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
         let status = self.child.wait().expect("wait");
         assert!(status.success(), "recorder failed: {status}");
         let me = std::process::id();
-        let mut stored = 0;
+        let (mut stored, mut all) = (0, 0);
         let stats =
             Reader::open(&self.store)
                 .expect("open store")
                 .scan(&TimeRange::default(), |e| {
+                    all += 1;
                     if e.pid == me && e.comm.as_bytes() == GEN_COMM.as_bytes() {
                         stored += 1;
                     }
@@ -248,19 +279,84 @@ impl Recorder {
             .map(|(r, n)| format!("{r}={n}"))
             .collect::<Vec<_>>()
             .join(",");
-        (stored, stats.lost(), reasons)
+        (stored, all, stats.lost(), reasons)
     }
 }
 
 struct Row {
     mode: Mode,
+    threads: usize,
     base_rate: f64,
+    floor_rate: f64,
     rec_rate: f64,
     opens: u64,
     stored: u64,
     lost: u64,
     reasons: String,
     cpu_per_m: f64,
+    /// Per program: (name, runs, ns per run), floor's then the recorder's.
+    floor_progs: Vec<(String, u64, f64)>,
+    rec_progs: Vec<(String, u64, f64)>,
+}
+
+fn rate((n, t): (u64, Duration)) -> f64 {
+    n as f64 / t.as_secs_f64()
+}
+
+/// One row: baseline, floor, recorder, baseline again, each at full speed.
+fn measure(
+    mode: Mode,
+    threads: usize,
+    secs: f64,
+    store: &Path,
+    ok: &Arc<Vec<CString>>,
+    missing: &Arc<Vec<CString>>,
+) -> Row {
+    let me = std::process::id();
+    let base0 = rate(generate(mode, threads, secs, None, ok, missing));
+
+    let mut object = std::mem::MaybeUninit::uninit();
+    let floor = Floor::attach(&mut object).expect("attach the floor probes");
+    let floor_rate = rate(generate(mode, threads, secs, None, ok, missing));
+    let floor_progs = {
+        let _stats = StatsOn::new().expect("enable BPF stats");
+        let before = Snapshot::of_pid(me);
+        generate(mode, threads, secs / 2.0, None, ok, missing);
+        Snapshot::of_pid(me).since(&before)
+    };
+    assert!(floor.count() > 0, "the floor probes ran");
+    drop(floor);
+
+    let rec = Recorder::start(store);
+    let cpu0 = rec.cpu_secs();
+    let (n1, t1) = generate(mode, threads, secs, None, ok, missing);
+    let (n2, rec_progs) = {
+        let _stats = StatsOn::new().expect("enable BPF stats");
+        let before = Snapshot::of_pid(rec.child.id());
+        let (n2, _) = generate(mode, threads, secs / 2.0, None, ok, missing);
+        (n2, Snapshot::of_pid(rec.child.id()).since(&before))
+    };
+    // Let the recorder finish what is queued before reading its CPU time.
+    std::thread::sleep(Duration::from_millis(500));
+    let cpu1 = rec.cpu_secs();
+    let (stored, all, lost, reasons) = rec.stop_all();
+
+    let base1 = rate(generate(mode, threads, secs, None, ok, missing));
+    Row {
+        mode,
+        threads,
+        base_rate: (base0 + base1) / 2.0,
+        floor_rate,
+        rec_rate: rate((n1, t1)),
+        opens: n1 + n2,
+        stored,
+        lost,
+        reasons,
+        // Per event the recorder handled: the host's opens are recorded too.
+        cpu_per_m: (cpu1 - cpu0) / (all.max(1) as f64 / 1e6),
+        floor_progs,
+        rec_progs,
+    }
 }
 
 fn main() {
@@ -270,63 +366,69 @@ fn main() {
         println!("capture bench: needs root (loads BPF programs); skipped");
         return;
     }
-    let secs: f64 = std::env::var("CAPTURE_BENCH_SECS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3.0);
-    let threads = 2;
+    let env = |k: &str, d: f64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let secs = env("CAPTURE_BENCH_SECS", 3.0);
+    let steps = env("CAPTURE_BENCH_STEPS", 1.0) > 0.0;
     let tmp = tempfile::tempdir().expect("tempdir");
     let (ok, missing) = make_tree(&tmp.path().join("tree"));
     let (ok, missing) = (Arc::new(ok), Arc::new(missing));
     println!(
-        "capture bench: {threads} generator threads, {} paths, {secs}s per phase, ring 16 MiB",
-        ok.len()
+        "capture bench: {} paths, {secs}s per phase (+{}s with BPF stats), ring {} MiB, {} CPUs",
+        ok.len(),
+        secs / 2.0,
+        ring_mb(),
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
-    let mut rows = Vec::new();
-    for (k, mode) in [Mode::Ok, Mode::Fail, Mode::Uring].into_iter().enumerate() {
-        let (n0, t0) = generate(mode, threads, secs, None, &ok, &missing);
-        let store = tmp.path().join(format!("store-{k}"));
-        let rec = Recorder::start(&store);
-        let cpu0 = rec.cpu_secs();
-        let (n1, t1) = generate(mode, threads, secs, None, &ok, &missing);
-        // Let the recorder finish what is queued before reading its CPU time.
-        std::thread::sleep(Duration::from_millis(500));
-        let cpu1 = rec.cpu_secs();
-        let (stored, lost, reasons) = rec.stop();
-        rows.push(Row {
-            mode,
-            base_rate: n0 as f64 / t0.as_secs_f64(),
-            rec_rate: n1 as f64 / t1.as_secs_f64(),
-            opens: n1,
-            stored,
-            lost,
-            reasons,
-            cpu_per_m: (cpu1 - cpu0) / (stored.max(1) as f64 / 1e6),
-        });
-    }
+    let plan = [
+        (Mode::Ok, 1),
+        (Mode::Ok, 2),
+        (Mode::Fail, 1),
+        (Mode::Uring, 1),
+    ];
+    let only = std::env::var("CAPTURE_BENCH_ONLY").unwrap_or_default();
+    let rows: Vec<Row> = plan
+        .iter()
+        .filter(|(m, t)| only.is_empty() || only == format!("{}{t}", m.name()))
+        .enumerate()
+        .map(|(k, &(mode, threads))| {
+            let store = tmp.path().join(format!("store-{k}"));
+            measure(mode, threads, secs, &store, &ok, &missing)
+        })
+        .collect();
 
     println!();
     println!(
-        "{:<9} {:>12} {:>12} {:>6} {:>10} {:>10} {:>8} {:>9} {:>14}",
+        "{:<9} {:>3} {:>11} {:>6} {:>6} {:>8} {:>10} {:>10} {:>8} {:>9} {:>9}",
         "mode",
+        "thr",
         "base op/s",
-        "rec op/s",
+        "floor",
         "ratio",
+        "+ns/open",
         "opens",
         "stored",
         "lost",
         "shortfall",
-        "rec CPU s/Mev"
+        "CPU s/Mev"
     );
     for r in &rows {
         let shortfall = r.opens.saturating_sub(r.stored);
+        // Per thread: each thread's time per open, recorder minus baseline.
+        let added = r.threads as f64 * (1e9 / r.rec_rate - 1e9 / r.base_rate);
         println!(
-            "{:<9} {:>12.0} {:>12.0} {:>6.2} {:>10} {:>10} {:>8} {:>9} {:>14.2}{}",
+            "{:<9} {:>3} {:>11.0} {:>6.2} {:>6.2} {:>8.0} {:>10} {:>10} {:>8} {:>9} {:>9.2}{}",
             r.mode.name(),
+            r.threads,
             r.base_rate,
-            r.rec_rate,
+            r.floor_rate / r.base_rate,
             r.rec_rate / r.base_rate,
+            added,
             r.opens,
             r.stored,
             r.lost,
@@ -342,13 +444,43 @@ fn main() {
         );
     }
 
+    println!();
+    println!("per-program kernel cost (BPF stats, second generator run of each row):");
+    println!(
+        "{:<9} {:>3} {:<6} {:<50} {:>10} {:>9}",
+        "mode", "thr", "probe", "program", "runs", "ns/run"
+    );
+    for r in &rows {
+        for (who, progs) in [("floor", &r.floor_progs), ("record", &r.rec_progs)] {
+            for (name, runs, ns) in progs.iter() {
+                println!(
+                    "{:<9} {:>3} {:<6} {:<50} {:>10} {:>9.0}",
+                    r.mode.name(),
+                    r.threads,
+                    who,
+                    name,
+                    runs,
+                    ns
+                );
+            }
+        }
+    }
+
+    if !steps {
+        return;
+    }
     // Step the rate up until events are lost (or the generator cannot go faster).
+    let threads = 2;
     println!();
     println!(
-        "{:>10} {:>12} {:>10} {:>10} {:>8}",
+        "{:>10} {:>12} {:>10} {:>10} {:>8}   ({threads} threads)",
         "target/s", "achieved/s", "opens", "stored", "lost"
     );
-    let unpaced = rows.first().map(|r| r.rec_rate).unwrap_or(100_000.0);
+    let unpaced = rows
+        .iter()
+        .find(|r| r.mode == Mode::Ok && r.threads == threads)
+        .map(|r| r.rec_rate)
+        .unwrap_or(100_000.0);
     let mut best_zero_loss: Option<f64> = None;
     for frac in [0.25, 0.5, 0.75, 1.0, 1.5] {
         let target = unpaced * frac;

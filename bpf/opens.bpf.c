@@ -14,6 +14,13 @@
  * dirfd's directory (user space joins the raw path on). One component per bpf_loop iteration
  * keeps the verifier's work independent of the path's depth. The walk is a lockless read, like
  * every tracing tool's: a rename racing the open can show either name.
+ *
+ * Cost: every open runs this, so the hot path reads kernel memory through BTF-typed pointers
+ * (bpf_get_current_task_btf, bpf_core_cast): such loads are single instructions the JIT guards
+ * with an exception table, where each BPF_CORE_READ is a bpf_probe_read_kernel helper call.
+ * Helper calls are left only for what needs one: the fd array slot (an array of pointers has no
+ * BTF pointer type), the name bytes, the user path, the ring. Measured with BPF stats in
+ * benches/capture.rs.
  */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
@@ -122,39 +129,42 @@ static __always_inline struct task_struct *current_task(void)
 static __always_inline void fill_task(struct of_event_hdr *h, __u64 pid_tgid)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
+	/* current_cred(), what bpf_get_current_uid_gid reads, without the helper call. */
 	const struct cred *cred = task->cred;
-	__u64 ugid = bpf_get_current_uid_gid();
 
 	h->kind = OF_REC_OPEN;
 	h->pid = pid_tgid >> 32;
 	h->tid = (__u32)pid_tgid;
 	h->ppid = task->real_parent->tgid;
 	h->proc_start = task->group_leader->start_boottime;
-	h->uid = (__u32)ugid;
-	h->gid = ugid >> 32;
+	h->uid = cred->uid.val;
+	h->gid = cred->gid.val;
 	h->euid = cred->euid.val;
 	h->egid = cred->egid.val;
 	bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
-/* task->files->fdt->fd[fd], or NULL. */
+/*
+ * task->files->fdt->fd[fd], or NULL. The slot is the one helper read: a pointer to an array of
+ * pointers has no BTF type the verifier can index, so the file pointer comes back as a number
+ * and is cast to a (read-only, fault-guarded) BTF pointer again.
+ */
 static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 {
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	struct file **fds;
+	struct fdtable *fdt = task->files->fdt;
 	struct file *f = NULL;
 
-	if (!fdt || fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+	if (!fdt || fd < 0 || fd >= fdt->max_fds)
 		return NULL;
-	fds = BPF_CORE_READ(fdt, fd);
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]))
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]) || !f)
 		return NULL;
-	return f;
+	return bpf_core_cast(f, struct file);
 }
 
 struct of_walk {
-	struct dentry *dentry;
-	struct vfsmount *vfsmnt;
+	struct dentry *dentry;   /* a BTF pointer (bpf_core_cast): read by direct loads */
+	struct vfsmount *vfsmnt; /* a plain address: crossings are rare and read by helper */
+	struct dentry *mnt_root; /* vfsmnt's root, read once per mount instead of per step */
 	struct dentry *root_dentry;
 	struct vfsmount *root_mnt;
 	__u32 base;  /* where components start in the record's data (after what precedes them) */
@@ -260,7 +270,8 @@ static long walk_step(__u64 index, void *arg)
 	struct of_walk *w = arg;
 	struct dentry *d = w->dentry;
 	struct vfsmount *vm = w->vfsmnt;
-	struct dentry *mnt_root, *parent;
+	struct dentry *mnt_root = w->mnt_root;
+	struct dentry *parent;
 
 	if (!d || !vm)
 		return 1;
@@ -268,8 +279,7 @@ static long walk_step(__u64 index, void *arg)
 		w->done = 1;
 		return 1;
 	}
-	mnt_root = BPF_CORE_READ(vm, mnt_root);
-	parent = BPF_CORE_READ(d, d_parent);
+	parent = d->d_parent;
 	if (d == mnt_root || d == parent) {
 		struct mount *m = (void *)vm - bpf_core_field_offset(struct mount, mnt);
 		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
@@ -289,14 +299,25 @@ static long walk_step(__u64 index, void *arg)
 			w->done = 1;
 			return 1;
 		}
-		w->dentry = BPF_CORE_READ(m, mnt_mountpoint);
-		w->vfsmnt = (void *)mp + bpf_core_field_offset(struct mount, mnt);
+		vm = (void *)mp + bpf_core_field_offset(struct mount, mnt);
+		w->dentry = bpf_core_cast(BPF_CORE_READ(m, mnt_mountpoint), struct dentry);
+		w->vfsmnt = vm;
+		w->mnt_root = BPF_CORE_READ(vm, mnt_root);
 		return 0;
 	}
-	if (!walk_emit(w, BPF_CORE_READ(d, d_name.name), BPF_CORE_READ(d, d_name.len)))
+	if (!walk_emit(w, d->d_name.name, d->d_name.len))
 		return 1; /* no room: left not done, so marked truncated */
 	w->dentry = parent;
 	return 0;
+}
+
+/* Where a walk starts: `dentry` as a BTF pointer, its mount and that mount's root. */
+static __always_inline void walk_start(struct of_walk *w, struct dentry *dentry,
+				       struct vfsmount *vfsmnt)
+{
+	w->dentry = bpf_core_cast(dentry, struct dentry);
+	w->vfsmnt = vfsmnt;
+	w->mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
 }
 
 /* Walks `p` up to the task's root into e->data after the raw path; returns the bytes written. */
@@ -304,14 +325,13 @@ static __always_inline __u32 walk_path(struct task_struct *task, struct dentry *
 				       struct vfsmount *vfsmnt, __u32 base, __u8 *trunc)
 {
 	struct of_walk w = {
-		.dentry = dentry,
-		.vfsmnt = vfsmnt,
-		.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
-		.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
+		.root_dentry = task->fs->root.dentry,
+		.root_mnt = task->fs->root.mnt,
 		.base = base,
 		.limit = OF_PATH_MAX,
 	};
 
+	walk_start(&w, dentry, vfsmnt);
 	bpf_loop(OF_WALK_MAX_STEPS, walk_step, &w, 0);
 	if (!w.done)
 		*trunc |= OF_TRUNC_PATH;
@@ -327,7 +347,7 @@ static __always_inline __u32 walk_path(struct task_struct *task, struct dentry *
  */
 static __always_inline void resolve_and_output(struct of_event *e, long ret, bool walk_fds)
 {
-	struct task_struct *task = current_task();
+	struct task_struct *task = bpf_get_current_task_btf();
 	struct of_event_hdr *h = &e->hdr;
 	__u32 raw_len = h->raw_len;
 	__u32 path_len = 0;
@@ -341,13 +361,12 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 	if (ret >= 0) {
 		f = walk_fds ? fd_file(task, ret) : NULL;
 		if (f) {
-			struct dentry *d = BPF_CORE_READ(f, f_path.dentry);
+			struct dentry *d = f->f_path.dentry;
 
 			h->path_source = OF_PATH_FILE;
-			path_len = walk_path(task, d, BPF_CORE_READ(f, f_path.mnt), raw_len,
-					     &h->trunc);
+			path_len = walk_path(task, d, f->f_path.mnt, raw_len, &h->trunc);
 			/* Unhashed: unlinked (or an O_TMPFILE), as d_path says with " (deleted)". */
-			if (!BPF_CORE_READ(d, d_hash.pprev))
+			if (!d->d_hash.pprev)
 				h->trunc |= OF_PATH_DELETED;
 		}
 	} else if (raw_len > 0 && e->data[0] == '/') {
@@ -357,13 +376,13 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 			f = walk_fds ? fd_file(task, h->dirfd) : NULL;
 			if (f) {
 				h->path_source = OF_PATH_DIRFD;
-				path_len = walk_path(task, BPF_CORE_READ(f, f_path.dentry),
-						     BPF_CORE_READ(f, f_path.mnt), raw_len, &h->trunc);
+				path_len = walk_path(task, f->f_path.dentry, f->f_path.mnt,
+						     raw_len, &h->trunc);
 			}
 		} else if (walk_fds) {
 			h->path_source = OF_PATH_CWD;
-			path_len = walk_path(task, BPF_CORE_READ(task, fs, pwd.dentry),
-					     BPF_CORE_READ(task, fs, pwd.mnt), raw_len, &h->trunc);
+			path_len = walk_path(task, task->fs->pwd.dentry, task->fs->pwd.mnt,
+					     raw_len, &h->trunc);
 		}
 	}
 	if (path_len > OF_PATH_MAX)
@@ -409,18 +428,20 @@ static __always_inline int on_exit(__u8 syscall, long ret)
 	if (!e)
 		return 0;
 	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+	/* bpf_task_pt_regs gives a BTF pointer: the saved registers are direct loads. */
 	if (syscall >= OF_SYSCALL_IA32_OPEN) {
 		/* The 32-bit entry passes arguments in bx, cx, dx, si (each 32 bits wide). */
 		base = syscall - OF_SYSCALL_IA32_OPEN + OF_SYSCALL_OPEN;
-		a[0] = (__u32)BPF_CORE_READ(regs, bx);
-		a[1] = (__u32)BPF_CORE_READ(regs, cx);
-		a[2] = (__u32)BPF_CORE_READ(regs, dx);
-		a[3] = (__u32)BPF_CORE_READ(regs, si);
+		a[0] = (__u32)regs->bx;
+		a[1] = (__u32)regs->cx;
+		a[2] = (__u32)regs->dx;
+		a[3] = (__u32)regs->si;
 	} else {
-		a[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
-		a[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
-		a[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
-		a[3] = PT_REGS_PARM4_CORE_SYSCALL(regs);
+		/* The x86-64 syscall ABI: di, si, dx, r10 (the kernel moved rcx to r10). */
+		a[0] = regs->di;
+		a[1] = regs->si;
+		a[2] = regs->dx;
+		a[3] = regs->r10;
 	}
 	fill_task(&e->hdr, id);
 	e->hdr.syscall = syscall;
@@ -784,14 +805,13 @@ int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *p, int old_pid,
 	if (exe) {
 		struct dentry *d = BPF_CORE_READ(exe, f_path.dentry);
 		struct of_walk w = {
-			.dentry = d,
-			.vfsmnt = BPF_CORE_READ(exe, f_path.mnt),
 			.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
 			.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
 			.limit = OF_PATH_MAX,
 			.proc = 1,
 		};
 
+		walk_start(&w, d, BPF_CORE_READ(exe, f_path.mnt));
 		bpf_loop(OF_WALK_MAX_STEPS, walk_step, &w, 0);
 		if (!w.done)
 			rec->hdr.trunc |= OF_TRUNC_EXE;
@@ -848,13 +868,12 @@ int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *p, int old_pid,
 
 		if (nsroot && (rm != nsm || rd != BPF_CORE_READ(nsm, mnt_root))) {
 			struct of_walk w = {
-				.dentry = rd,
-				.vfsmnt = rm,
 				.base = exe_len + len + rec->hdr.cgroup_len,
 				.limit = OF_ROOT_MAX,
 				.proc = 1,
 			};
 
+			walk_start(&w, rd, rm);
 			bpf_loop(OF_WALK_MAX_STEPS, walk_step, &w, 0);
 			rec->hdr.root_len = w.off > OF_ROOT_MAX ? OF_ROOT_MAX : w.off;
 		}

@@ -8,6 +8,8 @@
 //! all of that pid's events, as the recorder attaches them.
 #![allow(dead_code)]
 
+pub mod bpf_stats;
+
 use std::sync::Arc;
 
 use open_forensics::event::{Event, PathSource, Str, Syscall};

@@ -4,8 +4,16 @@
 //! process passed it, then `path_len` bytes of resolved components, each NUL-terminated, leaf
 //! first. The header is read through the type libbpf-cargo generates from the BPF object's BTF, so
 //! the layout is declared once, in C.
+//!
+//! The recorder decodes every open of the host, so [`Decoder`] does it without allocating per
+//! event: comm, raw path and resolved path come from a bounded pool of recent strings (one hash
+//! lookup and a reference count when the string was seen, which is most of the time), and the
+//! path is joined in a reused buffer. `benches/decode.rs` counts its instructions.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
+
+use rustc_hash::FxBuildHasher;
 
 use super::skel::types;
 use crate::event::{Event, PathSource, Str, Syscall};
@@ -79,23 +87,173 @@ pub struct ProcRecord {
     pub root: Option<Vec<u8>>,
 }
 
-/// Any ring record.
+/// Any ring record (with a fresh [`Decoder`]; the recorder keeps one).
 pub fn decode_any(rec: &[u8], anchor_ns: i64) -> Result<Record, DecodeError> {
-    let kind = rec
-        .first_chunk::<4>()
-        .map(|k| u32::from_ne_bytes(*k))
-        .ok_or(DecodeError::Short(rec.len()))?;
-    match kind {
-        REC_OPEN => {
-            let h = header(rec)?;
-            decode(rec, anchor_ns).map(|e| Record::Open(e, h.proc_start))
+    Decoder::default().decode_any(rec, anchor_ns)
+}
+
+/// Strings the pool keeps before it starts over: a bound on its memory (a few MiB) that still
+/// holds the working set of a busy host's paths.
+const POOL_MAX: usize = 1 << 16;
+
+/// Decodes records, reusing the strings it has seen (see the module docs).
+#[derive(Default)]
+pub struct Decoder {
+    pool: HashSet<Arc<[u8]>, FxBuildHasher>,
+    /// Resolved paths by the component bytes the kernel sent (plain walks only: no cut, pseudo
+    /// or deleted mark): a path seen before is neither joined nor hashed again. Cleared with
+    /// the pool.
+    walked: HashMap<Box<[u8]>, Arc<[u8]>, FxBuildHasher>,
+    path: Vec<u8>,
+}
+
+impl Decoder {
+    /// Any ring record.
+    pub fn decode_any(&mut self, rec: &[u8], anchor_ns: i64) -> Result<Record, DecodeError> {
+        let kind = rec
+            .first_chunk::<4>()
+            .map(|k| u32::from_ne_bytes(*k))
+            .ok_or(DecodeError::Short(rec.len()))?;
+        match kind {
+            REC_OPEN => {
+                let h = header(rec)?;
+                self.open(&h, rec, anchor_ns)
+                    .map(|e| Record::Open(e, h.proc_start))
+            }
+            REC_EXEC | REC_FORK | REC_EXIT => {
+                decode_proc(rec, anchor_ns).map(|p| Record::Proc(Box::new(p)))
+            }
+            k => Err(DecodeError::Kind(k)),
         }
-        REC_EXEC | REC_FORK | REC_EXIT => {
-            decode_proc(rec, anchor_ns).map(|p| Record::Proc(Box::new(p)))
+    }
+
+    /// Decodes one open record; see [`decode`].
+    pub fn decode(&mut self, rec: &[u8], anchor_ns: i64) -> Result<Event, DecodeError> {
+        let h = header(rec)?;
+        self.open(&h, rec, anchor_ns)
+    }
+
+    /// The pooled copy of `bytes`.
+    fn intern(&mut self, bytes: &[u8]) -> Str {
+        if let Some(s) = self.pool.get(bytes) {
+            return Str::new(s.clone());
         }
-        k => Err(DecodeError::Kind(k)),
+        if self.pool.len() >= POOL_MAX {
+            self.pool.clear();
+            self.walked.clear();
+        }
+        let s: Arc<[u8]> = Arc::from(bytes);
+        self.pool.insert(s.clone());
+        Str::new(s)
+    }
+
+    fn open(&mut self, h: &Hdr, rec: &[u8], anchor_ns: i64) -> Result<Event, DecodeError> {
+        let raw_len = usize::from(h.raw_len);
+        let path_len = usize::from(h.path_len);
+        let data = &rec[HDR_LEN..];
+        if data.len() < raw_len + path_len {
+            return Err(DecodeError::Short(rec.len()));
+        }
+        let raw = &data[..raw_len];
+        let comps = &data[raw_len..raw_len + path_len];
+        let syscall = Syscall::from_code(h.syscall).ok_or(DecodeError::Syscall(h.syscall))?;
+        let path_source =
+            PathSource::from_code(h.path_source).ok_or(DecodeError::PathSource(h.path_source))?;
+        let walk_cut = h.trunc & TRUNC_PATH != 0;
+        let plain_walk = path_source == PathSource::File
+            && h.trunc & (TRUNC_PATH | PATH_PSEUDO | PATH_DELETED) == 0;
+        if plain_walk {
+            if let Some(p) = self.walked.get(comps) {
+                let resolved = Str::new(p.clone());
+                return Ok(self.event(h, syscall, path_source, resolved, raw, anchor_ns));
+            }
+        }
+        let mut path = std::mem::take(&mut self.path);
+        path.clear();
+        match path_source {
+            // A pipe, socket or anonymous inode: the kernel's own name (pipe:[N]), not a path.
+            PathSource::File if h.trunc & PATH_PSEUDO != 0 => {
+                path.extend_from_slice(until_nul(comps))
+            }
+            PathSource::File => {
+                // The raw path, when absolute, still knows the top a cut walk lost.
+                let top = if walk_cut {
+                    leading_component(raw)
+                } else {
+                    None
+                };
+                join_into(&mut path, comps, walk_cut, top);
+                // As the kernel's d_path (and /proc/PID/fd) name an unlinked file.
+                if h.trunc & PATH_DELETED != 0 {
+                    path.extend_from_slice(b" (deleted)");
+                }
+            }
+            PathSource::Cwd | PathSource::Dirfd => {
+                // Rare (failed relative opens): allocating here is fine.
+                let mut dir = join_components(comps, walk_cut);
+                dir.push(b'/');
+                dir.extend_from_slice(raw);
+                path = normalize(&dir);
+            }
+            PathSource::Raw | PathSource::Unresolved => path.extend_from_slice(raw),
+        }
+        let resolved = self.intern(&path);
+        if plain_walk {
+            if self.walked.len() >= POOL_MAX {
+                self.walked.clear();
+            }
+            self.walked.insert(comps.into(), resolved.bytes.clone());
+        }
+        self.path = path;
+        Ok(self.event(h, syscall, path_source, resolved, raw, anchor_ns))
+    }
+
+    /// The event of an open record whose path is resolved.
+    fn event(
+        &mut self,
+        h: &Hdr,
+        syscall: Syscall,
+        path_source: PathSource,
+        resolved: Str,
+        raw: &[u8],
+        anchor_ns: i64,
+    ) -> Event {
+        let comm: [u8; OF_COMM_LEN] = h.comm.map(|c| c as u8);
+        let comm = self.intern(until_nul(&comm));
+        // Most opens name an absolute path that is the resolved one: one string, not two.
+        let raw_path = if raw == resolved.as_bytes() {
+            resolved.clone()
+        } else {
+            self.intern(raw)
+        };
+        Event {
+            ts_ns: (h.ts_ns as i64).wrapping_add(anchor_ns),
+            pid: h.pid,
+            tid: h.tid,
+            ppid: h.ppid,
+            uid: h.uid,
+            gid: h.gid,
+            comm,
+            syscall,
+            path: resolved,
+            path_source,
+            path_truncated: h.trunc & (TRUNC_RAW | TRUNC_PATH) != 0,
+            raw_path,
+            dirfd: (h.has_dirfd != 0).then_some(h.dirfd),
+            flags: h.flags,
+            mode: h.mode,
+            ret: h.ret,
+            euid: Some(h.euid),
+            egid: Some(h.egid),
+            process: None,
+            user: None,
+            table: 0,
+            proc_key: Str::NO_KEY,
+        }
     }
 }
+
+const OF_COMM_LEN: usize = 16;
 
 /// Decodes a process record.
 pub fn decode_proc(rec: &[u8], anchor_ns: i64) -> Result<ProcRecord, DecodeError> {
@@ -205,60 +363,7 @@ pub fn header(rec: &[u8]) -> Result<Hdr, DecodeError> {
 /// Decodes one record; `anchor_ns` (wall clock minus boot clock) turns the kernel's boot-clock
 /// timestamp into ns since the epoch.
 pub fn decode(rec: &[u8], anchor_ns: i64) -> Result<Event, DecodeError> {
-    let h = header(rec)?;
-    let raw_len = usize::from(h.raw_len);
-    let path_len = usize::from(h.path_len);
-    let data = &rec[HDR_LEN..];
-    if data.len() < raw_len + path_len {
-        return Err(DecodeError::Short(rec.len()));
-    }
-    let raw = &data[..raw_len];
-    let comps = &data[raw_len..raw_len + path_len];
-    let syscall = Syscall::from_code(h.syscall).ok_or(DecodeError::Syscall(h.syscall))?;
-    let path_source =
-        PathSource::from_code(h.path_source).ok_or(DecodeError::PathSource(h.path_source))?;
-    let walk_cut = h.trunc & TRUNC_PATH != 0;
-    let path: Vec<u8> = match path_source {
-        // A pipe, socket or anonymous inode: the kernel's own name (pipe:[N]), not a path.
-        PathSource::File if h.trunc & PATH_PSEUDO != 0 => c_bytes_u8(comps),
-        PathSource::File => {
-            // The raw path, when absolute, still knows the top a cut walk lost.
-            let mut p = join_cut(comps, walk_cut, leading_component(raw));
-            // As the kernel's d_path (and /proc/PID/fd) name an unlinked file.
-            if h.trunc & PATH_DELETED != 0 {
-                p.extend_from_slice(b" (deleted)");
-            }
-            p
-        }
-        PathSource::Cwd | PathSource::Dirfd => {
-            let mut dir = join_components(comps, walk_cut);
-            dir.push(b'/');
-            dir.extend_from_slice(raw);
-            normalize(&dir)
-        }
-        PathSource::Raw | PathSource::Unresolved => raw.to_vec(),
-    };
-    Ok(Event {
-        ts_ns: (h.ts_ns as i64).wrapping_add(anchor_ns),
-        pid: h.pid,
-        tid: h.tid,
-        ppid: h.ppid,
-        uid: h.uid,
-        gid: h.gid,
-        comm: Str::new(c_bytes(&h.comm)),
-        syscall,
-        path: Str::new(Arc::<[u8]>::from(path)),
-        path_source,
-        path_truncated: h.trunc & (TRUNC_RAW | TRUNC_PATH) != 0,
-        raw_path: Str::new(raw),
-        dirfd: (h.has_dirfd != 0).then_some(h.dirfd),
-        flags: h.flags,
-        mode: h.mode,
-        ret: h.ret,
-        euid: Some(h.euid),
-        egid: Some(h.egid),
-        ..Event::default()
-    })
+    Decoder::default().decode(rec, anchor_ns)
 }
 
 /// The kernel's `char[]` up to its NUL.
@@ -270,8 +375,8 @@ fn c_bytes(s: &[i8]) -> Vec<u8> {
 }
 
 /// Bytes up to the first NUL.
-fn c_bytes_u8(s: &[u8]) -> Vec<u8> {
-    s.iter().take_while(|&&c| c != 0).copied().collect()
+fn until_nul(s: &[u8]) -> &[u8] {
+    s.iter().position(|&c| c == 0).map_or(s, |n| &s[..n])
 }
 
 /// Leaf-first NUL-terminated components → `/a/b/c`. A walk that was cut (deeper than the bytes
@@ -282,8 +387,16 @@ fn join_components(comps: &[u8], cut: bool) -> Vec<u8> {
 
 /// [`join_components`], with the leading component when it is known (`/tmp/…/b/c`).
 fn join_cut(comps: &[u8], cut: bool, top: Option<&[u8]>) -> Vec<u8> {
-    let parts: Vec<&[u8]> = comps.split(|&b| b == 0).filter(|c| !c.is_empty()).collect();
     let mut out = Vec::with_capacity(comps.len() + 8);
+    join_into(&mut out, comps, cut, top);
+    out
+}
+
+/// [`join_cut`] into `out` (the decoder's reused buffer). Each `name\0` of the record becomes
+/// `/name` at the mirrored place, so the path is filled from its end in one pass, one copy per
+/// component (this runs for every open the host makes; see benches/decode.rs).
+fn join_into(out: &mut Vec<u8>, comps: &[u8], cut: bool, top: Option<&[u8]>) {
+    let start = out.len();
     if cut {
         if let Some(t) = top {
             out.push(b'/');
@@ -291,14 +404,34 @@ fn join_cut(comps: &[u8], cut: bool, top: Option<&[u8]>) -> Vec<u8> {
         }
         out.extend_from_slice("/\u{2026}".as_bytes());
     }
-    for c in parts.iter().rev() {
-        out.push(b'/');
-        out.extend_from_slice(c);
+    let base = out.len();
+    // Exactly the joined length when every component is NUL-terminated, one more otherwise.
+    out.resize(
+        base + comps.len() + usize::from(comps.last().is_some_and(|&b| b != 0)),
+        0,
+    );
+    let mut end = out.len();
+    let mut rest = comps;
+    while !rest.is_empty() {
+        // A plain scan: names average a few bytes, too short for memchr's set-up to pay
+        // (measured: 1190 vs 1118 instructions per decoded record).
+        let n = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+        if n > 0 {
+            out[end - n..end].copy_from_slice(&rest[..n]);
+            out[end - n - 1] = b'/';
+            end -= n + 1;
+        }
+        rest = rest.get(n + 1..).unwrap_or_default();
     }
-    if out.is_empty() {
+    // Empty components (two NULs in a row: never sent, but a record is not trusted) leave room
+    // at the front.
+    if end > base {
+        out.copy_within(end.., base);
+        out.truncate(out.len() - (end - base));
+    }
+    if out.len() == start {
         out.push(b'/');
     }
-    out
 }
 
 /// The first component of an absolute path (what a cut walk lost first), if any.
@@ -505,6 +638,91 @@ mod tests {
             decode(&record(h, b"", &[]), 0),
             Err(DecodeError::Syscall(99))
         );
+    }
+
+    /// The one-pass join gives what splitting, dropping empty components and reversing gives,
+    /// for well-formed and malformed component lists alike.
+    #[test]
+    fn join_from_the_end_matches_the_plain_join() {
+        fn plain(comps: &[u8], cut: bool, top: Option<&[u8]>) -> Vec<u8> {
+            let parts: Vec<&[u8]> = comps.split(|&b| b == 0).filter(|c| !c.is_empty()).collect();
+            let mut out = Vec::new();
+            if cut {
+                if let Some(t) = top {
+                    out.push(b'/');
+                    out.extend_from_slice(t);
+                }
+                out.extend_from_slice("/\u{2026}".as_bytes());
+            }
+            for c in parts.iter().rev() {
+                out.push(b'/');
+                out.extend_from_slice(c);
+            }
+            if out.is_empty() {
+                out.push(b'/');
+            }
+            out
+        }
+        let cases: &[&[u8]] = &[
+            b"",
+            b"\0",
+            b"\0\0\0",
+            b"leaf\0dir\0etc\0",
+            b"leaf\0\0etc\0",
+            b"\0leaf\0etc\0",
+            b"leaf\0etc",
+            b"x",
+            b"a\0b\0\0",
+        ];
+        for comps in cases {
+            for (cut, top) in [(false, None), (true, None), (true, Some(&b"tmp"[..]))] {
+                let mut got = b"junk".to_vec();
+                got.clear();
+                join_into(&mut got, comps, cut, top);
+                assert_eq!(got, plain(comps, cut, top), "{:?} cut={cut}", comps);
+            }
+        }
+    }
+
+    /// A decoder reuses one buffer and its pool across records: nothing of one record leaks
+    /// into the next.
+    #[test]
+    fn one_decoder_decodes_records_independently() {
+        let mut d = Decoder::default();
+        let long = record(
+            hdr(Syscall::Openat, PathSource::File),
+            b"/usr/lib/x86_64-linux-gnu/libc.so.6",
+            &["libc.so.6", "x86_64-linux-gnu", "lib", "usr"],
+        );
+        let short = record(
+            hdr(Syscall::Openat, PathSource::File),
+            b"hostname",
+            &["hostname", "etc"],
+        );
+        let mut deleted = hdr(Syscall::Openat, PathSource::File);
+        deleted.trunc = PATH_DELETED;
+        let deleted = record(deleted, b"hostname", &["hostname", "etc"]);
+        let mut cut = hdr(Syscall::Openat, PathSource::File);
+        cut.trunc = TRUNC_PATH;
+        let cut = record(cut, b"/x/y/hostname", &["hostname", "etc"]);
+        for _ in 0..3 {
+            // The same components with a mark are never served the plain walk's path.
+            assert_eq!(
+                d.decode(&deleted, 0).unwrap().path.as_bytes(),
+                b"/etc/hostname (deleted)"
+            );
+            assert_eq!(
+                d.decode(&cut, 0).unwrap().path.as_bytes(),
+                "/x/\u{2026}/etc/hostname".as_bytes()
+            );
+            let e = d.decode(&long, 0).unwrap();
+            assert_eq!(e.path.as_bytes(), b"/usr/lib/x86_64-linux-gnu/libc.so.6");
+            assert_eq!(e.raw_path.as_bytes(), e.path.as_bytes());
+            let e = d.decode(&short, 0).unwrap();
+            assert_eq!(e.path.as_bytes(), b"/etc/hostname");
+            assert_eq!(e.raw_path.as_bytes(), b"hostname");
+            assert_eq!(e.comm.as_bytes(), b"cat");
+        }
     }
 
     #[test]

@@ -10,6 +10,9 @@
 //! bounded by time and a busy host costs one wakeup per ~256 KiB, not one per open.
 
 pub mod decode;
+/// The benchmark's counting probes (not used by any command).
+#[doc(hidden)]
+pub mod floor;
 pub mod pipeline;
 pub mod privilege;
 pub mod proctable;

@@ -403,6 +403,7 @@ pub fn run(
         since_ns: now_ns(),
     };
     let mut reorder = Reorder::default();
+    let mut decoder = decode::Decoder::default();
     let mut last_tick = Instant::now();
     let mut last_stats = Instant::now();
     loop {
@@ -410,7 +411,7 @@ pub fn run(
             Ok(batch) => {
                 settings.gauges.queued.fetch_sub(1, AtomicOrdering::Relaxed);
                 for rec in batch.records() {
-                    match decode::decode_any(rec, anchor) {
+                    match decoder.decode_any(rec, anchor) {
                         Ok(r) => reorder.push(r),
                         Err(e) => {
                             if loss.malformed == 0 {

@@ -116,8 +116,17 @@ struct Active {
     // FxHash: interning runs three lookups per event on the recorder's hot path, and SipHash's
     // DoS resistance buys nothing for keys that are only ever compared for equality here.
     strings: FxHashMap<Arc<[u8]>, u32>,
+    /// The same ids by the address of an `Arc` that `strings` or `aliases` holds (so an address
+    /// is never reused while it is a key): the capture decoder hands out one `Arc` per distinct
+    /// string, so most lookups hash an address instead of the bytes.
+    by_addr: FxHashMap<usize, u32>,
+    /// Other `Arc`s of interned strings, held for their `by_addr` entry.
+    aliases: Vec<Arc<[u8]>>,
     procs: FxHashMap<ProcKey, u32>,
     shapes: FxHashMap<ShapeKey, u32>,
+    /// The last event's (key, id) of each: opens come in runs of one thread and one shape.
+    last_proc: Option<(ProcKey, u32)>,
+    last_shape: Option<(ShapeKey, u32)>,
     /// Process images by identity; the `Arc` is held so that an address is never reused while
     /// it is a key.
     processes: FxHashMap<usize, (u32, Arc<Process>)>,
@@ -444,8 +453,12 @@ impl Writer {
             meta,
             table: next_table_id(),
             strings: FxHashMap::default(),
+            by_addr: FxHashMap::default(),
+            aliases: Vec::new(),
             procs: FxHashMap::default(),
             shapes: FxHashMap::default(),
+            last_proc: None,
+            last_shape: None,
             processes: FxHashMap::default(),
             last_process: (0, 0),
             users: FxHashMap::default(),
@@ -542,11 +555,18 @@ impl Writer {
             egid: ev.egid,
             process,
         };
-        let next_proc = a.procs.len() as u32 + 1;
-        let proc_id = *a.procs.entry(key).or_insert_with(|| {
-            a.new_procs.push((next_proc, key));
-            next_proc
-        });
+        let proc_id = match a.last_proc {
+            Some((k, id)) if k == key => id,
+            _ => {
+                let next_proc = a.procs.len() as u32 + 1;
+                let id = *a.procs.entry(key).or_insert_with(|| {
+                    a.new_procs.push((next_proc, key));
+                    next_proc
+                });
+                a.last_proc = Some((key, id));
+                id
+            }
+        };
         let shape = ShapeKey {
             syscall: ev.syscall.code(),
             src: ev.path_source.code(),
@@ -555,11 +575,18 @@ impl Writer {
             flags: ev.flags,
             mode: ev.mode,
         };
-        let next_shape = a.shapes.len() as u32 + 1;
-        let shape = *a.shapes.entry(shape).or_insert_with(|| {
-            a.new_shapes.push((next_shape, shape));
-            next_shape
-        });
+        let shape = match a.last_shape {
+            Some((k, id)) if k == shape => id,
+            _ => {
+                let next_shape = a.shapes.len() as u32 + 1;
+                let id = *a.shapes.entry(shape).or_insert_with(|| {
+                    a.new_shapes.push((next_shape, shape));
+                    next_shape
+                });
+                a.last_shape = Some((shape, id));
+                id
+            }
+        };
         a.rows.push(blocks::Row {
             ts_ns: ev.ts_ns,
             proc_id,
@@ -662,8 +689,9 @@ impl Writer {
         let c = &self.config;
         // The database only grows at a commit, which leaves `rows` empty: ask SQLite for its size
         // then, once per batch, not on every append.
+        // The clock once per 256 appends (and at every commit), not on every one.
         a.meta.events + a.rows.len() as u64 >= c.max_events
-            || a.opened.elapsed() >= c.max_age
+            || (a.rows.len() % 256 == 0 && a.opened.elapsed() >= c.max_age)
             || (a.rows.is_empty() && a.db_bytes() >= c.max_bytes)
     }
 
@@ -883,11 +911,26 @@ impl Active {
     }
 
     fn intern(&mut self, s: &mut Str) -> u32 {
+        let addr = s.bytes.as_ptr() as usize;
+        if let Some(&id) = self.by_addr.get(&addr) {
+            s.key = id;
+            return id;
+        }
         let id = match self.strings.get(&s.bytes) {
-            Some(&id) => id,
+            Some(&id) => {
+                // Another copy of a known string (e.g. after the decoder's pool started over):
+                // keep it, so that its next lookups take the short way too; bounded by the
+                // strings themselves.
+                if self.aliases.len() < self.strings.len() {
+                    self.aliases.push(s.bytes.clone());
+                    self.by_addr.insert(addr, id);
+                }
+                id
+            }
             None => {
                 let id = self.strings.len() as u32 + 1;
                 self.strings.insert(s.bytes.clone(), id);
+                self.by_addr.insert(addr, id);
                 self.new_strings.push((id, s.bytes.clone()));
                 id
             }

@@ -1,0 +1,143 @@
+//! The recorder's user-space work per event (issue #10), on a replayable batch of kernel records:
+//! the shared synthetic workload (benches/common) encoded as the probes encode opens
+//! (bpf/events.h, through the generated header type), then what the store thread does with each:
+//! decode, attach its process, append to the store. Times are printed per event; for a
+//! repeatable before/after use instruction counts:
+//!
+//! ```text
+//! cargo bench --bench decode --no-run
+//! DECODE_BENCH_EVENTS=100000 valgrind --tool=callgrind --toggle-collect='*decode::replay*' \
+//!     target/release/deps/decode-*  # the bench binary
+//! ```
+//!
+//! `--toggle-collect='*decode_only*'` counts the decoder alone. `DECODE_BENCH_EVENTS` (default
+//! 500000) sets the batch.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use open_forensics::capture::decode::{self, Record};
+use open_forensics::capture::pipeline::Batch;
+use open_forensics::capture::proctable::ProcTable;
+use open_forensics::capture::skel::types::{of_event_hdr, of_rec_kind};
+use open_forensics::event::{Event, PathSource};
+use open_forensics::store::{RotateConfig, Writer};
+
+/// One open as the kernel sends it: header, raw path, resolved components leaf first.
+fn encode(ev: &Event, out: &mut Batch) {
+    let comps: &[u8] = match ev.path_source {
+        PathSource::File => ev.path.as_bytes(),
+        // A failed relative open carries its cwd.
+        PathSource::Cwd | PathSource::Dirfd => b"/home/dev/src/project",
+        PathSource::Raw | PathSource::Unresolved => b"",
+    };
+    let mut tail = ev.raw_path.as_bytes().to_vec();
+    let raw_len = tail.len();
+    for c in comps.split(|&b| b == b'/').filter(|c| !c.is_empty()).rev() {
+        tail.extend_from_slice(c);
+        tail.push(0);
+    }
+    let mut comm = [0i8; 16];
+    for (d, s) in comm.iter_mut().zip(ev.comm.as_bytes()) {
+        *d = *s as i8;
+    }
+    let h = of_event_hdr {
+        kind: of_rec_kind::OF_REC_OPEN.0,
+        pid: ev.pid,
+        ts_ns: ev.ts_ns as u64,
+        proc_start: u64::from(ev.pid) * 1_000_000,
+        ret: ev.ret,
+        flags: ev.flags,
+        tid: ev.tid,
+        ppid: ev.ppid,
+        uid: ev.uid,
+        gid: ev.gid,
+        euid: ev.uid,
+        egid: ev.gid,
+        mode: ev.mode,
+        dirfd: ev.dirfd.unwrap_or(0),
+        raw_len: raw_len as u16,
+        path_len: (tail.len() - raw_len) as u16,
+        syscall: ev.syscall.code(),
+        path_source: ev.path_source.code(),
+        has_dirfd: u8::from(ev.dirfd.is_some()),
+        trunc: 0,
+        comm,
+    };
+    let mut rec = vec![0u8; std::mem::size_of::<of_event_hdr>()];
+    // SAFETY: `rec` has exactly the header's size; write_unaligned needs no alignment.
+    unsafe { std::ptr::write_unaligned(rec.as_mut_ptr().cast::<of_event_hdr>(), h) };
+    rec.extend_from_slice(&tail);
+    out.push(&rec);
+}
+
+/// Decodes every record and drops the result.
+#[inline(never)]
+fn decode_only(batch: &Batch) -> u64 {
+    let mut n = 0;
+    let mut decoder = decode::Decoder::default();
+    for rec in batch.records() {
+        if let Ok(Record::Open(ev, _)) = decoder.decode_any(rec, 0) {
+            n += ev.path.as_bytes().len() as u64;
+        }
+    }
+    n
+}
+
+/// Decode, attach the process, append: the store thread's work per open (without the reorder
+/// window, which only moves records).
+#[inline(never)]
+fn replay(batch: &Batch, procs: &mut ProcTable, writer: &mut Writer) {
+    let mut decoder = decode::Decoder::default();
+    for rec in batch.records() {
+        match decoder.decode_any(rec, 0).expect("decode") {
+            Record::Open(mut ev, start) => {
+                procs.attach(&mut ev, start);
+                writer.append(&mut ev).expect("append");
+            }
+            Record::Proc(_) => unreachable!("only opens are encoded"),
+        }
+    }
+}
+
+fn main() {
+    let n: usize = std::env::var("DECODE_BENCH_EVENTS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500_000);
+    let mut w = common::Workload::new(42);
+    let mut batch = Batch::with_capacity(n * 200);
+    for _ in 0..n {
+        encode(&w.next_event(), &mut batch);
+    }
+    println!(
+        "decode bench: {n} records, {} bytes ({:.0} per record)",
+        batch.buf.len(),
+        batch.buf.len() as f64 / n as f64
+    );
+
+    let t = Instant::now();
+    let sum = decode_only(&batch);
+    let decode_s = t.elapsed().as_secs_f64();
+
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let mut writer =
+        Writer::open(&tmp.path().join("store"), RotateConfig::default()).expect("open store");
+    let mut procs = ProcTable::new(0, HashMap::new());
+    let t = Instant::now();
+    replay(&batch, &mut procs, &mut writer);
+    writer.commit().expect("commit");
+    let replay_s = t.elapsed().as_secs_f64();
+    writer.close().expect("close");
+
+    println!(
+        "decode only:             {:>6.0} ns/event  ({sum} path bytes)",
+        decode_s * 1e9 / n as f64
+    );
+    println!(
+        "decode + attach + append: {:>6.0} ns/event",
+        replay_s * 1e9 / n as f64
+    );
+}
