@@ -68,7 +68,7 @@ pub use segment::frame::DB_MAX;
 pub use segment::{
     link_of, sign_link, Loss, SegmentData, SegmentMeta, StoredProcess, ALERT_DROPPED,
 };
-pub use writer::{is_disk_full, RotateConfig, Writer, WriterSummary};
+pub use writer::{is_disk_full, RotateConfig, Writer, WriterSummary, MAX_SEALS_WAITING};
 
 /// Errors a caller may branch on; each names the file it concerns.
 #[derive(Debug, thiserror::Error)]

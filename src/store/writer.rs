@@ -146,6 +146,16 @@ struct Active {
     losses: Vec<Loss>,
 }
 
+/// Segments that may wait for their seal at once, beyond the one in flight.
+pub const MAX_SEALS_WAITING: usize = 8;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wait {
+    No,
+    One,
+    All,
+}
+
 /// A segment to seal: its open connection, so a failed seal can be retried without reopening.
 struct SealJob {
     conn: Connection,
@@ -681,7 +691,7 @@ impl Writer {
         if self.active.as_ref().is_some_and(|a| self.should_rotate(a)) {
             self.seal_active()?;
         }
-        self.pump(false);
+        self.pump(Wait::No);
         Ok(())
     }
 
@@ -713,16 +723,31 @@ impl Writer {
                 meta: a.meta,
             });
         }
-        self.pump(false);
+        self.pump(Wait::No);
+        // Each waiting segment holds an open database: when rotation outpaces sealing, wait for
+        // seals (the store thread lags, and records wait in the kernel ring) rather than let
+        // them pile up. A failing seal (disk full) is retried later, not waited for.
+        while self.pending.len() > MAX_SEALS_WAITING && self.retry_at.is_none() {
+            let before = self.pending.len();
+            self.pump(Wait::One);
+            if self.pending.len() >= before {
+                break; // no seal could start (warned): nothing to wait for
+            }
+        }
         Ok(())
     }
 
-    /// Collects a finished seal and starts the next one; with `wait`, runs them all to the end
-    /// (or to the first that fails).
-    fn pump(&mut self, wait: bool) {
+    /// Segments committed and waiting for their seal (the one in flight not counted).
+    pub fn seals_waiting(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Collects a finished seal and starts the next one; `Wait::One` first waits for the seal in
+    /// flight; `Wait::All` runs them all to the end (or to the first that fails).
+    fn pump(&mut self, wait: Wait) {
         loop {
             if let Some(h) = &self.sealing {
-                if !wait && !h.is_finished() {
+                if wait == Wait::No && !h.is_finished() {
                     return;
                 }
                 let h = self.sealing.take().expect("checked above");
@@ -760,7 +785,7 @@ impl Writer {
                     }
                 }
             }
-            if self.retry_at.is_some_and(|t| Instant::now() < t) && !wait {
+            if self.retry_at.is_some_and(|t| Instant::now() < t) && wait != Wait::All {
                 return;
             }
             let Some(job) = self.pending.pop_front() else {
@@ -783,7 +808,7 @@ impl Writer {
                     return;
                 }
             }
-            if !wait {
+            if wait != Wait::All {
                 return;
             }
         }
@@ -794,7 +819,7 @@ impl Writer {
     pub fn close(mut self) -> Result<WriterSummary> {
         self.seal_active()?;
         self.retry_at = None;
-        self.pump(true);
+        self.pump(Wait::All);
         self.summary.unsealed = self.pending.len() as u64;
         if let Some(l) = self.dropped.take() {
             self.warn(format!(

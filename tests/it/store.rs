@@ -685,3 +685,37 @@ fn schema_2_segments_read_with_lineage_and_null_root() {
     let events = read_all(&dir);
     assert!(events.iter().all(|e| e.process.is_some()));
 }
+
+/// Rotation faster than sealing (tiny segments, as `--max-events 500` on a busy host) must not
+/// pile up segments waiting to be sealed — each holds an open database: it once reached 7,000 of
+/// them and 3.4 GB. The writer waits for its seals instead (backpressure, like the ring), and
+/// every event still ends up sealed, in order.
+#[test]
+fn segments_waiting_to_be_sealed_stay_bounded_when_rotation_outpaces_sealing() {
+    let store = TempStore::new();
+    let cfg = RotateConfig {
+        max_events: 2,
+        batch_events: 2,
+        ..RotateConfig::default()
+    };
+    let mut w = Writer::open(&store.dir, cfg).expect("open");
+    let mut most = 0;
+    for i in 0..400 {
+        w.append(&mut event(i, "/etc/hosts")).expect("append");
+        most = most.max(w.seals_waiting());
+    }
+    assert!(
+        most <= open_forensics::store::MAX_SEALS_WAITING,
+        "{most} segments waited to be sealed"
+    );
+    let summary = w.close().expect("close");
+    assert_eq!(summary.unsealed, 0);
+    let reader = Reader::open(&store.dir).expect("reader");
+    let mut seen = Vec::new();
+    reader.scan(&TimeRange::default(), |e| {
+        seen.push(e.ts_ns);
+        ControlFlow::Continue(())
+    });
+    assert_eq!(seen.len(), 400);
+    assert!(seen.windows(2).all(|p| p[0] <= p[1]));
+}
