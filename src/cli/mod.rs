@@ -258,65 +258,65 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
     let (start, end, dropped, records) = span(&mut stats.alert_drops());
     if records > 0 {
         let (from, to) = (crate::event::format_ts(start), crate::event::format_ts(end));
-        let _ = if json {
-            let notice = serde_json::json!({
+        notice(
+            &mut err,
+            json,
+            serde_json::json!({
                 "notice": "alerts_dropped",
                 "dropped": dropped,
                 "loss_records": records,
                 "from": from,
                 "to": to,
-            });
-            writeln!(err, "{notice}")
-        } else {
-            writeln!(
-                err,
-                "open-forensics: notice: live alert outputs dropped {dropped} alert(s) between {from} and {to} (the events are all stored; replay shows those alerts)"
-            )
-        };
+            }),
+            || {
+                format!("notice: live alert outputs dropped {dropped} alert(s) between {from} and {to} (the events are all stored; replay shows those alerts)")
+            },
+        );
     }
     let (start, end, _, records) = span(&mut stats.event_losses());
     if records > 0 {
         let (from, to) = (crate::event::format_ts(start), crate::event::format_ts(end));
-        let _ = if json {
-            let notice = serde_json::json!({
+        notice(
+            &mut err,
+            json,
+            serde_json::json!({
                 "warning": "incomplete",
                 "lost": stats.lost(),
                 "loss_records": records,
                 "from": from,
                 "to": to,
-            });
-            writeln!(err, "{notice}")
-        } else {
-            writeln!(
-                err,
-                "open-forensics: warning: incomplete: {} events were lost between {from} and {to} ({} loss records in the range{})",
+            }),
+            || {
+                format!(
+                "warning: incomplete: {} events were lost between {from} and {to} ({records} loss records in the range{})",
                 stats.lost(),
-                records,
                 describe_range(range),
             )
-        };
+            },
+        );
     }
     if !stats.pruned.is_empty() {
         let from = stats.pruned.iter().map(|p| p.from_ns).min().unwrap_or(0);
         let to = stats.pruned.iter().map(|p| p.to_ns).max().unwrap_or(0);
         let (from, to) = (crate::event::format_ts(from), crate::event::format_ts(to));
         let segments: u64 = stats.pruned.iter().map(|p| p.segments).sum();
-        let _ = if json {
-            let notice = serde_json::json!({
+        notice(
+            &mut err,
+            json,
+            serde_json::json!({
                 "warning": "pruned",
                 "events": stats.pruned_events(),
                 "segments": segments,
                 "from": from,
                 "to": to,
-            });
-            writeln!(err, "{notice}")
-        } else {
-            writeln!(
-                err,
-                "open-forensics: warning: pruned: {} events in {segments} segment(s) between {from} and {to} were deleted on purpose (prune or retention); the answer holds nothing from them",
+            }),
+            || {
+                format!(
+                "warning: pruned: {} events in {segments} segment(s) between {from} and {to} were deleted on purpose (prune or retention); the answer holds nothing from them",
                 stats.pruned_events(),
             )
-        };
+            },
+        );
     }
     for e in &stats.errors {
         let _ = writeln!(err, "open-forensics: error: {e}");
@@ -330,6 +330,21 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
         ))
         .into())
     }
+}
+
+/// One notice about a scan on stderr: a JSON object when the answer went out as JSON lines (so a
+/// script need not parse prose), else a line of prose.
+fn notice(
+    err: &mut impl Write,
+    json: bool,
+    obj: serde_json::Value,
+    prose: impl FnOnce() -> String,
+) {
+    let _ = if json {
+        writeln!(err, "{obj}")
+    } else {
+        writeln!(err, "open-forensics: {}", prose())
+    };
 }
 
 fn describe_range(r: &TimeRange) -> String {
