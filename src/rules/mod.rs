@@ -119,6 +119,7 @@ mod engine;
 pub mod errno;
 mod lineage;
 mod load;
+pub mod sql;
 pub mod testing;
 
 use std::fmt;
