@@ -79,6 +79,7 @@ def run_spark(jobs):
     from pyspark.sql import SparkSession
     spark = (SparkSession.builder.master("local[2]").appName("open-forensics-fleet-test")
              .config("spark.ui.enabled", "false")
+             .config("spark.ui.showConsoleProgress", "false")
              .config("spark.sql.session.timeZone", "UTC")
              .config("spark.sql.shuffle.partitions", "2")
              .config("spark.sql.legacy.parquet.nanosAsLong", "true")
