@@ -343,3 +343,124 @@ fn spark_runs_the_compiled_rules_and_returns_replays_alerts() {
         "fleet::spark_runs_the_compiled_rules_and_returns_replays_alerts",
     );
 }
+
+/// Every Parquet file under `dir`, sorted, as paths relative to `dir`.
+fn parquet_files(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, d: &Path, out: &mut Vec<String>) {
+        for e in std::fs::read_dir(d).expect("read_dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                out.push(p.strip_prefix(root).expect("under root").display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+fn read_parquet(path: &Path) -> (Vec<arrow_array::RecordBatch>, Vec<(String, String)>) {
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let b = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).expect("open"))
+        .expect("a Parquet file");
+    let kv = b
+        .metadata()
+        .file_metadata()
+        .key_value_metadata()
+        .map(|kv| {
+            kv.iter()
+                .map(|k| (k.key.clone(), k.value.clone().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let batches = b.build().expect("reader").map(|b| b.expect("batch")).collect();
+    (batches, kv)
+}
+
+/// One segment that runs past midnight gives one events file per date; bytes that are not UTF-8
+/// survive in `_b64`; the schema version is in every file; exporting again writes nothing and
+/// `--overwrite` rewrites.
+#[test]
+fn parquet_export_is_partitioned_typed_versioned_and_idempotent() {
+    use arrow_array::cast::AsArray;
+    use arrow_array::types::{Int64Type, TimestampNanosecondType};
+    use open_forensics::event::Str;
+
+    let store = crate::helpers::TempStore::new();
+    // 2025-11-24T23:59:59.9Z and the next day.
+    let before_midnight = 1_764_028_799_900_000_000;
+    let mut a = crate::helpers::event(0, "/etc/shadow");
+    a.ts_ns = before_midnight;
+    let mut b = crate::helpers::event(1, "/tmp/x");
+    b.ts_ns = before_midnight + 200_000_000;
+    b.path = Str::from(&b"/tmp/\xff\xfe"[..]);
+    b.ret = -13;
+    store.import(&[a, b]);
+    let out = store.path("pq");
+    let out_s = out.to_str().expect("utf-8");
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let first = store.run(&["export", "--format", "parquet", "--out", out_s]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(stderr(&first).contains("4 files written"), "{}", stderr(&first));
+    let files = parquet_files(&out);
+    let host = open_forensics::parquet::hive_escape(&host_of(&store.dir));
+    let events: Vec<&String> = files.iter().filter(|f| f.starts_with("events/")).collect();
+    assert_eq!(events.len(), 2, "{files:?}");
+    assert!(events[0].starts_with(&format!("events/host={host}/date=2025-11-24/")));
+    assert!(events[1].starts_with(&format!("events/host={host}/date=2025-11-25/")));
+    assert!(files.iter().any(|f| f.starts_with("losses/")));
+    assert!(files.iter().any(|f| f.starts_with("processes/")));
+    assert!(!files.iter().any(|f| f.contains(".tmp")), "{files:?}");
+
+    let (batches, kv) = read_parquet(&out.join(events[1]));
+    assert!(
+        kv.contains(&(
+            "open_forensics.schema_version".into(),
+            open_forensics::parquet::SCHEMA_VERSION.to_string()
+        )),
+        "{kv:?}"
+    );
+    let batch = &batches[0];
+    assert_eq!(batch.num_rows(), 1);
+    let col = |n: &str| batch.column_by_name(n).unwrap_or_else(|| panic!("column {n}"));
+    let ts = col("ts").as_primitive::<TimestampNanosecondType>();
+    assert_eq!(ts.value(0), before_midnight + 200_000_000);
+    assert_eq!(
+        col("ts").data_type(),
+        &arrow_schema::DataType::Timestamp(arrow_schema::TimeUnit::Nanosecond, Some("UTC".into()))
+    );
+    assert_eq!(col("ret").as_primitive::<Int64Type>().value(0), -13);
+    assert_eq!(col("seq").as_primitive::<Int64Type>().value(0), 1);
+    assert_eq!(col("path").as_string::<i32>().value(0), "/tmp/\u{FFFD}\u{FFFD}");
+    assert_eq!(col("path_b64").as_string::<i32>().value(0), "L3RtcC///g==");
+    assert!(col("raw_path_b64").is_null(0));
+    assert!(col("exe").is_null(0), "no lineage, no exe");
+
+    // Again: nothing rewritten.
+    let mtimes = |files: &[String]| -> Vec<std::time::SystemTime> {
+        files
+            .iter()
+            .map(|f| std::fs::metadata(out.join(f)).and_then(|m| m.modified()).expect("mtime"))
+            .collect()
+    };
+    let before = mtimes(&files);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let again = store.run(&["export", "--format", "parquet", "--out", out_s]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(stderr(&again).contains("0 files written"), "{}", stderr(&again));
+    assert!(stderr(&again).contains("4 already there"), "{}", stderr(&again));
+    assert_eq!(mtimes(&files), before);
+    assert_eq!(parquet_files(&out), files);
+    let over = store.run(&["export", "--format", "parquet", "--out", out_s, "--overwrite"]);
+    assert!(stderr(&over).contains("4 files written"), "{}", stderr(&over));
+    assert_eq!(parquet_files(&out), files);
+
+    // Bad combinations are input errors.
+    let no_out = store.run(&["export", "--format", "parquet"]);
+    assert_eq!(no_out.status.code(), Some(2));
+    let stray = store.run(&["export", "--out", out_s]);
+    assert_eq!(stray.status.code(), Some(2));
+}
