@@ -429,15 +429,16 @@ impl EventCols {
     }
 
     fn batch(&mut self) -> Result<RecordBatch, arrow_schema::ArrowError> {
-        let mut c: Vec<(String, ArrayRef)> = Vec::new();
-        c.push(("segment".into(), Arc::new(self.segment.finish())));
-        c.push(("seq".into(), Arc::new(self.seq.finish())));
-        c.push(("ts".into(), Arc::new(self.ts.finish())));
-        c.push(("pid".into(), Arc::new(self.pid.finish())));
-        c.push(("tid".into(), Arc::new(self.tid.finish())));
-        c.push(("ppid".into(), Arc::new(self.ppid.finish())));
-        c.push(("uid".into(), Arc::new(self.uid.finish())));
-        c.push(("gid".into(), Arc::new(self.gid.finish())));
+        let mut c: Vec<(String, ArrayRef)> = vec![
+            ("segment".into(), Arc::new(self.segment.finish())),
+            ("seq".into(), Arc::new(self.seq.finish())),
+            ("ts".into(), Arc::new(self.ts.finish())),
+            ("pid".into(), Arc::new(self.pid.finish())),
+            ("tid".into(), Arc::new(self.tid.finish())),
+            ("ppid".into(), Arc::new(self.ppid.finish())),
+            ("uid".into(), Arc::new(self.uid.finish())),
+            ("gid".into(), Arc::new(self.gid.finish())),
+        ];
         self.comm.finish("comm", &mut c);
         c.push(("syscall".into(), Arc::new(self.syscall.finish())));
         self.path.finish("path", &mut c);

@@ -204,11 +204,13 @@ impl Gen {
                     .map_err(|e| format!("glob {:?}: {e}", m.glob().glob()))?;
                 if char_safe(&hir, false) {
                     let mut re = String::new();
-                    text_re(&hir, &mut re).map_err(|r| format!("glob {:?}: {r}", m.glob().glob()))?;
+                    text_re(&hir, &mut re)
+                        .map_err(|r| format!("glob {:?}: {r}", m.glob().glob()))?;
                     self.regex(&c.text, &re)
                 } else {
                     let mut re = String::new();
-                    hex_re(&hir, &mut re).map_err(|r| format!("glob {:?}: {r}", m.glob().glob()))?;
+                    hex_re(&hir, &mut re)
+                        .map_err(|r| format!("glob {:?}: {r}", m.glob().glob()))?;
                     self.regex(&self.raw_hex(c), &re)
                 }
             }

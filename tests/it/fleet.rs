@@ -102,12 +102,14 @@ fn fixtures_dataset(tmp: &Path) -> Dataset {
         .collect();
     names.sort();
     for store in names {
-        run_ok(of(&["--store", store.to_str().expect("utf-8"), "export"]).args([
-            "--format",
-            "parquet",
-            "--out",
-            parquet.to_str().expect("utf-8"),
-        ]));
+        run_ok(
+            of(&["--store", store.to_str().expect("utf-8"), "export"]).args([
+                "--format",
+                "parquet",
+                "--out",
+                parquet.to_str().expect("utf-8"),
+            ]),
+        );
         let host = host_of(&store);
         stores.push((store, host));
     }
@@ -128,12 +130,17 @@ fn import_as_host(host: &str, store: &Path, jsonl: &Path) {
     if !root {
         c.args(["--user", "--map-root-user"]);
     }
-    c.args(["--uts", "sh", "-c", "hostname \"$1\" && exec \"$2\" --store \"$3\" import \"$4\""])
-        .arg("sh")
-        .arg(host)
-        .arg(bin())
-        .arg(store)
-        .arg(jsonl);
+    c.args([
+        "--uts",
+        "sh",
+        "-c",
+        "hostname \"$1\" && exec \"$2\" --store \"$3\" import \"$4\"",
+    ])
+    .arg("sh")
+    .arg(host)
+    .arg(bin())
+    .arg(store)
+    .arg(jsonl);
     run_ok(&mut c);
     assert_eq!(host_of(store), host);
 }
@@ -153,12 +160,14 @@ fn fleet_dataset(tmp: &Path) -> Dataset {
         std::fs::write(&jsonl, lines).expect("write jsonl");
         let store = tmp.join(format!("store-{host}"));
         import_as_host(host, &store, &jsonl);
-        run_ok(of(&["--store", store.to_str().expect("utf-8"), "export"]).args([
-            "--format",
-            "parquet",
-            "--out",
-            parquet.to_str().expect("utf-8"),
-        ]));
+        run_ok(
+            of(&["--store", store.to_str().expect("utf-8"), "export"]).args([
+                "--format",
+                "parquet",
+                "--out",
+                parquet.to_str().expect("utf-8"),
+            ]),
+        );
         stores.push((store, host.to_string()));
     }
     let bucket = tmp.join("bucket").join("open-forensics");
@@ -232,7 +241,8 @@ fn by_rule(keys: &[String]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for k in keys {
         let v: Value = serde_json::from_str(k).expect("key json");
-        *m.entry(v["rule"].as_str().unwrap_or("").to_owned()).or_insert(0) += 1;
+        *m.entry(v["rule"].as_str().unwrap_or("").to_owned())
+            .or_insert(0) += 1;
     }
     m
 }
@@ -249,7 +259,11 @@ fn check_engine(engine: &str, test: &str) {
     let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for rules in rule_sets() {
         let rules_s = rules.to_str().expect("utf-8");
-        let stem = rules.file_stem().expect("stem").to_string_lossy().into_owned();
+        let stem = rules
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .into_owned();
         let sql = run_ok(&mut of(&["rules", "sql", rules_s, "--dialect", engine]));
         let sql_file = tmp.path().join(format!("{stem}.{engine}.sql"));
         std::fs::write(&sql_file, sql).expect("write sql");
@@ -352,7 +366,12 @@ fn parquet_files(dir: &Path) -> Vec<String> {
             if p.is_dir() {
                 walk(root, &p, out);
             } else {
-                out.push(p.strip_prefix(root).expect("under root").display().to_string());
+                out.push(
+                    p.strip_prefix(root)
+                        .expect("under root")
+                        .display()
+                        .to_string(),
+                );
             }
         }
     }
@@ -376,7 +395,11 @@ fn read_parquet(path: &Path) -> (Vec<arrow_array::RecordBatch>, Vec<(String, Str
                 .collect()
         })
         .unwrap_or_default();
-    let batches = b.build().expect("reader").map(|b| b.expect("batch")).collect();
+    let batches = b
+        .build()
+        .expect("reader")
+        .map(|b| b.expect("batch"))
+        .collect();
     (batches, kv)
 }
 
@@ -404,7 +427,11 @@ fn parquet_export_is_partitioned_typed_versioned_and_idempotent() {
     let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
     let first = store.run(&["export", "--format", "parquet", "--out", out_s]);
     assert!(first.status.success(), "{}", stderr(&first));
-    assert!(stderr(&first).contains("4 files written"), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("4 files written"),
+        "{}",
+        stderr(&first)
+    );
     let files = parquet_files(&out);
     let host = open_forensics::parquet::hive_escape(&host_of(&store.dir));
     let events: Vec<&String> = files.iter().filter(|f| f.starts_with("events/")).collect();
@@ -425,7 +452,11 @@ fn parquet_export_is_partitioned_typed_versioned_and_idempotent() {
     );
     let batch = &batches[0];
     assert_eq!(batch.num_rows(), 1);
-    let col = |n: &str| batch.column_by_name(n).unwrap_or_else(|| panic!("column {n}"));
+    let col = |n: &str| {
+        batch
+            .column_by_name(n)
+            .unwrap_or_else(|| panic!("column {n}"))
+    };
     let ts = col("ts").as_primitive::<TimestampNanosecondType>();
     assert_eq!(ts.value(0), before_midnight + 200_000_000);
     assert_eq!(
@@ -434,7 +465,10 @@ fn parquet_export_is_partitioned_typed_versioned_and_idempotent() {
     );
     assert_eq!(col("ret").as_primitive::<Int64Type>().value(0), -13);
     assert_eq!(col("seq").as_primitive::<Int64Type>().value(0), 1);
-    assert_eq!(col("path").as_string::<i32>().value(0), "/tmp/\u{FFFD}\u{FFFD}");
+    assert_eq!(
+        col("path").as_string::<i32>().value(0),
+        "/tmp/\u{FFFD}\u{FFFD}"
+    );
     assert_eq!(col("path_b64").as_string::<i32>().value(0), "L3RtcC///g==");
     assert!(col("raw_path_b64").is_null(0));
     assert!(col("exe").is_null(0), "no lineage, no exe");
@@ -443,19 +477,42 @@ fn parquet_export_is_partitioned_typed_versioned_and_idempotent() {
     let mtimes = |files: &[String]| -> Vec<std::time::SystemTime> {
         files
             .iter()
-            .map(|f| std::fs::metadata(out.join(f)).and_then(|m| m.modified()).expect("mtime"))
+            .map(|f| {
+                std::fs::metadata(out.join(f))
+                    .and_then(|m| m.modified())
+                    .expect("mtime")
+            })
             .collect()
     };
     let before = mtimes(&files);
     std::thread::sleep(std::time::Duration::from_millis(20));
     let again = store.run(&["export", "--format", "parquet", "--out", out_s]);
     assert!(again.status.success(), "{}", stderr(&again));
-    assert!(stderr(&again).contains("0 files written"), "{}", stderr(&again));
-    assert!(stderr(&again).contains("4 already there"), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("0 files written"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(
+        stderr(&again).contains("4 already there"),
+        "{}",
+        stderr(&again)
+    );
     assert_eq!(mtimes(&files), before);
     assert_eq!(parquet_files(&out), files);
-    let over = store.run(&["export", "--format", "parquet", "--out", out_s, "--overwrite"]);
-    assert!(stderr(&over).contains("4 files written"), "{}", stderr(&over));
+    let over = store.run(&[
+        "export",
+        "--format",
+        "parquet",
+        "--out",
+        out_s,
+        "--overwrite",
+    ]);
+    assert!(
+        stderr(&over).contains("4 files written"),
+        "{}",
+        stderr(&over)
+    );
     assert_eq!(parquet_files(&out), files);
 
     // Bad combinations are input errors.
