@@ -5,7 +5,10 @@
 //! the alerts `replay` prints: one row per (event, matching rule), with the rule's name and
 //! severity and the pattern `replay` reports as `matched`. It reads a relation named `events`
 //! with the columns of the Parquet schema (see `crate::parquet`) plus its `host` partition column,
-//! which the user defines over the files wherever they are.
+//! which the user defines over the files wherever they are. It scans `events` once, however many
+//! rules there are: each row gets the list of the rules that hold for it (with severity and
+//! `matched`), unnested into one row per alert; rows come out in `replay`'s order per host
+//! (`ts`, then position in the segment, then rule order).
 //!
 //! Faithfulness, where the engines differ from the Rust matchers:
 //! - Strings are bytes. Parquet holds lossy text plus `<column>_b64` for bytes that are not
@@ -124,6 +127,12 @@ impl Gen {
         }
     }
 
+    /// A column of `events`, qualified: unqualified, DuckDB may bind a name such as `user` to
+    /// its function of that name inside the lateral unnest.
+    fn column(&self, name: &str) -> String {
+        format!("e.{}", self.ident(name))
+    }
+
     fn lit(&self, s: &str) -> String {
         match self.d {
             Dialect::Duckdb => format!("'{}'", s.replace('\'', "''")),
@@ -134,8 +143,8 @@ impl Gen {
 
     fn col(&self, name: &str) -> StrCol {
         StrCol {
-            text: self.ident(name),
-            b64: self.ident(&format!("{name}_b64")),
+            text: self.column(name),
+            b64: self.column(&format!("{name}_b64")),
         }
     }
 
@@ -512,7 +521,7 @@ fn hex_re(h: &Hir, out: &mut String) -> Result<(), String> {
 
 /// SQL of what an open asks for (see `compile::access_of`): `mask`'s bits, any of them.
 fn access_sql(g: &Gen, mask: u32) -> String {
-    let flags = g.ident("flags");
+    let flags = g.column("flags");
     let creat = [Syscall::Creat, Syscall::Ia32Creat]
         .iter()
         .map(|s| g.lit(s.as_str()))
@@ -521,7 +530,7 @@ fn access_sql(g: &Gen, mask: u32) -> String {
     let implied = (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as i64;
     let f = format!(
         "(CASE WHEN {} IN ({creat}) THEN {flags} | {implied} ELSE {flags} END)",
-        g.ident("syscall")
+        g.column("syscall")
     );
     let has = |bits: libc::c_int| format!("(({f} & {bits}) = {bits})");
     let acc = format!("({f} & {})", libc::O_ACCMODE);
@@ -600,17 +609,21 @@ impl RuleSet {
                     cond = format!("{cond}\n    AND NOT {}", or(excepts));
                 }
                 let matched = matched_sql(&g, self, &c.clauses[i])?;
-                Ok(format!(
-                    "  -- {} ({})\n  SELECT e.*, {} AS {}, {i} AS {}, {} AS {}, {matched} AS {}\n  FROM events e\n  WHERE {cond}",
+                let (name, sev) = (g.lit(&rule.name), g.lit(rule.severity.as_str()));
+                let comment = format!(
+                    "    -- {} ({})\n",
                     crate::output::printable(&rule.name).replace('\n', " "),
                     crate::output::printable(&rule.origin).replace('\n', " "),
-                    g.lit(&rule.name),
-                    g.ident("rule"),
-                    g.ident("rule_index"),
-                    g.lit(rule.severity.as_str()),
-                    g.ident("severity"),
-                    g.ident("matched"),
-                ))
+                );
+                // One hit per rule that holds: (rule, rule_index, severity, matched).
+                Ok(match dialect {
+                    Dialect::Duckdb => format!(
+                        "{comment}    CASE WHEN {cond}\n    THEN {{'rule': {name}, 'rule_index': {i}, 'severity': {sev}, 'matched': CAST({matched} AS VARCHAR)}} END"
+                    ),
+                    Dialect::Spark => format!(
+                        "{comment}    IF({cond},\n    named_struct('rule', {name}, 'rule_index', {i}, 'severity', {sev}, 'matched', CAST({matched} AS STRING)), NULL)"
+                    ),
+                })
             })();
             match res {
                 Ok(b) => branches.push(b),
@@ -624,21 +637,50 @@ impl RuleSet {
         if !refusals.is_empty() {
             return Err(refusals);
         }
-        if branches.is_empty() {
+        let hit_cols = ["rule", "rule_index", "severity", "matched"];
+        // One scan of `events` whatever the number of rules: each row gets the list of the rules
+        // that hold for it, unnested into one row per alert (no row for no rule).
+        let inner = if branches.is_empty() {
             // No rule runs: the same columns, no rows.
-            branches.push(format!(
+            format!(
                 "  SELECT e.*, CAST(NULL AS STRING) AS {}, 0 AS {}, CAST(NULL AS STRING) AS {}, CAST(NULL AS STRING) AS {}\n  FROM events e\n  WHERE FALSE",
                 g.ident("rule"),
                 g.ident("rule_index"),
                 g.ident("severity"),
                 g.ident("matched")
-            ));
-        }
+            )
+        } else {
+            match dialect {
+                Dialect::Duckdb => format!(
+                    "  SELECT e.*, {}\n  FROM events e, unnest(list_filter([\n{}\n  ], lambda x: x IS NOT NULL)) AS h(hit)",
+                    hit_cols
+                        .iter()
+                        .map(|c| format!("h.hit.{} AS {}", g.ident(c), g.ident(c)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    branches.join(",\n")
+                ),
+                Dialect::Spark => format!(
+                    "  SELECT e.*, {}\n  FROM events e\n  LATERAL VIEW inline(filter(array(\n{}\n  ), x -> x IS NOT NULL)) h AS {}",
+                    hit_cols
+                        .iter()
+                        .map(|c| format!("h.{}", g.ident(c)))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    branches.join(",\n"),
+                    hit_cols
+                        .iter()
+                        .map(|c| g.ident(c))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }
+        };
         let cols: Vec<String> = COLUMNS
             .iter()
             .map(|&n| match n {
                 "event" => format!("'alert' AS {}", g.ident("event")),
-                n => g.ident(n),
+                n => format!("alerts.{} AS {}", g.ident(n), g.ident(n)),
             })
             .collect();
         let names: Vec<&str> = self
@@ -665,10 +707,10 @@ impl RuleSet {
             "-- Reads the relation `events`: the exported events/ Parquet files with their `host` partition column."
         );
         let _ = writeln!(q, "SELECT {}\nFROM (", cols.join(", "));
-        q.push_str(&branches.join("\n  UNION ALL\n"));
+        q.push_str(&inner);
         let order: Vec<String> = ["host", "ts", "segment", "seq", "rule_index"]
             .iter()
-            .map(|n| g.ident(n))
+            .map(|n| format!("alerts.{}", g.ident(n)))
             .collect();
         let _ = write!(q, "\n) alerts\nORDER BY {}\n", order.join(", "));
         Ok(q)
@@ -715,17 +757,17 @@ fn proc_sql(g: &Gen, set: &RuleSet, p: &ProcCond) -> Result<String, String> {
         ProcField::ParentExe => g.any_of(&g.col("parent_exe"), t, &p.ids)?,
         ProcField::ParentComm => g.any_of(&g.col("parent_comm"), t, &p.ids)?,
         ProcField::AncestorExe => g.exists(
-            &g.ident("ancestors"),
+            &g.column("ancestors"),
             &g.any_of(&g.field("a", "exe"), t, &p.ids)?,
         ),
         ProcField::AncestorComm => g.exists(
-            &g.ident("ancestors"),
+            &g.column("ancestors"),
             &g.any_of(&g.field("a", "comm"), t, &p.ids)?,
         ),
         ProcField::Container => format!(
             "(CASE WHEN {} IS NULL THEN FALSE WHEN {} IS NULL THEN {} ELSE {} END)",
-            g.ident("proc_start"),
-            g.ident("container_id"),
+            g.column("proc_start"),
+            g.column("container_id"),
             if p.host { "TRUE" } else { "FALSE" },
             g.any_of(&g.col("container_id"), t, &p.ids)?
         ),
@@ -742,7 +784,7 @@ fn pred_sql(g: &Gen, p: &Pred) -> Result<String, String> {
                 IdField::Pid => "pid",
                 IdField::Ppid => "ppid",
             };
-            not_if(*neg, in_set(&g.ident(col), set))
+            not_if(*neg, in_set(&g.column(col), set))
         }
         Pred::Syscall { mask, neg } => {
             let names: Vec<String> = Syscall::ALL
@@ -753,13 +795,13 @@ fn pred_sql(g: &Gen, p: &Pred) -> Result<String, String> {
             let e = if names.is_empty() {
                 "FALSE".to_owned()
             } else {
-                format!("{} IN ({})", g.ident("syscall"), names.join(", "))
+                format!("{} IN ({})", g.column("syscall"), names.join(", "))
             };
             not_if(*neg, e)
         }
         Pred::Access { mask, neg } => not_if(*neg, access_sql(g, *mask)),
         Pred::Result { set, neg } => {
-            let ret = g.ident("ret");
+            let ret = g.column("ret");
             let mut alts = Vec::new();
             if set.success {
                 alts.push(format!("{ret} >= 0"));
@@ -783,7 +825,7 @@ fn pred_sql(g: &Gen, p: &Pred) -> Result<String, String> {
             not_if(*neg, or(parts))
         }
         Pred::Cred { auid, set, neg } => {
-            let col = g.ident(if *auid { "auid" } else { "euid" });
+            let col = g.column(if *auid { "auid" } else { "euid" });
             not_if(*neg, in_set(&col, set))
         }
         Pred::AncestorPid { set, neg } => {
@@ -791,7 +833,7 @@ fn pred_sql(g: &Gen, p: &Pred) -> Result<String, String> {
                 "FALSE".to_owned()
             } else {
                 g.exists(
-                    &g.ident("ancestors"),
+                    &g.column("ancestors"),
                     &format!("a.{} IN ({})", g.ident("pid"), ints(set)),
                 )
             };
@@ -877,6 +919,30 @@ mod tests {
         let (safe, t, _) = glob_sql("/tmp/[a-c]x", true);
         assert!(safe);
         assert!(t.contains("[\\x{61}-\\x{63}]"), "{t}");
+    }
+
+    /// What globset never produces but the translator cannot express is an error, never a guess.
+    #[test]
+    fn untranslatable_regex_pieces_are_refused() {
+        let hir = regex_syntax::parse(r"(?-u)\bx").unwrap();
+        assert!(hex_re(&hir, &mut String::new()).is_err());
+        assert!(text_re(&hir, &mut String::new()).is_err());
+    }
+
+    #[test]
+    fn only_enabled_rules_are_compiled_in_rule_order() {
+        let set = RuleSet::from_yaml(
+            "t.yaml",
+            "rules:\n  - {name: b, description: d, severity: low, path: /x}\n  - {name: off, description: d, severity: low, enabled: false, path: /y}\n  - {name: a, description: d, severity: high, comm: sh}\n",
+        )
+        .unwrap();
+        let q = set.to_sql(Dialect::Duckdb).unwrap();
+        assert!(q.contains("{'rule': 'b', 'rule_index': 0,"), "{q}");
+        assert!(q.contains("{'rule': 'a', 'rule_index': 2,"), "{q}");
+        assert!(!q.contains("'off'"), "{q}");
+        assert!(q.contains("ORDER BY alerts.\"host\", alerts.\"ts\", alerts.\"segment\", alerts.\"seq\", alerts.\"rule_index\""), "{q}");
+        let q = set.to_sql(Dialect::Spark).unwrap();
+        assert!(q.contains("`rule`") && !q.contains("\"rule\""), "{q}");
     }
 
     #[test]
