@@ -913,7 +913,10 @@ mod tests {
         assert!(safe, "{t}");
         let (safe, _, h) = glob_sql("/tmp/?", true);
         assert!(!safe);
-        assert_eq!(h, "^2F746D702F(?:[013456789ABCDEF][0-9A-F]|2[0123456789ABCDE])\\z");
+        assert_eq!(
+            h,
+            "^2F746D702F(?:[013456789ABCDEF][0-9A-F]|2[0123456789ABCDE])\\z"
+        );
         let (safe, _, _) = glob_sql("/tmp/[!a]x", true);
         assert!(!safe);
         let (safe, t, _) = glob_sql("/tmp/[a-c]x", true);

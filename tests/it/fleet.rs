@@ -521,3 +521,41 @@ fn parquet_export_is_partitioned_typed_versioned_and_idempotent() {
     let stray = store.run(&["export", "--out", out_s]);
     assert_eq!(stray.status.code(), Some(2));
 }
+
+/// `rules sql` loads rules exactly as `replay` does: a bad file is exit 2 with file:line:column,
+/// and the query names every enabled rule.
+#[test]
+fn rules_sql_uses_the_rule_loader() {
+    let bad = format!("{ROOT}/fixtures/rules/bad/unknown_key.yaml");
+    let out = of(&["rules", "sql", &bad, "--dialect", "duckdb"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown_key.yaml:"), "{err}");
+    let full = format!("{ROOT}/fixtures/rules/full.yaml");
+    for dialect in ["duckdb", "spark"] {
+        let sql = String::from_utf8(run_ok(&mut of(&[
+            "rules",
+            "sql",
+            &full,
+            "--dialect",
+            dialect,
+        ])))
+        .expect("utf-8");
+        for rule in [
+            "credentials_read",
+            "credentials_denied",
+            "ssh_key_access",
+            "sudoers_write",
+            "tmp_exec_dir",
+        ] {
+            assert!(
+                sql.contains(&format!("'rule', '{rule}'"))
+                    || sql.contains(&format!("'rule': '{rule}'")),
+                "{rule} in {sql}"
+            );
+        }
+        assert!(!sql.contains("disabled_example"), "{sql}");
+    }
+}
