@@ -257,6 +257,7 @@ fn check_engine(engine: &str, test: &str) {
     let datasets = [fixtures_dataset(tmp.path()), fleet_dataset(tmp.path())];
     let mut jobs = Vec::new();
     let mut expected: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut ordered: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for rules in rule_sets() {
         let rules_s = rules.to_str().expect("utf-8");
         let stem = rules
@@ -280,6 +281,13 @@ fn check_engine(engine: &str, test: &str) {
                 ]));
                 want.extend(lines(&out).iter().map(|o| key_of(o, Some(host))));
             }
+            // `replay`'s order per host: by time (stable: one event's rules stay in rule order).
+            let ts = |k: &String| {
+                let v: Value = serde_json::from_str(k).expect("key json");
+                (v["host"].to_string(), v["ts_ns"].as_i64().expect("ts_ns"))
+            };
+            want.sort_by_key(ts);
+            ordered.insert(name.clone(), want.clone());
             want.sort();
             expected.insert(name.clone(), want);
             jobs.push(json!({
@@ -305,10 +313,14 @@ fn check_engine(engine: &str, test: &str) {
         String::from_utf8_lossy(&report).trim()
     );
     let mut nonempty = BTreeSet::new();
+    let mut in_order = 0;
     for job in &jobs {
         let name = job["name"].as_str().expect("name");
         let out = std::fs::read(job["out"].as_str().expect("out")).expect("engine output");
         let mut got: Vec<String> = lines(&out).iter().map(|o| key_of(o, None)).collect();
+        if got == ordered[name] {
+            in_order += 1;
+        }
         got.sort();
         let want = &expected[name];
         if got != *want {
@@ -328,6 +340,12 @@ fn check_engine(engine: &str, test: &str) {
             nonempty.insert(name.to_owned());
         }
     }
+    // Rows come in `replay`'s order (host, time, rule order).
+    assert_eq!(
+        in_order,
+        jobs.len(),
+        "some answers are not in replay's order"
+    );
     // The comparison means something only where there are alerts: every rule set fires on the
     // generated fleet, and the fixtures' attack scenarios fire the fixture rule sets.
     assert!(
