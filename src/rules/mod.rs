@@ -7,6 +7,8 @@
 //!   matches `ev`, in rule order.
 //! - `Alert::to_json_line(&self) -> String`: the alert line, identical live and on replay. It is the
 //!   only code that formats an alert.
+//! - `RuleSet::to_sql(&self, sql::Dialect) -> Result<String, Vec<sql::Refusal>>`: the enabled rules
+//!   as one SQL query over the Parquet export, returning exactly `replay`'s alerts (see `sql`).
 //!
 //! For the string caches to work, evaluate an event after `store::Writer::append` has set its
 //! `Str::key`s and `Event::table` (replayed events already carry them); unkeyed events are evaluated
