@@ -1,17 +1,44 @@
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use super::{report_scan, TimeArgs};
+use super::{report_scan, BadInput, TimeArgs};
 use crate::store::Reader;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ExportFormat {
+    /// JSON lines on stdout (what `import` reads).
+    #[default]
+    Jsonl,
+    /// Parquet files under --out, Hive-partitioned by host and date (for Spark, Trino, DuckDB).
+    Parquet,
+}
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
     pub time: TimeArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t)]
+    pub format: ExportFormat,
+    /// The directory Parquet files go under (`--format parquet`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace Parquet files that already exist (else they are kept and counted).
+    #[arg(long)]
+    pub overwrite: bool,
 }
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
+    if args.format == ExportFormat::Parquet {
+        let Some(out) = &args.out else {
+            return Err(BadInput("--format parquet needs --out DIR".into()).into());
+        };
+        return parquet(store, &args, out);
+    }
+    if args.out.is_some() || args.overwrite {
+        return Err(BadInput("--out and --overwrite go with --format parquet".into()).into());
+    }
     let range = args.time.range()?;
     let reader = Reader::open(store)?;
     let mut out = super::stdout();
@@ -28,4 +55,36 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     }
     out.flush()?;
     report_scan(&stats, &range, true)
+}
+
+/// Whole sealed segments overlapping the range, one set of files each.
+fn parquet(store: &Path, args: &Args, out: &Path) -> anyhow::Result<()> {
+    let range = args.time.range()?;
+    let reader = Reader::open(store)?;
+    let segments: Vec<_> = reader.segments_in(&range).cloned().collect();
+    let summary = crate::parquet::export_segments(&reader, &segments, out, args.overwrite);
+    for w in &summary.warnings {
+        eprintln!("open-forensics: warning: {w}");
+    }
+    for e in &summary.errors {
+        eprintln!("open-forensics: error: {e}");
+    }
+    eprintln!(
+        "open-forensics: exported {} events of {} segments to {}: {} files written ({} bytes), {} already there",
+        summary.events,
+        summary.segments,
+        out.display(),
+        summary.files_written,
+        summary.bytes_written,
+        summary.files_present
+    );
+    if summary.errors.is_empty() {
+        Ok(())
+    } else {
+        Err(super::Failed(format!(
+            "{} segment(s) could not be exported",
+            summary.errors.len()
+        ))
+        .into())
+    }
 }

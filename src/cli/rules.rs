@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde_json::json;
 
 use crate::output::{Format, Rows};
+use crate::rules::sql::Dialect;
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Command {
@@ -14,6 +15,26 @@ pub enum Command {
     /// Test rules against recorded fixtures: each must fire on a positive sample, stay quiet on
     /// the benign baseline and match its golden alerts (exit 1 otherwise).
     Test(super::rules_test::TestArgs),
+    /// Compile rule files into one SQL query over the Parquet export (`export --format
+    /// parquet`) that returns exactly the alerts `replay` prints (exit 2 naming any rule that has
+    /// no faithful translation).
+    Sql(SqlArgs),
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SqlDialect {
+    Duckdb,
+    Spark,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SqlArgs {
+    /// Rule files (YAML), merged as `replay --rules` merges them.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// The engine the query is for.
+    #[arg(long, value_enum)]
+    pub dialect: SqlDialect,
 }
 
 #[derive(clap::Args, Debug)]
@@ -30,7 +51,24 @@ pub fn run(_store: &Path, cmd: Command) -> anyhow::Result<()> {
     match cmd {
         Command::Check(a) => check(a),
         Command::Test(a) => super::rules_test::run(a),
+        Command::Sql(a) => sql(a),
     }
+}
+
+fn sql(args: SqlArgs) -> anyhow::Result<()> {
+    let set = super::load_rules(&args.files)?;
+    let dialect = match args.dialect {
+        SqlDialect::Duckdb => Dialect::Duckdb,
+        SqlDialect::Spark => Dialect::Spark,
+    };
+    let query = set.to_sql(dialect).map_err(|refusals| {
+        let lines: Vec<String> = refusals.iter().map(|r| r.to_string()).collect();
+        super::BadInput(lines.join("\n"))
+    })?;
+    let mut out = super::stdout();
+    std::io::Write::write_all(&mut out, query.as_bytes())?;
+    std::io::Write::flush(&mut out)?;
+    Ok(())
 }
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {

@@ -29,16 +29,16 @@ pub(crate) enum PatKind {
 }
 
 #[derive(Clone, Debug)]
-struct Pattern {
+pub(crate) struct Pattern {
     /// As written (it is the alert's `matched`).
-    text: String,
-    kind: PatKind,
+    pub(crate) text: String,
+    pub(crate) kind: PatKind,
 }
 
 /// All patterns for one field, deduplicated.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct PatternTable {
-    pats: Vec<Pattern>,
+    pub(crate) pats: Vec<Pattern>,
     ids: HashMap<(u8, String), u32>,
     exact: HashMap<Box<[u8]>, Vec<u32>>,
     prefixes: Vec<(Box<[u8]>, u32)>,
@@ -132,7 +132,7 @@ impl PatternTable {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum IdField {
+pub(crate) enum IdField {
     Uid,
     Gid,
     Pid,
@@ -140,15 +140,15 @@ enum IdField {
 }
 
 #[derive(Clone, Debug, Default)]
-struct ResultSet {
-    success: bool,
-    failure: bool,
-    errnos: Vec<i64>,
+pub(crate) struct ResultSet {
+    pub(crate) success: bool,
+    pub(crate) failure: bool,
+    pub(crate) errnos: Vec<i64>,
 }
 
 /// The conditions on an event's numbers (strings are decided per string, see `Compiled`).
 #[derive(Clone, Debug)]
-enum Pred {
+pub(crate) enum Pred {
     Id {
         field: IdField,
         set: Vec<u32>,
@@ -297,15 +297,15 @@ pub(crate) fn access_of(ev: &Event) -> u32 {
 
 /// One rule's or one `except` block's conditions.
 #[derive(Clone, Debug, Default)]
-struct Clause {
+pub(crate) struct Clause {
     /// `None`: no positive path condition. `Some([])` can hold for no path.
-    path_any: Option<Vec<u32>>,
-    path_none: Vec<u32>,
-    comm_any: Option<Vec<u32>>,
-    comm_none: Vec<u32>,
+    pub(crate) path_any: Option<Vec<u32>>,
+    pub(crate) path_none: Vec<u32>,
+    pub(crate) comm_any: Option<Vec<u32>>,
+    pub(crate) comm_none: Vec<u32>,
     /// Lineage conditions, decided once per process image.
-    procs: Vec<ProcCond>,
-    preds: Vec<Pred>,
+    pub(crate) procs: Vec<ProcCond>,
+    pub(crate) preds: Vec<Pred>,
 }
 
 fn first_match<'t>(t: &'t PatternTable, ids: &Option<Vec<u32>>, s: &[u8]) -> Option<&'t str> {
@@ -333,10 +333,10 @@ pub(crate) struct Scratch {
 /// The compiled form of a rule set. Clause `i < rules` is rule `i`'s own; the rest are `except`s.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Compiled {
-    paths: PatternTable,
-    comms: PatternTable,
-    clauses: Vec<Clause>,
-    excepts: Vec<Vec<usize>>,
+    pub(crate) paths: PatternTable,
+    pub(crate) comms: PatternTable,
+    pub(crate) clauses: Vec<Clause>,
+    pub(crate) excepts: Vec<Vec<usize>>,
     /// Bits of the rules that run (enabled, or chosen by `RuleSet::only`).
     active: Vec<u64>,
     /// Clauses without path (comm) conditions: their bit is always set.
@@ -344,7 +344,7 @@ pub(crate) struct Compiled {
     comm_free: Vec<u64>,
     path_clauses: Vec<usize>,
     comm_clauses: Vec<usize>,
-    ptables: ProcTables,
+    pub(crate) ptables: ProcTables,
     proc_free: Vec<u64>,
     proc_clauses: Vec<usize>,
 }

@@ -10,6 +10,8 @@
 //! - `Alerter::new(&RuleSet)`, `set_host`, `eval(ev, f: FnMut(&Raised))`, `finish(f)`: the alert
 //!   stream (alerts with their host, throttled, and `alert_summary` lines) that `record` and
 //!   `replay` both print; `Alerter::replay` runs it over a store's segments.
+//! - `RuleSet::to_sql(&self, sql::Dialect) -> Result<String, Vec<sql::Refusal>>`: the enabled rules
+//!   as one SQL query over the Parquet export, returning exactly `replay`'s alerts (see `sql`).
 //!
 //! For the string caches to work, evaluate an event after `store::Writer::append` has set its
 //! `Str::key`s and `Event::table` (replayed events already carry them); unkeyed events are evaluated
@@ -134,6 +136,7 @@ mod engine;
 pub mod errno;
 mod lineage;
 mod load;
+pub mod sql;
 pub mod testing;
 mod throttle;
 

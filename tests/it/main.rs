@@ -2,6 +2,7 @@
 
 mod capture_paths;
 mod fixtures;
+mod fleet;
 mod fuzz;
 mod hardening;
 mod helpers;
