@@ -3,25 +3,13 @@
 //! files; review them as a diff.
 
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helpers::bin;
-
-const NOBODY: u32 = 65534;
+use crate::helpers::{as_nobody, bin, fixtures_dir, scenarios, NOBODY};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn scenarios() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(fixtures().join("segments"))
-        .expect("fixtures/segments")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
+    fixtures_dir()
 }
 
 /// A copy of a fixture store that an unprivileged user owns, and a command that runs as that user
@@ -72,21 +60,7 @@ impl Unprivileged {
             .arg(&self.store)
             .args(args)
             .current_dir(&self.fixtures);
-        if is_root() {
-            // SAFETY: only async-signal-safe syscalls between fork and exec.
-            unsafe {
-                c.pre_exec(|| {
-                    if libc::setgroups(0, std::ptr::null()) != 0
-                        || libc::setgid(NOBODY) != 0
-                        || libc::setuid(NOBODY) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        c.output().expect("run open-forensics")
+        as_nobody(&mut c).output().expect("run open-forensics")
     }
 }
 

@@ -8,19 +8,10 @@ use std::path::{Path, PathBuf};
 use open_forensics::event::Event;
 use open_forensics::store::{Reader, RotateConfig, TimeRange, Writer};
 
-use crate::helpers::{bin, event, write_jsonl, TempStore};
+use crate::helpers::{bin, event, fixtures_dir, scenarios, write_jsonl, TempStore};
 
 fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
-}
-
-fn scenarios() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(fixtures().join("segments"))
-        .expect("fixtures/segments")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .collect();
-    v.sort();
-    v
+    fixtures_dir()
 }
 
 /// A private copy of a fixture store (the reader refuses stores others could write to).

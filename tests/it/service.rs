@@ -796,24 +796,9 @@ fn the_recorder_tells_systemd_when_it_is_ready_and_when_it_reloads() {
 fn version_without_privilege_says_unknown_instead_of_guessing() {
     // Regression: unprivileged, libbpf's probes read a refused map as "no ring buffer" and a
     // refused program load as "bpf_loop: yes".
-    use std::os::unix::process::CommandExt;
     let mut cmd = std::process::Command::new(bin());
     cmd.arg("--version");
-    // SAFETY: geteuid has no preconditions; only async-signal-safe calls between fork and exec.
-    if unsafe { libc::geteuid() } == 0 {
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(65534) != 0
-                    || libc::setuid(65534) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    let out = cmd.output().unwrap();
+    let out = crate::helpers::as_nobody(&mut cmd).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     for f in ["ring buffer", "bpf_loop"] {
