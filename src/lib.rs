@@ -8,7 +8,6 @@ pub mod error;
 pub mod event;
 pub(crate) mod json;
 pub mod output;
-pub mod parquet;
 pub mod process;
 pub mod query;
 pub mod rules;

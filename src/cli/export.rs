@@ -62,7 +62,7 @@ fn parquet(store: &Path, args: &Args, out: &Path) -> anyhow::Result<()> {
     let range = args.time.range()?;
     let reader = Reader::open(store)?;
     let segments: Vec<_> = reader.segments_in(&range).cloned().collect();
-    let summary = crate::parquet::export_segments(&reader, &segments, out, args.overwrite);
+    let summary = crate::output::parquet::export_segments(&reader, &segments, out, args.overwrite);
     for w in &summary.warnings {
         eprintln!("open-forensics: warning: {w}");
     }

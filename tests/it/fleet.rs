@@ -476,7 +476,7 @@ fn parquet_export_is_partitioned_typed_versioned_and_idempotent() {
         stderr(&first)
     );
     let files = parquet_files(&out);
-    let host = open_forensics::parquet::hive_escape(&host_of(&store.dir));
+    let host = open_forensics::output::parquet::hive_escape(&host_of(&store.dir));
     let events: Vec<&String> = files.iter().filter(|f| f.starts_with("events/")).collect();
     assert_eq!(events.len(), 2, "{files:?}");
     assert!(events[0].starts_with(&format!("events/host={host}/date=2025-11-24/")));
@@ -489,7 +489,7 @@ fn parquet_export_is_partitioned_typed_versioned_and_idempotent() {
     assert!(
         kv.contains(&(
             "open_forensics.schema_version".into(),
-            open_forensics::parquet::SCHEMA_VERSION.to_string()
+            open_forensics::output::parquet::SCHEMA_VERSION.to_string()
         )),
         "{kv:?}"
     );

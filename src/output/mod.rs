@@ -1,4 +1,7 @@
-//! Printing: JSON lines, comfy-table, CSV. Knows how to print, never what.
+//! Printing: JSON lines, comfy-table, CSV, and Parquet files (`parquet`). Knows how to print,
+//! never what.
+
+pub mod parquet;
 
 use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
