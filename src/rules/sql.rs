@@ -600,6 +600,11 @@ impl RuleSet {
                 continue;
             }
             let res = (|| -> Result<String, String> {
+                if rule.throttle.is_some() {
+                    // Which alert is suppressed depends on every earlier alert of its key (and a
+                    // summary is a row no event has): state across events, not one query.
+                    return Err("`throttle` needs state carried across events in time order; one query over the events cannot reproduce which alerts it suppresses or its summaries (compile the rule without it)".into());
+                }
                 let mut cond = clause_sql(&g, self, &c.clauses[i])?;
                 let excepts = c.excepts[i]
                     .iter()

@@ -602,3 +602,32 @@ fn rules_sql_uses_the_rule_loader() {
         assert!(!sql.contains("disabled_example"), "{sql}");
     }
 }
+
+/// A throttled rule has no faithful single-query translation: `rules sql` names it and why, exit
+/// 2, rather than compile it without its throttle (which would return alerts replay suppresses).
+#[test]
+fn rules_sql_refuses_a_throttled_rule_by_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rules = dir.path().join("throttled.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: plain\n    description: d\n    severity: high\n    path: /etc/shadow\n  - name: noisy\n    description: d\n    severity: high\n    path: /etc/passwd\n    throttle: {key: [pid], window: 1m, max: 3}\n",
+    )
+    .expect("write");
+    for dialect in ["duckdb", "spark"] {
+        let out = of(&[
+            "rules",
+            "sql",
+            rules.to_str().expect("utf-8"),
+            "--dialect",
+            dialect,
+        ])
+        .output()
+        .expect("run");
+        assert_eq!(out.status.code(), Some(2), "{dialect}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("noisy") && err.contains("throttle"), "{err}");
+        assert!(!err.contains("plain"), "{err}");
+        assert!(out.stdout.is_empty());
+    }
+}
