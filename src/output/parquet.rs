@@ -794,27 +794,7 @@ fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
     use std::os::unix::ffi::OsStrExt;
     let f = std::ffi::CString::new(from.as_os_str().as_bytes())?;
     let t = std::ffi::CString::new(to.as_os_str().as_bytes())?;
-    // SAFETY: two NUL-terminated paths; renameat2 reads them and nothing else.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_renameat2,
-            libc::AT_FDCWD,
-            f.as_ptr(),
-            libc::AT_FDCWD,
-            t.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if rc == 0 {
-        return Ok(());
-    }
-    let e = io::Error::last_os_error();
-    if e.raw_os_error() != Some(libc::EINVAL) && e.raw_os_error() != Some(libc::ENOSYS) {
-        return Err(e);
-    }
-    // A filesystem without RENAME_NOREPLACE: link (fails if `to` exists), then unlink.
-    std::fs::hard_link(from, to)?;
-    std::fs::remove_file(from)
+    crate::store::dir::renameat_noreplace(libc::AT_FDCWD, &f, &t)
 }
 
 /// Exports one loaded segment under `root`; files already present are kept unless `overwrite`.

@@ -7,7 +7,7 @@
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -31,6 +31,33 @@ pub enum Kind {
 
 fn cstr(name: &str) -> io::Result<CString> {
     CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "NUL in file name"))
+}
+
+/// Renames `from` to `to` (both relative to `dfd`, or `AT_FDCWD`) unless `to` exists (then
+/// `AlreadyExists`); never replaces a file, never follows a link at `to`.
+pub(crate) fn renameat_noreplace(dfd: RawFd, from: &CStr, to: &CStr) -> io::Result<()> {
+    // SAFETY: NUL-terminated names relative to `dfd`; the kernel reads them and nothing else.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_renameat2,
+            dfd,
+            from.as_ptr(),
+            dfd,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EINVAL) && e.raw_os_error() != Some(libc::ENOSYS) {
+        return Err(e);
+    }
+    // A filesystem without RENAME_NOREPLACE: link (fails if `to` exists), then unlink.
+    // SAFETY: as above.
+    check(unsafe { libc::linkat(dfd, from.as_ptr(), dfd, to.as_ptr(), 0) })?;
+    check(unsafe { libc::unlinkat(dfd, from.as_ptr(), 0) }).map(|_| ())
 }
 
 fn check(rc: libc::c_int) -> io::Result<libc::c_int> {
@@ -239,30 +266,7 @@ impl StoreDir {
     /// Renames `from` to `to` unless `to` exists (then `AlreadyExists`): a seal never replaces a
     /// file.
     pub fn rename_noreplace(&self, from: &str, to: &str) -> io::Result<()> {
-        let (f, t) = (cstr(from)?, cstr(to)?);
-        let dfd = self.fd.as_raw_fd();
-        // SAFETY: NUL-terminated names relative to our directory fd.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_renameat2,
-                dfd,
-                f.as_ptr(),
-                dfd,
-                t.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINVAL) && e.raw_os_error() != Some(libc::ENOSYS) {
-            return Err(e);
-        }
-        // A filesystem without RENAME_NOREPLACE: link (fails if `to` exists), then unlink.
-        // SAFETY: as above.
-        check(unsafe { libc::linkat(dfd, f.as_ptr(), dfd, t.as_ptr(), 0) })?;
-        self.remove(from)
+        renameat_noreplace(self.fd.as_raw_fd(), &cstr(from)?, &cstr(to)?)
     }
 
     /// Renames `from` over `to` (for the store's own bookkeeping files; a link at `to` is
