@@ -55,17 +55,32 @@ impl SegmentInfo {
                 let alive = self.state == SegmentState::Active;
                 match SegmentData::load_active(dir, &self.file, alive) {
                     Ok(s) => Ok(s),
-                    Err(e) => {
-                        let sealed = sealed_name(self.meta.seq);
-                        match dir.kind(&sealed) {
-                            Ok(Some((Kind::File, _))) => SegmentData::load_sealed(dir, &sealed),
-                            _ => Err(e),
-                        }
-                    }
+                    Err(e) => match sealed_twin(dir, &self.file, self.meta.seq) {
+                        Some(sealed) => SegmentData::load_sealed(dir, &sealed),
+                        None => Err(e),
+                    },
                 }
             }
         }
     }
+}
+
+/// The sealed file of segment `seq`, when reading its active file `active` failed because the
+/// writer sealed it meanwhile. A seal renames the sealed file into place before it removes the
+/// active files, so an active file that has vanished has its twin — unless it was removed
+/// otherwise (pruned, or empty); a short wait covers a reader that looks in between.
+fn sealed_twin(dir: &StoreDir, active: &str, seq: u64) -> Option<String> {
+    let sealed = sealed_name(seq);
+    for _ in 0..20 {
+        if matches!(dir.kind(&sealed), Ok(Some((Kind::File, _)))) {
+            return Some(sealed);
+        }
+        if !matches!(dir.kind(active), Ok(None)) {
+            return None; // still there: the failure was not a seal
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    None
 }
 
 /// Every segment in `dir`, sealed ones from their metadata frames, in time order (then sequence);
@@ -148,9 +163,8 @@ pub fn list(dir: &StoreDir) -> Result<(Vec<SegmentInfo>, Vec<StoreError>)> {
                 reason: "a database that is not an open-forensics segment; skipped (the next writer moves it aside)".into(),
             }),
             // Sealed and removed between the listing and the snapshot: list the sealed file.
-            Err(_) if matches!(dir.kind(&sealed_name(seq)), Ok(Some((Kind::File, _)))) => {
-                let sealed = sealed_name(seq);
-                match frame::read_meta(dir, &sealed) {
+            Err(e) => match sealed_twin(dir, &name, seq) {
+                Some(sealed) => match frame::read_meta(dir, &sealed) {
                     Ok(meta) => out.push(SegmentInfo {
                         path: dir.join(&sealed),
                         file: sealed.clone(),
@@ -159,9 +173,12 @@ pub fn list(dir: &StoreDir) -> Result<(Vec<SegmentInfo>, Vec<StoreError>)> {
                         file_bytes: dir.kind(&sealed).ok().flatten().map_or(0, |k| k.1),
                     }),
                     Err(e) => bad.push(e),
-                }
-            }
-            Err(e) => bad.push(e),
+                },
+                // Gone with no sealed twin (pruned, or removed as empty): like a file removed
+                // before it could be looked at, above.
+                None if matches!(dir.kind(&name), Ok(None)) => {}
+                None => bad.push(e),
+            },
         }
     }
     out.sort_by_key(|s| (s.meta.first_ts_ns.unwrap_or(i64::MAX), s.meta.seq));

@@ -22,7 +22,6 @@ pub(crate) fn snapshot_active(
 ) -> Result<Connection> {
     let path = dir.join(name);
     dir_kind_ok(dir, name)?;
-    let mut mem = Connection::open_in_memory().map_err(sql_err(&path, "open :memory:"))?;
     let copy_from = |src: &Connection, mem: &mut Connection| -> Result<()> {
         let backup = rusqlite::backup::Backup::new(src, mem).map_err(sql_err(&path, "backup"))?;
         backup
@@ -30,13 +29,31 @@ pub(crate) fn snapshot_active(
             .map_err(sql_err(&path, "backup"))
     };
     if writer_alive {
-        let src = Connection::open_with_flags(
-            &path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(sql_err(&path, "open read-only"))?;
-        copy_from(&src, &mut mem)?;
-        return Ok(mem);
+        // A segment its writer is creating (between `journal_mode = WAL` and its WAL's first
+        // frame) can refuse a read-only open for an instant (SQLITE_CANTOPEN, seen under load
+        // in `readers_racing_rotation_never_stop_the_recorder`): try again briefly before
+        // calling it unreadable.
+        let open = || -> Result<Connection> {
+            let src = Connection::open_with_flags(
+                &path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(sql_err(&path, "open read-only"))?;
+            let mut mem = Connection::open_in_memory().map_err(sql_err(&path, "open :memory:"))?;
+            copy_from(&src, &mut mem)?;
+            Ok(mem)
+        };
+        let mut tries = 0;
+        return loop {
+            match open() {
+                Ok(mem) => break Ok(mem),
+                Err(_) if tries < 20 && matches!(dir.kind(name), Ok(Some(_))) => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => break Err(e),
+            }
+        };
     }
     let tmp = tempfile::tempdir().map_err(io_err(&path))?;
     let copy = tmp.path().join("segment.db");
@@ -46,6 +63,7 @@ pub(crate) fn snapshot_active(
         copy_file(dir, &wal, &tmp.path().join("segment.db-wal"))?;
     }
     let src = Connection::open(&copy).map_err(sql_err(&path, "open copy"))?;
+    let mut mem = Connection::open_in_memory().map_err(sql_err(&path, "open :memory:"))?;
     copy_from(&src, &mut mem)?;
     Ok(mem)
 }
