@@ -14,7 +14,7 @@ use std::process::Command;
 
 use serde_json::{json, Map, Value};
 
-use crate::helpers::{bin, live_capture_required};
+use crate::helpers::{bin, fixtures_dir, live_capture_required, scenarios};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -93,24 +93,25 @@ fn host_of(store: &Path) -> String {
     r.segments()[0].meta.host.clone()
 }
 
+/// `export --format parquet --out OUT` of one store (files of several stores share OUT).
+fn export_parquet(store: &Path, out: &Path) {
+    run_ok(
+        of(&["--store", store.to_str().expect("utf-8"), "export"]).args([
+            "--format",
+            "parquet",
+            "--out",
+            out.to_str().expect("utf-8"),
+        ]),
+    );
+}
+
 /// Every fixture scenario, exported into one directory (the queries see them all at once).
 fn fixtures_dataset(tmp: &Path) -> Dataset {
     let parquet = tmp.join("fixtures-parquet");
     let mut stores = Vec::new();
-    let mut names: Vec<PathBuf> = std::fs::read_dir(format!("{ROOT}/fixtures/segments"))
-        .expect("fixtures/segments")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    names.sort();
-    for store in names {
-        run_ok(
-            of(&["--store", store.to_str().expect("utf-8"), "export"]).args([
-                "--format",
-                "parquet",
-                "--out",
-                parquet.to_str().expect("utf-8"),
-            ]),
-        );
+    for name in scenarios() {
+        let store = fixtures_dir().join("segments").join(name);
+        export_parquet(&store, &parquet);
         let host = host_of(&store);
         stores.push((store, host));
     }
@@ -185,14 +186,7 @@ fn fleet_dataset(tmp: &Path) -> Dataset {
         std::fs::write(&jsonl, lines).expect("write jsonl");
         let store = tmp.join(format!("store-{host}"));
         import_as_host(host, &store, &jsonl);
-        run_ok(
-            of(&["--store", store.to_str().expect("utf-8"), "export"]).args([
-                "--format",
-                "parquet",
-                "--out",
-                parquet.to_str().expect("utf-8"),
-            ]),
-        );
+        export_parquet(&store, &parquet);
         stores.push((store, host.to_string()));
     }
     let bucket = tmp.join("bucket").join("open-forensics");
