@@ -89,7 +89,19 @@ enum of_trunc {
 	/* The path is the kernel's name of a pseudo file (pipe:[N], socket:[N], anon_inode:[…]),
 	 * one component, not a path from the root. */
 	OF_PATH_PSEUDO = 64,
+	/* The directory part of the path is the cached one of of_event_hdr.dir_slot: only the
+	 * leaf (OF_PATH_FILE) or nothing (OF_PATH_CWD, OF_PATH_DIRFD) is in the record. */
+	OF_PATH_CACHED = 128,
 };
+
+/*
+ * The directory path cache (bpf/opens.bpf.c): per CPU, this many slots. A record whose
+ * dir_slot is not 0 either defines that slot (its components after the leaf are the directory,
+ * walked now) or, with OF_PATH_CACHED, uses it. Slot ids are cpu * OF_DIR_SLOTS + slot + 1.
+ */
+#define OF_DIR_SLOTS 512
+/* Directory levels a slot validates; a deeper directory is walked every time. */
+#define OF_DIR_DEPTH 16
 
 /* of_proc_hdr.exe_flags bits */
 enum of_exe_flags {
@@ -137,6 +149,10 @@ struct of_event_hdr {
 	__u8 has_dirfd;
 	__u8 trunc;       /* enum of_trunc bits */
 	char comm[OF_COMM_LEN];
+	/* The directory cache slot this record defines or uses (0: none), and its fill count:
+	 * a record using a slot names the fill it saw, so a lost defining record is noticed. */
+	__u32 dir_slot;
+	__u32 dir_gen;
 };
 
 /* The per-CPU scratch a record is built in before bpf_ringbuf_output copies out its used part. */

@@ -96,6 +96,39 @@ struct {
 	__type(value, struct of_proc);
 } of_proc_scratch SEC(".maps");
 
+/*
+ * The directory path cache: most opens are in directories opened in a moment before, so the
+ * directory part of a path is walked once and then only checked. A slot keeps, for each level
+ * walked, the dentry, its mount, its name's hash and length and its d_seq, which every rename
+ * (d_move) and drop of that dentry bumps. A hit walks the live chain up to the task's root
+ * comparing each level with direct loads (no helper call, no name copied) and sends the slot
+ * id instead of the directory's names; user space keeps the path each slot id was defined
+ * with. So a rename of any directory on the way, a mount moved, another root (chroot) or a
+ * dentry freed and reused for another name makes the check fail and the directory is walked
+ * again. Per CPU: filled and checked without atomics (the programs run with preemption off),
+ * and a slot's defining record precedes, in the ring, every record on that CPU that uses it.
+ */
+struct of_dir_link {
+	__u64 dentry;
+	__u64 mnt;
+	__u64 hash_len;
+	__u32 seq;
+	__u32 pad;
+};
+
+struct of_dir_slot {
+	__u32 gen;   /* fills of this slot on this CPU (a record using it names the fill) */
+	__u32 steps; /* links in chain, 0: empty or being filled */
+	struct of_dir_link chain[OF_DIR_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OF_DIR_SLOTS);
+	__type(key, __u32);
+	__type(value, struct of_dir_slot);
+} of_dirs SEC(".maps");
+
 /* Makes clang emit BTF for the shared types so libbpf-cargo generates their Rust twins. */
 struct of_abi {
 	struct of_event_hdr hdr;
@@ -173,6 +206,17 @@ struct of_walk {
 	__u32 done;  /* reached the root */
 	__u8 proc;   /* 0: of_scratch (an open record); 1: of_proc_scratch (a process record) */
 	__u8 pseudo; /* ended on a pipe, socket or anonymous inode: named as the kernel names it */
+	__u8 mode;   /* enum of_walk_mode */
+	__u8 nocache; /* WALK_FILL: the walk cannot be cached (a rename in flight, too deep) */
+	__u8 miss;   /* WALK_CHECK: the live chain is not the slot's */
+	__u32 slot;  /* WALK_FILL, WALK_CHECK: this CPU's of_dirs slot */
+	__u32 steps; /* links recorded or checked */
+};
+
+enum of_walk_mode {
+	WALK_EMIT = 0,  /* copy each name */
+	WALK_FILL = 1,  /* copy each name and record its link in the slot */
+	WALK_CHECK = 2, /* copy nothing, compare each link with the slot's */
 };
 
 /* include/uapi/linux/magic.h */
@@ -260,6 +304,49 @@ static __always_inline void walk_pseudo(struct of_walk *w, struct dentry *d)
 }
 
 /*
+ * WALK_FILL: records the link of `d`; its seq is read before its name is (x86 keeps loads in
+ * order), so a rename after this read leaves the slot with an older seq than the dentry's and
+ * the next check misses: a racing rename can make a slot look stale, never keep a stale one.
+ * WALK_CHECK: false (and w->miss) when `d` is not the slot's link at this level.
+ */
+static __always_inline bool walk_link(struct of_walk *w, struct dentry *d, struct vfsmount *vm)
+{
+	__u32 i = w->steps, key = w->slot;
+	struct of_dir_slot *s = bpf_map_lookup_elem(&of_dirs, &key);
+	__u32 seq = d->d_seq.seqcount.sequence;
+	__u64 hash_len = d->d_name.hash_len;
+	struct of_dir_link *l;
+
+	if (!s || i >= OF_DIR_DEPTH) {
+		if (w->mode == WALK_CHECK) {
+			w->miss = 1;
+			return false;
+		}
+		w->nocache = 1;
+		return true;
+	}
+	l = &s->chain[i];
+	if (w->mode == WALK_CHECK) {
+		if (i >= s->steps || l->dentry != (__u64)d || l->mnt != (__u64)vm ||
+		    l->hash_len != hash_len || l->seq != seq) {
+			w->miss = 1;
+			return false;
+		}
+	} else {
+		/* Odd: a rename of this dentry is in progress. */
+		if (seq & 1)
+			w->nocache = 1;
+		l->dentry = (__u64)d;
+		l->mnt = (__u64)vm;
+		l->hash_len = hash_len;
+		l->seq = seq;
+		barrier();
+	}
+	w->steps = i + 1;
+	return true;
+}
+
+/*
  * One step up: either emit the current dentry's name and go to its parent, or cross from a
  * mount's root to its mountpoint in the parent mount. Fields of the context are copied to locals
  * before any BPF_CORE_READ: a CO-RE access through our own struct has no kernel type to relocate
@@ -285,6 +372,10 @@ static long walk_step(__u64 index, void *arg)
 		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
 
 		if (d != mnt_root) {
+			if (w->mode == WALK_CHECK) {
+				w->miss = 1;
+				return 1;
+			}
 			/*
 			 * A dentry that is its own parent without being a mount's root: a pseudo
 			 * file (memfd, pipe, socket, anonymous inode) or a disconnected tree, named
@@ -305,6 +396,14 @@ static long walk_step(__u64 index, void *arg)
 		w->mnt_root = BPF_CORE_READ(vm, mnt_root);
 		return 0;
 	}
+	if (w->mode != WALK_EMIT) {
+		if (!walk_link(w, d, vm))
+			return 1;
+		if (w->mode == WALK_CHECK) {
+			w->dentry = parent;
+			return 0;
+		}
+	}
 	if (!walk_emit(w, d->d_name.name, d->d_name.len))
 		return 1; /* no room: left not done, so marked truncated */
 	w->dentry = parent;
@@ -317,7 +416,7 @@ static __always_inline void walk_start(struct of_walk *w, struct dentry *dentry,
 {
 	w->dentry = bpf_core_cast(dentry, struct dentry);
 	w->vfsmnt = vfsmnt;
-	w->mnt_root = BPF_CORE_READ(vfsmnt, mnt_root);
+	w->mnt_root = bpf_core_cast(vfsmnt, struct vfsmount)->mnt_root;
 }
 
 /* Walks `p` up to the task's root into e->data after the raw path; returns the bytes written. */
@@ -340,6 +439,95 @@ static __always_inline __u32 walk_path(struct task_struct *task, struct dentry *
 	return w.off;
 }
 
+static __always_inline __u32 dir_slot_of(struct dentry *d)
+{
+	/*
+	 * The name's hash is salted with the parent dentry's address, so it spreads directories
+	 * of one name too; the address itself is a pointer the verifier lets us compare and
+	 * store, not shift.
+	 */
+	struct dentry *b = bpf_core_cast(d, struct dentry);
+
+	return (b->d_name.hash ^ (b->d_name.hash >> 9)) & (OF_DIR_SLOTS - 1);
+}
+
+/*
+ * Walks the directory `dir` up to the task's root through the cache, its components going to
+ * e->data at base + off (after a leaf already there); returns the component bytes in all.
+ * A hit writes nothing and marks the header OF_PATH_CACHED; a miss walks, records the slot
+ * and names it in the header so user space learns the slot's path from this record.
+ */
+static __always_inline __u32 walk_dir(struct task_struct *task, struct dentry *dir,
+				      struct vfsmount *vfsmnt, __u32 base, __u32 off,
+				      struct of_event_hdr *h)
+{
+	__u32 idx = dir_slot_of(dir), id = bpf_get_smp_processor_id() * OF_DIR_SLOTS + idx + 1;
+	struct of_dir_slot *s = bpf_map_lookup_elem(&of_dirs, &idx);
+	struct of_walk w = {
+		.root_dentry = task->fs->root.dentry,
+		.root_mnt = task->fs->root.mnt,
+		.base = base,
+		.off = off,
+		.limit = OF_PATH_MAX,
+		.slot = idx,
+	};
+
+	if (!s)
+		return off;
+	if (s->steps) {
+		w.mode = WALK_CHECK;
+		walk_start(&w, dir, vfsmnt);
+		bpf_loop(2 * OF_DIR_DEPTH, walk_step, &w, 0);
+		if (w.done && !w.miss && w.steps == s->steps) {
+			h->trunc |= OF_PATH_CACHED;
+			h->dir_slot = id;
+			h->dir_gen = s->gen;
+			return off;
+		}
+	}
+	/* Empty while it is filled: nothing on this CPU can use a half-written slot. */
+	s->steps = 0;
+	w.mode = WALK_FILL;
+	w.done = 0;
+	w.miss = 0;
+	w.steps = 0;
+	walk_start(&w, dir, vfsmnt);
+	bpf_loop(OF_WALK_MAX_STEPS, walk_step, &w, 0);
+	if (!w.done)
+		h->trunc |= OF_TRUNC_PATH;
+	if (w.pseudo)
+		h->trunc |= OF_PATH_PSEUDO;
+	if (w.done && !w.nocache && !w.pseudo && w.steps > 0) {
+		s->gen = s->gen + 1 ? s->gen + 1 : 1;
+		s->steps = w.steps;
+		h->dir_slot = id;
+		h->dir_gen = s->gen;
+	}
+	return w.off;
+}
+
+/*
+ * An ordinary file's name, the first component (leaf first); false for what has no name of its
+ * own in a path (a mount's root, the task's root, a pseudo file).
+ */
+static __always_inline bool emit_leaf(struct task_struct *task, struct dentry *d,
+				      struct vfsmount *vfsmnt, __u32 base, __u32 *off)
+{
+	struct vfsmount *vm = bpf_core_cast(vfsmnt, struct vfsmount);
+	struct of_walk w = {
+		.base = base,
+		.limit = OF_PATH_MAX,
+	};
+
+	if (d == d->d_parent || d == vm->mnt_root ||
+	    (d == task->fs->root.dentry && vfsmnt == task->fs->root.mnt))
+		return false;
+	if (!walk_emit(&w, d->d_name.name, d->d_name.len))
+		return false;
+	*off = w.off;
+	return true;
+}
+
 /*
  * Fills in the resolved path for a record whose header (raw_len, dirfd, trunc) and raw path are
  * set, then copies the used part into the ring. `walk_fds` is false when the current task's fd
@@ -358,13 +546,19 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 		raw_len = OF_RAW_MAX - 1;
 	h->ret = ret;
 	h->path_source = OF_PATH_UNRESOLVED;
+	h->dir_slot = 0;
+	h->dir_gen = 0;
 	if (ret >= 0) {
 		f = walk_fds ? fd_file(task, ret) : NULL;
 		if (f) {
 			struct dentry *d = f->f_path.dentry;
 
 			h->path_source = OF_PATH_FILE;
-			path_len = walk_path(task, d, f->f_path.mnt, raw_len, &h->trunc);
+			if (emit_leaf(task, d, f->f_path.mnt, raw_len, &path_len))
+				path_len = walk_dir(task, d->d_parent, f->f_path.mnt, raw_len,
+						    path_len, h);
+			else
+				path_len = walk_path(task, d, f->f_path.mnt, raw_len, &h->trunc);
 			/* Unhashed: unlinked (or an O_TMPFILE), as d_path says with " (deleted)". */
 			if (!d->d_hash.pprev)
 				h->trunc |= OF_PATH_DELETED;
@@ -376,13 +570,13 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 			f = walk_fds ? fd_file(task, h->dirfd) : NULL;
 			if (f) {
 				h->path_source = OF_PATH_DIRFD;
-				path_len = walk_path(task, f->f_path.dentry, f->f_path.mnt,
-						     raw_len, &h->trunc);
+				path_len = walk_dir(task, f->f_path.dentry, f->f_path.mnt, raw_len,
+						    0, h);
 			}
 		} else if (walk_fds) {
 			h->path_source = OF_PATH_CWD;
-			path_len = walk_path(task, task->fs->pwd.dentry, task->fs->pwd.mnt,
-					     raw_len, &h->trunc);
+			path_len = walk_dir(task, task->fs->pwd.dentry, task->fs->pwd.mnt, raw_len,
+					    0, h);
 		}
 	}
 	if (path_len > OF_PATH_MAX)
@@ -397,13 +591,24 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 	 * fit 50x fewer records in the same ring. The price is one copy of the used bytes.
 	 */
 	size = sizeof(struct of_event_hdr) + raw_len + path_len;
+	/* Opaque to clang, so that the bound the verifier needs is checked on this register. */
+	barrier_var(size);
 	if (size > sizeof(struct of_event))
 		size = sizeof(struct of_event);
 	flags = bpf_ringbuf_query(&of_events, BPF_RB_AVAIL_DATA) + size >= wakeup_min_bytes
 			? BPF_RB_FORCE_WAKEUP
 			: BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&of_events, e, size, flags))
+	if (bpf_ringbuf_output(&of_events, e, size, flags)) {
 		count_loss(OF_LOSS_RINGBUF_FULL);
+		/* User space never learns a slot whose defining record is lost: empty it. */
+		if (h->dir_slot && !(h->trunc & OF_PATH_CACHED)) {
+			__u32 idx = (h->dir_slot - 1) % OF_DIR_SLOTS;
+			struct of_dir_slot *s = bpf_map_lookup_elem(&of_dirs, &idx);
+
+			if (s)
+				s->steps = 0;
+		}
+	}
 }
 
 /*
@@ -546,22 +751,32 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(tp_btf__sys_exit, struct pt_regs *regs, long ret)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
+	__u8 sc;
 
 	if (!(t->thread_info.status & TS_COMPAT))
 		return 0;
 	switch (BPF_CORE_READ(regs, orig_ax)) {
 	case 5:
-		return on_exit(OF_SYSCALL_IA32_OPEN, ret);
+		sc = OF_SYSCALL_IA32_OPEN;
+		break;
 	case 8:
-		return on_exit(OF_SYSCALL_IA32_CREAT, ret);
+		sc = OF_SYSCALL_IA32_CREAT;
+		break;
 	case 295:
-		return on_exit(OF_SYSCALL_IA32_OPENAT, ret);
+		sc = OF_SYSCALL_IA32_OPENAT;
+		break;
 	case 437:
-		return on_exit(OF_SYSCALL_IA32_OPENAT2, ret);
+		sc = OF_SYSCALL_IA32_OPENAT2;
+		break;
 	case 342:
-		return on_exit(OF_SYSCALL_IA32_OPEN_BY_HANDLE_AT, ret);
+		sc = OF_SYSCALL_IA32_OPEN_BY_HANDLE_AT;
+		break;
+	default:
+		return 0;
 	}
-	return 0;
+	/* One inlined copy of on_exit, not one per syscall: the verifier walks each. */
+	barrier_var(sc);
+	return on_exit(sc, ret);
 }
 
 /*

@@ -89,7 +89,17 @@ struct inode {
 	unsigned long i_ino;
 };
 
+/* include/linux/seqlock_types.h: d_seq is bumped by every rename (d_move) and drop. */
+struct seqcount {
+	unsigned int sequence;
+};
+
+struct seqcount_spinlock {
+	struct seqcount seqcount;
+};
+
 struct dentry {
+	struct seqcount_spinlock d_seq;
 	struct dentry *d_parent;
 	struct qstr d_name;
 	struct super_block *d_sb;

@@ -104,8 +104,19 @@ pub struct Decoder {
     /// or deleted mark): a path seen before is neither joined nor hashed again. Cleared with
     /// the pool.
     walked: HashMap<Box<[u8]>, Arc<[u8]>, FxBuildHasher>,
+    /// The kernel's directory cache as this decoder learnt it (bpf/opens.bpf.c): by slot id,
+    /// the fill a defining record named and that directory's path.
+    dirs: HashMap<u32, (u32, Arc<[u8]>), FxBuildHasher>,
+    /// Records that used a slot whose defining record this decoder never saw (it was lost, or
+    /// decoding started later): their path is the raw path, marked unresolved.
+    pub unknown_dirs: u64,
     path: Vec<u8>,
+    key: Vec<u8>,
 }
+
+/// Slot ids the decoder keeps before it starts over (the kernel has OF_DIR_SLOTS per CPU): a
+/// bound on its memory whatever the records say.
+const DIRS_MAX: usize = 1 << 20;
 
 impl Decoder {
     /// Any ring record.
@@ -157,14 +168,43 @@ impl Decoder {
         let raw = &data[..raw_len];
         let comps = &data[raw_len..raw_len + path_len];
         let syscall = Syscall::from_code(h.syscall).ok_or(DecodeError::Syscall(h.syscall))?;
-        let path_source =
+        let mut path_source =
             PathSource::from_code(h.path_source).ok_or(DecodeError::PathSource(h.path_source))?;
         let walk_cut = h.trunc & TRUNC_PATH != 0;
+        // The directory part from the kernel's cache: the leaf (or nothing) is in the record.
+        let cached = h.dir_slot != 0 && h.trunc & PATH_CACHED != 0;
+        let dir = if cached {
+            match self.dirs.get(&h.dir_slot) {
+                Some((gen, p)) if *gen == h.dir_gen => Some(p.clone()),
+                _ => {
+                    self.unknown_dirs += 1;
+                    path_source = PathSource::Unresolved;
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        if h.dir_slot != 0 && !cached {
+            self.define_dir(h, path_source, comps);
+        }
         let plain_walk = path_source == PathSource::File
             && h.trunc & (TRUNC_PATH | PATH_PSEUDO | PATH_DELETED) == 0;
+        // The walk's bytes, and for a cached directory its slot and fill: what the path is a
+        // function of.
+        let mut key = std::mem::take(&mut self.key);
         if plain_walk {
-            if let Some(p) = self.walked.get(comps) {
+            key.clear();
+            key.extend_from_slice(comps);
+            if cached {
+                key.extend_from_slice(&h.dir_slot.to_ne_bytes());
+                key.extend_from_slice(&h.dir_gen.to_ne_bytes());
+                // A walk's bytes always end in NUL: no uncached key ends like this.
+                key.push(0xff);
+            }
+            if let Some(p) = self.walked.get(&key[..]) {
                 let resolved = Str::new(p.clone());
+                self.key = key;
                 return Ok(self.event(h, syscall, path_source, resolved, raw, anchor_ns));
             }
         }
@@ -176,13 +216,19 @@ impl Decoder {
                 path.extend_from_slice(until_nul(comps))
             }
             PathSource::File => {
-                // The raw path, when absolute, still knows the top a cut walk lost.
-                let top = if walk_cut {
-                    leading_component(raw)
+                if let Some(dir) = &dir {
+                    path.extend_from_slice(dir);
+                    path.push(b'/');
+                    path.extend_from_slice(until_nul(comps));
                 } else {
-                    None
-                };
-                join_into(&mut path, comps, walk_cut, top);
+                    // The raw path, when absolute, still knows the top a cut walk lost.
+                    let top = if walk_cut {
+                        leading_component(raw)
+                    } else {
+                        None
+                    };
+                    join_into(&mut path, comps, walk_cut, top);
+                }
                 // As the kernel's d_path (and /proc/PID/fd) name an unlinked file.
                 if h.trunc & PATH_DELETED != 0 {
                     path.extend_from_slice(b" (deleted)");
@@ -190,7 +236,10 @@ impl Decoder {
             }
             PathSource::Cwd | PathSource::Dirfd => {
                 // Rare (failed relative opens): allocating here is fine.
-                let mut dir = join_components(comps, walk_cut);
+                let mut dir = match &dir {
+                    Some(d) => d.to_vec(),
+                    None => join_components(comps, walk_cut),
+                };
                 dir.push(b'/');
                 dir.extend_from_slice(raw);
                 path = normalize(&dir);
@@ -202,10 +251,33 @@ impl Decoder {
             if self.walked.len() >= POOL_MAX {
                 self.walked.clear();
             }
-            self.walked.insert(comps.into(), resolved.bytes.clone());
+            self.walked.insert(key[..].into(), resolved.bytes.clone());
         }
+        self.key = key;
         self.path = path;
         Ok(self.event(h, syscall, path_source, resolved, raw, anchor_ns))
+    }
+
+    /// Learns the directory a record defines its slot with: the components after the leaf
+    /// (a file) or all of them (a cwd or dirfd).
+    fn define_dir(&mut self, h: &Hdr, source: PathSource, comps: &[u8]) {
+        let dir = match source {
+            PathSource::File if h.trunc & (TRUNC_PATH | PATH_PSEUDO) == 0 => {
+                let leaf = comps.iter().position(|&b| b == 0).map_or(comps.len(), |n| n + 1);
+                &comps[leaf..]
+            }
+            PathSource::Cwd | PathSource::Dirfd if h.trunc & TRUNC_PATH == 0 => comps,
+            // The kernel never caches a cut or pseudo walk; a record claiming so is not trusted.
+            _ => return,
+        };
+        if dir.is_empty() {
+            return;
+        }
+        if self.dirs.len() >= DIRS_MAX {
+            self.dirs.clear();
+        }
+        let path: Arc<[u8]> = join_components(dir, false).into();
+        self.dirs.insert(h.dir_slot, (h.dir_gen, path));
     }
 
     /// The event of an open record whose path is resolved.
@@ -335,6 +407,7 @@ const TRUNC_RAW: u8 = types::of_trunc::OF_TRUNC_RAW.0 as u8;
 const TRUNC_PATH: u8 = types::of_trunc::OF_TRUNC_PATH.0 as u8;
 const PATH_DELETED: u8 = types::of_trunc::OF_PATH_DELETED.0 as u8;
 const PATH_PSEUDO: u8 = types::of_trunc::OF_PATH_PSEUDO.0 as u8;
+const PATH_CACHED: u8 = types::of_trunc::OF_PATH_CACHED.0 as u8;
 
 /// A record user space cannot make sense of: a BPF/user-space mismatch, never expected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
