@@ -263,7 +263,10 @@ impl Decoder {
     fn define_dir(&mut self, h: &Hdr, source: PathSource, comps: &[u8]) {
         let dir = match source {
             PathSource::File if h.trunc & (TRUNC_PATH | PATH_PSEUDO) == 0 => {
-                let leaf = comps.iter().position(|&b| b == 0).map_or(comps.len(), |n| n + 1);
+                let leaf = comps
+                    .iter()
+                    .position(|&b| b == 0)
+                    .map_or(comps.len(), |n| n + 1);
                 &comps[leaf..]
             }
             PathSource::Cwd | PathSource::Dirfd if h.trunc & TRUNC_PATH == 0 => comps,
@@ -645,6 +648,90 @@ mod tests {
         assert_eq!((e.pid, e.tid, e.ppid, e.uid, e.gid), (10, 11, 1, 1000, 100));
         assert_eq!(e.dirfd, Some(-100));
         assert!(!e.path_truncated);
+    }
+
+    /// A record that defines a directory slot, then records that use it: a file in it (leaf
+    /// only), a failed relative open from it (no components), an unlinked file in it.
+    #[test]
+    fn cached_directories_are_joined_from_the_slot_their_defining_record_named() {
+        let mut d = Decoder::default();
+        let mut def = hdr(Syscall::Openat, PathSource::File);
+        (def.dir_slot, def.dir_gen) = (7, 1);
+        let rec = record(def, b"a.conf", &["a.conf", "app", "etc"]);
+        assert_eq!(
+            d.decode(&rec, 0).unwrap().path.as_bytes(),
+            b"/etc/app/a.conf"
+        );
+
+        let mut hit = hdr(Syscall::Openat, PathSource::File);
+        (hit.dir_slot, hit.dir_gen, hit.trunc) = (7, 1, PATH_CACHED);
+        let rec = record(hit, b"/etc/app/b.conf", &["b.conf"]);
+        // Twice: the second from the decoder's map of walks, keyed with the slot and fill.
+        for _ in 0..2 {
+            assert_eq!(
+                d.decode(&rec, 0).unwrap().path.as_bytes(),
+                b"/etc/app/b.conf"
+            );
+        }
+        let mut gone = hit;
+        gone.trunc |= PATH_DELETED;
+        let rec = record(gone, b"/etc/app/c", &["c"]);
+        assert_eq!(
+            d.decode(&rec, 0).unwrap().path.as_bytes(),
+            b"/etc/app/c (deleted)"
+        );
+
+        let mut cwd = hdr(Syscall::Openat, PathSource::Cwd);
+        (cwd.dir_slot, cwd.dir_gen, cwd.trunc, cwd.ret) = (7, 1, PATH_CACHED, -2);
+        let rec = record(cwd, b"../x", &[]);
+        let e = d.decode(&rec, 0).unwrap();
+        assert_eq!(
+            (e.path.as_bytes(), e.path_source),
+            (&b"/etc/x"[..], PathSource::Cwd)
+        );
+        assert_eq!(d.unknown_dirs, 0);
+    }
+
+    /// A slot redefined (a rename made the kernel walk again): later records name the new fill
+    /// and get the new path, even for the same leaf bytes.
+    #[test]
+    fn a_redefined_slot_gives_its_new_path() {
+        let mut d = Decoder::default();
+        let mut def = hdr(Syscall::Openat, PathSource::Cwd);
+        (def.dir_slot, def.dir_gen, def.ret) = (3, 1, -2);
+        d.decode(&record(def, b"x", &["old", "tmp"]), 0).unwrap();
+        let mut hit = hdr(Syscall::Openat, PathSource::File);
+        (hit.dir_slot, hit.dir_gen, hit.trunc) = (3, 1, PATH_CACHED);
+        let rec = record(hit, b"leaf", &["leaf"]);
+        assert_eq!(d.decode(&rec, 0).unwrap().path.as_bytes(), b"/tmp/old/leaf");
+        (def.dir_gen, hit.dir_gen) = (2, 2);
+        d.decode(&record(def, b"x", &["new", "tmp"]), 0).unwrap();
+        let rec = record(hit, b"leaf", &["leaf"]);
+        assert_eq!(d.decode(&rec, 0).unwrap().path.as_bytes(), b"/tmp/new/leaf");
+    }
+
+    /// A record using a slot this decoder never saw defined, or an older fill of it (its
+    /// defining record was lost): never another directory's path; the raw path, unresolved.
+    #[test]
+    fn a_slot_never_seen_defined_leaves_the_path_unresolved() {
+        let mut d = Decoder::default();
+        let mut hit = hdr(Syscall::Openat, PathSource::File);
+        (hit.dir_slot, hit.dir_gen, hit.trunc) = (9, 4, PATH_CACHED);
+        let rec = record(hit, b"rel/leaf", &["leaf"]);
+        let e = d.decode(&rec, 0).unwrap();
+        assert_eq!(
+            (e.path.as_bytes(), e.path_source),
+            (&b"rel/leaf"[..], PathSource::Unresolved)
+        );
+        let mut def = hdr(Syscall::Openat, PathSource::File);
+        (def.dir_slot, def.dir_gen) = (9, 3);
+        d.decode(&record(def, b"/a/f", &["f", "a"]), 0).unwrap();
+        let e = d.decode(&rec, 0).unwrap();
+        assert_eq!(
+            (e.path.as_bytes(), e.path_source),
+            (&b"rel/leaf"[..], PathSource::Unresolved)
+        );
+        assert_eq!(d.unknown_dirs, 2);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Live capture (issue #10): the resolved path follows the file system as it is at each open.
-//! These guard any shortcut the probes take to resolve directories faster (a cached prefix must
-//! never outlive a rename). Root only; filtered by our pid and our temp paths.
+//! These guard the probes' directory path cache (bpf/opens.bpf.c): a cached directory must never
+//! outlive a rename, a directory replaced at the same place, another root or another mount of
+//! the same tree. The cache is per CPU, so every opener here is pinned to one CPU: the second
+//! open of a directory is then a cache hit for sure. Root only; filtered by our pids and paths.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -27,6 +29,122 @@ fn close(fd: i32) {
     }
 }
 
+/// Pins the calling thread to CPU 0 until dropped (the probes' cache is per CPU).
+struct Pinned(libc::cpu_set_t);
+
+impl Pinned {
+    fn cpu0() -> Pinned {
+        // SAFETY: cpu_set_t is plain data; the calls only read and write these sets.
+        unsafe {
+            let mut old: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(
+                libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut old),
+                0
+            );
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut one);
+            assert_eq!(
+                libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one),
+                0
+            );
+            Pinned(old)
+        }
+    }
+}
+
+impl Drop for Pinned {
+    fn drop(&mut self) {
+        // SAFETY: restores the set read in `cpu0`.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.0) };
+    }
+}
+
+/// What a forked child does, with only raw syscalls on memory prepared before the fork.
+enum Step {
+    Chroot(CString),
+    Chdir(CString),
+    /// A private mount namespace, then `mount --bind FROM TO` in it.
+    BindMount(CString, CString),
+    Open(CString),
+    Rename(CString, CString),
+}
+
+/// Runs `steps` in a forked child pinned to CPU 0; returns its pid once it exited 0.
+fn in_child(steps: &[Step]) -> u32 {
+    // SAFETY: the child makes raw syscalls on CStrings owned by `steps`, then _exits.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        // SAFETY: as above.
+        unsafe {
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(0, &mut one);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &one) != 0 {
+                libc::_exit(10);
+            }
+            for (i, step) in steps.iter().enumerate() {
+                let ok = match step {
+                    Step::Chroot(p) => libc::chroot(p.as_ptr()) == 0,
+                    Step::Chdir(p) => libc::chdir(p.as_ptr()) == 0,
+                    Step::BindMount(from, to) => {
+                        libc::unshare(libc::CLONE_NEWNS) == 0
+                            && libc::mount(
+                                c"none".as_ptr(),
+                                c"/".as_ptr(),
+                                std::ptr::null(),
+                                libc::MS_REC | libc::MS_PRIVATE,
+                                std::ptr::null(),
+                            ) == 0
+                            && libc::mount(
+                                from.as_ptr(),
+                                to.as_ptr(),
+                                std::ptr::null(),
+                                libc::MS_BIND,
+                                std::ptr::null(),
+                            ) == 0
+                    }
+                    Step::Open(p) => {
+                        let fd = libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                        if fd >= 0 {
+                            libc::close(fd);
+                        }
+                        true
+                    }
+                    Step::Rename(a, b) => libc::rename(a.as_ptr(), b.as_ptr()) == 0,
+                };
+                if !ok {
+                    libc::_exit(20 + i as i32);
+                }
+            }
+            libc::_exit(0);
+        }
+    }
+    let mut status = 0;
+    // SAFETY: waiting for the child just forked.
+    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "child failed at step {}",
+        libc::WEXITSTATUS(status) - 20
+    );
+    pid as u32
+}
+
+fn cstr(p: impl AsRef<Path>) -> CString {
+    CString::new(p.as_ref().as_os_str().as_bytes()).expect("no NUL")
+}
+
+/// (pid, path, source) of the events of `pids` under `under`, in order.
+fn paths_of(store: &TempStore, pids: &[u32], under: &Path) -> Vec<(u32, String, PathSource)> {
+    let under = under.as_os_str().as_bytes();
+    read_store(&store.dir)
+        .into_iter()
+        .filter(|e| pids.contains(&e.pid))
+        .filter(|e| e.path.as_bytes().starts_with(under) || e.path_source == PathSource::File)
+        .map(|e| (e.pid, e.path.lossy().into_owned(), e.path_source))
+        .collect()
+}
+
 /// A directory renamed between two opens of the same file: the second open is recorded under
 /// the new name, both by absolute path and through a directory fd opened before the rename (a
 /// failed relative open there too); a new directory created at the old name is its own path.
@@ -43,6 +161,7 @@ fn renamed_directory_is_recorded_under_its_new_name() {
     std::fs::write(old.join("leaf.txt"), b"x").expect("write");
 
     let rec = Recorder::start(&store, &[]);
+    let _pin = Pinned::cpu0();
     // Warm whatever the probes keep: the same directory, several times.
     for _ in 0..3 {
         let fd = open_path(&old.join("leaf.txt"));
@@ -93,4 +212,186 @@ fn renamed_directory_is_recorded_under_its_new_name() {
         (s(&old.join("leaf.txt")), PathSource::File),
     ];
     assert_eq!(got, want);
+}
+
+/// A directory removed and another made in its parent with a name of the same length (its
+/// dentry is likely the freed one, reused): opens there are recorded under the new name. Done
+/// over and over so that a reused dentry address is certain to come up.
+#[test]
+fn directory_replaced_by_another_of_the_same_name_length_is_recorded_under_its_name() {
+    if !helpers::live_capture_available(
+        "directory_replaced_by_another_of_the_same_name_length_is_recorded_under_its_name",
+    ) {
+        return;
+    }
+    let store = TempStore::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = std::fs::canonicalize(work.path()).expect("canonical temp dir");
+    let rec = Recorder::start(&store, &[]);
+    let _pin = Pinned::cpu0();
+    let mut want = Vec::new();
+    for i in 0..40 {
+        let dir = root.join(format!("d{i:03}"));
+        std::fs::create_dir(&dir).expect("mkdir");
+        let leaf = dir.join("leaf");
+        std::fs::write(&leaf, b"x").expect("write");
+        for _ in 0..3 {
+            let fd = open_path(&leaf);
+            assert!(fd >= 0, "open {}", leaf.display());
+            close(fd);
+        }
+        std::fs::remove_dir_all(&dir).expect("rm");
+        // Written once, opened three times; then the removal lists the directory.
+        want.extend(vec![leaf.display().to_string(); 4]);
+        want.push(dir.display().to_string());
+    }
+    rec.stop();
+    let me = std::process::id();
+    let got: Vec<String> = paths_of(&store, &[me], &root)
+        .into_iter()
+        .filter(|(_, p, s)| *s == PathSource::File && p.starts_with(&*root.to_string_lossy()))
+        .map(|(_, p, _)| p)
+        .collect();
+    assert!(
+        got == want,
+        "got {} paths: {:?}…",
+        got.len(),
+        &got[..got.len().min(12)]
+    );
+}
+
+/// One directory opened from the host, from a chrooted process whose root is above it, and from
+/// the host again, all on one CPU: each path is relative to its opener's root.
+#[test]
+fn one_directory_seen_from_a_chroot_is_relative_to_that_root() {
+    if !helpers::live_capture_available("one_directory_seen_from_a_chroot_is_relative_to_that_root")
+    {
+        return;
+    }
+    let store = TempStore::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = std::fs::canonicalize(work.path()).expect("canonical temp dir");
+    let sub = root.join("jail/etc/conf");
+    std::fs::create_dir_all(&sub).expect("mkdir");
+    std::fs::write(sub.join("leaf"), b"x").expect("write");
+    let host_path = sub.join("leaf");
+    let rec = Recorder::start(&store, &[]);
+    let _pin = Pinned::cpu0();
+    let host = || {
+        for _ in 0..3 {
+            let fd = open_path(&host_path);
+            assert!(fd >= 0, "open from the host");
+            close(fd);
+        }
+    };
+    host();
+    let child = in_child(&[
+        Step::Chroot(cstr(root.join("jail"))),
+        Step::Chdir(c"/".into()),
+        Step::Open(c"/etc/conf/leaf".into()),
+        Step::Open(c"/etc/conf/leaf".into()),
+        Step::Open(c"/etc/conf/leaf".into()),
+    ]);
+    host();
+    rec.stop();
+    let me = std::process::id();
+    let got: Vec<(u32, String)> = paths_of(&store, &[me, child], &root)
+        .into_iter()
+        .filter(|(_, p, _)| p.ends_with("/etc/conf/leaf"))
+        .map(|(pid, p, _)| (pid, p))
+        .collect();
+    let h = host_path.display().to_string();
+    let c = "/etc/conf/leaf".to_string();
+    let want: Vec<(u32, String)> = [(me, &h); 3]
+        .into_iter()
+        .chain([(child, &c); 3])
+        .chain([(me, &h); 3])
+        .map(|(p, s)| (p, s.clone()))
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// The same directory reached through a bind mount (another mount of the same dentries) and
+/// through its own path, on one CPU: each open is recorded under the path it was made by.
+#[test]
+fn one_directory_through_a_bind_mount_is_recorded_under_each_mount() {
+    if !helpers::live_capture_available(
+        "one_directory_through_a_bind_mount_is_recorded_under_each_mount",
+    ) {
+        return;
+    }
+    let store = TempStore::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = std::fs::canonicalize(work.path()).expect("canonical temp dir");
+    let real = root.join("real/dir");
+    let bound = root.join("bound");
+    std::fs::create_dir_all(&real).expect("mkdir");
+    std::fs::create_dir_all(&bound).expect("mkdir");
+    std::fs::write(real.join("leaf"), b"x").expect("write");
+    let rec = Recorder::start(&store, &[]);
+    let (a, b) = (real.join("leaf"), bound.join("leaf"));
+    let child = in_child(&[
+        Step::Open(cstr(&a)),
+        Step::Open(cstr(&a)),
+        Step::BindMount(cstr(&real), cstr(&bound)),
+        Step::Open(cstr(&b)),
+        Step::Open(cstr(&b)),
+        Step::Open(cstr(&a)),
+        Step::Open(cstr(&b)),
+    ]);
+    rec.stop();
+    let got: Vec<String> = paths_of(&store, &[child], &root)
+        .into_iter()
+        .filter(|(_, p, _)| p.ends_with("/leaf"))
+        .map(|(_, p, _)| p)
+        .collect();
+    let (a, b) = (a.display().to_string(), b.display().to_string());
+    assert_eq!(got, vec![a.clone(), a.clone(), b.clone(), b.clone(), a, b]);
+}
+
+/// A process whose cwd's parent is renamed: its failed relative opens (walked from the cwd) and
+/// its successful ones are recorded under the new name, on one CPU.
+#[test]
+fn cwd_under_a_renamed_directory_is_recorded_under_its_new_name() {
+    if !helpers::live_capture_available(
+        "cwd_under_a_renamed_directory_is_recorded_under_its_new_name",
+    ) {
+        return;
+    }
+    let store = TempStore::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = std::fs::canonicalize(work.path()).expect("canonical temp dir");
+    let old = root.join("old/cwd");
+    std::fs::create_dir_all(&old).expect("mkdir");
+    std::fs::write(old.join("leaf"), b"x").expect("write");
+    let rec = Recorder::start(&store, &[]);
+    let child = in_child(&[
+        Step::Chdir(cstr(&old)),
+        Step::Open(c"absent".into()),
+        Step::Open(c"absent".into()),
+        Step::Open(c"leaf".into()),
+        Step::Rename(cstr(root.join("old")), cstr(root.join("new"))),
+        Step::Open(c"absent".into()),
+        Step::Open(c"leaf".into()),
+    ]);
+    rec.stop();
+    let got: Vec<(String, PathSource)> = paths_of(&store, &[child], &root)
+        .into_iter()
+        .filter(|(_, p, _)| p.starts_with(&*root.to_string_lossy()))
+        .map(|(_, p, s)| (p, s))
+        .collect();
+    let (o, n) = (
+        old.display().to_string(),
+        root.join("new/cwd").display().to_string(),
+    );
+    assert_eq!(
+        got,
+        vec![
+            (format!("{o}/absent"), PathSource::Cwd),
+            (format!("{o}/absent"), PathSource::Cwd),
+            (format!("{o}/leaf"), PathSource::File),
+            (format!("{n}/absent"), PathSource::Cwd),
+            (format!("{n}/leaf"), PathSource::File),
+        ]
+    );
 }
