@@ -21,23 +21,46 @@ use std::time::Instant;
 use open_forensics::capture::decode::{self, Record};
 use open_forensics::capture::pipeline::Batch;
 use open_forensics::capture::proctable::ProcTable;
-use open_forensics::capture::skel::types::{of_event_hdr, of_rec_kind};
+use open_forensics::capture::skel::types::{of_event_hdr, of_rec_kind, of_trunc};
 use open_forensics::event::{Event, PathSource};
 use open_forensics::store::{RotateConfig, Writer};
 
-/// One open as the kernel sends it: header, raw path, resolved components leaf first.
-fn encode(ev: &Event, out: &mut Batch) {
-    let comps: &[u8] = match ev.path_source {
-        PathSource::File => ev.path.as_bytes(),
+/// One open as the kernel sends it: header, raw path, resolved components leaf first — through
+/// the probes' directory cache as in its steady state: a directory's first open defines its slot
+/// (every component), later ones send the leaf only (`dirs`: directory → slot id).
+fn encode(ev: &Event, dirs: &mut HashMap<Vec<u8>, u32>, out: &mut Batch) {
+    let (comps, has_leaf): (&[u8], bool) = match ev.path_source {
+        PathSource::File => (ev.path.as_bytes(), true),
         // A failed relative open carries its cwd.
-        PathSource::Cwd | PathSource::Dirfd => b"/home/dev/src/project",
-        PathSource::Raw | PathSource::Unresolved => b"",
+        PathSource::Cwd | PathSource::Dirfd => (b"/home/dev/src/project", false),
+        PathSource::Raw | PathSource::Unresolved => (b"", false),
     };
     let mut tail = ev.raw_path.as_bytes().to_vec();
     let raw_len = tail.len();
-    for c in comps.split(|&b| b == b'/').filter(|c| !c.is_empty()).rev() {
-        tail.extend_from_slice(c);
+    let (dir, leaf) = match comps.iter().rposition(|&b| b == b'/') {
+        Some(i) if has_leaf => (&comps[..i], &comps[i + 1..]),
+        _ => (comps, &b""[..]),
+    };
+    let (mut dir_slot, mut cached) = (0, false);
+    if !dir.is_empty() {
+        let next = dirs.len() as u32 + 1;
+        match dirs.get(dir) {
+            Some(&id) => (dir_slot, cached) = (id, true),
+            None => {
+                dirs.insert(dir.to_vec(), next);
+                dir_slot = next;
+            }
+        }
+    }
+    let walked = if cached { leaf } else { comps };
+    if cached && !leaf.is_empty() {
+        tail.extend_from_slice(leaf);
         tail.push(0);
+    } else if !cached {
+        for c in walked.split(|&b| b == b'/').filter(|c| !c.is_empty()).rev() {
+            tail.extend_from_slice(c);
+            tail.push(0);
+        }
     }
     let mut comm = [0i8; 16];
     for (d, s) in comm.iter_mut().zip(ev.comm.as_bytes()) {
@@ -63,8 +86,14 @@ fn encode(ev: &Event, out: &mut Batch) {
         syscall: ev.syscall.code(),
         path_source: ev.path_source.code(),
         has_dirfd: u8::from(ev.dirfd.is_some()),
-        trunc: 0,
+        trunc: if cached {
+            of_trunc::OF_PATH_CACHED.0 as u8
+        } else {
+            0
+        },
         comm,
+        dir_slot,
+        dir_gen: u32::from(dir_slot != 0),
     };
     let mut rec = vec![0u8; std::mem::size_of::<of_event_hdr>()];
     // SAFETY: `rec` has exactly the header's size; write_unaligned needs no alignment.
@@ -109,8 +138,25 @@ fn main() {
         .unwrap_or(500_000);
     let mut w = common::Workload::new(42);
     let mut batch = Batch::with_capacity(n * 200);
+    let mut dirs = HashMap::new();
+    let mut paths = Vec::with_capacity(n);
     for _ in 0..n {
-        encode(&w.next_event(), &mut batch);
+        let ev = w.next_event();
+        encode(&ev, &mut dirs, &mut batch);
+        paths.push((ev.path_source == PathSource::File).then_some(ev.path));
+    }
+    // The encoding is the kernel's, cached directories included: walked files decode to the
+    // same paths (failed relative opens get the bench's own cwd).
+    let mut decoder = decode::Decoder::default();
+    for (rec, want) in batch.records().zip(&paths) {
+        match decoder.decode_any(rec, 0) {
+            Ok(Record::Open(ev, _)) => {
+                if let Some(want) = want {
+                    assert_eq!(ev.path.as_bytes(), want.as_bytes());
+                }
+            }
+            other => panic!("record decodes to {other:?}"),
+        }
     }
     println!(
         "decode bench: {n} records, {} bytes ({:.0} per record)",
