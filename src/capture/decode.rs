@@ -173,24 +173,13 @@ impl Decoder {
         let walk_cut = h.trunc & TRUNC_PATH != 0;
         // The directory part from the kernel's cache: the leaf (or nothing) is in the record.
         let cached = h.dir_slot != 0 && h.trunc & PATH_CACHED != 0;
-        let dir = if cached {
-            match self.dirs.get(&h.dir_slot) {
-                Some((gen, p)) if *gen == h.dir_gen => Some(p.clone()),
-                _ => {
-                    self.unknown_dirs += 1;
-                    path_source = PathSource::Unresolved;
-                    None
-                }
-            }
-        } else {
-            None
-        };
         if h.dir_slot != 0 && !cached {
             self.define_dir(h, path_source, comps);
         }
         let plain_walk = path_source == PathSource::File
             && h.trunc & (TRUNC_PATH | PATH_PSEUDO | PATH_DELETED) == 0;
-        // The walk's bytes, and for a cached directory its slot and fill: what the path is a
+        // The walk's bytes, and for a cached directory its slot and fill (one fill of a slot is
+        // one directory path for as long as the probes are loaded): what the path is a
         // function of.
         let mut key = std::mem::take(&mut self.key);
         if plain_walk {
@@ -208,6 +197,19 @@ impl Decoder {
                 return Ok(self.event(h, syscall, path_source, resolved, raw, anchor_ns));
             }
         }
+        let dir = if cached {
+            match self.dirs.get(&h.dir_slot) {
+                Some((gen, p)) if *gen == h.dir_gen => Some(p.clone()),
+                _ => {
+                    self.unknown_dirs += 1;
+                    path_source = PathSource::Unresolved;
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let plain_walk = plain_walk && path_source == PathSource::File;
         let mut path = std::mem::take(&mut self.path);
         path.clear();
         match path_source {

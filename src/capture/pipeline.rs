@@ -507,6 +507,14 @@ pub fn run(
         }
     }
     reorder.release(i64::MAX, |ev| em.emit(ev))?;
+    if decoder.unknown_dirs > 0 {
+        // Only after a lost defining record (counted as ringbuf_full): those opens keep their
+        // raw path, unresolved.
+        super::debug(&format!(
+            "{} opens named a directory cache slot whose defining record was lost",
+            decoder.unknown_dirs
+        ));
+    }
     if let Some(engine) = em.engine.as_mut() {
         // Throttle summaries of windows still open: replay emits them at its end too.
         let (alerts, by_rule) = (&em.alerts, &mut em.counters.alerts_by_rule);
