@@ -452,6 +452,44 @@ static __always_inline __u32 dir_slot_of(struct dentry *d)
 }
 
 /*
+ * Whether the live chain from `dir` up to the task's root is the slot's, level by level: 1 yes,
+ * 0 no, -1 a mount crossing on the way (the caller checks through walk_step, which crosses). A
+ * plain bounded loop with the slot in a register: through bpf_loop each level looks the slot up
+ * again (a map value pointer kept in the callback's context defeats the verifier's pruning), and
+ * crossing mounts inside this loop made the verifier give up too. ~40 ns less per open (BPF stats).
+ */
+static __always_inline int check_dir(struct of_dir_slot *s, struct dentry *dir,
+				      struct vfsmount *vfsmnt, struct dentry *root_dentry,
+				      struct vfsmount *root_mnt)
+{
+	struct dentry *d = bpf_core_cast(dir, struct dentry);
+	struct vfsmount *vm = vfsmnt;
+	struct dentry *mnt_root = bpf_core_cast(vfsmnt, struct vfsmount)->mnt_root;
+	__u32 steps = s->steps, i = 0, n;
+
+#pragma clang loop unroll(disable)
+	for (n = 0; n < 2 * OF_DIR_DEPTH; n++) {
+		struct dentry *parent;
+		struct of_dir_link *l;
+
+		if (d == root_dentry && vm == root_mnt)
+			return i == steps;
+		parent = d->d_parent;
+		if (d == mnt_root || d == parent)
+			return -1;
+		if (i >= steps || i >= OF_DIR_DEPTH)
+			return 0;
+		l = &s->chain[i];
+		if (l->dentry != (__u64)d || l->mnt != (__u64)vm ||
+		    l->hash_len != d->d_name.hash_len || l->seq != d->d_seq.seqcount.sequence)
+			return 0;
+		i++;
+		d = parent;
+	}
+	return 0;
+}
+
+/*
  * Walks the directory `dir` up to the task's root through the cache, its components going to
  * e->data at base + off (after a leaf already there); returns the component bytes in all.
  * A hit writes nothing and marks the header OF_PATH_CACHED; a miss walks, records the slot
@@ -475,10 +513,15 @@ static __always_inline __u32 walk_dir(struct task_struct *task, struct dentry *d
 	if (!s)
 		return off;
 	if (s->steps) {
-		w.mode = WALK_CHECK;
-		walk_start(&w, dir, vfsmnt);
-		bpf_loop(2 * OF_DIR_DEPTH, walk_step, &w, 0);
-		if (w.done && !w.miss && w.steps == s->steps) {
+		int fast = check_dir(s, dir, vfsmnt, w.root_dentry, w.root_mnt);
+
+		if (fast < 0) {
+			w.mode = WALK_CHECK;
+			walk_start(&w, dir, vfsmnt);
+			bpf_loop(2 * OF_DIR_DEPTH, walk_step, &w, 0);
+			fast = w.done && !w.miss && w.steps == s->steps;
+		}
+		if (fast > 0) {
 			h->trunc |= OF_PATH_CACHED;
 			h->dir_slot = id;
 			h->dir_gen = s->gen;

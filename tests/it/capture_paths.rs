@@ -65,6 +65,11 @@ enum Step {
     Chdir(CString),
     /// A private mount namespace, then `mount --bind FROM TO` in it.
     BindMount(CString, CString),
+    /// A private mount namespace, then a tmpfs mounted at the path.
+    Tmpfs(CString),
+    Mkdir(CString),
+    /// Creates (or truncates) a file.
+    Create(CString),
     Open(CString),
     Rename(CString, CString),
 }
@@ -102,6 +107,32 @@ fn in_child(steps: &[Step]) -> u32 {
                                 libc::MS_BIND,
                                 std::ptr::null(),
                             ) == 0
+                    }
+                    Step::Tmpfs(at) => {
+                        libc::unshare(libc::CLONE_NEWNS) == 0
+                            && libc::mount(
+                                c"none".as_ptr(),
+                                c"/".as_ptr(),
+                                std::ptr::null(),
+                                libc::MS_REC | libc::MS_PRIVATE,
+                                std::ptr::null(),
+                            ) == 0
+                            && libc::mount(
+                                c"tmpfs".as_ptr(),
+                                at.as_ptr(),
+                                c"tmpfs".as_ptr(),
+                                0,
+                                std::ptr::null(),
+                            ) == 0
+                    }
+                    Step::Mkdir(p) => libc::mkdir(p.as_ptr(), 0o700) == 0,
+                    Step::Create(p) => {
+                        let fd = libc::open(
+                            p.as_ptr(),
+                            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_CLOEXEC,
+                            0o600,
+                        );
+                        fd >= 0 && libc::close(fd) == 0
                     }
                     Step::Open(p) => {
                         let fd = libc::open(p.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
@@ -394,4 +425,49 @@ fn cwd_under_a_renamed_directory_is_recorded_under_its_new_name() {
             (format!("{n}/leaf"), PathSource::File),
         ]
     );
+}
+
+/// Directories on both sides of a mount crossing (a tmpfs mounted inside the tree: the walk goes
+/// from its root to its mountpoint) renamed between opens, on one CPU: first one on the tmpfs, then
+/// one above the mountpoint; each time the open is recorded under the new names.
+#[test]
+fn renamed_directory_beyond_a_mount_is_recorded_under_its_new_name() {
+    if !helpers::live_capture_available(
+        "renamed_directory_beyond_a_mount_is_recorded_under_its_new_name",
+    ) {
+        return;
+    }
+    let store = TempStore::new();
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = std::fs::canonicalize(work.path()).expect("canonical temp dir");
+    let mnt = root.join("up/mnt");
+    std::fs::create_dir_all(&mnt).expect("mkdir");
+    let (old, new) = (mnt.join("old"), mnt.join("new"));
+    let moved = root.join("down/mnt/new/deep/leaf");
+    let rec = Recorder::start(&store, &[]);
+    let child = in_child(&[
+        Step::Tmpfs(cstr(&mnt)),
+        Step::Mkdir(cstr(&old)),
+        Step::Mkdir(cstr(old.join("deep"))),
+        Step::Create(cstr(old.join("deep/leaf"))),
+        Step::Open(cstr(old.join("deep/leaf"))),
+        Step::Rename(cstr(&old), cstr(&new)),
+        Step::Open(cstr(new.join("deep/leaf"))),
+        Step::Open(cstr(new.join("deep/leaf"))),
+        Step::Rename(cstr(root.join("up")), cstr(root.join("down"))),
+        Step::Open(cstr(&moved)),
+        Step::Open(cstr(&moved)),
+    ]);
+    rec.stop();
+    let got: Vec<String> = paths_of(&store, &[child], &root)
+        .into_iter()
+        .filter(|(_, p, _)| p.ends_with("/leaf"))
+        .map(|(_, p, _)| p)
+        .collect();
+    let (o, n, m) = (
+        old.join("deep/leaf").display().to_string(),
+        new.join("deep/leaf").display().to_string(),
+        moved.display().to_string(),
+    );
+    assert_eq!(got, vec![o.clone(), o, n.clone(), n, m.clone(), m]);
 }
