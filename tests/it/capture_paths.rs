@@ -74,6 +74,21 @@ enum Step {
     Rename(CString, CString),
 }
 
+/// A mount namespace of the calling process's own, with nothing propagating out of it.
+///
+/// # Safety
+/// Raw syscalls only (it runs in a forked child).
+unsafe fn private_mounts() -> bool {
+    libc::unshare(libc::CLONE_NEWNS) == 0
+        && libc::mount(
+            c"none".as_ptr(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ) == 0
+}
+
 /// Runs `steps` in a forked child pinned to CPU 0; returns its pid once it exited 0.
 fn in_child(steps: &[Step]) -> u32 {
     // SAFETY: the child makes raw syscalls on CStrings owned by `steps`, then _exits.
@@ -92,14 +107,7 @@ fn in_child(steps: &[Step]) -> u32 {
                     Step::Chroot(p) => libc::chroot(p.as_ptr()) == 0,
                     Step::Chdir(p) => libc::chdir(p.as_ptr()) == 0,
                     Step::BindMount(from, to) => {
-                        libc::unshare(libc::CLONE_NEWNS) == 0
-                            && libc::mount(
-                                c"none".as_ptr(),
-                                c"/".as_ptr(),
-                                std::ptr::null(),
-                                libc::MS_REC | libc::MS_PRIVATE,
-                                std::ptr::null(),
-                            ) == 0
+                        private_mounts()
                             && libc::mount(
                                 from.as_ptr(),
                                 to.as_ptr(),
@@ -109,14 +117,7 @@ fn in_child(steps: &[Step]) -> u32 {
                             ) == 0
                     }
                     Step::Tmpfs(at) => {
-                        libc::unshare(libc::CLONE_NEWNS) == 0
-                            && libc::mount(
-                                c"none".as_ptr(),
-                                c"/".as_ptr(),
-                                std::ptr::null(),
-                                libc::MS_REC | libc::MS_PRIVATE,
-                                std::ptr::null(),
-                            ) == 0
+                        private_mounts()
                             && libc::mount(
                                 c"tmpfs".as_ptr(),
                                 at.as_ptr(),
@@ -161,8 +162,37 @@ fn in_child(steps: &[Step]) -> u32 {
     pid as u32
 }
 
+/// A test's store and its own canonical temp directory (None: no live capture here).
+struct Scene {
+    store: TempStore,
+    root: std::path::PathBuf,
+    _work: tempfile::TempDir,
+}
+
+fn scene(test: &str) -> Option<Scene> {
+    if !helpers::live_capture_available(test) {
+        return None;
+    }
+    let work = tempfile::tempdir().expect("tempdir");
+    let root = std::fs::canonicalize(work.path()).expect("canonical temp dir");
+    Some(Scene {
+        store: TempStore::new(),
+        root,
+        _work: work,
+    })
+}
+
 fn cstr(p: impl AsRef<Path>) -> CString {
     CString::new(p.as_ref().as_os_str().as_bytes()).expect("no NUL")
+}
+
+/// The paths of `pid`'s opens of files named `leaf`, in order.
+fn leaf_paths(store: &TempStore, pid: u32, under: &Path) -> Vec<String> {
+    paths_of(store, &[pid], under)
+        .into_iter()
+        .filter(|(_, p, _)| p.ends_with("/leaf"))
+        .map(|(_, p, _)| p)
+        .collect()
 }
 
 /// (pid, path, source) of the events of `pids` under `under`, in order.
@@ -181,12 +211,11 @@ fn paths_of(store: &TempStore, pids: &[u32], under: &Path) -> Vec<(u32, String, 
 /// failed relative open there too); a new directory created at the old name is its own path.
 #[test]
 fn renamed_directory_is_recorded_under_its_new_name() {
-    if !helpers::live_capture_available("renamed_directory_is_recorded_under_its_new_name") {
+    let Some(Scene { store, root, _work }) =
+        scene("renamed_directory_is_recorded_under_its_new_name")
+    else {
         return;
-    }
-    let store = TempStore::new();
-    let work = tempfile::tempdir().expect("tempdir");
-    let root = std::fs::canonicalize(work.path()).expect("canonical temp dir");
+    };
     let old = root.join("before/deep");
     std::fs::create_dir_all(&old).expect("mkdir");
     std::fs::write(old.join("leaf.txt"), b"x").expect("write");
@@ -250,14 +279,11 @@ fn renamed_directory_is_recorded_under_its_new_name() {
 /// over and over so that a reused dentry address is certain to come up.
 #[test]
 fn directory_replaced_by_another_of_the_same_name_length_is_recorded_under_its_name() {
-    if !helpers::live_capture_available(
-        "directory_replaced_by_another_of_the_same_name_length_is_recorded_under_its_name",
-    ) {
+    let Some(Scene { store, root, _work }) =
+        scene("directory_replaced_by_another_of_the_same_name_length_is_recorded_under_its_name")
+    else {
         return;
-    }
-    let store = TempStore::new();
-    let work = tempfile::tempdir().expect("tempdir");
-    let root = std::fs::canonicalize(work.path()).expect("canonical temp dir");
+    };
     let rec = Recorder::start(&store, &[]);
     let _pin = Pinned::cpu0();
     let mut want = Vec::new();
@@ -295,13 +321,11 @@ fn directory_replaced_by_another_of_the_same_name_length_is_recorded_under_its_n
 /// the host again, all on one CPU: each path is relative to its opener's root.
 #[test]
 fn one_directory_seen_from_a_chroot_is_relative_to_that_root() {
-    if !helpers::live_capture_available("one_directory_seen_from_a_chroot_is_relative_to_that_root")
-    {
+    let Some(Scene { store, root, _work }) =
+        scene("one_directory_seen_from_a_chroot_is_relative_to_that_root")
+    else {
         return;
-    }
-    let store = TempStore::new();
-    let work = tempfile::tempdir().expect("tempdir");
-    let root = std::fs::canonicalize(work.path()).expect("canonical temp dir");
+    };
     let sub = root.join("jail/etc/conf");
     std::fs::create_dir_all(&sub).expect("mkdir");
     std::fs::write(sub.join("leaf"), b"x").expect("write");
@@ -346,14 +370,11 @@ fn one_directory_seen_from_a_chroot_is_relative_to_that_root() {
 /// through its own path, on one CPU: each open is recorded under the path it was made by.
 #[test]
 fn one_directory_through_a_bind_mount_is_recorded_under_each_mount() {
-    if !helpers::live_capture_available(
-        "one_directory_through_a_bind_mount_is_recorded_under_each_mount",
-    ) {
+    let Some(Scene { store, root, _work }) =
+        scene("one_directory_through_a_bind_mount_is_recorded_under_each_mount")
+    else {
         return;
-    }
-    let store = TempStore::new();
-    let work = tempfile::tempdir().expect("tempdir");
-    let root = std::fs::canonicalize(work.path()).expect("canonical temp dir");
+    };
     let real = root.join("real/dir");
     let bound = root.join("bound");
     std::fs::create_dir_all(&real).expect("mkdir");
@@ -371,11 +392,7 @@ fn one_directory_through_a_bind_mount_is_recorded_under_each_mount() {
         Step::Open(cstr(&b)),
     ]);
     rec.stop();
-    let got: Vec<String> = paths_of(&store, &[child], &root)
-        .into_iter()
-        .filter(|(_, p, _)| p.ends_with("/leaf"))
-        .map(|(_, p, _)| p)
-        .collect();
+    let got = leaf_paths(&store, child, &root);
     let (a, b) = (a.display().to_string(), b.display().to_string());
     assert_eq!(got, vec![a.clone(), a.clone(), b.clone(), b.clone(), a, b]);
 }
@@ -384,14 +401,11 @@ fn one_directory_through_a_bind_mount_is_recorded_under_each_mount() {
 /// its successful ones are recorded under the new name, on one CPU.
 #[test]
 fn cwd_under_a_renamed_directory_is_recorded_under_its_new_name() {
-    if !helpers::live_capture_available(
-        "cwd_under_a_renamed_directory_is_recorded_under_its_new_name",
-    ) {
+    let Some(Scene { store, root, _work }) =
+        scene("cwd_under_a_renamed_directory_is_recorded_under_its_new_name")
+    else {
         return;
-    }
-    let store = TempStore::new();
-    let work = tempfile::tempdir().expect("tempdir");
-    let root = std::fs::canonicalize(work.path()).expect("canonical temp dir");
+    };
     let old = root.join("old/cwd");
     std::fs::create_dir_all(&old).expect("mkdir");
     std::fs::write(old.join("leaf"), b"x").expect("write");
@@ -432,14 +446,11 @@ fn cwd_under_a_renamed_directory_is_recorded_under_its_new_name() {
 /// one above the mountpoint; each time the open is recorded under the new names.
 #[test]
 fn renamed_directory_beyond_a_mount_is_recorded_under_its_new_name() {
-    if !helpers::live_capture_available(
-        "renamed_directory_beyond_a_mount_is_recorded_under_its_new_name",
-    ) {
+    let Some(Scene { store, root, _work }) =
+        scene("renamed_directory_beyond_a_mount_is_recorded_under_its_new_name")
+    else {
         return;
-    }
-    let store = TempStore::new();
-    let work = tempfile::tempdir().expect("tempdir");
-    let root = std::fs::canonicalize(work.path()).expect("canonical temp dir");
+    };
     let mnt = root.join("up/mnt");
     std::fs::create_dir_all(&mnt).expect("mkdir");
     let (old, new) = (mnt.join("old"), mnt.join("new"));
@@ -459,11 +470,7 @@ fn renamed_directory_beyond_a_mount_is_recorded_under_its_new_name() {
         Step::Open(cstr(&moved)),
     ]);
     rec.stop();
-    let got: Vec<String> = paths_of(&store, &[child], &root)
-        .into_iter()
-        .filter(|(_, p, _)| p.ends_with("/leaf"))
-        .map(|(_, p, _)| p)
-        .collect();
+    let got = leaf_paths(&store, child, &root);
     let (o, n, m) = (
         old.join("deep/leaf").display().to_string(),
         new.join("deep/leaf").display().to_string(),
