@@ -95,11 +95,17 @@ enum of_trunc {
 };
 
 /*
- * The directory path cache (bpf/opens.bpf.c): per CPU, this many slots. A record whose
- * dir_slot is not 0 either defines that slot (its components after the leaf are the directory,
- * walked now) or, with OF_PATH_CACHED, uses it. Slot ids are cpu * OF_DIR_SLOTS + slot + 1.
+ * The directory path cache (bpf/opens.bpf.c): per CPU, at most this many slots (user space
+ * sizes it at load, a power of two, so that its memory stays bounded on hosts with many CPUs).
+ * A record whose dir_slot is not 0 either defines that slot (its components after the leaf are
+ * the directory, walked now) or, with OF_PATH_CACHED, uses it. Slot ids are
+ * cpu * OF_DIR_SLOTS + slot + 1.
  */
 #define OF_DIR_SLOTS 512
+/* Limits user space sizes maps by: an enum, so that they reach Rust through BTF. */
+enum of_limits {
+	OF_LIMIT_DIR_SLOTS = OF_DIR_SLOTS,
+};
 /* Directory levels a slot validates; a deeper directory is walked every time. */
 #define OF_DIR_DEPTH 16
 

@@ -42,6 +42,8 @@ char LICENSE[] SEC("license") = "GPL";
 
 /* Set by user space before load. */
 const volatile __u32 targ_self_tgid = 0;
+/* Slots of of_dirs in use per CPU minus one (a power of two minus one, <= OF_DIR_SLOTS - 1). */
+const volatile __u32 dir_slots_mask = OF_DIR_SLOTS - 1;
 /* Wake the consumer once this much is waiting; otherwise it finds the data on its timed poll. */
 const volatile __u64 wakeup_min_bytes = 256 * 1024;
 
@@ -124,6 +126,7 @@ struct of_dir_slot {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	/* Resized by user space (a power of two up to this) before load. */
 	__uint(max_entries, OF_DIR_SLOTS);
 	__type(key, __u32);
 	__type(value, struct of_dir_slot);
@@ -139,6 +142,7 @@ struct of_abi {
 	enum of_path_source path_source;
 	enum of_trunc trunc;
 	enum of_loss_reason loss;
+	enum of_limits limits;
 } of_abi_unused = {};
 
 static __always_inline void count_loss(__u32 reason)
@@ -448,7 +452,7 @@ static __always_inline __u32 dir_slot_of(struct dentry *d)
 	 */
 	struct dentry *b = bpf_core_cast(d, struct dentry);
 
-	return (b->d_name.hash ^ (b->d_name.hash >> 9)) & (OF_DIR_SLOTS - 1);
+	return (b->d_name.hash ^ (b->d_name.hash >> 9)) & dir_slots_mask & (OF_DIR_SLOTS - 1);
 }
 
 /*

@@ -265,6 +265,20 @@ impl Batcher {
     }
 }
 
+/// Kernel memory the directory path cache may take in all (it is per CPU).
+const DIR_CACHE_BUDGET: usize = 16 << 20;
+
+/// Slots per CPU of the probes' directory cache: the most (512 = OF_DIR_SLOTS) that keeps the
+/// per-CPU array within [`DIR_CACHE_BUDGET`] for this many possible CPUs, a power of two, at
+/// least 32 (a 2-CPU host: 512, 266 KiB per CPU; 256 CPUs: 64, 8.3 MiB in all).
+fn dir_cache_slots(cpus: usize) -> u32 {
+    let slot = std::mem::size_of::<skel::types::of_dir_slot>();
+    let fit = DIR_CACHE_BUDGET / (cpus.max(1) * slot);
+    let most = skel::types::of_limits::OF_LIMIT_DIR_SLOTS.0;
+    let pow2 = if fit == 0 { 1 } else { 1 << fit.ilog2() };
+    (pow2 as u32).clamp(32, most)
+}
+
 /// Whether an eighth of the ring is used: then the consumer drains without pausing.
 fn ring_filling(batcher: &Batcher) -> bool {
     let Some(r) = batcher.ring else {
@@ -311,10 +325,16 @@ pub fn record(
         .ok_or_else(|| anyhow!("the BPF object has no read-only data"))?;
     rodata.targ_self_tgid = std::process::id();
     rodata.wakeup_min_bytes = u64::from(opts.ring_bytes / 4).min(4 << 20);
+    let slots = dir_cache_slots(libbpf_rs::num_possible_cpus().unwrap_or(1));
+    rodata.dir_slots_mask = slots - 1;
     open.maps
         .of_events
         .set_max_entries(opts.ring_bytes)
         .context("size the ring buffer")?;
+    open.maps
+        .of_dirs
+        .set_max_entries(slots)
+        .context("size the directory cache")?;
 
     let mut covered = Vec::new();
     let mut disabled: Vec<&str> = Vec::new();
@@ -497,4 +517,30 @@ pub fn record(
         warnings: s.warnings,
         outputs: outcome.outputs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The directory cache takes its full size on small hosts and shrinks, by powers of two, to
+    /// stay within its budget on large ones.
+    #[test]
+    fn directory_cache_stays_within_its_budget_for_any_cpu_count() {
+        let slot = std::mem::size_of::<skel::types::of_dir_slot>();
+        assert_eq!(dir_cache_slots(2), 512);
+        assert_eq!(dir_cache_slots(256), 64);
+        for cpus in [1, 2, 3, 8, 31, 64, 100, 256, 1024] {
+            let n = dir_cache_slots(cpus);
+            assert!(
+                n.is_power_of_two() && (32..=512).contains(&n),
+                "{cpus} CPUs: {n}"
+            );
+            assert!(
+                n == 32 || cpus * n as usize * slot <= DIR_CACHE_BUDGET,
+                "{cpus}: {n}"
+            );
+        }
+        assert_eq!(dir_cache_slots(100_000), 32);
+    }
 }
