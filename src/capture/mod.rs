@@ -9,11 +9,13 @@
 //! `wakeup_min_bytes` (a quarter of the ring, at most 4 MiB) wait in it; the consumer also polls
 //! every [`POLL`], so latency is bounded by time and a busy host costs few wakeups, not one per
 //! open. While records keep coming, the consumer drains in bursts [`DRAIN_PAUSE`] apart instead
-//! of chasing every record: each publication of the consumer position (libbpf makes one per
-//! record read) is a cache line the probes read on every reservation. Measured with BPF stats
-//! (`cargo bench --bench capture`, 1 thread): `sys_exit_openat` 340 → ~295 ns per run. Draining
-//! never pauses while an eighth of the ring is used, and the wakeup threshold stays above that,
-//! or every record past it would force a wakeup (pausing with a 256 KiB threshold: 540 ns).
+//! of chasing every record: a consumer right behind the probes reads the ring's cache lines
+//! (records, positions) while they are still being written. Measured with BPF stats (`cargo
+//! bench --bench capture`, 1 thread): `sys_exit_openat` 340 → ~295 ns per run; publishing the
+//! consumer position once per drain instead of libbpf's once per record (an own consumer, tried)
+//! gained nothing more. Draining never pauses while an eighth of the ring is used, and the wakeup
+//! threshold stays above that, or every record past it would force a wakeup (pausing with a
+//! 256 KiB threshold: 540 ns).
 
 pub mod decode;
 /// The benchmark's counting probes (not used by any command).
