@@ -472,7 +472,7 @@ static __always_inline int check_dir(struct of_dir_slot *s, struct dentry *dir,
 	__u32 steps = s->steps, i = 0, n;
 
 #pragma clang loop unroll(disable)
-	for (n = 0; n < 2 * OF_DIR_DEPTH; n++) {
+	for (n = 0; n <= OF_DIR_DEPTH; n++) {
 		struct dentry *parent;
 		struct of_dir_link *l;
 
@@ -588,6 +588,8 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 	__u32 path_len = 0;
 	__u64 size, flags;
 	struct file *f;
+	struct dentry *dir = NULL;
+	struct vfsmount *dir_mnt = NULL;
 
 	if (raw_len > OF_RAW_MAX - 1)
 		raw_len = OF_RAW_MAX - 1;
@@ -595,17 +597,22 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 	h->path_source = OF_PATH_UNRESOLVED;
 	h->dir_slot = 0;
 	h->dir_gen = 0;
+	/*
+	 * Where the directory walk starts, if there is one: each case only picks it, so that
+	 * walk_dir (and its bpf_loop callbacks, which the verifier walks per call site) is inlined
+	 * once, not once per case (each case its own copy cost ~100 ms of verification per program).
+	 */
 	if (ret >= 0) {
 		f = walk_fds ? fd_file(task, ret) : NULL;
 		if (f) {
 			struct dentry *d = f->f_path.dentry;
 
 			h->path_source = OF_PATH_FILE;
-			if (emit_leaf(task, d, f->f_path.mnt, raw_len, &path_len))
-				path_len = walk_dir(task, d->d_parent, f->f_path.mnt, raw_len,
-						    path_len, h);
+			dir_mnt = f->f_path.mnt;
+			if (emit_leaf(task, d, dir_mnt, raw_len, &path_len))
+				dir = d->d_parent;
 			else
-				path_len = walk_path(task, d, f->f_path.mnt, raw_len, &h->trunc);
+				path_len = walk_path(task, d, dir_mnt, raw_len, &h->trunc);
 			/* Unhashed: unlinked (or an O_TMPFILE), as d_path says with " (deleted)". */
 			if (!d->d_hash.pprev)
 				h->trunc |= OF_PATH_DELETED;
@@ -617,15 +624,17 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 			f = walk_fds ? fd_file(task, h->dirfd) : NULL;
 			if (f) {
 				h->path_source = OF_PATH_DIRFD;
-				path_len = walk_dir(task, f->f_path.dentry, f->f_path.mnt, raw_len,
-						    0, h);
+				dir = f->f_path.dentry;
+				dir_mnt = f->f_path.mnt;
 			}
 		} else if (walk_fds) {
 			h->path_source = OF_PATH_CWD;
-			path_len = walk_dir(task, task->fs->pwd.dentry, task->fs->pwd.mnt, raw_len,
-					    0, h);
+			dir = task->fs->pwd.dentry;
+			dir_mnt = task->fs->pwd.mnt;
 		}
 	}
+	if (dir)
+		path_len = walk_dir(task, dir, dir_mnt, raw_len, path_len, h);
 	if (path_len > OF_PATH_MAX)
 		path_len = OF_PATH_MAX;
 	h->raw_len = raw_len;
