@@ -28,7 +28,7 @@ run() {
 }
 run base
 run no-path 's/f = walk_fds \? fd_file\(task, ret\) : NULL;/f = NULL;/'
-run no-dir-walk 's/path_len = walk_dir\(task, d->d_parent, f->f_path.mnt, raw_len,\n\t\t\t\t\t\t    path_len, h\);/;/'
+run no-dir-walk 's/\tif \(dir\)\n\t\tpath_len = walk_dir/\tif (0)\n\t\tpath_len = walk_dir/'
 run no-user-path 's/n = bpf_probe_read_user_str\(e->data, OF_RAW_MAX, \(void \*\)path\);/n = 0;/'
 run no-ring 's/if \(bpf_ringbuf_output\(&of_events, e, size, flags\)\) \{/if (size == 77777) {/'
 run no-timestamp 's/h->ts_ns = bpf_ktime_get_boot_ns\(\);/h->ts_ns = 1;/'
