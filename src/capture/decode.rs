@@ -182,16 +182,18 @@ impl Decoder {
         // one directory path for as long as the probes are loaded): what the path is a
         // function of.
         let mut key = std::mem::take(&mut self.key);
-        if plain_walk {
+        if plain_walk && cached {
             key.clear();
             key.extend_from_slice(comps);
-            if cached {
-                key.extend_from_slice(&h.dir_slot.to_ne_bytes());
-                key.extend_from_slice(&h.dir_gen.to_ne_bytes());
-                // A walk's bytes always end in NUL: no uncached key ends like this.
-                key.push(0xff);
-            }
-            if let Some(p) = self.walked.get(&key[..]) {
+            key.extend_from_slice(&h.dir_slot.to_ne_bytes());
+            key.extend_from_slice(&h.dir_gen.to_ne_bytes());
+            // A walk's bytes always end in NUL: no uncached key ends like this.
+            key.push(0xff);
+        }
+        // An uncached walk is its own key: no copy.
+        let walk_key: &[u8] = if cached { &key } else { comps };
+        if plain_walk {
+            if let Some(p) = self.walked.get(walk_key) {
                 let resolved = Str::new(p.clone());
                 self.key = key;
                 return Ok(self.event(h, syscall, path_source, resolved, raw, anchor_ns));
@@ -253,7 +255,7 @@ impl Decoder {
             if self.walked.len() >= POOL_MAX {
                 self.walked.clear();
             }
-            self.walked.insert(key[..].into(), resolved.bytes.clone());
+            self.walked.insert(walk_key.into(), resolved.bytes.clone());
         }
         self.key = key;
         self.path = path;
