@@ -236,12 +236,17 @@ struct Batcher {
 }
 
 impl Batcher {
+    /// Bytes waiting in the kernel ring, if it is known.
+    fn ring_used(&self) -> Option<u64> {
+        // SAFETY: the ring belongs to the RingBuffer, which outlives every callback and the
+        // poll loop; `ring` is cleared before it is dropped. Two loads of its positions.
+        self.ring
+            .map(|r| unsafe { libbpf_sys::ring__avail_data_size(r.as_ptr()) })
+    }
+
     fn push(&mut self, rec: &[u8]) -> i32 {
         if self.batch.records == 0 {
-            if let Some(r) = self.ring {
-                // SAFETY: the ring belongs to the RingBuffer, which outlives every callback;
-                // `ring` is cleared before it is dropped. Two loads of its positions.
-                let used = unsafe { libbpf_sys::ring__avail_data_size(r.as_ptr()) };
+            if let Some(used) = self.ring_used() {
                 self.gauges.ring_peak.fetch_max(used, Ordering::Relaxed);
             }
         }
@@ -283,12 +288,9 @@ fn dir_cache_slots(cpus: usize) -> u32 {
 
 /// Whether an eighth of the ring is used: then the consumer drains without pausing.
 fn ring_filling(batcher: &Batcher) -> bool {
-    let Some(r) = batcher.ring else {
-        return true;
-    };
-    // SAFETY: as in `Batcher::push`: the ring outlives the loop that calls this.
-    let used = unsafe { libbpf_sys::ring__avail_data_size(r.as_ptr()) };
-    used >= batcher.gauges.ring_size.load(Ordering::Relaxed) / 8
+    batcher
+        .ring_used()
+        .is_none_or(|used| used >= batcher.gauges.ring_size.load(Ordering::Relaxed) / 8)
 }
 
 /// EPERM (a privilege problem) and EACCES (the verifier rejected a program) share an ErrorKind;
