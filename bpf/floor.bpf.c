@@ -8,6 +8,7 @@
  */
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -29,10 +30,19 @@ static __always_inline int count(void)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_openat")
-int floor_sys_exit_openat(void *ctx)
+/* As the recorder's default syscall probe: every syscall's exit, the opens picked by number. */
+SEC("tp_btf/sys_exit")
+int BPF_PROG(floor_sys_exit, struct pt_regs *regs, long ret)
 {
-	return count();
+	switch (regs->orig_ax) {
+	case 2:
+	case 85:
+	case 257:
+	case 304:
+	case 437:
+		return count();
+	}
+	return 0;
 }
 
 SEC("tp_btf/io_uring_complete")

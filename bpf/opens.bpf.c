@@ -159,26 +159,29 @@ static __always_inline struct task_struct *current_task(void)
 }
 
 /*
- * Who is opening, from the current task. proc_start (with pid, the process key that lineage is
- * looked up by) and the effective ids are direct loads through the BTF task pointer: no helper
- * call, so the open pays a few loads for lineage and nothing else.
+ * Who is opening, from the current task. Everything is a direct load through the BTF task
+ * pointer: pid and tid are what bpf_get_current_pid_tgid returns, comm is two 8-byte loads
+ * where bpf_get_current_comm is a call (as unlocked a read as the helper's: a rename racing
+ * the open can show either name, the kernel keeps comm[15] NUL). proc_start (with pid, the
+ * process key that lineage is looked up by) and the effective ids too. So the open pays loads
+ * for who it is, no helper call.
  */
-static __always_inline void fill_task(struct of_event_hdr *h, __u64 pid_tgid)
+static __always_inline void fill_task(struct of_event_hdr *h)
 {
 	struct task_struct *task = bpf_get_current_task_btf();
 	/* current_cred(), what bpf_get_current_uid_gid reads, without the helper call. */
 	const struct cred *cred = task->cred;
 
 	h->kind = OF_REC_OPEN;
-	h->pid = pid_tgid >> 32;
-	h->tid = (__u32)pid_tgid;
+	h->pid = task->tgid;
+	h->tid = task->pid;
 	h->ppid = task->real_parent->tgid;
 	h->proc_start = task->group_leader->start_boottime;
 	h->uid = cred->uid.val;
 	h->gid = cred->gid.val;
 	h->euid = cred->euid.val;
 	h->egid = cred->egid.val;
-	bpf_get_current_comm(h->comm, sizeof(h->comm));
+	__builtin_memcpy(h->comm, task->comm, sizeof(h->comm));
 }
 
 /*
@@ -673,23 +676,21 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
  * no enter probe, no map from enter to exit, half the probe invocations per open. The path and
  * open_how are read here too, after the kernel has faulted them in.
  */
-static __always_inline int on_exit(__u8 syscall, long ret)
+static __always_inline int on_exit(__u8 syscall, long ret, struct pt_regs *regs)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct pt_regs *regs;
 	struct of_event *e;
 	__u64 path = 0, how = 0, a[4];
 	__u32 zero = 0;
 	__u8 base = syscall;
 	long n;
 
-	if ((id >> 32) == targ_self_tgid)
+	if (bpf_get_current_task_btf()->tgid == targ_self_tgid)
 		return 0;
 	e = bpf_map_lookup_elem(&of_scratch, &zero);
 	if (!e)
 		return 0;
-	regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
-	/* bpf_task_pt_regs gives a BTF pointer: the saved registers are direct loads. */
+	/* `regs` is a BTF pointer (the raw tracepoint's argument or bpf_task_pt_regs): the saved
+	 * registers are direct loads. */
 	if (syscall >= OF_SYSCALL_IA32_OPEN) {
 		/* The 32-bit entry passes arguments in bx, cx, dx, si (each 32 bits wide). */
 		base = syscall - OF_SYSCALL_IA32_OPEN + OF_SYSCALL_OPEN;
@@ -704,7 +705,7 @@ static __always_inline int on_exit(__u8 syscall, long ret)
 		a[2] = regs->dx;
 		a[3] = regs->r10;
 	}
-	fill_task(&e->hdr, id);
+	fill_task(&e->hdr);
 	e->hdr.syscall = syscall;
 	e->hdr.trunc = 0;
 	e->hdr.raw_len = 0;
@@ -764,75 +765,106 @@ static __always_inline int on_exit(__u8 syscall, long ret)
 	return 0;
 }
 
+/* The syscalls:* tracepoints pass no registers: the task's saved ones. */
+static __always_inline struct pt_regs *task_regs(void)
+{
+	return (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+}
+
 SEC("tracepoint/syscalls/sys_exit_open")
 int tracepoint__syscalls__sys_exit_open(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(OF_SYSCALL_OPEN, ctx->ret);
+	return on_exit(OF_SYSCALL_OPEN, ctx->ret, task_regs());
 }
 
 SEC("tracepoint/syscalls/sys_exit_creat")
 int tracepoint__syscalls__sys_exit_creat(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(OF_SYSCALL_CREAT, ctx->ret);
+	return on_exit(OF_SYSCALL_CREAT, ctx->ret, task_regs());
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat")
 int tracepoint__syscalls__sys_exit_openat(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(OF_SYSCALL_OPENAT, ctx->ret);
+	return on_exit(OF_SYSCALL_OPENAT, ctx->ret, task_regs());
 }
 
 SEC("tracepoint/syscalls/sys_exit_openat2")
 int tracepoint__syscalls__sys_exit_openat2(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(OF_SYSCALL_OPENAT2, ctx->ret);
+	return on_exit(OF_SYSCALL_OPENAT2, ctx->ret, task_regs());
 }
 
 SEC("tracepoint/syscalls/sys_exit_open_by_handle_at")
 int tracepoint__syscalls__sys_exit_open_by_handle_at(struct trace_event_raw_sys_exit *ctx)
 {
-	return on_exit(OF_SYSCALL_OPEN_BY_HANDLE_AT, ctx->ret);
+	return on_exit(OF_SYSCALL_OPEN_BY_HANDLE_AT, ctx->ret, task_regs());
 }
 
 /* arch/x86/include/asm/thread_info.h: a 32-bit syscall is running (int $0x80 / sysenter). */
 #define TS_COMPAT 0x0002
 
 /*
- * The 32-bit entry (int $0x80), which any 64-bit program can use, never reaches the syscalls:*
- * tracepoints: the raw sys_exit tracepoint sees it. This runs on every syscall of the host, so it
- * is a BTF raw tracepoint (no event record is built for it) that returns after one load unless
- * the syscall is a 32-bit one (numbers from the ia32 table, in orig_ax).
+ * Every syscall's exit, opens picked out by number (orig_ax): the 64-bit table's and, for a task
+ * in a 32-bit syscall (int $0x80, which any 64-bit program can use and which never reaches the
+ * syscalls:* tracepoints), the ia32 table's. This is what record loads by default: a BTF raw
+ * tracepoint is dispatched straight from the tracepoint with its arguments, where each
+ * syscalls:sys_exit_* event goes through the ftrace syscall layer and a perf event record first,
+ * which on this machine kind cost an open more than the whole raw dispatch of both the open's
+ * and the close's exit (benches/capture.rs). Every other syscall pays two loads and a compare.
+ * The per-syscall programs above are what `record --no-ia32` loads instead.
  */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(tp_btf__sys_exit, struct pt_regs *regs, long ret)
 {
 	struct task_struct *t = bpf_get_current_task_btf();
+	long nr = regs->orig_ax;
 	__u8 sc;
 
-	if (!(t->thread_info.status & TS_COMPAT))
-		return 0;
-	switch (BPF_CORE_READ(regs, orig_ax)) {
-	case 5:
-		sc = OF_SYSCALL_IA32_OPEN;
-		break;
-	case 8:
-		sc = OF_SYSCALL_IA32_CREAT;
-		break;
-	case 295:
-		sc = OF_SYSCALL_IA32_OPENAT;
-		break;
-	case 437:
-		sc = OF_SYSCALL_IA32_OPENAT2;
-		break;
-	case 342:
-		sc = OF_SYSCALL_IA32_OPEN_BY_HANDLE_AT;
-		break;
-	default:
-		return 0;
+	if (!(t->thread_info.status & TS_COMPAT)) {
+		switch (nr) {
+		case 2:
+			sc = OF_SYSCALL_OPEN;
+			break;
+		case 85:
+			sc = OF_SYSCALL_CREAT;
+			break;
+		case 257:
+			sc = OF_SYSCALL_OPENAT;
+			break;
+		case 437:
+			sc = OF_SYSCALL_OPENAT2;
+			break;
+		case 304:
+			sc = OF_SYSCALL_OPEN_BY_HANDLE_AT;
+			break;
+		default:
+			return 0;
+		}
+	} else {
+		switch (nr) {
+		case 5:
+			sc = OF_SYSCALL_IA32_OPEN;
+			break;
+		case 8:
+			sc = OF_SYSCALL_IA32_CREAT;
+			break;
+		case 295:
+			sc = OF_SYSCALL_IA32_OPENAT;
+			break;
+		case 437:
+			sc = OF_SYSCALL_IA32_OPENAT2;
+			break;
+		case 342:
+			sc = OF_SYSCALL_IA32_OPEN_BY_HANDLE_AT;
+			break;
+		default:
+			return 0;
+		}
 	}
 	/* One inlined copy of on_exit, not one per syscall: the verifier walks each. */
 	barrier_var(sc);
-	return on_exit(sc, ret);
+	return on_exit(sc, ret, regs);
 }
 
 /*
@@ -860,7 +892,7 @@ int BPF_PROG(tp_btf__io_uring_submit_req, struct io_kiocb *req)
 	if (!u)
 		return 0;
 	o = (void *)__builtin_preserve_access_index(&req->cmd);
-	fill_task(&u->hdr, id);
+	fill_task(&u->hdr);
 	u->hdr.syscall = OF_SYSCALL_IO_URING;
 	u->hdr.flags = BPF_CORE_READ(o, how.flags);
 	u->hdr.mode = BPF_CORE_READ(o, how.mode);
@@ -903,7 +935,7 @@ int BPF_PROG(tp_btf__io_uring_complete, struct io_ring_ctx *ring, void *req,
 		e = bpf_map_lookup_elem(&of_scratch, &zero);
 		if (!e)
 			return 0;
-		fill_task(&e->hdr, id);
+		fill_task(&e->hdr);
 		e->hdr.syscall = OF_SYSCALL_IO_URING;
 		e->hdr.flags = 0;
 		e->hdr.mode = 0;

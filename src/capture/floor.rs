@@ -28,8 +28,6 @@ impl<'obj> Floor<'obj> {
     /// Loads and attaches the counting probes (root); `object` is the storage libbpf-rs
     /// skeletons borrow.
     pub fn attach(object: &'obj mut MaybeUninit<OpenObject>) -> anyhow::Result<Floor<'obj>> {
-        // The syscall tracepoint needs tracefs, as the recorder's do.
-        super::privilege::ensure_tracefs()?;
         let open = skel::FloorSkelBuilder::default()
             .open(object)
             .context("open the floor BPF object")?;

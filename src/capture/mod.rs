@@ -162,9 +162,19 @@ struct Hook {
     tracepoints: &'static [(&'static str, &'static str)],
 }
 
-const IA32_PROGS: &[&str] = &["tp_btf__sys_exit"];
+/// What `record` loads for the syscalls by default: one program on every syscall's exit that
+/// picks out the opens by number, through the 64-bit and the 32-bit entry alike. Cheaper per open
+/// than the per-syscall tracepoints (no ftrace syscall event or perf record is built for it), at
+/// the price of a few instructions on every other syscall (bpf/opens.bpf.c, benches/capture.rs).
+const RAW_EXIT: Hook = Hook {
+    what: "open, creat, openat, openat2, open_by_handle_at (64- and 32-bit entry)",
+    progs: &["tp_btf__sys_exit"],
+    tracepoints: &[("raw_syscalls", "sys_exit")],
+};
 
-const HOOKS: &[Hook] = &[
+/// With `--no-ia32` (or a kernel without the raw tracepoint): one syscalls:* exit tracepoint
+/// per open syscall, which no other syscall pays for and the 32-bit entry never reaches.
+const SYSCALL_HOOKS: &[Hook] = &[
     Hook {
         what: "open",
         progs: &["tracepoint__syscalls__sys_exit_open"],
@@ -190,12 +200,9 @@ const HOOKS: &[Hook] = &[
         progs: &["tracepoint__syscalls__sys_exit_open_by_handle_at"],
         tracepoints: &[("syscalls", "sys_exit_open_by_handle_at")],
     },
-    // Opens through the 32-bit entry: runs on every syscall of the host (see --no-ia32).
-    Hook {
-        what: "ia32 (int $0x80)",
-        progs: IA32_PROGS,
-        tracepoints: &[("raw_syscalls", "sys_exit")],
-    },
+];
+
+const OTHER_HOOKS: &[Hook] = &[
     // Process lifecycle (lineage): tp_btf, like io_uring.
     Hook {
         what: "process lifecycle",
@@ -342,14 +349,23 @@ pub fn record(
 
     let mut covered = Vec::new();
     let mut disabled: Vec<&str> = Vec::new();
-    for hook in HOOKS {
-        if opts.no_ia32 && hook.progs == IA32_PROGS {
-            eprintln!(
-                "open-forensics: notice: opens through the 32-bit entry are not recorded (--no-ia32)"
-            );
-            disabled.extend(hook.progs.iter().copied());
-            continue;
-        }
+    let raw = !opts.no_ia32 && privilege::has_tracepoint("raw_syscalls", "sys_exit");
+    if opts.no_ia32 {
+        eprintln!(
+            "open-forensics: notice: opens through the 32-bit entry are not recorded (--no-ia32)"
+        );
+    } else if !raw {
+        eprintln!(
+            "open-forensics: notice: opens through the 32-bit entry are not recorded: this kernel has no raw_syscalls/sys_exit tracepoint"
+        );
+    }
+    let (syscall_hooks, unused) = if raw {
+        (std::slice::from_ref(&RAW_EXIT), SYSCALL_HOOKS)
+    } else {
+        (SYSCALL_HOOKS, std::slice::from_ref(&RAW_EXIT))
+    };
+    disabled.extend(unused.iter().flat_map(|h| h.progs.iter().copied()));
+    for hook in syscall_hooks.iter().chain(OTHER_HOOKS) {
         match hook
             .tracepoints
             .iter()

@@ -208,12 +208,29 @@ fn io_uring_open(ring: &mut io_uring::IoUring, path: &CString, flags: i32) -> i6
 }
 
 /// Opens a file through every route while `record` runs, then finds each open in the store with
-/// the right process, thread, parent, user, syscall, paths, flags and result.
+/// the right process, thread, parent, user, syscall, paths, flags and result. By default the
+/// syscalls are seen by one probe on every syscall's exit that picks the opens by number.
 #[test]
 fn record_captures_every_route_to_an_open() {
     if !helpers::live_capture_available("record_captures_every_route_to_an_open") {
         return;
     }
+    every_route_is_recorded(&[]);
+}
+
+/// The same with `--no-ia32`, which loads one syscalls:* tracepoint per open syscall instead:
+/// each of them must be attached and decode as the default probe's records do.
+#[test]
+fn record_without_the_32_bit_entry_captures_every_other_route() {
+    if !helpers::live_capture_available(
+        "record_without_the_32_bit_entry_captures_every_other_route",
+    ) {
+        return;
+    }
+    every_route_is_recorded(&["--no-ia32"]);
+}
+
+fn every_route_is_recorded(record_args: &[&str]) {
     let store = TempStore::new();
     let work = tempfile::tempdir().expect("tempdir");
     let t = std::fs::canonicalize(work.path()).expect("canonical tempdir");
@@ -274,7 +291,7 @@ fn record_captures_every_route_to_an_open() {
     assert!(leaf >= 0);
     close(leaf);
 
-    let rec = Recorder::start(&store, &[]);
+    let rec = Recorder::start(&store, record_args);
     let before = open_forensics::timespec::now_ns();
     // SAFETY: getpid/getppid have no preconditions.
     let ctx = Ctx {
