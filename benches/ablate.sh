@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Where the open probe's time goes: builds the recorder with one stage of
-# tracepoint__syscalls__sys_exit_openat disabled at a time and runs the 1-thread row of
-# benches/capture.rs twice for each (root; ~15 min). Prints the row and the probe's ns/run.
+# Where the open probe's time goes: builds the recorder with one stage of the open path of
+# tp_btf__sys_exit disabled at a time and runs the 1-thread row of benches/capture.rs twice for
+# each (root; ~15 min). Prints the row and the probe's ns/run (an average over every syscall's
+# exit: with the bench's open+close loop, an open's share is about twice the difference).
 # The stages' costs are the differences from `base`. bpf/opens.bpf.c is edited in place and
 # restored on exit: run it on a clean tree. Variants whose events lack comm or never reach the
 # ring show a shortfall: that is expected (the bench finds its events by comm).
@@ -23,7 +24,7 @@ run() {
   for i in 1 2; do
     out=$(CAPTURE_BENCH_ONLY="open ok1" CAPTURE_BENCH_STEPS=0 CAPTURE_BENCH_SECS=3 \
       cargo bench -q --bench capture 2>/dev/null)
-    echo "$name $i: $(grep '^open ok' <<<"$out" | head -1) | ns/run $(grep 'record tracepoint__syscalls__sys_exit_openat' <<<"$out" | awk '{print $NF}')"
+    echo "$name $i: $(grep '^open ok' <<<"$out" | head -1) | ns/run $(grep 'record tp_btf__sys_exit ' <<<"$out" | awk '{print $NF}')"
   done
 }
 run base
@@ -32,4 +33,4 @@ run no-dir-walk 's/\tif \(dir\)\n\t\tpath_len = walk_dir/\tif (0)\n\t\tpath_len 
 run no-user-path 's/n = bpf_probe_read_user_str\(e->data, OF_RAW_MAX, \(void \*\)path\);/n = 0;/'
 run no-ring 's/if \(bpf_ringbuf_output\(&of_events, e, size, flags\)\) \{/if (size == 77777) {/'
 run no-timestamp 's/h->ts_ns = bpf_ktime_get_boot_ns\(\);/h->ts_ns = 1;/'
-run no-comm 's/bpf_get_current_comm\(h->comm, sizeof\(h->comm\)\);//'
+run no-comm 's/__builtin_memcpy\(h->comm, task->comm, sizeof\(h->comm\)\);//'

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# A/B of two recorder builds on the open path, interleaved so that a noisy shared VM hits both
+# alike (root): rounds of bare | OLD recording | bare | NEW recording, one C loop of
+# open+close of /etc/hostname pinned to CPU 0, the recorder pinned to CPU 1. Prints ns per
+# open+close for each phase and, at the end, the means and each build's ratio to the bare rate.
+#   sudo benches/ab.sh OLD_BINARY NEW_BINARY [ROUNDS=8] [SECONDS=1.5] [-- RECORD_ARGS…]
+# Build OLD in its own target directory (or touch bpf/ after): the skeletons live in OUT_DIR.
+set -euo pipefail
+old=$1 new=$2 rounds=${3:-8} secs=${4:-1.5}
+shift $(($# < 4 ? $# : 4))
+[ "${1:-}" = -- ] && shift
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cat >"$work/loop.c" <<'C'
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
+int main(int argc, char **argv)
+{
+	double secs = atof(argv[1]), t0 = now(), t;
+	long n = 0;
+	do {
+		for (int i = 0; i < 1000; i++)
+			close(open("/etc/hostname", O_RDONLY));
+		n += 1000;
+	} while ((t = now()) - t0 < secs);
+	printf("%.0f\n", (t - t0) / n * 1e9);
+	return 0;
+}
+C
+cc -O2 -o "$work/loop" "$work/loop.c"
+loop() { taskset -c 0 "$work/loop" "$secs"; }
+recording() {
+  local bin=$1
+  shift
+  rm -rf "$work/store"
+  taskset -c 1 "$bin" --store "$work/store" record "$@" 2>"$work/rec.log" &
+  local pid=$!
+  for _ in $(seq 100); do grep -q attached "$work/rec.log" && break; sleep 0.1; done
+  sleep 0.3
+  loop
+  kill -INT "$pid"
+  wait "$pid" || { cat "$work/rec.log" >&2; exit 1; }
+}
+for _ in $(seq "$rounds"); do
+  echo "bare $(loop) old $(recording "$old" "$@") bare $(loop) new $(recording "$new" "$@")"
+done | tee "$work/out"
+awk '{ b += $2 + $6; o += $4; n += $8; k++ }
+  END { printf "mean ns: bare %.0f old %.0f (ratio %.3f) new %.0f (ratio %.3f)\n",
+        b / 2 / k, o / k, b / 2 / o, n / k, b / 2 / n }' "$work/out"
