@@ -73,8 +73,9 @@ pub struct Args {
     /// bytes); `verify --key FILE` checks the signatures.
     #[arg(long, value_name = "FILE")]
     pub sign_key: Option<PathBuf>,
-    /// Do not record opens made through the 32-bit entry (int $0x80): saves the one check that
-    /// probe makes on every syscall of the host, and leaves that route unseen.
+    /// Do not record opens made through the 32-bit entry (int $0x80): one tracepoint per open
+    /// syscall instead of the default probe on every syscall's exit, so no other syscall pays
+    /// for capture, and that route goes unseen.
     #[arg(long)]
     pub no_ia32: bool,
     /// Kernel ring buffer size in MiB (a power of two).
