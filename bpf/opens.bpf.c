@@ -809,9 +809,10 @@ int tracepoint__syscalls__sys_exit_open_by_handle_at(struct trace_event_raw_sys_
  * in a 32-bit syscall (int $0x80, which any 64-bit program can use and which never reaches the
  * syscalls:* tracepoints), the ia32 table's. This is what record loads by default: a BTF raw
  * tracepoint is dispatched straight from the tracepoint with its arguments, where each
- * syscalls:sys_exit_* event goes through the ftrace syscall layer and a perf event record first,
- * which on this machine kind cost an open more than the whole raw dispatch of both the open's
- * and the close's exit (benches/capture.rs). Every other syscall pays two loads and a compare.
+ * syscalls:sys_exit_* event goes through the ftrace syscall layer and a perf event record first.
+ * An open used to pay both (its syscalls:* program and this one's 32-bit check); one run instead
+ * cut capture's cost per open+close by a quarter (benches/ab.sh). Every other syscall pays two
+ * loads and a compare.
  * The per-syscall programs above are what `record --no-ia32` loads instead.
  */
 SEC("tp_btf/sys_exit")

@@ -165,7 +165,7 @@ struct Hook {
 /// What `record` loads for the syscalls by default: one program on every syscall's exit that
 /// picks out the opens by number, through the 64-bit and the 32-bit entry alike. Cheaper per open
 /// than the per-syscall tracepoints (no ftrace syscall event or perf record is built for it), at
-/// the price of a few instructions on every other syscall (bpf/opens.bpf.c, benches/capture.rs).
+/// the price of a few instructions on every other syscall (bpf/opens.bpf.c, benches/ab.sh).
 const RAW_EXIT: Hook = Hook {
     what: "open, creat, openat, openat2, open_by_handle_at (64- and 32-bit entry)",
     progs: &["tp_btf__sys_exit"],
