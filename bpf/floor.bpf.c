@@ -9,6 +9,7 @@
 #include "vmlinux_min.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
+#include "syscall_nr.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -35,11 +36,11 @@ SEC("tp_btf/sys_exit")
 int BPF_PROG(floor_sys_exit, struct pt_regs *regs, long ret)
 {
 	switch (regs->orig_ax) {
-	case 2:
-	case 85:
-	case 257:
-	case 304:
-	case 437:
+	case NR64_OPEN:
+	case NR64_CREAT:
+	case NR64_OPENAT:
+	case NR64_OPEN_BY_HANDLE_AT:
+	case NR64_OPENAT2:
 		return count();
 	}
 	return 0;

@@ -27,6 +27,7 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_tracing.h>
 #include "events.h"
+#include "syscall_nr.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -824,19 +825,19 @@ int BPF_PROG(tp_btf__sys_exit, struct pt_regs *regs, long ret)
 
 	if (!(t->thread_info.status & TS_COMPAT)) {
 		switch (nr) {
-		case 2:
+		case NR64_OPEN:
 			sc = OF_SYSCALL_OPEN;
 			break;
-		case 85:
+		case NR64_CREAT:
 			sc = OF_SYSCALL_CREAT;
 			break;
-		case 257:
+		case NR64_OPENAT:
 			sc = OF_SYSCALL_OPENAT;
 			break;
-		case 437:
+		case NR64_OPENAT2:
 			sc = OF_SYSCALL_OPENAT2;
 			break;
-		case 304:
+		case NR64_OPEN_BY_HANDLE_AT:
 			sc = OF_SYSCALL_OPEN_BY_HANDLE_AT;
 			break;
 		default:
@@ -844,19 +845,19 @@ int BPF_PROG(tp_btf__sys_exit, struct pt_regs *regs, long ret)
 		}
 	} else {
 		switch (nr) {
-		case 5:
+		case NR32_OPEN:
 			sc = OF_SYSCALL_IA32_OPEN;
 			break;
-		case 8:
+		case NR32_CREAT:
 			sc = OF_SYSCALL_IA32_CREAT;
 			break;
-		case 295:
+		case NR32_OPENAT:
 			sc = OF_SYSCALL_IA32_OPENAT;
 			break;
-		case 437:
+		case NR32_OPENAT2:
 			sc = OF_SYSCALL_IA32_OPENAT2;
 			break;
-		case 342:
+		case NR32_OPEN_BY_HANDLE_AT:
 			sc = OF_SYSCALL_IA32_OPEN_BY_HANDLE_AT;
 			break;
 		default:

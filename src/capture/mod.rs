@@ -349,7 +349,11 @@ pub fn record(
 
     let mut covered = Vec::new();
     let mut disabled: Vec<&str> = Vec::new();
-    let raw = !opts.no_ia32 && privilege::has_tracepoint("raw_syscalls", "sys_exit");
+    let raw = !opts.no_ia32
+        && RAW_EXIT
+            .tracepoints
+            .iter()
+            .all(|(cat, name)| privilege::has_tracepoint(cat, name));
     if opts.no_ia32 {
         eprintln!(
             "open-forensics: notice: opens through the 32-bit entry are not recorded (--no-ia32)"
