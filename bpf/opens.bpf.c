@@ -186,20 +186,21 @@ static __always_inline void fill_task(struct of_event_hdr *h)
 }
 
 /*
- * task->files->fdt->fd[fd], or NULL. The slot is the one helper read: a pointer to an array of
- * pointers has no BTF type the verifier can index, so the file pointer comes back as a number
- * and is cast to a (read-only, fault-guarded) BTF pointer again.
+ * task->files->fdt->fd[fd], or NULL. A pointer to an array of pointers has no BTF type the
+ * verifier can index, so the slot's address is cast to a type whose member is a `struct file *`
+ * (kiocb's ki_filp): one guarded direct load instead of a bpf_probe_read_kernel call, and the
+ * file comes back as a (read-only, fault-guarded) BTF pointer.
  */
 static __always_inline struct file *fd_file(struct task_struct *task, long fd)
 {
 	struct fdtable *fdt = task->files->fdt;
-	struct file *f = NULL;
+	__u64 slot;
 
 	if (!fdt || fd < 0 || fd >= fdt->max_fds)
 		return NULL;
-	if (bpf_probe_read_kernel(&f, sizeof(f), &fdt->fd[fd]) || !f)
-		return NULL;
-	return bpf_core_cast(f, struct file);
+	slot = (__u64)fdt->fd + fd * sizeof(struct file *) -
+	       bpf_core_field_offset(struct kiocb, ki_filp);
+	return bpf_core_cast((void *)slot, struct kiocb)->ki_filp;
 }
 
 struct of_walk {
@@ -558,6 +559,49 @@ static __always_inline __u32 walk_dir(struct task_struct *task, struct dentry *d
 }
 
 /*
+ * Copies a dentry's short name stored inline in the dentry (6.14+ d_shortname; most names) as
+ * four word loads into an open record, instead of bpf_probe_read_kernel_str's byte-by-byte
+ * guarded copy (~10 ns less per open, BPF stats). The name and its length are read between two
+ * reads of d_seq, which a rename bumps: a name being renamed (a shorter one could show a NUL
+ * before the old length) is left to the helper. False when this path does not apply.
+ */
+static __always_inline bool emit_inline_name(struct of_walk *w, struct dentry *d)
+{
+	__u32 off = w->off, zero = 0, pos, len, seq;
+	struct of_event *e;
+	__u64 *dst;
+
+	if (!bpf_core_field_exists(d->d_shortname) || w->proc)
+		return false;
+	seq = d->d_seq.seqcount.sequence;
+	barrier();
+	len = d->d_name.len;
+	if ((seq & 1) || len > 31 || (__u64)d->d_name.name != (__u64)d->d_shortname.string)
+		return false;
+	if (off > w->limit || len + 1 > w->limit - off)
+		return false;
+	e = bpf_map_lookup_elem(&of_scratch, &zero);
+	if (!e)
+		return false;
+	pos = (w->base + off) & (OF_RAW_MAX + OF_PATH_MAX - 1);
+	dst = (__u64 *)&e->data[pos];
+	dst[0] = d->d_shortname.words[0];
+	dst[1] = d->d_shortname.words[1];
+	dst[2] = d->d_shortname.words[2];
+	dst[3] = d->d_shortname.words[3];
+	barrier();
+	if (d->d_seq.seqcount.sequence != seq)
+		return false;
+	/* Opaque to clang, so that the mask (a no-op) gives the verifier the bound on the
+	 * register used. */
+	barrier_var(len);
+	len &= 31;
+	((char *)dst)[len] = 0;
+	w->off = off + len + 1;
+	return true;
+}
+
+/*
  * An ordinary file's name, the first component (leaf first); false for what has no name of its
  * own in a path (a mount's root, the task's root, a pseudo file).
  */
@@ -573,7 +617,7 @@ static __always_inline bool emit_leaf(struct task_struct *task, struct dentry *d
 	if (d == d->d_parent || d == vm->mnt_root ||
 	    (d == task->fs->root.dentry && vfsmnt == task->fs->root.mnt))
 		return false;
-	if (!walk_emit(&w, d->d_name.name, d->d_name.len))
+	if (!emit_inline_name(&w, d) && !walk_emit(&w, d->d_name.name, d->d_name.len))
 		return false;
 	*off = w.off;
 	return true;

@@ -98,6 +98,11 @@ struct seqcount_spinlock {
 	struct seqcount seqcount;
 };
 
+union shortname_store {
+	unsigned char string[40];
+	unsigned long words[5];
+};
+
 struct dentry {
 	struct seqcount_spinlock d_seq;
 	struct dentry *d_parent;
@@ -106,6 +111,9 @@ struct dentry {
 	struct inode *d_inode;
 	/* pprev == NULL: unhashed, i.e. deleted (or a pseudo file such as a memfd). */
 	struct hlist_bl_node d_hash;
+	/* 6.14+: the inline name (d_name.name points here when it is short), readable as words;
+	 * before, a plain d_iname array (the probes then read names by helper). */
+	union shortname_store d_shortname;
 };
 
 struct vfsmount {
@@ -131,6 +139,12 @@ struct file {
 struct fdtable {
 	unsigned int max_fds;
 	struct file **fd;
+};
+
+/* Any kernel type with a `struct file *` member: its BTF lets the probe load a pointer from an
+ * fd table slot (an array of pointers has no struct type to cast to) as a guarded direct load. */
+struct kiocb {
+	struct file *ki_filp;
 };
 
 struct files_struct {

@@ -476,3 +476,46 @@ fn renamed_directory_beyond_a_mount_is_recorded_under_its_new_name() {
     );
     assert_eq!(got, vec![o.clone(), o, n.clone(), n, m.clone(), m]);
 }
+
+/// Leaf names of every length from 1 to 60 bytes (across the 32- and 40-byte sizes of the
+/// dentry's inline name, which the probe copies as words), and a file renamed to ever shorter
+/// names between opens (its inline name rewritten in place): each open is recorded under exactly
+/// its name, no byte of an earlier, longer one after it.
+#[test]
+fn leaf_names_of_every_length_are_recorded_whole() {
+    let Some(Scene { store, root, _work }) = scene("leaf_names_of_every_length_are_recorded_whole")
+    else {
+        return;
+    };
+    let rec = Recorder::start(&store, &[]);
+    let _pin = Pinned::cpu0();
+    let mut want = Vec::new();
+    for len in 1..=60 {
+        let leaf = root.join("n".repeat(len - 1) + "Z");
+        std::fs::write(&leaf, b"x").expect("write");
+        let fd = open_path(&leaf);
+        assert!(fd >= 0, "open {}", leaf.display());
+        close(fd);
+        want.extend(vec![leaf.display().to_string(); 2]);
+    }
+    let mut old = root.join("r".repeat(38) + "Z");
+    std::fs::write(&old, b"x").expect("write");
+    want.push(old.display().to_string());
+    for len in [30, 17, 9, 2] {
+        let new = root.join("s".repeat(len - 1) + "Y");
+        std::fs::rename(&old, &new).expect("rename");
+        let fd = open_path(&new);
+        assert!(fd >= 0, "open {}", new.display());
+        close(fd);
+        want.push(new.display().to_string());
+        old = new;
+    }
+    rec.stop();
+    let me = std::process::id();
+    let got: Vec<String> = paths_of(&store, &[me])
+        .into_iter()
+        .filter(|(_, p, s)| *s == PathSource::File && p.starts_with(&*root.to_string_lossy()))
+        .map(|(_, p, _)| p)
+        .collect();
+    assert!(got == want, "got {got:#?}\nwant {want:#?}");
+}
