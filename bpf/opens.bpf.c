@@ -513,6 +513,9 @@ static __always_inline __u32 walk_dir(struct task_struct *task, struct dentry *d
 	struct vfsmount *root_mnt = task->fs->root.mnt;
 	/* Filled in only off the hit path: a hit costs no stores but the header's. */
 	struct of_walk w;
+#define DIR_WALK(m)                                                                   \
+	(struct of_walk){ .root_dentry = root_dentry, .root_mnt = root_mnt, .base = base, \
+			  .off = off, .limit = OF_PATH_MAX, .slot = idx, .mode = (m) }
 
 	if (!s)
 		return off;
@@ -520,15 +523,7 @@ static __always_inline __u32 walk_dir(struct task_struct *task, struct dentry *d
 		int fast = check_dir(s, dir, vfsmnt, root_dentry, root_mnt);
 
 		if (fast < 0) {
-			w = (struct of_walk){
-				.root_dentry = root_dentry,
-				.root_mnt = root_mnt,
-				.base = base,
-				.off = off,
-				.limit = OF_PATH_MAX,
-				.slot = idx,
-				.mode = WALK_CHECK,
-			};
+			w = DIR_WALK(WALK_CHECK);
 			walk_start(&w, dir, vfsmnt);
 			bpf_loop(2 * OF_DIR_DEPTH, walk_step, &w, 0);
 			fast = w.done && !w.miss && w.steps == s->steps;
@@ -542,15 +537,7 @@ static __always_inline __u32 walk_dir(struct task_struct *task, struct dentry *d
 	}
 	/* Empty while it is filled: nothing on this CPU can use a half-written slot. */
 	s->steps = 0;
-	w = (struct of_walk){
-		.root_dentry = root_dentry,
-		.root_mnt = root_mnt,
-		.base = base,
-		.off = off,
-		.limit = OF_PATH_MAX,
-		.slot = idx,
-		.mode = WALK_FILL,
-	};
+	w = DIR_WALK(WALK_FILL);
 	walk_start(&w, dir, vfsmnt);
 	bpf_loop(OF_WALK_MAX_STEPS, walk_step, &w, 0);
 	if (!w.done)
@@ -564,6 +551,7 @@ static __always_inline __u32 walk_dir(struct task_struct *task, struct dentry *d
 		h->dir_gen = s->gen;
 	}
 	return w.off;
+#undef DIR_WALK
 }
 
 /*
