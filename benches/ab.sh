@@ -11,27 +11,7 @@ shift $(($# < 4 ? $# : 4))
 [ "${1:-}" = -- ] && shift
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cat >"$work/loop.c" <<'C'
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
-int main(int argc, char **argv)
-{
-	double secs = atof(argv[1]), t0 = now(), t;
-	long n = 0;
-	do {
-		for (int i = 0; i < 1000; i++)
-			close(open("/etc/hostname", O_RDONLY));
-		n += 1000;
-	} while ((t = now()) - t0 < secs);
-	printf("%.0f\n", (t - t0) / n * 1e9);
-	return 0;
-}
-C
-cc -O2 -o "$work/loop" "$work/loop.c"
+cc -O2 -o "$work/loop" "$(dirname "$0")/openloop.c"
 loop() { taskset -c 0 "$work/loop" "$secs"; }
 recording() {
   local bin=$1

@@ -15,27 +15,7 @@ shift $(($# < 3 ? $# : 3))
 command -v perf >/dev/null || { echo "profile.sh: needs perf (apt-get install linux-perf)" >&2; exit 2; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-cat >"$work/loop.c" <<'C'
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <time.h>
-#include <unistd.h>
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec / 1e9; }
-int main(int argc, char **argv)
-{
-	double secs = atof(argv[1]), t0 = now(), t;
-	long n = 0;
-	do {
-		for (int i = 0; i < 1000; i++)
-			close(open(argv[2], O_RDONLY));
-		n += 1000;
-	} while ((t = now()) - t0 < secs);
-	printf("%.1f\n", (t - t0) / n * 1e9);
-	return 0;
-}
-C
-cc -O2 -o "$work/loop" "$work/loop.c"
+cc -O2 -o "$work/loop" "$(dirname "$0")/openloop.c"
 # Samples CPU 0 for all but the loop's first and last half second; prints the loop's ns/op.
 phase() {
   local name=$1

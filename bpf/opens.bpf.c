@@ -967,6 +967,7 @@ SEC("tp_btf/io_uring_complete")
 int BPF_PROG(tp_btf__io_uring_complete, struct io_ring_ctx *ring, void *req,
 	     struct io_uring_cqe *cqe)
 {
+	struct task_struct *task = bpf_get_current_task_btf();
 	__u64 id = bpf_get_current_pid_tgid();
 	__u64 key = (__u64)req;
 	__u32 zero = 0, raw_len;
@@ -990,7 +991,7 @@ int BPF_PROG(tp_btf__io_uring_complete, struct io_ring_ctx *ring, void *req,
 		e = bpf_map_lookup_elem(&of_scratch, &zero);
 		if (!e)
 			return 0;
-		fill_task(&e->hdr, bpf_get_current_task_btf());
+		fill_task(&e->hdr, task);
 		e->hdr.syscall = OF_SYSCALL_IO_URING;
 		e->hdr.flags = 0;
 		e->hdr.mode = 0;
@@ -998,7 +999,7 @@ int BPF_PROG(tp_btf__io_uring_complete, struct io_ring_ctx *ring, void *req,
 		e->hdr.has_dirfd = 0;
 		e->hdr.trunc = 0;
 		e->hdr.raw_len = 0;
-		resolve_and_output(e, BPF_CORE_READ(cqe, res), false, bpf_get_current_task_btf());
+		resolve_and_output(e, BPF_CORE_READ(cqe, res), false, task);
 		return 0;
 	}
 	e = bpf_map_lookup_elem(&of_scratch, &zero);
@@ -1019,7 +1020,7 @@ int BPF_PROG(tp_btf__io_uring_complete, struct io_ring_ctx *ring, void *req,
 	res = BPF_CORE_READ(cqe, res);
 	same_files = (id >> 32) == u->hdr.pid && !(u->file_slot && res >= 0);
 	bpf_map_delete_elem(&of_uring_reqs, &key);
-	resolve_and_output(e, res, same_files, bpf_get_current_task_btf());
+	resolve_and_output(e, res, same_files, task);
 	return 0;
 }
 

@@ -204,6 +204,16 @@ fn paths_of(store: &TempStore, pids: &[u32]) -> Vec<(u32, String, PathSource)> {
         .collect()
 }
 
+/// The paths of this process's opens of files (PathSource::File) under `root`, in order.
+fn own_files_under(store: &TempStore, root: &Path) -> Vec<String> {
+    let root = root.to_string_lossy();
+    paths_of(store, &[std::process::id()])
+        .into_iter()
+        .filter(|(_, p, s)| *s == PathSource::File && p.starts_with(&*root))
+        .map(|(_, p, _)| p)
+        .collect()
+}
+
 /// A directory renamed between two opens of the same file: the second open is recorded under
 /// the new name, both by absolute path and through a directory fd opened before the rename (a
 /// failed relative open there too); a new directory created at the old name is its own path.
@@ -301,12 +311,7 @@ fn directory_replaced_by_another_of_the_same_name_length_is_recorded_under_its_n
         want.push(dir.display().to_string());
     }
     rec.stop();
-    let me = std::process::id();
-    let got: Vec<String> = paths_of(&store, &[me])
-        .into_iter()
-        .filter(|(_, p, s)| *s == PathSource::File && p.starts_with(&*root.to_string_lossy()))
-        .map(|(_, p, _)| p)
-        .collect();
+    let got = own_files_under(&store, &root);
     assert!(
         got == want,
         "got {} paths: {:?}…",
@@ -511,11 +516,6 @@ fn leaf_names_of_every_length_are_recorded_whole() {
         old = new;
     }
     rec.stop();
-    let me = std::process::id();
-    let got: Vec<String> = paths_of(&store, &[me])
-        .into_iter()
-        .filter(|(_, p, s)| *s == PathSource::File && p.starts_with(&*root.to_string_lossy()))
-        .map(|(_, p, _)| p)
-        .collect();
+    let got = own_files_under(&store, &root);
     assert!(got == want, "got {got:#?}\nwant {want:#?}");
 }
