@@ -5,17 +5,19 @@
 //! into batches for a bounded queue. The `of-store` thread ([`pipeline`]) decodes, reorders,
 //! stores, runs the rules and accounts losses.
 //!
-//! Wakeups: probes write with `BPF_RB_NO_WAKEUP` and force a wakeup only when at least
-//! `wakeup_min_bytes` (a quarter of the ring, at most 4 MiB) wait in it; the consumer also polls
-//! every [`POLL`], so latency is bounded by time and a busy host costs few wakeups, not one per
-//! open. While records keep coming, the consumer drains in bursts [`DRAIN_PAUSE`] apart instead
-//! of chasing every record: a consumer right behind the probes reads the ring's cache lines
-//! (records, positions) while they are still being written. Measured with BPF stats (`cargo
-//! bench --bench capture`, 1 thread): `sys_exit_openat` 340 → ~295 ns per run; publishing the
-//! consumer position once per drain instead of libbpf's once per record (an own consumer, tried)
-//! gained nothing more. Draining never pauses while an eighth of the ring is used, and the wakeup
-//! threshold stays above that, or every record past it would force a wakeup (pausing with a
-//! 256 KiB threshold: 540 ns).
+//! Wakeups: probes write with `BPF_RB_NO_WAKEUP` and force a wakeup only on the record that
+//! takes the data waiting across a multiple of the drain threshold ([`drain_threshold`]: an
+//! eighth of the ring, at most 4 MiB); the consumer also polls every [`POLL`], so latency is
+//! bounded by time and a busy host costs a few wakeups, not one per open. While records keep
+//! coming, the consumer drains in bursts [`DRAIN_PAUSE`] apart instead of chasing every record:
+//! a consumer right behind the probes reads the ring's cache lines (records, positions) while
+//! they are still being written. Measured with BPF stats (`cargo bench --bench capture`, 1
+//! thread): `sys_exit_openat` 340 → ~295 ns per run; publishing the consumer position once per
+//! drain instead of libbpf's once per record (an own consumer, tried) gained nothing more.
+//! Draining never pauses while the threshold is reached, and a wakeup ends a pause early
+//! ([`Pause`]). A wakeup is an irq_work self-interrupt, microseconds in a VM: forcing one on
+//! every record past the threshold (the rule before) cost a 1-thread open loop 3x with a 1 MiB
+//! ring and 1.35x on a busy host (`benches/ab.sh`, README).
 
 pub mod decode;
 /// The benchmark's counting probes (not used by any command).
@@ -293,11 +295,81 @@ fn dir_cache_slots(cpus: usize) -> u32 {
     (pow2 as u32).clamp(32, most)
 }
 
-/// Whether an eighth of the ring is used: then the consumer drains without pausing.
+/// The fill at which the consumer stops pausing between drains, and whose every multiple the
+/// probes wake it at: an eighth of the ring (a power of two, as the ring is), at most 4 MiB.
+fn drain_threshold(ring_bytes: u32) -> u32 {
+    (ring_bytes / 8).clamp(1, 4 << 20)
+}
+
+/// Whether the ring holds at least the drain threshold: then the consumer drains without pausing.
 fn ring_filling(batcher: &Batcher) -> bool {
-    batcher
-        .ring_used()
-        .is_none_or(|used| used >= batcher.gauges.ring_size.load(Ordering::Relaxed) / 8)
+    batcher.ring_used().is_none_or(|used| {
+        used >= u64::from(drain_threshold(
+            batcher.gauges.ring_size.load(Ordering::Relaxed) as u32,
+        ))
+    })
+}
+
+/// The pause between drains, ended early by the probes' wakeup. libbpf's epoll is
+/// level-triggered and returns at once while any record waits, so it cannot pause; this one is
+/// edge-triggered on the ring's fd, so it returns on the next wakeup only: the record that takes
+/// the ring across the drain threshold ends the pause, which a plain sleep would sleep through
+/// while the ring overflows (a 1 MiB ring at 1.5M opens/s fills in 4.5 ms).
+struct Pause(std::os::fd::OwnedFd);
+
+impl Pause {
+    fn new(ring: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Self> {
+        use std::os::fd::{AsRawFd, FromRawFd};
+        // SAFETY: epoll_create1 takes no pointer; a non-negative result is a new fd owned here.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `fd` was just created and is owned by nothing else.
+        let ep = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLET) as u32,
+            u64: 0,
+        };
+        // SAFETY: both fds are open; `ev` is a valid epoll_event for the call's duration.
+        if unsafe { libc::epoll_ctl(fd, libc::EPOLL_CTL_ADD, ring.as_raw_fd(), &mut ev) } < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self(ep))
+    }
+
+    /// Waits `d` or until the probes' next wakeup (an interrupted wait just ends early).
+    fn wait(&self, d: Duration) {
+        use std::os::fd::AsRawFd;
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        let ms = i32::try_from(d.as_millis()).unwrap_or(i32::MAX);
+        // SAFETY: a valid epoll fd and room for one event.
+        unsafe { libc::epoll_wait(self.0.as_raw_fd(), &mut ev, 1, ms) };
+    }
+}
+
+/// Lowers this thread's nice value by `boost` (threads it starts inherit it). A busy host keeps
+/// every core busy, and the recorder at the same weight as its load falls behind and loses
+/// opens once the ring fills: with three spinning processes on its CPU, 22% of 4.5M opens were
+/// lost at nice 0 and none at -4 (the 1-thread open loop; README, capture cost).
+pub fn boost_priority(boost: u8) -> std::io::Result<()> {
+    if boost == 0 {
+        return Ok(());
+    }
+    // SAFETY: getpriority/setpriority take no pointers; -1 is a valid result of getpriority,
+    // so errno tells an error apart.
+    unsafe {
+        *libc::__errno_location() = 0;
+        let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+        if now == -1 && *libc::__errno_location() != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let to = (now - i32::from(boost)).max(-20);
+        if libc::setpriority(libc::PRIO_PROCESS, 0, to) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// EPERM (a privilege problem) and EACCES (the verifier rejected a program) share an ErrorKind;
@@ -335,7 +407,7 @@ pub fn record(
         .as_deref_mut()
         .ok_or_else(|| anyhow!("the BPF object has no read-only data"))?;
     rodata.targ_self_tgid = std::process::id();
-    rodata.wakeup_min_bytes = u64::from(opts.ring_bytes / 4).min(4 << 20);
+    rodata.wakeup_shift = drain_threshold(opts.ring_bytes).ilog2();
     let slots = dir_cache_slots(libbpf_rs::num_possible_cpus().unwrap_or(1));
     rodata.dir_slots_mask = slots - 1;
     open.maps
@@ -439,6 +511,10 @@ pub fn record(
         })
         .context("set up the ring buffer")?;
     let ring = builder.build().context("set up the ring buffer")?;
+    let pause = {
+        use std::os::fd::AsFd;
+        Pause::new(skel.maps.of_events.as_fd()).context("set up the drain pause")?
+    };
     {
         use libbpf_rs::AsRawLibbpf;
         // SAFETY: a valid ring_buffer with one ring (index 0); null if libbpf says otherwise.
@@ -493,7 +569,7 @@ pub fn record(
         && !batcher.borrow().hung_up
     {
         if busy && !ring_filling(&batcher.borrow()) {
-            std::thread::sleep(DRAIN_PAUSE);
+            pause.wait(DRAIN_PAUSE);
         }
         let rc = ring.poll_raw(if busy { Duration::ZERO } else { POLL });
         if rc < 0 && rc != -libc::EINTR {

@@ -81,6 +81,11 @@ pub struct Args {
     /// Kernel ring buffer size in MiB (a power of two).
     #[arg(long, default_value_t = 16, value_name = "N")]
     pub ring_mb: u32,
+    /// Lower the recorder's nice value by this much (0-20; 0: leave it), as auditd's
+    /// priority_boost does: on a host busy on every core the recorder keeps up instead of
+    /// losing opens.
+    #[arg(long, default_value_t = 4, value_name = "N")]
+    pub priority_boost: u8,
     /// Show libbpf's log and other debugging output (also OPEN_FORENSICS_DEBUG=1).
     #[arg(short, long)]
     pub verbose: bool,
@@ -173,6 +178,13 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
+    if args.priority_boost > 20 {
+        return Err(BadInput(format!(
+            "--priority-boost {}: must be between 0 and 20",
+            args.priority_boost
+        ))
+        .into());
+    }
     if let Some(b) = args.max_bytes {
         let most = crate::store::DB_MAX / 2;
         if b == 0 || b > most {
@@ -225,6 +237,13 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     service.queue_capacity = capture::QUEUE_BATCHES as u64;
     // Before the store is touched: a user without the privilege gets exit 2 and no store.
     privilege::check()?;
+    // Before any thread is started: threads inherit the nice value of the one creating them.
+    if let Err(e) = capture::boost_priority(args.priority_boost) {
+        eprintln!(
+            "open-forensics: warning: --priority-boost {}: {e}",
+            args.priority_boost
+        );
+    }
     let stop = capture::stop_on_signals()?;
 
     let mut writer = Writer::open(store, rotate)
