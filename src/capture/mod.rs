@@ -85,6 +85,8 @@ pub struct Summary {
     pub warnings: Vec<String>,
     /// The alert outputs' final counters.
     pub outputs: Vec<crate::alerts::OutputState>,
+    /// The retention in force when recording stopped (a SIGHUP may have changed the start's).
+    pub retention: Option<crate::store::Retention>,
 }
 
 static DEBUG: AtomicBool = AtomicBool::new(false);
@@ -616,6 +618,7 @@ pub fn record(
         unsealed: s.unsealed,
         warnings: s.warnings,
         outputs: outcome.outputs,
+        retention: outcome.retention,
     })
 }
 

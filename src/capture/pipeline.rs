@@ -148,6 +148,12 @@ pub struct Tick<'a> {
 pub trait Supervisor: Send {
     /// `Some(rules)` swaps the live rule set (`Some(None)`: no rules any more).
     fn tick(&mut self, tick: Tick<'_>) -> anyhow::Result<Option<Option<RuleSet>>>;
+
+    /// The retention in force now (a reload may have changed it since the start), for the
+    /// pass after the last seal.
+    fn retention(&self) -> Option<crate::store::Retention> {
+        None
+    }
 }
 
 #[derive(Debug, Default)]
@@ -157,6 +163,8 @@ pub struct Outcome {
     pub late: u64,
     /// The alert outputs' final counters.
     pub outputs: Vec<OutputState>,
+    /// The supervisor's retention at the end ([`Supervisor::retention`]).
+    pub retention: Option<crate::store::Retention>,
 }
 
 /// Holds events until the watermark passes them, then yields them in timestamp order.
@@ -532,6 +540,7 @@ pub fn run(
         summary,
         late: reorder.late,
         outputs: drops.1,
+        retention: settings.supervisor.as_ref().and_then(|s| s.retention()),
     })
 }
 

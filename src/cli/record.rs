@@ -260,8 +260,11 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         Outputs::none()
     };
     let s = capture::record(&opts, writer, rules, alerts, stop, Some(Box::new(service)))?;
-    // The last seals happened after the store thread's last retention pass.
-    match crate::store::retain(store, &retention(&args), crate::timespec::now_ns()) {
+    // The last seals happened after the store thread's last retention pass. With the limits in
+    // force at the end, not the start's: a reload that raised or dropped a limit must not see
+    // segments removed under the old one.
+    let keep = s.retention.clone().unwrap_or_else(|| retention(&args));
+    match crate::store::retain(store, &keep, crate::timespec::now_ns()) {
         Ok(Some(r)) => crate::service::report_removal(&r),
         Ok(None) => {}
         Err(e) => eprintln!("open-forensics: warning: retention: {e}"),

@@ -292,6 +292,10 @@ impl Service {
 }
 
 impl Supervisor for Service {
+    fn retention(&self) -> Option<Retention> {
+        Some(self.retention.clone())
+    }
+
     fn tick(&mut self, mut t: Tick<'_>) -> anyhow::Result<Option<Option<RuleSet>>> {
         self.status(&t); // READY=1 on the first tick, before any other notification
         if self.watchdog {

@@ -808,3 +808,48 @@ fn version_without_privilege_says_unknown_instead_of_guessing() {
         );
     }
 }
+
+/// The retention pass after the last seal uses the limits in force when recording stops: a
+/// SIGHUP that dropped a size limit must not see segments removed under the old one at exit
+/// (they were: the pass used the start's limits).
+#[test]
+fn the_last_retention_pass_keeps_what_a_reload_allowed() {
+    if !live_capture_available("the_last_retention_pass_keeps_what_a_reload_allowed") {
+        return;
+    }
+    let s = TempStore::new();
+    let cfg = s.path("config.yaml");
+    write(&cfg, "retain-size: 32K\nmax-events: 100\nno-ia32: true\n");
+    let mut rec = Recorder::start(&s, &["--config", cfg.to_str().unwrap()]);
+    write(&cfg, "max-events: 100\nno-ia32: true\n");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe { libc::kill(rec.pid() as i32, libc::SIGHUP) };
+    let line = rec
+        .wait_line("SIGHUP", Duration::from_secs(20))
+        .expect("no reload line");
+    assert!(line.contains("retention now"), "{line}");
+    // Distinct missing paths, paced (capture is system-wide): every 100 events a segment is
+    // sealed, well past 32K in all.
+    let base = s.path("kept");
+    const OPENS: usize = 4000;
+    for n in 0..OPENS {
+        drop(std::fs::File::open(base.join(format!("n{n}"))));
+        if n % 200 == 199 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let err = rec.stop();
+    assert!(!err.contains("retention ("), "a segment was removed: {err}");
+    assert!(
+        sealed_bytes(&s.dir) > 32 << 10,
+        "the store never outgrew the old limit"
+    );
+    let prefix = base.as_os_str().as_encoded_bytes();
+    let me = std::process::id();
+    let kept = crate::helpers::read_store(&s.dir)
+        .iter()
+        .filter(|e| e.pid == me && e.path.as_bytes().starts_with(prefix))
+        .count();
+    assert_eq!(kept, OPENS, "opens of ours lost from the store");
+}
