@@ -1263,3 +1263,79 @@ fn record_raises_its_priority_as_asked() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--priority-boost 21"));
 }
+
+/// An io_uring open keeps its whole raw path however long: the submission probe stashes paths
+/// up to 255 bytes with the request and a longer one beside it (lengths around that boundary,
+/// and up to the kernel's 4095; failing and succeeding opens).
+#[test]
+fn io_uring_opens_of_long_paths_keep_their_whole_raw_path() {
+    if !helpers::live_capture_available("io_uring_opens_of_long_paths_keep_their_whole_raw_path") {
+        return;
+    }
+    let store = TempStore::new();
+    let base = store.path("u");
+    // A deep directory to succeed in: components of 200 bytes, ~1,000 bytes in all.
+    let mut deep = base.clone();
+    for i in 0..5 {
+        deep.push(format!("{i}{}", "d".repeat(199)));
+    }
+    std::fs::create_dir_all(&deep).expect("make the deep directory");
+    let found = deep.join("found.txt");
+    std::fs::write(&found, "x").expect("write the deep file");
+    let mut paths: Vec<Vec<u8>> = [200usize, 254, 255, 256, 257, 300, 1000, 2100, 4095]
+        .iter()
+        .map(|&len| {
+            // Missing files under `base`, `len` bytes in all, in components of at most 200.
+            let mut p = base.as_os_str().as_bytes().to_vec();
+            while p.len() < len {
+                p.push(b'/');
+                let n = (len - p.len()).min(200);
+                p.extend(std::iter::repeat_n(b'm', n));
+            }
+            assert_eq!(p.len(), len);
+            p
+        })
+        .collect();
+    paths.push(found.as_os_str().as_bytes().to_vec());
+
+    let rec = Recorder::start(&store, &[]);
+    let mut ring = io_uring::IoUring::new(4).expect("io_uring_setup");
+    let mut results = Vec::new();
+    for p in &paths {
+        let ret = io_uring_open(&mut ring, &cstr(p), libc::O_RDONLY | libc::O_CLOEXEC);
+        if ret >= 0 {
+            close(ret);
+        }
+        results.push(ret);
+    }
+    drop(ring);
+    std::thread::sleep(Duration::from_millis(300));
+    rec.stop();
+    assert!(
+        *results.last().unwrap() >= 0,
+        "the deep open failed: {results:?}"
+    );
+
+    let me = std::process::id();
+    let events = read_store(&store.dir);
+    for (p, ret) in paths.iter().zip(&results) {
+        let got: Vec<_> = events
+            .iter()
+            .filter(|e| e.pid == me && e.syscall == Syscall::IoUring && e.raw_path.as_bytes() == p)
+            .collect();
+        assert_eq!(
+            got.len(),
+            1,
+            "{} bytes: {} records with the whole raw path",
+            p.len(),
+            got.len()
+        );
+        assert_eq!(got[0].ret, *ret, "{} bytes", p.len());
+        assert!(!got[0].path_truncated, "{} bytes: marked cut", p.len());
+    }
+    let deep_open = events
+        .iter()
+        .find(|e| e.pid == me && e.raw_path.as_bytes() == found.as_os_str().as_bytes())
+        .unwrap();
+    assert_eq!(deep_open.path.as_bytes(), found.as_os_str().as_bytes());
+}
