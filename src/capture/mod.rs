@@ -398,6 +398,7 @@ pub fn record(
     }
     let anchor_ns = clock_anchor_ns();
     writer.set_clock_anchor(anchor_ns);
+    writer.start_recording();
 
     let mut object = MaybeUninit::uninit();
     let mut open = OpensSkelBuilder::default()

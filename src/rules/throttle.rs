@@ -22,8 +22,9 @@
 //! A window in which nothing was suppressed ends silently. State is bounded: at most
 //! [`MAX_KEYS`] key values per rule are tracked, the least recently alerted one is evicted
 //! (with its summary, if it had suppressed anything) when a new one arrives. The state starts
-//! empty at the start of each recording and each replay: a replay spanning two recordings
-//! carries it across their boundary where the two live runs did not.
+//! empty at the start of each recording and each replay, and a replay spanning two recordings
+//! empties it where the second began (segments name the run that wrote them), after the
+//! summaries the first recorder emitted when it stopped: live == replay across restarts.
 //!
 //! `query --rule` returns matching events, not alerts, and is not throttled.
 
@@ -421,6 +422,16 @@ impl<'a> Alerter<'a> {
         self.flush_due(i64::MAX, &mut f);
     }
 
+    /// The end of one run (a recording) and the start of the next in the same stream: what the
+    /// first run's recorder emitted when it stopped ([`Alerter::finish`]), then throttle state
+    /// as empty as the next recorder's was.
+    pub fn next_run(&mut self, f: impl FnMut(&Raised)) {
+        self.finish(f);
+        for st in &mut self.state {
+            *st = RuleState::default();
+        }
+    }
+
     fn flush_due(&mut self, upto_ns: i64, f: &mut impl FnMut(&Raised)) {
         let set = self.engine.rules();
         while let Some(entry) = self.due.first_entry() {
@@ -473,8 +484,10 @@ fn summary<'r>(
 impl Alerter<'_> {
     /// The alerts of `range` of a store, as `record` raised them live: each segment's events
     /// with that segment's `host`, then (unless `f` stopped the scan) the end-of-stream
-    /// summaries. `on_event` sees every event first (progress bars). Used by `replay` and
-    /// `rules test`.
+    /// summaries. Where the segments' `recording` changes, a recorder stopped and another
+    /// started: the first one's end-of-stream summaries, and throttling starts afresh
+    /// ([`Alerter::next_run`]). `on_event` sees every event first (progress bars). Used by
+    /// `replay` and `rules test`.
     pub fn replay(
         &mut self,
         reader: &crate::store::Reader,
@@ -485,11 +498,33 @@ impl Alerter<'_> {
         use std::cell::RefCell;
         use std::ops::ControlFlow;
         let host: RefCell<Option<String>> = RefCell::new(None);
+        // The previous segment's run (`None` before the first), and whether this one starts
+        // another.
+        let run: RefCell<Option<Option<String>>> = RefCell::new(None);
+        let new_run = std::cell::Cell::new(false);
         let mut flow = ControlFlow::Continue(());
         let stats = reader.scan_with(
             range,
-            |seg| *host.borrow_mut() = Some(seg.meta.host.clone()),
+            |seg| {
+                *host.borrow_mut() = Some(seg.meta.host.clone());
+                let this = &seg.meta.recording;
+                let mut prev = run.borrow_mut();
+                if prev.as_ref().is_some_and(|p| p != this) {
+                    new_run.set(true);
+                }
+                *prev = Some(this.clone());
+            },
             |ev| {
+                if new_run.replace(false) {
+                    self.next_run(|r| {
+                        if flow.is_continue() {
+                            flow = f(r);
+                        }
+                    });
+                    if flow.is_break() {
+                        return flow;
+                    }
+                }
                 if let Some(h) = host.borrow_mut().take() {
                     self.set_host(&h);
                 }

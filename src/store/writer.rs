@@ -173,6 +173,9 @@ pub struct Writer {
     _lock: StoreLock,
     next_seq: u64,
     clock_anchor_ns: i64,
+    /// A recording's id, in every segment it creates ([`SegmentMeta::recording`]); `None` for
+    /// imports, which had no live run to be faithful to.
+    recording: Option<String>,
     active: Option<Active>,
     /// Segments waiting to be sealed, oldest first: seals happen in order, one at a time, on a
     /// background thread, so that the caller (the recorder's store thread) never waits for zstd
@@ -189,6 +192,19 @@ pub struct Writer {
     /// Loss records that could not be placed in a segment yet (the disk was full).
     parked: Vec<Loss>,
     summary: WriterSummary,
+}
+
+/// 128 random bits, hex: a run's id. Without the kernel's randomness (never on Linux ≥ 3.17),
+/// the time and pid, which still differ between any two runs on one host.
+fn recording_id() -> String {
+    let mut b = [0u8; 16];
+    // SAFETY: getrandom writes at most b.len() bytes into b.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        let t = crate::timespec::now_ns() as u128;
+        b = (t << 32 | u128::from(std::process::id())).to_le_bytes();
+    }
+    super::segment::hex(&b)
 }
 
 fn read_proc(path: &str) -> String {
@@ -225,6 +241,7 @@ impl Writer {
             _lock: lock,
             next_seq: 1,
             clock_anchor_ns: 0,
+            recording: None,
             active: None,
             pending: VecDeque::new(),
             sealing: None,
@@ -259,6 +276,12 @@ impl Writer {
     /// Signs each new chain link with HMAC-SHA-256 under `key`.
     pub fn set_sign_key(&mut self, key: Vec<u8>) {
         self.sign_key = Some(Arc::new(key));
+    }
+
+    /// Marks the segments from now on as one live recording's, under a fresh random id: replay
+    /// throttles each recording apart, as each recorder did.
+    pub fn start_recording(&mut self) {
+        self.recording = Some(recording_id());
     }
 
     /// Wall-clock minus boot-clock ns, stored in each new segment so that kernel times can be
@@ -452,6 +475,7 @@ impl Writer {
             kernel: read_proc("/proc/sys/kernel/osrelease"),
             boot_id: read_proc("/proc/sys/kernel/random/boot_id"),
             clock_anchor_ns: self.clock_anchor_ns,
+            recording: self.recording.clone(),
             ..SegmentMeta::default()
         };
         write_meta_table(&conn, &path, &meta)?;

@@ -1339,3 +1339,50 @@ fn io_uring_opens_of_long_paths_keep_their_whole_raw_path() {
         .unwrap();
     assert_eq!(deep_open.path.as_bytes(), found.as_os_str().as_bytes());
 }
+
+/// Live == replay across a restart: a replay over two recordings throttles each as its
+/// recorder did (the second recorder started with no throttle state, and the first emitted its
+/// summary when it stopped), instead of carrying the first one's window into the second.
+#[test]
+fn replay_over_two_recordings_throttles_each_as_it_was_live() {
+    if !helpers::live_capture_available("replay_over_two_recordings_throttles_each_as_it_was_live")
+    {
+        return;
+    }
+    let store = TempStore::new();
+    let rules = store.path("rules.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: marker_read\n    description: d\n    severity: low\n    path: [\"/**/restart-marker.txt\"]\n    access: read\n    throttle: {key: [pid], window: 1h, max: 2}\n",
+    )
+    .expect("write rules");
+    let marker = store.path("restart-marker.txt");
+    std::fs::write(&marker, "m").expect("write marker");
+    let rules_arg = rules.to_str().expect("utf-8 path");
+    let mut live = Vec::new();
+    for run in 0..2 {
+        let alerts = store.path(&format!("alerts-{run}.jsonl"));
+        let rec = Recorder::start(
+            &store,
+            &[
+                "--rules",
+                rules_arg,
+                "--alerts",
+                alerts.to_str().expect("utf-8 path"),
+            ],
+        );
+        for _ in 0..5 {
+            std::fs::read(&marker).expect("read marker");
+        }
+        rec.stop();
+        let text = std::fs::read_to_string(&alerts).expect("alerts file");
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        // Two alerts, then the summary of the three suppressed, emitted at the stop.
+        assert_eq!(lines.len(), 3, "run {run}: {lines:#?}");
+        assert!(lines[2].contains("\"alert_summary\"") && lines[2].contains("\"suppressed\":3"));
+        live.extend(lines);
+    }
+    let replay = store.ok(&["replay", "--rules", rules_arg]);
+    let replay: Vec<&str> = replay.lines().collect();
+    assert_eq!(replay, live.iter().map(String::as_str).collect::<Vec<_>>());
+}

@@ -108,6 +108,11 @@ pub struct SegmentMeta {
     pub db_bytes: u64,
     /// Wall-clock ns minus kernel boot-clock ns at recording start (0 for imported events).
     pub clock_anchor_ns: i64,
+    /// Which recording wrote the segment: random, the same for all its segments. Replay starts
+    /// the rules' throttle state afresh where it changes, as each recorder did. Absent for
+    /// imports and in segments written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<String>,
     /// Sealed segments since tamper evidence: the SHA-256 of the database bytes…
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_sha256: Option<String>,

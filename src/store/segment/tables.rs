@@ -20,6 +20,10 @@ pub(crate) fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMet
     const M: &str = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)";
     let mut st = conn.prepare_cached(M).map_err(sql_err(path, M))?;
     let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    if let Some(r) = &meta.recording {
+        st.execute(params!["recording", r])
+            .map_err(sql_err(path, M))?;
+    }
     let pairs: [(&str, String); 13] = [
         ("seq", meta.seq.to_string()),
         ("tool_version", meta.tool_version.clone()),
@@ -66,6 +70,7 @@ pub(crate) fn read_meta_table(conn: &Connection, path: &Path) -> Result<SegmentM
         processes: num("processes").unwrap_or(0) as u64,
         db_bytes: 0,
         clock_anchor_ns: num("clock_anchor_ns").unwrap_or(0),
+        recording: kv.get("recording").cloned(),
         ..SegmentMeta::default()
     })
 }
