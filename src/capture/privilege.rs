@@ -76,12 +76,34 @@ pub fn check() -> Result<(), BadInput> {
 /// Mounts tracefs at /sys/kernel/tracing if it is not there: classic tracepoints are found by
 /// their id file in it. Returns whether it mounted.
 pub fn ensure_tracefs() -> Result<bool, BadInput> {
-    let events = Path::new(TRACEFS).join("events");
+    ensure_mounted(Path::new(TRACEFS), mount_tracefs)
+}
+
+/// `mount` when `dir/events` is missing. Two recorders starting together both see it missing and
+/// both mount; the kernel refuses the second (EBUSY: the same filesystem on the same mount point),
+/// so a failed mount is an error only if tracefs is still absent after it.
+fn ensure_mounted(
+    dir: &Path,
+    mount: impl FnOnce() -> std::io::Result<()>,
+) -> Result<bool, BadInput> {
+    let events = dir.join("events");
     if events.is_dir() {
         return Ok(false);
     }
-    let c = |s: &str| CString::new(s).map_err(|e| BadInput(e.to_string()));
-    let (src, target, fstype) = (c("tracefs")?, c(TRACEFS)?, c("tracefs")?);
+    match mount() {
+        Ok(()) => Ok(true),
+        Err(_) if events.is_dir() => Ok(false),
+        Err(err) => Err(BadInput(format!(
+            "tracefs is not mounted at {} and mounting it failed ({err}); mount it with `mount -t tracefs tracefs {}`",
+            dir.display(),
+            dir.display()
+        ))),
+    }
+}
+
+fn mount_tracefs() -> std::io::Result<()> {
+    let c = |s: &str| CString::new(s).expect("no NUL");
+    let (src, target, fstype) = (c("tracefs"), c(TRACEFS), c("tracefs"));
     // SAFETY: all pointers are NUL-terminated strings that outlive the call; no data is passed.
     let rc = unsafe {
         libc::mount(
@@ -93,12 +115,9 @@ pub fn ensure_tracefs() -> Result<bool, BadInput> {
         )
     };
     if rc != 0 {
-        let err = std::io::Error::last_os_error();
-        return Err(BadInput(format!(
-            "tracefs is not mounted at {TRACEFS} and mounting it failed ({err}); mount it with `mount -t tracefs tracefs {TRACEFS}`"
-        )));
+        return Err(std::io::Error::last_os_error());
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Whether the running kernel has the tracepoint `category/name` (tracefs must be mounted).
@@ -108,4 +127,38 @@ pub fn has_tracepoint(category: &str, name: &str) -> bool {
         .join(category)
         .join(name)
         .is_dir()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tracefs_mount_lost_to_a_racing_recorder_is_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        // The other recorder mounted between our check and our mount: the kernel says EBUSY.
+        let raced = ensure_mounted(dir.path(), || {
+            fs::create_dir(dir.path().join("events")).unwrap();
+            Err(std::io::Error::from_raw_os_error(libc::EBUSY))
+        });
+        assert!(!raced.unwrap());
+        // Already there: no mount at all.
+        let there = ensure_mounted(dir.path(), || panic!("mounted over an existing tracefs"));
+        assert!(!there.unwrap());
+    }
+
+    #[test]
+    fn a_failed_tracefs_mount_names_the_directory_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = ensure_mounted(dir.path(), || {
+            Err(std::io::Error::from_raw_os_error(libc::EPERM))
+        })
+        .unwrap_err();
+        let shown = dir.path().display().to_string();
+        assert!(err.0.contains(&shown), "{}", err.0);
+        assert!(err.0.contains("mount -t tracefs"), "{}", err.0);
+        assert!(err.0.contains("not permitted"), "{}", err.0);
+        let mounted = ensure_mounted(dir.path(), || Ok(())).unwrap();
+        assert!(mounted);
+    }
 }
