@@ -79,18 +79,18 @@ pub fn ensure_tracefs() -> Result<bool, BadInput> {
     ensure_mounted(Path::new(TRACEFS), mount_tracefs)
 }
 
-/// `mount` when `dir/events` is missing. Two recorders starting together both see it missing and
+/// `mount(dir)` when `dir/events` is missing. Two recorders starting together both see it missing and
 /// both mount; the kernel refuses the second (EBUSY: the same filesystem on the same mount point),
 /// so a failed mount is an error only if tracefs is still absent after it.
 fn ensure_mounted(
     dir: &Path,
-    mount: impl FnOnce() -> std::io::Result<()>,
+    mount: impl FnOnce(&Path) -> std::io::Result<()>,
 ) -> Result<bool, BadInput> {
     let events = dir.join("events");
     if events.is_dir() {
         return Ok(false);
     }
-    match mount() {
+    match mount(dir) {
         Ok(()) => Ok(true),
         Err(_) if events.is_dir() => Ok(false),
         Err(err) => Err(BadInput(format!(
@@ -101,9 +101,11 @@ fn ensure_mounted(
     }
 }
 
-fn mount_tracefs() -> std::io::Result<()> {
-    let c = |s: &str| CString::new(s).expect("no NUL");
-    let (src, target, fstype) = (c("tracefs"), c(TRACEFS), c("tracefs"));
+fn mount_tracefs(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let target = CString::new(dir.as_os_str().as_bytes())
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let (src, fstype) = (c"tracefs", c"tracefs");
     // SAFETY: all pointers are NUL-terminated strings that outlive the call; no data is passed.
     let rc = unsafe {
         libc::mount(
@@ -137,20 +139,21 @@ mod tests {
     fn a_tracefs_mount_lost_to_a_racing_recorder_is_not_an_error() {
         let dir = tempfile::tempdir().unwrap();
         // The other recorder mounted between our check and our mount: the kernel says EBUSY.
-        let raced = ensure_mounted(dir.path(), || {
+        let raced = ensure_mounted(dir.path(), |target| {
+            assert_eq!(target, dir.path(), "mounts the directory it checked");
             fs::create_dir(dir.path().join("events")).unwrap();
             Err(std::io::Error::from_raw_os_error(libc::EBUSY))
         });
         assert!(!raced.unwrap());
         // Already there: no mount at all.
-        let there = ensure_mounted(dir.path(), || panic!("mounted over an existing tracefs"));
+        let there = ensure_mounted(dir.path(), |_| panic!("mounted over an existing tracefs"));
         assert!(!there.unwrap());
     }
 
     #[test]
     fn a_failed_tracefs_mount_names_the_directory_and_the_fix() {
         let dir = tempfile::tempdir().unwrap();
-        let err = ensure_mounted(dir.path(), || {
+        let err = ensure_mounted(dir.path(), |_| {
             Err(std::io::Error::from_raw_os_error(libc::EPERM))
         })
         .unwrap_err();
@@ -158,7 +161,7 @@ mod tests {
         assert!(err.0.contains(&shown), "{}", err.0);
         assert!(err.0.contains("mount -t tracefs"), "{}", err.0);
         assert!(err.0.contains("not permitted"), "{}", err.0);
-        let mounted = ensure_mounted(dir.path(), || Ok(())).unwrap();
+        let mounted = ensure_mounted(dir.path(), |_| Ok(())).unwrap();
         assert!(mounted);
     }
 }
