@@ -1,8 +1,10 @@
 //! The recorder's user-space work per event (issue #10), on a replayable batch of kernel records:
 //! the shared synthetic workload (benches/common) encoded as the probes encode opens
-//! (bpf/events.h, through the generated header type), then what the store thread does with each:
-//! decode, attach its process, append to the store. Times are printed per event; for a
-//! repeatable before/after use instruction counts:
+//! (bpf/events.h, through the generated header type), handed over in batches as the ring
+//! consumer hands them to the store thread, then what that thread does with them
+//! (`capture::pipeline::Stage`): decode, hold for the reorder window, attach each open's process,
+//! append to the store. Times and bytes written (`wchar`, sealing included) are printed per
+//! event; for a repeatable before/after use instruction counts:
 //!
 //! ```text
 //! cargo bench --bench decode --no-run
@@ -11,15 +13,18 @@
 //! ```
 //!
 //! `--toggle-collect='*decode_only*'` counts the decoder alone. `DECODE_BENCH_EVENTS` (default
-//! 500000) sets the batch.
+//! 500000) sets the batch. Instruction counts miss what the reorder window costs in cache
+//! misses (it holds ~100k events of ~200 bytes live); the recorder's CPU per event under a real
+//! open loop is `benches/recorder_cpu.sh`.
 
 mod common;
 
 use std::collections::HashMap;
 use std::time::Instant;
 
+use open_forensics::alerts::Outputs;
 use open_forensics::capture::decode::{self, Record};
-use open_forensics::capture::pipeline::Batch;
+use open_forensics::capture::pipeline::{Batch, Sinks, Stage};
 use open_forensics::capture::proctable::ProcTable;
 use open_forensics::capture::skel::types::{of_event_hdr, of_rec_kind, of_trunc};
 use open_forensics::event::{Event, PathSource};
@@ -115,21 +120,26 @@ fn decode_only(batch: &Batch) -> u64 {
     n
 }
 
-/// Decode, attach the process, append: the store thread's work per open (without the reorder
-/// window, which only moves records).
+/// The store thread's work on records (`pipeline::Stage`): decode, hold for the reorder window,
+/// attach the process, append. The batches are as the ring consumer hands them over.
 #[inline(never)]
-fn replay(batch: &Batch, procs: &mut ProcTable, writer: &mut Writer) {
-    let mut decoder = decode::Decoder::default();
-    for rec in batch.records() {
-        match decoder.decode_any(rec, 0).expect("decode") {
-            Record::Open(mut ev, start) => {
-                procs.attach(&mut ev, start);
-                writer.append(&mut ev).expect("append");
-            }
-            Record::Proc(_) => unreachable!("only opens are encoded"),
-        }
+fn replay(batches: &[Batch], stage: &mut Stage) {
+    for b in batches {
+        stage.take(b).expect("store a batch");
     }
+    stage.release_all().expect("release");
 }
+
+/// Bytes this process has passed to write calls (`wchar`), all threads.
+fn written() -> u64 {
+    let io = std::fs::read_to_string("/proc/self/io").unwrap_or_default();
+    io.lines()
+        .find_map(|l| l.strip_prefix("wchar: ")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Records per batch: what the consumer hands over at a time under load.
+const BATCH: usize = 4096;
 
 fn main() {
     let n: usize = std::env::var("DECODE_BENCH_EVENTS")
@@ -138,11 +148,19 @@ fn main() {
         .unwrap_or(500_000);
     let mut w = common::Workload::new(42);
     let mut batch = Batch::with_capacity(n * 200);
-    let mut dirs = HashMap::new();
+    let mut batches = vec![Batch::with_capacity(BATCH * 200)];
+    let (mut dirs, mut batch_dirs) = (HashMap::new(), HashMap::new());
     let mut paths = Vec::with_capacity(n);
     for _ in 0..n {
         let ev = w.next_event();
         encode(&ev, &mut dirs, &mut batch);
+        let last = batches.last_mut().expect("a batch");
+        encode(&ev, &mut batch_dirs, last);
+        // The consumer's drain mark: every record before it has been handed over.
+        last.drained_at_ns = ev.ts_ns as u64;
+        if last.records as usize == BATCH {
+            batches.push(Batch::with_capacity(BATCH * 200));
+        }
         paths.push((ev.path_source == PathSource::File).then_some(ev.path));
     }
     // The encoding is the kernel's, cached directories included: walked files decode to the
@@ -169,21 +187,32 @@ fn main() {
     let decode_s = t.elapsed().as_secs_f64();
 
     let tmp = tempfile::tempdir().expect("tempdir");
-    let mut writer =
+    let writer =
         Writer::open(&tmp.path().join("store"), RotateConfig::default()).expect("open store");
-    let mut procs = ProcTable::new(0, HashMap::new());
-    let t = Instant::now();
-    replay(&batch, &mut procs, &mut writer);
-    writer.commit().expect("commit");
+    let sinks = Sinks {
+        writer,
+        rules: None,
+        alerts: Outputs::none(),
+        procs: ProcTable::new(0, HashMap::new()),
+    };
+    let mut stage = Stage::new(sinks, 0).expect("stage");
+    let (t, wchar) = (Instant::now(), written());
+    replay(&batches, &mut stage);
     let replay_s = t.elapsed().as_secs_f64();
-    writer.close().expect("close");
+    let wchar = written() - wchar;
+    let summary = stage.close().expect("close");
 
     println!(
         "decode only:             {:>6.0} ns/event  ({sum} path bytes)",
         decode_s * 1e9 / n as f64
     );
     println!(
-        "decode + attach + append: {:>6.0} ns/event",
+        "decode + reorder + attach + append: {:>6.0} ns/event",
         replay_s * 1e9 / n as f64
+    );
+    println!(
+        "written while storing: {:.1} bytes/event; sealed: {:.1} bytes/event",
+        wchar as f64 / n as f64,
+        summary.sealed_bytes as f64 / n as f64
     );
 }

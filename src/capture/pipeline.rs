@@ -216,18 +216,27 @@ impl Reorder {
         q.partition_point(|e| e.0 <= ts)
     }
 
+    /// Hands every entry up to `upto_ns` to `f` in place, in order, then drops them: an event
+    /// is ~250 bytes, and moving it out of the deque and on through the store was a fifth of the
+    /// recorder's CPU (`perf record` of `of-store` under `benches/openloop.c`).
     fn release(
         &mut self,
         upto_ns: i64,
-        mut f: impl FnMut(Record) -> anyhow::Result<()>,
+        mut f: impl FnMut(&mut Record) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        while self.queue.front().is_some_and(|e| e.0 <= upto_ns) {
-            if let Some((ts, rec)) = self.queue.pop_front() {
-                self.released_ns = self.released_ns.max(ts);
-                f(rec)?;
+        let n = self.queue.partition_point(|e| e.0 <= upto_ns);
+        let mut done = 0;
+        let mut result = Ok(());
+        for (ts, rec) in self.queue.range_mut(..n) {
+            self.released_ns = self.released_ns.max(*ts);
+            result = f(rec);
+            if result.is_err() {
+                break;
             }
+            done += 1;
         }
-        Ok(())
+        self.queue.drain(..done);
+        result
     }
 }
 
@@ -247,11 +256,11 @@ struct Emitter {
 impl Emitter {
     /// Applies a record in time order: lifecycle records to the process table (and the store),
     /// opens to the store and the rules, with the image their process ran at that instant.
-    fn emit(&mut self, rec: Record) -> anyhow::Result<()> {
-        let (mut ev, start) = match rec {
-            Record::Open(ev, start) => (ev, start),
+    fn emit(&mut self, rec: &mut Record) -> anyhow::Result<()> {
+        let (ev, start) = match rec {
+            Record::Open(ev, start) => (ev, *start),
             Record::Proc(r) => {
-                match self.procs.apply(&r) {
+                match self.procs.apply(r) {
                     Some(Change::Image(p)) => self.writer.add_process(&p),
                     Some(Change::Exit(p, status, ts)) => self.writer.record_exit(&p, status, ts),
                     None => Ok(()),
@@ -261,8 +270,8 @@ impl Emitter {
             }
         };
         // A process made up from the open itself is stored by `append` with the event.
-        self.procs.attach(&mut ev, start);
-        self.writer.append(&mut ev).context("store an event")?;
+        self.procs.attach(ev, start);
+        self.writer.append(ev).context("store an event")?;
         if let Some(engine) = self.engine.as_mut() {
             if ev.table != self.host_table {
                 if let Some(h) = self.writer.host() {
@@ -271,7 +280,7 @@ impl Emitter {
                 }
             }
             let (alerts, by_rule) = (&self.alerts, &mut self.counters.alerts_by_rule);
-            engine.eval(&ev, |r| send(alerts, by_rule, r));
+            engine.eval(ev, |r| send(alerts, by_rule, r));
         }
         Ok(())
     }
@@ -400,6 +409,94 @@ pub fn stats_line(events: u64, lost: u64, elapsed: Duration, bytes: u64) -> Stri
     )
 }
 
+/// The store thread's work on the records themselves: decode in ring order (a directory cache
+/// slot's defining record precedes its uses there, not always in time order), hold for the
+/// reorder window, then store and evaluate in time order. Separate from [`run`]'s ticks so that
+/// `benches/decode.rs` measures exactly this.
+pub struct Stage {
+    decoder: decode::Decoder,
+    reorder: Reorder,
+    em: Emitter,
+    anchor_ns: i64,
+    /// Records that did not decode since the loss tracker last took them.
+    malformed: u64,
+}
+
+impl Stage {
+    /// Stores the processes already running first: they are part of the first segment's
+    /// history.
+    pub fn new(sinks: Sinks, anchor_ns: i64) -> anyhow::Result<Stage> {
+        let Sinks {
+            mut writer,
+            rules,
+            alerts,
+            procs,
+        } = sinks;
+        for p in procs.snapshot_images() {
+            writer.add_process(&p).context("store a process")?;
+        }
+        Ok(Stage {
+            decoder: decode::Decoder::default(),
+            reorder: Reorder::default(),
+            em: Emitter {
+                writer,
+                engine: rules.map(|r| Alerter::shared(Arc::new(r))),
+                alerts,
+                procs,
+                host_table: u64::MAX,
+                counters: Counters::default(),
+            },
+            anchor_ns,
+            malformed: 0,
+        })
+    }
+
+    /// Decodes a batch and emits what the reorder window no longer holds.
+    pub fn take(&mut self, batch: &Batch) -> anyhow::Result<()> {
+        for rec in batch.records() {
+            match self.decoder.decode_any(rec, self.anchor_ns) {
+                Ok(r) => self.reorder.push(r),
+                Err(e) => {
+                    if self.malformed == 0 {
+                        super::debug(&format!("dropping a record: {e}"));
+                    }
+                    self.malformed += 1;
+                }
+            }
+        }
+        let drained = (batch.drained_at_ns as i64).wrapping_add(self.anchor_ns);
+        let upto = self.reorder.newest_ns.max(drained) - REORDER_WINDOW_NS;
+        let em = &mut self.em;
+        self.reorder.release(upto, |rec| em.emit(rec))
+    }
+
+    /// Emits everything held, and ends the rules' throttle windows.
+    pub fn release_all(&mut self) -> anyhow::Result<()> {
+        let em = &mut self.em;
+        self.reorder.release(i64::MAX, |rec| em.emit(rec))?;
+        if self.decoder.unknown_dirs > 0 {
+            // Only after a lost defining record (counted as ringbuf_full): those opens keep their
+            // raw path, unresolved.
+            super::debug(&format!(
+                "{} opens named a directory cache slot whose defining record was lost",
+                self.decoder.unknown_dirs
+            ));
+        }
+        if let Some(engine) = em.engine.as_mut() {
+            // Throttle summaries of windows still open: replay emits them at its end too.
+            let (alerts, by_rule) = (&em.alerts, &mut em.counters.alerts_by_rule);
+            engine.finish(|r| send(alerts, by_rule, r));
+        }
+        Ok(())
+    }
+
+    /// Everything held emitted, the store sealed.
+    pub fn close(mut self) -> anyhow::Result<WriterSummary> {
+        self.release_all()?;
+        self.em.writer.close().context("seal the store")
+    }
+}
+
 /// Runs until the consumer hangs up, then releases everything held, records the last losses and
 /// seals the store.
 pub fn run(
@@ -408,26 +505,9 @@ pub fn run(
     losses: LossSources,
     mut settings: Settings,
 ) -> anyhow::Result<Outcome> {
-    let Sinks {
-        mut writer,
-        rules,
-        alerts,
-        procs,
-    } = sinks;
-    // Processes already running are part of the first segment's history.
-    for p in procs.snapshot_images() {
-        writer.add_process(&p).context("store a process")?;
-    }
     let anchor = settings.anchor_ns;
     let now_ns = || super::boot_ns().wrapping_add(anchor);
-    let mut em = Emitter {
-        writer,
-        engine: rules.map(|r| Alerter::shared(Arc::new(r))),
-        alerts,
-        procs,
-        host_table: u64::MAX,
-        counters: Counters::default(),
-    };
+    let mut stage = Stage::new(sinks, anchor)?;
     let mut drops_since = now_ns();
     let mut loss = LossTracker {
         kernel_seen: vec![0; of_loss_reason::OF_LOSS_NR.0 as usize],
@@ -435,34 +515,21 @@ pub fn run(
         malformed: 0,
         since_ns: now_ns(),
     };
-    let mut reorder = Reorder::default();
-    let mut decoder = decode::Decoder::default();
     let mut last_tick = Instant::now();
     let mut last_stats = Instant::now();
     loop {
         match rx.recv_timeout(TICK / 4) {
             Ok(batch) => {
                 settings.gauges.queued.fetch_sub(1, AtomicOrdering::Relaxed);
-                for rec in batch.records() {
-                    match decoder.decode_any(rec, anchor) {
-                        Ok(r) => reorder.push(r),
-                        Err(e) => {
-                            if loss.malformed == 0 {
-                                super::debug(&format!("dropping a record: {e}"));
-                            }
-                            loss.malformed += 1;
-                        }
-                    }
-                }
-                let drained = (batch.drained_at_ns as i64).wrapping_add(anchor);
-                let upto = reorder.newest_ns.max(drained) - REORDER_WINDOW_NS;
-                reorder.release(upto, |ev| em.emit(ev))?;
+                stage.take(&batch)?;
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
+            loss.malformed += std::mem::take(&mut stage.malformed);
+            let em = &mut stage.em;
             loss.poll(&mut em.writer, &mut em.counters, now_ns())?;
             em.procs.sweep(now_ns());
             em.writer.tick().context("commit to the store")?;
@@ -514,20 +581,9 @@ pub fn run(
             }
         }
     }
-    reorder.release(i64::MAX, |ev| em.emit(ev))?;
-    if decoder.unknown_dirs > 0 {
-        // Only after a lost defining record (counted as ringbuf_full): those opens keep their
-        // raw path, unresolved.
-        super::debug(&format!(
-            "{} opens named a directory cache slot whose defining record was lost",
-            decoder.unknown_dirs
-        ));
-    }
-    if let Some(engine) = em.engine.as_mut() {
-        // Throttle summaries of windows still open: replay emits them at its end too.
-        let (alerts, by_rule) = (&em.alerts, &mut em.counters.alerts_by_rule);
-        engine.finish(|r| send(alerts, by_rule, r));
-    }
+    stage.release_all()?;
+    loss.malformed += stage.malformed;
+    let (mut em, late) = (stage.em, stage.reorder.late);
     loss.poll(&mut em.writer, &mut em.counters, now_ns())?;
     let Emitter {
         mut writer, alerts, ..
@@ -538,7 +594,7 @@ pub fn run(
     let summary = writer.close().context("seal the store")?;
     Ok(Outcome {
         summary,
-        late: reorder.late,
+        late,
         outputs: drops.1,
         retention: settings.supervisor.as_ref().and_then(|s| s.retention()),
     })

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The recorder's own cost per event, A/B of two builds interleaved (root): each round records one
+# C loop of open+close of /etc/hostname (pinned to CPU 0) with OLD then NEW (pinned to CPU 1), and
+# reads the recorder's CPU time (utime+stime, /proc/PID/stat) and the bytes it passed to write
+# calls (wchar, /proc/PID/io) from just before the loop until it has stored the loop's events.
+# Prints per round and, at the end, each build's mean CPU seconds per million events and bytes
+# written per event. SECONDS=0 records an idle host for 10 s instead (then: bytes per second).
+#   sudo benches/recorder_cpu.sh OLD_BINARY NEW_BINARY [ROUNDS=4] [SECONDS=5] [-- RECORD_ARGS…]
+# Steadier than the capture bench's CPU column: nothing else runs on the recorder's CPU.
+set -euo pipefail
+old=$1 new=$2 rounds=${3:-4} secs=${4:-5}
+shift $(($# < 4 ? $# : 4))
+[ "${1:-}" = -- ] && shift
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cc -O2 -o "$work/loop" "$(dirname "$0")/openloop.c"
+hz=$(getconf CLK_TCK)
+events() { grep -o 'recorded [0-9]*' "$work/rec.log" | awk '{ print $2 }'; }
+cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+wchar() { awk '/^wchar/ { print $2 }' "/proc/$1/io"; }
+measure() {
+  local bin=$1
+  shift
+  rm -rf "$work/store"
+  taskset -c 1 "$bin" --store "$work/store" record "$@" 2>"$work/rec.log" &
+  local pid=$!
+  for _ in $(seq 100); do grep -q attached "$work/rec.log" && break; sleep 0.1; done
+  sleep 1
+  local c0 w0 c1 w1
+  c0=$(cpu "$pid") w0=$(wchar "$pid")
+  if [ "$secs" = 0 ]; then sleep 10; else taskset -c 0 "$work/loop" "$secs" >/dev/null; fi
+  # The reorder window (100 ms) and the queue: then the loop's events are stored.
+  sleep 1.5
+  c1=$(cpu "$pid") w1=$(wchar "$pid")
+  kill -INT "$pid"
+  wait "$pid" || { cat "$work/rec.log" >&2; exit 1; }
+  echo "$(events) $((c1 - c0)) $((w1 - w0))"
+}
+for _ in $(seq "$rounds"); do
+  echo "old $(measure "$old" "$@") new $(measure "$new" "$@")"
+done | tee "$work/out"
+awk -v hz="$hz" -v secs="$secs" '{ oe += $2; oc += $3; ow += $4; ne += $6; nc += $7; nw += $8 }
+  END {
+    if (secs == 0)
+      printf "idle: old %.0f bytes/s, %.3f CPU-s/s; new %.0f bytes/s, %.3f CPU-s/s\n",
+        ow / NR / 11.5, oc / hz / NR / 11.5, nw / NR / 11.5, nc / hz / NR / 11.5
+    else
+      printf "mean: old %.3f CPU-s/Mev, %.1f bytes/event; new %.3f CPU-s/Mev, %.1f bytes/event\n",
+        oc / hz / oe * 1e6, ow / oe, nc / hz / ne * 1e6, nw / ne
+  }' "$work/out"
