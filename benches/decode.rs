@@ -24,7 +24,7 @@ use std::time::Instant;
 
 use open_forensics::alerts::Outputs;
 use open_forensics::capture::decode::{self, Record};
-use open_forensics::capture::pipeline::{Batch, Sinks, Stage};
+use open_forensics::capture::pipeline::{Batch, Sinks, Stage, DEFAULT_REORDER_WINDOW_NS};
 use open_forensics::capture::proctable::ProcTable;
 use open_forensics::capture::skel::types::{of_event_hdr, of_rec_kind, of_trunc};
 use open_forensics::event::{Event, PathSource};
@@ -195,7 +195,7 @@ fn main() {
         alerts: Outputs::none(),
         procs: ProcTable::new(0, HashMap::new()),
     };
-    let mut stage = Stage::new(sinks, 0).expect("stage");
+    let mut stage = Stage::new(sinks, 0, DEFAULT_REORDER_WINDOW_NS).expect("stage");
     let (t, wchar) = (Instant::now(), written());
     replay(&batches, &mut stage);
     let replay_s = t.elapsed().as_secs_f64();

@@ -68,6 +68,8 @@ pub struct Options {
     pub debug: bool,
     /// Leave out the 32-bit entry's probe (it runs, briefly, on every syscall of the host).
     pub no_ia32: bool,
+    /// How long events are held to be released in time order (see `pipeline::Stage`).
+    pub reorder_window: Duration,
 }
 
 #[derive(Debug)]
@@ -542,6 +544,7 @@ pub fn record(
     let started = Instant::now();
     let settings = Settings {
         anchor_ns,
+        reorder_window_ns: i64::try_from(opts.reorder_window.as_nanos()).unwrap_or(i64::MAX),
         stats_every: opts.stats_every,
         started,
         supervisor,

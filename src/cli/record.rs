@@ -86,6 +86,12 @@ pub struct Args {
     /// losing opens.
     #[arg(long, default_value_t = 4, value_name = "N")]
     pub priority_boost: u8,
+    /// How long events are held to be stored and evaluated in kernel-time order (0-10s): a
+    /// record delayed longer than this between its timestamp and the ring (a vCPU the
+    /// hypervisor stopped) is stored out of order and counted. Longer costs the recorder memory
+    /// and CPU (the held events leave the CPU's cache) and delays live alerts as much.
+    #[arg(long, value_parser = duration, default_value = "10ms", value_name = "DUR")]
+    pub reorder_window: Duration,
     /// Show libbpf's log and other debugging output (also OPEN_FORENSICS_DEBUG=1).
     #[arg(short, long)]
     pub verbose: bool,
@@ -178,6 +184,13 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
+    if args.reorder_window > Duration::from_secs(10) {
+        return Err(BadInput(format!(
+            "--reorder-window {:?}: must be at most 10s",
+            args.reorder_window
+        ))
+        .into());
+    }
     if args.priority_boost > 20 {
         return Err(BadInput(format!(
             "--priority-boost {}: must be between 0 and 20",
@@ -207,6 +220,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         || std::env::var("OPEN_FORENSICS_DEBUG").is_ok_and(|v| !v.is_empty() && v != "0");
     let opts = Options {
         ring_bytes: args.ring_mb << 20,
+        reorder_window: args.reorder_window,
         duration: args.duration,
         stats_every: args.stats.then_some(Duration::from_secs(2)),
         debug,

@@ -849,6 +849,51 @@ fn sigusr1_reopens_the_live_alert_file() {
     assert_eq!(all.len(), 250);
 }
 
+/// `record --reorder-window` holds events that long before they are stored and evaluated: no
+/// alert can be raised before its event is older than the window (whatever the machine's speed),
+/// and every one is raised soon after. Out-of-range windows are refused.
+#[test]
+fn the_reorder_window_holds_live_alerts_as_long_as_asked() {
+    if !helpers::live_capture_available("the_reorder_window_holds_live_alerts_as_long_as_asked") {
+        return;
+    }
+    let store = TempStore::new();
+    let dir = work_dir(&store);
+    let rules = rules_for(&store, &dir, "");
+    let file = store.path("alerts.jsonl");
+    let count = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let rec = Recorder::start(
+        &store,
+        &[
+            "--rules",
+            utf8(&rules),
+            "--alerts",
+            utf8(&file),
+            "--reorder-window",
+            "4s",
+        ],
+    );
+    let opened = Instant::now();
+    open_n(&dir, 5);
+    std::thread::sleep(Duration::from_millis(1500));
+    let early = count(&file);
+    wait_until("the held alerts", Duration::from_secs(30), || {
+        count(&file) >= 5
+    });
+    let held = opened.elapsed();
+    rec.stop();
+    assert_eq!(early, 0, "alerts raised within 1.5 s of a 4 s window");
+    assert!(held >= Duration::from_secs(4), "released after {held:?}");
+
+    let out = store.run(&["record", "--reorder-window", "11s"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--reorder-window 11s"));
+}
+
 /// Throttled live alerts, with the summary a window's end emits mid-recording and the one the
 /// end of the stream emits, are byte for byte what replay prints.
 #[test]
