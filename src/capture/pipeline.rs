@@ -16,7 +16,7 @@
 //! there, and a reload swaps the rule set at that point, so every event is evaluated by exactly
 //! one rule set.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -30,6 +30,7 @@ use super::decode::{self, Record};
 use super::proctable::{Change, ProcTable};
 use super::skel::types::of_loss_reason;
 use crate::alerts::{OutputState, Outputs};
+use crate::event::Event;
 use crate::rules::{Alerter, Raised, RuleSet};
 use crate::store::{Loss, Writer, WriterSummary};
 
@@ -177,14 +178,23 @@ pub struct Outcome {
 
 /// Holds events until the watermark passes them, then yields them in timestamp order.
 ///
-/// Records arrive almost sorted, so a deque with insertion from the back costs O(1) per event
-/// where a binary heap would move each ~170-byte event log(n) times. Each entry keeps its
-/// timestamp beside it: the search for a late record's place then reads a dense `i64` per
-/// entry instead of matching on the record. (A binary search on every push was a third of the
-/// recorder's CPU at 1.4M events/s: `perf record` on `cargo bench --bench capture`.)
+/// A ring of records in time order, kept in a `Vec` whose slots outside the held range hold
+/// released records: the decoder fills the slot after the newest in place
+/// ([`Reorder::next_slot`], `Decoder::decode_into`), and release hands each record to the store
+/// where it lies. An event is ~200 bytes; moving it into a deque and out again cost a fifth of
+/// the recorder's CPU, and dropping it (its strings' and process's reference counts) and making
+/// the next one a tenth more (`perf record` of `of-store` under `benches/openloop.c`).
+///
+/// Records arrive almost sorted, so one is placed by a short scan back from the newest (a
+/// binary search beyond), and a late one moves back by swaps. Each entry keeps its timestamp
+/// beside it: the search reads a dense `i64` per entry instead of matching on the record. The
+/// ring grows to the most the window ever held and stays that size.
 #[derive(Default)]
 struct Reorder {
-    queue: VecDeque<(i64, Record)>,
+    slots: Vec<(i64, Record)>,
+    /// The oldest held record's slot, and how many are held.
+    head: usize,
+    len: usize,
     newest_ns: i64,
     released_ns: i64,
     late: u64,
@@ -195,56 +205,87 @@ struct Reorder {
 const REORDER_SCAN: usize = 16;
 
 impl Reorder {
-    fn push(&mut self, rec: Record) {
-        let ts = rec.ts_ns();
+    /// The slot of the `i`th held record (`i == len`: the next one).
+    fn at(&self, i: usize) -> usize {
+        (self.head + i) & (self.slots.len() - 1)
+    }
+
+    /// The slot after the newest held record, for the decoder to fill: it holds a released
+    /// record (or an empty one). [`Reorder::hold_next`] then holds it.
+    fn next_slot(&mut self) -> &mut Record {
+        if self.len == self.slots.len() {
+            // Double, the held records first (so that `head` is 0), never below 1024 slots.
+            let grown = (self.slots.len() * 2).max(1024);
+            self.slots.rotate_left(self.head);
+            self.head = 0;
+            self.slots
+                .resize_with(grown, || (0, Record::Open(Event::default(), 0)));
+        }
+        let i = self.at(self.len);
+        &mut self.slots[i].1
+    }
+
+    /// Holds the record [`Reorder::next_slot`] gave, in time order: after every record with
+    /// the same or an earlier timestamp (ties keep arrival order).
+    fn hold_next(&mut self) {
+        let next = self.at(self.len);
+        let ts = self.slots[next].1.ts_ns();
+        self.slots[next].0 = ts;
         if ts < self.released_ns {
             self.late += 1;
         }
         self.newest_ns = self.newest_ns.max(ts);
-        // After every record with the same or an earlier timestamp: ties keep arrival order.
         let pos = self.place(ts);
-        if pos == self.queue.len() {
-            self.queue.push_back((ts, rec));
-        } else {
-            self.queue.insert(pos, (ts, rec));
+        for j in (pos..self.len).rev() {
+            let (a, b) = (self.at(j), self.at(j + 1));
+            self.slots.swap(a, b);
         }
+        self.len += 1;
     }
 
-    /// The index after the last entry with a timestamp `<= ts`.
+    #[cfg(test)]
+    fn push(&mut self, rec: Record) {
+        *self.next_slot() = rec;
+        self.hold_next();
+    }
+
+    /// The place (0..=len) after the last held entry with a timestamp `<= ts`.
     fn place(&self, ts: i64) -> usize {
-        let q = &self.queue;
-        let mut pos = q.len();
+        let mut pos = self.len;
         for _ in 0..REORDER_SCAN {
-            match pos.checked_sub(1).map(|i| q[i].0) {
+            match pos.checked_sub(1).map(|i| self.slots[self.at(i)].0) {
                 Some(t) if t > ts => pos -= 1,
                 _ => return pos,
             }
         }
-        // Entries from `pos` on are all later than `ts`: the whole deque can be searched.
-        q.partition_point(|e| e.0 <= ts)
+        // Entries from `pos` on are all later than `ts`: search before them.
+        let (mut lo, mut hi) = (0, pos);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.slots[self.at(mid)].0 <= ts {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
     }
 
-    /// Hands every entry up to `upto_ns` to `f` in place, in order, then drops them: an event
-    /// is ~250 bytes, and moving it out of the deque and on through the store was a fifth of the
-    /// recorder's CPU (`perf record` of `of-store` under `benches/openloop.c`).
+    /// Hands every held record up to `upto_ns` to `f` in place, in order; their slots are then
+    /// free for the decoder. A record `f` fails on stays held.
     fn release(
         &mut self,
         upto_ns: i64,
         mut f: impl FnMut(&mut Record) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
-        let n = self.queue.partition_point(|e| e.0 <= upto_ns);
-        let mut done = 0;
-        let mut result = Ok(());
-        for (ts, rec) in self.queue.range_mut(..n) {
+        while self.len > 0 && self.slots[self.head].0 <= upto_ns {
+            let (ts, rec) = &mut self.slots[self.head];
             self.released_ns = self.released_ns.max(*ts);
-            result = f(rec);
-            if result.is_err() {
-                break;
-            }
-            done += 1;
+            f(rec)?;
+            self.head = self.at(1);
+            self.len -= 1;
         }
-        self.queue.drain(..done);
-        result
+        Ok(())
     }
 }
 
@@ -464,8 +505,10 @@ impl Stage {
     /// Decodes a batch and emits what the reorder window no longer holds.
     pub fn take(&mut self, batch: &Batch) -> anyhow::Result<()> {
         for rec in batch.records() {
-            match self.decoder.decode_any(rec, self.anchor_ns) {
-                Ok(r) => self.reorder.push(r),
+            let slot = self.reorder.next_slot();
+            match self.decoder.decode_into(rec, self.anchor_ns, slot) {
+                Ok(()) => self.reorder.hold_next(),
+                // The slot stays free: the next record is decoded into it.
                 Err(e) => {
                     if self.malformed == 0 {
                         super::debug(&format!("dropping a record: {e}"));
@@ -660,6 +703,63 @@ mod tests {
         })
         .unwrap();
         assert_eq!(out, vec![10, 20, 30, 5, 40, 50]);
+    }
+
+    /// Holding and releasing by turns wraps the ring around, and it grows while wrapped: what
+    /// comes out is still every record once, each release in time order, late ones counted.
+    #[test]
+    fn the_reorder_ring_wraps_and_grows_without_losing_or_reordering_a_record() {
+        let mut r = Reorder::default();
+        let (mut out, mut model) = (Vec::new(), Vec::<(i64, u32)>::new());
+        let mut late = 0;
+        let mut released = i64::MIN;
+        let (mut ts, mut upto) = (1_000_000i64, 0);
+        for round in 0..40u32 {
+            // Rounds of 300 records, then 1,500: the ring fills, wraps, and doubles wrapped.
+            let n = if round % 8 == 7 { 1500 } else { 300 };
+            for k in 0..n {
+                ts += 10;
+                // Every fifth a little behind; one a round behind what was released.
+                let t = match k {
+                    1 if round > 0 => upto - 5,
+                    k if k % 5 == 0 => ts - 35,
+                    _ => ts,
+                };
+                if t < released {
+                    late += 1;
+                }
+                let tid = round * 10_000 + k;
+                r.push(Record::Open(
+                    Event {
+                        ts_ns: t,
+                        tid,
+                        ..Event::default()
+                    },
+                    0,
+                ));
+                model.push((t, tid));
+            }
+            upto = ts - 2_000;
+            model.sort_by_key(|&(t, _)| t);
+            let cut = model.partition_point(|&(t, _)| t <= upto);
+            let want: Vec<(i64, u32)> = model.drain(..cut).collect();
+            let mut got = Vec::new();
+            r.release(upto, |e| {
+                if let Record::Open(e, _) = e {
+                    got.push((e.ts_ns, e.tid));
+                }
+                Ok(())
+            })
+            .unwrap();
+            released = released.max(upto.min(got.last().map_or(i64::MIN, |g| g.0)));
+            assert_eq!(got, want, "round {round}");
+            out.extend(got);
+        }
+        r.release(i64::MAX, |_| Ok(())).unwrap();
+        assert_eq!(r.len, 0);
+        assert!(r.slots.len() >= 2048, "the ring grew: {}", r.slots.len());
+        assert_eq!(r.late, late);
+        assert!(late > 0);
     }
 
     /// Late by one place, by more than the back scan looks at, and ties: the release order is a

@@ -222,12 +222,24 @@ impl ProcTable {
 
     /// Attaches the opener's image (and user name) to an event; returns the image when it is new
     /// (a process no record or snapshot knew: made from what the open carried).
+    ///
+    /// What `ev` holds already is kept where it is the same (the recorder recycles events): a
+    /// new reference is an atomic update.
     pub fn attach(&mut self, ev: &mut Event, start: u64) -> Option<Arc<Process>> {
-        ev.user = self.users.get(&ev.uid).cloned();
+        match self.users.get(&ev.uid) {
+            Some(u)
+                if ev
+                    .user
+                    .as_ref()
+                    .is_some_and(|e| Arc::ptr_eq(&e.bytes, &u.bytes)) => {}
+            u => ev.user = u.cloned(),
+        }
         let key = (ev.pid, start);
         if let Some((k, p)) = &self.last {
             if *k == key {
-                ev.process = Some(p.clone());
+                if !ev.process.as_ref().is_some_and(|e| Arc::ptr_eq(e, p)) {
+                    ev.process = Some(p.clone());
+                }
                 return None;
             }
         }
@@ -408,6 +420,41 @@ pub fn read_users(passwd: &Path) -> HashMap<u32, Str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Attaching to an event that held another process and user (a recycled one) gives this
+    /// open's, and one with no known user none: nothing of the old event is kept.
+    #[test]
+    fn attaching_to_a_recycled_event_replaces_its_process_and_user() {
+        let users = HashMap::from([(0, Str::from("root")), (1000, Str::from("bob"))]);
+        let mut t = ProcTable::new(0, users);
+        let open = |pid, uid| Event {
+            pid,
+            ppid: 1,
+            uid,
+            comm: Str::from("cat"),
+            ..Event::default()
+        };
+        let mut ev = open(10, 0);
+        t.attach(&mut ev, 100);
+        let first = ev.process.clone().expect("a process");
+        assert_eq!(ev.user.as_ref().map(|u| u.as_bytes()), Some(&b"root"[..]));
+        // The same slot, another opener: another process, another user, then none.
+        let (process, user) = (ev.process.take(), ev.user.take());
+        for (pid, uid, name) in [(20, 1000, Some(&b"bob"[..])), (30, 4242, None)] {
+            let mut next = open(pid, uid);
+            (next.process, next.user) = (process.clone(), user.clone());
+            t.attach(&mut next, 200);
+            let p = next.process.expect("a process");
+            assert_eq!(p.pid, pid);
+            assert!(!Arc::ptr_eq(&p, &first));
+            assert_eq!(next.user.as_ref().map(|u| u.as_bytes()), name);
+        }
+        // The same opener again keeps the very image it was given.
+        let mut again = open(10, 0);
+        again.process = Some(first.clone());
+        t.attach(&mut again, 100);
+        assert!(Arc::ptr_eq(again.process.as_ref().unwrap(), &first));
+    }
 
     #[test]
     fn own_proc_entry_reads() {
