@@ -191,7 +191,8 @@ pub struct Outcome {
 /// ring grows to the most the window ever held and stays that size.
 #[derive(Default)]
 struct Reorder {
-    slots: Vec<(i64, Record)>,
+    /// (timestamp, came after a later record was released, the record)
+    slots: Vec<(i64, bool, Record)>,
     /// The oldest held record's slot, and how many are held.
     head: usize,
     len: usize,
@@ -219,21 +220,21 @@ impl Reorder {
             self.slots.rotate_left(self.head);
             self.head = 0;
             self.slots
-                .resize_with(grown, || (0, Record::Open(Event::default(), 0)));
+                .resize_with(grown, || (0, false, Record::Open(Event::default(), 0)));
         }
         let i = self.at(self.len);
-        &mut self.slots[i].1
+        &mut self.slots[i].2
     }
 
     /// Holds the record [`Reorder::next_slot`] gave, in time order: after every record with
     /// the same or an earlier timestamp (ties keep arrival order).
     fn hold_next(&mut self) {
         let next = self.at(self.len);
-        let ts = self.slots[next].1.ts_ns();
+        let ts = self.slots[next].2.ts_ns();
+        let late = ts < self.released_ns;
         self.slots[next].0 = ts;
-        if ts < self.released_ns {
-            self.late += 1;
-        }
+        self.slots[next].1 = late;
+        self.late += u64::from(late);
         self.newest_ns = self.newest_ns.max(ts);
         let pos = self.place(ts);
         for j in (pos..self.len).rev() {
@@ -271,17 +272,18 @@ impl Reorder {
         lo
     }
 
-    /// Hands every held record up to `upto_ns` to `f` in place, in order; their slots are then
-    /// free for the decoder. A record `f` fails on stays held.
+    /// Hands every held record up to `upto_ns` to `f` in place, in order, with whether it is
+    /// late (it arrived after a later record had been released); their slots are then free for
+    /// the decoder. A record `f` fails on stays held.
     fn release(
         &mut self,
         upto_ns: i64,
-        mut f: impl FnMut(&mut Record) -> anyhow::Result<()>,
+        mut f: impl FnMut(&mut Record, bool) -> anyhow::Result<()>,
     ) -> anyhow::Result<()> {
         while self.len > 0 && self.slots[self.head].0 <= upto_ns {
-            let (ts, rec) = &mut self.slots[self.head];
+            let (ts, late, rec) = &mut self.slots[self.head];
             self.released_ns = self.released_ns.max(*ts);
-            f(rec)?;
+            f(rec, *late)?;
             self.head = self.at(1);
             self.len -= 1;
         }
@@ -305,7 +307,8 @@ struct Emitter {
 impl Emitter {
     /// Applies a record in time order: lifecycle records to the process table (and the store),
     /// opens to the store and the rules, with the image their process ran at that instant.
-    fn emit(&mut self, rec: &mut Record) -> anyhow::Result<()> {
+    /// `late`: it came after a later record (the segment's metadata counts those).
+    fn emit(&mut self, rec: &mut Record, late: bool) -> anyhow::Result<()> {
         let (ev, start) = match rec {
             Record::Open(ev, start) => (ev, *start),
             Record::Proc(r) => {
@@ -321,6 +324,9 @@ impl Emitter {
         // A process made up from the open itself is stored by `append` with the event.
         self.procs.attach(ev, start);
         self.writer.append(ev).context("store an event")?;
+        if late {
+            self.writer.mark_late();
+        }
         if let Some(engine) = self.engine.as_mut() {
             if ev.table != self.host_table {
                 if let Some(h) = self.writer.host() {
@@ -524,13 +530,14 @@ impl Stage {
             .max(drained)
             .saturating_sub(self.window_ns);
         let em = &mut self.em;
-        self.reorder.release(upto, |rec| em.emit(rec))
+        self.reorder.release(upto, |rec, late| em.emit(rec, late))
     }
 
     /// Emits everything held, and ends the rules' throttle windows.
     pub fn release_all(&mut self) -> anyhow::Result<()> {
         let em = &mut self.em;
-        self.reorder.release(i64::MAX, |rec| em.emit(rec))?;
+        self.reorder
+            .release(i64::MAX, |rec, late| em.emit(rec, late))?;
         if self.decoder.unknown_dirs > 0 {
             // Only after a lost defining record (counted as ringbuf_full): those opens keep their
             // raw path, unresolved.
@@ -660,7 +667,6 @@ pub fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Event;
 
     #[test]
     fn batches_frame_records() {
@@ -689,7 +695,7 @@ mod tests {
             r.push(at(ts));
         }
         let mut out = Vec::new();
-        r.release(35, |e| {
+        r.release(35, |e, _| {
             out.push(e.ts_ns());
             Ok(())
         })
@@ -697,12 +703,78 @@ mod tests {
         assert_eq!(out, vec![10, 20, 30]);
         r.push(at(5));
         assert_eq!(r.late, 1);
-        r.release(i64::MAX, |e| {
+        r.release(i64::MAX, |e, _| {
             out.push(e.ts_ns());
             Ok(())
         })
         .unwrap();
         assert_eq!(out, vec![10, 20, 30, 5, 40, 50]);
+    }
+
+    /// An open record as the probes write it (bpf/events.h), with a raw absolute path only.
+    fn open_record(ts_ns: u64, tid: u32) -> Vec<u8> {
+        use super::super::skel::types::{of_event_hdr, of_rec_kind};
+        let path = b"/etc/hostname";
+        let h = of_event_hdr {
+            kind: of_rec_kind::OF_REC_OPEN.0,
+            ts_ns,
+            pid: 4242,
+            tid,
+            ret: -2,
+            raw_len: path.len() as u16,
+            syscall: crate::event::Syscall::Openat.code(),
+            path_source: crate::event::PathSource::Raw.code(),
+            ..of_event_hdr::default()
+        };
+        let mut rec = vec![0u8; std::mem::size_of::<of_event_hdr>()];
+        // SAFETY: `rec` has exactly the header's size; write_unaligned needs no alignment.
+        unsafe { std::ptr::write_unaligned(rec.as_mut_ptr().cast::<of_event_hdr>(), h) };
+        rec.extend_from_slice(path);
+        rec
+    }
+
+    /// An open that reaches the store thread after a later one has been released (its probe
+    /// was delayed past the window) is still stored, after it, and counted as late in the
+    /// metadata of its segment — where `segments` shows it — as well as in the run's count.
+    #[test]
+    fn an_event_later_than_the_window_is_stored_and_counted_late_in_its_segment() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("store");
+        let sinks = Sinks {
+            writer: Writer::open(&dir, crate::store::RotateConfig::default()).unwrap(),
+            rules: None,
+            alerts: Outputs::none(),
+            procs: ProcTable::new(0, std::collections::HashMap::new()),
+        };
+        let mut stage = Stage::new(sinks, 0, 1_000).unwrap();
+        let batch = |recs: &[(u64, u32)], drained_at_ns| {
+            let mut b = Batch::with_capacity(1024);
+            for &(ts, tid) in recs {
+                b.push(&open_record(ts, tid));
+            }
+            b.drained_at_ns = drained_at_ns;
+            b
+        };
+        stage
+            .take(&batch(&[(10_000, 1), (20_000, 2)], 20_000))
+            .unwrap();
+        // 10,000 is out; 5,000 arrives after it.
+        stage
+            .take(&batch(&[(30_000, 3), (5_000, 4)], 30_000))
+            .unwrap();
+        assert_eq!(stage.reorder.late, 1);
+        stage.close().unwrap();
+        let (segments, bad) = crate::store::list_segments(&dir).unwrap();
+        assert!(bad.is_empty(), "{bad:?}");
+        assert_eq!(segments.iter().map(|s| s.meta.late).sum::<u64>(), 1);
+        let mut tids = Vec::new();
+        crate::store::Reader::open(&dir)
+            .unwrap()
+            .scan(&crate::store::TimeRange::default(), |e| {
+                tids.push(e.tid);
+                std::ops::ControlFlow::Continue(())
+            });
+        assert_eq!(tids, vec![1, 4, 2, 3]);
     }
 
     /// Holding and releasing by turns wraps the ring around, and it grows while wrapped: what
@@ -711,7 +783,7 @@ mod tests {
     fn the_reorder_ring_wraps_and_grows_without_losing_or_reordering_a_record() {
         let mut r = Reorder::default();
         let (mut out, mut model) = (Vec::new(), Vec::<(i64, u32)>::new());
-        let mut late = 0;
+        let (mut late, mut flagged) = (0, 0);
         let mut released = i64::MIN;
         let (mut ts, mut upto) = (1_000_000i64, 0);
         for round in 0..40u32 {
@@ -744,10 +816,11 @@ mod tests {
             let cut = model.partition_point(|&(t, _)| t <= upto);
             let want: Vec<(i64, u32)> = model.drain(..cut).collect();
             let mut got = Vec::new();
-            r.release(upto, |e| {
+            r.release(upto, |e, late| {
                 if let Record::Open(e, _) = e {
                     got.push((e.ts_ns, e.tid));
                 }
+                flagged += u64::from(late);
                 Ok(())
             })
             .unwrap();
@@ -755,10 +828,11 @@ mod tests {
             assert_eq!(got, want, "round {round}");
             out.extend(got);
         }
-        r.release(i64::MAX, |_| Ok(())).unwrap();
+        r.release(i64::MAX, |_, _| Ok(())).unwrap();
         assert_eq!(r.len, 0);
         assert!(r.slots.len() >= 2048, "the ring grew: {}", r.slots.len());
         assert_eq!(r.late, late);
+        assert_eq!(flagged, late, "each late record is released flagged");
         assert!(late > 0);
     }
 
@@ -786,7 +860,7 @@ mod tests {
             ));
         }
         let mut out = Vec::new();
-        r.release(i64::MAX, |e| {
+        r.release(i64::MAX, |e, _| {
             if let Record::Open(e, _) = e {
                 out.push((e.ts_ns, i64::from(e.tid)));
             }

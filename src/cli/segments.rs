@@ -17,7 +17,7 @@ pub struct Args {
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     let (segments, bad) = list_segments(store)?;
     let mut rows = Rows::new([
-        "name", "state", "first", "last", "events", "lost", "bytes", "ratio",
+        "name", "state", "first", "last", "events", "lost", "late", "bytes", "ratio",
     ]);
     for s in &segments {
         rows.push(vec![
@@ -27,6 +27,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             json!(s.meta.last_ts_ns.map(format_ts)),
             json!(s.meta.events),
             json!(s.meta.lost),
+            json!(s.meta.late),
             json!(s.file_bytes),
             json!((s.compression_ratio() * 100.0).round() / 100.0),
         ]);

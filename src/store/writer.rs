@@ -143,6 +143,8 @@ struct Active {
     /// (processes.id, wait status, time)
     exits: Vec<(u32, i32, i64)>,
     rows: Vec<blocks::Row>,
+    /// Of `rows`, how many were stored after a later event (see [`Writer::mark_late`]).
+    late: u64,
     losses: Vec<Loss>,
 }
 
@@ -506,6 +508,7 @@ impl Writer {
             new_users: Vec::new(),
             exits: Vec::new(),
             rows: Vec::new(),
+            late: 0,
             losses: Vec::new(),
         };
         // What the full disk cost is recorded in the first segment that can hold it.
@@ -650,6 +653,14 @@ impl Writer {
         Ok(())
     }
 
+    /// Counts the event just appended as stored out of time order (it came after a later one),
+    /// in the metadata of the segment it went to.
+    pub fn mark_late(&mut self) {
+        if let Some(a) = self.active.as_mut().filter(|a| !a.rows.is_empty()) {
+            a.late += 1;
+        }
+    }
+
     /// Records that a process ended (`status` is the wait status), with the next commit.
     pub fn record_exit(&mut self, p: &Arc<Process>, status: i32, ts_ns: i64) -> Result<()> {
         match self.active_segment()? {
@@ -700,6 +711,7 @@ impl Writer {
             }
             Err(e) if is_disk_full(&e) => {
                 let rows = std::mem::take(&mut a.rows);
+                a.late = 0;
                 let (from, to) = rows.iter().fold((i64::MAX, i64::MIN), |(f, t), r| {
                     (f.min(r.ts_ns), t.max(r.ts_ns))
                 });
@@ -1054,6 +1066,7 @@ impl Active {
         let path = self.path.clone();
         let mut meta = self.meta.clone();
         meta.events += self.rows.len() as u64;
+        meta.late += self.late;
         for r in &self.rows {
             meta.first_ts_ns = Some(meta.first_ts_ns.map_or(r.ts_ns, |f| f.min(r.ts_ns)));
             meta.last_ts_ns = Some(meta.last_ts_ns.map_or(r.ts_ns, |l| l.max(r.ts_ns)));
@@ -1188,6 +1201,7 @@ impl Active {
         self.new_procs.clear();
         self.new_shapes.clear();
         self.rows.clear();
+        self.late = 0;
         self.losses.clear();
         Ok(stored)
     }

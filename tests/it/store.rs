@@ -469,6 +469,8 @@ fn segments_lists_without_decompressing() {
     let row: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
     assert_eq!(row["events"], 50);
     assert_eq!(row["state"], "sealed");
+    // Imported events were never held by a reorder window: none is late.
+    assert_eq!(row["late"], 0);
     assert!(row["ratio"].as_f64().unwrap() > 1.0);
     // Damage only the database frame: listing still works because it reads the metadata frame alone.
     let seg = list_segments(&s.dir).unwrap().0.remove(0).path;

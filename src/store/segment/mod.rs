@@ -101,6 +101,10 @@ pub struct SegmentMeta {
     /// segment without drops has the metadata (and chain link) it had before this key existed.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub alert_drops: u64,
+    /// Events stored after a later one: delayed past the recorder's reorder window between their
+    /// timestamp and the ring (see `record --reorder-window`); absent when 0, as `alert_drops`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub late: u64,
     /// Process images stored (schema 2 on; 0 before).
     #[serde(default)]
     pub processes: u64,

@@ -24,6 +24,10 @@ pub(crate) fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMet
         st.execute(params!["recording", r])
             .map_err(sql_err(path, M))?;
     }
+    if meta.late > 0 {
+        st.execute(params!["late", meta.late.to_string()])
+            .map_err(sql_err(path, M))?;
+    }
     let pairs: [(&str, String); 13] = [
         ("seq", meta.seq.to_string()),
         ("tool_version", meta.tool_version.clone()),
@@ -67,6 +71,7 @@ pub(crate) fn read_meta_table(conn: &Connection, path: &Path) -> Result<SegmentM
         events: num("events").unwrap_or(0) as u64,
         lost: num("lost").unwrap_or(0) as u64,
         alert_drops: num("alert_drops").unwrap_or(0) as u64,
+        late: num("late").unwrap_or(0) as u64,
         processes: num("processes").unwrap_or(0) as u64,
         db_bytes: 0,
         clock_anchor_ns: num("clock_anchor_ns").unwrap_or(0),
