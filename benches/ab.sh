@@ -8,28 +8,19 @@
 # recording's losses (the summary's `lost`) are summed per build.
 # Build OLD in its own target directory (or touch bpf/ after): the skeletons live in OUT_DIR.
 set -euo pipefail
-old=$1 new=$2 rounds=${3:-8} secs=${4:-1.5}
-shift $(($# < 4 ? $# : 4))
-[ "${1:-}" = -- ] && shift
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cc -O2 -o "$work/loop" "$(dirname "$0")/openloop.c"
+. "$(dirname "$0")/ab_common.sh"
+ab_args 8 1.5 "$@"
+set -- "${record_args[@]}"
 loop() { taskset -c 0 "$work/loop" "$secs"; }
 recording() {
-  local bin=$1
-  shift
-  rm -rf "$work/store"
-  taskset -c 1 "$bin" --store "$work/store" record "$@" 2>"$work/rec.log" &
-  local pid=$!
-  for _ in $(seq 100); do grep -q attached "$work/rec.log" && break; sleep 0.1; done
+  start_recorder "$@"
   local hogs=()
   for _ in $(seq "${HOGS:-0}"); do taskset -c 1 sh -c 'while :; do :; done' & hogs+=($!); done
   sleep 0.3
   local ns
   ns=$(loop)
   [ ${#hogs[@]} = 0 ] || kill "${hogs[@]}"
-  kill -INT "$pid"
-  wait "$pid" || { cat "$work/rec.log" >&2; exit 1; }
+  stop_recorder
   echo "$ns $(grep -o 'lost [0-9]*' "$work/rec.log")"
 }
 for _ in $(seq "$rounds"); do

@@ -8,32 +8,23 @@
 #   sudo benches/recorder_cpu.sh OLD_BINARY NEW_BINARY [ROUNDS=4] [SECONDS=5] [-- RECORD_ARGS…]
 # Steadier than the capture bench's CPU column: nothing else runs on the recorder's CPU.
 set -euo pipefail
-old=$1 new=$2 rounds=${3:-4} secs=${4:-5}
-shift $(($# < 4 ? $# : 4))
-[ "${1:-}" = -- ] && shift
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-cc -O2 -o "$work/loop" "$(dirname "$0")/openloop.c"
+. "$(dirname "$0")/ab_common.sh"
+ab_args 4 5 "$@"
+set -- "${record_args[@]}"
 hz=$(getconf CLK_TCK)
 events() { grep -o 'recorded [0-9]*' "$work/rec.log" | awk '{ print $2 }'; }
 cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 wchar() { awk '/^wchar/ { print $2 }' "/proc/$1/io"; }
 measure() {
-  local bin=$1
-  shift
-  rm -rf "$work/store"
-  taskset -c 1 "$bin" --store "$work/store" record "$@" 2>"$work/rec.log" &
-  local pid=$!
-  for _ in $(seq 100); do grep -q attached "$work/rec.log" && break; sleep 0.1; done
+  start_recorder "$@"
   sleep 1
   local c0 w0 c1 w1
   c0=$(cpu "$pid") w0=$(wchar "$pid")
   if [ "$secs" = 0 ]; then sleep 10; else taskset -c 0 "$work/loop" "$secs" >/dev/null; fi
-  # The reorder window (100 ms) and the queue: then the loop's events are stored.
+  # The reorder window and the queue: then the loop's events are stored.
   sleep 1.5
   c1=$(cpu "$pid") w1=$(wchar "$pid")
-  kill -INT "$pid"
-  wait "$pid" || { cat "$work/rec.log" >&2; exit 1; }
+  stop_recorder
   echo "$(events) $((c1 - c0)) $((w1 - w0))"
 }
 for _ in $(seq "$rounds"); do
