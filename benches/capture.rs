@@ -12,8 +12,6 @@
 //!   ~20-40 ns per program run, so the ratios are measured with stats off);
 //! * the highest stepped rate with zero loss.
 //!
-//! One-thread rows pin the generator to CPU 0 and the recorder to the last CPU (see [`pinned`]).
-//!
 //! `cargo bench --bench capture`; `CAPTURE_BENCH_SECS` (default 3) sets each phase's length,
 //! `CAPTURE_BENCH_STEPS=0` leaves out the stepped rates, `CAPTURE_BENCH_RING_MB` sets the
 //! recorder's `--ring-mb` (default 16), `CAPTURE_BENCH_ONLY` runs one row (`"open ok1"`,
@@ -83,28 +81,6 @@ fn make_tree(root: &Path) -> (Vec<CString>, Vec<CString>) {
 
 /// Runs `threads` generator threads for `secs`; `rate` caps the total opens/s. Returns the opens
 /// performed and the elapsed time.
-/// Binds the calling thread (or, before exec, process) to one CPU.
-fn pin_to(cpu: usize) -> std::io::Result<()> {
-    // SAFETY: a zeroed cpu_set_t is an empty set; CPU_SET writes inside it; sched_setaffinity
-    // reads it and is async-signal-safe (a plain syscall), so it may run in pre_exec too.
-    unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Where one-thread rows put the generator and the recorder: CPU 0 and the last CPU, as
-/// `benches/ab.sh` does. Left to the scheduler, the two sometimes share a CPU, and the recorder's
-/// CPU per event then moved by a third between runs of one build.
-fn pinned(threads: usize) -> Option<(usize, usize)> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (threads == 1 && cpus >= 2).then_some((0, cpus - 1))
-}
-
 fn generate(
     mode: Mode,
     threads: usize,
@@ -124,15 +100,9 @@ fn generate(
             };
             let stop = stop.clone();
             let per_thread = rate.map(|r| r / threads as f64);
-            let pin = pinned(threads).map(|(gen, _)| gen);
             std::thread::Builder::new()
                 .name(GEN_COMM.into())
-                .spawn(move || {
-                    if let Some(cpu) = pin {
-                        pin_to(cpu).expect("pin the generator");
-                    }
-                    gen_thread(mode, &paths, i, &stop, per_thread)
-                })
+                .spawn(move || gen_thread(mode, &paths, i, &stop, per_thread))
                 .expect("spawn generator")
         })
         .collect();
@@ -227,18 +197,11 @@ fn bin() -> PathBuf {
 }
 
 impl Recorder {
-    /// On `cpu`, if given (its threads inherit the affinity).
-    fn start(store: &Path, cpu: Option<usize>) -> Recorder {
-        use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(bin());
-        cmd.arg("--store")
+    fn start(store: &Path) -> Recorder {
+        let mut child = Command::new(bin())
+            .arg("--store")
             .arg(store)
-            .args(["record", "--ring-mb", &ring_mb().to_string()]);
-        if let Some(cpu) = cpu {
-            // SAFETY: the closure only makes one async-signal-safe syscall.
-            unsafe { cmd.pre_exec(move || pin_to(cpu)) };
-        }
-        let mut child = cmd
+            .args(["record", "--ring-mb", &ring_mb().to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -284,8 +247,8 @@ impl Recorder {
     }
 
     /// [`Recorder::cpu_secs`] once the recorder has worked off what the load left queued: when
-    /// it uses less than a tenth of a CPU over 200 ms (idle, it uses ~2%). A fixed wait read
-    /// some runs' figure before a backlog was stored: a third low.
+    /// it uses less than a tenth of a CPU over 200 ms (idle, it uses ~2%), where a fixed wait
+    /// could read it while a backlog (up to a 16 MiB ring and the queue) was still being stored.
     fn settled_cpu_secs(&self) -> f64 {
         let mut last = self.cpu_secs();
         for _ in 0..50 {
@@ -380,7 +343,7 @@ fn measure(
     assert!(floor.count() > 0, "the floor probes ran");
     drop(floor);
 
-    let rec = Recorder::start(store, pinned(threads).map(|(_, rec)| rec));
+    let rec = Recorder::start(store);
     let cpu0 = rec.cpu_secs();
     let (n1, t1) = generate(mode, threads, secs, None, ok, missing);
     let (n2, rec_progs) = {
@@ -536,7 +499,7 @@ fn main() {
     for frac in [0.25, 0.5, 0.75, 1.0, 1.5] {
         let target = unpaced * frac;
         let store = tmp.path().join(format!("step-{frac}"));
-        let rec = Recorder::start(&store, None);
+        let rec = Recorder::start(&store);
         let rate = (frac < 1.5).then_some(target);
         let (n, t) = generate(Mode::Ok, threads, secs.min(2.0), rate, &ok, &missing);
         let (stored, lost, reasons) = rec.stop();
