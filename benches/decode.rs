@@ -24,11 +24,12 @@ use std::time::Instant;
 
 use open_forensics::alerts::Outputs;
 use open_forensics::capture::decode::{self, Record};
-use open_forensics::capture::pipeline::{Batch, Sinks, Stage, DEFAULT_REORDER_WINDOW_NS};
+use open_forensics::capture::pipeline::{Batch, Sinks, Stage, DEFAULT_REORDER_WINDOW};
 use open_forensics::capture::proctable::ProcTable;
 use open_forensics::capture::skel::types::{of_event_hdr, of_rec_kind, of_trunc};
 use open_forensics::event::{Event, PathSource};
 use open_forensics::store::{RotateConfig, Writer};
+use open_forensics::timespec::parse_duration;
 
 /// One open as the kernel sends it: header, raw path, resolved components leaf first — through
 /// the probes' directory cache as in its steady state: a directory's first open defines its slot
@@ -107,12 +108,17 @@ fn encode(ev: &Event, dirs: &mut HashMap<Vec<u8>, u32>, out: &mut Batch) {
     out.push(&rec);
 }
 
+/// Every record of the batches, in order.
+fn records(batches: &[Batch]) -> impl Iterator<Item = &[u8]> {
+    batches.iter().flat_map(Batch::records)
+}
+
 /// Decodes every record and drops the result.
 #[inline(never)]
-fn decode_only(batch: &Batch) -> u64 {
+fn decode_only(batches: &[Batch]) -> u64 {
     let mut n = 0;
     let mut decoder = decode::Decoder::default();
-    for rec in batch.records() {
+    for rec in records(batches) {
         if let Ok(Record::Open(ev, _)) = decoder.decode_any(rec, 0) {
             n += ev.path.as_bytes().len() as u64;
         }
@@ -147,15 +153,13 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(500_000);
     let mut w = common::Workload::new(42);
-    let mut batch = Batch::with_capacity(n * 200);
     let mut batches = vec![Batch::with_capacity(BATCH * 200)];
-    let (mut dirs, mut batch_dirs) = (HashMap::new(), HashMap::new());
+    let mut dirs = HashMap::new();
     let mut paths = Vec::with_capacity(n);
     for _ in 0..n {
         let ev = w.next_event();
-        encode(&ev, &mut dirs, &mut batch);
         let last = batches.last_mut().expect("a batch");
-        encode(&ev, &mut batch_dirs, last);
+        encode(&ev, &mut dirs, last);
         // The consumer's drain mark: every record before it has been handed over.
         last.drained_at_ns = ev.ts_ns as u64;
         if last.records as usize == BATCH {
@@ -166,7 +170,7 @@ fn main() {
     // The encoding is the kernel's, cached directories included: walked files decode to the
     // same paths (failed relative opens get the bench's own cwd).
     let mut decoder = decode::Decoder::default();
-    for (rec, want) in batch.records().zip(&paths) {
+    for (rec, want) in records(&batches).zip(&paths) {
         match decoder.decode_any(rec, 0) {
             Ok(Record::Open(ev, _)) => {
                 if let Some(want) = want {
@@ -176,14 +180,14 @@ fn main() {
             other => panic!("record decodes to {other:?}"),
         }
     }
+    let bytes: usize = batches.iter().map(|b| b.buf.len()).sum();
     println!(
-        "decode bench: {n} records, {} bytes ({:.0} per record)",
-        batch.buf.len(),
-        batch.buf.len() as f64 / n as f64
+        "decode bench: {n} records, {bytes} bytes ({:.0} per record)",
+        bytes as f64 / n as f64
     );
 
     let t = Instant::now();
-    let sum = decode_only(&batch);
+    let sum = decode_only(&batches);
     let decode_s = t.elapsed().as_secs_f64();
 
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -195,7 +199,8 @@ fn main() {
         alerts: Outputs::none(),
         procs: ProcTable::new(0, HashMap::new()),
     };
-    let mut stage = Stage::new(sinks, 0, DEFAULT_REORDER_WINDOW_NS).expect("stage");
+    let window = parse_duration(DEFAULT_REORDER_WINDOW).expect("the default window parses");
+    let mut stage = Stage::new(sinks, 0, window.as_nanos() as i64).expect("stage");
     let (t, wchar) = (Instant::now(), written());
     replay(&batches, &mut stage);
     let replay_s = t.elapsed().as_secs_f64();

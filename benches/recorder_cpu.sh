@@ -12,6 +12,9 @@ set -euo pipefail
 ab_args 4 5 "$@"
 set -- "${record_args[@]}"
 hz=$(getconf CLK_TCK)
+# An idle measurement's length, and the wait after the loop for its events to be stored (the
+# reorder window and the queue): an idle figure is per second of both.
+idle=10 settle=1.5
 events() { grep -o 'recorded [0-9]*' "$work/rec.log" | awk '{ print $2 }'; }
 cpu() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 wchar() { awk '/^wchar/ { print $2 }' "/proc/$1/io"; }
@@ -20,9 +23,8 @@ measure() {
   sleep 1
   local c0 w0 c1 w1
   c0=$(cpu "$pid") w0=$(wchar "$pid")
-  if [ "$secs" = 0 ]; then sleep 10; else taskset -c 0 "$work/loop" "$secs" >/dev/null; fi
-  # The reorder window and the queue: then the loop's events are stored.
-  sleep 1.5
+  if [ "$secs" = 0 ]; then sleep "$idle"; else taskset -c 0 "$work/loop" "$secs" >/dev/null; fi
+  sleep "$settle"
   c1=$(cpu "$pid") w1=$(wchar "$pid")
   stop_recorder
   echo "$(events) $((c1 - c0)) $((w1 - w0))"
@@ -30,11 +32,12 @@ measure() {
 for _ in $(seq "$rounds"); do
   echo "old $(measure "$old" "$@") new $(measure "$new" "$@")"
 done | tee "$work/out"
-awk -v hz="$hz" -v secs="$secs" '{ oe += $2; oc += $3; ow += $4; ne += $6; nc += $7; nw += $8 }
+awk -v hz="$hz" -v secs="$secs" -v idle="$idle" -v settle="$settle" '{ oe += $2; oc += $3; ow += $4; ne += $6; nc += $7; nw += $8 }
   END {
+    span = idle + settle
     if (secs == 0)
       printf "idle: old %.0f bytes/s, %.3f CPU-s/s; new %.0f bytes/s, %.3f CPU-s/s\n",
-        ow / NR / 11.5, oc / hz / NR / 11.5, nw / NR / 11.5, nc / hz / NR / 11.5
+        ow / NR / span, oc / hz / NR / span, nw / NR / span, nc / hz / NR / span
     else
       printf "mean: old %.3f CPU-s/Mev, %.1f bytes/event; new %.3f CPU-s/Mev, %.1f bytes/event\n",
         oc / hz / oe * 1e6, ow / oe, nc / hz / ne * 1e6, nw / ne

@@ -598,11 +598,12 @@ fn normalize(p: &[u8]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    /// A record as the kernel would send it, built through the generated header type.
-    fn record(h: Hdr, raw: &[u8], comps: &[&str]) -> Vec<u8> {
+    /// A record as the kernel would send it, built through the generated header type (the
+    /// pipeline's tests build theirs with it too).
+    pub(crate) fn record(h: Hdr, raw: &[u8], comps: &[&str]) -> Vec<u8> {
         let mut h = h;
         let mut tail = raw.to_vec();
         let mut c = Vec::new();
@@ -620,7 +621,7 @@ mod tests {
         out
     }
 
-    fn hdr(syscall: Syscall, source: PathSource) -> Hdr {
+    pub(crate) fn hdr(syscall: Syscall, source: PathSource) -> Hdr {
         let mut comm = [0i8; 16];
         for (d, s) in comm.iter_mut().zip(b"cat") {
             *d = *s as i8;

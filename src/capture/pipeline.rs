@@ -34,8 +34,8 @@ use crate::event::Event;
 use crate::rules::{Alerter, Raised, RuleSet};
 use crate::store::{Loss, Writer, WriterSummary};
 
-/// How far behind the newest record events are held to be put in kernel-timestamp order, unless
-/// `record --reorder-window` says otherwise.
+/// How far behind the newest record events are held to be put in kernel-timestamp order: the
+/// default of `record --reorder-window` (as the flag's text, so that its help shows it).
 ///
 /// Records reach the ring in the order their probes called `bpf_ringbuf_output`, which is not
 /// quite timestamp order: a probe can be interrupted between taking its timestamp and writing, its
@@ -48,7 +48,7 @@ use crate::store::{Loss, Writer, WriterSummary};
 /// cost is its size: at 1M events/s, 100 ms held ~20 MB of events, out of the CPU's cache, and
 /// cost the recorder 0.56 CPU-s per million events against 0.47 at 10 ms
 /// (`benches/recorder_cpu.sh`).
-pub const DEFAULT_REORDER_WINDOW_NS: i64 = 10_000_000;
+pub const DEFAULT_REORDER_WINDOW: &str = "10ms";
 
 /// How often losses are read, the writer ticked and alerts flushed.
 const TICK: Duration = Duration::from_secs(1);
@@ -108,7 +108,7 @@ pub struct LossSources {
 
 pub struct Settings {
     pub anchor_ns: i64,
-    /// See [`DEFAULT_REORDER_WINDOW_NS`].
+    /// See [`DEFAULT_REORDER_WINDOW`].
     pub reorder_window_ns: i64,
     pub stats_every: Option<Duration>,
     pub started: Instant,
@@ -359,7 +359,6 @@ fn send(alerts: &Outputs, by_rule: &mut BTreeMap<String, u64>, r: &Raised) {
 struct LossTracker {
     src: LossSources,
     kernel_seen: Vec<u64>,
-    malformed: u64,
     since_ns: i64,
 }
 
@@ -386,10 +385,12 @@ impl LossTracker {
             .sum())
     }
 
+    /// `malformed`: records that did not decode since the last call.
     fn poll(
         &mut self,
         writer: &mut Writer,
         counters: &mut Counters,
+        malformed: u64,
         now_ns: i64,
     ) -> anyhow::Result<()> {
         let mut grown: Vec<(u64, &'static str)> = Vec::new();
@@ -401,8 +402,8 @@ impl LossTracker {
                 *seen = total;
             }
         }
-        if self.malformed > 0 {
-            grown.push((std::mem::take(&mut self.malformed), "malformed"));
+        if malformed > 0 {
+            grown.push((malformed, "malformed"));
         }
         for (count, reason) in grown {
             *counters.lost_by_reason.entry(reason).or_default() += count;
@@ -576,7 +577,6 @@ pub fn run(
     let mut loss = LossTracker {
         kernel_seen: vec![0; of_loss_reason::OF_LOSS_NR.0 as usize],
         src: losses,
-        malformed: 0,
         since_ns: now_ns(),
     };
     let mut last_tick = Instant::now();
@@ -592,9 +592,9 @@ pub fn run(
         }
         if last_tick.elapsed() >= TICK {
             last_tick = Instant::now();
-            loss.malformed += std::mem::take(&mut stage.malformed);
+            let malformed = std::mem::take(&mut stage.malformed);
             let em = &mut stage.em;
-            loss.poll(&mut em.writer, &mut em.counters, now_ns())?;
+            loss.poll(&mut em.writer, &mut em.counters, malformed, now_ns())?;
             em.procs.sweep(now_ns());
             em.writer.tick().context("commit to the store")?;
             for w in em.writer.take_warnings() {
@@ -646,9 +646,8 @@ pub fn run(
         }
     }
     stage.release_all()?;
-    loss.malformed += stage.malformed;
-    let (mut em, late) = (stage.em, stage.reorder.late);
-    loss.poll(&mut em.writer, &mut em.counters, now_ns())?;
+    let (mut em, late, malformed) = (stage.em, stage.reorder.late, stage.malformed);
+    loss.poll(&mut em.writer, &mut em.counters, malformed, now_ns())?;
     let Emitter {
         mut writer, alerts, ..
     } = em;
@@ -711,26 +710,12 @@ mod tests {
         assert_eq!(out, vec![10, 20, 30, 5, 40, 50]);
     }
 
-    /// An open record as the probes write it (bpf/events.h), with a raw absolute path only.
+    /// A failed open of an absolute path, as the probes write it.
     fn open_record(ts_ns: u64, tid: u32) -> Vec<u8> {
-        use super::super::skel::types::{of_event_hdr, of_rec_kind};
-        let path = b"/etc/hostname";
-        let h = of_event_hdr {
-            kind: of_rec_kind::OF_REC_OPEN.0,
-            ts_ns,
-            pid: 4242,
-            tid,
-            ret: -2,
-            raw_len: path.len() as u16,
-            syscall: crate::event::Syscall::Openat.code(),
-            path_source: crate::event::PathSource::Raw.code(),
-            ..of_event_hdr::default()
-        };
-        let mut rec = vec![0u8; std::mem::size_of::<of_event_hdr>()];
-        // SAFETY: `rec` has exactly the header's size; write_unaligned needs no alignment.
-        unsafe { std::ptr::write_unaligned(rec.as_mut_ptr().cast::<of_event_hdr>(), h) };
-        rec.extend_from_slice(path);
-        rec
+        use crate::event::{PathSource, Syscall};
+        let mut h = decode::tests::hdr(Syscall::Openat, PathSource::Raw);
+        (h.ts_ns, h.tid, h.ret) = (ts_ns, tid, -2);
+        decode::tests::record(h, b"/etc/hostname", &[])
     }
 
     /// An open that reaches the store thread after a later one has been released (its probe
@@ -824,12 +809,22 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-            released = released.max(upto.min(got.last().map_or(i64::MIN, |g| g.0)));
+            released = released.max(got.last().map_or(i64::MIN, |g| g.0));
             assert_eq!(got, want, "round {round}");
             out.extend(got);
         }
-        r.release(i64::MAX, |_, _| Ok(())).unwrap();
+        r.release(i64::MAX, |e, _| {
+            if let Record::Open(e, _) = e {
+                out.push((e.ts_ns, e.tid));
+            }
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(r.len, 0);
+        let pushed = (0..40)
+            .map(|r| if r % 8 == 7 { 1500 } else { 300 })
+            .sum::<usize>();
+        assert_eq!(out.len(), pushed, "every record came out once");
         assert!(r.slots.len() >= 2048, "the ring grew: {}", r.slots.len());
         assert_eq!(r.late, late);
         assert_eq!(flagged, late, "each late record is released flagged");

@@ -90,7 +90,8 @@ pub struct Args {
     /// record delayed longer than this between its timestamp and the ring (a vCPU the
     /// hypervisor stopped) is stored out of order and counted. Longer costs the recorder memory
     /// and CPU (the held events leave the CPU's cache) and delays live alerts as much.
-    #[arg(long, value_parser = duration, default_value = "10ms", value_name = "DUR")]
+    #[arg(long, value_parser = duration, value_name = "DUR",
+          default_value = crate::capture::pipeline::DEFAULT_REORDER_WINDOW)]
     pub reorder_window: Duration,
     /// Show libbpf's log and other debugging output (also OPEN_FORENSICS_DEBUG=1).
     #[arg(short, long)]

@@ -464,9 +464,10 @@ impl Writer {
         .map_err(sql_err(&path, "open"))?;
         // Page size must be set before the first table; WAL + NORMAL keeps every committed batch
         // across a crash of this process. WAL writes every page a commit touches whole: with
-        // 64 KiB pages the recorder wrote 43 bytes per event at full speed and 68 KB/s when
-        // idle, with 4 KiB pages 17 bytes and 7.5 KB/s, for the same sealed size (the zstd'd
-        // image) and scan speed (`benches/decode.rs`, `cargo bench --bench store`).
+        // 64 KiB pages the recorder wrote 43 bytes per event at full speed and ~70 KB/s when
+        // idle, with 4 KiB pages 17 bytes and 4-8 KB/s (`benches/recorder_cpu.sh`, SECONDS 5
+        // and 0), for the same sealed size (the zstd'd image) and scan speed (`cargo bench
+        // --bench store`).
         let pragmas =
             "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
         conn.execute_batch(pragmas)

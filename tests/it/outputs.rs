@@ -322,15 +322,10 @@ fn program_output_is_restarted_when_it_exits_and_loses_no_unread_line() {
     );
     let out = Outputs::start(&[Target::Program(cmd)], 1000).expect("start");
     let lines = raise(&out, 17);
-    let count = || {
-        std::fs::read_to_string(&got)
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-    };
     wait_until(
         "17 lines through 4 instances",
         Duration::from_secs(30),
-        || count() >= 17,
+        || lines_in(&got) >= 17,
     );
     let (drops, states) = out.close_with_states();
     assert!(drops.is_empty(), "{drops:?}");
@@ -580,6 +575,13 @@ fn work_dir(store: &TempStore) -> std::path::PathBuf {
     dir
 }
 
+/// Lines in a file written so far (0 while it does not exist).
+fn lines_in(p: &Path) -> usize {
+    std::fs::read_to_string(p)
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
+}
+
 fn open_n(dir: &Path, n: usize) {
     for i in 0..n {
         std::fs::File::open(dir.join(format!("f{}", i % 10))).expect("open");
@@ -822,13 +824,8 @@ fn sigusr1_reopens_the_live_alert_file() {
     let file = store.path("alerts.jsonl");
     let rec = Recorder::start(&store, &["--rules", utf8(&rules), "--alerts", utf8(&file)]);
     open_n(&dir, 100);
-    let count = |p: &Path| {
-        std::fs::read_to_string(p)
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-    };
     wait_until("the first alerts", Duration::from_secs(10), || {
-        count(&file) >= 100
+        lines_in(&file) >= 100
     });
     let rotated = store.path("alerts.jsonl.1");
     std::fs::rename(&file, &rotated).expect("rename");
@@ -843,7 +840,7 @@ fn sigusr1_reopens_the_live_alert_file() {
     let replay = store.ok(&["replay", "--rules", utf8(&rules)]);
     let old = std::fs::read_to_string(&rotated).expect("rotated");
     let new = std::fs::read_to_string(&file).expect("new");
-    assert!(count(&file) >= 100);
+    assert!(lines_in(&file) >= 100);
     let all: Vec<&str> = old.lines().chain(new.lines()).collect();
     assert_eq!(all, replay.lines().collect::<Vec<_>>());
     assert_eq!(all.len(), 250);
@@ -861,11 +858,6 @@ fn the_reorder_window_holds_live_alerts_as_long_as_asked() {
     let dir = work_dir(&store);
     let rules = rules_for(&store, &dir, "");
     let file = store.path("alerts.jsonl");
-    let count = |p: &Path| {
-        std::fs::read_to_string(p)
-            .map(|s| s.lines().count())
-            .unwrap_or(0)
-    };
     let rec = Recorder::start(
         &store,
         &[
@@ -880,9 +872,9 @@ fn the_reorder_window_holds_live_alerts_as_long_as_asked() {
     let opened = Instant::now();
     open_n(&dir, 5);
     std::thread::sleep(Duration::from_millis(500));
-    let early = count(&file);
+    let early = lines_in(&file);
     wait_until("the held alerts", Duration::from_secs(30), || {
-        count(&file) >= 5
+        lines_in(&file) >= 5
     });
     let held = opened.elapsed();
     rec.stop();
