@@ -4,6 +4,7 @@
 pub mod alerts;
 pub mod capture;
 pub mod cli;
+pub mod errno;
 pub mod error;
 pub mod event;
 pub(crate) mod json;
@@ -14,3 +15,4 @@ pub mod rules;
 pub mod service;
 pub mod store;
 pub mod timespec;
+pub(crate) mod yaml_pos;
