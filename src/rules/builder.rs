@@ -74,7 +74,7 @@ fn open_monitor_conds(m: &RawOpenMonitor) -> Vec<(&'static str, &Items)> {
 }
 
 /// Compiles parsed files (in order) into a rule set, reporting every problem to `ctx`.
-pub(crate) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
+pub(super) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
     let mut b = Builder::new(Expander::from_files(ctx, files));
     let mut rules: Vec<Rule> = Vec::new();
     let mut enabled = Vec::new();
@@ -319,7 +319,7 @@ fn open_monitor_clause(b: &mut Builder, ctx: &mut Ctx, m: &RawOpenMonitor, at: &
 }
 
 /// Rules from command-line filters: one per alternative (an event matches if any does).
-pub(crate) fn build_single(ctx: &mut Ctx, name: &str, alternatives: &[RawConds]) -> RuleSet {
+pub(super) fn build_single(ctx: &mut Ctx, name: &str, alternatives: &[RawConds]) -> RuleSet {
     let mut b = Builder::new(Expander::none());
     let at = Origin {
         src: 0,

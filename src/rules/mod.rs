@@ -1,6 +1,7 @@
 //! The rule engine: one engine for live alerts, `replay` and `query --rule`.
 //!
-//! CONTRACT (stable API other modules use; all of it is re-exported here, the files are private):
+//! CONTRACT (stable API other modules use: re-exported here, or in the public `sql` and `testing`;
+//! every other file is private):
 //! - `RuleSet::load(&[PathBuf]) -> Result<RuleSet, RulesError>`: loads and validates YAML rule
 //!   files; `RuleSet::from_yaml` does the same for text, `RuleSet::from_filter(name, &Filter)`
 //!   makes one rule of command-line filters (`Filter` is their `clap::Args`).

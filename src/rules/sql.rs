@@ -521,7 +521,7 @@ fn hex_re(h: &Hir, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
-/// SQL of what an open asks for (see `compile::access_of`): `mask`'s bits, any of them.
+/// SQL of what an open asks for (see `access::access_of`): `mask`'s bits, any of them.
 fn access_sql(g: &Gen, mask: u32) -> String {
     let flags = g.column("flags");
     let creat = [Syscall::Creat, Syscall::Ia32Creat]
