@@ -193,7 +193,7 @@ fn proc_row(kind: &str, p: &Process, exit: Option<(i32, i64)>, user: Value) -> V
 const OPEN_COLUMNS: &[&str] = &["kind", "ts", "tid", "comm", "access", "result", "path"];
 
 fn open_row(e: &Event) -> Vec<Value> {
-    let result = crate::rules::errno::describe_ret(e.ret);
+    let result = crate::errno::describe_ret(e.ret);
     vec![
         json!("open"),
         json!(format_ts(e.ts_ns)),

@@ -1,10 +1,11 @@
-//! The alert line: the only place an alert is formatted, live and on replay.
+//! The alert line, the same live and on replay (`event::put_alert_lineage` writes its lineage
+//! keys), and its columns for tables and CSV.
 
 use std::borrow::Cow;
 
 use serde_json::{json, Value};
 
-use super::Rule;
+use super::rule::Rule;
 use crate::event::{bytes_to_json, format_ts, put_alert_lineage, Event, Str};
 use crate::json::Obj;
 
@@ -13,9 +14,9 @@ use crate::json::Obj;
 pub struct Alert<'a> {
     pub rule: &'a Rule,
     pub event: &'a Event,
-    /// The rule's pattern that matched (see the module documentation), if it has one.
+    /// The rule's pattern that matched (defined in the rule reference, "Alerts"), if any.
     pub matched: Option<&'a str>,
-    /// The recording host (`hostname`); set by [`super::Alerter`], empty from a bare engine.
+    /// The recording host (`hostname`); set by the `Alerter`, empty from a bare engine.
     pub host: &'a str,
     /// The rule's position in its set (throttle state is kept per rule).
     pub rule_index: usize,

@@ -1,17 +1,27 @@
 //! The rule engine: one engine for live alerts, `replay` and `query --rule`.
 //!
-//! CONTRACT (stable API other modules use):
-//! - `RuleSet::load(&[PathBuf]) -> Result<RuleSet, RulesError>`: loads and validates YAML rule files.
+//! CONTRACT (stable API other modules use: re-exported here, or in the public `sql` and `testing`;
+//! every other file is private):
+//! - `RuleSet::load(&[PathBuf]) -> Result<RuleSet, RulesError>`: loads and validates YAML rule
+//!   files; `RuleSet::from_yaml` does the same for text, `RuleSet::from_filter(name, &Filter)`
+//!   makes one rule of command-line filters (`Filter` is their `clap::Args`).
 //! - `RuleSet::engine(&self) -> Engine`: an evaluator with its own per-string verdict caches.
 //! - `Engine::eval(&mut self, ev: &Event, f: impl FnMut(&Alert))`: calls `f` for every rule that
 //!   matches `ev`, in rule order.
-//! - `Alert::to_json_line(&self) -> String`: the alert line, identical live and on replay. It is the
-//!   only code that formats an alert.
-//! - `Alerter::new(&RuleSet)`, `set_host`, `eval(ev, f: FnMut(&Raised))`, `finish(f)`: the alert
-//!   stream (alerts with their host, throttled, and `alert_summary` lines) that `record` and
-//!   `replay` both print; `Alerter::replay` runs it over a store's segments.
+//! - `Alert::to_json_line(&self) -> String`: the alert line, identical live and on replay (its
+//!   lineage keys are written by `event::put_alert_lineage`); `Alert::values` are its table and
+//!   CSV columns.
+//! - `Alerter::new(&RuleSet)`, `set_host`, `eval(ev, f: FnMut(&Raised))`, `next_run(f)`,
+//!   `finish(f)`: the alert stream (alerts with their host, throttled, and `alert_summary` lines)
+//!   that `record` and `replay` both print. The caller feeds it events: `query::replay` runs it
+//!   over a store's segments.
 //! - `RuleSet::to_sql(&self, sql::Dialect) -> Result<String, Vec<sql::Refusal>>`: the enabled rules
 //!   as one SQL query over the Parquet export, returning exactly `replay`'s alerts (see `sql`).
+//! - `testing::judge`: the verdicts of `rules test`, from the alerts its caller replayed.
+//!
+//! The engine reads rule files and nothing else: no store, no printing. It uses the ground floor
+//! (`event`, `process`, `json`, `timespec`, `errno`, `yaml_pos`), and still `output::printable`
+//! (to escape messages) and the Parquet schema's version (in `sql`).
 //!
 //! For the string caches to work, evaluate an event after `store::Writer::append` has set its
 //! `Str::key`s and `Event::table` (replayed events already carry them); unkeyed events are evaluated
@@ -121,186 +131,46 @@
 //!
 //! One JSON object per line: `ts` (the event's time, RFC 3339 UTC, 9 fractional digits), `event`
 //! (`"alert"`), `rule`, `pid`, `ppid`, `comm`, `path`, `matched` (the rule's first `path` value that
-//! matched, else its first matching `comm` value, else `null`), `severity`, `tid`, `uid`, `gid`,
+//! matched, else its first matching `comm` value, else its first matching `exe` value, else
+//! `null`), `severity`, `tid`, `uid`, `gid`,
 //! `syscall`, `raw_path`, `flags`, `ret`; then, only for byte strings that are not UTF-8,
 //! `comm_b64`, `path_b64`, `raw_path_b64` (their exact bytes; the plain keys hold lossy text); then,
 //! for events recorded with lineage, `exe`, `argv` (an array), `parent_exe`, `ancestors` (an
 //! array of `{pid, comm, exe, proc_start}`, parent first), `container_id`, `user`; then always
 //! `hostname` (the recording host: the segment's `host`, live and on replay), the rule's
-//! `description` and `tags`. `matched` is the first matching `path` value, else `comm` value,
-//! else `exe` value.
+//! `description` and `tags`.
 
+mod access;
 mod alert;
-mod compile;
+mod alerter;
+mod builder;
+mod clause;
+mod diag;
 mod engine;
-pub mod errno;
+mod expand;
+mod filter;
 mod lineage;
 mod load;
+mod matcher;
+mod pattern;
+mod raw;
+mod rule;
+mod set;
 pub mod sql;
+mod summary;
 pub mod testing;
 mod throttle;
 
-use std::fmt;
-use std::path::PathBuf;
-
-use crate::output::printable;
-
+pub use access::access_names;
 pub use alert::{Alert, COLUMNS as ALERT_COLUMNS};
+pub use alerter::{Alerter, Raised};
+pub use diag::{Diagnostic, RulesError};
 pub use engine::Engine;
-pub use load::Filter;
-/// YAML node positions, shared with the config file (one index per file).
-pub(crate) use load::{PosIndex, Seg};
-pub use throttle::{Alerter, KeyField, Raised, Summary, Throttle, MAX_KEYS as THROTTLE_MAX_KEYS};
-
-use compile::Compiled;
-
-/// How bad a rule's match is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl Severity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// One loaded rule.
-#[derive(Clone, Debug)]
-pub struct Rule {
-    pub name: String,
-    pub description: String,
-    pub severity: Severity,
-    pub enabled: bool,
-    /// Where it was defined: `file:line:col`.
-    pub origin: String,
-    /// The conditions, as written (for `rules check`).
-    pub summary: String,
-    /// How many `except` blocks it has.
-    pub excepts: usize,
-    /// `tags:`, as written (lists expanded), in alerts.
-    pub tags: Vec<String>,
-    /// `throttle:`, if any (applied by [`Alerter`], live and on replay; not by `query --rule`).
-    pub throttle: Option<Throttle>,
-}
-
-/// A problem in a rule file, at a position when one is known.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Diagnostic {
-    pub file: String,
-    /// 1-based line and column.
-    pub pos: Option<(usize, usize)>,
-    pub message: String,
-}
-
-/// Control characters in the file name or in values the message quotes (an unknown key, say) are
-/// escaped: a rule file must not be able to drive the terminal its errors are printed on.
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (file, message) = (printable(&self.file), printable(&self.message));
-        match self.pos {
-            Some((l, c)) => write!(f, "{file}:{l}:{c}: {message}"),
-            None => write!(f, "{file}: {message}"),
-        }
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RulesError {
-    #[error("reading rule file {}: {source}", printable(&path.display().to_string()))]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// Every problem found, in file order.
-    #[error("{}", .0.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"))]
-    Invalid(Vec<Diagnostic>),
-}
-
-/// A validated, compiled set of rules.
-#[derive(Clone, Debug, Default)]
-pub struct RuleSet {
-    rules: Vec<Rule>,
-    compiled: Compiled,
-}
-
-impl RuleSet {
-    /// Loads, merges and validates rule files (see the module documentation for the format).
-    pub fn load(paths: &[PathBuf]) -> Result<RuleSet, RulesError> {
-        load::load_files(paths)
-    }
-
-    /// Loads rules from YAML text; `name` stands for the file in messages.
-    pub fn from_yaml(name: &str, text: &str) -> Result<RuleSet, RulesError> {
-        load::load_texts(vec![(name.to_owned(), text.to_owned())])
-    }
-
-    /// One rule, named `name`, from command-line filters (for `query`).
-    pub fn from_filter(name: &str, filter: &Filter) -> Result<RuleSet, RulesError> {
-        load::load_filter(name, filter)
-    }
-
-    pub fn rules(&self) -> &[Rule] {
-        &self.rules
-    }
-
-    /// The same set with only rule `name` active. The error says why not: there is no such rule,
-    /// or it is disabled (`enabled: false` turns a rule off for `query --rule` as it does for
-    /// `replay` and `record`, so that they agree).
-    pub fn only(&self, name: &str) -> Result<RuleSet, String> {
-        let Some(i) = self.rules.iter().position(|r| r.name == name) else {
-            let known: Vec<&str> = self.rules.iter().map(|r| r.name.as_str()).collect();
-            return Err(format!(
-                "no such rule in the given files (rules: {})",
-                known.join(", ")
-            ));
-        };
-        let rule = &self.rules[i];
-        if !rule.enabled {
-            return Err(format!(
-                "rule `{name}` (defined at {}) is disabled (`enabled: false`): replay and record skip it, and so does query; enable it to query by it",
-                printable(&rule.origin)
-            ));
-        }
-        let mut set = self.clone();
-        set.compiled.activate_only(i);
-        Ok(set)
-    }
-
-    pub fn engine(&self) -> Engine<'_> {
-        Engine::new(self)
-    }
-}
-
-/// The `access:` names that an event's flags ask for, comma-separated (for tables and SQL).
-pub fn access_names(ev: &crate::event::Event) -> String {
-    let bits = compile::access_of(ev);
-    compile::ACCESS
-        .iter()
-        .filter(|(_, b)| bits & b != 0)
-        .map(|(n, _)| *n)
-        .collect::<Vec<_>>()
-        .join(",")
-}
+pub use filter::Filter;
+pub use rule::{Rule, Severity};
+pub use set::RuleSet;
+pub use summary::Summary;
+pub use throttle::{KeyField, Throttle};
 
 #[cfg(test)]
 mod tests;

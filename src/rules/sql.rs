@@ -31,9 +31,11 @@ use std::fmt::Write as _;
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
-use super::compile::{Clause, IdField, PatKind, PatternTable, Pred, ACCESS};
+use super::access::ACCESS;
 use super::lineage::{ProcCond, ProcField, Table};
-use super::RuleSet;
+use super::matcher::{bit, Clause, IdField, Pred};
+use super::pattern::{PatKind, PatternTable};
+use super::set::RuleSet;
 use crate::event::Syscall;
 
 /// The SQL engine the query is for.
@@ -519,7 +521,7 @@ fn hex_re(h: &Hir, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
-/// SQL of what an open asks for (see `compile::access_of`): `mask`'s bits, any of them.
+/// SQL of what an open asks for (see `access::access_of`): `mask`'s bits, any of them.
 fn access_sql(g: &Gen, mask: u32) -> String {
     let flags = g.column("flags");
     let creat = [Syscall::Creat, Syscall::Ia32Creat]
@@ -596,7 +598,7 @@ impl RuleSet {
         let mut branches = Vec::new();
         let mut refusals = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            if !super::compile::bit(c.active(), i) {
+            if !bit(c.active(), i) {
                 continue;
             }
             let res = (|| -> Result<String, String> {
@@ -692,7 +694,7 @@ impl RuleSet {
             .rules
             .iter()
             .enumerate()
-            .filter(|(i, _)| super::compile::bit(c.active(), *i))
+            .filter(|(i, _)| bit(c.active(), *i))
             .map(|(_, r)| r.name.as_str())
             .collect();
         let mut q = String::new();

@@ -36,9 +36,10 @@ use sha2::{Digest, Sha256};
 
 use open_forensics::capture::decode::{decode_any, Record};
 use open_forensics::capture::skel::types::{of_event_hdr, of_proc_hdr};
+use open_forensics::errno;
 use open_forensics::event::{Event, EventJson, ImportedProcs, Str};
 use open_forensics::process::Process;
-use open_forensics::rules::{errno, RuleSet, RulesError};
+use open_forensics::rules::{RuleSet, RulesError};
 use open_forensics::store::{link_of, Reader, SegmentMeta, TimeRange};
 
 use crate::helpers::{bin, event, read_store, TempStore};
