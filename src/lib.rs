@@ -17,6 +17,7 @@ pub mod recorder;
 pub mod rules;
 pub mod service;
 pub mod store;
+pub mod text;
 pub mod timespec;
 mod wire;
 pub(crate) mod yaml_pos;

@@ -249,7 +249,11 @@ mod tests {
             .find(|(name, _)| *name == EXIT_SECTION)
             .unwrap();
         let roff = exit_status_roff(&lines);
-        for code in [0, crate::error::EXIT_FAILURE, crate::error::EXIT_BAD_INPUT] {
+        for code in [
+            0,
+            crate::cli::exit::EXIT_FAILURE,
+            crate::cli::exit::EXIT_BAD_INPUT,
+        ] {
             assert!(roff.contains(&format!(".TP\n.B {code}\n")), "{roff}");
         }
     }

@@ -10,10 +10,11 @@ use serde_json::json;
 use super::{load_rules, progress, report_scan, BadInput, TimeArgs, PROGRESS_STEP};
 use crate::errno;
 use crate::event::{format_ts, Event};
-use crate::output::{printable, Format, Output, RowWriter, Rows};
+use crate::output::{Format, Output, RowWriter, Rows};
 use crate::query::{self, QueryError, NAMED};
 use crate::rules::{access_names, Filter, RuleSet};
 use crate::store::Reader;
+use crate::text::printable;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::output::printable;
+use crate::text::printable;
 use crate::yaml_pos::{PosIndex, Seg};
 
 /// A problem in a rule file, at a position when one is known.

@@ -3,7 +3,7 @@
 
 use super::matcher::Compiled;
 use super::rule::Rule;
-use crate::output::printable;
+use crate::text::printable;
 
 /// A validated, compiled set of rules.
 #[derive(Clone, Debug, Default)]

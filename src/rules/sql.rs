@@ -60,8 +60,8 @@ impl std::fmt::Display for Refusal {
         write!(
             f,
             "rule `{}` (defined at {}) has no faithful SQL translation: {}",
-            crate::output::printable(&self.rule),
-            crate::output::printable(&self.origin),
+            crate::text::printable(&self.rule),
+            crate::text::printable(&self.origin),
             self.reason
         )
     }
@@ -619,8 +619,8 @@ impl RuleSet {
                 let (name, sev) = (g.lit(&rule.name), g.lit(rule.severity.as_str()));
                 let comment = format!(
                     "    -- {} ({})\n",
-                    crate::output::printable(&rule.name).replace('\n', " "),
-                    crate::output::printable(&rule.origin).replace('\n', " "),
+                    crate::text::printable(&rule.name).replace('\n', " "),
+                    crate::text::printable(&rule.origin).replace('\n', " "),
                 );
                 // One hit per rule that holds: (rule, rule_index, severity, matched).
                 Ok(match dialect {
@@ -707,7 +707,7 @@ impl RuleSet {
                 Dialect::Spark => "spark",
             },
             crate::output::parquet::SCHEMA_VERSION,
-            crate::output::printable(&names.join(", ")).replace('\n', " ")
+            crate::text::printable(&names.join(", ")).replace('\n', " ")
         );
         let _ = writeln!(
             q,
