@@ -25,8 +25,8 @@ pub struct Args {
     #[arg(long = "rules", value_name = "FILE", num_args = 1..)]
     pub rules: Vec<PathBuf>,
     /// Named SQL (`--sql list` lists them), a .sql file, or one ad-hoc read-only statement
-    /// ("SELECT …"), run over the time range's `events`, `processes` and `losses` (see the README
-    /// for their columns).
+    /// ("SELECT …"), run over the time range's `events`, `processes` and `losses` (their columns:
+    /// docs/query.md, "SQL over history").
     #[arg(long, value_name = "NAME|FILE|SELECT", conflicts_with_all = sql_conflicts())]
     pub sql: Option<String>,
     #[command(flatten)]

@@ -1,13 +1,13 @@
-//! The alert line, the same live and on replay (`event::put_alert_lineage` writes its lineage
-//! keys), and its columns for tables and CSV.
+//! The alert line, the same live and on replay, and its columns for tables and CSV.
 
 use std::borrow::Cow;
 
 use serde_json::{json, Value};
 
 use super::rule::Rule;
-use crate::event::{bytes_to_json, format_ts, put_alert_lineage, Event, Str};
+use crate::event::{bytes_to_json, format_ts, put_ancestors, put_argv, put_bytes, Event, Str};
 use crate::json::Obj;
+use crate::process::Process;
 
 /// A rule that matched an event.
 #[derive(Clone, Copy, Debug)]
@@ -104,4 +104,18 @@ impl<'a> Alert<'a> {
             json!(e.ret),
         ]
     }
+}
+
+/// The lineage keys of an alert, after the proof of concept's and today's keys.
+fn put_alert_lineage(o: &mut Obj, p: &Process, ev: &Event) {
+    put_bytes(o, "exe", p.exe.as_ref());
+    put_argv(o, p);
+    put_bytes(
+        o,
+        "parent_exe",
+        p.parent.as_ref().and_then(|q| q.exe.as_ref()),
+    );
+    put_ancestors(o, p);
+    put_bytes(o, "container_id", p.container_id.as_ref());
+    put_bytes(o, "user", ev.user.as_ref());
 }

@@ -8,9 +8,8 @@
 //! - `RuleSet::engine(&self) -> Engine`: an evaluator with its own per-string verdict caches.
 //! - `Engine::eval(&mut self, ev: &Event, f: impl FnMut(&Alert))`: calls `f` for every rule that
 //!   matches `ev`, in rule order.
-//! - `Alert::to_json_line(&self) -> String`: the alert line, identical live and on replay (its
-//!   lineage keys are written by `event::put_alert_lineage`); `Alert::values` are its table and
-//!   CSV columns.
+//! - `Alert::to_json_line(&self) -> String`: the alert line, identical live and on replay;
+//!   `Alert::values` are its table and CSV columns.
 //! - `Alerter::new(&RuleSet)`, `set_host`, `eval(ev, f: FnMut(&Raised))`, `next_run(f)`,
 //!   `finish(f)`: the alert stream (alerts with their host, throttled, and `alert_summary` lines)
 //!   that `record` and `replay` both print. The caller feeds it events: `query::replay` runs it
