@@ -4,6 +4,7 @@ pub mod exit;
 mod export;
 mod import;
 mod install;
+mod manpage;
 mod proc;
 mod prune;
 mod query;
