@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use open_forensics::event::{Event, Str};
 use serde_json::{Map, Value};
 
-use crate::helpers::{cmd_at, event, live_capture_available, write_jsonl, Recorder, TempStore};
+use crate::helpers::{cmd_at, event, live_capture_available, write_jsonl, TempStore};
+use crate::recorder::Recorder;
 
 // ---------------------------------------------------------------------------------------------
 // Running the binary

@@ -10,6 +10,7 @@ mod history;
 mod lineage;
 mod outputs;
 mod record;
+mod recorder;
 mod rules;
 mod service;
 mod store;

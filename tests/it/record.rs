@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use open_forensics::event::{Event, PathSource, Syscall};
 
-use crate::helpers::{self, read_store, Recorder, TempStore};
+use crate::helpers::{self, read_store, TempStore};
+use crate::recorder::Recorder;
 
 fn cstr(p: impl AsRef<[u8]>) -> CString {
     CString::new(p.as_ref()).expect("no NUL in test paths")

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use open_forensics::event::Event;
 
-use crate::helpers::{bin, event, live_capture_available, Recorder, TempStore};
+use crate::helpers::{bin, event, live_capture_available, TempStore};
+use crate::recorder::Recorder;
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write a test file");
