@@ -172,31 +172,6 @@ pub fn cmd_at(store: &Path, args: &[&str]) -> Command {
     c
 }
 
-/// The unprivileged user tests run commands as (when they run as root).
-pub const NOBODY: u32 = 65534;
-
-/// Makes `cmd` run as `nobody` (uid and gid 65534, no supplementary groups) when the tests run
-/// as root; unprivileged already, it is left as it is.
-pub fn as_nobody(cmd: &mut Command) -> &mut Command {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: geteuid has no preconditions; between fork and exec only async-signal-safe
-    // syscalls run.
-    if unsafe { libc::geteuid() } == 0 {
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(NOBODY) != 0
-                    || libc::setuid(NOBODY) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    cmd
-}
-
 /// The repository's `fixtures/` directory.
 pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")

@@ -8,6 +8,7 @@ mod hardening;
 mod helpers;
 mod history;
 mod lineage;
+mod nobody;
 mod outputs;
 mod record;
 mod recorder;
