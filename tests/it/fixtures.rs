@@ -5,7 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::helpers::{fixtures_dir, scenarios};
+use crate::helpers::{fixtures_dir, is_root, scenarios};
 use crate::nobody::{Nobody, NOBODY};
 
 /// A copy of a fixture store that an unprivileged user owns, and a command that runs as that user
@@ -15,11 +15,6 @@ struct Unprivileged {
     /// A copy of `fixtures/`, owned by the unprivileged user.
     fixtures: PathBuf,
     store: PathBuf,
-}
-
-// SAFETY (for the libc calls below): geteuid and chown are plain syscalls.
-fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
 }
 
 impl Unprivileged {

@@ -100,6 +100,12 @@ pub fn write_jsonl(path: &Path, events: &[Event]) {
     std::fs::write(path, text).expect("write jsonl");
 }
 
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// CI runs as root on a kernel that can capture, so there a skipped live test is a failure.
 pub fn live_capture_required() -> bool {
     std::env::var("OPEN_FORENSICS_REQUIRE_LIVE").as_deref() == Ok("1")
@@ -109,8 +115,7 @@ pub fn live_capture_required() -> bool {
 /// Whether live capture can run here; when it cannot, prints why (`SKIPPED …`). Where
 /// [`live_capture_required`], a missing capability fails the test instead.
 pub fn live_capture_available(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = is_root();
     let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
     let reason = match (root, btf) {
         (true, true) => return true,

@@ -10,7 +10,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::helpers::bin;
+use crate::helpers::{bin, is_root};
 
 /// The unprivileged user's uid and gid.
 pub const NOBODY: u32 = 65534;
@@ -52,9 +52,8 @@ impl Nobody {
     /// The binary as `nobody`: uid and gid 65534, no supplementary groups.
     pub fn cmd(&self) -> Command {
         let mut cmd = Command::new(&self.bin);
-        // SAFETY: geteuid has no preconditions; between fork and exec only async-signal-safe
-        // syscalls run.
-        if unsafe { libc::geteuid() } == 0 {
+        if is_root() {
+            // SAFETY: between fork and exec only async-signal-safe syscalls run.
             unsafe {
                 cmd.pre_exec(|| {
                     if libc::setgroups(0, std::ptr::null()) != 0
