@@ -398,7 +398,7 @@ fn json_import_survives_mutated_lines() {
 }
 
 #[test]
-#[ignore = "long fuzz run: FUZZ_CASES=N cargo test --release --test it fuzz::long_ -- --ignored"]
+#[ignore = "long fuzz run: FUZZ_CASES=N cargo test --release --test it fuzz:: -- --ignored"]
 fn long_json_import() {
     fuzz(
         "JSON import",
@@ -508,7 +508,7 @@ fn exported_lines_of_any_bytes_import_again() {
 }
 
 #[test]
-#[ignore = "long fuzz run: FUZZ_CASES=N cargo test --release --test it fuzz::long_ -- --ignored"]
+#[ignore = "long fuzz run: FUZZ_CASES=N cargo test --release --test it fuzz:: -- --ignored"]
 fn long_exported_lines_of_any_bytes() {
     fuzz(
         "export of any bytes",

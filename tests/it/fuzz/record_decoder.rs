@@ -209,7 +209,7 @@ fn record_decoder_survives_any_bytes() {
 }
 
 #[test]
-#[ignore = "long fuzz run: FUZZ_CASES=N cargo test --release --test it fuzz::long_ -- --ignored"]
+#[ignore = "long fuzz run: FUZZ_CASES=N cargo test --release --test it fuzz:: -- --ignored"]
 fn long_record_decoder() {
     fuzz(
         "record decoder (random bytes)",

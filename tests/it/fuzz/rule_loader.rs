@@ -785,7 +785,7 @@ fn rule_loader_survives_generated_and_mutated_files() {
 }
 
 #[test]
-#[ignore = "long fuzz run: FUZZ_CASES=N cargo test --release --test it fuzz::long_ -- --ignored"]
+#[ignore = "long fuzz run: FUZZ_CASES=N cargo test --release --test it fuzz:: -- --ignored"]
 fn long_rule_loader() {
     fuzz(
         "rule loader",

@@ -749,7 +749,7 @@ fn segment_reader_survives_damaged_segments() {
 }
 
 #[test]
-#[ignore = "long fuzz run: FUZZ_CASES=N cargo test --release --test it fuzz::long_ -- --ignored"]
+#[ignore = "long fuzz run: FUZZ_CASES=N cargo test --release --test it fuzz:: -- --ignored"]
 fn long_segment_reader() {
     fuzz(
         "segment reader",
