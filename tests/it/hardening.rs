@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 use open_forensics::event::{Event, Str};
 use serde_json::{Map, Value};
 
-use crate::helpers::{cmd_at, event, live_capture_available, write_jsonl, Recorder, TempStore};
+use crate::helpers::{
+    cmd_at, event, fixtures_dir, is_root, live_capture_available, write_jsonl, TempStore,
+};
+use crate::recorder::Recorder;
 
 // ---------------------------------------------------------------------------------------------
 // Running the binary
@@ -161,11 +164,6 @@ fn copy_store(from: &Path, to: &Path) {
 
 fn mode(p: &Path) -> u32 {
     fs::symlink_metadata(p).expect("stat").mode() & 0o7777
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// A victim file outside the store: its bytes and mode must never change.
@@ -826,7 +824,7 @@ fn plant_foreign(dir: &Path, first: u64) {
 }
 
 fn rules_file() -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules/detections.yaml");
+    let p = fixtures_dir().join("rules/detections.yaml");
     p.to_str().expect("utf-8").to_owned()
 }
 

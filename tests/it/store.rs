@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use open_forensics::event::{Event, Str};
 use open_forensics::store::{list_segments, Reader, RotateConfig, SegmentState, TimeRange, Writer};
 
-use crate::helpers::{event, write_jsonl, TempStore};
+use crate::helpers::{event, fixtures_dir, write_jsonl, TempStore};
 
 fn read_all(dir: &std::path::Path) -> Vec<Event> {
     let mut out = Vec::new();
@@ -641,7 +641,7 @@ fn import_accepts_lines_without_lineage_path_source_or_one_of_ts() {
 
 #[test]
 fn schema_1_segments_read_with_null_lineage() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/segments/attack");
+    let dir = fixtures_dir().join("segments/attack");
     let reader = Reader::open(&dir).unwrap();
     let seg = reader.load(&reader.segments()[0]).unwrap();
     assert_eq!(
@@ -674,7 +674,7 @@ fn schema_1_segments_read_with_null_lineage() {
 
 #[test]
 fn schema_2_segments_read_with_lineage_and_null_root() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/segments/lineage");
+    let dir = fixtures_dir().join("segments/lineage");
     let reader = Reader::open(&dir).unwrap();
     let seg = reader.load(&reader.segments()[0]).unwrap();
     assert_eq!(
