@@ -53,6 +53,7 @@
 //! temporary directory that is always removed). A reader that races a rotation reads the sealed
 //! file instead.
 
+pub mod columns;
 pub mod dir;
 mod listing;
 mod lock;
