@@ -1067,6 +1067,37 @@ mod tests {
         assert_eq!(hive_escape("é"), "%C3%A9");
     }
 
+    /// Each view names a column once, and only its own columns as required.
+    #[test]
+    fn views_are_well_formed() {
+        for v in [&EVENTS, &PROCESSES, &LOSSES, &ANCESTOR] {
+            let mut seen = std::collections::HashSet::new();
+            assert!(v.columns.iter().all(|c| seen.insert(c)), "{:?}", v.columns);
+            assert!(v.required.iter().all(|c| v.columns.contains(c)));
+        }
+    }
+
+    /// The builders make what the column table says (a mismatch fails `RecordBatch::try_new`).
+    #[test]
+    fn batches_match_the_column_table() {
+        let events = EventCols::new().batch().unwrap();
+        assert_eq!(events.schema().fields(), &EVENTS.fields());
+        assert!(events
+            .schema()
+            .field_with_name("comm_b64")
+            .unwrap()
+            .is_nullable());
+        assert!(!events
+            .schema()
+            .field_with_name("comm")
+            .unwrap()
+            .is_nullable());
+        let procs = process_batch("s", &[]).unwrap();
+        assert_eq!(procs.schema().fields(), &PROCESSES.fields());
+        let losses = loss_batch("s", &[]).unwrap();
+        assert_eq!(losses.schema().fields(), &LOSSES.fields());
+    }
+
     #[test]
     fn dates_are_utc() {
         assert_eq!(date_of(0), "1970-01-01");

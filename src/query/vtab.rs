@@ -757,3 +757,34 @@ unsafe impl VTabCursor for ProcessesCursor {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each table names a column once, and has the column its planning looks for.
+    #[test]
+    fn tables_are_well_formed() {
+        for (columns, key) in [
+            (EventsTable::COLUMNS, Column::TsNs),
+            (ProcessesTable::COLUMNS, Column::Image),
+        ] {
+            let mut seen = std::collections::HashSet::new();
+            assert!(columns.iter().all(|c| seen.insert(c)), "{columns:?}");
+            assert!(columns.contains(&key));
+        }
+        assert!(EXIT_COLUMNS
+            .iter()
+            .all(|c| ProcessesTable::COLUMNS.contains(c)));
+    }
+
+    #[test]
+    fn declaration_types_follow_the_column_table() {
+        let sql =
+            declaration(&[Column::Seq, Column::Ts, Column::PathTruncated, Column::Comm]).unwrap();
+        assert_eq!(
+            sql.to_str().unwrap(),
+            "CREATE TABLE x(seq INTEGER, ts TEXT, path_truncated INTEGER, comm TEXT)"
+        );
+    }
+}
