@@ -90,7 +90,7 @@ pub(super) struct Active {
     /// (processes.id, wait status, time)
     exits: Vec<(u32, i32, i64)>,
     pub(super) rows: Vec<blocks::Row>,
-    /// Of `rows`, how many were stored after a later event (see [`Writer::mark_late`]).
+    /// Of `rows`, how many were stored after a later event (see [`super::Writer::mark_late`]).
     pub(super) late: u64,
     pub(super) losses: Vec<Loss>,
 }

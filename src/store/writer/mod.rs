@@ -1,5 +1,6 @@
-//! The one writer of a store: interning, batched transactions, rotation, sealing (in order, on a
-//! background thread, extending the hash chain) and recovery.
+//! The one writer of a store: interning and batched transactions (`buffer`), rotation, sealing
+//! (in order, on a background thread, extending the hash chain: `sealer`) and recovery
+//! (`recovery`).
 //!
 //! What it never does: follow a link in the store, replace a file, or stop recording because the
 //! disk is full. Events that cannot be stored while the disk is full are counted and become a
