@@ -97,6 +97,14 @@ trait Table: Sized + 'static {
     type Cursor: VTabCursor;
     fn best_index(shared: &Shared, info: &mut IndexInfo) -> rusqlite::Result<bool>;
     fn open(shared: &Arc<Shared>) -> Self::Cursor;
+
+    /// The column SQLite means by index `i` (a negative one is the rowid).
+    fn column(i: c_int) -> Option<Column> {
+        usize::try_from(i)
+            .ok()
+            .and_then(|n| Self::COLUMNS.get(n))
+            .copied()
+    }
 }
 
 /// The SQL type a column is declared with.
@@ -203,8 +211,7 @@ impl Table for EventsTable {
         let mut ops = String::new();
         let mut used = Vec::new();
         for (i, c) in info.constraints().enumerate() {
-            let column = usize::try_from(c.column()).ok();
-            if column.and_then(|n| Self::COLUMNS.get(n)) != Some(&Column::TsNs) || !c.is_usable() {
+            if Self::column(c.column()) != Some(Column::TsNs) || !c.is_usable() {
                 continue;
             }
             let op = match c.operator() {
@@ -446,8 +453,7 @@ unsafe impl VTabCursor for EventsCursor {
     fn column(&self, ctx: &mut Context, i: c_int) -> rusqlite::Result<()> {
         let (seq, e) = &self.buf[self.pos];
         let p = e.process.as_deref();
-        let column = usize::try_from(i).ok();
-        match column.and_then(|n| EventsTable::COLUMNS.get(n)) {
+        match EventsTable::column(i) {
             Some(Column::Seq) => ctx.set_result(seq),
             Some(Column::Ts) => ctx.set_result(format_ts(e.ts_ns)),
             Some(Column::TsNs) => ctx.set_result(e.ts_ns),
@@ -657,8 +663,7 @@ impl Table for ProcessesTable {
 
     fn best_index(_: &Shared, info: &mut IndexInfo) -> rusqlite::Result<bool> {
         let eq = info.constraints().enumerate().find(|(_, c)| {
-            let column = usize::try_from(c.column()).ok();
-            column.and_then(|n| Self::COLUMNS.get(n)) == Some(&Column::Image)
+            Self::column(c.column()) == Some(Column::Image)
                 && c.is_usable()
                 && c.operator() == IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ
         });
