@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod bytes;
 pub mod capture;
 pub mod cli;
+pub mod columns;
 pub mod diag;
 pub mod errno;
 pub mod error;

@@ -18,7 +18,7 @@
 //! fsynced and renamed without replacing anything. Memory is bounded by one row group
 //! ([`ROW_GROUP_ROWS`]) per open file, whatever the segment's size.
 //!
-//! The schema is versioned ([`SCHEMA_VERSION`], in each file's key-value metadata as
+//! The schema is versioned ([`PARQUET_SCHEMA_VERSION`], in each file's key-value metadata as
 //! `open_forensics.schema_version`) and documented in `docs/fleet.md`: timestamps are
 //! `TIMESTAMP(NANOS, UTC)`, ids are INT64 (portable: Trino has no unsigned types), strings are
 //! UTF-8 and dictionary-encoded. Bytes that are not UTF-8 keep the project's `_b64` convention:
@@ -47,14 +47,10 @@ use arrow_buffer::{NullBuffer, OffsetBuffer};
 use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, TimeUnit};
 use base64::Engine as _;
 
+use crate::columns::{Column, Type, PARQUET_SCHEMA_VERSION};
 use crate::event::Event;
 use crate::process::Process;
-use crate::store::columns::{Column, Type};
 use crate::store::{Loss, Reader, SegmentData, SegmentInfo, SegmentState, StoredProcess};
-
-/// The Parquet schema's version: bump it (and document the change) whenever a column is added,
-/// removed, renamed or retyped.
-pub const SCHEMA_VERSION: u32 = 1;
 
 /// Rows per record batch handed to the writer.
 const BATCH_ROWS: usize = 8192;
@@ -853,7 +849,7 @@ impl PendingFile {
             .map_err(io_err(&tmp))?;
         let mut kv = vec![KeyValue::new(
             "open_forensics.schema_version".to_owned(),
-            SCHEMA_VERSION.to_string(),
+            PARQUET_SCHEMA_VERSION.to_string(),
         )];
         for (k, v) in meta {
             kv.push(KeyValue::new(format!("open_forensics.{k}"), v.clone()));

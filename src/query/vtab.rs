@@ -23,11 +23,11 @@ use rusqlite::vtab::{
 };
 use rusqlite::{ffi, Connection};
 
+use crate::columns::{Column, Type};
 use crate::errno;
 use crate::event::{format_ts, Event, Str};
 use crate::process::Process;
 use crate::rules::access_names;
-use crate::store::columns::{Column, Type};
 use crate::store::{Reader, ScanStats, SegmentData, StoreError, TimeRange};
 
 /// What every cursor of one query shares: the store, the range, and what the reading saw.

@@ -4,7 +4,7 @@
 //! tables, clauses and predicates of `compile`), never from the YAML again, and returns exactly
 //! the alerts `replay` prints: one row per (event, matching rule), with the rule's name and
 //! severity and the pattern `replay` reports as `matched`. It reads a relation named `events`
-//! with the columns of the Parquet schema (see `crate::output::parquet`) plus its `host` partition column,
+//! with the columns of the Parquet schema (`crate::columns`) plus its `host` partition column,
 //! which the user defines over the files wherever they are. It scans `events` once, however many
 //! rules there are: each row gets the list of the rules that hold for it (with severity and
 //! `matched`), unnested into one row per alert; rows come out in `replay`'s order per host
@@ -706,7 +706,7 @@ impl RuleSet {
                 Dialect::Duckdb => "duckdb",
                 Dialect::Spark => "spark",
             },
-            crate::output::parquet::SCHEMA_VERSION,
+            crate::columns::PARQUET_SCHEMA_VERSION,
             crate::text::printable(&names.join(", ")).replace('\n', " ")
         );
         let _ = writeln!(

@@ -53,7 +53,6 @@
 //! temporary directory that is always removed). A reader that races a rotation reads the sealed
 //! file instead.
 
-pub mod columns;
 pub mod dir;
 mod listing;
 mod lock;

@@ -483,7 +483,7 @@ fn parquet_export_is_partitioned_typed_versioned_and_idempotent() {
     assert!(
         kv.contains(&(
             "open_forensics.schema_version".into(),
-            open_forensics::output::parquet::SCHEMA_VERSION.to_string()
+            open_forensics::columns::PARQUET_SCHEMA_VERSION.to_string()
         )),
         "{kv:?}"
     );

@@ -19,12 +19,16 @@ const GROUND: &[&str] = &[
 const LAYERS: &[(&str, &[&str])] = &[
     ("process", &[]),
     ("event", &["process"]),
+    ("columns", &[]),
     ("capture", &["process", "event"]),
-    ("store", &["process", "event"]),
-    ("rules", &["process", "event"]),
-    ("output", &["process", "event", "store"]),
+    ("store", &["process", "event", "columns"]),
+    ("rules", &["process", "event", "columns"]),
+    ("output", &["process", "event", "columns", "store"]),
     ("alerts", &["process", "event", "rules"]),
-    ("query", &["process", "event", "store", "rules", "output"]),
+    (
+        "query",
+        &["process", "event", "columns", "store", "rules", "output"],
+    ),
     (
         "recorder",
         &["process", "event", "capture", "store", "rules", "alerts"],

@@ -4,6 +4,10 @@
 //! is the view's to say: lineage is absent from some events, never from a process image); each
 //! consumer maps a column's [`Type`] to its own (SQL declared type, Arrow data type).
 
+/// The Parquet schema's version: bump it (and document the change) whenever a column is added,
+/// removed, renamed or retyped.
+pub const PARQUET_SCHEMA_VERSION: u32 = 1;
+
 /// What a column holds; consumers derive their own types from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Type {
