@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::json::Obj;
 use crate::process::{ProcSource, Process};
 
-pub use crate::bytes::Str;
-pub use crate::timespec::{format_ts, parse_ts};
+use crate::bytes::Str;
+use crate::timespec::{format_ts, parse_ts};
 use crate::wire::wire_enum;
 
 wire_enum! {

@@ -18,7 +18,8 @@ pub mod recorder;
 
 use std::sync::Arc;
 
-use open_forensics::event::{Event, PathSource, Str, Syscall};
+use open_forensics::bytes::Str;
+use open_forensics::event::{Event, PathSource, Syscall};
 use open_forensics::process::{container_id, ProcSource, Process};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

@@ -16,7 +16,8 @@ use std::sync::Arc;
 use rustc_hash::FxBuildHasher;
 
 use super::skel::types;
-use crate::event::{Event, PathSource, Str, Syscall};
+use crate::bytes::Str;
+use crate::event::{Event, PathSource, Syscall};
 use crate::process::Process;
 
 type Hdr = types::of_event_hdr;

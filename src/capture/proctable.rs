@@ -16,7 +16,8 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::decode::{ProcKind, ProcRecord};
-use crate::event::{Event, Str};
+use crate::bytes::Str;
+use crate::event::Event;
 use crate::process::{container_id, tty_from_nr, ProcSource, Process};
 
 /// `/proc/PID/stat` start times are in USER_HZ ticks (100 on every Linux ABI).

@@ -9,12 +9,13 @@ use serde_json::json;
 
 use super::{load_rules, progress, report_scan, BadInput, TimeArgs, PROGRESS_STEP};
 use crate::errno;
-use crate::event::{format_ts, Event};
+use crate::event::Event;
 use crate::output::{Format, Output, RowWriter, Rows};
 use crate::query::{self, QueryError, NAMED};
 use crate::rules::{access_names, Filter, RuleSet};
 use crate::store::Reader;
 use crate::text::printable;
+use crate::timespec::format_ts;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

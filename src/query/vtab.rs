@@ -23,12 +23,14 @@ use rusqlite::vtab::{
 };
 use rusqlite::{ffi, Connection};
 
+use crate::bytes::Str;
 use crate::columns::{Column, Type};
 use crate::errno;
-use crate::event::{format_ts, Event, Str};
+use crate::event::Event;
 use crate::process::Process;
 use crate::rules::access_names;
 use crate::store::{Reader, ScanStats, SegmentData, StoreError, TimeRange};
+use crate::timespec::format_ts;
 
 /// What every cursor of one query shares: the store, the range, and what the reading saw.
 pub(crate) struct Shared {

@@ -5,9 +5,11 @@ use std::borrow::Cow;
 use serde_json::{json, Value};
 
 use super::rule::Rule;
-use crate::event::{bytes_to_json, format_ts, put_ancestors, put_argv, put_bytes, Event, Str};
+use crate::bytes::Str;
+use crate::event::{bytes_to_json, put_ancestors, put_argv, put_bytes, Event};
 use crate::json::Obj;
 use crate::process::Process;
+use crate::timespec::format_ts;
 
 /// A rule that matched an event.
 #[derive(Clone, Copy, Debug)]

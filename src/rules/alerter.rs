@@ -11,7 +11,8 @@ use super::rule::Rule;
 use super::set::RuleSet;
 use super::summary::Summary;
 use super::throttle::{KeyVals, Throttle, MAX_KEYS};
-use crate::event::{format_ts, Event};
+use crate::event::Event;
+use crate::timespec::format_ts;
 
 /// One key value's window.
 struct Slot {

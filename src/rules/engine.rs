@@ -7,7 +7,8 @@ use super::alert::Alert;
 use super::lineage::ProcScratch;
 use super::matcher::{bit, Scratch};
 use super::set::RuleSet;
-use crate::event::{Event, Str};
+use crate::bytes::Str;
+use crate::event::Event;
 
 /// Keys above this are not cached (a table that large would be a bug elsewhere; stay correct and
 /// bounded in memory).

@@ -3,8 +3,8 @@
 
 use super::rule::Rule;
 use super::throttle::{KeyField, KeyVal};
-use crate::event::format_ts;
 use crate::json::Obj;
+use crate::timespec::format_ts;
 
 /// An `alert_summary`: how many alerts of one rule and key value a window suppressed.
 #[derive(Clone, Debug)]

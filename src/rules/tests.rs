@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::event::{Event, PathSource, Str, Syscall};
+use crate::bytes::Str;
+use crate::event::{Event, PathSource, Syscall};
 
 fn ev(path: &str) -> Event {
     Event {
@@ -1266,7 +1267,7 @@ fn throttle_suppresses_past_max_and_summarizes_at_the_first_event_past_the_windo
         ]
     );
     let sum = &out[3];
-    let ts = |secs: i64| crate::event::format_ts(ev("/").ts_ns + secs * SEC);
+    let ts = |secs: i64| crate::timespec::format_ts(ev("/").ts_ns + secs * SEC);
     assert_eq!(sum["rule"], "t");
     assert_eq!(sum["key"], serde_json::json!({"pid": 1}));
     assert_eq!(sum["suppressed"], 2);

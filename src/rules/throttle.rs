@@ -29,7 +29,8 @@
 //!
 //! `query --rule` returns matching events, not alerts, and is not throttled.
 
-use crate::event::{Event, Str};
+use crate::bytes::Str;
+use crate::event::Event;
 
 /// Key values tracked per throttled rule (an LRU beyond this).
 pub const MAX_KEYS: usize = 10_000;

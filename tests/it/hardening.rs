@@ -16,7 +16,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use open_forensics::event::{Event, Str};
+use open_forensics::bytes::Str;
+use open_forensics::event::Event;
 use serde_json::{Map, Value};
 
 use crate::helpers::{
@@ -585,7 +586,7 @@ fn edited_time_range_cannot_hide_a_segment_from_a_ranged_query() {
             m.insert(k.into(), (t - DAY).into());
         }
     });
-    let since = open_forensics::event::format_ts(evs[0].ts_ns - 1_000_000_000);
+    let since = open_forensics::timespec::format_ts(evs[0].ts_ns - 1_000_000_000);
     let r = of(&s.dir, &["export", "--since", &since]);
     assert!(
         r.code == Some(1) && r.stderr.contains(&sealed(1)),
@@ -1253,7 +1254,7 @@ fn verify_detects_truncation_given_the_head() {
 #[test]
 fn verify_passes_after_prune() {
     let s = chained_store("prune", 5);
-    let cut = open_forensics::event::format_ts(events(2000, 1, "prune")[0].ts_ns - 1);
+    let cut = open_forensics::timespec::format_ts(events(2000, 1, "prune")[0].ts_ns - 1);
     let r = of_ok(&s.dir, &["prune", "--before", &cut]);
     assert_eq!(
         segment_files(&s.dir),

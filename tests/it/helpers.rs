@@ -4,7 +4,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use open_forensics::event::{Event, PathSource, Str, Syscall};
+use open_forensics::bytes::Str;
+use open_forensics::event::{Event, PathSource, Syscall};
 use open_forensics::store::{Reader, TimeRange};
 
 use crate::recorder::Recorder;

@@ -140,8 +140,8 @@ fn a_time_window_decodes_only_its_blocks_and_returns_exactly_its_events() {
         assert_eq!(out, format!("n\r\n{want}\r\n"), "{sql}");
         // …and through --since/--until.
         let (since, until) = (
-            open_forensics::event::format_ts(lo),
-            open_forensics::event::format_ts(hi),
+            open_forensics::timespec::format_ts(lo),
+            open_forensics::timespec::format_ts(hi),
         );
         let out = s.ok(&[
             "query", "--since", &since, "--until", &until, "--format", "jsonl",
@@ -223,8 +223,8 @@ fn windows_over_old_schema_fixtures_are_exact() {
             "{scenario}"
         );
         let (since, until) = (
-            open_forensics::event::format_ts(lo),
-            open_forensics::event::format_ts(hi),
+            open_forensics::timespec::format_ts(lo),
+            open_forensics::timespec::format_ts(hi),
         );
         let out = s.ok(&["export", "--since", &since, "--until", &until]);
         assert_eq!(out.lines().count(), want, "{scenario}: export window");

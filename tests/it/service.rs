@@ -730,7 +730,7 @@ fn verify_passes_when_a_removal_was_recorded_but_did_not_finish() {
     }
     let (segs, _) = list_segments(&s.dir).unwrap();
     assert_eq!(segs.len(), 3);
-    let cut = open_forensics::event::format_ts(segs[1].meta.first_ts_ns.unwrap() - 1);
+    let cut = open_forensics::timespec::format_ts(segs[1].meta.first_ts_ns.unwrap() - 1);
     s.ok(&["prune", "--before", &cut]);
     s.ok(&["verify"]);
     // What the next removal (of the oldest remaining segment) writes before deleting it.

@@ -9,7 +9,8 @@ use std::time::Instant;
 use rusqlite::{params, Connection};
 use rustc_hash::FxHashMap;
 
-use crate::event::{Event, Str};
+use crate::bytes::Str;
+use crate::event::Event;
 use crate::process::{Process, MAX_ANCESTORS};
 use crate::store::segment::{blocks, next_table_id, write_meta_table, Loss, SegmentMeta};
 use crate::store::{sql_err, Result};

@@ -10,7 +10,8 @@ use proptest::sample::{select, Index};
 use proptest::test_runner::TestCaseResult;
 use serde_json::{Map, Value};
 
-use open_forensics::event::{Event, EventJson, ImportedProcs, Str};
+use open_forensics::bytes::Str;
+use open_forensics::event::{Event, EventJson, ImportedProcs};
 use open_forensics::process::Process;
 
 use super::{

@@ -32,8 +32,9 @@ use proptest::sample::Index;
 use proptest::test_runner::{Config, TestCaseError, TestCaseResult, TestRunner};
 use serde_json::Value;
 
+use open_forensics::bytes::Str;
 use open_forensics::errno;
-use open_forensics::event::{Event, Str};
+use open_forensics::event::Event;
 use open_forensics::process::Process;
 use open_forensics::rules::RuleSet;
 

@@ -8,8 +8,9 @@ use proptest::prelude::*;
 use proptest::sample::{select, Index};
 use proptest::test_runner::TestCaseResult;
 
+use open_forensics::bytes::Str;
 use open_forensics::errno;
-use open_forensics::event::{Event, Str};
+use open_forensics::event::Event;
 use open_forensics::rules::{RuleSet, RulesError};
 
 use super::{
