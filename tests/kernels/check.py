@@ -105,10 +105,12 @@ def rejection(record_log):
     meaningful = [l for l in last_log if l.strip() and not l.startswith("processed ")]
     if meaningful:
         reason = meaningful[-1].strip()
-    final = [l for l in record_log if l.startswith("open-forensics:") and "libbpf" not in l]
+    final = [l for l in record_log if l.startswith("open-forensics:") and not l.startswith("open-forensics: libbpf ")]
     if reason is None and final:
         reason = final[-1]
-    tail = last_log[-LOG_LINES:] if last_log else final[-LOG_LINES:]
+    tail = last_log[-LOG_LINES:]
+    # The recorder's own last words (what the user reads) follow the verifier's.
+    tail += final[-1:]
     return program or "(none named)", reason or "(no reason in the log)", tail
 
 

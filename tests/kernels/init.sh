@@ -2,11 +2,12 @@
 # The kernel matrix's guest /init (busybox sh): records while the workload runs, then prints
 # what the store holds. Everything goes to the serial console; tests/kernels/check.py reads the
 # sections between "@@of-kernels begin NAME" and "@@of-kernels end NAME rc=N" lines.
-# ATTACH_WAIT: loading and verifying the BPF object takes minutes under TCG on a loaded host.
-ATTACH_WAIT=600
+# ATTACH_WAIT (of_attach_wait= on the kernel's command line, from the runner): how long to wait
+# for record's `attached` line; loading and verifying the BPF object takes minutes under TCG.
 mount -t devtmpfs dev /dev
 exec </dev/console >/dev/console 2>&1
 mount -t proc proc /proc
+ATTACH_WAIT=$(sed -n 's/.*of_attach_wait=\([0-9]*\).*/\1/p' /proc/cmdline)
 mount -t sysfs sys /sys
 mount -t tmpfs tmp /tmp
 # Kernels differ in which of these exist; record mounts tracefs itself where it can.
