@@ -12,6 +12,7 @@ mod lineage;
 mod manpages;
 mod nobody;
 mod outputs;
+mod readme;
 mod record;
 mod recorder;
 mod rules;
