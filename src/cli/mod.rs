@@ -244,7 +244,8 @@ impl TimeArgs {
 /// object on stderr, `{"warning":"incomplete","lost":N,"loss_records":K,"from":T1,"to":T2}`, so a
 /// script can tell a complete answer from one with holes without parsing prose. History deleted
 /// on purpose (`prune`, retention) that overlaps the range gets its own notice,
-/// `{"warning":"pruned","events":N,"segments":K,"from":T1,"to":T2}`.
+/// `{"warning":"pruned","events":N,"segments":K,"from":T1,"to":T2}`; a capability the recorder
+/// lacked on its kernel, `{"warning":"not_captured","what":W,"why":Y,"text":"W not captured: Y",…}`.
 pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::Result<()> {
     let mut err = io::stderr().lock();
     for w in &stats.warnings {
@@ -300,6 +301,30 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
                 stats.lost(),
                 describe_range(range),
             )
+            },
+        );
+    }
+    // A capability the recorder lacked on its kernel: nothing of that kind is in the answer, not
+    // because nothing happened.
+    for g in &stats.uncaptured {
+        let (from, to) = (
+            crate::timespec::format_ts(g.from_ns),
+            crate::timespec::format_ts(g.to_ns),
+        );
+        let text = format!("{} not captured: {}", g.gap.what, g.gap.why);
+        notice(
+            &mut err,
+            json,
+            serde_json::json!({
+                "warning": "not_captured",
+                "what": g.gap.what,
+                "why": g.gap.why,
+                "text": text,
+                "from": from,
+                "to": to,
+            }),
+            || {
+                format!("warning: {text} (recorded between {from} and {to}; the answer holds none of them)")
             },
         );
     }

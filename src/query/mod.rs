@@ -183,6 +183,9 @@ impl Session {
             }
             let mut st = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
             st.errors.extend(errors);
+            for info in shared.reader.segments_in(&range) {
+                st.note_coverage(&info.meta);
+            }
         }
         losses.sort_by_key(|l| l.start_ns);
         {

@@ -66,12 +66,12 @@ mod writer;
 use std::path::PathBuf;
 
 pub use listing::{list, list_segments, SegmentInfo, SegmentState};
-pub use reader::{Reader, ScanStats};
+pub use reader::{CoverageGap, Reader, ScanStats};
 pub use retention::{prune_before, pruned, retain, PrunedRange, Retention};
 pub use schema::{apply_migrations, APPLICATION_ID, MIGRATIONS};
 pub use segment::frame::DB_MAX;
 pub use segment::{
-    link_of, sign_link, Loss, SegmentData, SegmentMeta, StoredProcess, ALERT_DROPPED,
+    link_of, sign_link, Loss, SegmentData, SegmentMeta, StoredProcess, Uncaptured, ALERT_DROPPED,
 };
 pub use writer::{is_disk_full, RotateConfig, Writer, WriterSummary, MAX_SEALS_WAITING};
 

@@ -7,7 +7,7 @@ use std::path::Path;
 use super::dir::StoreDir;
 use super::listing::{list, SegmentInfo};
 use super::retention::PrunedRange;
-use super::segment::{Loss, SegmentData};
+use super::segment::{Loss, SegmentData, SegmentMeta, Uncaptured};
 use super::{Result, StoreError, TimeRange};
 use crate::event::Event;
 
@@ -37,9 +37,36 @@ pub struct ScanStats {
     /// Ranges of history deleted on purpose that overlap the range (the answer holds nothing
     /// from them: not because nothing happened).
     pub pruned: Vec<PrunedRange>,
+    /// What the recorder could not capture, and over which span of the range's segments.
+    pub uncaptured: Vec<CoverageGap>,
+}
+
+/// A capability missing from the recording over a span of time (see [`Uncaptured`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoverageGap {
+    pub gap: Uncaptured,
+    pub from_ns: i64,
+    pub to_ns: i64,
 }
 
 impl ScanStats {
+    /// Takes note of the coverage gaps a segment of the range carries.
+    pub fn note_coverage(&mut self, meta: &SegmentMeta) {
+        let (Some(first), Some(last)) = (meta.first_ts_ns, meta.last_ts_ns) else {
+            return;
+        };
+        for gap in &meta.uncaptured {
+            match self.uncaptured.iter_mut().find(|g| g.gap == *gap) {
+                Some(g) => (g.from_ns, g.to_ns) = (g.from_ns.min(first), g.to_ns.max(last)),
+                None => self.uncaptured.push(CoverageGap {
+                    gap: gap.clone(),
+                    from_ns: first,
+                    to_ns: last,
+                }),
+            }
+        }
+    }
+
     /// Events lost in the range (loss records of alert lines an output dropped do not count:
     /// every event is there).
     pub fn lost(&self) -> u64 {
@@ -137,6 +164,7 @@ impl Reader {
                 }
             };
             stats.segments += 1;
+            stats.note_coverage(&info.meta);
             on_segment(&seg);
             match seg.losses() {
                 Ok(l) => stats.losses.extend(

@@ -227,6 +227,62 @@ fn losses_are_kept_and_reported() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("incomplete"));
 }
 
+/// A capability the recorder lacked on its kernel is stored in every segment it wrote (inside the
+/// hash-chained metadata) and reported by every reading command over that time, as losses are:
+/// `query` (a scan and SQL), `replay` and `export` — and a segment without it reads as whole.
+#[test]
+fn coverage_gaps_are_stored_and_every_query_reports_them() {
+    let s = TempStore::new();
+    let mut w = Writer::open(&s.dir, RotateConfig::default()).unwrap();
+    let gap = open_forensics::store::Uncaptured {
+        what: "io_uring opens".into(),
+        why: "kernel 5.10.0-32-cloud-amd64 has no io_uring_submit_req tracepoint".into(),
+    };
+    w.set_uncaptured(vec![gap.clone()]);
+    let e = event(5, "/etc/passwd");
+    w.append(&mut e.clone()).unwrap();
+    w.close().unwrap();
+    let (segs, _) = list_segments(&s.dir).unwrap();
+    assert_eq!(segs[0].meta.uncaptured, vec![gap]);
+    s.ok(&["verify"]);
+    let rules = fixtures_dir().join("rules/detections.yaml");
+    let rules = rules.to_str().unwrap();
+    for args in [
+        &["export"][..],
+        &["query", "--format", "jsonl"],
+        &["query", "--sql", "SELECT count(*) FROM events"],
+        &["replay", "--rules", rules],
+    ] {
+        let out = s.run(args);
+        assert!(out.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let notice: serde_json::Value = err
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .find(|n: &serde_json::Value| n["warning"] == "not_captured")
+            .unwrap_or_else(|| panic!("{args:?}: no not_captured notice in {err}"));
+        assert_eq!(notice["what"], "io_uring opens", "{args:?}");
+        assert_eq!(
+            notice["text"],
+            "io_uring opens not captured: kernel 5.10.0-32-cloud-amd64 has no io_uring_submit_req tracepoint"
+        );
+        assert_eq!(notice["from"], open_forensics::timespec::format_ts(e.ts_ns));
+    }
+    let out = s.run(&["query", "--format", "table"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: io_uring opens not captured: kernel 5.10"),
+        "{err}"
+    );
+    // Outside the recording's time, and in a store recorded whole, nothing is said.
+    let out = s.run(&["export", "--until", "1970-01-01T00:00:00.000000001Z"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("not_captured"));
+    let whole = TempStore::new();
+    whole.import(&[e]);
+    let out = whole.run(&["export"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("not captured"));
+}
+
 /// Not a test on its own: the writer process that `recovery_after_sigkill_keeps_every_committed_batch`
 /// starts and kills. It prints the number of committed events after every commit.
 #[test]

@@ -106,6 +106,10 @@ pub struct SegmentMeta {
     /// timestamp and the ring (see `record --reorder-window`); absent when 0, as `alert_drops`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub late: u64,
+    /// What the recorder could not capture on its kernel while it wrote this segment (a hook the
+    /// kernel lacks, a program its verifier rejected); absent when capture was whole, as `late`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub uncaptured: Vec<Uncaptured>,
     /// Process images stored (schema 2 on; 0 before).
     #[serde(default)]
     pub processes: u64,
@@ -176,6 +180,16 @@ pub fn sign_link(key: &[u8], link: &str) -> String {
     let mut mac = SimpleHmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(link.as_bytes());
     hex(&mac.finalize().into_bytes())
+}
+
+/// A capability the recorder did not have on its kernel: a coverage gap, reported by every
+/// query over the segments that carry it, as losses are.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Uncaptured {
+    /// What was not captured ("io_uring opens").
+    pub what: String,
+    /// Why ("kernel 5.10.0-32-cloud-amd64 has no io_uring_submit_req tracepoint").
+    pub why: String,
 }
 
 /// Events the kernel or the recorder could not keep.

@@ -29,6 +29,11 @@ pub(crate) fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMet
         st.execute(params!["late", meta.late.to_string()])
             .map_err(sql_err(path, M))?;
     }
+    if !meta.uncaptured.is_empty() {
+        let json = serde_json::to_string(&meta.uncaptured).expect("Uncaptured serializes");
+        st.execute(params!["uncaptured", json])
+            .map_err(sql_err(path, M))?;
+    }
     let pairs: [(&str, String); 13] = [
         ("seq", meta.seq.to_string()),
         ("tool_version", meta.tool_version.clone()),
@@ -77,6 +82,11 @@ pub(crate) fn read_meta_table(conn: &Connection, path: &Path) -> Result<SegmentM
         db_bytes: 0,
         clock_anchor_ns: num("clock_anchor_ns").unwrap_or(0),
         recording: kv.get("recording").cloned(),
+        // Unreadable JSON is left out rather than failing the segment: the events are intact.
+        uncaptured: kv
+            .get("uncaptured")
+            .and_then(|j| serde_json::from_str(j).ok())
+            .unwrap_or_default(),
         ..SegmentMeta::default()
     })
 }

@@ -22,7 +22,7 @@ use rusqlite::{Connection, OpenFlags};
 use super::dir::StoreDir;
 use super::lock::StoreLock;
 use super::schema::{apply_migrations, user_version};
-use super::segment::{active_name, write_meta_table, Loss, SegmentMeta, COMPANIONS};
+use super::segment::{active_name, write_meta_table, Loss, SegmentMeta, Uncaptured, COMPANIONS};
 use super::{io_err, sql_err, Result, StoreError};
 use crate::event::Event;
 use crate::process::Process;
@@ -75,6 +75,8 @@ pub struct Writer {
     _lock: StoreLock,
     next_seq: u64,
     clock_anchor_ns: i64,
+    /// See [`Writer::set_uncaptured`].
+    uncaptured: Vec<Uncaptured>,
     /// A recording's id, in every segment it creates ([`SegmentMeta::recording`]); `None` for
     /// imports, which had no live run to be faithful to.
     recording: Option<String>,
@@ -143,6 +145,7 @@ impl Writer {
             _lock: lock,
             next_seq: 1,
             clock_anchor_ns: 0,
+            uncaptured: Vec::new(),
             recording: None,
             active: None,
             pending: VecDeque::new(),
@@ -190,6 +193,12 @@ impl Writer {
     /// re-derived.
     pub fn set_clock_anchor(&mut self, anchor_ns: i64) {
         self.clock_anchor_ns = anchor_ns;
+    }
+
+    /// What capture could not see on this kernel: stored in every segment from the next one on
+    /// (call it before the first event), so every query over this recording reports the gap.
+    pub fn set_uncaptured(&mut self, gaps: Vec<Uncaptured>) {
+        self.uncaptured = gaps;
     }
 
     /// Warnings gathered since the last call (quarantined files, failed seals…).
@@ -252,6 +261,7 @@ impl Writer {
             boot_id: read_proc("/proc/sys/kernel/random/boot_id"),
             clock_anchor_ns: self.clock_anchor_ns,
             recording: self.recording.clone(),
+            uncaptured: self.uncaptured.clone(),
             ..SegmentMeta::default()
         };
         write_meta_table(&conn, &path, &meta)?;
