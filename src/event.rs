@@ -12,6 +12,7 @@ use crate::json::Obj;
 use crate::process::{ProcSource, Process};
 
 use crate::bytes::Str;
+use crate::columns::Column;
 use crate::timespec::{format_ts, parse_ts};
 use crate::wire::wire_enum;
 
@@ -295,18 +296,18 @@ pub(crate) fn put_ancestors(o: &mut Obj, p: &Process) {
 
 /// The lineage keys of an event, in their documented order.
 fn put_event_lineage(o: &mut Obj, p: &Process, ev: &Event) {
-    put_bytes(o, "exe", p.exe.as_ref());
+    put_bytes(o, Column::Exe.name(), p.exe.as_ref());
     put_argv(o, p);
-    o.str("proc_start", &format_ts(p.start_ns));
-    o.opt_num("euid", ev.euid);
-    o.opt_num("egid", ev.egid);
-    o.opt_num("auid", p.auid);
-    put_bytes(o, "user", ev.user.as_ref());
-    put_bytes(o, "cgroup", p.cgroup.as_ref());
-    put_bytes(o, "container_id", p.container_id.as_ref());
+    o.str(Column::ProcStart.name(), &format_ts(p.start_ns));
+    o.opt_num(Column::Euid.name(), ev.euid);
+    o.opt_num(Column::Egid.name(), ev.egid);
+    o.opt_num(Column::Auid.name(), p.auid);
+    put_bytes(o, Column::User.name(), ev.user.as_ref());
+    put_bytes(o, Column::Cgroup.name(), p.cgroup.as_ref());
+    put_bytes(o, Column::ContainerId.name(), p.container_id.as_ref());
     put_bytes(
         o,
-        "parent_exe",
+        Column::ParentExe.name(),
         p.parent.as_ref().and_then(|q| q.exe.as_ref()),
     );
     put_ancestors(o, p);
@@ -318,23 +319,23 @@ impl Event {
     /// before lineage, so their lines stay as they were).
     pub fn to_json_line(&self) -> String {
         let mut o = Obj::new();
-        o.str("ts", &format_ts(self.ts_ns));
-        o.num("ts_ns", self.ts_ns);
-        o.num("pid", self.pid);
-        o.num("tid", self.tid);
-        o.num("ppid", self.ppid);
-        o.num("uid", self.uid);
-        o.num("gid", self.gid);
-        put_bytes(&mut o, "comm", Some(&self.comm));
-        o.str("syscall", self.syscall.as_str());
-        put_bytes(&mut o, "path", Some(&self.path));
-        o.str("path_source", self.path_source.as_str());
-        o.bool("path_truncated", self.path_truncated);
-        put_bytes(&mut o, "raw_path", Some(&self.raw_path));
-        o.opt_num("dirfd", self.dirfd);
-        o.num("flags", self.flags);
-        o.num("mode", self.mode);
-        o.num("ret", self.ret);
+        o.str(Column::Ts.name(), &format_ts(self.ts_ns));
+        o.num(Column::TsNs.name(), self.ts_ns);
+        o.num(Column::Pid.name(), self.pid);
+        o.num(Column::Tid.name(), self.tid);
+        o.num(Column::Ppid.name(), self.ppid);
+        o.num(Column::Uid.name(), self.uid);
+        o.num(Column::Gid.name(), self.gid);
+        put_bytes(&mut o, Column::Comm.name(), Some(&self.comm));
+        o.str(Column::Syscall.name(), self.syscall.as_str());
+        put_bytes(&mut o, Column::Path.name(), Some(&self.path));
+        o.str(Column::PathSource.name(), self.path_source.as_str());
+        o.bool(Column::PathTruncated.name(), self.path_truncated);
+        put_bytes(&mut o, Column::RawPath.name(), Some(&self.raw_path));
+        o.opt_num(Column::Dirfd.name(), self.dirfd);
+        o.num(Column::Flags.name(), self.flags);
+        o.num(Column::Mode.name(), self.mode);
+        o.num(Column::Ret.name(), self.ret);
         if let Some(p) = &self.process {
             put_event_lineage(&mut o, p, self);
         }
