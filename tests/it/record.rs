@@ -2,6 +2,9 @@
 //! probes, then read back from the store. Root only; other processes run on the machine (and
 //! other tests in this process), so every check filters by our own pids and our own temp paths.
 
+#[path = "../../fixtures/ia32.rs"]
+mod ia32;
+
 use std::collections::HashSet;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
@@ -1072,24 +1075,7 @@ fn opens_through_the_32_bit_entry_are_recorded() {
     if !helpers::live_capture_available("opens_through_the_32_bit_entry_are_recorded") {
         return;
     }
-    /// A 32-bit syscall from 64-bit code; rbx is LLVM's, so the first argument goes in by swap.
-    fn int80(nr: u32, a: u32, b: u32, c: u32, d: u32) -> i32 {
-        let ret: i32;
-        // SAFETY: int $0x80 with valid 32-bit arguments (pointers below 4 GiB); rbx is restored.
-        unsafe {
-            std::arch::asm!(
-                "xchg {a}, rbx",
-                "int 0x80",
-                "xchg {a}, rbx",
-                a = inout(reg) u64::from(a) => _,
-                inlateout("eax") nr => ret,
-                in("ecx") b,
-                in("edx") c,
-                in("esi") d,
-            );
-        }
-        ret
-    }
+    use ia32::int80;
     let store = TempStore::new();
     let work = tempfile::tempdir().expect("tempdir");
     let dir = std::fs::canonicalize(work.path()).expect("canonical");
