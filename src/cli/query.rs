@@ -8,6 +8,7 @@ use clap::Args as _;
 use serde_json::json;
 
 use super::{load_rules, progress, report_scan, BadInput, TimeArgs, PROGRESS_STEP};
+use crate::columns::Column;
 use crate::errno;
 use crate::event::Event;
 use crate::output::{Format, Output, RowWriter, Rows};
@@ -90,7 +91,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
 
     let mut rows = RowWriter::new(
         format,
-        EVENT_COLUMNS.iter().map(|c| c.to_string()).collect(),
+        EVENT_COLUMNS.iter().map(|c| c.name().to_owned()).collect(),
         &mut out,
     )?;
     let (mut seen, mut matched) = (0u64, 0u64);
@@ -132,8 +133,17 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
 }
 
 /// Columns of events in tables and CSV (JSON lines carry every field, as `export` does).
-const EVENT_COLUMNS: &[&str] = &[
-    "ts", "pid", "ppid", "uid", "comm", "exe", "syscall", "access", "result", "path",
+const EVENT_COLUMNS: &[Column] = &[
+    Column::Ts,
+    Column::Pid,
+    Column::Ppid,
+    Column::Uid,
+    Column::Comm,
+    Column::Exe,
+    Column::Syscall,
+    Column::Access,
+    Column::Result,
+    Column::Path,
 ];
 
 fn event_values(e: &Event) -> Vec<serde_json::Value> {
