@@ -32,6 +32,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let exe = std::env::current_exe().context("find this binary")?;
     let binary = std::fs::read(&exe).with_context(|| format!("read {}", exe.display()))?;
+    let (binary, debug) = match super::debuginfo::split(&exe, &binary)? {
+        Some((stripped, debug)) => (stripped, Some(debug)),
+        None => (binary, None),
+    };
     let completions: Vec<(&str, Vec<u8>)> = [
         ("bash", Shell::Bash),
         ("zsh", Shell::Zsh),
@@ -50,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     } else {
         "installed"
     };
-    for item in layout.items(binary, &completions, &man) {
+    for item in layout.items(binary, debug, &completions, &man) {
         match install(&item, args.dry_run)? {
             Done::Installed => eprintln!("open-forensics: {verb} {}", item.path.display()),
             Done::Unchanged => eprintln!("open-forensics: unchanged {}", item.path.display()),

@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch: one module per subcommand, no business logic here.
 
+mod debuginfo;
 pub mod exit;
 mod export;
 mod import;

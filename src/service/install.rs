@@ -19,6 +19,9 @@ pub const CONFIG: &str = include_str!("../../contrib/config.yaml");
 /// The default rules (the config's `rules`).
 pub const RULES: &str = include_str!("../../fixtures/rules/detections.yaml");
 
+/// The installed binary's debug info, split off (see `cli::debuginfo`).
+pub const DEBUG_NAME: &str = "open-forensics.debug";
+
 /// The unit with ExecStart pointing at `bindir`.
 pub fn unit_for(bindir: &Path) -> String {
     UNIT.replace(
@@ -58,6 +61,7 @@ impl Layout {
     pub fn items(
         &self,
         binary: Vec<u8>,
+        debug: Option<Vec<u8>>,
         completions: &[(&str, Vec<u8>)],
         man: &[(String, Vec<u8>)],
     ) -> Vec<Item> {
@@ -88,6 +92,17 @@ impl Layout {
                 keep: true,
             },
         ];
+        // Where gdb and perf look for a binary's debug link: /usr/lib/debug + its directory.
+        if let Some(bytes) = debug {
+            let dir = Path::new("/usr/lib/debug")
+                .join(self.bindir().strip_prefix("/").unwrap_or(&self.bindir()));
+            v.push(Item {
+                path: self.under(&dir.join(DEBUG_NAME)),
+                bytes,
+                mode: 0o644,
+                keep: false,
+            });
+        }
         for (shell, bytes) in completions {
             let rel = match *shell {
                 "bash" => "share/bash-completion/completions/open-forensics",

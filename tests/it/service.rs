@@ -291,6 +291,60 @@ fn install_puts_everything_in_place_and_never_overwrites_an_edited_config() {
     );
 }
 
+/// The installed binary carries no debug info (the debug build here is ~170 MB, a release build
+/// with line tables ~125 MB; stripped, a few tens of MB at most) and points at a debug file of its
+/// own under /usr/lib/debug, where gdb and perf look for it: small to install, still profilable.
+#[test]
+fn install_splits_the_debug_info_off_the_binary() {
+    let has_binutils = ["objcopy", "readelf"].iter().all(|t| {
+        std::process::Command::new(t)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    });
+    if !has_binutils {
+        eprintln!("SKIPPED install_splits_the_debug_info_off_the_binary: no binutils");
+        return;
+    }
+    let s = TempStore::new();
+    let root = s.path("root");
+    s.ok(&[
+        "install",
+        "--destdir",
+        root.to_str().unwrap(),
+        "--prefix",
+        "/usr",
+    ]);
+    let bin = root.join("usr/bin/open-forensics");
+    let debug = root.join("usr/lib/debug/usr/bin/open-forensics.debug");
+    let sections = |f: &std::path::Path| {
+        let out = std::process::Command::new("readelf")
+            .args(["-S", "-W"])
+            .arg(f)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let b = sections(&bin);
+    assert!(!b.contains(".debug_info"), "{b}");
+    assert!(b.contains(".gnu_debuglink"), "{b}");
+    assert!(sections(&debug).contains(".debug_info"));
+    let (installed, built) = (
+        std::fs::metadata(&bin).unwrap().len(),
+        std::fs::metadata(crate::helpers::bin()).unwrap().len(),
+    );
+    assert!(
+        installed * 2 < built,
+        "installed {installed} of {built} bytes"
+    );
+    // It still runs.
+    let out = std::process::Command::new(&bin)
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
 #[test]
 fn install_into_a_relative_destdir_creates_it() {
     // Regression: the missing-directory walk reached "" (the current directory) and failed.
