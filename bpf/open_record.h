@@ -12,14 +12,15 @@
  * guarded copy (with fd_file's direct load, ~6 ns less per probe run, BPF stats). The name and
  * its length are read between two reads of d_seq, which a rename bumps: a name being renamed (a
  * shorter one could show a NUL before the old length) is left to the helper. Returns the bytes
- * written, NUL included; 0 when this path does not apply.
+ * written, NUL included; 0 when this path does not apply (compat: never).
  */
-static __always_inline __u32 emit_inline_name(struct of_event *e, __u32 base, struct dentry *d)
+static __always_inline __u32 emit_inline_name(struct of_event *e, __u32 base, struct dentry *d,
+					      const bool fast)
 {
 	__u32 pos, len, seq;
 	__u64 *dst;
 
-	if (!bpf_core_field_exists(d->d_shortname))
+	if (!fast || !bpf_core_field_exists(d->d_shortname))
 		return 0;
 	seq = d->d_seq.seqcount.sequence;
 	barrier();
@@ -49,23 +50,24 @@ static __always_inline __u32 emit_inline_name(struct of_event *e, __u32 base, st
  */
 static __always_inline bool emit_leaf(struct of_event *e, struct task_struct *task,
 				      struct dentry *d, struct vfsmount *vfsmnt, __u32 base,
-				      __u32 *off)
+				      __u32 *off, const bool fast)
 {
-	struct vfsmount *vm = bpf_core_cast(vfsmnt, struct vfsmount);
+	struct vfsmount *vm = KCAST(fast, vfsmnt, struct vfsmount);
+	struct fs_struct *fs = KREAD(fast, task, fs);
 	__u32 n;
 
-	if (d == d->d_parent || d == vm->mnt_root ||
-	    (d == task->fs->root.dentry && vfsmnt == task->fs->root.mnt))
+	if (d == KREAD(fast, d, d_parent) || d == KREAD(fast, vm, mnt_root) ||
+	    (d == KREAD(fast, fs, root.dentry) && vfsmnt == KREAD(fast, fs, root.mnt)))
 		return false;
 	/* base < OF_RAW_MAX, and a leaf is the first component: it always fits. */
-	n = emit_inline_name(e, base, d);
+	n = emit_inline_name(e, base, d, fast);
 	if (!n) {
 		struct of_walk w = {
 			.base = base,
 			.limit = OF_PATH_MAX,
 		};
 
-		if (!walk_emit(&w, d->d_name.name, d->d_name.len))
+		if (!walk_emit(&w, KREAD(fast, d, d_name.name), KREAD(fast, d, d_name.len)))
 			return false;
 		n = w.off;
 	}
@@ -79,7 +81,7 @@ static __always_inline bool emit_leaf(struct of_event *e, struct task_struct *ta
  * table is not the opener's or the result is no fd (io_uring direct descriptors).
  */
 static __always_inline void resolve_and_output(struct of_event *e, long ret, bool walk_fds,
-					       struct task_struct *task)
+					       struct task_struct *task, const bool fast)
 {
 	struct of_event_hdr *h = &e->hdr;
 	__u32 raw_len = h->raw_len;
@@ -101,38 +103,42 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 	 * once, not once per case (each case its own copy cost ~100 ms of verification per program).
 	 */
 	if (ret >= 0) {
-		f = walk_fds ? fd_file(task, ret) : NULL;
+		f = walk_fds ? fd_file(task, ret, fast) : NULL;
 		if (f) {
-			struct dentry *d = f->f_path.dentry;
+			struct dentry *d = KREAD(fast, f, f_path.dentry);
 
 			h->path_source = OF_PATH_FILE;
-			dir_mnt = f->f_path.mnt;
-			if (emit_leaf(e, task, d, dir_mnt, raw_len, &path_len))
-				dir = d->d_parent;
+			dir_mnt = KREAD(fast, f, f_path.mnt);
+			if (!fast)
+				dir = d; /* compat walks the file itself, in walk_dir's one loop */
+			else if (emit_leaf(e, task, d, dir_mnt, raw_len, &path_len, fast))
+				dir = KREAD(fast, d, d_parent);
 			else
-				path_len = walk_path(task, d, dir_mnt, raw_len, &h->trunc);
+				path_len = walk_path(task, d, dir_mnt, raw_len, &h->trunc, fast);
 			/* Unhashed: unlinked (or an O_TMPFILE), as d_path says with " (deleted)". */
-			if (!d->d_hash.pprev)
+			if (!KREAD(fast, d, d_hash.pprev))
 				h->trunc |= OF_PATH_DELETED;
 		}
 	} else if (raw_len > 0 && e->data[0] == '/') {
 		h->path_source = OF_PATH_RAW;
 	} else if (raw_len > 0) {
 		if (h->has_dirfd && h->dirfd != AT_FDCWD) {
-			f = walk_fds ? fd_file(task, h->dirfd) : NULL;
+			f = walk_fds ? fd_file(task, h->dirfd, fast) : NULL;
 			if (f) {
 				h->path_source = OF_PATH_DIRFD;
-				dir = f->f_path.dentry;
-				dir_mnt = f->f_path.mnt;
+				dir = KREAD(fast, f, f_path.dentry);
+				dir_mnt = KREAD(fast, f, f_path.mnt);
 			}
 		} else if (walk_fds) {
+			struct fs_struct *fs = KREAD(fast, task, fs);
+
 			h->path_source = OF_PATH_CWD;
-			dir = task->fs->pwd.dentry;
-			dir_mnt = task->fs->pwd.mnt;
+			dir = KREAD(fast, fs, pwd.dentry);
+			dir_mnt = KREAD(fast, fs, pwd.mnt);
 		}
 	}
 	if (dir)
-		path_len = walk_dir(task, dir, dir_mnt, raw_len, path_len, h);
+		path_len = walk_dir(task, dir, dir_mnt, raw_len, path_len, h, fast);
 	if (path_len > OF_PATH_MAX)
 		path_len = OF_PATH_MAX;
 	h->raw_len = raw_len;
@@ -180,7 +186,7 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
  * open_how are read here too, after the kernel has faulted them in.
  */
 static __always_inline int on_exit(__u8 syscall, long ret, struct pt_regs *regs,
-				   struct task_struct *task)
+				   struct task_struct *task, const bool fast)
 {
 	struct of_event *e;
 	__u64 path = 0, how = 0, a[4];
@@ -188,7 +194,7 @@ static __always_inline int on_exit(__u8 syscall, long ret, struct pt_regs *regs,
 	__u8 base = syscall;
 	long n;
 
-	if (task->tgid == targ_self_tgid)
+	if (KREAD(fast, task, tgid) == targ_self_tgid)
 		return 0;
 	e = bpf_map_lookup_elem(&of_scratch, &zero);
 	if (!e)
@@ -209,7 +215,7 @@ static __always_inline int on_exit(__u8 syscall, long ret, struct pt_regs *regs,
 		a[2] = regs->dx;
 		a[3] = regs->r10;
 	}
-	fill_task(&e->hdr, task);
+	fill_task(&e->hdr, task, fast);
 	e->hdr.syscall = syscall;
 	e->hdr.trunc = 0;
 	e->hdr.raw_len = 0;
@@ -265,7 +271,7 @@ static __always_inline int on_exit(__u8 syscall, long ret, struct pt_regs *regs,
 				e->hdr.trunc |= OF_TRUNC_RAW;
 		}
 	}
-	resolve_and_output(e, ret, true, task);
+	resolve_and_output(e, ret, true, task, fast);
 	return 0;
 }
 

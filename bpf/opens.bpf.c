@@ -41,6 +41,7 @@ char LICENSE[] SEC("license") = "GPL";
 /* Every component takes at least 2 bytes ("x\0"), plus room for mount crossings. */
 #define OF_WALK_MAX_STEPS (OF_PATH_MAX / 2 + 64)
 
+#include "compat.h"
 #include "maps.h"
 #include "task.h"
 #include "path.h"

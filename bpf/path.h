@@ -7,7 +7,7 @@
 #define __OF_PATH_H
 
 struct of_walk {
-	struct dentry *dentry;   /* a BTF pointer (bpf_core_cast): read by direct loads */
+	struct dentry *dentry;   /* fast: a BTF pointer (bpf_core_cast), read by direct loads */
 	struct vfsmount *vfsmnt; /* a plain address: crossings are rare and read by helper */
 	struct dentry *mnt_root; /* vfsmnt's root, read once per mount instead of per step */
 	struct dentry *root_dentry;
@@ -88,8 +88,9 @@ static __always_inline void walk_pseudo(struct of_walk *w, struct dentry *d)
 	__u64 args[1];
 	long n;
 
-	if (w->proc || (magic != PIPEFS_MAGIC && magic != SOCKFS_MAGIC &&
-			magic != ANON_INODE_FS_MAGIC)) {
+	/* bpf_snprintf came in 5.13: before, such a file is named by its dentry name. */
+	if (w->proc || !bpf_core_enum_value_exists(enum bpf_func_id, BPF_FUNC_snprintf) ||
+	    (magic != PIPEFS_MAGIC && magic != SOCKFS_MAGIC && magic != ANON_INODE_FS_MAGIC)) {
 		walk_emit(w, BPF_CORE_READ(d, d_name.name), BPF_CORE_READ(d, d_name.len));
 		return;
 	}
@@ -116,17 +117,28 @@ static __always_inline void walk_pseudo(struct of_walk *w, struct dentry *d)
 }
 
 /*
+ * A dentry's name hash and length as the kernel's qstr.hash_len packs them (hash in the low half
+ * on x86). Two 4-byte loads: 6.2's verifier refuses the 8-byte load of the union member
+ * ("access beyond the end of member hash").
+ */
+static __always_inline __u64 name_hash_len(struct dentry *d, const bool fast)
+{
+	return (__u64)KREAD(fast, d, d_name.len) << 32 | KREAD(fast, d, d_name.hash);
+}
+
+/*
  * WALK_FILL: records the link of `d`; its seq is read before its name is (x86 keeps loads in
  * order), so a rename after this read leaves the slot with an older seq than the dentry's and
  * the next check misses: a racing rename can make a slot look stale, never keep a stale one.
  * WALK_CHECK: false (and w->miss) when `d` is not the slot's link at this level.
  */
-static __always_inline bool walk_link(struct of_walk *w, struct dentry *d, struct vfsmount *vm)
+static __always_inline bool walk_link(struct of_walk *w, struct dentry *d, struct vfsmount *vm,
+				      const bool fast)
 {
 	__u32 i = w->steps, key = w->slot;
 	struct of_dir_slot *s = bpf_map_lookup_elem(&of_dirs, &key);
-	__u32 seq = d->d_seq.seqcount.sequence;
-	__u64 hash_len = d->d_name.hash_len;
+	__u32 seq = KREAD(fast, d, d_seq.seqcount.sequence);
+	__u64 hash_len = name_hash_len(d, fast);
 	struct of_dir_link *l;
 
 	if (!s || i >= OF_DIR_DEPTH) {
@@ -160,13 +172,12 @@ static __always_inline bool walk_link(struct of_walk *w, struct dentry *d, struc
 
 /*
  * One step up: either emit the current dentry's name and go to its parent, or cross from a
- * mount's root to its mountpoint in the parent mount. Fields of the context are copied to locals
- * before any BPF_CORE_READ: a CO-RE access through our own struct has no kernel type to relocate
- * against.
+ * mount's root to its mountpoint in the parent mount; nonzero when the walk ends. Fields of the
+ * context are copied to locals before any BPF_CORE_READ: a CO-RE access through our own struct
+ * has no kernel type to relocate against.
  */
-static long walk_step(__u64 index, void *arg)
+static __always_inline long walk_step_in(struct of_walk *w, const bool fast)
 {
-	struct of_walk *w = arg;
 	struct dentry *d = w->dentry;
 	struct vfsmount *vm = w->vfsmnt;
 	struct dentry *mnt_root = w->mnt_root;
@@ -178,7 +189,7 @@ static long walk_step(__u64 index, void *arg)
 		w->done = 1;
 		return 1;
 	}
-	parent = d->d_parent;
+	parent = KREAD(fast, d, d_parent);
 	if (d == mnt_root || d == parent) {
 		struct mount *m = (void *)vm - bpf_core_field_offset(struct mount, mnt);
 		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
@@ -203,47 +214,70 @@ static long walk_step(__u64 index, void *arg)
 			return 1;
 		}
 		vm = (void *)mp + bpf_core_field_offset(struct mount, mnt);
-		w->dentry = bpf_core_cast(BPF_CORE_READ(m, mnt_mountpoint), struct dentry);
+		w->dentry = KCAST(fast, BPF_CORE_READ(m, mnt_mountpoint), struct dentry);
 		w->vfsmnt = vm;
 		w->mnt_root = BPF_CORE_READ(vm, mnt_root);
 		return 0;
 	}
 	if (w->mode != WALK_EMIT) {
-		if (!walk_link(w, d, vm))
+		if (!walk_link(w, d, vm, fast))
 			return 1;
 		if (w->mode == WALK_CHECK) {
 			w->dentry = parent;
 			return 0;
 		}
 	}
-	if (!walk_emit(w, d->d_name.name, d->d_name.len))
+	if (!walk_emit(w, KREAD(fast, d, d_name.name), KREAD(fast, d, d_name.len)))
 		return 1; /* no room: left not done, so marked truncated */
 	w->dentry = parent;
 	return 0;
 }
 
-/* Where a walk starts: `dentry` as a BTF pointer, its mount and that mount's root. */
-static __always_inline void walk_start(struct of_walk *w, struct dentry *dentry,
-				       struct vfsmount *vfsmnt)
+/* The fast walk's bpf_loop callback. */
+static long walk_step(__u64 index, void *arg)
 {
-	w->dentry = bpf_core_cast(dentry, struct dentry);
+	return walk_step_in(arg, true);
+}
+
+/* Up to `steps` steps of the walk (compat: up to OF_COMPAT_WALK_STEPS). */
+static __always_inline void walk_run(struct of_walk *w, __u32 steps, const bool fast)
+{
+	__u32 i;
+
+	if (fast) {
+		bpf_loop(steps, walk_step, w, 0);
+		return;
+	}
+#pragma clang loop unroll(disable)
+	for (i = 0; i < OF_COMPAT_WALK_STEPS && i < steps; i++)
+		if (walk_step_in(w, false))
+			break;
+}
+
+/* Where a walk starts: `dentry` (fast: as a BTF pointer), its mount and that mount's root. */
+static __always_inline void walk_start(struct of_walk *w, struct dentry *dentry,
+				       struct vfsmount *vfsmnt, const bool fast)
+{
+	w->dentry = KCAST(fast, dentry, struct dentry);
 	w->vfsmnt = vfsmnt;
-	w->mnt_root = bpf_core_cast(vfsmnt, struct vfsmount)->mnt_root;
+	w->mnt_root = KREAD(fast, KCAST(fast, vfsmnt, struct vfsmount), mnt_root);
 }
 
 /* Walks `p` up to the task's root into e->data after the raw path; returns the bytes written. */
 static __always_inline __u32 walk_path(struct task_struct *task, struct dentry *dentry,
-				       struct vfsmount *vfsmnt, __u32 base, __u8 *trunc)
+				       struct vfsmount *vfsmnt, __u32 base, __u8 *trunc,
+				       const bool fast)
 {
+	struct fs_struct *fs = KREAD(fast, task, fs);
 	struct of_walk w = {
-		.root_dentry = task->fs->root.dentry,
-		.root_mnt = task->fs->root.mnt,
+		.root_dentry = KREAD(fast, fs, root.dentry),
+		.root_mnt = KREAD(fast, fs, root.mnt),
 		.base = base,
 		.limit = OF_PATH_MAX,
 	};
 
-	walk_start(&w, dentry, vfsmnt);
-	bpf_loop(OF_WALK_MAX_STEPS, walk_step, &w, 0);
+	walk_start(&w, dentry, vfsmnt, fast);
+	walk_run(&w, OF_WALK_MAX_STEPS, fast);
 	if (!w.done)
 		*trunc |= OF_TRUNC_PATH;
 	if (w.pseudo)

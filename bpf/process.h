@@ -40,10 +40,12 @@ struct of_cg_walk {
 	struct of_walk w;
 };
 
-/* One cgroup level: emit its name and go up; the root (no parent) has no name of its own. */
-static long cg_step(__u64 index, void *arg)
+/*
+ * One cgroup level: emit its name and go up, nonzero when the walk ends; the root (no parent) has
+ * no name of its own.
+ */
+static __always_inline long cg_step_in(struct of_cg_walk *c)
 {
-	struct of_cg_walk *c = arg;
 	struct kernfs_node *kn = c->kn;
 	struct kernfs_node *parent;
 	const char *name;
@@ -60,6 +62,29 @@ static long cg_step(__u64 index, void *arg)
 		return 1;
 	c->kn = parent;
 	return 0;
+}
+
+/* The fast walk's bpf_loop callback. */
+static long cg_step(__u64 index, void *arg)
+{
+	return cg_step_in(arg);
+}
+
+/* Cgroup levels walked: a deeper cgroup is marked truncated. */
+#define OF_CG_STEPS 64
+
+static __always_inline void cg_run(struct of_cg_walk *c, const bool fast)
+{
+	__u32 i;
+
+	if (fast) {
+		bpf_loop(OF_CG_STEPS, cg_step, c, 0);
+		return;
+	}
+#pragma clang loop unroll(disable)
+	for (i = 0; i < OF_CG_STEPS; i++)
+		if (cg_step_in(c))
+			break;
 }
 
 /* What every process record says about the task: ids, credentials, namespaces, cgroup id. */
@@ -120,11 +145,9 @@ static __always_inline void output_proc(struct of_proc *p)
  * copied to the new stack (resident, so readable here) and whose mm->exe_file is the binary
  * (the interpreter, for a script: argv then shows the script).
  */
-SEC("tp_btf/sched_process_exec")
-int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *p, int old_pid,
-	     struct linux_binprm *bprm)
+static __always_inline int process_exec(const bool fast)
 {
-	struct task_struct *task = current_task();
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct of_proc *rec;
 	struct file *exe;
 	struct tty_struct *tty;
@@ -147,8 +170,8 @@ int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *p, int old_pid,
 			.proc = 1,
 		};
 
-		walk_start(&w, d, BPF_CORE_READ(exe, f_path.mnt));
-		bpf_loop(OF_WALK_MAX_STEPS, walk_step, &w, 0);
+		walk_start(&w, d, BPF_CORE_READ(exe, f_path.mnt), fast);
+		walk_run(&w, OF_WALK_MAX_STEPS, fast);
 		if (!w.done)
 			rec->hdr.trunc |= OF_TRUNC_EXE;
 		exe_len = w.off > OF_PATH_MAX ? OF_PATH_MAX : w.off;
@@ -185,7 +208,7 @@ int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *p, int old_pid,
 			},
 		};
 
-		bpf_loop(64, cg_step, &c, 0);
+		cg_run(&c, fast);
 		if (!c.w.done)
 			rec->hdr.trunc |= OF_TRUNC_CGROUP;
 		rec->hdr.cgroup_len = c.w.off > OF_CGROUP_MAX ? OF_CGROUP_MAX : c.w.off;
@@ -209,8 +232,8 @@ int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *p, int old_pid,
 				.proc = 1,
 			};
 
-			walk_start(&w, rd, rm);
-			bpf_loop(OF_WALK_MAX_STEPS, walk_step, &w, 0);
+			walk_start(&w, rd, rm, fast);
+			walk_run(&w, OF_WALK_MAX_STEPS, fast);
 			rec->hdr.root_len = w.off > OF_ROOT_MAX ? OF_ROOT_MAX : w.off;
 		}
 	}
@@ -220,6 +243,20 @@ int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *p, int old_pid,
 		BPF_CORE_READ_STR_INTO(&rec->hdr.tty, tty, name);
 	output_proc(rec);
 	return 0;
+}
+
+SEC("tp_btf/sched_process_exec")
+int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *p, int old_pid,
+	     struct linux_binprm *bprm)
+{
+	return process_exec(true);
+}
+
+SEC("?tp_btf/sched_process_exec")
+int BPF_PROG(compat__sched_process_exec, struct task_struct *p, int old_pid,
+	     struct linux_binprm *bprm)
+{
+	return process_exec(false);
 }
 
 /* A new process (threads are not processes: their opens carry the process's key already). */

@@ -5,51 +5,32 @@
 #ifndef __OF_SYSCALLS_H
 #define __OF_SYSCALLS_H
 
-/* The syscalls:* tracepoints pass no registers: the task's saved ones. */
-static __always_inline struct pt_regs *task_regs(struct task_struct *t)
-{
-	return (struct pt_regs *)bpf_task_pt_regs(t);
-}
+/*
+ * The syscalls:* tracepoints pass no registers: the task's saved ones (bpf_task_pt_regs, 5.15;
+ * it takes a BTF task pointer, so compat too asks for one). Each exit tracepoint has a fast and a
+ * compat program (compat.h).
+ */
+#define SYSCALL_EXIT(name, sc)                                                                  \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                              \
+	int tracepoint__syscalls__sys_exit_##name(struct trace_event_raw_sys_exit *ctx)         \
+	{                                                                                       \
+		struct task_struct *t = task_of(true);                                          \
+                                                                                                \
+		return on_exit(sc, ctx->ret, (struct pt_regs *)bpf_task_pt_regs(t), t, true);   \
+	}                                                                                       \
+	SEC("?tracepoint/syscalls/sys_exit_" #name)                                             \
+	int compat__sys_exit_##name(struct trace_event_raw_sys_exit *ctx)                       \
+	{                                                                                       \
+		struct pt_regs *regs = (void *)bpf_task_pt_regs(bpf_get_current_task_btf());  \
+                                                                                                \
+		return on_exit(sc, ctx->ret, regs, task_of(false), false);                      \
+	}
 
-SEC("tracepoint/syscalls/sys_exit_open")
-int tracepoint__syscalls__sys_exit_open(struct trace_event_raw_sys_exit *ctx)
-{
-	struct task_struct *t = bpf_get_current_task_btf();
-
-	return on_exit(OF_SYSCALL_OPEN, ctx->ret, task_regs(t), t);
-}
-
-SEC("tracepoint/syscalls/sys_exit_creat")
-int tracepoint__syscalls__sys_exit_creat(struct trace_event_raw_sys_exit *ctx)
-{
-	struct task_struct *t = bpf_get_current_task_btf();
-
-	return on_exit(OF_SYSCALL_CREAT, ctx->ret, task_regs(t), t);
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat")
-int tracepoint__syscalls__sys_exit_openat(struct trace_event_raw_sys_exit *ctx)
-{
-	struct task_struct *t = bpf_get_current_task_btf();
-
-	return on_exit(OF_SYSCALL_OPENAT, ctx->ret, task_regs(t), t);
-}
-
-SEC("tracepoint/syscalls/sys_exit_openat2")
-int tracepoint__syscalls__sys_exit_openat2(struct trace_event_raw_sys_exit *ctx)
-{
-	struct task_struct *t = bpf_get_current_task_btf();
-
-	return on_exit(OF_SYSCALL_OPENAT2, ctx->ret, task_regs(t), t);
-}
-
-SEC("tracepoint/syscalls/sys_exit_open_by_handle_at")
-int tracepoint__syscalls__sys_exit_open_by_handle_at(struct trace_event_raw_sys_exit *ctx)
-{
-	struct task_struct *t = bpf_get_current_task_btf();
-
-	return on_exit(OF_SYSCALL_OPEN_BY_HANDLE_AT, ctx->ret, task_regs(t), t);
-}
+SYSCALL_EXIT(open, OF_SYSCALL_OPEN)
+SYSCALL_EXIT(creat, OF_SYSCALL_CREAT)
+SYSCALL_EXIT(openat, OF_SYSCALL_OPENAT)
+SYSCALL_EXIT(openat2, OF_SYSCALL_OPENAT2)
+SYSCALL_EXIT(open_by_handle_at, OF_SYSCALL_OPEN_BY_HANDLE_AT)
 
 /* arch/x86/include/asm/thread_info.h: a 32-bit syscall is running (int $0x80 / sysenter). */
 #define TS_COMPAT 0x0002
@@ -65,14 +46,13 @@ int tracepoint__syscalls__sys_exit_open_by_handle_at(struct trace_event_raw_sys_
  * loads and a compare.
  * The per-syscall programs above are what `record --no-ia32` loads instead.
  */
-SEC("tp_btf/sys_exit")
-int BPF_PROG(tp_btf__sys_exit, struct pt_regs *regs, long ret)
+static __always_inline int sys_exit(struct pt_regs *regs, long ret, const bool fast)
 {
-	struct task_struct *t = bpf_get_current_task_btf();
+	struct task_struct *t = task_of(fast);
 	long nr = regs->orig_ax;
 	__u8 sc;
 
-	if (!(t->thread_info.status & TS_COMPAT)) {
+	if (!(KREAD(fast, t, thread_info.status) & TS_COMPAT)) {
 		switch (nr) {
 		case NR64_OPEN:
 			sc = OF_SYSCALL_OPEN;
@@ -115,7 +95,19 @@ int BPF_PROG(tp_btf__sys_exit, struct pt_regs *regs, long ret)
 	}
 	/* One inlined copy of on_exit, not one per syscall: the verifier walks each. */
 	barrier_var(sc);
-	return on_exit(sc, ret, regs, t);
+	return on_exit(sc, ret, regs, t, fast);
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(tp_btf__sys_exit, struct pt_regs *regs, long ret)
+{
+	return sys_exit(regs, ret, true);
+}
+
+SEC("?tp_btf/sys_exit")
+int BPF_PROG(compat__sys_exit, struct pt_regs *regs, long ret)
+{
+	return sys_exit(regs, ret, false);
 }
 
 #endif /* __OF_SYSCALLS_H */
