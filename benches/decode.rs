@@ -2,7 +2,7 @@
 //! the shared synthetic workload (benches/common) encoded as the probes encode opens
 //! (bpf/events.h, through the generated header type), handed over in batches as the ring
 //! consumer hands them to the store thread, then what that thread does with them
-//! (`capture::pipeline::Stage`): decode, hold for the reorder window, attach each open's process,
+//! (`recorder::Stage`): decode, hold for the reorder window, attach each open's process,
 //! append to the store. Times and bytes written (`wchar`, sealing included) are printed per
 //! event; for a repeatable before/after use instruction counts:
 //!
@@ -24,10 +24,11 @@ use std::time::Instant;
 
 use open_forensics::alerts::Outputs;
 use open_forensics::capture::decode::{self, Record};
-use open_forensics::capture::pipeline::{Batch, Sinks, Stage, DEFAULT_REORDER_WINDOW};
 use open_forensics::capture::proctable::ProcTable;
 use open_forensics::capture::skel::types::{of_event_hdr, of_rec_kind, of_trunc};
+use open_forensics::capture::Batch;
 use open_forensics::event::{Event, PathSource};
+use open_forensics::recorder::{Sinks, Stage, DEFAULT_REORDER_WINDOW};
 use open_forensics::store::{RotateConfig, Writer};
 use open_forensics::timespec::parse_duration;
 

@@ -6,107 +6,14 @@ use std::fmt;
 use std::sync::Arc;
 
 use base64::Engine as _;
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::json::Obj;
 use crate::process::{ProcSource, Process};
 
-/// A byte string that may have been interned by whoever produced the event.
-///
-/// Linux paths and comms are bytes, not text. `key` is the string's index in the producer's string
-/// table (a segment's `strings` table on replay, the writer's interner live), valid while
-/// `Event::table` stays the same; the rule engine caches verdicts by it so that a predicate runs once
-/// per distinct string, not once per event.
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Str {
-    pub bytes: Arc<[u8]>,
-    pub key: u32,
-}
-
-impl Str {
-    /// Key of a string no table knows.
-    pub const NO_KEY: u32 = u32::MAX;
-
-    pub fn new(bytes: impl Into<Arc<[u8]>>) -> Self {
-        Str {
-            bytes: bytes.into(),
-            key: Self::NO_KEY,
-        }
-    }
-
-    pub fn keyed(bytes: Arc<[u8]>, key: u32) -> Self {
-        Str { bytes, key }
-    }
-
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-
-    /// The text, with U+FFFD for bytes that are not UTF-8 (for humans; JSON adds the exact bytes).
-    pub fn lossy(&self) -> std::borrow::Cow<'_, str> {
-        String::from_utf8_lossy(&self.bytes)
-    }
-
-    pub fn is_utf8(&self) -> bool {
-        std::str::from_utf8(&self.bytes).is_ok()
-    }
-}
-
-impl fmt::Debug for Str {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.lossy())
-    }
-}
-
-impl From<&str> for Str {
-    fn from(s: &str) -> Self {
-        Str::new(s.as_bytes())
-    }
-}
-
-impl From<&[u8]> for Str {
-    fn from(s: &[u8]) -> Self {
-        Str::new(s)
-    }
-}
-
-macro_rules! wire_enum {
-    ($(#[$m:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $code:literal => $text:literal),+ $(,)? }) => {
-        $(#[$m])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[repr(u8)]
-        pub enum $name { $($(#[$vm])* $variant = $code),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The name used in JSON, rule files and tables.
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            /// The small integer stored in segments and in the kernel's record.
-            pub fn code(self) -> u8 {
-                self as u8
-            }
-
-            pub fn from_code(code: u8) -> Option<Self> {
-                match code { $($code => Some($name::$variant),)+ _ => None }
-            }
-
-            pub fn parse(s: &str) -> Option<Self> {
-                match s { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+pub use crate::bytes::Str;
+pub use crate::timespec::{format_ts, parse_ts};
+use crate::wire::wire_enum;
 
 wire_enum! {
     /// How the open reached the kernel. Codes are stored on disk and shared with `bpf/events.h`:
@@ -209,19 +116,6 @@ impl Default for Event {
             proc_key: Str::NO_KEY,
         }
     }
-}
-
-/// RFC3339, UTC, always nine fractional digits: fixed width, so lines sort and compare as text.
-pub fn format_ts(ts_ns: i64) -> String {
-    DateTime::<Utc>::from_timestamp_nanos(ts_ns).to_rfc3339_opts(SecondsFormat::Nanos, true)
-}
-
-/// Parses an RFC3339 timestamp into nanoseconds since the epoch.
-pub fn parse_ts(s: &str) -> Option<i64> {
-    DateTime::parse_from_rfc3339(s)
-        .ok()?
-        .with_timezone(&Utc)
-        .timestamp_nanos_opt()
 }
 
 /// The JSON form of an event, as `import` reads it: the documented key names (see

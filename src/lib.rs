@@ -2,15 +2,19 @@
 //! replay detection rules over history.
 
 pub mod alerts;
+pub mod bytes;
 pub mod capture;
 pub mod cli;
+pub mod diag;
 pub mod error;
 pub mod event;
 pub(crate) mod json;
 pub mod output;
 pub mod process;
 pub mod query;
+pub mod recorder;
 pub mod rules;
 pub mod service;
 pub mod store;
 pub mod timespec;
+mod wire;

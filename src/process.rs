@@ -8,59 +8,27 @@
 //! image refers to its parent's image at the time of its fork, so `ancestors` say what actually
 //! started it even if the parent later exec'd something else.
 
-use std::fmt;
 use std::sync::Arc;
 
-use crate::event::Str;
+use crate::bytes::Str;
+use crate::wire::wire_enum;
 
 /// How many ancestors an event lists at most (pid 1 usually comes first).
 pub const MAX_ANCESTORS: usize = 32;
 
-macro_rules! source_enum {
-    ($($variant:ident = $code:literal => $text:literal),+ $(,)?) => {
-        /// Where a process image's record came from. Codes are stored on disk: only append.
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        #[repr(u8)]
-        pub enum ProcSource { $($variant = $code),+ }
-
-        impl ProcSource {
-            pub const ALL: &'static [ProcSource] = &[$(ProcSource::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $(ProcSource::$variant => $text),+ }
-            }
-
-            pub fn code(self) -> u8 {
-                self as u8
-            }
-
-            pub fn from_code(code: u8) -> Option<ProcSource> {
-                match code { $($code => Some(ProcSource::$variant),)+ _ => None }
-            }
-
-            pub fn parse(s: &str) -> Option<ProcSource> {
-                match s { $($text => Some(ProcSource::$variant),)+ _ => None }
-            }
-        }
-    };
-}
-
-source_enum! {
-    // sched_process_exec: the image's exe, argv and credentials as the kernel had them.
-    Exec = 1 => "exec",
-    // sched_process_fork: a new process, still running its parent's image.
-    Fork = 2 => "fork",
-    // The /proc snapshot taken when `record` started (processes already running).
-    Procfs = 3 => "procfs",
-    // Seen by none of the above (e.g. lost records): only what its opens carried.
-    Event = 4 => "event",
-    // Rebuilt by `import` from the lineage keys of JSON lines.
-    Import = 5 => "import",
-}
-
-impl fmt::Display for ProcSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+wire_enum! {
+    /// Where a process image's record came from. Codes are stored on disk: only append.
+    ProcSource {
+        // sched_process_exec: the image's exe, argv and credentials as the kernel had them.
+        Exec = 1 => "exec",
+        // sched_process_fork: a new process, still running its parent's image.
+        Fork = 2 => "fork",
+        // The /proc snapshot taken when `record` started (processes already running).
+        Procfs = 3 => "procfs",
+        // Seen by none of the above (e.g. lost records): only what its opens carried.
+        Event = 4 => "event",
+        // Rebuilt by `import` from the lineage keys of JSON lines.
+        Import = 5 => "import",
     }
 }
 

@@ -1,12 +1,26 @@
-//! Time arguments: RFC3339 (`2026-11-24T16:00:00Z`) or a duration back from now (`15m`, `2h`, `7d`).
+//! Time: the one timestamp format of lines and tables (RFC3339 with nanoseconds), and time
+//! arguments: RFC3339 (`2026-11-24T16:00:00Z`) or a duration back from now (`15m`, `2h`, `7d`).
 
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, SecondsFormat, Utc};
+
+/// RFC3339, UTC, always nine fractional digits: fixed width, so lines sort and compare as text.
+pub fn format_ts(ts_ns: i64) -> String {
+    DateTime::<Utc>::from_timestamp_nanos(ts_ns).to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+/// Parses an RFC3339 timestamp into nanoseconds since the epoch.
+pub fn parse_ts(s: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()?
+        .with_timezone(&Utc)
+        .timestamp_nanos_opt()
+}
 
 /// Parses a time argument into ns since the epoch, relative ones against `now_ns`.
 pub fn parse_time(s: &str, now_ns: i64) -> Result<i64, String> {
-    if let Some(ts) = crate::event::parse_ts(s) {
+    if let Some(ts) = parse_ts(s) {
         return Ok(ts);
     }
     match parse_duration(s) {

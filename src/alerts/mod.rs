@@ -547,7 +547,7 @@ fn worker(
                         State::Retrying
                     });
                     if failures == 1 || failures == DOWN_AFTER {
-                        crate::capture::debug(&format!("alert output {name}: {why}; retrying"));
+                        crate::diag::debug(&format!("alert output {name}: {why}; retrying"));
                     }
                     if failures == DOWN_AFTER {
                         eprintln!(

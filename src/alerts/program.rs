@@ -246,7 +246,7 @@ impl Sink for Program {
             .is_some_and(|r| matches!(r.child.try_wait(), Ok(Some(_))))
         {
             let why = self.ended();
-            crate::capture::debug(&format!("alert program {why}; restarting"));
+            crate::diag::debug(&format!("alert program {why}; restarting"));
         }
         let due =
             self.run.is_none() && !self.resend.is_empty() && Instant::now() >= self.next_start;

@@ -1,5 +1,6 @@
 //! Command-line parsing and dispatch: one module per subcommand, no business logic here.
 
+pub mod exit;
 mod export;
 mod import;
 mod install;
@@ -83,7 +84,7 @@ pub fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             let _ = writeln!(io::stderr(), "open-forensics: {e:#}");
-            return ExitCode::from(crate::error::exit_code(&e));
+            return ExitCode::from(exit::exit_code(&e));
         }
     };
     let _ = ARGV.set(argv);
@@ -106,7 +107,7 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            let code = crate::error::exit_code(&e);
+            let code = exit::exit_code(&e);
             if !e.chain().any(|c| c.is::<Failed>()) || e.chain().count() > 1 {
                 let _ = writeln!(io::stderr(), "open-forensics: {e:#}");
             }

@@ -1,4 +1,4 @@
-//! `open-forensics record`: flags → validated options → `capture::record`.
+//! `open-forensics record`: flags → validated options → `recorder::record`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -7,7 +7,8 @@ use anyhow::Context;
 
 use super::BadInput;
 use crate::alerts::{Outputs, Target};
-use crate::capture::{self, privilege, Options};
+use crate::capture::{self, privilege};
+use crate::recorder::{self, Options};
 use crate::rules::RuleSet;
 use crate::service::stats::HealthFiles;
 use crate::service::{Reloaded, Service};
@@ -91,7 +92,7 @@ pub struct Args {
     /// hypervisor stopped) is stored out of order and counted. Longer costs the recorder memory
     /// and CPU (the held events leave the CPU's cache) and delays live alerts as much.
     #[arg(long, value_parser = duration, value_name = "DUR",
-          default_value = crate::capture::pipeline::DEFAULT_REORDER_WINDOW)]
+          default_value = crate::recorder::DEFAULT_REORDER_WINDOW)]
     pub reorder_window: Duration,
     /// Show libbpf's log and other debugging output (also OPEN_FORENSICS_DEBUG=1).
     #[arg(short, long)]
@@ -220,13 +221,15 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     };
     let debug = args.verbose
         || std::env::var("OPEN_FORENSICS_DEBUG").is_ok_and(|v| !v.is_empty() && v != "0");
+    crate::diag::set_verbose(debug);
     let opts = Options {
-        ring_bytes: args.ring_mb << 20,
+        capture: capture::Options {
+            ring_bytes: args.ring_mb << 20,
+            no_ia32: args.no_ia32,
+        },
         reorder_window: args.reorder_window,
         duration: args.duration,
         stats_every: args.stats.then_some(Duration::from_secs(2)),
-        debug,
-        no_ia32: args.no_ia32,
     };
     for p in [&args.stats_file, &args.prom_file].into_iter().flatten() {
         let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
@@ -254,13 +257,13 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     // Before the store is touched: a user without the privilege gets exit 2 and no store.
     privilege::check()?;
     // Before any thread is started: threads inherit the nice value of the one creating them.
-    if let Err(e) = capture::boost_priority(args.priority_boost) {
+    if let Err(e) = recorder::boost_priority(args.priority_boost) {
         eprintln!(
             "open-forensics: warning: --priority-boost {}: {e}",
             args.priority_boost
         );
     }
-    let stop = capture::stop_on_signals()?;
+    let stop = recorder::stop_on_signals()?;
 
     let mut writer = Writer::open(store, rotate)
         .with_context(|| format!("open the store {}", store.display()))?;
@@ -275,7 +278,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     } else {
         Outputs::none()
     };
-    let s = capture::record(&opts, writer, rules, alerts, stop, Some(Box::new(service)))?;
+    let s = recorder::record(&opts, writer, rules, alerts, stop, Some(Box::new(service)))?;
     // The last seals happened after the store thread's last retention pass. With the limits in
     // force at the end, not the start's: a reload that raised or dropped a limit must not see
     // segments removed under the old one.

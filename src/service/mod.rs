@@ -1,6 +1,6 @@
 //! Running as a service: the config file, retention while recording, SIGHUP reloads, health
 //! files, shell integration and installation. The recorder's store thread calls [`Service`] once
-//! per tick (the `capture::pipeline::Supervisor` hook), between two events; everything else here
+//! per tick (the `recorder::Supervisor` hook), between two events; everything else here
 //! runs before recording starts.
 
 pub mod config;
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use crate::capture::pipeline::{Supervisor, Tick};
+use crate::recorder::{Supervisor, Tick};
 use crate::rules::RuleSet;
 use crate::store::Retention;
 use stats::{Health, HealthFiles, OutputState, Queue, Ring};
@@ -153,7 +153,7 @@ impl Service {
             Err(e) => eprintln!("open-forensics: warning: retention: {e}"),
         }
         if let Some(max) = self.retention.max_bytes {
-            let bytes = crate::capture::pipeline::dir_bytes(t.writer.dir());
+            let bytes = crate::recorder::dir_bytes(t.writer.dir());
             if bytes > max && !self.warned_size {
                 self.warned_size = true;
                 eprintln!(
@@ -212,7 +212,7 @@ impl Service {
                 .collect(),
             bytes_written: s.sealed_bytes,
             segments_sealed: s.segments_sealed,
-            store_bytes: crate::capture::pipeline::dir_bytes(t.writer.dir()),
+            store_bytes: crate::recorder::dir_bytes(t.writer.dir()),
             pruned_segments: self.pruned_segments,
             pruned_events: self.pruned_events,
         };
@@ -301,7 +301,7 @@ impl Supervisor for Service {
         if self.watchdog {
             notify(&[sd_notify::NotifyState::Watchdog]);
         }
-        let swap = if crate::capture::HANGUP.swap(false, Ordering::SeqCst) {
+        let swap = if crate::recorder::HANGUP.swap(false, Ordering::SeqCst) {
             match self.reload.is_some() {
                 true => self.reload(),
                 false => {
