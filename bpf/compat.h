@@ -6,7 +6,7 @@
  *    is the bpf_rdonly_cast kfunc of 6.2, and bpf_get_current_task_btf), path walks in bpf_loop
  *    callbacks (5.17);
  *  - compat (5.10+): the same reads by bpf_probe_read_kernel (BPF_CORE_READ), walks in plain
- *    bounded loops of OF_COMPAT_WALK_STEPS levels.
+ *    bounded loops of OF_COMPAT_WALK_STEPS levels (bpf/events.h).
  * A program that merely references a bpf_loop callback is refused before 5.17 ("number of funcs
  * in func_info doesn't match number of subprogs"), so the choice cannot be a branch the verifier
  * prunes: `fast` is a compile-time constant in every inlined function, and clang leaves each
@@ -27,14 +27,6 @@
 	})
 /* A kernel address as a BTF pointer (fast), or as the plain address compat reads by helper. */
 #define KCAST(fast, p, type) ((fast) ? bpf_core_cast(p, type) : (type *)(p))
-
-/*
- * Levels (components and mount crossings) a compat walk takes: a deeper path is marked
- * truncated. The verifier walks every level's copy of the loop body, and a mount crossing and a
- * name leave different states, so its work doubles per level: 16 levels passed 1M instructions
- * in the exec program on 6.18, 10 load (bpftool prog loadall).
- */
-#define OF_COMPAT_WALK_STEPS 10
 
 /* The current task: a BTF pointer (5.11+) or a plain address. */
 static __always_inline struct task_struct *task_of(const bool fast)
