@@ -251,4 +251,37 @@ mod tests {
         }
         assert_eq!(dir_cache_slots(100_000), 32);
     }
+
+    /// libbpf 1.7's output for a program the verifier refused (trimmed).
+    const REJECTED: &str = "libbpf: prog 'tp_btf__sys_exit': BPF program load failed: -EACCES
+libbpf: prog 'tp_btf__sys_exit': -- BEGIN PROG LOAD LOG --
+0: R1=ctx() R10=fp0
+1: (79) r6 = *(u64 *)(r1 +8)
+kfunc 'bpf_rdonly_cast' is referenced but wasn't resolved
+processed 2 insns (limit 1000000) max_states_per_insn 0 total_states 0
+-- END PROG LOAD LOG --
+libbpf: prog 'tp_btf__sys_exit': failed to load: -EACCES
+libbpf: failed to load object 'opens_bpf'
+";
+
+    #[test]
+    fn a_rejection_names_the_program_and_the_verifiers_reason() {
+        let (prog, tail) = rejected(REJECTED).unwrap();
+        assert_eq!(prog, "tp_btf__sys_exit");
+        assert_eq!(tail.len(), 4, "{tail:?}");
+        assert_eq!(
+            verdict(&tail),
+            "kfunc 'bpf_rdonly_cast' is referenced but wasn't resolved"
+        );
+        // Refused before the verifier: libbpf's own lines about the program.
+        let relo = "libbpf: prog 'tp_btf__io_uring_submit_req': relo #3: no matching targets found\n\
+                    libbpf: prog 'tp_btf__io_uring_submit_req': failed to relocate data references: -ESRCH\n";
+        let (prog, tail) = rejected(relo).unwrap();
+        assert_eq!(prog, "tp_btf__io_uring_submit_req");
+        assert!(verdict(&tail).contains("failed to relocate"), "{tail:?}");
+        assert_eq!(
+            rejected("libbpf: failed to load object 'opens_bpf'\n"),
+            None
+        );
+    }
 }

@@ -139,7 +139,7 @@ impl Plan {
             (Some(2), _) => Ok("io_uring_submit_req"),
             (_, Some(3)) => Ok("io_uring_submit_sqe"),
             _ => Err(format!(
-                "kernel {r} has no io_uring_submit_req tracepoint (nor io_uring_submit_sqe(req, force_nonblock))"
+                "kernel {r} has no io_uring_submit_req tracepoint, nor an io_uring_submit_sqe that passes the request"
             )),
         };
         let complete = match k.tracepoint("io_uring_complete") {
@@ -232,5 +232,180 @@ impl Plan {
                 }
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Facts as each Debian kernel's BTF states them (target/kbtf dumps, `bpftool btf dump`).
+    fn kernel(release: &str) -> Kernel {
+        let (rdonly_cast, helpers, uring): (bool, &[&str], &[(&'static str, usize)]) = match release
+        {
+            "5.10" => (
+                false,
+                &[],
+                &[("io_uring_submit_sqe", 8), ("io_uring_complete", 5)],
+            ),
+            "6.1" => (
+                false,
+                &[
+                    "BPF_FUNC_loop",
+                    "BPF_FUNC_snprintf",
+                    "BPF_FUNC_task_pt_regs",
+                ],
+                &[("io_uring_submit_sqe", 3), ("io_uring_complete", 8)],
+            ),
+            "6.12" => (
+                true,
+                &[
+                    "BPF_FUNC_loop",
+                    "BPF_FUNC_snprintf",
+                    "BPF_FUNC_task_pt_regs",
+                ],
+                &[("io_uring_submit_req", 2), ("io_uring_complete", 8)],
+            ),
+            "7.3" => (
+                true,
+                &[
+                    "BPF_FUNC_loop",
+                    "BPF_FUNC_snprintf",
+                    "BPF_FUNC_task_pt_regs",
+                ],
+                &[("io_uring_submit_req", 2), ("io_uring_complete", 4)],
+            ),
+            _ => unreachable!(),
+        };
+        let mut tracepoints = vec![
+            ("sys_exit", 3),
+            ("sched_process_exec", 4),
+            ("sched_process_fork", 3),
+            ("sched_process_exit", 2),
+        ];
+        tracepoints.extend_from_slice(uring);
+        Kernel {
+            release: release.into(),
+            btf: true,
+            rdonly_cast,
+            helpers: helpers.iter().map(|h| h.to_string()).collect(),
+            tracepoints,
+        }
+    }
+
+    fn names(p: &Plan) -> Vec<&'static str> {
+        p.slots.iter().map(|s| s.name()).collect()
+    }
+
+    fn gaps(p: &Plan) -> Vec<&'static str> {
+        p.coverage()
+            .into_iter()
+            .filter(|c| !c.captured)
+            .map(|c| c.name)
+            .collect()
+    }
+
+    #[test]
+    fn debian_11s_5_10_loads_compat_programs_without_io_uring_and_says_why() {
+        let p = Plan::new(&kernel("5.10"), false, true, false).unwrap();
+        assert_eq!(
+            names(&p),
+            [
+                "compat__sys_exit",
+                "compat__sched_process_exec",
+                "tp_btf__sched_process_fork",
+                "tp_btf__sched_process_exit"
+            ]
+        );
+        assert_eq!(
+            gaps(&p),
+            [
+                Cap::IoUring.name(),
+                Cap::DeepPaths.name(),
+                Cap::PseudoNames.name()
+            ]
+        );
+        let why = &p.coverage()[2].reason.clone().unwrap();
+        assert!(
+            why.contains("kernel 5.10 has no io_uring_submit_req"),
+            "{why}"
+        );
+    }
+
+    #[test]
+    fn no_ia32_before_5_15_keeps_the_raw_exit_probe_and_says_so() {
+        let p = Plan::new(&kernel("5.10"), true, true, false).unwrap();
+        assert_eq!(names(&p)[0], "compat__sys_exit");
+        assert!(p.notices[0].contains("bpf_task_pt_regs (5.15)"));
+        assert!(!gaps(&p).contains(&Cap::Ia32.name()));
+    }
+
+    #[test]
+    fn debian_12s_6_1_retargets_compat_io_uring_to_io_uring_submit_sqe() {
+        let p = Plan::new(&kernel("6.1"), false, true, false).unwrap();
+        assert!(names(&p).contains(&"compat__io_uring_submit_req"));
+        assert!(names(&p).contains(&"compat__io_uring_complete"));
+        assert_eq!(
+            p.retarget(),
+            Some(("compat__io_uring_submit_req", "io_uring_submit_sqe"))
+        );
+        assert!(!p.uring_complete_cqe);
+        assert_eq!(gaps(&p), [Cap::DeepPaths.name()]);
+    }
+
+    #[test]
+    fn debian_13s_6_12_is_fast_with_the_seven_argument_io_uring_complete() {
+        let p = Plan::new(&kernel("6.12"), false, true, false).unwrap();
+        assert!(p.slots.iter().all(|s| s.compat.is_none()));
+        assert_eq!(p.retarget(), None);
+        assert!(!p.uring_complete_cqe);
+        assert!(gaps(&p).is_empty());
+        let p = Plan::new(&kernel("6.12"), true, true, false).unwrap();
+        assert!(names(&p).contains(&"tracepoint__syscalls__sys_exit_openat"));
+        assert_eq!(gaps(&p), [Cap::Ia32.name()]);
+    }
+
+    #[test]
+    fn kernel_7_3_reads_the_completion_entry() {
+        let p = Plan::new(&kernel("7.3"), false, true, false).unwrap();
+        assert!(p.uring_complete_cqe);
+        assert!(gaps(&p).is_empty());
+        let forced = Plan::new(&kernel("7.3"), false, true, true).unwrap();
+        assert!(forced
+            .slots
+            .iter()
+            .all(|s| s.prog.compat.is_none() || s.name().starts_with("compat__")));
+        assert_eq!(gaps(&forced), [Cap::DeepPaths.name()]);
+    }
+
+    #[test]
+    fn a_rejected_program_falls_back_to_its_twin_then_leaves_its_hook_out() {
+        let mut p = Plan::new(&kernel("6.12"), false, true, false).unwrap();
+        let change = p.reject(
+            "tp_btf__io_uring_complete",
+            "R2 invalid mem access 'scalar'",
+        );
+        assert!(change.unwrap().contains("compat__io_uring_complete"));
+        assert!(names(&p).contains(&"compat__io_uring_complete"));
+        assert!(names(&p).contains(&"tp_btf__io_uring_submit_req"));
+        assert_eq!(gaps(&p), [Cap::DeepPaths.name()]);
+        p.reject(
+            "compat__io_uring_complete",
+            "R2 invalid mem access 'scalar'",
+        )
+        .unwrap();
+        assert!(!names(&p).iter().any(|n| n.contains("io_uring")));
+        let uring = &p.coverage()[2];
+        assert!(!uring.captured);
+        assert!(
+            uring.reason.as_deref().unwrap().contains(
+                "kernel 6.12's verifier rejected compat__io_uring_complete: R2 invalid mem access"
+            ),
+            "{uring:?}"
+        );
+        // A twinless program takes its hook with it; an unknown one changes nothing.
+        p.reject("tp_btf__sched_process_fork", "x").unwrap();
+        assert!(!names(&p).iter().any(|n| n.contains("sched")));
+        assert_eq!(p.reject("tp_btf__sched_process_fork", "x"), None);
     }
 }
