@@ -24,7 +24,7 @@ pub fn kernel_features() -> Vec<(String, String)> {
         for name in ["ring buffer", "bpf_loop", "tp_btf", "capture"] {
             out.push((
                 name.into(),
-                "unknown (probing loads the probes: run as root)".into(),
+                "unknown (probing needs CAP_BPF: run as root)".into(),
             ));
         }
         return out;
