@@ -18,11 +18,10 @@
 //! `"open ok2"`, `"ENOENT1"`, `"io_uring1"`), `CAPTURE_BENCH_BIN` runs another build's recorder.
 
 use std::ffi::CString;
-use std::io::{BufRead, BufReader};
 use std::ops::ControlFlow;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +31,8 @@ use open_forensics::store::{Reader, TimeRange};
 
 mod common;
 use common::bpf_stats::{Snapshot, StatsOn};
+use common::cpu::CpuTime;
+use common::recorder;
 
 const GEN_COMM: &str = "of-gen";
 
@@ -181,10 +182,10 @@ fn ring_mb() -> u32 {
         .unwrap_or(16)
 }
 
-/// A running recorder.
+/// A running recorder and its CPU clock.
 struct Recorder {
-    child: Child,
-    stat: std::fs::File,
+    rec: recorder::Recorder,
+    cpu: CpuTime,
     store: PathBuf,
 }
 
@@ -198,62 +199,28 @@ fn bin() -> PathBuf {
 
 impl Recorder {
     fn start(store: &Path) -> Recorder {
-        let mut child = Command::new(bin())
-            .arg("--store")
+        let mut cmd = Command::new(bin());
+        cmd.arg("--store")
             .arg(store)
             .args(["record", "--ring-mb", &ring_mb().to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the recorder");
-        let err = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if line.contains("attached") {
-                    let _ = tx.send(());
-                } else if !line.contains("recorded") {
-                    eprintln!("recorder: {line}");
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("the recorder attached");
-        let stat = std::fs::File::open(format!("/proc/{}/stat", child.id())).expect("stat");
+            .stdin(Stdio::null());
+        let rec = recorder::Recorder::spawn(cmd, true);
+        let cpu = CpuTime::of(rec.pid());
         Recorder {
-            child,
-            stat,
+            rec,
+            cpu,
             store: store.to_owned(),
         }
     }
 
-    /// utime + stime so far, in seconds (read through an fd opened at start, so that measuring
-    /// opens nothing).
-    fn cpu_secs(&self) -> f64 {
-        use std::os::unix::fs::FileExt;
-        let mut buf = [0u8; 1024];
-        let n = self.stat.read_at(&mut buf, 0).unwrap_or(0);
-        let s = String::from_utf8_lossy(&buf[..n]);
-        let after = s.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
-        let f: Vec<&str> = after.split_whitespace().collect();
-        // Fields after the comm: state is [0], utime is field 14 overall → [11], stime [12].
-        let ticks: f64 = [11, 12]
-            .iter()
-            .filter_map(|&i| f.get(i)?.parse::<f64>().ok())
-            .sum();
-        // SAFETY: sysconf has no preconditions.
-        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-    }
-
-    /// [`Recorder::cpu_secs`] once the recorder has worked off what the load left queued: when
+    /// The recorder's [`CpuTime::secs`] once it has worked off what the load left queued: when
     /// it uses less than a tenth of a CPU over 200 ms (idle, it uses ~2%), where a fixed wait
     /// could read it while a backlog (up to a 16 MiB ring and the queue) was still being stored.
     fn settled_cpu_secs(&self) -> f64 {
-        let mut last = self.cpu_secs();
+        let mut last = self.cpu.secs();
         for _ in 0..50 {
             std::thread::sleep(Duration::from_millis(200));
-            let now = self.cpu_secs();
+            let now = self.cpu.secs();
             if now - last < 0.02 {
                 return now;
             }
@@ -269,11 +236,8 @@ impl Recorder {
     }
 
     /// [`Recorder::stop`], with every event stored (the host's too: capture is system-wide).
-    fn stop_all(mut self) -> (u64, u64, u64, String) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "recorder failed: {status}");
+    fn stop_all(self) -> (u64, u64, u64, String) {
+        self.rec.stop();
         let me = std::process::id();
         let (mut stored, mut all) = (0, 0);
         let stats =
@@ -344,13 +308,13 @@ fn measure(
     drop(floor);
 
     let rec = Recorder::start(store);
-    let cpu0 = rec.cpu_secs();
+    let cpu0 = rec.cpu.secs();
     let (n1, t1) = generate(mode, threads, secs, None, ok, missing);
     let (n2, rec_progs) = {
         let _stats = StatsOn::new().expect("enable BPF stats");
-        let before = Snapshot::of_pid(rec.child.id());
+        let before = Snapshot::of_pid(rec.rec.pid());
         let (n2, _) = generate(mode, threads, secs / 2.0, None, ok, missing);
-        (n2, Snapshot::of_pid(rec.child.id()).since(&before))
+        (n2, Snapshot::of_pid(rec.rec.pid()).since(&before))
     };
     let cpu1 = rec.settled_cpu_secs();
     let (stored, all, lost, reasons) = rec.stop_all();

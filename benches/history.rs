@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use open_forensics::event::format_ts;
 use open_forensics::store::{RotateConfig, Writer};
+use open_forensics::timespec::format_ts;
 
 const WEEK_NS: i64 = 7 * 24 * 3600 * 1_000_000_000;
 

@@ -13,14 +13,17 @@
 //! flight per thread.
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use open_forensics::process::ProcSource;
 use open_forensics::store::{Reader, TimeRange};
+
+mod common;
+use common::cpu::CpuTime;
+use common::recorder::Recorder;
 
 const TRUE: &str = "/bin/true";
 
@@ -72,64 +75,6 @@ fn spawn_storm(count: usize, threads: usize, inflight: usize) -> (Vec<u32>, Dura
         .flat_map(|h| h.join().expect("spawner"))
         .collect();
     (pids, start.elapsed())
-}
-
-/// A running recorder.
-struct Recorder {
-    child: Child,
-    stat: std::fs::File,
-}
-
-impl Recorder {
-    fn start(store: &Path) -> Recorder {
-        let mut child = Command::new(PathBuf::from(env!("CARGO_BIN_EXE_open-forensics")))
-            .arg("--store")
-            .arg(store)
-            .arg("record")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn the recorder");
-        let err = child.stderr.take().expect("stderr");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if line.contains("attached") {
-                    let _ = tx.send(());
-                } else if !line.contains("recorded") {
-                    eprintln!("recorder: {line}");
-                }
-            }
-        });
-        rx.recv_timeout(Duration::from_secs(60))
-            .expect("the recorder attached");
-        let stat = std::fs::File::open(format!("/proc/{}/stat", child.id())).expect("stat");
-        Recorder { child, stat }
-    }
-
-    /// utime + stime so far, in seconds.
-    fn cpu_secs(&self) -> f64 {
-        use std::os::unix::fs::FileExt;
-        let mut buf = [0u8; 1024];
-        let n = self.stat.read_at(&mut buf, 0).unwrap_or(0);
-        let s = String::from_utf8_lossy(&buf[..n]);
-        let after = s.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
-        let f: Vec<&str> = after.split_whitespace().collect();
-        let ticks: f64 = [11, 12]
-            .iter()
-            .filter_map(|&i| f.get(i)?.parse::<f64>().ok())
-            .sum();
-        // SAFETY: sysconf has no preconditions.
-        ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
-    }
-
-    fn stop(mut self) {
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let status = self.child.wait().expect("wait");
-        assert!(status.success(), "recorder failed: {status}");
-    }
 }
 
 /// What the store kept about the spawned processes, each counted once per (pid, start) however
@@ -237,14 +182,20 @@ fn main() {
     let (_, base_t) = spawn_storm(count, threads, inflight);
     let base_rate = count as f64 / base_t.as_secs_f64();
 
-    let rec = Recorder::start(&store);
-    let cpu0 = rec.cpu_secs();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_open-forensics"));
+    cmd.arg("--store")
+        .arg(&store)
+        .arg("record")
+        .stdin(Stdio::null());
+    let rec = Recorder::spawn(cmd, true);
+    let cpu = CpuTime::of(rec.pid());
+    let cpu0 = cpu.secs();
     let t0 = now_ns();
     let (pids, rec_t) = spawn_storm(count, threads, inflight);
     let t1 = now_ns();
     // Let the recorder drain what is queued (and the reorder window pass).
     std::thread::sleep(Duration::from_millis(1500));
-    let cpu1 = rec.cpu_secs();
+    let cpu1 = cpu.secs();
     rec.stop();
     let rec_rate = count as f64 / rec_t.as_secs_f64();
 

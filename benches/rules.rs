@@ -197,7 +197,8 @@ fn main() {
             let mut alerter = Alerter::new(&set);
             let mut sink = Sink(0);
             let mut alerts = 0u64;
-            let stats = alerter.replay(
+            let stats = open_forensics::query::replay::alerts(
+                &mut alerter,
                 &reader,
                 &range,
                 |_| {},

@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use crate::json::Obj;
 use crate::process::{ProcSource, Process};
 
-pub use crate::bytes::Str;
-pub use crate::timespec::{format_ts, parse_ts};
+use crate::bytes::Str;
+use crate::timespec::{format_ts, parse_ts};
 use crate::wire::wire_enum;
 
 wire_enum! {
@@ -244,7 +244,7 @@ fn opt_bytes(
 }
 
 /// Writes a byte string as `key` (and `key_b64` when it is not UTF-8); `None` as null.
-fn put_bytes(o: &mut Obj, key: &str, s: Option<&Str>) {
+pub(crate) fn put_bytes(o: &mut Obj, key: &str, s: Option<&Str>) {
     match s {
         None => o.null(key),
         Some(s) => {
@@ -257,7 +257,7 @@ fn put_bytes(o: &mut Obj, key: &str, s: Option<&Str>) {
     }
 }
 
-fn put_argv(o: &mut Obj, p: &Process) {
+pub(crate) fn put_argv(o: &mut Obj, p: &Process) {
     if p.argv.is_none() {
         return o.null("argv");
     }
@@ -276,7 +276,7 @@ fn put_argv(o: &mut Obj, p: &Process) {
     }
 }
 
-fn put_ancestors(o: &mut Obj, p: &Process) {
+pub(crate) fn put_ancestors(o: &mut Obj, p: &Process) {
     o.raw_key("ancestors");
     o.push_raw("[");
     for (i, a) in p.ancestors().enumerate() {
@@ -310,20 +310,6 @@ fn put_event_lineage(o: &mut Obj, p: &Process, ev: &Event) {
         p.parent.as_ref().and_then(|q| q.exe.as_ref()),
     );
     put_ancestors(o, p);
-}
-
-/// The lineage keys of an alert, after the proof of concept's and today's keys.
-pub(crate) fn put_alert_lineage(o: &mut Obj, p: &Process, ev: &Event) {
-    put_bytes(o, "exe", p.exe.as_ref());
-    put_argv(o, p);
-    put_bytes(
-        o,
-        "parent_exe",
-        p.parent.as_ref().and_then(|q| q.exe.as_ref()),
-    );
-    put_ancestors(o, p);
-    put_bytes(o, "container_id", p.container_id.as_ref());
-    put_bytes(o, "user", ev.user.as_ref());
 }
 
 impl Event {

@@ -6,13 +6,20 @@
 //! process image per pid (exe consistent with its comm, a few arguments, a cgroup and user
 //! consistent with its uid, a parent chain of 1-3 ancestors ending in pid 1 systemd), shared by
 //! all of that pid's events, as the recorder attaches them.
+//!
+//! Each bench is a crate of its own and uses a part of this module and its submodules (BPF
+//! stats, a CPU clock, the recorder the tests start too), hence `allow(dead_code)`.
 #![allow(dead_code)]
 
 pub mod bpf_stats;
+pub mod cpu;
+#[path = "../../tests/it/recorder.rs"]
+pub mod recorder;
 
 use std::sync::Arc;
 
-use open_forensics::event::{Event, PathSource, Str, Syscall};
+use open_forensics::bytes::Str;
+use open_forensics::event::{Event, PathSource, Syscall};
 use open_forensics::process::{container_id, ProcSource, Process};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

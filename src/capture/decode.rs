@@ -16,7 +16,9 @@ use std::sync::Arc;
 use rustc_hash::FxBuildHasher;
 
 use super::skel::types;
-use crate::event::{Event, PathSource, Str, Syscall};
+use crate::bytes::Str;
+use crate::event::{Event, PathSource, Syscall};
+use crate::process::Process;
 
 type Hdr = types::of_event_hdr;
 type ProcHdr = types::of_proc_hdr;
@@ -56,35 +58,20 @@ pub enum ProcKind {
     Exit,
 }
 
-/// A process lifecycle record (bpf/events.h `of_proc_hdr`), times already on the wall clock
-/// except the two starts, which stay on the boot clock because they are keys.
+/// A process lifecycle record (bpf/events.h `of_proc_hdr`): what it says of the process image,
+/// as a [`Process`], and what only the process table needs.
 #[derive(Debug, Clone)]
 pub struct ProcRecord {
     pub kind: ProcKind,
+    /// When it happened, on the wall clock.
     pub ts_ns: i64,
-    pub pid: u32,
+    /// The process's and its parent's start on the boot clock: the keys the probes use.
     pub start_boot: u64,
-    pub ppid: u32,
     pub parent_start_boot: u64,
-    pub uid: u32,
-    pub gid: u32,
-    pub euid: u32,
-    pub egid: u32,
-    pub auid: Option<u32>,
-    pub sessionid: Option<u32>,
-    pub pidns: u32,
-    pub mntns: u32,
-    pub cgroup_id: u64,
     pub exit_code: i32,
-    pub comm: Vec<u8>,
-    /// Exec only: the executable (with ` (deleted)` when unlinked), argv, cgroup path, tty.
-    pub exe: Option<Vec<u8>>,
-    pub argv: Option<Vec<u8>>,
-    pub args_truncated: bool,
-    pub cgroup: Option<Vec<u8>>,
-    pub tty: Option<String>,
-    /// A chrooted process's root.
-    pub root: Option<Vec<u8>>,
+    /// Exec only: the executable (with ` (deleted)` when unlinked), argv, cgroup, container,
+    /// tty, root. Its `source`, `exec_ns` and `parent` are the process table's to set.
+    pub image: Process,
 }
 
 /// Any ring record (with a fresh [`Decoder`]; the recorder keeps one).
@@ -424,30 +411,41 @@ pub fn decode_proc(rec: &[u8], anchor_ns: i64) -> Result<ProcRecord, DecodeError
             tty = Some(crate::process::tty_display(&String::from_utf8_lossy(&t)));
         }
     }
-    Ok(ProcRecord {
-        kind,
-        ts_ns: (h.ts_ns as i64).wrapping_add(anchor_ns),
-        pid: h.pid,
-        start_boot: h.start,
-        ppid: h.ppid,
-        parent_start_boot: h.parent_start,
-        uid: h.uid,
-        gid: h.gid,
+    let cgroup = cgroup.map(Str::new);
+    let image = Process {
         euid: h.euid,
         egid: h.egid,
         auid: unset(h.auid),
         sessionid: unset(h.sessionid),
-        pidns: h.pidns,
-        mntns: h.mntns,
         cgroup_id: h.cgroup_id,
-        exit_code: h.exit_code,
-        comm: c_bytes(&h.comm),
-        exe,
-        argv,
+        pidns: Some(h.pidns),
+        mntns: Some(h.mntns),
+        exe: exe.map(Str::new),
+        argv: argv.map(Str::new),
         args_truncated: h.trunc & TRUNC_ARGS != 0,
+        container_id: cgroup
+            .as_ref()
+            .and_then(|c| crate::process::container_id(c.as_bytes()))
+            .map(|c| Str::from(c.as_str())),
         cgroup,
-        tty,
-        root,
+        tty: tty.as_deref().map(Str::from),
+        root: root.map(Str::new),
+        ..Process::from_event(
+            h.pid,
+            (h.start as i64).wrapping_add(anchor_ns),
+            h.ppid,
+            Str::new(c_bytes(&h.comm)),
+            h.uid,
+            h.gid,
+        )
+    };
+    Ok(ProcRecord {
+        kind,
+        ts_ns: (h.ts_ns as i64).wrapping_add(anchor_ns),
+        start_boot: h.start,
+        parent_start_boot: h.parent_start,
+        exit_code: h.exit_code,
+        image,
     })
 }
 

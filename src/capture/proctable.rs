@@ -16,7 +16,8 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::decode::{ProcKind, ProcRecord};
-use crate::event::{Event, Str};
+use crate::bytes::Str;
+use crate::event::Event;
 use crate::process::{container_id, tty_from_nr, ProcSource, Process};
 
 /// `/proc/PID/stat` start times are in USER_HZ ticks (100 on every Linux ABI).
@@ -135,20 +136,21 @@ impl ProcTable {
     pub fn apply(&mut self, r: &ProcRecord) -> Option<Change> {
         // An exec gives the process a new image; never serve the old one from the cache.
         self.last = None;
+        let (pid, ppid) = (r.image.pid, r.image.ppid);
         match r.kind {
             ProcKind::Exit => {
-                let image = self.resolve(r.pid, r.start_boot)?;
-                if let Some(e) = self.live.get_mut(&(r.pid, r.start_boot)) {
+                let image = self.resolve(pid, r.start_boot)?;
+                if let Some(e) = self.live.get_mut(&(pid, r.start_boot)) {
                     e.exited_at = Some(r.ts_ns);
                 }
                 Some(Change::Exit(image, r.exit_code, r.ts_ns))
             }
             ProcKind::Fork => {
-                let parent = self.resolve(r.ppid, r.parent_start_boot);
+                let parent = self.resolve(ppid, r.parent_start_boot);
                 // Until it execs, a child runs its parent's image (and stays in its cgroup unless
                 // it was cloned into another).
                 let inherited = parent.as_deref();
-                let same_cgroup = inherited.is_some_and(|p| p.cgroup_id == r.cgroup_id);
+                let same_cgroup = inherited.is_some_and(|p| p.cgroup_id == r.image.cgroup_id);
                 let from_parent = |f: fn(&Process) -> Option<Str>| inherited.and_then(f);
                 let image = Arc::new(Process {
                     exe: from_parent(|p| p.exe.clone()),
@@ -158,65 +160,28 @@ impl ProcTable {
                     container_id: from_parent(|p| p.container_id.clone()).filter(|_| same_cgroup),
                     tty: from_parent(|p| p.tty.clone()),
                     root: from_parent(|p| p.root.clone()),
-                    ..self.image_of(r, ProcSource::Fork, None, parent.clone())
+                    source: ProcSource::Fork,
+                    parent: parent.clone(),
+                    ..r.image.clone()
                 });
-                self.insert(r.pid, r.start_boot, image.clone());
+                self.insert(pid, r.start_boot, image.clone());
                 Some(Change::Image(image))
             }
             ProcKind::Exec => {
                 // An exec keeps the process (and its parent); only the image changes.
-                let parent = match self.resolve(r.pid, r.start_boot) {
+                let parent = match self.resolve(pid, r.start_boot) {
                     Some(old) => old.parent.clone(),
-                    None => self.resolve(r.ppid, r.parent_start_boot),
+                    None => self.resolve(ppid, r.parent_start_boot),
                 };
-                let cgroup = r.cgroup.clone().map(Str::new);
                 let image = Arc::new(Process {
-                    exe: r.exe.clone().map(Str::new),
-                    argv: r.argv.clone().map(Str::new),
-                    args_truncated: r.args_truncated,
-                    container_id: cgroup
-                        .as_ref()
-                        .and_then(|c| container_id(c.as_bytes()))
-                        .map(|c| Str::from(c.as_str())),
-                    cgroup,
-                    tty: r.tty.as_deref().map(Str::from),
-                    root: r.root.clone().map(Str::new),
-                    ..self.image_of(r, ProcSource::Exec, Some(r.ts_ns), parent)
+                    source: ProcSource::Exec,
+                    exec_ns: Some(r.ts_ns),
+                    parent,
+                    ..r.image.clone()
                 });
-                self.insert(r.pid, r.start_boot, image.clone());
+                self.insert(pid, r.start_boot, image.clone());
                 Some(Change::Image(image))
             }
-        }
-    }
-
-    /// What every lifecycle record says of a process: its key, parent, name, credentials and
-    /// namespaces (what it runs is filled in by the caller).
-    fn image_of(
-        &self,
-        r: &ProcRecord,
-        source: ProcSource,
-        exec_ns: Option<i64>,
-        parent: Option<Arc<Process>>,
-    ) -> Process {
-        Process {
-            exec_ns,
-            parent,
-            source,
-            euid: r.euid,
-            egid: r.egid,
-            auid: r.auid,
-            sessionid: r.sessionid,
-            cgroup_id: r.cgroup_id,
-            pidns: Some(r.pidns),
-            mntns: Some(r.mntns),
-            ..Process::from_event(
-                r.pid,
-                self.wall(r.start_boot),
-                r.ppid,
-                Str::new(r.comm.clone()),
-                r.uid,
-                r.gid,
-            )
         }
     }
 

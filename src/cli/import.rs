@@ -18,7 +18,7 @@ use crate::store::{RotateConfig, Writer};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// JSON lines with the event fields (see README); - reads stdin.
+    /// JSON lines with the event fields (docs/events.md); - reads stdin.
     pub file: PathBuf,
 }
 

@@ -40,7 +40,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     .into_iter()
     .map(|(n, s)| (n, super::shell::completion(s)))
     .collect();
-    let man = super::shell::man_pages()?;
+    let man = super::manpage::man_pages()?;
     let layout = Layout {
         prefix: args.prefix.clone(),
         destdir: args.destdir.clone(),

@@ -4,6 +4,7 @@ pub mod exit;
 mod export;
 mod import;
 mod install;
+mod manpage;
 mod proc;
 mod prune;
 mod query;
@@ -258,7 +259,10 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
     // alerts), so the answer is complete; said apart, never as lost events.
     let (start, end, dropped, records) = span(&mut stats.alert_drops());
     if records > 0 {
-        let (from, to) = (crate::event::format_ts(start), crate::event::format_ts(end));
+        let (from, to) = (
+            crate::timespec::format_ts(start),
+            crate::timespec::format_ts(end),
+        );
         notice(
             &mut err,
             json,
@@ -276,7 +280,10 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
     }
     let (start, end, _, records) = span(&mut stats.event_losses());
     if records > 0 {
-        let (from, to) = (crate::event::format_ts(start), crate::event::format_ts(end));
+        let (from, to) = (
+            crate::timespec::format_ts(start),
+            crate::timespec::format_ts(end),
+        );
         notice(
             &mut err,
             json,
@@ -299,7 +306,10 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
     if !stats.pruned.is_empty() {
         let from = stats.pruned.iter().map(|p| p.from_ns).min().unwrap_or(0);
         let to = stats.pruned.iter().map(|p| p.to_ns).max().unwrap_or(0);
-        let (from, to) = (crate::event::format_ts(from), crate::event::format_ts(to));
+        let (from, to) = (
+            crate::timespec::format_ts(from),
+            crate::timespec::format_ts(to),
+        );
         let segments: u64 = stats.pruned.iter().map(|p| p.segments).sum();
         notice(
             &mut err,
@@ -353,8 +363,8 @@ fn describe_range(r: &TimeRange) -> String {
         (None, None) => String::new(),
         (s, u) => format!(
             " {}..{}",
-            s.map(crate::event::format_ts).unwrap_or_default(),
-            u.map(crate::event::format_ts).unwrap_or_default()
+            s.map(crate::timespec::format_ts).unwrap_or_default(),
+            u.map(crate::timespec::format_ts).unwrap_or_default()
         ),
     }
 }

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::{report_scan, BadInput, TimeArgs};
-use crate::event::{format_ts, Event};
+use crate::event::Event;
 use crate::output::{Format, Rows};
 use crate::process::Process;
 use crate::store::Reader;
+use crate::timespec::format_ts;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -141,7 +142,7 @@ fn choose(found: &Found, at: Option<i64>) -> Option<Key> {
     }
 }
 
-fn lossy(s: &Option<crate::event::Str>) -> Value {
+fn lossy(s: &Option<crate::bytes::Str>) -> Value {
     s.as_ref().map_or(Value::Null, |s| json!(s.lossy()))
 }
 
@@ -193,7 +194,7 @@ fn proc_row(kind: &str, p: &Process, exit: Option<(i32, i64)>, user: Value) -> V
 const OPEN_COLUMNS: &[&str] = &["kind", "ts", "tid", "comm", "access", "result", "path"];
 
 fn open_row(e: &Event) -> Vec<Value> {
-    let result = crate::rules::errno::describe_ret(e.ret);
+    let result = crate::errno::describe_ret(e.ret);
     vec![
         json!("open"),
         json!(format_ts(e.ts_ns)),

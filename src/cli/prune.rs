@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use super::BadInput;
-use crate::event::format_ts;
+use crate::timespec::format_ts;
 
 /// How recent a `--before` may be without `--force`: one rotation period at the default
 /// `--max-age` (1h), so that a slip (`--before 0s`) cannot empty a store.

@@ -4,14 +4,18 @@ use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
+use clap::Args as _;
 use serde_json::json;
 
 use super::{load_rules, progress, report_scan, BadInput, TimeArgs, PROGRESS_STEP};
-use crate::event::{format_ts, Event};
-use crate::output::{printable, Format, Output, RowWriter, Rows};
+use crate::errno;
+use crate::event::Event;
+use crate::output::{Format, Output, RowWriter, Rows};
 use crate::query::{self, QueryError, NAMED};
-use crate::rules::{errno, Filter, RuleSet};
+use crate::rules::{access_names, Filter, RuleSet};
 use crate::store::Reader;
+use crate::text::printable;
+use crate::timespec::format_ts;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -22,41 +26,12 @@ pub struct Args {
     #[arg(long = "rules", value_name = "FILE", num_args = 1..)]
     pub rules: Vec<PathBuf>,
     /// Named SQL (`--sql list` lists them), a .sql file, or one ad-hoc read-only statement
-    /// ("SELECT …"), run over the time range's `events`, `processes` and `losses` (see the README
-    /// for their columns).
-    #[arg(long, value_name = "NAME|FILE|SELECT", conflicts_with_all = ["rule", "rules", "pid", "ppid", "uid", "comm", "path", "failed", "exe", "container", "ancestor", "user"])]
+    /// ("SELECT …"), run over the time range's `events`, `processes` and `losses` (their columns:
+    /// docs/query.md, "SQL over history").
+    #[arg(long, value_name = "NAME|FILE|SELECT", conflicts_with_all = sql_conflicts())]
     pub sql: Option<String>,
-    /// Only these process ids (comma-separated or repeated).
-    #[arg(long, value_delimiter = ',')]
-    pub pid: Vec<u32>,
-    /// Only these parent process ids.
-    #[arg(long, value_delimiter = ',')]
-    pub ppid: Vec<u32>,
-    /// Only these user ids.
-    #[arg(long, value_delimiter = ',')]
-    pub uid: Vec<u32>,
-    /// Only these process names (exact, or globs such as 'python*').
-    #[arg(long, value_delimiter = ',')]
-    pub comm: Vec<String>,
-    /// Only paths matching: exact path, DIR/ for everything under DIR, or a glob ('*' within a
-    /// component, '**' across).
-    #[arg(long, value_name = "GLOB")]
-    pub path: Vec<String>,
-    /// Only opens that failed.
-    #[arg(long)]
-    pub failed: bool,
-    /// Only opens by these executables (paths or globs, as --path; e.g. '/usr/bin/python*').
-    #[arg(long, value_name = "GLOB")]
-    pub exe: Vec<String>,
-    /// Only opens in these containers (id or glob), or `host` for none.
-    #[arg(long, value_delimiter = ',', value_name = "ID")]
-    pub container: Vec<String>,
-    /// Only opens by a process and all its descendants: a pid, or an executable path or glob.
-    #[arg(long, value_name = "PID|EXE")]
-    pub ancestor: Option<String>,
-    /// Only opens by these users (names, as recorded on the host).
-    #[arg(long, value_delimiter = ',')]
-    pub user: Vec<String>,
+    #[command(flatten)]
+    pub filter: Filter,
     #[command(flatten)]
     pub time: TimeArgs,
     /// At most this many events (or rows).
@@ -70,32 +45,26 @@ pub struct Args {
     pub no_pager: bool,
 }
 
+/// What `--sql` cannot be used with: `--rule`, `--rules` and each filter flag (one by one, so that
+/// clap names the flag given).
+fn sql_conflicts() -> Vec<clap::Id> {
+    let filters = Filter::augment_args(clap::Command::new("filter"));
+    ["rule", "rules"]
+        .into_iter()
+        .map(clap::Id::from)
+        .chain(filters.get_arguments().map(|a| a.get_id().clone()))
+        .collect()
+}
+
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     let format = Format::resolve(args.format);
     if let Some(sql) = &args.sql {
         return run_sql(store, sql, &args, format);
     }
-    let filter = Filter {
-        pid: args.pid.clone(),
-        ppid: args.ppid.clone(),
-        uid: args.uid.clone(),
-        comm: args.comm.clone(),
-        path: args.path.clone(),
-        result: if args.failed {
-            vec!["failure".to_owned()]
-        } else {
-            Vec::new()
-        },
-        exe: args.exe.clone(),
-        container: args.container.clone(),
-        user: args.user.clone(),
-        ancestor: args.ancestor.clone(),
-        ..Filter::default()
-    };
-    let filter_set = if filter.is_empty() {
+    let filter_set = if args.filter.is_empty() {
         None
     } else {
-        Some(RuleSet::from_filter("query", &filter).map_err(|e| BadInput(e.to_string()))?)
+        Some(RuleSet::from_filter("query", &args.filter).map_err(|e| BadInput(e.to_string()))?)
     };
     let rule_set = if args.rules.is_empty() {
         None
@@ -181,7 +150,7 @@ fn event_values(e: &Event) -> Vec<serde_json::Value> {
             .and_then(|p| p.exe.as_ref())
             .map(|x| x.lossy())),
         json!(e.syscall.as_str()),
-        json!(crate::rules::access_names(e)),
+        json!(access_names(e)),
         json!(result),
         json!(e.path.lossy()),
     ]

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::{load_rules, progress, report_scan, TimeArgs, PROGRESS_STEP};
 use crate::output::{Format, Output, RowWriter};
+use crate::query::replay;
 use crate::rules::{Alerter, ALERT_COLUMNS};
 use crate::store::Reader;
 
@@ -43,7 +44,8 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     )?;
     let mut io_err = None;
     let (mut seen, mut alerts) = (0u64, 0u64);
-    let stats = alerter.replay(
+    let stats = replay::alerts(
+        &mut alerter,
         &reader,
         &range,
         |_| {

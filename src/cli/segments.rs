@@ -3,9 +3,9 @@ use std::path::Path;
 use serde_json::json;
 
 use super::Failed;
-use crate::event::format_ts;
 use crate::output::{Format, Rows};
 use crate::store::list_segments;
+use crate::timespec::format_ts;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

@@ -28,26 +28,6 @@ pub fn completion(shell: Shell) -> Vec<u8> {
     out
 }
 
-/// Every man page: `(file name, roff)`, the main page first.
-pub fn man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
-    let cmd = super::command();
-    let mut pages = Vec::new();
-    let mut main = Vec::new();
-    clap_mangen::Man::new(cmd.clone())
-        .render(&mut main)
-        .context("render the man page")?;
-    pages.push(("open-forensics.1".to_owned(), main));
-    for sub in cmd.get_subcommands() {
-        let name = format!("open-forensics-{}", sub.get_name());
-        let mut page = Vec::new();
-        clap_mangen::Man::new(sub.clone().name(name.clone()))
-            .render(&mut page)
-            .context("render a man page")?;
-        pages.push((format!("{name}.1"), page));
-    }
-    Ok(pages)
-}
-
 pub fn completions(args: CompletionsArgs) -> anyhow::Result<()> {
     let mut out = super::stdout();
     out.write_all(&completion(args.shell))?;
@@ -56,7 +36,7 @@ pub fn completions(args: CompletionsArgs) -> anyhow::Result<()> {
 }
 
 pub fn man(args: ManArgs) -> anyhow::Result<()> {
-    let pages = man_pages()?;
+    let pages = super::manpage::man_pages()?;
     match args.dir {
         None => {
             let mut out = super::stdout();

@@ -3,12 +3,13 @@
 
 pub mod parquet;
 
-use std::borrow::Cow;
 use std::io::{self, IsTerminal, Write};
 
 use comfy_table::{
     presets::UTF8_FULL_CONDENSED, ColumnConstraint, ContentArrangement, Table, Width,
 };
+
+use crate::text::printable;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -297,27 +298,6 @@ pub fn cell_text(v: &serde_json::Value) -> String {
     }
 }
 
-/// Escapes control characters (C0, DEL, C1: `\u{1b}`, `\n`…) so that a hostile path cannot move the
-/// cursor, clear the screen or break a table row on a terminal. Text without any is returned as is.
-pub fn printable(s: &str) -> String {
-    escape_controls(s).into_owned()
-}
-
-fn escape_controls(s: &str) -> Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
-
 /// One CSV row (RFC 4180: a field holding a comma or a quote is quoted, inner quotes doubled).
 ///
 /// Control characters are escaped as `printable` does, always (not only when stdout is a
@@ -334,7 +314,7 @@ pub fn write_csv_row<'a>(
             out.write_all(b",")?;
         }
         first = false;
-        let cell = escape_controls(cell);
+        let cell = crate::text::escape_controls(cell);
         if cell.contains([',', '"']) {
             write!(out, "\"{}\"", cell.replace('"', "\"\""))?;
         } else {

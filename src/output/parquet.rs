@@ -18,8 +18,8 @@
 //! fsynced and renamed without replacing anything. Memory is bounded by one row group
 //! ([`ROW_GROUP_ROWS`]) per open file, whatever the segment's size.
 //!
-//! The schema is versioned ([`SCHEMA_VERSION`], in each file's key-value metadata as
-//! `open_forensics.schema_version`) and documented in the README: timestamps are
+//! The schema is versioned ([`PARQUET_SCHEMA_VERSION`], in each file's key-value metadata as
+//! `open_forensics.schema_version`) and documented in `docs/fleet.md`: timestamps are
 //! `TIMESTAMP(NANOS, UTC)`, ids are INT64 (portable: Trino has no unsigned types), strings are
 //! UTF-8 and dictionary-encoded. Bytes that are not UTF-8 keep the project's `_b64` convention:
 //! the text column holds the lossy text, `<column>_b64` the exact bytes (standard base64; null
@@ -44,22 +44,209 @@ use arrow_array::builder::{
 };
 use arrow_array::{ArrayRef, ListArray, RecordBatch, StructArray};
 use arrow_buffer::{NullBuffer, OffsetBuffer};
-use arrow_schema::{DataType, Field, Fields};
+use arrow_schema::{ArrowError, DataType, Field, Fields, Schema, TimeUnit};
 use base64::Engine as _;
 
+use crate::columns::{Column, Type, PARQUET_SCHEMA_VERSION};
 use crate::event::Event;
 use crate::process::Process;
 use crate::store::{Loss, Reader, SegmentData, SegmentInfo, SegmentState, StoredProcess};
-
-/// The Parquet schema's version: bump it (and document the change) whenever a column is added,
-/// removed, renamed or retyped.
-pub const SCHEMA_VERSION: u32 = 1;
 
 /// Rows per record batch handed to the writer.
 const BATCH_ROWS: usize = 8192;
 
 /// Rows per row group: the writer holds one row group per open file in memory.
 pub const ROW_GROUP_ROWS: usize = 128 * 1024;
+
+/// A Parquet table's columns in order, and those never null. Its Arrow schema comes from the
+/// column table: a byte-string column is followed by its `_b64` twin (always nullable).
+struct View {
+    columns: &'static [Column],
+    required: &'static [Column],
+}
+
+const EVENTS: View = View {
+    columns: &[
+        Column::Segment,
+        Column::Seq,
+        Column::Ts,
+        Column::Pid,
+        Column::Tid,
+        Column::Ppid,
+        Column::Uid,
+        Column::Gid,
+        Column::Comm,
+        Column::Syscall,
+        Column::Path,
+        Column::PathSource,
+        Column::PathTruncated,
+        Column::RawPath,
+        Column::Dirfd,
+        Column::Flags,
+        Column::Mode,
+        Column::Ret,
+        Column::ProcStart,
+        Column::ExecTs,
+        Column::Exe,
+        Column::Argv,
+        Column::Cmdline,
+        Column::Euid,
+        Column::Egid,
+        Column::Auid,
+        Column::User,
+        Column::Cgroup,
+        Column::ContainerId,
+        Column::ParentExe,
+        Column::ParentComm,
+        Column::Ancestors,
+        Column::Root,
+    ],
+    required: &[
+        Column::Segment,
+        Column::Seq,
+        Column::Ts,
+        Column::Pid,
+        Column::Tid,
+        Column::Ppid,
+        Column::Uid,
+        Column::Gid,
+        Column::Comm,
+        Column::Syscall,
+        Column::Path,
+        Column::PathSource,
+        Column::PathTruncated,
+        Column::RawPath,
+        Column::Flags,
+        Column::Mode,
+        Column::Ret,
+    ],
+};
+
+const PROCESSES: View = View {
+    columns: &[
+        Column::Segment,
+        Column::Pid,
+        Column::ProcStart,
+        Column::ExecTs,
+        Column::Ppid,
+        Column::ParentStart,
+        Column::Source,
+        Column::Comm,
+        Column::Exe,
+        Column::Argv,
+        Column::Cmdline,
+        Column::ArgsTruncated,
+        Column::Uid,
+        Column::Gid,
+        Column::Euid,
+        Column::Egid,
+        Column::Auid,
+        Column::Sessionid,
+        Column::CgroupId,
+        Column::Cgroup,
+        Column::ContainerId,
+        Column::Pidns,
+        Column::Mntns,
+        Column::Tty,
+        Column::Root,
+        Column::ExitStatus,
+        Column::ExitTs,
+    ],
+    required: &[
+        Column::Segment,
+        Column::Pid,
+        Column::ProcStart,
+        Column::Ppid,
+        Column::Source,
+        Column::Comm,
+        Column::ArgsTruncated,
+        Column::Uid,
+        Column::Gid,
+        Column::Euid,
+        Column::Egid,
+        Column::CgroupId,
+    ],
+};
+
+const LOSSES: View = View {
+    columns: &[
+        Column::Segment,
+        Column::LossStart,
+        Column::LossEnd,
+        Column::LossCount,
+        Column::LossReason,
+    ],
+    required: &[
+        Column::Segment,
+        Column::LossStart,
+        Column::LossEnd,
+        Column::LossCount,
+        Column::LossReason,
+    ],
+};
+
+/// The struct of each element of `ancestors`.
+const ANCESTOR: View = View {
+    columns: &[Column::Pid, Column::Comm, Column::Exe, Column::ProcStart],
+    required: &[Column::Pid, Column::ProcStart],
+};
+
+/// The Arrow type of a column (of its text, for a byte string).
+fn arrow_type(ty: Type) -> DataType {
+    match ty {
+        Type::Int => DataType::Int64,
+        Type::Int32 => DataType::Int32,
+        Type::Bool => DataType::Boolean,
+        Type::Text | Type::Bytes => DataType::Utf8,
+        Type::Time => DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        Type::Args => DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+        Type::Ancestors => DataType::List(Arc::new(Field::new(
+            "item",
+            DataType::Struct(ANCESTOR.fields()),
+            false,
+        ))),
+    }
+}
+
+impl View {
+    fn fields(&self) -> Fields {
+        let mut fields = Vec::new();
+        for &c in self.columns {
+            let ty = arrow_type(c.ty());
+            let nullable = !self.required.contains(&c);
+            fields.push(Field::new(c.name(), ty.clone(), nullable));
+            if matches!(c.ty(), Type::Bytes | Type::Args) {
+                fields.push(Field::new(format!("{}_b64", c.name()), ty, true));
+            }
+        }
+        fields.into()
+    }
+
+    /// The arrays of each column (a byte string's text, then its `_b64`) in the view's order,
+    /// checked against the view's schema.
+    fn arrays(
+        &self,
+        mut arrays: BTreeMap<Column, Vec<ArrayRef>>,
+    ) -> Result<Vec<ArrayRef>, ArrowError> {
+        let mut out = Vec::new();
+        for c in self.columns {
+            let a = arrays.remove(c).ok_or_else(|| {
+                ArrowError::SchemaError(format!("no values for column {}", c.name()))
+            })?;
+            out.extend(a);
+        }
+        Ok(out)
+    }
+
+    fn batch(&self, arrays: BTreeMap<Column, Vec<ArrayRef>>) -> Result<RecordBatch, ArrowError> {
+        let arrays = self.arrays(arrays)?;
+        RecordBatch::try_new(Arc::new(Schema::new(self.fields())), arrays)
+    }
+}
+
+fn one(array: ArrayRef) -> Vec<ArrayRef> {
+    vec![array]
+}
 
 /// What one export did.
 #[derive(Debug, Default, Clone)]
@@ -184,9 +371,9 @@ impl BytesCol {
         }
     }
 
-    fn finish(&mut self, name: &str, cols: &mut Vec<(String, ArrayRef)>) {
-        cols.push((name.to_owned(), Arc::new(self.text.finish())));
-        cols.push((format!("{name}_b64"), Arc::new(self.b64.finish())));
+    /// The text, then the `_b64` twin.
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![Arc::new(self.text.finish()), Arc::new(self.b64.finish())]
     }
 }
 
@@ -225,9 +412,9 @@ impl ArgvCol {
         }
     }
 
-    fn finish(&mut self, cols: &mut Vec<(String, ArrayRef)>) {
-        cols.push(("argv".to_owned(), Arc::new(self.text.finish())));
-        cols.push(("argv_b64".to_owned(), Arc::new(self.b64.finish())));
+    /// The texts, then the `_b64` twin.
+    fn finish(&mut self) -> Vec<ArrayRef> {
+        vec![Arc::new(self.text.finish()), Arc::new(self.b64.finish())]
     }
 }
 
@@ -275,27 +462,24 @@ impl AncestorsCol {
         self.valid.push(true);
     }
 
-    fn finish(
-        &mut self,
-        cols: &mut Vec<(String, ArrayRef)>,
-    ) -> Result<(), arrow_schema::ArrowError> {
-        let mut parts = Vec::new();
-        parts.push(("pid".to_owned(), Arc::new(self.pid.finish()) as ArrayRef));
-        self.comm.finish("comm", &mut parts);
-        self.exe.finish("exe", &mut parts);
-        parts.push(("proc_start".to_owned(), Arc::new(self.start.finish())));
-        let fields: Fields = parts
-            .iter()
-            .map(|(n, a)| Field::new(n, a.data_type().clone(), n != "pid" && n != "proc_start"))
-            .collect();
-        let arrays: Vec<ArrayRef> = parts.into_iter().map(|(_, a)| a).collect();
-        let values = StructArray::try_new(fields.clone(), arrays, None)?;
+    fn finish(&mut self) -> Result<ArrayRef, ArrowError> {
+        let parts = BTreeMap::from([
+            (Column::Pid, one(Arc::new(self.pid.finish()))),
+            (Column::Comm, self.comm.finish()),
+            (Column::Exe, self.exe.finish()),
+            (Column::ProcStart, one(Arc::new(self.start.finish()))),
+        ]);
+        let fields = ANCESTOR.fields();
+        let values = StructArray::try_new(fields.clone(), ANCESTOR.arrays(parts)?, None)?;
         let item = Arc::new(Field::new("item", DataType::Struct(fields), false));
         let offsets = OffsetBuffer::from_lengths(std::mem::take(&mut self.lengths));
         let nulls = NullBuffer::from(std::mem::take(&mut self.valid));
-        let list = ListArray::try_new(item, offsets, Arc::new(values), Some(nulls))?;
-        cols.push(("ancestors".to_owned(), Arc::new(list)));
-        Ok(())
+        Ok(Arc::new(ListArray::try_new(
+            item,
+            offsets,
+            Arc::new(values),
+            Some(nulls),
+        )?))
     }
 }
 
@@ -303,7 +487,7 @@ fn opt_i64(b: &mut Int64Builder, v: Option<impl Into<i64>>) {
     b.append_option(v.map(Into::into));
 }
 
-/// Columns of `events` (see the README's schema table).
+/// The builders of [`EVENTS`]' columns.
 struct EventCols {
     segment: StringBuilder,
     seq: Int64Builder,
@@ -429,85 +613,51 @@ impl EventCols {
         self.rows += 1;
     }
 
-    fn batch(&mut self) -> Result<RecordBatch, arrow_schema::ArrowError> {
-        let mut c: Vec<(String, ArrayRef)> = vec![
-            ("segment".into(), Arc::new(self.segment.finish())),
-            ("seq".into(), Arc::new(self.seq.finish())),
-            ("ts".into(), Arc::new(self.ts.finish())),
-            ("pid".into(), Arc::new(self.pid.finish())),
-            ("tid".into(), Arc::new(self.tid.finish())),
-            ("ppid".into(), Arc::new(self.ppid.finish())),
-            ("uid".into(), Arc::new(self.uid.finish())),
-            ("gid".into(), Arc::new(self.gid.finish())),
-        ];
-        self.comm.finish("comm", &mut c);
-        c.push(("syscall".into(), Arc::new(self.syscall.finish())));
-        self.path.finish("path", &mut c);
-        c.push(("path_source".into(), Arc::new(self.path_source.finish())));
-        c.push((
-            "path_truncated".into(),
-            Arc::new(self.path_truncated.finish()),
-        ));
-        self.raw_path.finish("raw_path", &mut c);
-        c.push(("dirfd".into(), Arc::new(self.dirfd.finish())));
-        c.push(("flags".into(), Arc::new(self.flags.finish())));
-        c.push(("mode".into(), Arc::new(self.mode.finish())));
-        c.push(("ret".into(), Arc::new(self.ret.finish())));
-        c.push(("proc_start".into(), Arc::new(self.proc_start.finish())));
-        c.push(("exec_ts".into(), Arc::new(self.exec_ts.finish())));
-        self.exe.finish("exe", &mut c);
-        self.argv.finish(&mut c);
-        self.cmdline.finish("cmdline", &mut c);
-        c.push(("euid".into(), Arc::new(self.euid.finish())));
-        c.push(("egid".into(), Arc::new(self.egid.finish())));
-        c.push(("auid".into(), Arc::new(self.auid.finish())));
-        self.user.finish("user", &mut c);
-        self.cgroup.finish("cgroup", &mut c);
-        self.container_id.finish("container_id", &mut c);
-        self.parent_exe.finish("parent_exe", &mut c);
-        self.parent_comm.finish("parent_comm", &mut c);
-        self.ancestors.finish(&mut c)?;
-        self.root.finish("root", &mut c);
+    fn batch(&mut self) -> Result<RecordBatch, ArrowError> {
+        let arrays = BTreeMap::from([
+            (Column::Segment, one(Arc::new(self.segment.finish()))),
+            (Column::Seq, one(Arc::new(self.seq.finish()))),
+            (Column::Ts, one(Arc::new(self.ts.finish()))),
+            (Column::Pid, one(Arc::new(self.pid.finish()))),
+            (Column::Tid, one(Arc::new(self.tid.finish()))),
+            (Column::Ppid, one(Arc::new(self.ppid.finish()))),
+            (Column::Uid, one(Arc::new(self.uid.finish()))),
+            (Column::Gid, one(Arc::new(self.gid.finish()))),
+            (Column::Comm, self.comm.finish()),
+            (Column::Syscall, one(Arc::new(self.syscall.finish()))),
+            (Column::Path, self.path.finish()),
+            (Column::PathSource, one(Arc::new(self.path_source.finish()))),
+            (
+                Column::PathTruncated,
+                one(Arc::new(self.path_truncated.finish())),
+            ),
+            (Column::RawPath, self.raw_path.finish()),
+            (Column::Dirfd, one(Arc::new(self.dirfd.finish()))),
+            (Column::Flags, one(Arc::new(self.flags.finish()))),
+            (Column::Mode, one(Arc::new(self.mode.finish()))),
+            (Column::Ret, one(Arc::new(self.ret.finish()))),
+            (Column::ProcStart, one(Arc::new(self.proc_start.finish()))),
+            (Column::ExecTs, one(Arc::new(self.exec_ts.finish()))),
+            (Column::Exe, self.exe.finish()),
+            (Column::Argv, self.argv.finish()),
+            (Column::Cmdline, self.cmdline.finish()),
+            (Column::Euid, one(Arc::new(self.euid.finish()))),
+            (Column::Egid, one(Arc::new(self.egid.finish()))),
+            (Column::Auid, one(Arc::new(self.auid.finish()))),
+            (Column::User, self.user.finish()),
+            (Column::Cgroup, self.cgroup.finish()),
+            (Column::ContainerId, self.container_id.finish()),
+            (Column::ParentExe, self.parent_exe.finish()),
+            (Column::ParentComm, self.parent_comm.finish()),
+            (Column::Ancestors, one(self.ancestors.finish()?)),
+            (Column::Root, self.root.finish()),
+        ]);
         self.rows = 0;
-        batch_of(c, EVENT_REQUIRED)
+        EVENTS.batch(arrays)
     }
 }
 
-/// Columns that are never null (every other column may be).
-const EVENT_REQUIRED: &[&str] = &[
-    "segment",
-    "seq",
-    "ts",
-    "pid",
-    "tid",
-    "ppid",
-    "uid",
-    "gid",
-    "comm",
-    "syscall",
-    "path",
-    "path_source",
-    "path_truncated",
-    "raw_path",
-    "flags",
-    "mode",
-    "ret",
-];
-
-fn batch_of(
-    cols: Vec<(String, ArrayRef)>,
-    required: &[&str],
-) -> Result<RecordBatch, arrow_schema::ArrowError> {
-    RecordBatch::try_from_iter_with_nullable(cols.into_iter().map(|(n, a)| {
-        let nullable = !required.contains(&n.as_str());
-        (n, a, nullable)
-    }))
-}
-
-fn process_batch(
-    segment: &str,
-    procs: &[StoredProcess],
-) -> Result<RecordBatch, arrow_schema::ArrowError> {
+fn process_batch(segment: &str, procs: &[StoredProcess]) -> Result<RecordBatch, ArrowError> {
     let mut seg = StringBuilder::new();
     let (mut pid, mut ppid, mut uid, mut gid, mut euid, mut egid) = (
         Int64Builder::new(),
@@ -571,59 +721,41 @@ fn process_batch(
         exit_status.append_option(sp.exit.map(|(s, _)| s));
         exit_ts.append_option(sp.exit.map(|(_, t)| t));
     }
-    let mut c: Vec<(String, ArrayRef)> = vec![
-        ("segment".into(), Arc::new(seg.finish())),
-        ("pid".into(), Arc::new(pid.finish())),
-        ("proc_start".into(), Arc::new(start.finish())),
-        ("exec_ts".into(), Arc::new(exec_ts.finish())),
-        ("ppid".into(), Arc::new(ppid.finish())),
-        ("parent_start".into(), Arc::new(parent_start.finish())),
-        ("source".into(), Arc::new(source.finish())),
-    ];
-    comm.finish("comm", &mut c);
-    exe.finish("exe", &mut c);
-    argv.finish(&mut c);
-    cmdline.finish("cmdline", &mut c);
-    c.push(("args_truncated".into(), Arc::new(args_truncated.finish())));
-    for (n, b) in [
-        ("uid", &mut uid),
-        ("gid", &mut gid),
-        ("euid", &mut euid),
-        ("egid", &mut egid),
-        ("auid", &mut auid),
-        ("sessionid", &mut sessionid),
-        ("cgroup_id", &mut cgroup_id),
-    ] {
-        c.push((n.into(), Arc::new(b.finish())));
-    }
-    cgroup.finish("cgroup", &mut c);
-    container.finish("container_id", &mut c);
-    c.push(("pidns".into(), Arc::new(pidns.finish())));
-    c.push(("mntns".into(), Arc::new(mntns.finish())));
-    tty.finish("tty", &mut c);
-    root.finish("root", &mut c);
-    c.push(("exit_status".into(), Arc::new(exit_status.finish())));
-    c.push(("exit_ts".into(), Arc::new(exit_ts.finish())));
-    batch_of(
-        c,
-        &[
-            "segment",
-            "pid",
-            "proc_start",
-            "ppid",
-            "source",
-            "comm",
-            "args_truncated",
-            "uid",
-            "gid",
-            "euid",
-            "egid",
-            "cgroup_id",
-        ],
-    )
+    PROCESSES.batch(BTreeMap::from([
+        (Column::Segment, one(Arc::new(seg.finish()))),
+        (Column::Pid, one(Arc::new(pid.finish()))),
+        (Column::ProcStart, one(Arc::new(start.finish()))),
+        (Column::ExecTs, one(Arc::new(exec_ts.finish()))),
+        (Column::Ppid, one(Arc::new(ppid.finish()))),
+        (Column::ParentStart, one(Arc::new(parent_start.finish()))),
+        (Column::Source, one(Arc::new(source.finish()))),
+        (Column::Comm, comm.finish()),
+        (Column::Exe, exe.finish()),
+        (Column::Argv, argv.finish()),
+        (Column::Cmdline, cmdline.finish()),
+        (
+            Column::ArgsTruncated,
+            one(Arc::new(args_truncated.finish())),
+        ),
+        (Column::Uid, one(Arc::new(uid.finish()))),
+        (Column::Gid, one(Arc::new(gid.finish()))),
+        (Column::Euid, one(Arc::new(euid.finish()))),
+        (Column::Egid, one(Arc::new(egid.finish()))),
+        (Column::Auid, one(Arc::new(auid.finish()))),
+        (Column::Sessionid, one(Arc::new(sessionid.finish()))),
+        (Column::CgroupId, one(Arc::new(cgroup_id.finish()))),
+        (Column::Cgroup, cgroup.finish()),
+        (Column::ContainerId, container.finish()),
+        (Column::Pidns, one(Arc::new(pidns.finish()))),
+        (Column::Mntns, one(Arc::new(mntns.finish()))),
+        (Column::Tty, tty.finish()),
+        (Column::Root, root.finish()),
+        (Column::ExitStatus, one(Arc::new(exit_status.finish()))),
+        (Column::ExitTs, one(Arc::new(exit_ts.finish()))),
+    ]))
 }
 
-fn loss_batch(segment: &str, losses: &[Loss]) -> Result<RecordBatch, arrow_schema::ArrowError> {
+fn loss_batch(segment: &str, losses: &[Loss]) -> Result<RecordBatch, ArrowError> {
     let mut seg = StringBuilder::new();
     let (mut start, mut end) = (ts_builder(), ts_builder());
     let mut count = Int64Builder::new();
@@ -635,16 +767,13 @@ fn loss_batch(segment: &str, losses: &[Loss]) -> Result<RecordBatch, arrow_schem
         count.append_value(i64::try_from(l.count).unwrap_or(i64::MAX));
         reason.append_value(&l.reason);
     }
-    batch_of(
-        vec![
-            ("segment".into(), Arc::new(seg.finish())),
-            ("start".into(), Arc::new(start.finish())),
-            ("end".into(), Arc::new(end.finish())),
-            ("count".into(), Arc::new(count.finish())),
-            ("reason".into(), Arc::new(reason.finish())),
-        ],
-        &["segment", "start", "end", "count", "reason"],
-    )
+    LOSSES.batch(BTreeMap::from([
+        (Column::Segment, one(Arc::new(seg.finish()))),
+        (Column::LossStart, one(Arc::new(start.finish()))),
+        (Column::LossEnd, one(Arc::new(end.finish()))),
+        (Column::LossCount, one(Arc::new(count.finish()))),
+        (Column::LossReason, one(Arc::new(reason.finish()))),
+    ]))
 }
 
 /// Export failures: I/O on the output directory, or a segment that could not be read.
@@ -720,7 +849,7 @@ impl PendingFile {
             .map_err(io_err(&tmp))?;
         let mut kv = vec![KeyValue::new(
             "open_forensics.schema_version".to_owned(),
-            SCHEMA_VERSION.to_string(),
+            PARQUET_SCHEMA_VERSION.to_string(),
         )];
         for (k, v) in meta {
             kv.push(KeyValue::new(format!("open_forensics.{k}"), v.clone()));
@@ -731,8 +860,8 @@ impl PendingFile {
         })?;
         let mut props = WriterProperties::builder();
         // Times and positions grow steadily: their deltas pack into a few bits (a dictionary of
-        // unique values does not): 8.2 → 1.4 bytes/event for both on the fleet bench.
-        for col in ["ts", "seq"] {
+        // unique values does not; the fleet bench measures it: docs/benchmarks.md).
+        for col in [Column::Ts, Column::Seq].map(Column::name) {
             props = props
                 .set_column_dictionary_enabled(ColumnPath::from(col), false)
                 .set_column_encoding(ColumnPath::from(col), Encoding::DELTA_BINARY_PACKED);
@@ -932,6 +1061,37 @@ mod tests {
         assert_eq!(hive_escape("_x=y"), "%5Fx%3Dy");
         assert_eq!(hive_escape(""), "__HIVE_DEFAULT_PARTITION__");
         assert_eq!(hive_escape("é"), "%C3%A9");
+    }
+
+    /// Each view names a column once, and only its own columns as required.
+    #[test]
+    fn views_are_well_formed() {
+        for v in [&EVENTS, &PROCESSES, &LOSSES, &ANCESTOR] {
+            let mut seen = std::collections::HashSet::new();
+            assert!(v.columns.iter().all(|c| seen.insert(c)), "{:?}", v.columns);
+            assert!(v.required.iter().all(|c| v.columns.contains(c)));
+        }
+    }
+
+    /// The builders make what the column table says (a mismatch fails `RecordBatch::try_new`).
+    #[test]
+    fn batches_match_the_column_table() {
+        let events = EventCols::new().batch().unwrap();
+        assert_eq!(events.schema().fields(), &EVENTS.fields());
+        assert!(events
+            .schema()
+            .field_with_name("comm_b64")
+            .unwrap()
+            .is_nullable());
+        assert!(!events
+            .schema()
+            .field_with_name("comm")
+            .unwrap()
+            .is_nullable());
+        let procs = process_batch("s", &[]).unwrap();
+        assert_eq!(procs.schema().fields(), &PROCESSES.fields());
+        let losses = loss_batch("s", &[]).unwrap();
+        assert_eq!(losses.schema().fields(), &LOSSES.fields());
     }
 
     #[test]

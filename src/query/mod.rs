@@ -37,6 +37,7 @@
 //! the range (read from the segments whose metadata counts losses): when it is not empty the
 //! answer is incomplete, and the CLI says so on stderr.
 
+pub mod replay;
 mod vtab;
 
 use std::sync::Arc;

@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::ffi::{c_int, CStr};
+use std::ffi::{c_int, CStr, CString};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
@@ -23,10 +23,14 @@ use rusqlite::vtab::{
 };
 use rusqlite::{ffi, Connection};
 
-use crate::event::{format_ts, Event, Str};
+use crate::bytes::Str;
+use crate::columns::{Column, Type};
+use crate::errno;
+use crate::event::Event;
 use crate::process::Process;
-use crate::rules::{access_names, errno};
+use crate::rules::access_names;
 use crate::store::{Reader, ScanStats, SegmentData, StoreError, TimeRange};
+use crate::timespec::format_ts;
 
 /// What every cursor of one query shares: the store, the range, and what the reading saw.
 pub(crate) struct Shared {
@@ -82,31 +86,59 @@ impl Shared {
 
 /// Registers `events` and `processes` on `conn`.
 pub(crate) fn register(conn: &Connection, shared: Arc<Shared>) -> rusqlite::Result<()> {
-    const EVENTS: Module<EventsTab> = Module::eponymous_only_module();
-    const PROCESSES: Module<ProcessesTab> = Module::eponymous_only_module();
+    const EVENTS: Module<Tab<EventsTable>> = Module::eponymous_only_module();
+    const PROCESSES: Module<Tab<ProcessesTable>> = Module::eponymous_only_module();
     conn.create_module(c"events", &EVENTS, Some(shared.clone()))?;
     conn.create_module(c"processes", &PROCESSES, Some(shared))
 }
 
-/// The columns of `events`, in order (documented in the module documentation of `query`).
-const EVENT_SCHEMA: &CStr = c"CREATE TABLE x(seq INTEGER, ts TEXT, ts_ns INTEGER, pid INTEGER, \
-    tid INTEGER, ppid INTEGER, uid INTEGER, gid INTEGER, comm TEXT, syscall TEXT, path TEXT, \
-    raw_path TEXT, path_source TEXT, path_truncated INTEGER, dirfd INTEGER, flags INTEGER, \
-    mode INTEGER, ret INTEGER, errno TEXT, result TEXT, access TEXT, image TEXT, \
-    proc_start_ns INTEGER, exe TEXT, cmdline TEXT, parent_exe TEXT, container_id TEXT, user TEXT, \
-    euid INTEGER, egid INTEGER, auid INTEGER)";
-const TS_NS: c_int = 2;
+/// What tells one virtual table from the other; the rest is one definition ([`Tab`]).
+trait Table: Sized + 'static {
+    const NAME: &'static str;
+    /// The columns, in order (documented in the module documentation of `query`).
+    const COLUMNS: &'static [Column];
+    type Cursor: VTabCursor;
+    fn best_index(shared: &Shared, info: &mut IndexInfo) -> rusqlite::Result<bool>;
+    fn open(shared: &Arc<Shared>) -> Self::Cursor;
+
+    /// The column SQLite means by index `i` (a negative one is the rowid).
+    fn column(i: c_int) -> Option<Column> {
+        usize::try_from(i)
+            .ok()
+            .and_then(|n| Self::COLUMNS.get(n))
+            .copied()
+    }
+}
+
+/// The SQL type a column is declared with.
+fn sql_type(ty: Type) -> &'static str {
+    match ty {
+        Type::Int | Type::Int32 | Type::Bool => "INTEGER",
+        Type::Text | Type::Bytes | Type::Time | Type::Args | Type::Ancestors => "TEXT",
+    }
+}
+
+/// The `CREATE TABLE` statement SQLite learns a table's columns from.
+fn declaration(columns: &[Column]) -> rusqlite::Result<CString> {
+    let cols: Vec<String> = columns
+        .iter()
+        .map(|c| format!("{} {}", c.name(), sql_type(c.ty())))
+        .collect();
+    CString::new(format!("CREATE TABLE x({})", cols.join(", ")))
+        .map_err(|e| rusqlite::Error::ModuleError(e.to_string()))
+}
 
 #[repr(C)]
-struct EventsTab {
+struct Tab<T> {
     base: ffi::sqlite3_vtab,
     shared: Arc<Shared>,
+    _table: PhantomData<T>,
 }
 
 // SAFETY: `base` is the first field (repr(C)), as SQLite's vtab "subclassing" requires.
-unsafe impl<'vtab> VTab<'vtab> for EventsTab {
+unsafe impl<T: Table> VTab<'_> for Tab<T> {
     type Aux = Arc<Shared>;
-    type Cursor = EventsCursor<'vtab>;
+    type Cursor = T::Cursor;
 
     fn connect(
         _: &mut VTabConnection,
@@ -118,22 +150,71 @@ unsafe impl<'vtab> VTab<'vtab> for EventsTab {
     ) -> rusqlite::Result<(Cow<'static, CStr>, Self)> {
         let shared = aux
             .cloned()
-            .ok_or_else(|| rusqlite::Error::ModuleError("events: no store".into()))?;
+            .ok_or_else(|| rusqlite::Error::ModuleError(format!("{}: no store", T::NAME)))?;
         Ok((
-            Cow::Borrowed(EVENT_SCHEMA),
-            EventsTab {
+            Cow::Owned(declaration(T::COLUMNS)?),
+            Tab {
                 base: ffi::sqlite3_vtab::default(),
                 shared,
+                _table: PhantomData,
             },
         ))
     }
 
     fn best_index(&self, info: &mut IndexInfo) -> rusqlite::Result<bool> {
+        T::best_index(&self.shared, info)
+    }
+
+    fn open(&mut self) -> rusqlite::Result<T::Cursor> {
+        Ok(T::open(&self.shared))
+    }
+}
+
+struct EventsTable;
+
+impl Table for EventsTable {
+    const NAME: &'static str = "events";
+    const COLUMNS: &'static [Column] = &[
+        Column::Seq,
+        Column::Ts,
+        Column::TsNs,
+        Column::Pid,
+        Column::Tid,
+        Column::Ppid,
+        Column::Uid,
+        Column::Gid,
+        Column::Comm,
+        Column::Syscall,
+        Column::Path,
+        Column::RawPath,
+        Column::PathSource,
+        Column::PathTruncated,
+        Column::Dirfd,
+        Column::Flags,
+        Column::Mode,
+        Column::Ret,
+        Column::Errno,
+        Column::Result,
+        Column::Access,
+        Column::Image,
+        Column::ProcStartNs,
+        Column::Exe,
+        Column::Cmdline,
+        Column::ParentExe,
+        Column::ContainerId,
+        Column::User,
+        Column::Euid,
+        Column::Egid,
+        Column::Auid,
+    ];
+    type Cursor = EventsCursor;
+
+    fn best_index(shared: &Shared, info: &mut IndexInfo) -> rusqlite::Result<bool> {
         // idx_str: one letter per argument, the operator of a ts_ns bound.
         let mut ops = String::new();
         let mut used = Vec::new();
         for (i, c) in info.constraints().enumerate() {
-            if c.column() != TS_NS || !c.is_usable() {
+            if Self::column(c.column()) != Some(Column::TsNs) || !c.is_usable() {
                 continue;
             }
             let op = match c.operator() {
@@ -153,8 +234,7 @@ unsafe impl<'vtab> VTab<'vtab> for EventsTab {
             // SQLite checks each row again: a bound narrows the reading, never the answer.
             u.set_omit(false);
         }
-        let rows = self
-            .shared
+        let rows = shared
             .reader
             .segments()
             .iter()
@@ -169,10 +249,10 @@ unsafe impl<'vtab> VTab<'vtab> for EventsTab {
         Ok(true)
     }
 
-    fn open(&'vtab mut self) -> rusqlite::Result<EventsCursor<'vtab>> {
-        Ok(EventsCursor {
+    fn open(shared: &Arc<Shared>) -> EventsCursor {
+        EventsCursor {
             base: ffi::sqlite3_vtab_cursor::default(),
-            shared: self.shared.clone(),
+            shared: shared.clone(),
             window: TimeRange::default(),
             segments: Vec::new(),
             next_segment: 0,
@@ -182,8 +262,7 @@ unsafe impl<'vtab> VTab<'vtab> for EventsTab {
             buf: Vec::new(),
             pos: 0,
             seen: 0,
-            _tab: PhantomData,
-        })
+        }
     }
 }
 
@@ -217,7 +296,7 @@ fn narrow(range: TimeRange, ops: &str, args: &Filters<'_>) -> rusqlite::Result<T
 
 /// One block's worth of decoded events (what a cursor holds: never more than a block).
 #[repr(C)]
-struct EventsCursor<'vtab> {
+struct EventsCursor {
     base: ffi::sqlite3_vtab_cursor,
     shared: Arc<Shared>,
     window: TimeRange,
@@ -232,10 +311,9 @@ struct EventsCursor<'vtab> {
     buf: Vec<(i64, Event)>,
     pos: usize,
     seen: u64,
-    _tab: PhantomData<&'vtab EventsTab>,
 }
 
-impl EventsCursor<'_> {
+impl EventsCursor {
     /// Moves to the next event, reading further blocks and segments as needed.
     fn advance(&mut self) {
         self.pos += 1;
@@ -334,7 +412,7 @@ fn block_spans(seg: &SegmentData, window: &TimeRange) -> crate::store::Result<Ve
 }
 
 // SAFETY: `base` is the first field (repr(C)).
-unsafe impl VTabCursor for EventsCursor<'_> {
+unsafe impl VTabCursor for EventsCursor {
     fn filter(
         &mut self,
         _idx_num: c_int,
@@ -378,43 +456,47 @@ unsafe impl VTabCursor for EventsCursor<'_> {
     fn column(&self, ctx: &mut Context, i: c_int) -> rusqlite::Result<()> {
         let (seq, e) = &self.buf[self.pos];
         let p = e.process.as_deref();
-        match i {
-            0 => ctx.set_result(seq),
-            1 => ctx.set_result(format_ts(e.ts_ns)),
-            2 => ctx.set_result(e.ts_ns),
-            3 => ctx.set_result(e.pid),
-            4 => ctx.set_result(e.tid),
-            5 => ctx.set_result(e.ppid),
-            6 => ctx.set_result(e.uid),
-            7 => ctx.set_result(e.gid),
+        match EventsTable::column(i) {
+            Some(Column::Seq) => ctx.set_result(seq),
+            Some(Column::Ts) => ctx.set_result(format_ts(e.ts_ns)),
+            Some(Column::TsNs) => ctx.set_result(e.ts_ns),
+            Some(Column::Pid) => ctx.set_result(e.pid),
+            Some(Column::Tid) => ctx.set_result(e.tid),
+            Some(Column::Ppid) => ctx.set_result(e.ppid),
+            Some(Column::Uid) => ctx.set_result(e.uid),
+            Some(Column::Gid) => ctx.set_result(e.gid),
             // Valid UTF-8 (nearly every path) is passed without a copy of our own.
-            8 => ctx.set_result(e.comm.lossy()),
-            9 => ctx.set_result(e.syscall.as_str()),
-            10 => ctx.set_result(e.path.lossy()),
-            11 => ctx.set_result(e.raw_path.lossy()),
-            12 => ctx.set_result(e.path_source.as_str()),
-            13 => ctx.set_result(e.path_truncated),
-            14 => ctx.set_result(e.dirfd),
+            Some(Column::Comm) => ctx.set_result(e.comm.lossy()),
+            Some(Column::Syscall) => ctx.set_result(e.syscall.as_str()),
+            Some(Column::Path) => ctx.set_result(e.path.lossy()),
+            Some(Column::RawPath) => ctx.set_result(e.raw_path.lossy()),
+            Some(Column::PathSource) => ctx.set_result(e.path_source.as_str()),
+            Some(Column::PathTruncated) => ctx.set_result(e.path_truncated),
+            Some(Column::Dirfd) => ctx.set_result(e.dirfd),
             // Flags are at most 32 bits wide in the kernel; SQLite integers are signed 64.
-            15 => ctx.set_result(e.flags as i64),
-            16 => ctx.set_result(e.mode),
-            17 => ctx.set_result(e.ret),
-            18 => ctx.set_result(errno::name_of_ret(e.ret)),
-            19 => ctx.set_result(result_of(e.ret)),
-            20 => ctx.set_result(access_names(e)),
-            21 => ctx.set_result(p.map(Process::image_key)),
-            22 => ctx.set_result(p.map(|p| p.start_ns)),
-            23 => ctx.set_result(p.and_then(|p| p.exe.as_ref()).map(Str::lossy)),
-            24 => ctx.set_result(p.map(|p| String::from_utf8_lossy(&p.cmdline()).into_owned())),
-            25 => ctx.set_result(
+            Some(Column::Flags) => ctx.set_result(e.flags as i64),
+            Some(Column::Mode) => ctx.set_result(e.mode),
+            Some(Column::Ret) => ctx.set_result(e.ret),
+            Some(Column::Errno) => ctx.set_result(errno::name_of_ret(e.ret)),
+            Some(Column::Result) => ctx.set_result(result_of(e.ret)),
+            Some(Column::Access) => ctx.set_result(access_names(e)),
+            Some(Column::Image) => ctx.set_result(p.map(Process::image_key)),
+            Some(Column::ProcStartNs) => ctx.set_result(p.map(|p| p.start_ns)),
+            Some(Column::Exe) => ctx.set_result(p.and_then(|p| p.exe.as_ref()).map(Str::lossy)),
+            Some(Column::Cmdline) => {
+                ctx.set_result(p.map(|p| String::from_utf8_lossy(&p.cmdline()).into_owned()))
+            }
+            Some(Column::ParentExe) => ctx.set_result(
                 p.and_then(|p| p.parent.as_ref()?.exe.as_ref())
                     .map(Str::lossy),
             ),
-            26 => ctx.set_result(p.and_then(|p| p.container_id.as_ref()).map(Str::lossy)),
-            27 => ctx.set_result(e.user.as_ref().map(Str::lossy)),
-            28 => ctx.set_result(e.euid),
-            29 => ctx.set_result(e.egid),
-            30 => ctx.set_result(p.and_then(|p| p.auid)),
+            Some(Column::ContainerId) => {
+                ctx.set_result(p.and_then(|p| p.container_id.as_ref()).map(Str::lossy))
+            }
+            Some(Column::User) => ctx.set_result(e.user.as_ref().map(Str::lossy)),
+            Some(Column::Euid) => ctx.set_result(e.euid),
+            Some(Column::Egid) => ctx.set_result(e.egid),
+            Some(Column::Auid) => ctx.set_result(p.and_then(|p| p.auid)),
             _ => ctx.set_result(None::<i64>),
         }
     }
@@ -424,7 +506,7 @@ unsafe impl VTabCursor for EventsCursor<'_> {
     }
 }
 
-impl EventsCursor<'_> {
+impl EventsCursor {
     fn tick(&mut self) {
         self.seen += 1;
         if self.seen % super::PROGRESS_EVERY == 0 {
@@ -442,14 +524,10 @@ fn result_of(ret: i64) -> String {
     }
 }
 
-const PROCESS_SCHEMA: &CStr = c"CREATE TABLE x(image TEXT, pid INTEGER, start TEXT, \
-    start_ns INTEGER, exec TEXT, ppid INTEGER, parent_image TEXT, parent_exe TEXT, \
-    parent_comm TEXT, comm TEXT, exe TEXT, cmdline TEXT, argv TEXT, uid INTEGER, gid INTEGER, \
-    euid INTEGER, egid INTEGER, auid INTEGER, sessionid INTEGER, user TEXT, cgroup TEXT, \
-    container_id TEXT, tty TEXT, pidns INTEGER, mntns INTEGER, source TEXT, exit_code INTEGER, \
-    exit_signal INTEGER, exit TEXT, root TEXT)";
+struct ProcessesTable;
+
 /// exit_code, exit_signal, exit: filled from whichever segment saw the exit.
-const EXIT_COLUMNS: [usize; 3] = [26, 27, 28];
+const EXIT_COLUMNS: [Column; 3] = [Column::ExitCode, Column::ExitSignal, Column::Exit];
 
 /// The process images of the range, in first-seen order, with an index by image.
 struct ProcessRows {
@@ -476,20 +554,18 @@ fn load_processes(shared: &Shared) -> ProcessRows {
         };
         for sp in procs {
             let row = process_row(&sp, &users);
-            let Value::Text(image) = &row[0] else {
-                continue;
-            };
-            match out.by_image.get(image) {
+            let image = sp.process.image_key();
+            match out.by_image.get(&image) {
                 Some(&i) => {
                     let old = &mut out.rows[i];
-                    for c in EXIT_COLUMNS {
-                        if old[c] == Value::Null {
-                            old[c] = row[c].clone();
+                    for (n, c) in ProcessesTable::COLUMNS.iter().enumerate() {
+                        if EXIT_COLUMNS.contains(c) && old[n] == Value::Null {
+                            old[n] = row[n].clone();
                         }
                     }
                 }
                 None => {
-                    out.by_image.insert(image.clone(), out.rows.len());
+                    out.by_image.insert(image, out.rows.len());
                     out.rows.push(row);
                 }
             }
@@ -512,78 +588,85 @@ fn process_row(sp: &crate::store::StoredProcess, users: &HashMap<u32, Str>) -> V
         .map(|a| String::from_utf8_lossy(a).into_owned())
         .collect();
     let parent = p.parent.as_deref();
-    vec![
-        text(p.image_key()),
-        int(p.pid.into()),
-        text(format_ts(p.start_ns)),
-        int(p.start_ns),
-        opt_text(p.exec_ns.map(format_ts)),
-        int(p.ppid.into()),
-        opt_text(parent.map(Process::image_key)),
-        opt_text(parent.and_then(|q| lossy(&q.exe))),
-        opt_text(parent.map(|q| q.comm.lossy().into_owned())),
-        text(p.comm.lossy().into_owned()),
-        opt_text(lossy(&p.exe)),
-        opt_text(p.argv.as_ref().map(|_| args.join(" "))),
-        opt_text(
+    let value = |c: &Column| match c {
+        Column::Image => text(p.image_key()),
+        Column::Pid => int(p.pid.into()),
+        Column::Start => text(format_ts(p.start_ns)),
+        Column::StartNs => int(p.start_ns),
+        Column::Exec => opt_text(p.exec_ns.map(format_ts)),
+        Column::Ppid => int(p.ppid.into()),
+        Column::ParentImage => opt_text(parent.map(Process::image_key)),
+        Column::ParentExe => opt_text(parent.and_then(|q| lossy(&q.exe))),
+        Column::ParentComm => opt_text(parent.map(|q| q.comm.lossy().into_owned())),
+        Column::Comm => text(p.comm.lossy().into_owned()),
+        Column::Exe => opt_text(lossy(&p.exe)),
+        Column::Cmdline => opt_text(p.argv.as_ref().map(|_| args.join(" "))),
+        Column::Argv => opt_text(
             p.argv
                 .as_ref()
                 .map(|_| serde_json::Value::from(args.clone()).to_string()),
         ),
-        int(p.uid.into()),
-        int(p.gid.into()),
-        int(p.euid.into()),
-        int(p.egid.into()),
-        opt_int(p.auid.map(i64::from)),
-        opt_int(p.sessionid.map(i64::from)),
-        opt_text(users.get(&p.uid).map(|u| u.lossy().into_owned())),
-        opt_text(lossy(&p.cgroup)),
-        opt_text(lossy(&p.container_id)),
-        opt_text(lossy(&p.tty)),
-        opt_int(p.pidns.map(i64::from)),
-        opt_int(p.mntns.map(i64::from)),
-        text(p.source.as_str().to_owned()),
-        opt_int(sp.exit.map(|(status, _)| i64::from((status >> 8) & 0xff))),
-        opt_int(sp.exit.map(|(status, _)| i64::from(status & 0x7f))),
-        opt_text(sp.exit.map(|(_, ts)| format_ts(ts))),
-        opt_text(lossy(&p.root)),
-    ]
+        Column::Uid => int(p.uid.into()),
+        Column::Gid => int(p.gid.into()),
+        Column::Euid => int(p.euid.into()),
+        Column::Egid => int(p.egid.into()),
+        Column::Auid => opt_int(p.auid.map(i64::from)),
+        Column::Sessionid => opt_int(p.sessionid.map(i64::from)),
+        Column::User => opt_text(users.get(&p.uid).map(|u| u.lossy().into_owned())),
+        Column::Cgroup => opt_text(lossy(&p.cgroup)),
+        Column::ContainerId => opt_text(lossy(&p.container_id)),
+        Column::Tty => opt_text(lossy(&p.tty)),
+        Column::Pidns => opt_int(p.pidns.map(i64::from)),
+        Column::Mntns => opt_int(p.mntns.map(i64::from)),
+        Column::Source => text(p.source.as_str().to_owned()),
+        Column::ExitCode => opt_int(sp.exit.map(|(status, _)| i64::from((status >> 8) & 0xff))),
+        Column::ExitSignal => opt_int(sp.exit.map(|(status, _)| i64::from(status & 0x7f))),
+        Column::Exit => opt_text(sp.exit.map(|(_, ts)| format_ts(ts))),
+        Column::Root => opt_text(lossy(&p.root)),
+        _ => Value::Null,
+    };
+    ProcessesTable::COLUMNS.iter().map(value).collect()
 }
 
-#[repr(C)]
-struct ProcessesTab {
-    base: ffi::sqlite3_vtab,
-    shared: Arc<Shared>,
-}
+impl Table for ProcessesTable {
+    const NAME: &'static str = "processes";
+    const COLUMNS: &'static [Column] = &[
+        Column::Image,
+        Column::Pid,
+        Column::Start,
+        Column::StartNs,
+        Column::Exec,
+        Column::Ppid,
+        Column::ParentImage,
+        Column::ParentExe,
+        Column::ParentComm,
+        Column::Comm,
+        Column::Exe,
+        Column::Cmdline,
+        Column::Argv,
+        Column::Uid,
+        Column::Gid,
+        Column::Euid,
+        Column::Egid,
+        Column::Auid,
+        Column::Sessionid,
+        Column::User,
+        Column::Cgroup,
+        Column::ContainerId,
+        Column::Tty,
+        Column::Pidns,
+        Column::Mntns,
+        Column::Source,
+        Column::ExitCode,
+        Column::ExitSignal,
+        Column::Exit,
+        Column::Root,
+    ];
+    type Cursor = ProcessesCursor;
 
-// SAFETY: `base` is the first field (repr(C)).
-unsafe impl<'vtab> VTab<'vtab> for ProcessesTab {
-    type Aux = Arc<Shared>;
-    type Cursor = ProcessesCursor<'vtab>;
-
-    fn connect(
-        _: &mut VTabConnection,
-        aux: Option<&Arc<Shared>>,
-        _: &[u8],
-        _: &[u8],
-        _: &[u8],
-        _: &[&[u8]],
-    ) -> rusqlite::Result<(Cow<'static, CStr>, Self)> {
-        let shared = aux
-            .cloned()
-            .ok_or_else(|| rusqlite::Error::ModuleError("processes: no store".into()))?;
-        Ok((
-            Cow::Borrowed(PROCESS_SCHEMA),
-            ProcessesTab {
-                base: ffi::sqlite3_vtab::default(),
-                shared,
-            },
-        ))
-    }
-
-    fn best_index(&self, info: &mut IndexInfo) -> rusqlite::Result<bool> {
+    fn best_index(_: &Shared, info: &mut IndexInfo) -> rusqlite::Result<bool> {
         let eq = info.constraints().enumerate().find(|(_, c)| {
-            c.column() == 0
+            Self::column(c.column()) == Some(Column::Image)
                 && c.is_usable()
                 && c.operator() == IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ
         });
@@ -605,38 +688,32 @@ unsafe impl<'vtab> VTab<'vtab> for ProcessesTab {
         Ok(true)
     }
 
-    fn open(&'vtab mut self) -> rusqlite::Result<ProcessesCursor<'vtab>> {
+    fn open(shared: &Arc<Shared>) -> ProcessesCursor {
         let rows = {
-            let mut cache = self
-                .shared
-                .processes
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut cache = shared.processes.lock().unwrap_or_else(|p| p.into_inner());
             cache
-                .get_or_insert_with(|| Arc::new(load_processes(&self.shared)))
+                .get_or_insert_with(|| Arc::new(load_processes(shared)))
                 .clone()
         };
-        Ok(ProcessesCursor {
+        ProcessesCursor {
             base: ffi::sqlite3_vtab_cursor::default(),
             rows,
             only: None,
             pos: 0,
-            _tab: PhantomData,
-        })
+        }
     }
 }
 
 #[repr(C)]
-struct ProcessesCursor<'vtab> {
+struct ProcessesCursor {
     base: ffi::sqlite3_vtab_cursor,
     rows: Arc<ProcessRows>,
     /// `image = ?`: the one matching row, if any (then `pos` 0 is it, 1 the end).
     only: Option<Option<usize>>,
     pos: usize,
-    _tab: PhantomData<&'vtab ProcessesTab>,
 }
 
-impl ProcessesCursor<'_> {
+impl ProcessesCursor {
     fn current(&self) -> Option<&Vec<Value>> {
         match self.only {
             Some(only) => only.filter(|_| self.pos == 0).map(|i| &self.rows.rows[i]),
@@ -646,7 +723,7 @@ impl ProcessesCursor<'_> {
 }
 
 // SAFETY: `base` is the first field (repr(C)).
-unsafe impl VTabCursor for ProcessesCursor<'_> {
+unsafe impl VTabCursor for ProcessesCursor {
     fn filter(
         &mut self,
         idx_num: c_int,
@@ -686,5 +763,36 @@ unsafe impl VTabCursor for ProcessesCursor<'_> {
             Some(Some(i)) => i as i64 + 1,
             _ => self.pos as i64 + 1,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each table names a column once, and has the column its planning looks for.
+    #[test]
+    fn tables_are_well_formed() {
+        for (columns, key) in [
+            (EventsTable::COLUMNS, Column::TsNs),
+            (ProcessesTable::COLUMNS, Column::Image),
+        ] {
+            let mut seen = std::collections::HashSet::new();
+            assert!(columns.iter().all(|c| seen.insert(c)), "{columns:?}");
+            assert!(columns.contains(&key));
+        }
+        assert!(EXIT_COLUMNS
+            .iter()
+            .all(|c| ProcessesTable::COLUMNS.contains(c)));
+    }
+
+    #[test]
+    fn declaration_types_follow_the_column_table() {
+        let sql =
+            declaration(&[Column::Seq, Column::Ts, Column::PathTruncated, Column::Comm]).unwrap();
+        assert_eq!(
+            sql.to_str().unwrap(),
+            "CREATE TABLE x(seq INTEGER, ts TEXT, path_truncated INTEGER, comm TEXT)"
+        );
     }
 }

@@ -2,8 +2,8 @@
 
 /// Lowers this thread's nice value by `boost` (threads it starts inherit it). A busy host keeps
 /// every core busy, and the recorder at the same weight as its load falls behind and loses
-/// opens once the ring fills: with three spinning processes on its CPU, 22% of 4.5M opens were
-/// lost at nice 0 and none at -4 (the 1-thread open loop; docs/log.md, capture cost).
+/// opens once the ring fills; a few nice levels keep it ahead (docs/benchmarks.md, "Design
+/// figures").
 pub fn boost_priority(boost: u8) -> std::io::Result<()> {
     if boost == 0 {
         return Ok(());

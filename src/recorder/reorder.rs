@@ -13,11 +13,9 @@ use crate::event::Event;
 /// the store (and so replay) and the live rules see one and the same time order. An event later
 /// than the window is still stored, just out of order, and counted as `late`.
 ///
-/// Measured on a 2-vCPU VM at full speed, a busy host included: ~1 record in 10,000 arrives
-/// behind a later one, by at most 133 µs; 10 ms leaves a margin of 75 over that. The window's
-/// cost is its size: at 1M events/s, 100 ms held ~20 MB of events, out of the CPU's cache, and
-/// cost the recorder 0.56 CPU-s per million events against 0.47 at 10 ms
-/// (`benches/recorder_cpu.sh`).
+/// The default is a wide margin over the disorder measured at full speed on a busy host, and the
+/// window's cost is its size (held events fall out of the CPU's cache): docs/benchmarks.md,
+/// "Design figures".
 pub const DEFAULT_REORDER_WINDOW: &str = "10ms";
 
 /// Holds events until the watermark passes them, then yields them in timestamp order.
@@ -25,9 +23,9 @@ pub const DEFAULT_REORDER_WINDOW: &str = "10ms";
 /// A ring of records in time order, kept in a `Vec` whose slots outside the held range hold
 /// released records: the decoder fills the slot after the newest in place
 /// ([`Reorder::next_slot`], `Decoder::decode_into`), and release hands each record to the store
-/// where it lies. An event is ~200 bytes; moving it into a deque and out again cost a fifth of
-/// the recorder's CPU, and dropping it (its strings' and process's reference counts) and making
-/// the next one a tenth more (`perf record` of `of-store` under `benches/openloop.c`).
+/// where it lies. An event is ~200 bytes: moving it into a deque and out again, dropping it (its
+/// strings' and process's reference counts) and making the next one were a third of the
+/// recorder's CPU (docs/benchmarks.md, "Design figures").
 ///
 /// Records arrive almost sorted, so one is placed by a short scan back from the newest (a
 /// binary search beyond), and a late one moves back by swaps. Each entry keeps its timestamp

@@ -1,21 +1,24 @@
-//! The alert line: the only place an alert is formatted, live and on replay.
+//! The alert line, the same live and on replay, and its columns for tables and CSV.
 
 use std::borrow::Cow;
 
 use serde_json::{json, Value};
 
-use super::Rule;
-use crate::event::{bytes_to_json, format_ts, put_alert_lineage, Event, Str};
+use super::rule::Rule;
+use crate::bytes::Str;
+use crate::event::{bytes_to_json, put_ancestors, put_argv, put_bytes, Event};
 use crate::json::Obj;
+use crate::process::Process;
+use crate::timespec::format_ts;
 
 /// A rule that matched an event.
 #[derive(Clone, Copy, Debug)]
 pub struct Alert<'a> {
     pub rule: &'a Rule,
     pub event: &'a Event,
-    /// The rule's pattern that matched (see the module documentation), if it has one.
+    /// The rule's pattern that matched (defined in the rule reference, "Alerts"), if any.
     pub matched: Option<&'a str>,
-    /// The recording host (`hostname`); set by [`super::Alerter`], empty from a bare engine.
+    /// The recording host (`hostname`); set by the `Alerter`, empty from a bare engine.
     pub host: &'a str,
     /// The rule's position in its set (throttle state is kept per rule).
     pub rule_index: usize,
@@ -103,4 +106,18 @@ impl<'a> Alert<'a> {
             json!(e.ret),
         ]
     }
+}
+
+/// The lineage keys of an alert, after the proof of concept's and today's keys.
+fn put_alert_lineage(o: &mut Obj, p: &Process, ev: &Event) {
+    put_bytes(o, "exe", p.exe.as_ref());
+    put_argv(o, p);
+    put_bytes(
+        o,
+        "parent_exe",
+        p.parent.as_ref().and_then(|q| q.exe.as_ref()),
+    );
+    put_ancestors(o, p);
+    put_bytes(o, "container_id", p.container_id.as_ref());
+    put_bytes(o, "user", ev.user.as_ref());
 }

@@ -3,10 +3,12 @@
 //! process image, cached by `Event::proc_key`. Per event there remain a few lookups, a few word
 //! ANDs and, only for rules still standing, their numeric conditions.
 
-use super::compile::{bit, Scratch};
+use super::alert::Alert;
 use super::lineage::ProcScratch;
-use super::{Alert, RuleSet};
-use crate::event::{Event, Str};
+use super::matcher::{bit, Scratch};
+use super::set::RuleSet;
+use crate::bytes::Str;
+use crate::event::Event;
 
 /// Keys above this are not cached (a table that large would be a bug elsewhere; stay correct and
 /// bounded in memory).
@@ -119,6 +121,12 @@ pub struct Engine<'a> {
     proc_scratch: ProcScratch,
 }
 
+impl RuleSet {
+    pub fn engine(&self) -> Engine<'_> {
+        Engine::new(self)
+    }
+}
+
 impl Engine<'static> {
     /// An engine that owns a share of its rule set.
     pub fn shared(set: std::sync::Arc<RuleSet>) -> Engine<'static> {
@@ -127,7 +135,7 @@ impl Engine<'static> {
 }
 
 impl<'a> Engine<'a> {
-    pub(super) fn new(set: &'a RuleSet) -> Engine<'a> {
+    fn new(set: &'a RuleSet) -> Engine<'a> {
         Engine::with(Set::Borrowed(set))
     }
 

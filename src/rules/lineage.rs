@@ -6,15 +6,15 @@
 //! An event without lineage (recorded before it existed) has no exe, parent, container or user:
 //! a positive condition on them never holds there, a `not_` condition always does.
 
-use globset::{Candidate, GlobBuilder};
+use globset::Candidate;
 
-use super::compile::{PatKind, PatternTable};
+use super::pattern::{PatKind, PatternTable};
 use crate::event::Event;
 use crate::process::Process;
 
 /// A string-valued lineage field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ProcField {
+pub(super) enum ProcField {
     Exe,
     Cmdline,
     ParentExe,
@@ -50,7 +50,7 @@ impl ProcField {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Table {
+pub(super) enum Table {
     Exe,
     Comm,
     Cmdline,
@@ -59,7 +59,7 @@ pub(crate) enum Table {
 
 /// One lineage condition of a clause: any (or, negated, none) of `ids` matches the field.
 #[derive(Clone, Debug)]
-pub(crate) struct ProcCond {
+pub(super) struct ProcCond {
     pub field: ProcField,
     pub ids: Vec<u32>,
     /// `container: host` (a process in no container).
@@ -67,29 +67,9 @@ pub(crate) struct ProcCond {
     pub neg: bool,
 }
 
-/// A `cmdline:` pattern: a glob over argv joined with spaces, where `*` crosses everything
-/// (arguments hold paths); a value without glob characters must equal the whole command line.
-pub(crate) fn cmdline_pattern(text: &str) -> Result<PatKind, String> {
-    if text.contains(['*', '?', '[', '{']) {
-        GlobBuilder::new(text)
-            .literal_separator(false)
-            .backslash_escape(true)
-            .build()
-            .map(|g| PatKind::Glob(g.compile_matcher()))
-            .map_err(|e| format!("invalid glob {text:?}: {}", e.kind()))
-    } else {
-        Ok(PatKind::Exact(text.as_bytes().into()))
-    }
-}
-
-/// A `container:` value: a container id or glob (`host` is handled by the caller).
-pub(crate) fn container_pattern(text: &str) -> Result<PatKind, String> {
-    cmdline_pattern(text)
-}
-
 /// The pattern tables lineage conditions use (comm patterns share the event comm table).
 #[derive(Clone, Debug, Default)]
-pub(crate) struct ProcTables {
+pub(super) struct ProcTables {
     pub exe: PatternTable,
     pub cmdline: PatternTable,
     pub container: PatternTable,
@@ -105,13 +85,13 @@ impl ProcTables {
 
 /// Scratch space for one process verdict.
 #[derive(Default)]
-pub(crate) struct ProcScratch {
+pub(super) struct ProcScratch {
     hit: Vec<bool>,
     tmp: Vec<usize>,
 }
 
 /// Whether `cond` holds for process `p` (`None`: an event without lineage).
-pub(crate) fn holds(
+pub(super) fn holds(
     cond: &ProcCond,
     p: Option<&Process>,
     t: &ProcTables,
@@ -173,7 +153,7 @@ fn one(table: &PatternTable, cond: &ProcCond, value: Option<&[u8]>, s: &mut Proc
 
 /// `user:` values: exact names or globs, matched against the event's user name.
 #[derive(Clone, Debug)]
-pub(crate) struct UserSet {
+pub(super) struct UserSet {
     pub pats: Vec<PatKind>,
 }
 

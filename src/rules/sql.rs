@@ -4,7 +4,7 @@
 //! tables, clauses and predicates of `compile`), never from the YAML again, and returns exactly
 //! the alerts `replay` prints: one row per (event, matching rule), with the rule's name and
 //! severity and the pattern `replay` reports as `matched`. It reads a relation named `events`
-//! with the columns of the Parquet schema (see `crate::output::parquet`) plus its `host` partition column,
+//! with the columns of the Parquet schema (`crate::columns`) plus its `host` partition column,
 //! which the user defines over the files wherever they are. It scans `events` once, however many
 //! rules there are: each row gets the list of the rules that hold for it (with severity and
 //! `matched`), unnested into one row per alert; rows come out in `replay`'s order per host
@@ -31,9 +31,11 @@ use std::fmt::Write as _;
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
-use super::compile::{Clause, IdField, PatKind, PatternTable, Pred, ACCESS};
+use super::access::ACCESS;
 use super::lineage::{ProcCond, ProcField, Table};
-use super::RuleSet;
+use super::matcher::{bit, Clause, IdField, Pred};
+use super::pattern::{PatKind, PatternTable};
+use super::set::RuleSet;
 use crate::event::Syscall;
 
 /// The SQL engine the query is for.
@@ -58,8 +60,8 @@ impl std::fmt::Display for Refusal {
         write!(
             f,
             "rule `{}` (defined at {}) has no faithful SQL translation: {}",
-            crate::output::printable(&self.rule),
-            crate::output::printable(&self.origin),
+            crate::text::printable(&self.rule),
+            crate::text::printable(&self.origin),
             self.reason
         )
     }
@@ -519,7 +521,7 @@ fn hex_re(h: &Hir, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
-/// SQL of what an open asks for (see `compile::access_of`): `mask`'s bits, any of them.
+/// SQL of what an open asks for (see `access::access_of`): `mask`'s bits, any of them.
 fn access_sql(g: &Gen, mask: u32) -> String {
     let flags = g.column("flags");
     let creat = [Syscall::Creat, Syscall::Ia32Creat]
@@ -596,7 +598,7 @@ impl RuleSet {
         let mut branches = Vec::new();
         let mut refusals = Vec::new();
         for (i, rule) in self.rules.iter().enumerate() {
-            if !super::compile::bit(c.active(), i) {
+            if !bit(c.active(), i) {
                 continue;
             }
             let res = (|| -> Result<String, String> {
@@ -617,8 +619,8 @@ impl RuleSet {
                 let (name, sev) = (g.lit(&rule.name), g.lit(rule.severity.as_str()));
                 let comment = format!(
                     "    -- {} ({})\n",
-                    crate::output::printable(&rule.name).replace('\n', " "),
-                    crate::output::printable(&rule.origin).replace('\n', " "),
+                    crate::text::printable(&rule.name).replace('\n', " "),
+                    crate::text::printable(&rule.origin).replace('\n', " "),
                 );
                 // One hit per rule that holds: (rule, rule_index, severity, matched).
                 Ok(match dialect {
@@ -692,7 +694,7 @@ impl RuleSet {
             .rules
             .iter()
             .enumerate()
-            .filter(|(i, _)| super::compile::bit(c.active(), *i))
+            .filter(|(i, _)| bit(c.active(), *i))
             .map(|(_, r)| r.name.as_str())
             .collect();
         let mut q = String::new();
@@ -704,8 +706,8 @@ impl RuleSet {
                 Dialect::Duckdb => "duckdb",
                 Dialect::Spark => "spark",
             },
-            crate::output::parquet::SCHEMA_VERSION,
-            crate::output::printable(&names.join(", ")).replace('\n', " ")
+            crate::columns::PARQUET_SCHEMA_VERSION,
+            crate::text::printable(&names.join(", ")).replace('\n', " ")
         );
         let _ = writeln!(
             q,

@@ -1,19 +1,21 @@
 //! The rule author's check behind `rules test`: every enabled rule must alert on at least one
-//! positive fixture, stay quiet on every `baseline*` fixture, and match the golden alerts that
-//! exist. Fixtures are recorded stores (`DIR/segments/<scenario>/`), replayed with the same engine
-//! as `replay`; golden files are `DIR/expected/<rules file stem>/<scenario>.jsonl`.
+//! positive scenario, stay quiet on every `baseline*` scenario, and match the golden alerts that
+//! exist. The caller replays the fixtures (recorded stores, with the same `Alerter` as `replay`)
+//! and reads the golden files (`expected/<rules file stem>/<scenario>.jsonl`); this judges.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::Context;
-
-use super::RuleSet;
-use crate::store::{Reader, TimeRange};
+use super::set::RuleSet;
 
 /// The alerts of one scenario: (rule name, alert line), in replay order.
-type Alerts = Vec<(String, String)>;
+pub type Alerts = Vec<(String, String)>;
+
+/// A golden file: where it is (for messages) and its text.
+pub struct Golden {
+    pub name: String,
+    pub text: String,
+}
 
 /// One rule's result.
 #[derive(Clone, Debug)]
@@ -32,67 +34,14 @@ pub struct RuleVerdict {
     pub golden_diffs: Vec<String>,
 }
 
-#[derive(Clone, Debug)]
-pub struct TestReport {
-    pub rules: Vec<RuleVerdict>,
-    pub scenarios: usize,
-    /// Segments that could not be read.
-    pub unreadable: Vec<String>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum TestError {
-    #[error("{0}")]
-    NoFixtures(String),
-}
-
-/// Replays every fixture of `fixtures` with `set` (loaded from `files`, whose stems name the
-/// golden directories) and judges every rule.
-pub fn test_fixtures(
+/// Judges every rule of `set` (loaded from `files`, whose stems name the golden directories) by
+/// the alerts of each scenario; `golden(stem, scenario)` is that golden file, if there is one.
+pub fn judge(
     set: &RuleSet,
     files: &[PathBuf],
-    fixtures: &Path,
-) -> Result<TestReport, TestError> {
-    let seg_dir = fixtures.join("segments");
-    let mut scenarios: Vec<String> = std::fs::read_dir(&seg_dir)
-        .with_context(|| format!("reading {}", seg_dir.display()))
-        .map_err(|e| {
-            TestError::NoFixtures(format!(
-                "{e:#}: expected recorded stores in DIR/segments/<scenario>/"
-            ))
-        })?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    scenarios.sort();
-    if scenarios.is_empty() {
-        return Err(TestError::NoFixtures(format!(
-            "no fixtures in {}",
-            seg_dir.display()
-        )));
-    }
-
-    let mut alerts: BTreeMap<&str, Alerts> = BTreeMap::new();
-    let mut unreadable = Vec::new();
-    for sc in &scenarios {
-        let reader =
-            Reader::open(&seg_dir.join(sc)).map_err(|e| TestError::NoFixtures(e.to_string()))?;
-        let mut alerter = super::Alerter::new(set);
-        let mut out = Alerts::new();
-        let stats = alerter.replay(
-            &reader,
-            &TimeRange::default(),
-            |_| {},
-            |a| {
-                out.push((a.rule().name.clone(), a.to_json_line()));
-                ControlFlow::Continue(())
-            },
-        );
-        unreadable.extend(stats.errors.into_iter().map(|e| e.to_string()));
-        alerts.insert(sc, out);
-    }
-
+    alerts: &BTreeMap<String, Alerts>,
+    mut golden: impl FnMut(&str, &str) -> Option<Golden>,
+) -> Vec<RuleVerdict> {
     // Golden files, per rule file and scenario, compared with the alerts of that file's rules.
     let mut golden_bad: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut golden_ok: BTreeMap<String, usize> = BTreeMap::new();
@@ -108,15 +57,15 @@ pub fn test_fixtures(
             .filter(|r| r.origin.starts_with(&prefix))
             .map(|r| r.name.as_str())
             .collect();
-        for sc in &scenarios {
-            let golden = fixtures
-                .join("expected")
-                .join(&stem)
-                .join(format!("{sc}.jsonl"));
-            let Ok(want) = std::fs::read_to_string(&golden) else {
+        for (sc, list) in alerts {
+            let Some(Golden {
+                name: path,
+                text: want,
+            }) = golden(&stem, sc)
+            else {
                 continue;
             };
-            let got: Vec<&(String, String)> = alerts[sc.as_str()]
+            let got: Vec<&(String, String)> = list
                 .iter()
                 .filter(|(r, _)| own.contains(&r.as_str()))
                 .collect();
@@ -138,7 +87,7 @@ pub fn test_fixtures(
                     golden_bad
                         .entry(rule.to_string())
                         .or_default()
-                        .push(golden_diff(&golden, &w, &g));
+                        .push(golden_diff(&path, &w, &g));
                 }
             }
         }
@@ -150,7 +99,7 @@ pub fn test_fixtures(
         let count = |baseline: bool| -> (usize, usize) {
             let mut scen = 0;
             let mut total = 0;
-            for (sc, list) in &alerts {
+            for (sc, list) in alerts {
                 if sc.starts_with("baseline") == baseline {
                     let n = list.iter().filter(|(r, _)| r == name).count();
                     scen += usize::from(n > 0);
@@ -206,11 +155,7 @@ pub fn test_fixtures(
             golden_diffs: golden_bad.get(name).cloned().unwrap_or_default(),
         });
     }
-    Ok(TestReport {
-        rules: verdicts,
-        scenarios: scenarios.len(),
-        unreadable,
-    })
+    verdicts
 }
 
 fn rule_of(line: &str) -> Option<&str> {
@@ -219,7 +164,7 @@ fn rule_of(line: &str) -> Option<&str> {
     Some(&line[start..start + len])
 }
 
-fn golden_diff(golden: &Path, want: &[&str], got: &[&str]) -> String {
+fn golden_diff(golden: &str, want: &[&str], got: &[&str]) -> String {
     let first = want
         .iter()
         .zip(got)
@@ -227,7 +172,7 @@ fn golden_diff(golden: &Path, want: &[&str], got: &[&str]) -> String {
         .unwrap_or(want.len().min(got.len()));
     format!(
         "{}: {} golden alert(s), {} now; first difference at alert {}:\n  golden: {}\n  now:    {}",
-        golden.display(),
+        golden,
         want.len(),
         got.len(),
         first + 1,

@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use super::*;
-use crate::event::{Event, PathSource, Str, Syscall};
+use crate::bytes::Str;
+use crate::event::{Event, PathSource, Syscall};
 
 fn ev(path: &str) -> Event {
     Event {
@@ -1266,7 +1267,7 @@ fn throttle_suppresses_past_max_and_summarizes_at_the_first_event_past_the_windo
         ]
     );
     let sum = &out[3];
-    let ts = |secs: i64| crate::event::format_ts(ev("/").ts_ns + secs * SEC);
+    let ts = |secs: i64| crate::timespec::format_ts(ev("/").ts_ns + secs * SEC);
     assert_eq!(sum["rule"], "t");
     assert_eq!(sum["key"], serde_json::json!({"pid": 1}));
     assert_eq!(sum["suppressed"], 2);
@@ -1318,7 +1319,7 @@ fn throttle_state_is_bounded_and_an_evicted_key_reports_what_it_suppressed() {
     let s = throttled("[pid]", "1h", 1);
     let mut events = vec![at(0, 0, "/etc/shadow"), at(1, 0, "/etc/shadow")];
     // As many new key values as the cap: the first, least recently alerted, is evicted.
-    for pid in 1..=THROTTLE_MAX_KEYS as u32 {
+    for pid in 1..=throttle::MAX_KEYS as u32 {
         events.push(at(2, pid, "/etc/shadow"));
     }
     let out = stream(&s, &events);
@@ -1334,8 +1335,8 @@ fn throttle_state_is_bounded_and_an_evicted_key_reports_what_it_suppressed() {
         .iter()
         .position(|v| v["event"] == "alert_summary")
         .unwrap();
-    assert_eq!(pos, THROTTLE_MAX_KEYS);
-    assert_eq!(out.len(), 2 + THROTTLE_MAX_KEYS);
+    assert_eq!(pos, throttle::MAX_KEYS);
+    assert_eq!(out.len(), 2 + throttle::MAX_KEYS);
 }
 
 #[test]

@@ -5,7 +5,7 @@
 //! the environment (clap's `ArgMatches::value_source`), so flags win, values are validated by the
 //! very parsers the flags use, and every new flag is a config key with no code here. An error clap
 //! raises about a flag that came from the file is mapped back to its key's `file:line:col` (the
-//! positions come from the rule loader's index, one per file); unknown keys and values of the
+//! positions come from `yaml_pos`, one index per file); unknown keys and values of the
 //! wrong shape are caught here, positioned the same way. All of them are [`BadInput`] (exit 2).
 
 use std::ffi::OsString;
@@ -17,7 +17,7 @@ use clap::{ArgAction, ArgMatches, Command};
 use serde_yaml::Value;
 
 use crate::error::BadInput;
-use crate::rules::{PosIndex, Seg};
+use crate::yaml_pos::{PosIndex, Seg};
 
 /// Where the recorder looks for its configuration when `--config` is not given.
 pub const DEFAULT_PATH: &str = "/etc/open-forensics/config.yaml";

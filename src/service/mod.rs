@@ -177,7 +177,7 @@ impl Service {
         let used = t.gauges.take_ring_peak();
         let alerts: u64 = t.counters.alerts_by_rule.values().sum();
         let h = Health {
-            time: crate::event::format_ts(t.now_ns),
+            time: crate::timespec::format_ts(t.now_ns),
             uptime_s: self.started.elapsed().as_secs_f64(),
             interval_s: interval.as_secs_f64(),
             events: s.events,
@@ -244,8 +244,8 @@ pub fn report_removal(r: &crate::store::PrunedRange) {
         r.by,
         r.segments,
         r.events,
-        crate::event::format_ts(r.from_ns),
-        crate::event::format_ts(r.to_ns)
+        crate::timespec::format_ts(r.from_ns),
+        crate::timespec::format_ts(r.to_ns)
     );
 }
 

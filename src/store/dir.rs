@@ -315,12 +315,6 @@ impl StoreDir {
             .map(|_| ())
             .map_err(super::io_err(&self.path))
     }
-
-    /// A path SQLite can open that names exactly this directory's entry (SQLite opens by path;
-    /// `/proc/self/fd/N/NAME` resolves through the descriptor we checked, not the store path).
-    pub fn sqlite_path(&self, name: &str) -> PathBuf {
-        PathBuf::from(format!("/proc/self/fd/{}", self.fd.as_raw_fd())).join(name)
-    }
 }
 
 fn regular(f: &File) -> io::Result<()> {

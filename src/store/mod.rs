@@ -1,4 +1,5 @@
-//! The store: a directory of segments holding recorded opens.
+//! The store: a directory of segments holding recorded opens. This comment specifies the format
+//! in short; `docs/store.md` is the long form.
 //!
 //! # On-disk format
 //!
@@ -13,8 +14,6 @@
 //!
 //! A segment is one SQLite database with the schema in `migrations/` (stamped with
 //! `PRAGMA application_id = 0x4F465253` "OFRS" and `PRAGMA user_version` = migrations applied).
-//! Events are appended in batched transactions; WAL with `synchronous=NORMAL` makes every committed
-//! batch survive the death of the process (not of the machine).
 //!
 //! A sealed segment (`NNNNNNNNNN.seg.zst`) is two zstd frames:
 //!
@@ -24,17 +23,23 @@
 //! 2. the database itself, zstd level 3, with its content size and a checksum in the frame, so that a
 //!    corrupt or truncated file is detected instead of read.
 //!
-//! Sealing is atomic: the writer reads its database through a backup of its own connection (no
-//! journal-mode switch, so no reader can make a seal fail), writes `*.tmp` (created exclusively),
-//! fsyncs it, renames it without replacing anything, and fsyncs the directory; only then are the
-//! active database and its WAL removed. Seals run in sequence order on a background thread; one
-//! that fails is retried and its database stays in place. A writer killed at any point leaves
-//! either the active database (recovered and sealed, under the number in its *file* name, by the
-//! next writer) or the sealed file (any leftover active files of the same number are then
-//! removed).
-//!
 //! The metadata frame also carries the hash chain (`db_sha256`, `prev`, `link`, optional `sig`:
 //! see `segment::link_of` and `verify`).
+//!
+//! # What is atomic, and why
+//!
+//! - **A batch.** Events are appended in batched transactions; WAL with `synchronous=NORMAL`
+//!   makes every committed batch survive the death of the process (not of the machine), without
+//!   an fsync per batch on the recorder's path.
+//! - **A seal.** The writer serializes its database through its own connection
+//!   (`sqlite3_serialize`: no journal-mode switch, so no reader can make a seal fail), writes
+//!   `*.tmp` (created exclusively), fsyncs it, renames it without replacing anything, and fsyncs
+//!   the directory; only then are the active database and its WAL removed. A sealed file is
+//!   hashed into the chain, so it must appear whole or not at all. Seals run in sequence order on
+//!   a background thread; one that fails is retried and its database stays in place. A writer
+//!   killed at any point leaves either the active database (recovered and sealed, under the
+//!   number in its *file* name, by the next writer) or the sealed file (any leftover active files
+//!   of the same number are then removed).
 //!
 //! The directory is hostile territory (see `dir`): every file is opened through the directory's
 //! descriptor without following links, new files exclusively; a writer refuses a store that is a

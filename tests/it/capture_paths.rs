@@ -10,7 +10,8 @@ use std::path::Path;
 
 use open_forensics::event::PathSource;
 
-use crate::helpers::{self, read_store, Recorder, TempStore};
+use crate::helpers::{self, read_store, TempStore};
+use crate::recorder::Recorder;
 
 fn open_at(dirfd: i32, path: &[u8]) -> i32 {
     let c = CString::new(path).expect("no NUL");

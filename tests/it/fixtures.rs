@@ -4,38 +4,27 @@
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-use crate::helpers::{as_nobody, bin, fixtures_dir, scenarios, NOBODY};
-
-fn fixtures() -> PathBuf {
-    fixtures_dir()
-}
+use crate::helpers::{fixtures_dir, is_root, scenarios};
+use crate::nobody::{Nobody, NOBODY};
 
 /// A copy of a fixture store that an unprivileged user owns, and a command that runs as that user
 /// (as root: uid/gid 65534 `nobody`; otherwise we are unprivileged already).
 struct Unprivileged {
-    _tmp: tempfile::TempDir,
+    nobody: Nobody,
     /// A copy of `fixtures/`, owned by the unprivileged user.
     fixtures: PathBuf,
     store: PathBuf,
 }
 
-// SAFETY (for the libc calls below): geteuid/chown/setgid/setuid/setgroups are plain syscalls.
-fn is_root() -> bool {
-    unsafe { libc::geteuid() == 0 }
-}
-
 impl Unprivileged {
     fn new(scenario: &str) -> Unprivileged {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let copy = tmp.path().join("fixtures");
-        copy_dir(&fixtures(), &copy);
+        let nobody = Nobody::new();
+        let copy = nobody.dir().join("fixtures");
+        copy_dir(&fixtures_dir(), &copy);
         let store = copy.join("segments").join(scenario);
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
         if is_root() {
-            for p in walk(tmp.path()) {
+            for p in walk(&copy) {
                 let c =
                     std::ffi::CString::new(p.to_str().expect("utf-8 temp path")).expect("no NUL");
                 // SAFETY: chown of a path we just created.
@@ -48,19 +37,21 @@ impl Unprivileged {
             }
         }
         Unprivileged {
-            _tmp: tmp,
+            nobody,
             fixtures: copy,
             store,
         }
     }
 
     fn run(&self, args: &[&str]) -> std::process::Output {
-        let mut c = Command::new(bin());
-        c.arg("--store")
+        self.nobody
+            .cmd()
+            .arg("--store")
             .arg(&self.store)
             .args(args)
-            .current_dir(&self.fixtures);
-        as_nobody(&mut c).output().expect("run open-forensics")
+            .current_dir(&self.fixtures)
+            .output()
+            .expect("run open-forensics")
     }
 }
 
@@ -130,7 +121,7 @@ fn every_rule_set_replays_every_fixture_as_golden_without_privilege() {
                 "replay {set} over {scenario} as an unprivileged user: {}",
                 String::from_utf8_lossy(&out.stderr)
             );
-            let golden = fixtures()
+            let golden = fixtures_dir()
                 .join("expected")
                 .join(set)
                 .join(format!("{scenario}.jsonl"));
@@ -281,7 +272,7 @@ fn rules_test_passes_good_rules_and_names_each_failure() {
 
     // A golden file that no longer matches.
     let tmp = tempfile::tempdir().expect("tempdir");
-    copy_dir(&fixtures(), tmp.path());
+    copy_dir(&fixtures_dir(), tmp.path());
     let golden = tmp.path().join("expected/detections/attack.jsonl");
     let text = std::fs::read_to_string(&golden)
         .expect("golden")

@@ -233,7 +233,7 @@ fn key_of(o: &Map<String, Value>, host: Option<&str>) -> String {
             },
             "ts_ns" => match o.get("ts_ns") {
                 Some(v) => v.clone(),
-                None => json!(open_forensics::event::parse_ts(
+                None => json!(open_forensics::timespec::parse_ts(
                     o["ts"].as_str().expect("ts is a string")
                 )
                 .expect("ts parses")),
@@ -447,7 +447,7 @@ fn read_parquet(path: &Path) -> (Vec<arrow_array::RecordBatch>, Vec<(String, Str
 fn parquet_export_is_partitioned_typed_versioned_and_idempotent() {
     use arrow_array::cast::AsArray;
     use arrow_array::types::{Int64Type, TimestampNanosecondType};
-    use open_forensics::event::Str;
+    use open_forensics::bytes::Str;
 
     let store = crate::helpers::TempStore::new();
     // 2025-11-24T23:59:59.9Z and the next day.
@@ -483,7 +483,7 @@ fn parquet_export_is_partitioned_typed_versioned_and_idempotent() {
     assert!(
         kv.contains(&(
             "open_forensics.schema_version".into(),
-            open_forensics::output::parquet::SCHEMA_VERSION.to_string()
+            open_forensics::columns::PARQUET_SCHEMA_VERSION.to_string()
         )),
         "{kv:?}"
     );

@@ -16,10 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use open_forensics::event::{Event, Str};
+use open_forensics::bytes::Str;
+use open_forensics::event::Event;
 use serde_json::{Map, Value};
 
-use crate::helpers::{cmd_at, event, live_capture_available, write_jsonl, Recorder, TempStore};
+use crate::helpers::{
+    cmd_at, event, fixtures_dir, is_root, live_capture_available, write_jsonl, TempStore,
+};
+use crate::recorder::Recorder;
 
 // ---------------------------------------------------------------------------------------------
 // Running the binary
@@ -161,11 +165,6 @@ fn copy_store(from: &Path, to: &Path) {
 
 fn mode(p: &Path) -> u32 {
     fs::symlink_metadata(p).expect("stat").mode() & 0o7777
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// A victim file outside the store: its bytes and mode must never change.
@@ -587,7 +586,7 @@ fn edited_time_range_cannot_hide_a_segment_from_a_ranged_query() {
             m.insert(k.into(), (t - DAY).into());
         }
     });
-    let since = open_forensics::event::format_ts(evs[0].ts_ns - 1_000_000_000);
+    let since = open_forensics::timespec::format_ts(evs[0].ts_ns - 1_000_000_000);
     let r = of(&s.dir, &["export", "--since", &since]);
     assert!(
         r.code == Some(1) && r.stderr.contains(&sealed(1)),
@@ -826,7 +825,7 @@ fn plant_foreign(dir: &Path, first: u64) {
 }
 
 fn rules_file() -> String {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules/detections.yaml");
+    let p = fixtures_dir().join("rules/detections.yaml");
     p.to_str().expect("utf-8").to_owned()
 }
 
@@ -1255,7 +1254,7 @@ fn verify_detects_truncation_given_the_head() {
 #[test]
 fn verify_passes_after_prune() {
     let s = chained_store("prune", 5);
-    let cut = open_forensics::event::format_ts(events(2000, 1, "prune")[0].ts_ns - 1);
+    let cut = open_forensics::timespec::format_ts(events(2000, 1, "prune")[0].ts_ns - 1);
     let r = of_ok(&s.dir, &["prune", "--before", &cut]);
     assert_eq!(
         segment_files(&s.dir),

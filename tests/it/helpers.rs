@@ -1,15 +1,14 @@
 //! Shared test helpers: a temporary store, an event builder, a command runner, a live recorder.
-#![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
-use open_forensics::event::{Event, PathSource, Str, Syscall};
+use open_forensics::bytes::Str;
+use open_forensics::event::{Event, PathSource, Syscall};
 use open_forensics::store::{Reader, TimeRange};
+
+use crate::recorder::Recorder;
 
 /// The built binary under test.
 pub fn bin() -> PathBuf {
@@ -102,6 +101,12 @@ pub fn write_jsonl(path: &Path, events: &[Event]) {
     std::fs::write(path, text).expect("write jsonl");
 }
 
+/// Whether the tests run as root.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// CI runs as root on a kernel that can capture, so there a skipped live test is a failure.
 pub fn live_capture_required() -> bool {
     std::env::var("OPEN_FORENSICS_REQUIRE_LIVE").as_deref() == Ok("1")
@@ -111,8 +116,7 @@ pub fn live_capture_required() -> bool {
 /// Whether live capture can run here; when it cannot, prints why (`SKIPPED …`). Where
 /// [`live_capture_required`], a missing capability fails the test instead.
 pub fn live_capture_available(test: &str) -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = is_root();
     let btf = Path::new("/sys/kernel/btf/vmlinux").exists();
     let reason = match (root, btf) {
         (true, true) => return true,
@@ -128,35 +132,17 @@ pub fn live_capture_available(test: &str) -> bool {
     false
 }
 
-/// A running `open-forensics record`, past its `attached` line.
-pub struct Recorder {
-    child: Child,
-    stderr: mpsc::Receiver<String>,
-    early: Vec<String>,
-}
-
 impl Recorder {
+    /// `record EXTRA…` on `store`, with its stderr kept for `stop` and `wait_line`.
     pub fn start(store: &TempStore, extra: &[&str]) -> Recorder {
         let mut args = vec!["record"];
         args.extend_from_slice(extra);
         Recorder::start_cmd(store.cmd(&args))
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGINT, wait, and return stderr; asserts a clean exit.
-    pub fn stop(mut self) -> String {
-        // SAFETY: kill(2) on our own child's pid.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGINT) };
-        let status = self.child.wait().expect("wait for the recorder");
-        let mut lines = self.early;
-        lines.extend(self.stderr.iter());
-        let text = lines.join("\n");
-        assert!(status.success(), "recorder exited {status}: {text}");
-        assert!(text.contains("recorded"), "no summary line: {text}");
-        text
+    /// Like [`Recorder::start`], from a prepared `record` command (another binary, another store).
+    pub fn start_cmd(cmd: Command) -> Recorder {
+        Recorder::spawn(cmd, false)
     }
 }
 
@@ -190,99 +176,6 @@ pub fn cmd_at(store: &Path, args: &[&str]) -> Command {
         .stdin(Stdio::null())
         .env("OPEN_FORENSICS_CONFIG", "/dev/null");
     c
-}
-
-impl Recorder {
-    /// Like [`Recorder::start`], from a prepared `record` command (another binary, another store).
-    pub fn start_cmd(mut cmd: Command) -> Recorder {
-        let mut child = cmd
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn open-forensics record");
-        let (tx, rx) = mpsc::channel();
-        let err = child.stderr.take().expect("piped stderr");
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut early = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    let done = line.contains("attached");
-                    early.push(line);
-                    if done {
-                        break;
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let status = child.wait();
-                    panic!("recorder never attached ({status:?}): {early:#?}");
-                }
-            }
-        }
-        Recorder {
-            child,
-            stderr: rx,
-            early,
-        }
-    }
-
-    /// Whether the recorder is still running (not exited, not a zombie).
-    pub fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// SIGKILL and reap (a writer that dies without sealing).
-    pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Recorder {
-    /// Waits up to `timeout` for a stderr line containing `pat`; returns it (kept for `stop`).
-    pub fn wait_line(&mut self, pat: &str, timeout: Duration) -> Option<String> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = self.stderr.recv_timeout(left).ok()?;
-            self.early.push(line.clone());
-            if line.contains(pat) {
-                return Some(line);
-            }
-        }
-    }
-}
-
-/// The unprivileged user tests run commands as (when they run as root).
-pub const NOBODY: u32 = 65534;
-
-/// Makes `cmd` run as `nobody` (uid and gid 65534, no supplementary groups) when the tests run
-/// as root; unprivileged already, it is left as it is.
-pub fn as_nobody(cmd: &mut Command) -> &mut Command {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: geteuid has no preconditions; between fork and exec only async-signal-safe
-    // syscalls run.
-    if unsafe { libc::geteuid() } == 0 {
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(NOBODY) != 0
-                    || libc::setuid(NOBODY) != 0
-                {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-    }
-    cmd
 }
 
 /// The repository's `fixtures/` directory.

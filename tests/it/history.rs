@@ -3,22 +3,18 @@
 //! and return exactly their events (boundaries included) on every schema, and a rejected import
 //! leaves nothing behind.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use open_forensics::event::Event;
 use open_forensics::store::{Reader, RotateConfig, TimeRange, Writer};
 
 use crate::helpers::{bin, event, fixtures_dir, scenarios, write_jsonl, TempStore};
 
-fn fixtures() -> PathBuf {
-    fixtures_dir()
-}
-
 /// A private copy of a fixture store (the reader refuses stores others could write to).
 fn fixture_copy(scenario: &str) -> TempStore {
     let s = TempStore::new();
     std::fs::create_dir(&s.dir).expect("mkdir");
-    for e in std::fs::read_dir(fixtures().join("segments").join(scenario)).expect("fixture") {
+    for e in std::fs::read_dir(fixtures_dir().join("segments").join(scenario)).expect("fixture") {
         let e = e.expect("entry");
         std::fs::copy(e.path(), s.dir.join(e.file_name())).expect("copy");
     }
@@ -28,7 +24,7 @@ fn fixture_copy(scenario: &str) -> TempStore {
 }
 
 fn named_queries() -> Vec<String> {
-    let mut v: Vec<String> = std::fs::read_dir(fixtures().parent().unwrap().join("queries"))
+    let mut v: Vec<String> = std::fs::read_dir(fixtures_dir().parent().unwrap().join("queries"))
         .expect("queries/")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .filter_map(|n| n.strip_suffix(".sql").map(str::to_owned))
@@ -50,7 +46,7 @@ fn named_sql_over_streamed_tables_equals_the_materialised_answers() {
         let s = fixture_copy(&scenario);
         for q in &queries {
             let got = s.ok(&["query", "--sql", q, "--format", "jsonl"]);
-            let golden = fixtures()
+            let golden = fixtures_dir()
                 .join("expected/sql")
                 .join(&scenario)
                 .join(format!("{q}.jsonl"));
@@ -144,8 +140,8 @@ fn a_time_window_decodes_only_its_blocks_and_returns_exactly_its_events() {
         assert_eq!(out, format!("n\r\n{want}\r\n"), "{sql}");
         // …and through --since/--until.
         let (since, until) = (
-            open_forensics::event::format_ts(lo),
-            open_forensics::event::format_ts(hi),
+            open_forensics::timespec::format_ts(lo),
+            open_forensics::timespec::format_ts(hi),
         );
         let out = s.ok(&[
             "query", "--since", &since, "--until", &until, "--format", "jsonl",
@@ -227,8 +223,8 @@ fn windows_over_old_schema_fixtures_are_exact() {
             "{scenario}"
         );
         let (since, until) = (
-            open_forensics::event::format_ts(lo),
-            open_forensics::event::format_ts(hi),
+            open_forensics::timespec::format_ts(lo),
+            open_forensics::timespec::format_ts(hi),
         );
         let out = s.ok(&["export", "--since", &since, "--until", &until]);
         assert_eq!(out.lines().count(), want, "{scenario}: export window");
@@ -372,7 +368,7 @@ fn no_pager_flag_and_no_pager_off_a_terminal() {
         .unwrap();
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("/srv/data/1"));
-    let rules = fixtures().join("rules/poc.yaml");
+    let rules = fixtures_dir().join("rules/poc.yaml");
     let out = s.run(&[
         "replay",
         "--rules",

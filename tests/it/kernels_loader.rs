@@ -10,7 +10,8 @@ use std::process::Command;
 
 use open_forensics::event::{Event, Syscall};
 
-use crate::helpers::{self, bin, read_store, Recorder, TempStore};
+use crate::helpers::{self, bin, read_store, TempStore};
+use crate::recorder::Recorder;
 
 fn release() -> String {
     std::fs::read_to_string("/proc/sys/kernel/osrelease")
@@ -32,7 +33,7 @@ fn version(env: &[(&str, &str)]) -> String {
 fn record(store: &TempStore, env: &[(&str, &str)]) -> Recorder {
     let mut cmd = store.cmd(&["record"]);
     cmd.envs(env.iter().copied());
-    Recorder::start_cmd(cmd)
+    Recorder::spawn(cmd, false)
 }
 
 fn cpath(p: &Path) -> CString {
@@ -98,7 +99,7 @@ fn open_every_route(dir: &Path) -> Vec<(Syscall, Vec<u8>)> {
 /// Stops the recorder: its stderr and the store's events.
 fn stored(store: &TempStore, rec: Recorder) -> (String, Vec<Event>) {
     let stderr = rec.stop();
-    (stderr, read_store(&store.path("store")))
+    (stderr, read_store(&store.dir))
 }
 
 fn find<'a>(events: &'a [Event], sc: Syscall, path: &[u8]) -> Option<&'a Event> {

@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use open_forensics::event::Event;
 use open_forensics::process::{ProcSource, Process};
 
-use crate::helpers::{self, read_store, Recorder, TempStore};
+use crate::helpers::{self, read_store, TempStore};
+use crate::recorder::Recorder;
 
 /// A canonical temp directory for one test's files.
 struct Work {

@@ -17,7 +17,8 @@ use open_forensics::alerts::{Facility, HttpFormat, OutputState, Outputs, State, 
 use open_forensics::rules::{Alerter, RuleSet};
 use open_forensics::store::{Reader, TimeRange};
 
-use crate::helpers::{self, event, read_store, Recorder, TempStore};
+use crate::helpers::{self, event, read_store, TempStore};
+use crate::recorder::Recorder;
 
 const RULE: &str = "rules:\n  - name: shadow\n    description: shadow read\n    severity: high\n    tags: [t1]\n    path: /etc/shadow\n";
 

@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use open_forensics::event::{Event, PathSource, Syscall};
 
-use crate::helpers::{self, read_store, Recorder, TempStore};
+use crate::helpers::{self, read_store, TempStore};
+use crate::nobody::Nobody;
+use crate::recorder::Recorder;
 
 fn cstr(p: impl AsRef<[u8]>) -> CString {
     CString::new(p.as_ref()).expect("no NUL in test paths")
@@ -844,15 +846,16 @@ fn record_without_privilege_exits_2_and_leaves_the_store_alone() {
     ) {
         return;
     }
+    // nobody can reach the binary only; the store path stays ours.
+    let nobody = Nobody::new();
     let dir = tempfile::tempdir().expect("tempdir");
-    // nobody must be able to reach the binary's directory only; the store path stays ours.
     let store: PathBuf = dir.path().join("store");
-    let mut cmd = std::process::Command::new(helpers::bin());
-    cmd.arg("--store")
+    let out = nobody
+        .cmd()
+        .arg("--store")
         .arg(&store)
         .args(["record", "--duration", "1s"])
-        .stdin(Stdio::null());
-    let out = helpers::as_nobody(&mut cmd)
+        .stdin(Stdio::null())
         .output()
         .expect("run as nobody");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -6,7 +6,8 @@
 
 use std::path::{Path, PathBuf};
 
-use open_forensics::event::{Event, Str, Syscall};
+use open_forensics::bytes::Str;
+use open_forensics::event::{Event, Syscall};
 use open_forensics::rules::{Alerter, RuleSet};
 
 use crate::helpers::*;
@@ -183,8 +184,8 @@ fn replay_time_window_and_many_segments() {
     }
     let all = store.ok(&["replay", "--rules", &fx("rules/poc.yaml")]);
     golden("replay_poc.jsonl", &all);
-    let since = open_forensics::event::format_ts(events[4].ts_ns);
-    let until = open_forensics::event::format_ts(events[11].ts_ns);
+    let since = open_forensics::timespec::format_ts(events[4].ts_ns);
+    let until = open_forensics::timespec::format_ts(events[11].ts_ns);
     let window = store.ok(&[
         "replay",
         "--rules",
@@ -397,7 +398,7 @@ fn query_filters() {
     );
     assert_eq!(q(&["--limit", "2"]).len(), 2);
     assert_eq!(q(&["--failed", "--limit", "1"]), ["cat /etc/shadow"]);
-    let since = open_forensics::event::format_ts(events[15].ts_ns);
+    let since = open_forensics::timespec::format_ts(events[15].ts_ns);
     assert_eq!(q(&["--since", &since, "--comm", "ls,cat"]).len(), 3);
     assert_eq!(q(&[]).len(), events.len(), "no filter: every event");
     // A bad glob is the user's to fix.

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use open_forensics::event::Event;
 
-use crate::helpers::{bin, event, live_capture_available, Recorder, TempStore};
+use crate::helpers::{bin, event, live_capture_available, TempStore};
+use crate::nobody::Nobody;
+use crate::recorder::Recorder;
 
 fn write(path: &Path, text: &str) {
     std::fs::write(path, text).expect("write a test file");
@@ -728,7 +730,7 @@ fn verify_passes_when_a_removal_was_recorded_but_did_not_finish() {
     }
     let (segs, _) = list_segments(&s.dir).unwrap();
     assert_eq!(segs.len(), 3);
-    let cut = open_forensics::event::format_ts(segs[1].meta.first_ts_ns.unwrap() - 1);
+    let cut = open_forensics::timespec::format_ts(segs[1].meta.first_ts_ns.unwrap() - 1);
     s.ok(&["prune", "--before", &cut]);
     s.ok(&["verify"]);
     // What the next removal (of the oldest remaining segment) writes before deleting it.
@@ -796,9 +798,8 @@ fn the_recorder_tells_systemd_when_it_is_ready_and_when_it_reloads() {
 fn version_without_privilege_says_unknown_instead_of_guessing() {
     // Regression: unprivileged, libbpf's probes read a refused map as "no ring buffer" and a
     // refused program load as "bpf_loop: yes".
-    let mut cmd = std::process::Command::new(bin());
-    cmd.arg("--version");
-    let out = crate::helpers::as_nobody(&mut cmd).output().unwrap();
+    let nobody = Nobody::new();
+    let out = nobody.cmd().arg("--version").output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
     for f in ["ring buffer", "bpf_loop"] {

@@ -5,10 +5,11 @@ use std::ops::ControlFlow;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 
-use open_forensics::event::{Event, Str};
+use open_forensics::bytes::Str;
+use open_forensics::event::Event;
 use open_forensics::store::{list_segments, Reader, RotateConfig, SegmentState, TimeRange, Writer};
 
-use crate::helpers::{event, write_jsonl, TempStore};
+use crate::helpers::{event, fixtures_dir, write_jsonl, TempStore};
 
 fn read_all(dir: &std::path::Path) -> Vec<Event> {
     let mut out = Vec::new();
@@ -87,8 +88,8 @@ fn export_filters_by_time() {
     let s = TempStore::new();
     let events = workload(100);
     s.import(&events);
-    let since = open_forensics::event::format_ts(events[10].ts_ns);
-    let until = open_forensics::event::format_ts(events[19].ts_ns);
+    let since = open_forensics::timespec::format_ts(events[10].ts_ns);
+    let until = open_forensics::timespec::format_ts(events[19].ts_ns);
     let out = s.ok(&["export", "--since", &since, "--until", &until]);
     let want: Vec<String> = events
         .iter()
@@ -212,7 +213,7 @@ fn losses_are_kept_and_reported() {
     assert_eq!(notice["lost"], 42);
     assert_eq!(
         notice["from"],
-        open_forensics::event::format_ts(e.ts_ns - 10)
+        open_forensics::timespec::format_ts(e.ts_ns - 10)
     );
     // A table for a person: the same in words.
     let out = s.run(&["query", "--format", "table"]);
@@ -496,7 +497,7 @@ fn prune_removes_only_old_segments() {
         w.append(&mut e).unwrap();
     }
     w.close().unwrap();
-    let cut = open_forensics::event::format_ts(event(0, "").ts_ns + 15 * 1_000_000_000);
+    let cut = open_forensics::timespec::format_ts(event(0, "").ts_ns + 15 * 1_000_000_000);
     s.ok(&["prune", "--before", &cut]);
     let (segs, _) = list_segments(&s.dir).unwrap();
     assert_eq!(segs.len(), 2);
@@ -555,7 +556,7 @@ fn lineage_lines() -> String {
         let ts = 1_764_000_000_000_000_000i64 + i as i64;
         out.push_str(&format!(
             r#"{{"ts":"{}","ts_ns":{ts},"pid":42,"tid":42,"ppid":40,"uid":1000,"gid":1000,"comm":"passwd","syscall":"openat","path":"{path}","path_source":"file","path_truncated":false,"raw_path":"{path}","dirfd":-100,"flags":0,"mode":0,"ret":3,"exe":"/usr/bin/python3.11","argv":["python3","�"],"argv_b64":["cHl0aG9uMw==","/w=="],"proc_start":"2025-11-24T16:00:01.000000000Z","euid":0,"egid":0,"auid":1000,"user":"alice","cgroup":"/docker/{c}","container_id":"{c}","parent_exe":"/usr/bin/bash",{anc}}}"#,
-            open_forensics::event::format_ts(ts),
+            open_forensics::timespec::format_ts(ts),
             c = "ab".repeat(32),
         ));
         out.push('\n');
@@ -641,7 +642,7 @@ fn import_accepts_lines_without_lineage_path_source_or_one_of_ts() {
 
 #[test]
 fn schema_1_segments_read_with_null_lineage() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/segments/attack");
+    let dir = fixtures_dir().join("segments/attack");
     let reader = Reader::open(&dir).unwrap();
     let seg = reader.load(&reader.segments()[0]).unwrap();
     assert_eq!(
@@ -674,7 +675,7 @@ fn schema_1_segments_read_with_null_lineage() {
 
 #[test]
 fn schema_2_segments_read_with_lineage_and_null_root() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/segments/lineage");
+    let dir = fixtures_dir().join("segments/lineage");
     let reader = Reader::open(&dir).unwrap();
     let seg = reader.load(&reader.segments()[0]).unwrap();
     assert_eq!(

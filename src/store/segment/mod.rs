@@ -25,7 +25,8 @@ pub(crate) use tables::{read_meta_table, write_meta_table};
 use super::dir::{Kind, StoreDir};
 use super::schema::check_readable;
 use super::{sql_err, Result, StoreError, TimeRange};
-use crate::event::{Event, Str};
+use crate::bytes::Str;
+use crate::event::Event;
 use crate::process::Process;
 
 pub(crate) const SEALED_SUFFIX: &str = ".seg.zst";

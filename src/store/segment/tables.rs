@@ -11,7 +11,8 @@ use rusqlite::{params, Connection};
 
 use super::blocks::Decoder;
 use super::{next_table_id, Loss, SegmentMeta, StoredProcess};
-use crate::event::{Event, PathSource, Str, Syscall};
+use crate::bytes::Str;
+use crate::event::{Event, PathSource, Syscall};
 use crate::process::{ProcSource, Process};
 use crate::store::schema::{LINEAGE_VERSION, ROOT_VERSION};
 use crate::store::{sql_err, Result, StoreError, TimeRange};

@@ -1,4 +1,4 @@
-//! Linux errno names, for `result:` conditions and for the `errno` column of `query --sql`.
+//! Linux errno names: rules' `result:` values, `query --sql`'s `errno` column, tables.
 
 /// Canonical names first: `name_of` returns the first name with a given number.
 const ERRNOS: &[(&str, i32)] = &[

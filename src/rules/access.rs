@@ -1,0 +1,79 @@
+//! `access:` kinds: what an open asks for, derived from its flags and syscall.
+
+use crate::event::{Event, Syscall};
+
+/// Access kinds, as bits; the order is the documentation's.
+pub(super) const ACCESS: &[(&str, u32)] = &[
+    ("read", 1 << 0),
+    ("write", 1 << 1),
+    ("create", 1 << 2),
+    ("truncate", 1 << 3),
+    ("append", 1 << 4),
+    ("exclusive", 1 << 5),
+    ("directory", 1 << 6),
+    ("tmpfile", 1 << 7),
+    ("path", 1 << 8),
+    ("nofollow", 1 << 9),
+    ("cloexec", 1 << 10),
+];
+
+fn access_bit(name: &str) -> u32 {
+    ACCESS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(0, |(_, b)| *b)
+}
+
+/// What an open asks for, from its flags (the host's `O_*` values, which is what the kernel
+/// recorded) and its syscall (`creat` implies `O_CREAT|O_WRONLY|O_TRUNC`).
+pub(super) fn access_of(ev: &Event) -> u32 {
+    let mut flags = ev.flags;
+    if matches!(ev.syscall, Syscall::Creat | Syscall::Ia32Creat) {
+        flags |= (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
+    }
+    let has = |f: libc::c_int| flags & f as u64 == f as u64;
+    let mut a = 0;
+    let o_path = has(libc::O_PATH);
+    let acc = flags & libc::O_ACCMODE as u64;
+    if !o_path {
+        // O_ACCMODE 3 is Linux's "no read, no write" (ioctl only).
+        if acc == libc::O_RDONLY as u64 || acc == libc::O_RDWR as u64 {
+            a |= access_bit("read");
+        }
+        if acc == libc::O_WRONLY as u64 || acc == libc::O_RDWR as u64 {
+            a |= access_bit("write");
+        }
+    }
+    // O_TMPFILE includes O_DIRECTORY's bit: a tmpfile open is not a directory open.
+    let tmpfile = has(libc::O_TMPFILE);
+    for (f, name) in [
+        (libc::O_CREAT, "create"),
+        (libc::O_TRUNC, "truncate"),
+        (libc::O_APPEND, "append"),
+        (libc::O_EXCL, "exclusive"),
+        (libc::O_PATH, "path"),
+        (libc::O_NOFOLLOW, "nofollow"),
+        (libc::O_CLOEXEC, "cloexec"),
+    ] {
+        if has(f) {
+            a |= access_bit(name);
+        }
+    }
+    if tmpfile {
+        a |= access_bit("tmpfile");
+    } else if has(libc::O_DIRECTORY) {
+        a |= access_bit("directory");
+    }
+    a
+}
+
+/// The `access:` names that an event's flags ask for, comma-separated (for tables and SQL).
+pub fn access_names(ev: &Event) -> String {
+    let bits = access_of(ev);
+    ACCESS
+        .iter()
+        .filter(|(_, b)| bits & b != 0)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(",")
+}

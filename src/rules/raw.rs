@@ -1,0 +1,349 @@
+//! The rule file's syntax: what serde_yaml reads it into. serde_yaml checks syntax, keys and types
+//! here and positions its errors itself; names are checked inside their visitors for the same
+//! reason. Everything else is checked by the builder.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use super::rule::Severity;
+
+/// One value of a condition or a list, as written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum Item {
+    Str(String),
+    Int(i64),
+}
+
+impl fmt::Display for Item {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Item::Str(s) => f.write_str(s),
+            Item::Int(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ItemVisitor)
+    }
+}
+
+struct ItemVisitor;
+
+impl<'de> Visitor<'de> for ItemVisitor {
+    type Value = Item;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string or an integer")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Item, E> {
+        Ok(Item::Str(v.to_owned()))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Item, E> {
+        Ok(Item::Int(v))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Item, E> {
+        i64::try_from(v)
+            .map(Item::Int)
+            .map_err(|_| E::custom(format!("integer {v} is out of range")))
+    }
+}
+
+/// The value of a condition key: one item or a list of them. `present` tells an absent key from
+/// an empty list.
+#[derive(Clone, Debug, Default)]
+pub(super) struct Items {
+    pub present: bool,
+    /// Written as a YAML sequence (positions of items are then `key[i]`).
+    pub seq: bool,
+    pub items: Vec<Item>,
+}
+
+impl Items {
+    pub fn from_strs(values: &[String]) -> Items {
+        Items {
+            present: !values.is_empty(),
+            seq: true,
+            items: values.iter().map(|v| Item::Str(v.clone())).collect(),
+        }
+    }
+
+    pub fn from_ints(values: &[u32]) -> Items {
+        Items {
+            present: !values.is_empty(),
+            seq: true,
+            items: values.iter().map(|v| Item::Int(i64::from(*v))).collect(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Items {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Items;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string, an integer, or a list of them")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Items, E> {
+                Ok(one(ItemVisitor.visit_str(v)?))
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Items, E> {
+                Ok(one(ItemVisitor.visit_i64(v)?))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Items, E> {
+                Ok(one(ItemVisitor.visit_u64(v)?))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
+                let mut items = Vec::new();
+                while let Some(i) = seq.next_element::<Item>()? {
+                    items.push(i);
+                }
+                Ok(Items {
+                    present: true,
+                    seq: true,
+                    items,
+                })
+            }
+        }
+        fn one(i: Item) -> Items {
+            Items {
+                present: true,
+                seq: false,
+                items: vec![i],
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Names of rules and lists: they appear on command lines and in alerts.
+fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid {kind} name {name:?}: expected letters, digits, `_`, `-`, `.` or `:`"
+        ))
+    }
+}
+
+#[derive(Debug, Default)]
+pub(super) struct RuleName(pub String);
+
+impl<'de> Deserialize<'de> for RuleName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        // `any`, not `str`: serde_yaml would hand `42` or `true` to `visit_str` as text.
+        d.deserialize_any(NameVisitor {
+            kind: "rule",
+            seen: None,
+        })
+        .map(RuleName)
+    }
+}
+
+/// Checks a name inside the visitor, so that serde_yaml positions the error at the name itself.
+struct NameVisitor<'a> {
+    kind: &'static str,
+    /// Names already seen in this mapping (for lists).
+    seen: Option<&'a mut HashSet<String>>,
+}
+
+impl<'de> Visitor<'de> for NameVisitor<'_> {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "a {} name", self.kind)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+        check_name(self.kind, v).map_err(E::custom)?;
+        if let Some(seen) = self.seen {
+            if !seen.insert(v.to_owned()) {
+                return Err(E::custom(format!(
+                    "{} `{v}` is defined twice in this file",
+                    self.kind
+                )));
+            }
+        }
+        Ok(v.to_owned())
+    }
+}
+
+/// `lists:`, in file order; a name defined twice in one file is an error at the second key.
+#[derive(Debug, Default)]
+pub(super) struct Lists(pub Vec<(String, Items)>);
+
+impl<'de> Deserialize<'de> for Lists {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Lists;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of list names to lists of values")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Lists, A::Error> {
+                let mut seen = HashSet::new();
+                let mut lists = Vec::new();
+                while let Some(name) = map.next_key_seed(ListName(&mut seen))? {
+                    lists.push((name, map.next_value::<Items>()?));
+                }
+                Ok(Lists(lists))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Deserializes a list name, failing at the key itself (so the error points at it).
+struct ListName<'a>(&'a mut HashSet<String>);
+
+impl<'de> DeserializeSeed<'de> for ListName<'_> {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_any(NameVisitor {
+            kind: "list",
+            seen: Some(self.0),
+        })
+    }
+}
+
+/// Lists every condition key once; `$callback!` receives them after its own arguments.
+macro_rules! cond_keys {
+    ($callback:ident! $($args:tt)*) => {
+        $callback!($($args)* [
+            path, path_prefix, not_path, not_path_prefix, comm, not_comm, exe, not_exe,
+            uid, not_uid, gid, not_gid, pid, not_pid, ppid, not_ppid,
+            syscall, not_syscall, access, not_access, result, not_result,
+            cmdline, not_cmdline, parent_exe, not_parent_exe, parent_comm, not_parent_comm,
+            ancestor_exe, not_ancestor_exe, ancestor_comm, not_ancestor_comm,
+            container, not_container, user, not_user, euid, not_euid, auid, not_auid,
+            ancestor_pid, not_ancestor_pid
+        ]);
+    };
+}
+
+macro_rules! cond_struct {
+    ($(#[$m:meta])* $name:ident { $($extra:tt)* } [$($key:ident),*]) => {
+        $(#[$m])*
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        pub(super) struct $name {
+            $($extra)*
+            $(#[serde(default)] pub $key: Items,)*
+        }
+
+        impl $name {
+            /// Every condition key with its value (absent ones have `present == false`).
+            pub fn conditions(&self) -> Vec<(&'static str, &Items)> {
+                vec![$((stringify!($key), &self.$key)),*]
+            }
+        }
+    };
+}
+
+cond_keys!(cond_struct! #[derive(Default, Clone)] RawConds {});
+
+macro_rules! merge_conds {
+    ([$($key:ident),*]) => {
+        impl RawConds {
+            /// These conditions with `other`'s added (a key given in both takes `other`'s).
+            pub fn merged(&self, other: RawConds) -> RawConds {
+                RawConds {
+                    $($key: if other.$key.present { other.$key } else { self.$key.clone() },)*
+                }
+            }
+        }
+    };
+}
+
+cond_keys!(merge_conds!);
+
+cond_keys!(cond_struct! RawRule {
+    pub name: RuleName,
+    #[serde(deserialize_with = "text")]
+    pub description: String,
+    pub severity: Severity,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub except: Vec<RawConds>,
+    #[serde(default)]
+    pub tags: Items,
+    #[serde(default)]
+    pub throttle: Option<RawThrottle>,
+});
+
+/// `throttle: {key: [..], window: DUR, max: N}`, checked by the builder (positioned there).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawThrottle {
+    #[serde(default)]
+    pub key: Items,
+    pub window: Item,
+    pub max: Item,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A string, and only a string (serde_yaml would turn `42` or `true` into text for a `String`).
+fn text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = String;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+    }
+    d.deserialize_any(V)
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawOpenMonitor {
+    #[serde(default)]
+    pub sensitive_paths: Items,
+    #[serde(default)]
+    pub allow_comm: Items,
+    #[serde(default)]
+    pub deny_comm: Items,
+    #[serde(default)]
+    pub ignore_path_prefixes: Items,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawFile {
+    #[serde(default)]
+    pub open_monitor: Option<RawOpenMonitor>,
+    #[serde(default)]
+    pub lists: Lists,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+}

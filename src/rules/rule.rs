@@ -1,0 +1,53 @@
+//! A loaded rule: what `rules check` lists and alerts name.
+
+use std::fmt;
+
+use super::throttle::Throttle;
+
+/// How bad a rule's match is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One loaded rule.
+#[derive(Clone, Debug)]
+pub struct Rule {
+    pub name: String,
+    pub description: String,
+    pub severity: Severity,
+    pub enabled: bool,
+    /// Where it was defined: `file:line:col`.
+    pub origin: String,
+    /// The conditions, as written (for `rules check`).
+    pub summary: String,
+    /// How many `except` blocks it has.
+    pub excepts: usize,
+    /// `tags:`, as written (lists expanded), in alerts.
+    pub tags: Vec<String>,
+    /// `throttle:`, if any (applied by the `Alerter`, live and on replay; not by `query --rule`).
+    pub throttle: Option<Throttle>,
+}

@@ -1,0 +1,489 @@
+//! The one writer of a store: interning and batched transactions (`buffer`), rotation, sealing
+//! (in order, on a background thread, extending the hash chain: `sealer`) and recovery
+//! (`recovery`).
+//!
+//! What it never does: follow a link in the store, replace a file, or stop recording because the
+//! disk is full. Events that cannot be stored while the disk is full are counted and become a
+//! `disk_full` loss record once space returns; a seal that fails leaves its (complete, committed)
+//! active database in place and is retried.
+
+mod buffer;
+mod recovery;
+mod sealer;
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::dir::StoreDir;
+use super::lock::StoreLock;
+use super::schema::{apply_migrations, user_version};
+use super::segment::{active_name, write_meta_table, Loss, SegmentMeta, COMPANIONS};
+use super::{io_err, sql_err, Result, StoreError};
+use crate::event::Event;
+use crate::process::Process;
+use buffer::Active;
+pub use sealer::MAX_SEALS_WAITING;
+use sealer::{remove_active_files, SealJob, SealResult, Wait};
+
+/// When to close the active segment and start a new one.
+#[derive(Clone, Debug)]
+pub struct RotateConfig {
+    pub max_events: u64,
+    /// Uncompressed database size.
+    pub max_bytes: u64,
+    pub max_age: Duration,
+    /// Events per transaction.
+    pub batch_events: usize,
+}
+
+impl Default for RotateConfig {
+    fn default() -> Self {
+        RotateConfig {
+            max_events: 1_000_000,
+            max_bytes: 256 << 20,
+            max_age: Duration::from_secs(3600),
+            batch_events: 8192,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct WriterSummary {
+    pub events: u64,
+    pub lost: u64,
+    pub segments_sealed: u64,
+    /// Bytes of sealed segment files written.
+    pub sealed_bytes: u64,
+    /// Segments left unsealed by a dead writer and sealed on open.
+    pub recovered: Vec<PathBuf>,
+    /// What the writer set aside or could not do, for the user to see (one sentence each).
+    pub warnings: Vec<String>,
+    /// The link of the newest sealed segment: the store's hash-chain head.
+    pub head: String,
+    /// Segments whose seal failed and that stay active databases (the next writer seals them).
+    pub unsealed: u64,
+}
+
+pub struct Writer {
+    dir: Arc<StoreDir>,
+    config: RotateConfig,
+    _lock: StoreLock,
+    next_seq: u64,
+    clock_anchor_ns: i64,
+    /// A recording's id, in every segment it creates ([`SegmentMeta::recording`]); `None` for
+    /// imports, which had no live run to be faithful to.
+    recording: Option<String>,
+    active: Option<Active>,
+    /// Segments waiting to be sealed, oldest first: seals happen in order, one at a time, on a
+    /// background thread, so that the caller (the recorder's store thread) never waits for zstd
+    /// and fsync, and the hash chain follows the sequence.
+    pending: VecDeque<SealJob>,
+    sealing: Option<JoinHandle<SealResult>>,
+    /// The sequence number of the segment `sealing` works on.
+    sealing_seq: Option<u64>,
+    /// After a failed seal, the next try.
+    retry_at: Option<Instant>,
+    sign_key: Option<Arc<Vec<u8>>>,
+    /// Events and records dropped while the disk was full, not yet written as a loss record.
+    dropped: Option<Loss>,
+    /// Loss records that could not be placed in a segment yet (the disk was full).
+    parked: Vec<Loss>,
+    summary: WriterSummary,
+}
+
+/// 128 random bits, hex: a run's id. Without the kernel's randomness (never on Linux ≥ 3.17),
+/// the time and pid, which still differ between any two runs on one host.
+fn recording_id() -> String {
+    let mut b = [0u8; 16];
+    // SAFETY: getrandom writes at most b.len() bytes into b.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        let t = crate::timespec::now_ns() as u128;
+        b = (t << 32 | u128::from(std::process::id())).to_le_bytes();
+    }
+    super::segment::hex(&b)
+}
+
+fn read_proc(path: &str) -> String {
+    std::fs::read_to_string(path)
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_default()
+}
+
+/// Whether an error is the disk (or quota) being full: recording goes on through those.
+pub fn is_disk_full(e: &StoreError) -> bool {
+    match e {
+        StoreError::Io { source, .. } => matches!(
+            source.raw_os_error(),
+            Some(libc::ENOSPC) | Some(libc::EDQUOT)
+        ),
+        StoreError::Sql { source, .. } => matches!(
+            source.sqlite_error_code(),
+            Some(rusqlite::ErrorCode::DiskFull)
+        ),
+        _ => false,
+    }
+}
+
+impl Writer {
+    /// Opens `dir` for writing: creates it (owner-only), refuses one others could tamper with,
+    /// takes the lock, removes half-written seals, seals any segment a dead writer left behind
+    /// and moves aside what does not belong (named in the summary's warnings).
+    pub fn open(dir: &Path, config: RotateConfig) -> Result<Writer> {
+        let sdir = StoreDir::open_for_writing(dir)?;
+        let lock = StoreLock::acquire(&sdir)?;
+        let mut w = Writer {
+            dir: Arc::new(sdir),
+            config,
+            _lock: lock,
+            next_seq: 1,
+            clock_anchor_ns: 0,
+            recording: None,
+            active: None,
+            pending: VecDeque::new(),
+            sealing: None,
+            sealing_seq: None,
+            retry_at: None,
+            sign_key: None,
+            dropped: None,
+            parked: Vec::new(),
+            summary: WriterSummary::default(),
+        };
+        w.recover()?;
+        Ok(w)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The segment a seal is in flight for: its sealed file may exist while its active files are
+    /// not yet removed, so retention leaves it (and everything newer) alone, never removing a
+    /// segment that a crash could leave behind as an active database, sealed again by the next
+    /// writer.
+    pub fn sealing_seq(&self) -> Option<u64> {
+        self.sealing_seq
+    }
+
+    /// The store directory, for retention (which runs under this writer's lock).
+    pub(super) fn store_dir(&self) -> &StoreDir {
+        &self.dir
+    }
+
+    /// Signs each new chain link with HMAC-SHA-256 under `key`.
+    pub fn set_sign_key(&mut self, key: Vec<u8>) {
+        self.sign_key = Some(Arc::new(key));
+    }
+
+    /// Marks the segments from now on as one live recording's, under a fresh random id: replay
+    /// throttles each recording apart, as each recorder did.
+    pub fn start_recording(&mut self) {
+        self.recording = Some(recording_id());
+    }
+
+    /// Wall-clock minus boot-clock ns, stored in each new segment so that kernel times can be
+    /// re-derived.
+    pub fn set_clock_anchor(&mut self, anchor_ns: i64) {
+        self.clock_anchor_ns = anchor_ns;
+    }
+
+    /// Warnings gathered since the last call (quarantined files, failed seals…).
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.summary.warnings)
+    }
+
+    fn warn(&mut self, msg: String) {
+        self.summary.warnings.push(msg);
+    }
+
+    /// Moves `name` aside and says so.
+    fn quarantine(&mut self, name: &str, why: &str) -> Result<()> {
+        let to = self
+            .dir
+            .quarantine(name)
+            .map_err(io_err(self.dir.join(name)))?;
+        self.warn(format!(
+            "{}: {why}; moved aside as {to}",
+            self.dir.join(name).display()
+        ));
+        Ok(())
+    }
+
+    fn start_segment(&mut self) -> Result<()> {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let name = active_name(seq);
+        let path = self.dir.join(&name);
+        // Whatever has this name or a companion's was planted: move it aside, then create the
+        // database file ourselves, exclusively, owner-only.
+        for n in
+            std::iter::once(name.clone()).chain(COMPANIONS.iter().map(|c| format!("{name}{c}")))
+        {
+            if let Ok(Some(_)) = self.dir.kind(&n) {
+                self.quarantine(&n, "was in the way of a new segment")?;
+            }
+        }
+        drop(self.dir.create_new(&name).map_err(io_err(&path))?);
+        let mut conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(sql_err(&path, "open"))?;
+        // Page size must be set before the first table; WAL + NORMAL keeps every committed batch
+        // across a crash of this process. WAL writes every page a commit touches whole, so small
+        // pages write less per commit, for the same sealed size and scan speed (measured with
+        // `benches/recorder_cpu.sh` and `cargo bench --bench store`: docs/benchmarks.md).
+        let pragmas =
+            "PRAGMA page_size = 4096; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;";
+        conn.execute_batch(pragmas)
+            .map_err(sql_err(&path, pragmas))?;
+        apply_migrations(&mut conn, &path)?;
+        let meta = SegmentMeta {
+            seq,
+            schema_version: user_version(&conn, &path)?,
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            host: read_proc("/proc/sys/kernel/hostname"),
+            kernel: read_proc("/proc/sys/kernel/osrelease"),
+            boot_id: read_proc("/proc/sys/kernel/random/boot_id"),
+            clock_anchor_ns: self.clock_anchor_ns,
+            recording: self.recording.clone(),
+            ..SegmentMeta::default()
+        };
+        write_meta_table(&conn, &path, &meta)?;
+        let mut a = Active::new(name, path, conn, meta);
+        // What the full disk cost is recorded in the first segment that can hold it.
+        a.losses.append(&mut self.parked);
+        a.losses.extend(self.dropped.take());
+        self.active = Some(a);
+        Ok(())
+    }
+
+    /// The active segment, started if needed; `None` when the disk is too full to start one
+    /// (the caller counts what it drops).
+    fn active_segment(&mut self) -> Result<Option<&mut Active>> {
+        if self.active.is_none() {
+            match self.start_segment() {
+                Ok(()) => {}
+                Err(e) if is_disk_full(&e) => {
+                    self.next_seq -= 1;
+                    let name = active_name(self.next_seq);
+                    let _ = remove_active_files(&self.dir, &name);
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.active.as_mut())
+    }
+
+    /// Counts what the full disk made us drop, in a loss record written once space returns.
+    fn drop_for_disk_full(&mut self, count: u64, from_ns: i64, to_ns: i64) {
+        if count == 0 {
+            return;
+        }
+        self.summary.lost += count;
+        let l = self.dropped.get_or_insert(Loss {
+            start_ns: from_ns,
+            end_ns: to_ns,
+            count: 0,
+            reason: "disk_full".into(),
+        });
+        l.count += count;
+        l.start_ns = l.start_ns.min(from_ns);
+        l.end_ns = l.end_ns.max(to_ns);
+    }
+
+    /// Buffers one event, interning its strings; sets the event's `Str::key`s and `table` to the
+    /// active segment's string table (the rule engine caches verdicts by them). Commits a batch
+    /// when it is full and rotates when a limit is reached. An event that cannot be stored
+    /// because the disk is full is counted as lost (`disk_full`), not an error.
+    pub fn append(&mut self, ev: &mut Event) -> Result<()> {
+        if self.active.as_ref().is_some_and(|a| self.should_rotate(a)) {
+            self.seal_active()?;
+        }
+        let batch = self.config.batch_events;
+        let Some(a) = self.active_segment()? else {
+            self.drop_for_disk_full(1, ev.ts_ns, ev.ts_ns);
+            return Ok(());
+        };
+        a.push_event(ev);
+        if a.rows.len() >= batch {
+            self.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Stores a process image (and its ancestors) in the active segment, whether or not any event
+    /// refers to it yet: every process that ran while recording is kept.
+    pub fn add_process(&mut self, p: &Arc<Process>) -> Result<()> {
+        match self.active_segment()? {
+            Some(a) => {
+                a.intern_process(p, 0);
+            }
+            None => self.drop_for_disk_full(1, p.start_ns, p.start_ns),
+        }
+        Ok(())
+    }
+
+    /// Counts the event just appended as stored out of time order (it came after a later one),
+    /// in the metadata of the segment it went to.
+    pub fn mark_late(&mut self) {
+        if let Some(a) = self.active.as_mut().filter(|a| !a.rows.is_empty()) {
+            a.late += 1;
+        }
+    }
+
+    /// Records that a process ended (`status` is the wait status), with the next commit.
+    pub fn record_exit(&mut self, p: &Arc<Process>, status: i32, ts_ns: i64) -> Result<()> {
+        match self.active_segment()? {
+            Some(a) => {
+                a.push_exit(p, status, ts_ns);
+            }
+            None => self.drop_for_disk_full(1, ts_ns, ts_ns),
+        }
+        Ok(())
+    }
+
+    /// The host named in the active segment's metadata (live alerts name it, as replay does).
+    pub fn host(&self) -> Option<&str> {
+        self.active.as_ref().map(|a| a.meta.host.as_str())
+    }
+
+    /// Records a loss; it is written with the next commit.
+    pub fn record_loss(&mut self, loss: Loss) -> Result<()> {
+        if loss.is_event_loss() {
+            self.summary.lost += loss.count;
+        }
+        match self.active_segment()? {
+            Some(a) => a.losses.push(loss),
+            // Written once a segment can be.
+            None => self.parked.push(loss),
+        }
+        Ok(())
+    }
+
+    /// Writes everything buffered in one transaction. When the disk is full the buffered events
+    /// are dropped and counted (`disk_full`); what they referenced stays buffered for the next try.
+    pub fn commit(&mut self) -> Result<()> {
+        let Some(a) = self.active.as_mut() else {
+            return Ok(());
+        };
+        // A disk_full loss goes out with the first commit that succeeds.
+        if let Some(l) = self.dropped.take() {
+            a.losses.push(l);
+        }
+        if a.is_clean() {
+            return Ok(());
+        }
+        match a.flush() {
+            Ok(stored) => {
+                self.summary.events += stored;
+                Ok(())
+            }
+            Err(e) if is_disk_full(&e) => {
+                let rows = std::mem::take(&mut a.rows);
+                a.late = 0;
+                let (from, to) = rows.iter().fold((i64::MAX, i64::MIN), |(f, t), r| {
+                    (f.min(r.ts_ns), t.max(r.ts_ns))
+                });
+                // Loss records already queued go out with a later commit; only events are dropped.
+                self.drop_for_disk_full(rows.len() as u64, from, to);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Commits, rotates if the active segment is past its age, and moves sealing along. Call it
+    /// periodically while idle.
+    pub fn tick(&mut self) -> Result<()> {
+        self.commit()?;
+        if self.active.as_ref().is_some_and(|a| self.should_rotate(a)) {
+            self.seal_active()?;
+        }
+        self.pump(Wait::No);
+        Ok(())
+    }
+
+    fn should_rotate(&self, a: &Active) -> bool {
+        let c = &self.config;
+        // The database only grows at a commit, which leaves `rows` empty: ask SQLite for its size
+        // then, once per batch, not on every append.
+        // The clock once per 256 appends (and at every commit), not on every one.
+        a.meta.events + a.rows.len() as u64 >= c.max_events
+            || (a.rows.len() % 256 == 0 && a.opened.elapsed() >= c.max_age)
+            || (a.rows.is_empty() && a.db_bytes() >= c.max_bytes)
+    }
+
+    /// Commits the active segment and queues it for sealing.
+    pub fn seal_active(&mut self) -> Result<()> {
+        self.commit()?;
+        if let Some(mut a) = self.active.take() {
+            if !a.is_clean() {
+                // The disk is still full: loss records wait for the next segment; processes and
+                // exits not yet written are counted as lost.
+                self.parked.append(&mut a.losses);
+                let n = a.unwritten_processes_and_exits();
+                let now = crate::timespec::now_ns();
+                self.drop_for_disk_full(n, now, now);
+            }
+            self.pending.push_back(SealJob {
+                conn: a.conn,
+                name: a.name,
+                meta: a.meta,
+            });
+        }
+        self.pump(Wait::No);
+        // Each waiting segment holds an open database: when rotation outpaces sealing, wait for
+        // seals (the store thread lags, and records wait in the kernel ring) rather than let
+        // them pile up. A failing seal (disk full) is retried later, not waited for.
+        while self.pending.len() > MAX_SEALS_WAITING && self.retry_at.is_none() {
+            let before = self.pending.len();
+            self.pump(Wait::One);
+            if self.pending.len() >= before {
+                break; // no seal could start (warned): nothing to wait for
+            }
+        }
+        Ok(())
+    }
+
+    /// Segments committed and waiting for their seal (the one in flight not counted).
+    pub fn seals_waiting(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Commits, seals everything and releases the lock. A segment whose seal fails stays an
+    /// active database (counted in `unsealed`; the next writer seals it).
+    pub fn close(mut self) -> Result<WriterSummary> {
+        self.seal_active()?;
+        self.retry_at = None;
+        self.pump(Wait::All);
+        self.summary.unsealed = self.pending.len() as u64;
+        if let Some(l) = self.dropped.take() {
+            self.warn(format!(
+                "{} events and records could not be stored: the disk stayed full",
+                l.count
+            ));
+        }
+        Ok(std::mem::take(&mut self.summary))
+    }
+
+    pub fn summary(&self) -> &WriterSummary {
+        &self.summary
+    }
+}
+
+impl Drop for Writer {
+    /// A writer dropped without `close` (an error path) still finishes the seal it started; its
+    /// other segments stay on disk and the next writer recovers them.
+    fn drop(&mut self) {
+        if let Some(h) = self.sealing.take() {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! Sealing: segments are sealed in sequence order, one at a time, on a background thread, so that
+//! the caller never waits for zstd and fsync and the hash chain follows the sequence. A seal that
+//! fails hands its job back, to be retried; its database stays in place.
+
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, MAIN_DB};
+use sha2::{Digest, Sha256};
+
+use super::Writer;
+use crate::store::dir::StoreDir;
+use crate::store::segment::{
+    force_rollback_mode, frame, hex, link_of, sealed_name, sign_link, SegmentMeta, COMPANIONS,
+};
+use crate::store::{io_err, sql_err, Result, StoreError};
+
+/// Segments that may wait for their seal at once, beyond the one in flight.
+pub const MAX_SEALS_WAITING: usize = 8;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Wait {
+    No,
+    One,
+    All,
+}
+
+/// A segment to seal: its open connection, so a failed seal can be retried without reopening.
+pub(super) struct SealJob {
+    pub(super) conn: Connection,
+    pub(super) name: String,
+    pub(super) meta: SegmentMeta,
+}
+
+/// (the job back, for a retry, if the seal failed; or the sealed bytes, the new link, and what it
+/// had to move aside).
+pub(super) type SealResult = (Option<SealJob>, Result<(u64, String, Option<String>)>);
+
+impl Writer {
+    /// Collects a finished seal and starts the next one; `Wait::One` first waits for the seal in
+    /// flight; `Wait::All` runs them all to the end (or to the first that fails).
+    pub(super) fn pump(&mut self, wait: Wait) {
+        loop {
+            if let Some(h) = &self.sealing {
+                if wait == Wait::No && !h.is_finished() {
+                    return;
+                }
+                let h = self.sealing.take().expect("checked above");
+                self.sealing_seq = None;
+                let (left, res) = h.join().unwrap_or_else(|_| {
+                    (
+                        None,
+                        Err(StoreError::Corrupt {
+                            path: self.dir.path().into(),
+                            reason: "the sealing thread panicked".into(),
+                        }),
+                    )
+                });
+                match res {
+                    Ok((bytes, link, moved)) => {
+                        if let Some(m) = moved {
+                            self.warn(m);
+                        }
+                        self.summary.segments_sealed += 1;
+                        self.summary.sealed_bytes += bytes;
+                        self.summary.head = link;
+                        self.retry_at = None;
+                    }
+                    Err(e) => {
+                        let name = left.as_ref().map(|j| j.name.clone()).unwrap_or_default();
+                        self.warn(format!(
+                            "sealing {} failed, it stays an active database and is retried: {e}",
+                            self.dir.join(&name).display()
+                        ));
+                        if let Some(job) = left {
+                            self.pending.push_front(job);
+                        }
+                        self.retry_at = Some(Instant::now() + Duration::from_secs(5));
+                        return;
+                    }
+                }
+            }
+            if self.retry_at.is_some_and(|t| Instant::now() < t) && wait != Wait::All {
+                return;
+            }
+            let Some(job) = self.pending.pop_front() else {
+                return;
+            };
+            let seq = job.meta.seq;
+            let dir = self.dir.clone();
+            let prev = self.summary.head.clone();
+            let key = self.sign_key.clone();
+            let spawned = std::thread::Builder::new()
+                .name("of-seal".into())
+                .spawn(move || seal(job, &dir, &prev, key.as_deref().map(|k| &k[..])));
+            match spawned {
+                Ok(h) => {
+                    self.sealing = Some(h);
+                    self.sealing_seq = Some(seq);
+                }
+                Err(e) => {
+                    self.warn(format!("cannot start the sealing thread: {e}"));
+                    return;
+                }
+            }
+            if wait != Wait::All {
+                return;
+            }
+        }
+    }
+}
+
+pub(super) fn remove_active_files(dir: &StoreDir, name: &str) -> Result<()> {
+    for c in COMPANIONS {
+        let n = format!("{name}{c}");
+        dir.remove(&n).map_err(io_err(dir.join(&n)))?;
+    }
+    dir.remove(name).map_err(io_err(dir.join(name)))
+}
+
+/// Seals one segment: serializes its database through the writer's own connection
+/// (`sqlite3_serialize`: no journal-mode switch, so no reader can make it fail), hashes it, extends
+/// the chain, writes the sealed file without replacing anything, then removes the active files. On
+/// failure the job comes back for a retry.
+pub(super) fn seal(mut job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u8]>) -> SealResult {
+    let path = dir.join(&job.name);
+    let mut run = || -> Result<(u64, String, Option<String>)> {
+        // Read through the pager in one read transaction: the committed pages, WAL included,
+        // without a second copy of the database (an in-memory backup would be one).
+        let data = job
+            .conn
+            .serialize(MAIN_DB)
+            .map_err(sql_err(&path, "serialize"))?;
+        // An image of a WAL database says so in its header; a sealed one is read in rollback
+        // mode (and sqlite3_deserialize requires it), so the header is written as such.
+        let split = data.len().min(100);
+        let mut header = data[..split].to_vec();
+        force_rollback_mode(&mut header);
+        let parts = [&header[..], &data[split..]];
+        let mut h = Sha256::new();
+        for p in parts {
+            h.update(p);
+        }
+        let mut meta = job.meta.clone();
+        meta.db_bytes = data.len() as u64;
+        meta.db_sha256 = Some(hex(&h.finalize()));
+        meta.prev = Some(prev.to_owned());
+        let link = link_of(&meta);
+        meta.sig = key.map(|k| sign_link(k, &link));
+        meta.link = Some(link.clone());
+        let name = sealed_name(meta.seq);
+        let mut moved = None;
+        let sealed = match frame::write_sealed(dir, &name, &meta, &parts) {
+            Err(StoreError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::AlreadyExists =>
+            {
+                // Only this writer seals this number: whatever holds the name was planted (or
+                // is a copy). It moves aside, never over the segment, and the seal goes on.
+                let to = dir.quarantine(&name).map_err(io_err(dir.join(&name)))?;
+                moved = Some(format!(
+                    "{}: a file was in the way of sealing this segment; moved aside as {to}",
+                    dir.join(&name).display()
+                ));
+                frame::write_sealed(dir, &name, &meta, &parts)?
+            }
+            other => other?,
+        };
+        let bytes = dir.kind(&name).ok().flatten().map_or(0, |k| k.1);
+        drop(sealed);
+        Ok((bytes, link, moved))
+    };
+    match run() {
+        Ok(r) => {
+            let SealJob { conn, name, .. } = job;
+            // The sealed file is durable: the active files are now redundant. A failure to
+            // remove them is harmless (the next writer removes leftovers of sealed segments).
+            let _ = conn.close();
+            let _ = remove_active_files(dir, &name);
+            let _ = dir.sync();
+            (None, Ok(r))
+        }
+        Err(e) => (Some(job), Err(e)),
+    }
+}
