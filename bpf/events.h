@@ -102,9 +102,17 @@ enum of_trunc {
  * cpu * OF_DIR_SLOTS + slot + 1.
  */
 #define OF_DIR_SLOTS 512
-/* Limits user space sizes maps by: an enum, so that they reach Rust through BTF. */
+/*
+ * Levels (components and mount crossings) a compat walk takes (bpf/compat.h): a deeper path is
+ * marked truncated. The verifier walks every level's copy of the loop body, and a mount crossing
+ * and a name leave different states, so its work doubles per level: 16 levels passed 1M
+ * instructions in the exec program on 6.18, 10 load (bpftool prog loadall).
+ */
+#define OF_COMPAT_WALK_STEPS 10
+/* Limits user space sizes maps by or reports: an enum, so that they reach Rust through BTF. */
 enum of_limits {
 	OF_LIMIT_DIR_SLOTS = OF_DIR_SLOTS,
+	OF_LIMIT_COMPAT_WALK_STEPS = OF_COMPAT_WALK_STEPS,
 };
 /* Directory levels a slot validates; a deeper directory is walked every time. */
 #define OF_DIR_DEPTH 16

@@ -46,6 +46,11 @@ enum {
 	BPF_RB_AVAIL_DATA = 0,
 };
 
+/* Helper ids, to ask the running kernel's BTF whether it has one (bpf_core_enum_value_exists). */
+enum bpf_func_id {
+	BPF_FUNC_snprintf = 165,
+};
+
 #pragma clang attribute push(__attribute__((preserve_access_index)), apply_to = record)
 
 /* The classic sys_exit tracepoints' context (CO-RE finds `ret` after the common header; `id`
@@ -72,7 +77,6 @@ struct qstr {
 			__u32 hash;
 			__u32 len;
 		};
-		__u64 hash_len;
 	};
 	const unsigned char *name;
 };
@@ -288,6 +292,11 @@ struct filename {
 	const char *name;
 };
 
+/* 7.0+: the kernel's copy of the path, whose audit part is completed when the open runs. */
+struct delayed_filename {
+	struct filename *__incomplete_filename;
+};
+
 /* io_uring/openclose.c: overlays io_kiocb.cmd for IORING_OP_OPENAT / OPENAT2. */
 struct io_open {
 	struct file *file;
@@ -295,6 +304,11 @@ struct io_open {
 	__u32 file_slot;
 	struct filename *filename;
 	struct open_how how;
+};
+
+/* 7.0+: filename is embedded (io_uring.h, uring_open_name). */
+struct io_open___delayed {
+	struct delayed_filename filename;
 };
 
 struct io_cmd_data {

@@ -18,36 +18,41 @@
 
 pub mod batch;
 pub mod clock;
+pub mod coverage;
 pub mod decode;
 mod drain;
 /// The benchmark's counting probes (not used by any command).
 #[doc(hidden)]
 pub mod floor;
 pub mod hooks;
+pub mod kernel;
+pub mod load;
 pub mod losses;
+pub mod plan;
 pub mod privilege;
 pub mod proctable;
 pub mod skel;
 
 use std::cell::RefCell;
-use std::mem::MaybeUninit;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::SyncSender;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{anyhow, Context};
-use libbpf_rs::skel::{OpenSkel, Skel, SkelBuilder};
-use libbpf_rs::{ErrorKind, MapHandle, PrintLevel, RingBufferBuilder};
+use anyhow::Context;
+use libbpf_rs::skel::Skel;
+use libbpf_rs::{ErrorKind, MapHandle, RingBufferBuilder};
 
 pub use batch::{Batch, Gauges, QUEUE_BATCHES};
 use batch::{Batcher, BATCH_BYTES};
 pub use clock::{boot_ns, clock_anchor_ns};
-use drain::{drain_threshold, ring_filling, Pause, DRAIN_PAUSE};
-use hooks::{OTHER_HOOKS, RAW_EXIT, SYSCALL_HOOKS};
+use coverage::Capability;
+use drain::{ring_filling, Pause, DRAIN_PAUSE};
+use kernel::Kernel;
 pub use losses::KernelLosses;
-use skel::{OpensLinks, OpensSkelBuilder};
+use plan::Plan;
+use skel::OpensLinks;
 
 use crate::error::BadInput;
 
@@ -68,41 +73,33 @@ pub struct Options {
 pub struct Attached {
     /// Programs loaded and attached.
     pub probes: usize,
-    /// What they cover, for the `attached` line.
-    pub covered: Vec<&'static str>,
+    /// What they capture on this kernel, and what not and why.
+    pub coverage: Vec<Capability>,
     /// The probes' loss counters.
     pub losses: KernelLosses,
 }
 
-fn libbpf_print(level: PrintLevel, msg: String) {
-    if crate::diag::verbose() {
-        let level = match level {
-            PrintLevel::Warn => "warn",
-            PrintLevel::Info => "info",
-            PrintLevel::Debug => "debug",
-        };
-        eprint!("open-forensics: libbpf {level}: {msg}");
+/// The plan for the running kernel (see [`plan::FORCE_COMPAT_ENV`]).
+fn plan_here(no_ia32: bool) -> anyhow::Result<Plan> {
+    let syscall_events = hooks::SYSCALL_EXIT_EVENTS
+        .iter()
+        .all(|e| privilege::has_tracepoint("syscalls", e));
+    let force_compat = std::env::var_os(plan::FORCE_COMPAT_ENV).is_some_and(|v| v == "1");
+    let plan = Plan::new(&Kernel::running(), no_ia32, syscall_events, force_compat)?;
+    for n in &plan.notices {
+        eprintln!("open-forensics: notice: {n}");
     }
+    Ok(plan)
 }
 
-/// Kernel memory the directory path cache may take in all (it is per CPU).
-const DIR_CACHE_BUDGET: usize = 16 << 20;
-
-/// Slots per CPU of the probes' directory cache: the most (512 = OF_DIR_SLOTS) that keeps the
-/// per-CPU array within [`DIR_CACHE_BUDGET`] for this many possible CPUs, a power of two, at
-/// least 32 (a 2-CPU host: 512, 266 KiB per CPU; 256 CPUs: 64, 8.3 MiB in all).
-fn dir_cache_slots(cpus: usize) -> u32 {
-    let slot = std::mem::size_of::<skel::types::of_dir_slot>();
-    let fit = DIR_CACHE_BUDGET / (cpus.max(1) * slot);
-    let most = skel::types::of_limits::OF_LIMIT_DIR_SLOTS.0;
-    let pow2 = if fit == 0 { 1 } else { 1 << fit.ilog2() };
-    (pow2 as u32).clamp(32, most)
-}
-
-/// EPERM (a privilege problem) and EACCES (the verifier rejected a program) share an ErrorKind;
-/// libbpf-rs keeps the errno only in its message.
-fn is_eperm(e: &libbpf_rs::Error) -> bool {
-    e.kind() == ErrorKind::PermissionDenied && e.to_string().contains("(os error 1)")
+/// What the probes capture here, by loading them as `record` does (and unloading them).
+pub fn probe_coverage() -> anyhow::Result<Vec<Capability>> {
+    let mut objects = load::objects();
+    // The ring's size changes nothing the verifier checks: a small legal one (a power of two
+    // pages on any page size up to 64 KiB).
+    let ring_bytes = 1 << 16;
+    let (_skel, plan) = load::load(&mut objects, ring_bytes, plan_here(false)?)?;
+    Ok(plan.coverage())
 }
 
 /// Loads and attaches the probes, calls `attached` (where the caller starts consuming `tx`'s
@@ -115,92 +112,8 @@ pub fn run(
     attached: impl FnOnce(Attached) -> anyhow::Result<()>,
     stop: impl Fn() -> bool,
 ) -> anyhow::Result<()> {
-    libbpf_rs::set_print(Some((PrintLevel::Debug, libbpf_print)));
-
-    let mut object = MaybeUninit::uninit();
-    let mut open = OpensSkelBuilder::default()
-        .open(&mut object)
-        .context("open the BPF object")?;
-    let rodata = open
-        .maps
-        .rodata_data
-        .as_deref_mut()
-        .ok_or_else(|| anyhow!("the BPF object has no read-only data"))?;
-    rodata.targ_self_tgid = std::process::id();
-    rodata.wakeup_shift = drain_threshold(opts.ring_bytes).ilog2();
-    let slots = dir_cache_slots(libbpf_rs::num_possible_cpus().unwrap_or(1));
-    rodata.dir_slots_mask = slots - 1;
-    open.maps
-        .of_events
-        .set_max_entries(opts.ring_bytes)
-        .context("size the ring buffer")?;
-    open.maps
-        .of_dirs
-        .set_max_entries(slots)
-        .context("size the directory cache")?;
-
-    let mut covered = Vec::new();
-    let mut disabled: Vec<&str> = Vec::new();
-    let raw = !opts.no_ia32
-        && RAW_EXIT
-            .tracepoints
-            .iter()
-            .all(|(cat, name)| privilege::has_tracepoint(cat, name));
-    if opts.no_ia32 {
-        eprintln!(
-            "open-forensics: notice: opens through the 32-bit entry are not recorded (--no-ia32)"
-        );
-    } else if !raw {
-        eprintln!(
-            "open-forensics: notice: opens through the 32-bit entry are not recorded: this kernel has no raw_syscalls/sys_exit tracepoint"
-        );
-    }
-    let (syscall_hooks, unused) = if raw {
-        (std::slice::from_ref(&RAW_EXIT), SYSCALL_HOOKS)
-    } else {
-        (SYSCALL_HOOKS, std::slice::from_ref(&RAW_EXIT))
-    };
-    disabled.extend(unused.iter().flat_map(|h| h.progs.iter().copied()));
-    for hook in syscall_hooks.iter().chain(OTHER_HOOKS) {
-        match hook
-            .tracepoints
-            .iter()
-            .find(|(cat, name)| !privilege::has_tracepoint(cat, name))
-        {
-            None => covered.push(hook.what),
-            Some((cat, name)) => {
-                eprintln!(
-                    "open-forensics: notice: {} opens are not recorded: this kernel has no {cat}/{name} tracepoint",
-                    hook.what
-                );
-                disabled.extend(hook.progs.iter().copied());
-            }
-        }
-    }
-    if covered.is_empty() {
-        return Err(BadInput(
-            "this kernel has none of the syscall or io_uring tracepoints capture needs (CONFIG_FTRACE_SYSCALLS)".into(),
-        )
-        .into());
-    }
-    let mut attached_count = 0;
-    for mut prog in open.open_object_mut().progs_mut() {
-        if disabled.iter().any(|d| prog.name() == *d) {
-            prog.set_autoload(false);
-        } else {
-            attached_count += 1;
-        }
-    }
-
-    let mut skel = open.load().map_err(|e| {
-        if is_eperm(&e) {
-            anyhow::Error::from(BadInput(privilege::privilege_message(
-                "the kernel refused to load the BPF programs (EPERM)",
-            )))
-        } else {
-            anyhow::Error::from(e).context("load the BPF programs (run with -v for libbpf's log)")
-        }
-    })?;
+    let mut objects = load::objects();
+    let (mut skel, plan) = load::load(&mut objects, opts.ring_bytes, plan_here(opts.no_ia32)?)?;
     skel.attach().map_err(|e| {
         if e.kind() == ErrorKind::PermissionDenied {
             anyhow::Error::from(BadInput(privilege::privilege_message(
@@ -246,8 +159,8 @@ pub fn run(
     }
 
     attached(Attached {
-        probes: attached_count,
-        covered,
+        probes: plan.slots.len(),
+        coverage: plan.coverage(),
         losses,
     })?;
 
@@ -287,30 +200,4 @@ pub fn run(
         return Err(std::io::Error::from_raw_os_error(-rc)).context("drain the ring buffer");
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The directory cache takes its full size on small hosts and shrinks, by powers of two, to
-    /// stay within its budget on large ones.
-    #[test]
-    fn directory_cache_stays_within_its_budget_for_any_cpu_count() {
-        let slot = std::mem::size_of::<skel::types::of_dir_slot>();
-        assert_eq!(dir_cache_slots(2), 512);
-        assert_eq!(dir_cache_slots(256), 64);
-        for cpus in [1, 2, 3, 8, 31, 64, 100, 256, 1024] {
-            let n = dir_cache_slots(cpus);
-            assert!(
-                n.is_power_of_two() && (32..=512).contains(&n),
-                "{cpus} CPUs: {n}"
-            );
-            assert!(
-                n == 32 || cpus * n as usize * slot <= DIR_CACHE_BUDGET,
-                "{cpus}: {n}"
-            );
-        }
-        assert_eq!(dir_cache_slots(100_000), 32);
-    }
 }

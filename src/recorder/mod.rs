@@ -136,10 +136,13 @@ pub fn record(
                 .spawn(move || store_thread::run(rx, sinks, losses, settings))
                 .context("start the store thread")?,
         );
+        if let Some(notice) = capture::coverage::notice(&a.coverage) {
+            eprintln!("{notice}");
+        }
         eprintln!(
             "open-forensics: attached {} probes ({}); recording into {}",
             a.probes,
-            a.covered.join(", "),
+            capture::coverage::captured(&a.coverage),
             store_dir.display()
         );
         Ok(())

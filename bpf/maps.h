@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
+/*
+ * The open probes' shared state: the settings user space fixes before load, the ring, the loss
+ * counters, the io_uring stash, the per-CPU scratch records and the directory path cache.
+ */
+#ifndef __OF_MAPS_H
+#define __OF_MAPS_H
+
+/* Set by user space before load. */
+const volatile __u32 targ_self_tgid = 0;
+/* Slots of of_dirs in use per CPU minus one (a power of two minus one, <= OF_DIR_SLOTS - 1). */
+const volatile __u32 dir_slots_mask = OF_DIR_SLOTS - 1;
+/*
+ * Wake the consumer when the data waiting crosses a multiple of 1 << wakeup_shift bytes;
+ * otherwise it finds the data on its timed poll.
+ */
+const volatile __u32 wakeup_shift = 18;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	/* Resized by user space (--ring-mb) before load. */
+	__uint(max_entries, 16 * 1024 * 1024);
+} of_events SEC(".maps");
+
+/* Per-CPU: the counters need no atomics, user space sums the CPUs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, OF_LOSS_NR);
+	__type(key, __u32);
+	__type(value, __u64);
+} of_losses SEC(".maps");
+
+/*
+ * An io_uring open between submission and completion. A map update copies the whole value, so
+ * the stash holds paths up to OF_URING_SHORT bytes (most); a longer one goes to of_uring_longs
+ * as well, under the same key. With the full 4 KiB in every stash the submission probe cost
+ * ~220 ns per run, most of it that copy (BPF stats, `cargo bench --bench capture`, io_uring row).
+ */
+#define OF_URING_SHORT 256
+
+struct of_uring_req {
+	struct of_event_hdr hdr; /* the submitter, flags, mode, dirfd, raw_len (the whole path's) */
+	__u32 file_slot;         /* != 0: a direct descriptor, no fd to walk */
+	char raw[OF_URING_SHORT];
+};
+
+struct of_uring_long {
+	char raw[OF_RAW_MAX];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct of_uring_req);
+} of_uring_reqs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 128);
+	__type(key, __u64);
+	__type(value, struct of_uring_long);
+} of_uring_longs SEC(".maps");
+
+/* Records are built here (too big for the 512-byte stack), then the used part is copied out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct of_event);
+} of_scratch SEC(".maps");
+
+struct of_uring_stage {
+	struct of_uring_req req;
+	struct of_uring_long path; /* the whole path, when it does not fit req.raw */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct of_uring_stage);
+} of_uring_scratch SEC(".maps");
+
+/* Process records are built here: exe, argv and cgroup need up to 9 KiB. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct of_proc);
+} of_proc_scratch SEC(".maps");
+
+/*
+ * The directory path cache: most opens are in directories opened in a moment before, so the
+ * directory part of a path is walked once and then only checked. A slot keeps, for each level
+ * walked, the dentry, its mount, its name's hash and length and its d_seq, which every rename
+ * (d_move) and drop of that dentry bumps. A hit walks the live chain up to the task's root
+ * comparing each level with direct loads (no helper call, no name copied) and sends the slot
+ * id instead of the directory's names; user space keeps the path each slot id was defined
+ * with. So a rename of any directory on the way, a mount moved, another root (chroot) or a
+ * dentry freed and reused for another name makes the check fail and the directory is walked
+ * again. Per CPU: filled and checked without atomics (the programs run with preemption off),
+ * and a slot's defining record precedes, in the ring, every record on that CPU that uses it.
+ */
+struct of_dir_link {
+	__u64 dentry;
+	__u64 mnt;
+	__u64 hash_len;
+	__u32 seq;
+	__u32 pad;
+};
+
+struct of_dir_slot {
+	__u32 gen;   /* fills of this slot on this CPU (a record using it names the fill) */
+	__u32 steps; /* links in chain, 0: empty or being filled */
+	struct of_dir_link chain[OF_DIR_DEPTH];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	/* Resized by user space (a power of two up to this) before load. */
+	__uint(max_entries, OF_DIR_SLOTS);
+	__type(key, __u32);
+	__type(value, struct of_dir_slot);
+} of_dirs SEC(".maps");
+
+/* Makes clang emit BTF for the shared types so libbpf-cargo generates their Rust twins. */
+struct of_abi {
+	struct of_event_hdr hdr;
+	struct of_proc_hdr proc;
+	enum of_rec_kind kind;
+	enum of_exe_flags exe_flags;
+	enum of_syscall syscall;
+	enum of_path_source path_source;
+	enum of_trunc trunc;
+	enum of_loss_reason loss;
+	enum of_limits limits;
+} of_abi_unused = {};
+
+static __always_inline void count_loss(__u32 reason)
+{
+	__u64 *c = bpf_map_lookup_elem(&of_losses, &reason);
+
+	if (c)
+		*c += 1;
+}
+
+#endif /* __OF_MAPS_H */
