@@ -42,7 +42,7 @@ use anyhow::{anyhow, Context};
 use crate::capture::{self, proctable, Batch, Gauges, QUEUE_BATCHES};
 use crate::diag::debug;
 use crate::rules::RuleSet;
-use crate::store::Writer;
+use crate::store::{Uncaptured, Writer};
 
 pub use priority::boost_priority;
 pub use reorder::DEFAULT_REORDER_WINDOW;
@@ -105,7 +105,18 @@ pub fn record(
     // When the store thread started: the recording's start, for `--duration` and the summary.
     let started = Cell::new(Instant::now());
     let on_attached = |a: capture::Attached| -> anyhow::Result<()> {
-        let (writer, rules, alerts, supervisor, rx) = parts.take().expect("attached once");
+        let (mut writer, rules, alerts, supervisor, rx) = parts.take().expect("attached once");
+        // Before anything is stored: every segment of this recording carries what it lacks.
+        writer.set_uncaptured(
+            a.coverage
+                .iter()
+                .filter(|c| !c.captured)
+                .map(|c| Uncaptured {
+                    what: c.name.to_owned(),
+                    why: c.reason.clone().unwrap_or_default(),
+                })
+                .collect(),
+        );
         // After attaching: a process started since is in a kernel record, one started before
         // is here.
         let mut procs = proctable::ProcTable::new(

@@ -18,8 +18,8 @@ const GROUND: &[&str] = &[
 /// `cli` (and the crate root) wire everything and may use anything.
 const LAYERS: &[(&str, &[&str])] = &[
     ("process", &[]),
-    ("event", &["process"]),
     ("columns", &[]),
+    ("event", &["process", "columns"]),
     ("capture", &["process", "event"]),
     ("store", &["process", "event", "columns"]),
     ("rules", &["process", "event", "columns"]),
