@@ -68,19 +68,25 @@ def jsonl(lines):
 
 
 def not_captured(lines):
-    """The "… not captured: why" lines: [(routes, line)]."""
+    """The "… not captured: why" gaps: [(routes, text)]. `record`'s start notice names every gap
+    on one line, separated by "; "."""
     out = []
     for line in lines:
-        text = re.sub(r"^open-forensics:\s*(notice:\s*)?", "", line.strip())
-        what, sep, why = text.partition(" not captured")
-        if not sep or not why.lstrip(":( ").strip():
-            continue
-        routes = set()
-        for pattern, covered in CAPABILITIES:
-            if pattern.search(what):
-                routes |= covered
-        out.append((routes, text))
+        for text in re.sub(r"^open-forensics:\s*(notice:\s*)?", "", line.strip()).split("; "):
+            out.extend(gap(text))
     return out
+
+
+def gap(text):
+    """One "WHAT not captured: why" text, as [(routes, text)] (empty when it is not one)."""
+    what, sep, why = text.partition(" not captured")
+    if not sep or not why.lstrip(":( ").strip():
+        return []
+    routes = set()
+    for pattern, covered in CAPABILITIES:
+        if pattern.search(what):
+            routes |= covered
+    return [(routes, text)]
 
 
 def rejection(record_log):

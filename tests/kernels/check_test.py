@@ -88,6 +88,20 @@ class Verdicts(unittest.TestCase):
                     query=[f"open-forensics: notice: {GAP}"])[0]
         self.assertIn("--version", fails[0])
 
+    def test_every_gap_of_a_one_line_notice_counts(self):
+        deep = "whole paths deeper than 10 levels not captured (kernel 6.1 lacks bpf_rdonly_cast)"
+        uring = "io_uring opens not captured (kernel 6.1 has no io_uring_submit_req tracepoint)"
+        events = [event(e) for e in expectations() if e["route"] != "io_uring"]
+        notice = f"open-forensics: notice: {deep}; {uring}"
+        version = [f"  {deep}", f"  {uring}"]
+        reports = [f'{{"warning":"not_captured","text":"{deep}"}}',
+                   f'{{"warning":"not_captured","text":"{uring}"}}']
+        fails = log(events=events, record=[notice], version=version, query=reports)[0]
+        self.assertEqual(fails, [])
+        # The second gap of the line is read too: a query that reports only the first fails.
+        fails = log(events=events, record=[notice], version=version, query=reports[:1])[0]
+        self.assertTrue(any("io_uring opens" in f for f in fails), fails)
+
     def test_a_route_the_kernel_lacks_is_a_note(self):
         expect = [e for e in expectations() if e["route"] != "openat2"]
         expect.append({"route": "openat2", "unavailable": "the kernel answers ENOSYS"})
