@@ -28,7 +28,11 @@ pub(super) fn man_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
                 .and_then(|n| n.strip_prefix('-'));
             let examples: String = sections
                 .iter()
-                .filter(|(name, _)| *name != EXIT_SECTION && command.is_none_or(|c| c == *name))
+                // A nested command's page (`rules-check`) shows its command's examples.
+                .filter(|(name, _)| {
+                    *name != EXIT_SECTION
+                        && command.is_none_or(|c| c.split('-').next() == Some(*name))
+                })
                 .map(|(_, lines)| examples_roff(lines))
                 .collect();
             let extra = format!(".SH EXAMPLES\n{examples}.SH \"EXIT STATUS\"\n{exit}");
@@ -153,18 +157,28 @@ fn clap_pages() -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let cmd = super::command();
     let mut pages = Vec::new();
     let mut main = Vec::new();
-    clap_mangen::Man::new(cmd.clone())
+    clap_mangen::Man::new(cmd.clone().disable_help_subcommand(true))
         .render(&mut main)
         .context("render the man page")?;
     pages.push(("open-forensics.1".to_owned(), main));
-    for sub in cmd.get_subcommands() {
-        let name = format!("open-forensics-{}", sub.get_name());
+    // Every subcommand at every depth (`rules check`…) has its page, since its parent's page
+    // names it; no page for clap's `help` subcommand, so none names one.
+    let mut todo: Vec<(String, clap::Command)> = cmd
+        .get_subcommands()
+        .map(|s| (format!("open-forensics-{}", s.get_name()), s.clone()))
+        .collect();
+    while let Some((name, sub)) = todo.pop() {
+        todo.extend(
+            sub.get_subcommands()
+                .map(|s| (format!("{name}-{}", s.get_name()), s.clone())),
+        );
         let mut page = Vec::new();
-        clap_mangen::Man::new(sub.clone().name(name.clone()))
+        clap_mangen::Man::new(sub.name(name.clone()).disable_help_subcommand(true))
             .render(&mut page)
             .context("render a man page")?;
         pages.push((format!("{name}.1"), page));
     }
+    pages[1..].sort_by(|a, b| a.0.cmp(&b.0));
     Ok(pages)
 }
 

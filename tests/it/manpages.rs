@@ -39,7 +39,7 @@ fn installed_man_pages_carry_examples_and_exit_status() {
         }
         // Each command's page shows that command at work; the main page shows every command.
         let commands: Vec<&str> = match name.strip_prefix("open-forensics-") {
-            Some(c) => vec![c.strip_suffix(".1").unwrap()],
+            Some(c) => vec![c.strip_suffix(".1").unwrap().split('-').next().unwrap()],
             None => vec!["record", "replay", "query", "proc", "rules", "verify"],
         };
         for c in commands {
@@ -47,6 +47,26 @@ fn installed_man_pages_carry_examples_and_exit_status() {
                 examples.contains("\\&open\\-forensics ") && examples.contains(&format!(" {c}")),
                 "{name}: no example of {c}\n{examples}"
             );
+        }
+    }
+    // Every page a page names exists (`rules` names `rules-check`…; none names clap's `help`).
+    let names: Vec<String> = pages
+        .iter()
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    for page in &pages {
+        let text = std::fs::read_to_string(page).unwrap().replace("\\-", "-");
+        for (i, _) in text.match_indices("open-forensics-") {
+            let rest = &text[i..];
+            if let Some(end) = rest.find("(1)") {
+                let named = &rest[..end];
+                if named.chars().all(|c| c.is_ascii_lowercase() || c == '-') {
+                    assert!(
+                        names.contains(&format!("{named}.1")),
+                        "{page:?} names {named}(1), which is not installed"
+                    );
+                }
+            }
         }
     }
     // A command's page has its own examples only; the main page has them all.
