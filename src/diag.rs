@@ -10,6 +10,14 @@ pub fn set_verbose(on: bool) {
     VERBOSE.store(on, Ordering::Relaxed);
 }
 
+/// Turns debugging output on when `OPEN_FORENSICS_DEBUG` is set (not empty, not 0), for every
+/// command: `--version`'s probe load prints the verifier's whole log with it.
+pub fn from_env() {
+    if std::env::var("OPEN_FORENSICS_DEBUG").is_ok_and(|v| !v.is_empty() && v != "0") {
+        set_verbose(true);
+    }
+}
+
 /// Whether debugging output is on.
 pub fn verbose() -> bool {
     VERBOSE.load(Ordering::Relaxed)

@@ -197,7 +197,11 @@ pub fn load(
         eprintln!(
             "open-forensics: warning: kernel {r}'s verifier rejected program {prog} ({}); {change}. The verifier's last lines{}:\n  | {}",
             kernel_error(&e),
-            if crate::diag::verbose() { "" } else { " (-v shows all)" },
+            if crate::diag::verbose() {
+                ""
+            } else {
+                " (record -v or OPEN_FORENSICS_DEBUG=1 shows all)"
+            },
             tail.join("\n  | ")
         );
         if plan.slots.is_empty() {

@@ -81,6 +81,7 @@ pub fn main() -> ExitCode {
     // Everything this process creates (segments, alerts files) is for the owner only.
     // SAFETY: umask only changes this process's file-creation mask.
     unsafe { libc::umask(0o077) };
+    crate::diag::from_env();
     let argv: Vec<OsString> = std::env::args_os().collect();
     let cli = match parse(&argv) {
         Ok(c) => c,

@@ -219,9 +219,9 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         max_age: args.max_age.unwrap_or(defaults.max_age),
         ..defaults
     };
-    let debug = args.verbose
-        || std::env::var("OPEN_FORENSICS_DEBUG").is_ok_and(|v| !v.is_empty() && v != "0");
-    crate::diag::set_verbose(debug);
+    if args.verbose {
+        crate::diag::set_verbose(true);
+    }
     let opts = Options {
         capture: capture::Options {
             ring_bytes: args.ring_mb << 20,
