@@ -2,8 +2,8 @@
 //! probes, then read back from the store. Root only; other processes run on the machine (and
 //! other tests in this process), so every check filters by our own pids and our own temp paths.
 
-#[path = "../../fixtures/ia32.rs"]
-mod ia32;
+#[path = "../../fixtures/raw_opens.rs"]
+mod raw_opens;
 
 use std::collections::HashSet;
 use std::ffi::CString;
@@ -534,40 +534,8 @@ fn every_route_is_recorded(record_args: &[&str]) {
 
     // open_by_handle_at: no path, resolved from the opened file.
     {
-        #[repr(C)]
-        struct Handle {
-            bytes: u32,
-            kind: i32,
-            f: [u8; 128],
-        }
-        let mut h = Handle {
-            bytes: 128,
-            kind: 0,
-            f: [0; 128],
-        };
-        let mut mount_id = 0;
         let c = cstr(tb("abs.txt"));
-        // SAFETY: a file_handle with room for 128 bytes, a valid path and out-pointer.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_name_to_handle_at,
-                libc::AT_FDCWD,
-                c.as_ptr(),
-                &mut h as *mut Handle,
-                &mut mount_id as *mut i32,
-                0,
-            )
-        };
-        assert_eq!(rc, 0, "name_to_handle_at: {}", errno());
-        // SAFETY: the handle filled in above.
-        let ret = sys(unsafe {
-            libc::syscall(
-                libc::SYS_open_by_handle_at,
-                dfd,
-                &h as *const Handle,
-                libc::O_RDONLY,
-            )
-        });
+        let ret = sys(raw_opens::open_by_handle(&c, dfd as i32, libc::O_RDONLY));
         assert!(ret >= 0, "open_by_handle_at: {ret}");
         want.push(ctx.expect(
             "open_by_handle_at",
@@ -1075,7 +1043,7 @@ fn opens_through_the_32_bit_entry_are_recorded() {
     if !helpers::live_capture_available("opens_through_the_32_bit_entry_are_recorded") {
         return;
     }
-    use ia32::int80;
+    use raw_opens::int80;
     let store = TempStore::new();
     let work = tempfile::tempdir().expect("tempdir");
     let dir = std::fs::canonicalize(work.path()).expect("canonical");
