@@ -174,10 +174,7 @@ fn forced_compat_probes_record_every_route_and_say_deep_paths_are_cut() {
     assert!(child.status.success());
     let (stderr, events) = stored(&store, rec);
 
-    let notice = stderr
-        .lines()
-        .find(|l| l.starts_with("open-forensics: notice:"))
-        .unwrap_or_else(|| panic!("no start notice: {stderr}"));
+    let notice = start_notice(&stderr);
     assert!(
         notice.contains("whole paths deeper than 10 levels not captured"),
         "{notice}"
@@ -247,10 +244,7 @@ fn a_program_the_verifier_rejects_is_named_and_its_capability_reported_not_captu
     // The verifier's own words, not a bare errno.
     assert!(stderr.contains("invalid bpf_context access"), "{stderr}");
     assert!(!stderr.contains("Permission denied"), "{stderr}");
-    let notice = stderr
-        .lines()
-        .find(|l| l.starts_with("open-forensics: notice:"))
-        .unwrap_or_else(|| panic!("no start notice: {stderr}"));
+    let notice = start_notice(&stderr);
     assert!(
         notice.contains("io_uring opens not captured (kernel"),
         "{notice}"
@@ -259,4 +253,12 @@ fn a_program_the_verifier_rejects_is_named_and_its_capability_reported_not_captu
         let found = find(&events, *sc, path).is_some();
         assert_eq!(found, *sc != Syscall::IoUring, "{sc:?}");
     }
+}
+
+/// `record`'s one line naming what it does not capture.
+fn start_notice(stderr: &str) -> &str {
+    stderr
+        .lines()
+        .find(|l| l.starts_with("open-forensics: notice:"))
+        .unwrap_or_else(|| panic!("no start notice: {stderr}"))
 }
