@@ -13,6 +13,7 @@ use crate::process::{ProcSource, Process};
 
 use crate::bytes::Str;
 use crate::columns::Column;
+use crate::file_id::FileId;
 use crate::timespec::{format_ts, parse_ts};
 use crate::wire::wire_enum;
 
@@ -76,6 +77,12 @@ pub struct Event {
     pub mode: u32,
     /// The fd, or minus errno.
     pub ret: i64,
+    /// The opened file's identity (successful opens whose file the probe walked); `None` for
+    /// failed opens and segments written before identities were recorded.
+    pub file: Option<FileId>,
+    /// The opening process's root directory as a host path when it is chrooted (`path` is the
+    /// host's path either way); `None` at the mount namespace's own root.
+    pub root: Option<Str>,
     /// Effective ids at the open; `None` in segments written before lineage (schema 1).
     pub euid: Option<u32>,
     pub egid: Option<u32>,
@@ -109,6 +116,8 @@ impl Default for Event {
             flags: 0,
             mode: 0,
             ret: 0,
+            file: None,
+            root: None,
             euid: None,
             egid: None,
             process: None,
@@ -547,6 +556,8 @@ impl ImportedProcs {
             flags: j.flags,
             mode: j.mode,
             ret: j.ret,
+            file: None,
+            root: None,
             euid: j.euid,
             egid: j.egid,
             user: opt_bytes(&j.user, &j.user_b64, "user")?,

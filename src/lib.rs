@@ -10,6 +10,7 @@ pub mod diag;
 pub mod errno;
 pub mod error;
 pub mod event;
+pub mod file_id;
 pub(crate) mod json;
 pub mod output;
 pub mod process;

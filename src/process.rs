@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use crate::bytes::Str;
+use crate::file_id::FileId;
 use crate::wire::wire_enum;
 
 /// How many ancestors an event lists at most (pid 1 usually comes first).
@@ -72,6 +73,9 @@ pub struct Process {
     /// A chrooted process's root directory, as its mount namespace sees it (its opens' paths
     /// are relative to it); `None` for the namespace's own root.
     pub root: Option<Str>,
+    /// The executable's identity (device and inode); `None` for images not from an exec record
+    /// or segments written before identities were recorded.
+    pub exe_id: Option<FileId>,
 }
 
 impl Process {
@@ -101,6 +105,7 @@ impl Process {
             mntns: None,
             tty: None,
             root: None,
+            exe_id: None,
         }
     }
 

@@ -399,5 +399,6 @@ fn image(
         mntns: Some(4_026_531_841),
         tty: session.then(|| Str::from(if uid == 0 { "pts/1" } else { "pts/0" })),
         root: None,
+        exe_id: None,
     }
 }

@@ -36,6 +36,9 @@ const EXE_DELETED: u8 = types::of_exe_flags::OF_EXE_DELETED.0 as u8;
 
 /// What a ring record is.
 #[derive(Debug)]
+// Opens are nearly every record: boxing them would cost an allocation each; process records are
+// the rare, boxed ones.
+#[allow(clippy::large_enum_variant)]
 pub enum Record {
     /// An open, and its process's start (boot clock ns): with the pid, the key of its process.
     Open(Event, u64),
@@ -348,6 +351,9 @@ impl Decoder {
         ev.flags = h.flags;
         ev.mode = h.mode;
         ev.ret = h.ret;
+        // Filled in by the identity and root fields of the record (not yet sent by the probe).
+        ev.file = None;
+        ev.root = None;
         ev.euid = Some(h.euid);
         ev.egid = Some(h.egid);
         ev.table = 0;
@@ -982,6 +988,8 @@ pub(crate) mod tests {
             flags: 7,
             mode: 7,
             ret: 7,
+            file: Some(crate::file_id::FileId { dev: 7, ino: 7 }),
+            root: Some(Str::keyed(b"/jail".as_slice().into(), 6)),
             euid: None,
             egid: None,
             process: None,

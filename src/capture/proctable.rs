@@ -18,6 +18,7 @@ use rustc_hash::FxHashMap;
 use super::decode::{ProcKind, ProcRecord};
 use crate::bytes::Str;
 use crate::event::Event;
+use crate::file_id::FileId;
 use crate::process::{container_id, tty_from_nr, ProcSource, Process};
 
 /// `/proc/PID/stat` start times are in USER_HZ ticks (100 on every Linux ABI).
@@ -327,6 +328,8 @@ fn read_proc_entry(dir: &Path, pid: u32, anchor_ns: i64) -> Option<(u64, Process
             .ok()
             .filter(|r| r.as_os_str() != "/")
             .map(|r| Str::new(std::os::unix::ffi::OsStrExt::as_bytes(r.as_os_str()))),
+        // The file /proc/PID/exe links to, as the kernel holds it (even when deleted).
+        exe_id: fs::metadata(dir.join("exe")).ok().map(|m| FileId::of(&m)),
     };
     Some((start_tick, process))
 }

@@ -229,6 +229,7 @@ pub(crate) fn processes(
             mntns: go(21)?.map(|v| v as u32),
             tty: s[5].clone(),
             root: s[6].clone(),
+            exe_id: None,
         };
         let exit = match (go(23)?, go(24)?) {
             (Some(c), Some(t)) => Some((c as i32, t)),
