@@ -83,6 +83,10 @@ pub struct Event {
     /// The opening process's root directory as a host path when it is chrooted (`path` is the
     /// host's path either way); `None` at the mount namespace's own root.
     pub root: Option<Str>,
+    /// The watched path (a sensitive file, or one the live rules name exactly) whose file this
+    /// open's file is, when the open named it otherwise (a hard link, a bind mount, a chroot's
+    /// view): rules about that path match it too. Set by the recorder from file identities.
+    pub alias_of: Option<Str>,
     /// Effective ids at the open; `None` in segments written before lineage (schema 1).
     pub euid: Option<u32>,
     pub egid: Option<u32>,
@@ -118,6 +122,7 @@ impl Default for Event {
             ret: 0,
             file: None,
             root: None,
+            alias_of: None,
             euid: None,
             egid: None,
             process: None,
@@ -558,6 +563,7 @@ impl ImportedProcs {
             ret: j.ret,
             file: None,
             root: None,
+            alias_of: None,
             euid: j.euid,
             egid: j.egid,
             user: opt_bytes(&j.user, &j.user_b64, "user")?,

@@ -76,6 +76,11 @@ pub struct Process {
     /// The executable's identity (device and inode); `None` for images not from an exec record
     /// or segments written before identities were recorded.
     pub exe_id: Option<FileId>,
+    /// `Some(true)` when the executable is the host's own file at `exe` (the same identity as
+    /// the host's path, in the host's mount namespace, not chrooted): what an allow-list of
+    /// executables may trust. `Some(false)`: a file that only bears the name. `None`: unknown
+    /// (no identity recorded). Set by the recorder.
+    pub exe_verified: Option<bool>,
 }
 
 impl Process {
@@ -106,6 +111,7 @@ impl Process {
             tty: None,
             root: None,
             exe_id: None,
+            exe_verified: None,
         }
     }
 

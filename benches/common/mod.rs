@@ -400,5 +400,6 @@ fn image(
         tty: session.then(|| Str::from(if uid == 0 { "pts/1" } else { "pts/0" })),
         root: None,
         exe_id: None,
+        exe_verified: None,
     }
 }

@@ -354,6 +354,7 @@ impl Decoder {
         // Filled in by the identity and root fields of the record (not yet sent by the probe).
         ev.file = None;
         ev.root = None;
+        ev.alias_of = None;
         ev.euid = Some(h.euid);
         ev.egid = Some(h.egid);
         ev.table = 0;
@@ -990,6 +991,7 @@ pub(crate) mod tests {
             ret: 7,
             file: Some(crate::file_id::FileId { dev: 7, ino: 7 }),
             root: Some(Str::keyed(b"/jail".as_slice().into(), 6)),
+            alias_of: Some(Str::keyed(b"/etc/shadow".as_slice().into(), 7)),
             euid: None,
             egid: None,
             process: None,

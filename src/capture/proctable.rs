@@ -330,6 +330,7 @@ fn read_proc_entry(dir: &Path, pid: u32, anchor_ns: i64) -> Option<(u64, Process
             .map(|r| Str::new(std::os::unix::ffi::OsStrExt::as_bytes(r.as_os_str()))),
         // The file /proc/PID/exe links to, as the kernel holds it (even when deleted).
         exe_id: fs::metadata(dir.join("exe")).ok().map(|m| FileId::of(&m)),
+        exe_verified: None,
     };
     Some((start_tick, process))
 }

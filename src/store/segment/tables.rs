@@ -230,6 +230,7 @@ pub(crate) fn processes(
             tty: s[5].clone(),
             root: s[6].clone(),
             exe_id: None,
+            exe_verified: None,
         };
         let exit = match (go(23)?, go(24)?) {
             (Some(c), Some(t)) => Some((c as i32, t)),
