@@ -40,7 +40,8 @@ fn encode(ev: &Event, dirs: &mut HashMap<Vec<u8>, u32>, out: &mut Batch) {
         PathSource::File => (ev.path.as_bytes(), true),
         // A failed relative open carries its cwd.
         PathSource::Cwd | PathSource::Dirfd => (b"/home/dev/src/project", false),
-        PathSource::Raw | PathSource::Unresolved => (b"", false),
+        // The corpus has no chrooted opens (their root would follow).
+        PathSource::Raw | PathSource::Unresolved | PathSource::Root => (b"", false),
     };
     let mut tail = ev.raw_path.as_bytes().to_vec();
     let raw_len = tail.len();
@@ -101,6 +102,10 @@ fn encode(ev: &Event, dirs: &mut HashMap<Vec<u8>, u32>, out: &mut Batch) {
         comm,
         dir_slot,
         dir_gen: u32::from(dir_slot != 0),
+        // Every successful open carries its file's identity.
+        ino: if ev.ret >= 0 { 1 << 20 | u64::from(ev.pid) } else { 0 },
+        dev: if ev.ret >= 0 { 259 << 20 | 1 } else { 0 },
+        ..of_event_hdr::default()
     };
     let mut rec = vec![0u8; std::mem::size_of::<of_event_hdr>()];
     // SAFETY: `rec` has exactly the header's size; write_unaligned needs no alignment.

@@ -20,15 +20,15 @@ static __always_inline __u32 dir_slot_of(struct dentry *d, const bool fast)
 }
 
 /*
- * Whether the live chain from `dir` up to the task's root is the slot's, level by level: 1 yes,
- * 0 no, -1 a mount crossing on the way (the caller checks through walk_step, which crosses). A
+ * Whether the live chain from `dir` up to the top of the mount tree is the slot's, level by
+ * level: 1 yes, 0 no, -1 a mount crossing on the way (the caller checks through walk_step, which
+ * crosses). A
  * plain bounded loop with the slot in a register: through bpf_loop each level looks the slot up
  * again (a map value pointer kept in the callback's context defeats the verifier's pruning), and
  * crossing mounts inside this loop made the verifier give up too. ~40 ns less per open (BPF stats).
  */
 static __always_inline int check_dir(struct of_dir_slot *s, struct dentry *dir,
-				      struct vfsmount *vfsmnt, struct dentry *root_dentry,
-				      struct vfsmount *root_mnt, const bool fast)
+				      struct vfsmount *vfsmnt, const bool fast)
 {
 	struct dentry *d = KCAST(fast, dir, struct dentry);
 	struct vfsmount *vm = vfsmnt;
@@ -40,9 +40,9 @@ static __always_inline int check_dir(struct of_dir_slot *s, struct dentry *dir,
 		struct dentry *parent;
 		struct of_dir_link *l;
 
-		if (d == root_dentry && vm == root_mnt)
-			return i == steps;
 		parent = KREAD(fast, d, d_parent);
+		if (d == mnt_root && on_top(vm, fast))
+			return i == steps;
 		if (d == mnt_root || d == parent)
 			return -1;
 		if (i >= steps || i >= OF_DIR_DEPTH)
@@ -59,25 +59,21 @@ static __always_inline int check_dir(struct of_dir_slot *s, struct dentry *dir,
 }
 
 /*
- * Walks the directory `dir` up to the task's root through the cache, its components going to
- * e->data at base + off (after a leaf already there); returns the component bytes in all.
- * A hit writes nothing and marks the header OF_PATH_CACHED; a miss walks, records the slot
- * and names it in the header so user space learns the slot's path from this record.
+ * Walks the directory `dir` up through the cache, its components going to e->data at base + off
+ * (after a leaf already there); returns the component bytes in all. A hit writes nothing and
+ * marks the header OF_PATH_CACHED; a miss walks, records the slot and names it in the header so
+ * user space learns the slot's path from this record. Walks end at the top of the mount tree,
+ * whoever walks, so a slot is the same path for a chrooted task and others.
  */
-static __always_inline __u32 walk_dir(struct task_struct *task, struct dentry *dir,
-				      struct vfsmount *vfsmnt, __u32 base, __u32 off,
-				      struct of_event_hdr *h, const bool fast)
+static __always_inline __u32 walk_dir(struct dentry *dir, struct vfsmount *vfsmnt, __u32 base,
+				      __u32 off, struct of_event_hdr *h, const bool fast)
 {
 	__u32 idx = dir_slot_of(dir, fast), id = bpf_get_smp_processor_id() * OF_DIR_SLOTS + idx + 1;
 	struct of_dir_slot *s = bpf_map_lookup_elem(&of_dirs, &idx);
-	struct fs_struct *fs = KREAD(fast, task, fs);
-	struct dentry *root_dentry = KREAD(fast, fs, root.dentry);
-	struct vfsmount *root_mnt = KREAD(fast, fs, root.mnt);
 	/* Filled in only off the hit path: a hit costs no stores but the header's. */
 	struct of_walk w;
 #define DIR_WALK(m)                                                                   \
-	(struct of_walk){ .root_dentry = root_dentry, .root_mnt = root_mnt, .base = base, \
-			  .off = off, .limit = OF_PATH_MAX, .slot = idx, .mode = (m) }
+	(struct of_walk){ .base = base, .off = off, .limit = OF_PATH_MAX, .slot = idx, .mode = (m) }
 
 	/*
 	 * Compat has no cache: each walk is a copy of the loop body for the verifier to walk, and
@@ -96,7 +92,7 @@ static __always_inline __u32 walk_dir(struct task_struct *task, struct dentry *d
 	if (!s)
 		return off;
 	if (s->steps) {
-		int hit = check_dir(s, dir, vfsmnt, root_dentry, root_mnt, fast);
+		int hit = check_dir(s, dir, vfsmnt, fast);
 
 		if (hit < 0) {
 			w = DIR_WALK(WALK_CHECK);

@@ -15,7 +15,8 @@
 /* NAME_MAX + NUL: the most one component read may write. */
 #define OF_NAME_MAX 256
 /*
- * Raw path, then the components. The walk writes a component of up to OF_NAME_MAX bytes at any
+ * Raw path, then the components, then a chrooted task's root's components (the path's and the
+ * root's share OF_PATH_MAX). The walk writes a component of up to OF_NAME_MAX bytes at any
  * offset below OF_RAW_MAX + OF_PATH_MAX, so the buffer has that much slack for the verifier.
  */
 #define OF_DATA_MAX (OF_RAW_MAX + OF_PATH_MAX + OF_NAME_MAX)
@@ -74,6 +75,9 @@ enum of_path_source {
 	OF_PATH_DIRFD = 4,
 	/* Nothing could be walked (e.g. an io_uring direct descriptor). */
 	OF_PATH_UNRESOLVED = 5,
+	/* A failed absolute open by a chrooted task: the components are its root's (walked as a
+	 * cwd is); user space joins the raw path on. */
+	OF_PATH_ROOT = 6,
 };
 
 /* of_event_hdr.trunc bits */
@@ -135,8 +139,11 @@ enum of_loss_reason {
 
 /*
  * One record in the ring: the fixed header, then `raw_len` bytes of the raw path (no NUL), then
- * `path_len` bytes of resolved components, each NUL-terminated, leaf first. Records are
- * variable-size; the header is what user space decodes as a struct.
+ * `path_len` bytes of resolved components, each NUL-terminated, leaf first, then `root_len`
+ * bytes of the components of the task's root when it is chrooted. Every walk goes up to the top
+ * of the task's mount tree, not to its root (bpf/path.h): paths are the host's (a container's,
+ * in its own mount namespace), so a chroot renames nothing. Records are variable-size; the
+ * header is what user space decodes as a struct.
  */
 struct of_event_hdr {
 	__u32 kind;       /* OF_REC_OPEN */
@@ -167,6 +174,15 @@ struct of_event_hdr {
 	 * a record using a slot names the fill it saw, so a lost defining record is noticed. */
 	__u32 dir_slot;
 	__u32 dir_gen;
+	/* The opened file's identity, on a successful open whose file was walked: its inode number
+	 * and its superblock's s_dev (MKDEV encoding); dev 0: none. */
+	__u64 ino;
+	__u32 dev;
+	/* A chrooted task's root's components (0: not chrooted; an OF_PATH_ROOT record's path is
+	 * its root; the compat probes leave it out), and nonzero when that walk was cut. */
+	__u16 root_len;
+	__u8 root_cut;
+	__u8 pad;
 };
 
 /* The per-CPU scratch a record is built in before bpf_ringbuf_output copies out its used part. */
@@ -188,6 +204,8 @@ struct of_proc_hdr {
 	__u64 start;        /* start_boottime: with pid, the process key */
 	__u64 parent_start; /* the real parent's start_boottime */
 	__u64 cgroup_id;    /* the cgroup walked (see cgroup_len), its kernfs id */
+	__u64 exe_ino;      /* OF_REC_EXEC: the executable's inode number and superblock s_dev */
+	__u32 exe_dev;      /* (MKDEV encoding); 0: no executable */
 	__u32 ppid;
 	__u32 uid;
 	__u32 gid;
@@ -201,8 +219,8 @@ struct of_proc_hdr {
 	__u16 exe_len;
 	__u16 args_len;
 	__u16 cgroup_len;
-	__u16 root_len;     /* the process's root (chroot) components, after the cgroup's; 0: the
-			     * mount namespace's own root */
+	__u16 root_len;     /* the process's root (chroot) components, walked to the top of its
+			     * mount tree, after the cgroup's; 0: not chrooted */
 	__u8 trunc;         /* enum of_trunc bits (EXE, ARGS, CGROUP) */
 	__u8 exe_flags;     /* enum of_exe_flags bits */
 	char comm[OF_COMM_LEN];

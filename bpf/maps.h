@@ -94,12 +94,12 @@ struct {
  * The directory path cache: most opens are in directories opened in a moment before, so the
  * directory part of a path is walked once and then only checked. A slot keeps, for each level
  * walked, the dentry, its mount, its name's hash and length and its d_seq, which every rename
- * (d_move) and drop of that dentry bumps. A hit walks the live chain up to the task's root
- * comparing each level with direct loads (no helper call, no name copied) and sends the slot
- * id instead of the directory's names; user space keeps the path each slot id was defined
- * with. So a rename of any directory on the way, a mount moved, another root (chroot) or a
- * dentry freed and reused for another name makes the check fail and the directory is walked
- * again. Per CPU: filled and checked without atomics (the programs run with preemption off),
+ * (d_move) and drop of that dentry bumps. A hit walks the live chain up to the top of the mount
+ * tree (path.h) comparing each level with direct loads (no helper call, no name copied) and
+ * sends the slot id instead of the directory's names; user space keeps the path each slot id
+ * was defined with. So a rename of any directory on the way, a mount moved, another mount of
+ * the same tree or a dentry freed and reused for another name makes the check fail and the
+ * directory is walked again; a chroot changes no path, so it shares slots. Per CPU: filled and checked without atomics (the programs run with preemption off),
  * and a slot's defining record precedes, in the ring, every record on that CPU that uses it.
  */
 struct of_dir_link {

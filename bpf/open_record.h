@@ -46,18 +46,16 @@ static __always_inline __u32 emit_inline_name(struct of_event *e, __u32 base, st
 
 /*
  * An ordinary file's name, the first component (leaf first); false for what has no name of its
- * own in a path (a mount's root, the task's root, a pseudo file).
+ * own in a path (a mount's root, a pseudo file).
  */
-static __always_inline bool emit_leaf(struct of_event *e, struct task_struct *task,
-				      struct dentry *d, struct vfsmount *vfsmnt, __u32 base,
-				      __u32 *off, const bool fast)
+static __always_inline bool emit_leaf(struct of_event *e, struct dentry *d,
+				      struct vfsmount *vfsmnt, __u32 base, __u32 *off,
+				      const bool fast)
 {
 	struct vfsmount *vm = KCAST(fast, vfsmnt, struct vfsmount);
-	struct fs_struct *fs = KREAD(fast, task, fs);
 	__u32 n;
 
-	if (d == KREAD(fast, d, d_parent) || d == KREAD(fast, vm, mnt_root) ||
-	    (d == KREAD(fast, fs, root.dentry) && vfsmnt == KREAD(fast, fs, root.mnt)))
+	if (d == KREAD(fast, d, d_parent) || d == KREAD(fast, vm, mnt_root))
 		return false;
 	/* base < OF_RAW_MAX, and a leaf is the first component: it always fits. */
 	n = emit_inline_name(e, base, d, fast);
@@ -85,7 +83,7 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 {
 	struct of_event_hdr *h = &e->hdr;
 	__u32 raw_len = h->raw_len;
-	__u32 path_len = 0;
+	__u32 path_len = 0, root_len = 0;
 	__u64 size, flags, avail;
 	struct file *f;
 	struct dentry *dir = NULL;
@@ -97,6 +95,10 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 	h->path_source = OF_PATH_UNRESOLVED;
 	h->dir_slot = 0;
 	h->dir_gen = 0;
+	h->ino = 0;
+	h->dev = 0;
+	h->root_cut = 0;
+	h->pad = 0;
 	/*
 	 * Where the directory walk starts, if there is one: each case only picks it, so that
 	 * walk_dir (and its bpf_loop callbacks, which the verifier walks per call site) is inlined
@@ -106,21 +108,35 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 		f = walk_fds ? fd_file(task, ret, fast) : NULL;
 		if (f) {
 			struct dentry *d = KREAD(fast, f, f_path.dentry);
+			struct inode *inode = KREAD(fast, f, f_inode);
 
 			h->path_source = OF_PATH_FILE;
+			/* Identity: another name for the same file (a hard link, a bind mount) is
+			 * still that file. */
+			h->ino = KREAD(fast, inode, i_ino);
+			h->dev = KREAD(fast, KREAD(fast, inode, i_sb), s_dev);
 			dir_mnt = KREAD(fast, f, f_path.mnt);
 			if (!fast)
 				dir = d; /* compat walks the file itself, in walk_dir's one loop */
-			else if (emit_leaf(e, task, d, dir_mnt, raw_len, &path_len, fast))
+			else if (emit_leaf(e, d, dir_mnt, raw_len, &path_len, fast))
 				dir = KREAD(fast, d, d_parent);
 			else
-				path_len = walk_path(task, d, dir_mnt, raw_len, &h->trunc, fast);
+				path_len = walk_path(d, dir_mnt, raw_len, OF_PATH_MAX, &h->trunc,
+						     OF_TRUNC_PATH, fast);
 			/* Unhashed: unlinked (or an O_TMPFILE), as d_path says with " (deleted)". */
 			if (!KREAD(fast, d, d_hash.pprev))
 				h->trunc |= OF_PATH_DELETED;
 		}
 	} else if (raw_len > 0 && e->data[0] == '/') {
 		h->path_source = OF_PATH_RAW;
+		/* Relative to a chrooted task's root: walked as a failed relative open's cwd is. */
+		if (walk_fds && task_chrooted(task, fast)) {
+			struct fs_struct *fs = KREAD(fast, task, fs);
+
+			h->path_source = OF_PATH_ROOT;
+			dir = KREAD(fast, fs, root.dentry);
+			dir_mnt = KREAD(fast, fs, root.mnt);
+		}
 	} else if (raw_len > 0) {
 		if (h->has_dirfd && h->dirfd != AT_FDCWD) {
 			f = walk_fds ? fd_file(task, h->dirfd, fast) : NULL;
@@ -138,11 +154,28 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 		}
 	}
 	if (dir)
-		path_len = walk_dir(task, dir, dir_mnt, raw_len, path_len, h, fast);
+		path_len = walk_dir(dir, dir_mnt, raw_len, path_len, h, fast);
 	if (path_len > OF_PATH_MAX)
 		path_len = OF_PATH_MAX;
+	/*
+	 * A chrooted task's root, per open (a process can chroot after exec), in what the path left
+	 * of OF_PATH_MAX (an OF_PATH_ROOT record's path is its root already). Walked every time:
+	 * chroots are rare, and the cache's one slot per record is the path's. Compat leaves it
+	 * out: a second walk loop is more than its verifier budget.
+	 */
+	if (fast && walk_fds && h->path_source != OF_PATH_ROOT && task_chrooted(task, fast)) {
+		struct fs_struct *fs = KREAD(fast, task, fs);
+		__u32 room = OF_PATH_MAX - path_len;
+
+		root_len = walk_path(KREAD(fast, fs, root.dentry), KREAD(fast, fs, root.mnt),
+				     raw_len + path_len, room < OF_ROOT_MAX ? room : OF_ROOT_MAX,
+				     &h->root_cut, 1, fast);
+		if (root_len > OF_ROOT_MAX)
+			root_len = OF_ROOT_MAX;
+	}
 	h->raw_len = raw_len;
 	h->path_len = path_len;
+	h->root_len = root_len;
 	h->ts_ns = bpf_ktime_get_boot_ns();
 
 	/*
@@ -150,7 +183,7 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 	 * has to be the worst case (8.5 KB) while a typical record is ~150 bytes, so reserving would
 	 * fit 50x fewer records in the same ring. The price is one copy of the used bytes.
 	 */
-	size = sizeof(struct of_event_hdr) + raw_len + path_len;
+	size = sizeof(struct of_event_hdr) + raw_len + path_len + root_len;
 	/* Opaque to clang, so that the bound the verifier needs is checked on this register. */
 	barrier_var(size);
 	if (size > sizeof(struct of_event))

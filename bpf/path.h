@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR Apache-2.0 */
 /*
- * The path walk: a dentry and mount chain walked up to the task's root, one component per
- * step, each name copied into a record.
+ * The path walk: a dentry and mount chain walked up to the top of the mount tree, one component
+ * per step, each name copied into a record. Not to the task's root: a chrooted task's paths are
+ * the host's (a chroot into /etc must not make /etc/shadow read as /shadow), and its root is
+ * recorded beside them. A task in another mount namespace (a container) gets its namespace's
+ * paths: the top of its tree is its namespace's root.
  */
 #ifndef __OF_PATH_H
 #define __OF_PATH_H
@@ -10,8 +13,6 @@ struct of_walk {
 	struct dentry *dentry;   /* fast: a BTF pointer (bpf_core_cast), read by direct loads */
 	struct vfsmount *vfsmnt; /* a plain address: crossings are rare and read by helper */
 	struct dentry *mnt_root; /* vfsmnt's root, read once per mount instead of per step */
-	struct dentry *root_dentry;
-	struct vfsmount *root_mnt;
 	__u32 base;  /* where components start in the record's data (after what precedes them) */
 	__u32 off;   /* component bytes written */
 	__u32 limit; /* the most component bytes to write */
@@ -171,6 +172,37 @@ static __always_inline bool walk_link(struct of_walk *w, struct dentry *d, struc
 }
 
 /*
+ * Whether the mount `vm` is at the top of its mount tree: the tree's top (its own parent), or
+ * attached right on the top's root (the host's / over rootfs; a container's pivot_root over
+ * its namespace's). Its root dentry is where every walk ends, so a task at the host's / walks
+ * no further than it did when walks ended at the task's root. Mounts stacked higher on the top
+ * are crossed: they name no component.
+ */
+static __always_inline bool on_top(struct vfsmount *vm, const bool fast)
+{
+	struct mount *m = KCAST(fast, (void *)vm - bpf_core_field_offset(struct mount, mnt),
+				struct mount);
+	struct mount *p = KREAD(fast, m, mnt_parent);
+
+	if (!p || p == m)
+		return true;
+	p = KCAST(fast, p, struct mount);
+	return KREAD(fast, p, mnt_parent) == p &&
+	       KREAD(fast, m, mnt_mountpoint) == KREAD(fast, p, mnt.mnt_root);
+}
+
+/* Whether the task is chrooted: its root is not the root dentry of a mount at the top. */
+static __always_inline bool task_chrooted(struct task_struct *task, const bool fast)
+{
+	struct fs_struct *fs = KREAD(fast, task, fs);
+	struct vfsmount *rm = KREAD(fast, fs, root.mnt);
+
+	return KREAD(fast, fs, root.dentry) !=
+		       KREAD(fast, KCAST(fast, rm, struct vfsmount), mnt_root) ||
+	       !on_top(rm, fast);
+}
+
+/*
  * One step up: either emit the current dentry's name and go to its parent, or cross from a
  * mount's root to its mountpoint in the parent mount; nonzero when the walk ends. Fields of the
  * context are copied to locals before any BPF_CORE_READ: a CO-RE access through our own struct
@@ -185,14 +217,10 @@ static __always_inline long walk_step_in(struct of_walk *w, const bool fast)
 
 	if (!d || !vm)
 		return 1;
-	if (d == w->root_dentry && vm == w->root_mnt) {
-		w->done = 1;
-		return 1;
-	}
 	parent = KREAD(fast, d, d_parent);
 	if (d == mnt_root || d == parent) {
 		struct mount *m = (void *)vm - bpf_core_field_offset(struct mount, mnt);
-		struct mount *mp = BPF_CORE_READ(m, mnt_parent);
+		struct mount *mp;
 
 		if (d != mnt_root) {
 			if (w->mode == WALK_CHECK) {
@@ -208,11 +236,12 @@ static __always_inline long walk_step_in(struct of_walk *w, const bool fast)
 			w->done = 1;
 			return 1;
 		}
-		/* The namespace's root, or a detached tree: nothing above. */
-		if (!mp || mp == m) {
+		/* The top of the tree (the namespace's root), or a detached tree: nothing above. */
+		if (on_top(vm, fast)) {
 			w->done = 1;
 			return 1;
 		}
+		mp = BPF_CORE_READ(m, mnt_parent);
 		vm = (void *)mp + bpf_core_field_offset(struct mount, mnt);
 		w->dentry = KCAST(fast, BPF_CORE_READ(m, mnt_mountpoint), struct dentry);
 		w->vfsmnt = vm;
@@ -263,23 +292,24 @@ static __always_inline void walk_start(struct of_walk *w, struct dentry *dentry,
 	w->mnt_root = KREAD(fast, KCAST(fast, vfsmnt, struct vfsmount), mnt_root);
 }
 
-/* Walks `p` up to the task's root into e->data after the raw path; returns the bytes written. */
-static __always_inline __u32 walk_path(struct task_struct *task, struct dentry *dentry,
-				       struct vfsmount *vfsmnt, __u32 base, __u8 *trunc,
+/*
+ * Walks `dentry` up into the record's data at `base`, at most `limit` bytes; returns the bytes
+ * written, and marks `*trunc` with `cut` when the walk stopped short (and with OF_PATH_PSEUDO
+ * when it named a pseudo file).
+ */
+static __always_inline __u32 walk_path(struct dentry *dentry, struct vfsmount *vfsmnt,
+				       __u32 base, __u32 limit, __u8 *trunc, __u8 cut,
 				       const bool fast)
 {
-	struct fs_struct *fs = KREAD(fast, task, fs);
 	struct of_walk w = {
-		.root_dentry = KREAD(fast, fs, root.dentry),
-		.root_mnt = KREAD(fast, fs, root.mnt),
 		.base = base,
-		.limit = OF_PATH_MAX,
+		.limit = limit,
 	};
 
 	walk_start(&w, dentry, vfsmnt, fast);
 	walk_run(&w, OF_WALK_MAX_STEPS, fast);
 	if (!w.done)
-		*trunc |= OF_TRUNC_PATH;
+		*trunc |= cut;
 	if (w.pseudo)
 		*trunc |= OF_PATH_PSEUDO;
 	return w.off;

@@ -117,6 +117,8 @@ static __always_inline void fill_proc(struct of_proc_hdr *h, struct task_struct 
 	h->pidns = BPF_CORE_READ(tp, numbers[level & 31].ns, ns.inum);
 	h->mntns = BPF_CORE_READ(task, nsproxy, mnt_ns, ns.inum);
 	h->cgroup_id = cg ? BPF_CORE_READ(cg, kn, id) : 0;
+	h->exe_ino = 0;
+	h->exe_dev = 0;
 	h->exit_code = 0;
 	h->exe_len = 0;
 	h->args_len = 0;
@@ -163,13 +165,15 @@ static __always_inline int process_exec(const bool fast)
 	exe = BPF_CORE_READ(task, mm, exe_file);
 	if (exe) {
 		struct dentry *d = BPF_CORE_READ(exe, f_path.dentry);
+		/* The host's path (path.h): a chroot's own /usr/bin/passwd is not the host's. */
 		struct of_walk w = {
-			.root_dentry = BPF_CORE_READ(task, fs, root.dentry),
-			.root_mnt = BPF_CORE_READ(task, fs, root.mnt),
 			.limit = OF_PATH_MAX,
 			.proc = 1,
 		};
 
+		/* Its identity: what an allow-list can trust where a path can be made up. */
+		rec->hdr.exe_ino = BPF_CORE_READ(exe, f_inode, i_ino);
+		rec->hdr.exe_dev = BPF_CORE_READ(exe, f_inode, i_sb, s_dev);
 		walk_start(&w, d, BPF_CORE_READ(exe, f_path.mnt), fast);
 		walk_run(&w, OF_WALK_MAX_STEPS, fast);
 		if (!w.done)
@@ -215,27 +219,20 @@ static __always_inline int process_exec(const bool fast)
 	}
 
 	/*
-	 * A chrooted process: its paths are relative to its root, so the root itself is recorded,
-	 * walked up to the mount namespace's root (once per exec, never per open).
+	 * A chrooted process: its root, walked up to the top of its mount tree as its paths are
+	 * (opens carry it too, as a process can chroot after exec).
 	 */
-	{
-		struct dentry *rd = BPF_CORE_READ(task, fs, root.dentry);
-		struct vfsmount *rm = BPF_CORE_READ(task, fs, root.mnt);
-		struct mount *nsroot = BPF_CORE_READ(task, nsproxy, mnt_ns, root);
-		struct vfsmount *nsm =
-			(void *)nsroot + bpf_core_field_offset(struct mount, mnt);
+	if (task_chrooted(task, false)) {
+		struct of_walk w = {
+			.base = exe_len + len + rec->hdr.cgroup_len,
+			.limit = OF_ROOT_MAX,
+			.proc = 1,
+		};
 
-		if (nsroot && (rm != nsm || rd != BPF_CORE_READ(nsm, mnt_root))) {
-			struct of_walk w = {
-				.base = exe_len + len + rec->hdr.cgroup_len,
-				.limit = OF_ROOT_MAX,
-				.proc = 1,
-			};
-
-			walk_start(&w, rd, rm, fast);
-			walk_run(&w, OF_WALK_MAX_STEPS, fast);
-			rec->hdr.root_len = w.off > OF_ROOT_MAX ? OF_ROOT_MAX : w.off;
-		}
+		walk_start(&w, BPF_CORE_READ(task, fs, root.dentry), BPF_CORE_READ(task, fs, root.mnt),
+			   fast);
+		walk_run(&w, OF_WALK_MAX_STEPS, fast);
+		rec->hdr.root_len = w.off > OF_ROOT_MAX ? OF_ROOT_MAX : w.off;
 	}
 
 	tty = BPF_CORE_READ(task, signal, tty);

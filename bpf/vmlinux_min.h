@@ -87,10 +87,13 @@ struct hlist_bl_node {
 
 struct super_block {
 	unsigned long s_magic;
+	/* dev_t: the kernel's MKDEV encoding (major << 20 | minor). */
+	unsigned int s_dev;
 };
 
 struct inode {
 	unsigned long i_ino;
+	struct super_block *i_sb;
 };
 
 /* include/linux/seqlock_types.h: d_seq is bumped by every rename (d_move) and drop. */
@@ -138,6 +141,7 @@ struct path {
 
 struct file {
 	struct path f_path;
+	struct inode *f_inode;
 };
 
 struct fdtable {
@@ -213,11 +217,8 @@ struct pid {
 	struct upid numbers[1];
 };
 
-struct mount;
-
 struct mnt_namespace {
 	struct ns_common ns;
-	struct mount *root;
 };
 
 struct nsproxy {

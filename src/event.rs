@@ -49,6 +49,8 @@ wire_enum! {
         Dirfd = 4 => "dirfd",
         /// Nothing better was available (e.g. an io_uring direct descriptor): `path` is the raw path.
         Unresolved = 5 => "unresolved",
+        /// A failed absolute open by a chrooted process: its root (`root`) joined with the raw path.
+        Root = 6 => "root",
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! A record (bpf/events.h) is the fixed `of_event_hdr`, `raw_len` bytes of the path exactly as the
 //! process passed it, then `path_len` bytes of resolved components, each NUL-terminated, leaf
-//! first. The header is read through the type libbpf-cargo generates from the BPF object's BTF, so
-//! the layout is declared once, in C.
+//! first, then `root_len` bytes of a chrooted process's root's components. Every walk goes up to
+//! the top of the mount tree, so `path` and `root` are host paths. The header is read through the
+//! type libbpf-cargo generates from the BPF object's BTF, so the layout is declared once, in C.
 //!
 //! The recorder decodes every open of the host, so [`Decoder`] does it without allocating per
 //! event: comm, raw path and resolved path come from a bounded pool of recent strings (one hash
@@ -18,6 +19,7 @@ use rustc_hash::FxBuildHasher;
 use super::skel::types;
 use crate::bytes::Str;
 use crate::event::{Event, PathSource, Syscall};
+use crate::file_id::FileId;
 use crate::process::Process;
 
 type Hdr = types::of_event_hdr;
@@ -183,12 +185,17 @@ impl Decoder {
     ) -> Result<(), DecodeError> {
         let raw_len = usize::from(h.raw_len);
         let path_len = usize::from(h.path_len);
+        let root_len = usize::from(h.root_len);
         let data = &rec[HDR_LEN..];
-        if data.len() < raw_len + path_len {
+        if data.len() < raw_len + path_len + root_len {
             return Err(DecodeError::Short(rec.len()));
         }
         let raw = &data[..raw_len];
         let comps = &data[raw_len..raw_len + path_len];
+        // Only a chrooted process's records carry a root: the join costs nobody else.
+        let root_comps = &data[raw_len + path_len..raw_len + path_len + root_len];
+        let mut root =
+            (!root_comps.is_empty()).then(|| join_components(root_comps, h.root_cut != 0));
         let syscall = Syscall::from_code(h.syscall).ok_or(DecodeError::Syscall(h.syscall))?;
         let mut path_source =
             PathSource::from_code(h.path_source).ok_or(DecodeError::PathSource(h.path_source))?;
@@ -218,7 +225,7 @@ impl Decoder {
             if let Some(p) = self.walked.get(walk_key) {
                 set_shared(&mut ev.path, p);
                 self.key = key;
-                self.event(h, syscall, path_source, raw, anchor_ns, ev);
+                self.event(h, syscall, path_source, raw, root.as_deref(), anchor_ns, ev);
                 return Ok(());
             }
         }
@@ -263,13 +270,20 @@ impl Decoder {
             }
             PathSource::Cwd | PathSource::Dirfd => {
                 // Rare (failed relative opens): allocating here is fine.
-                let mut dir = match &dir {
+                let dir = match &dir {
                     Some(d) => d.to_vec(),
                     None => join_components(comps, walk_cut),
                 };
-                dir.push(b'/');
-                dir.extend_from_slice(raw);
-                path = normalize(&dir);
+                path = join_relative(root.as_deref(), &dir, raw);
+            }
+            // The walked directory is the root (mounts stacked on the top walk to `/`: none).
+            PathSource::Root => {
+                let dir = match &dir {
+                    Some(d) => d.to_vec(),
+                    None => join_components(comps, walk_cut),
+                };
+                path = join_relative(Some(&dir), &dir, raw);
+                root = (dir != b"/").then_some(dir);
             }
             PathSource::Raw | PathSource::Unresolved => path.extend_from_slice(raw),
         }
@@ -282,7 +296,7 @@ impl Decoder {
         }
         self.key = key;
         self.path = path;
-        self.event(h, syscall, path_source, raw, anchor_ns, ev);
+        self.event(h, syscall, path_source, raw, root.as_deref(), anchor_ns, ev);
         Ok(())
     }
 
@@ -297,7 +311,9 @@ impl Decoder {
                     .map_or(comps.len(), |n| n + 1);
                 &comps[leaf..]
             }
-            PathSource::Cwd | PathSource::Dirfd if h.trunc & TRUNC_PATH == 0 => comps,
+            PathSource::Cwd | PathSource::Dirfd | PathSource::Root if h.trunc & TRUNC_PATH == 0 => {
+                comps
+            }
             // The kernel never caches a cut or pseudo walk; a record claiming so is not trusted.
             _ => return,
         };
@@ -314,12 +330,14 @@ impl Decoder {
     /// Fills in the rest of `ev` from an open record whose path is resolved into `ev.path`.
     /// Every field is written (`ev` held another event): the process and user are the
     /// process table's to attach, and are left for it to compare.
+    #[allow(clippy::too_many_arguments)]
     fn event(
         &mut self,
         h: &Hdr,
         syscall: Syscall,
         path_source: PathSource,
         raw: &[u8],
+        root: Option<&[u8]>,
         anchor_ns: i64,
         ev: &mut Event,
     ) {
@@ -351,9 +369,13 @@ impl Decoder {
         ev.flags = h.flags;
         ev.mode = h.mode;
         ev.ret = h.ret;
-        // Filled in by the identity and root fields of the record (not yet sent by the probe).
-        ev.file = None;
-        ev.root = None;
+        // dev 0: no file walked (no superblock has device 0).
+        ev.file = (h.dev != 0).then(|| FileId::from_kernel(h.dev, h.ino));
+        match root {
+            Some(r) => self.intern_into(ev.root.get_or_insert_with(Str::default), r),
+            None => ev.root = None,
+        }
+        // The recorder's to set, from identities.
         ev.alias_of = None;
         ev.euid = Some(h.euid);
         ev.egid = Some(h.egid);
@@ -437,6 +459,7 @@ pub fn decode_proc(rec: &[u8], anchor_ns: i64) -> Result<ProcRecord, DecodeError
         cgroup,
         tty: tty.as_deref().map(Str::from),
         root: root.map(Str::new),
+        exe_id: (h.exe_dev != 0).then(|| FileId::from_kernel(h.exe_dev, h.exe_ino)),
         ..Process::from_event(
             h.pid,
             (h.start as i64).wrapping_add(anchor_ns),
@@ -567,6 +590,36 @@ fn join_into(out: &mut Vec<u8>, comps: &[u8], cut: bool, top: Option<&[u8]>) {
 fn leading_component(raw: &[u8]) -> Option<&[u8]> {
     let rest = raw.strip_prefix(b"/")?;
     rest.split(|&b| b == b'/').find(|c| !c.is_empty())
+}
+
+/// `dir` joined with the relative `raw` (`raw` absolute, under `root`, for [`PathSource::Root`]),
+/// lexically. In a chrooted process's root, `..` stops at the root as the kernel's lookup does,
+/// when `dir` is in it (a directory outside it, e.g. a dirfd opened before the chroot, is not
+/// bounded by it, nor is the kernel's lookup from there).
+fn join_relative(root: Option<&[u8]>, dir: &[u8], raw: &[u8]) -> Vec<u8> {
+    let inside = root.and_then(|r| {
+        let rest = dir.strip_prefix(r)?;
+        (rest.is_empty() || rest.first() == Some(&b'/')).then_some((r, rest))
+    });
+    let Some((root, rest)) = inside else {
+        let mut p = Vec::with_capacity(dir.len() + 1 + raw.len());
+        p.extend_from_slice(dir);
+        p.push(b'/');
+        p.extend_from_slice(raw);
+        return normalize(&p);
+    };
+    // Normalized as an absolute path of its own: `..` cannot climb above its `/`.
+    let mut p = Vec::with_capacity(rest.len() + 2 + raw.len());
+    p.push(b'/');
+    p.extend_from_slice(rest);
+    p.push(b'/');
+    p.extend_from_slice(raw);
+    let inner = normalize(&p);
+    let mut out = root.to_vec();
+    if inner != b"/" {
+        out.extend_from_slice(&inner);
+    }
+    out
 }
 
 /// Lexical clean-up of a joined path: drops empty and `.` components and applies `..` (the
