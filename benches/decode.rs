@@ -103,7 +103,11 @@ fn encode(ev: &Event, dirs: &mut HashMap<Vec<u8>, u32>, out: &mut Batch) {
         dir_slot,
         dir_gen: u32::from(dir_slot != 0),
         // Every successful open carries its file's identity.
-        ino: if ev.ret >= 0 { 1 << 20 | u64::from(ev.pid) } else { 0 },
+        ino: if ev.ret >= 0 {
+            1 << 20 | u64::from(ev.pid)
+        } else {
+            0
+        },
         dev: if ev.ret >= 0 { 259 << 20 | 1 } else { 0 },
         ..of_event_hdr::default()
     };

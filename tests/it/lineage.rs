@@ -811,8 +811,9 @@ fn container_like_cgroup_gets_a_container_id() {
     );
 }
 
-/// A chrooted process's opens name paths inside its root; the root itself is recorded with its
-/// process (`root`), so `chroot /x cat /etc/hostname` cannot pass for the host's /etc/hostname.
+/// A chrooted process's opens and exe are the host's paths (issue #25), and its root is recorded
+/// with its process (`root`): `chroot /x cat /etc/hostname` cannot pass for the host's
+/// /etc/hostname, nor the jail's cat for /usr/bin/cat.
 #[test]
 fn chrooted_process_records_its_root() {
     if !helpers::live_capture_available("chrooted_process_records_its_root") {
@@ -858,7 +859,8 @@ fn chrooted_process_records_its_root() {
     let ev = events
         .iter()
         .find(|e| {
-            e.path.as_bytes() == b"/etc/hostname"
+            e.path.lossy() == root.join("etc/hostname").to_string_lossy()
+                && e.raw_path.as_bytes() == b"/etc/hostname"
                 && e.process.as_ref().and_then(|p| p.root.as_ref()).is_some()
         })
         .expect("the jailed open of /etc/hostname, with its root");
@@ -867,7 +869,12 @@ fn chrooted_process_records_its_root() {
         p.root.as_ref().map(|r| r.lossy().into_owned()),
         Some(root.display().to_string())
     );
-    assert_eq!(exe(p).as_deref(), Some("/usr/bin/cat"), "{}", chain(p));
+    assert_eq!(
+        exe(p),
+        Some(root.join("usr/bin/cat").display().to_string()),
+        "{}",
+        chain(p)
+    );
     // The host's processes have no root of their own.
     assert!(events
         .iter()

@@ -1,6 +1,7 @@
 //! The one integration-test binary (one link, shared helpers). Each module covers one part.
 
 mod capture_paths;
+mod chroot_live;
 mod fixtures;
 mod fleet;
 mod fuzz;
