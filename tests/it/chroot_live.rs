@@ -225,12 +225,9 @@ fn chrooted_opens_carry_the_root_and_the_files_identity() {
     ];
     assert_eq!(got, want);
     let files: Vec<Option<FileId>> = opens.iter().map(|e| e.file).collect();
-    let id = Some(id_of(&secret));
-    assert_eq!(files, [id, id, None, None, id]);
-    assert_eq!(
-        std::fs::metadata(&link).expect("stat").ino(),
-        id.unwrap().ino
-    );
+    let id = id_of(&secret);
+    assert_eq!(files, [Some(id), Some(id), None, None, Some(id)]);
+    assert_eq!(std::fs::metadata(&link).expect("stat").ino(), id.ino);
 }
 
 /// An exec record names the executable by identity: a copy of `true` run from its host path and
@@ -269,7 +266,8 @@ fn exec_records_carry_the_executables_host_path_and_identity() {
     let jailed = run(Command::new("chroot").arg(&jail).arg("/bin/true"));
     let (_, execs) = probes.stop(&[direct, jailed]);
     let copy_s = copy.display().to_string();
-    let mine: Vec<(u32, Option<String>, Option<FileId>, Option<String>)> = execs
+    type Image = (u32, Option<String>, Option<FileId>, Option<String>);
+    let mine: Vec<Image> = execs
         .iter()
         .filter(|p| p.exe.as_ref().is_some_and(|e| e.lossy() == copy_s))
         .map(|p| {
