@@ -3,7 +3,8 @@
 
 Prints `PASS kernel RELEASE (timings; notes)` or `FAIL kernel RELEASE: …` and the reasons, and
 exits 1 on failure. A guest passes when the recorder attached, every open the workload made was
-stored (query) with its syscall, pid, fd, parent and exe, `proc` tells the exec'd child's image
+stored (query) with its syscall, pid, fd, parent and exe (a chrooted child's under the host's
+path, with the raw path it passed), `proc` tells the exec'd child's image
 and ancestry and the workload's children, `verify` passed and nothing was lost. A route the
 workload made but the store lacks fails, unless the binary said, with a reason, that it does not
 capture that route on this kernel (a "... not captured: why" line at start) and every query
@@ -26,7 +27,7 @@ CAPABILITIES = [
     (re.compile(r"\bopenat2\b"), {"openat2"}),
     (re.compile(r"\bopen_by_handle_at\b"), {"open_by_handle_at"}),
     (re.compile(r"\bcreat\b"), {"creat"}),
-    (re.compile(r"\bopenat\b"), {"openat"}),
+    (re.compile(r"\bopenat\b"), {"openat", "chroot"}),
     (re.compile(r"\bopen\b"), {"open"}),
     (re.compile(r"process|lineage|exec|fork", re.I), {"lineage"}),
 ]
@@ -185,6 +186,8 @@ def check(marks, sections, wall):
         if route in said:
             fails.append(f"{route}: stored, yet reported not captured")
         e = found[0]
+        if "raw_path" in exp and e.get("raw_path") != exp["raw_path"]:
+            fails.append(f"{route}: raw_path {e.get('raw_path')!r}, expected {exp['raw_path']!r}")
         if e.get("ppid") != exp["ppid"]:
             fails.append(f"{route}: ppid {e.get('ppid')}, expected {exp['ppid']}")
         if e.get("exe") != exp["exe"] and "lineage" not in said:

@@ -6,7 +6,7 @@ import unittest
 
 from check import check, parse
 
-WL, FORK, EXEC = 300, 301, 302
+WL, FORK, EXEC, CHROOT = 300, 301, 302, 303
 EXE, CAT = "/usr/bin/of-workload", "/bin/busybox"
 ROUTES = ["open", "openat", "openat2", "creat", "open_by_handle_at", "ia32_open", "ia32_openat",
           "io_uring"]
@@ -17,6 +17,8 @@ def expectations():
             "exe": EXE} for r in ROUTES]
     out.append({"route": "fork", "syscall": None, "path": "/tmp/x/fork.txt", "ret": None,
                 "pid": FORK, "ppid": WL, "exe": EXE})
+    out.append({"route": "chroot", "syscall": "openat", "path": "/tmp/x/chroot.txt",
+                "raw_path": "/chroot.txt", "ret": None, "pid": CHROOT, "ppid": WL, "exe": EXE})
     out.append({"route": "exec", "syscall": None, "path": "/tmp/x/exec.txt", "ret": None,
                 "pid": EXEC, "ppid": WL, "exe": CAT, "argv": ["/bin/cat", "/tmp/x/exec.txt"]})
     return out
@@ -24,8 +26,8 @@ def expectations():
 
 def event(exp):
     return {"pid": exp["pid"], "ppid": exp["ppid"], "syscall": exp["syscall"] or "openat",
-            "path": exp["path"], "ret": exp["ret"] if exp["ret"] is not None else 3,
-            "exe": exp["exe"]}
+            "path": exp["path"], "raw_path": exp.get("raw_path", exp["path"]),
+            "ret": exp["ret"] if exp["ret"] is not None else 3, "exe": exp["exe"]}
 
 
 def log(expect=None, events=None, record=(), version=(), query=(), attached=True, verify_rc=0):
@@ -75,6 +77,15 @@ class Verdicts(unittest.TestCase):
             route = want.split(":")[0]
             next(e for e in events if route in e["path"])[key] = value
             self.assertIn(want, " ".join(log(events=events)[0]))
+
+    def test_a_chrooted_open_under_its_chroot_path_fails(self):
+        # Issue #25: stored as the chroot sees it (/chroot.txt), not the host's path.
+        events = [event(e) for e in expectations()]
+        next(e for e in events if e["pid"] == CHROOT)["path"] = "/chroot.txt"
+        self.assertIn("chroot: not stored", " ".join(log(events=events)[0]))
+        events = [event(e) for e in expectations()]
+        next(e for e in events if e["pid"] == CHROOT)["raw_path"] = "/tmp/x/chroot.txt"
+        self.assertIn("chroot: raw_path", " ".join(log(events=events)[0]))
 
     def test_a_reported_gap_passes_when_every_query_reports_it(self):
         events = [event(e) for e in expectations() if e["route"] != "io_uring"]
