@@ -70,8 +70,8 @@ pub struct Process {
     pub mntns: Option<u32>,
     /// The controlling terminal (`pts/0`, `tty1`), `None` when there is none.
     pub tty: Option<Str>,
-    /// A chrooted process's root directory, as its mount namespace sees it (its opens' paths
-    /// are relative to it); `None` for the namespace's own root.
+    /// A chrooted process's root directory, as the host (its mount namespace's top) sees it;
+    /// its `exe` and its opens' paths are the host's too. `None` when not chrooted.
     pub root: Option<Str>,
     /// The executable's identity (device and inode); `None` for images not from an exec record
     /// or segments written before identities were recorded.
