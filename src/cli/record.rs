@@ -283,12 +283,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     // force at the end, not the start's: a reload that raised or dropped a limit must not see
     // segments removed under the old one.
     let keep = s.retention.clone().unwrap_or_else(|| retention(&args));
-    match crate::store::retain(
-        store,
-        &keep,
-        crate::timespec::now_ns(),
-        sign_key.as_deref(),
-    ) {
+    match crate::store::retain(store, &keep, crate::timespec::now_ns(), sign_key.as_deref()) {
         Ok(Some(r)) => crate::service::report_removal(&r),
         Ok(None) => {}
         Err(e) => eprintln!("open-forensics: warning: retention: {e}"),

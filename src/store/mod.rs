@@ -109,6 +109,9 @@ pub enum StoreError {
     /// An entry that is not a segment file where one belongs; skipped.
     #[error("{path}: {reason}")]
     Skipped { path: PathBuf, reason: String },
+    /// A segment that reads, but whose tamper evidence says it was altered: read, and warned of.
+    #[error("{path}: {reason}")]
+    Tampered { path: PathBuf, reason: String },
 }
 
 impl StoreError {

@@ -79,7 +79,8 @@ pub fn verify(path: &Path, head: Option<&str>, key: Option<&[u8]>) -> Result<Rep
                     ));
                 }
                 if let Some(t) = &m.tampered {
-                    c.problems.push(format!("tampered while it was recorded: {t}"));
+                    c.problems
+                        .push(format!("tampered while it was recorded: {t}"));
                 }
                 match &m.link {
                     None => {

@@ -19,3 +19,5 @@ mod recorder;
 mod rules;
 mod service;
 mod store;
+mod tamper;
+mod tamper_forge;

@@ -181,7 +181,11 @@ impl Witness {
         .map_err(sql_err(path, "commit_hook"))?;
         let state = w.state.clone();
         conn.rollback_hook(Some(move || {
-            state.lock().unwrap_or_else(|e| e.into_inner()).pending.clear();
+            state
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pending
+                .clear();
         }))
         .map_err(sql_err(path, "rollback_hook"))?;
         Ok(w)
@@ -219,7 +223,10 @@ fn digest_of(mac: &SimpleHmac<Sha256>, conn: &Connection, path: &Path) -> Result
         }
         Ok(())
     };
-    add(SCHEMA, "SELECT type, name, tbl_name, sql FROM main.sqlite_schema")?;
+    add(
+        SCHEMA,
+        "SELECT type, name, tbl_name, sql FROM main.sqlite_schema",
+    )?;
     for (t, _) in tables(conn, path)? {
         add(&t, &format!("SELECT * FROM main.{}", quote(&t)))?;
     }
