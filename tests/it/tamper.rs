@@ -324,7 +324,7 @@ fn verify_head_takes_the_printed_prefix_in_either_case() {
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter_map(|v| v["link"].as_str().map(str::to_owned))
-        .last()
+        .next_back()
         .expect("a link column");
     assert_eq!(short.len(), 16);
     assert!(head.starts_with(&short));
