@@ -24,7 +24,10 @@
 //!    corrupt or truncated file is detected instead of read.
 //!
 //! The metadata frame also carries the hash chain (`db_sha256`, `prev`, `link`, optional `sig`:
-//! see `segment::link_of` and `verify`).
+//! see `segment::link_of` and `verify`; schema 3 on, every sealed segment carries it), and
+//! `tampered` when the writer found its active database edited by another process
+//! (`writer::digest`). `STORE/prune.json` records what was pruned, signed when a key is in use
+//! (`retention`).
 //!
 //! # What is atomic, and why
 //!

@@ -39,6 +39,18 @@ struct State {
     committed: Sums,
     /// Rows of the transaction in progress.
     pending: Sums,
+    /// Rows of a transaction SQLite is committing: the commit hook runs before the commit, which
+    /// may still fail (disk full) and roll back, calling the rollback hook at once; so they count
+    /// as committed only when anything else happens first.
+    staged: Sums,
+}
+
+impl State {
+    fn confirm(&mut self) {
+        for (t, h) in std::mem::take(&mut self.staged) {
+            xor_into(&mut self.committed, &t, h);
+        }
+    }
 }
 
 /// The digest of what the writer committed to one active segment.
@@ -129,7 +141,7 @@ impl Witness {
             mac,
             state: Arc::new(Mutex::new(State {
                 committed: start,
-                pending: Sums::new(),
+                ..State::default()
             })),
         });
         let (mac, state) = (w.mac.clone(), w.state.clone());
@@ -142,6 +154,7 @@ impl Witness {
                 let table = ctx.get_raw(0).as_str().unwrap_or_default().to_owned();
                 let h = row_hash(&mac, &table, (1..ctx.len()).map(|i| ctx.get_raw(i)));
                 let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+                s.confirm();
                 xor_into(&mut s.pending, &table, h);
                 Ok(rusqlite::types::Null)
             },
@@ -173,8 +186,9 @@ impl Witness {
         let state = w.state.clone();
         conn.commit_hook(Some(move || {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+            s.confirm();
             for (t, h) in std::mem::take(&mut s.pending) {
-                xor_into(&mut s.committed, &t, h);
+                xor_into(&mut s.staged, &t, h);
             }
             false
         }))
@@ -196,7 +210,8 @@ impl Witness {
     /// tables that differ.
     pub(crate) fn check(&self, conn: &Connection, path: &Path) -> Result<Option<Vec<String>>> {
         let now = digest_of(&self.mac, conn, path)?;
-        let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        s.confirm();
         let zero = [0u8; 32];
         let mut differ: Vec<String> = now
             .keys()
@@ -267,6 +282,34 @@ mod tests {
         write(&c);
         // A rolled-back transaction leaves no trace in the digest.
         c.execute_batch("BEGIN; INSERT INTO strings (id, value) VALUES (3, x'63'); ROLLBACK;")
+            .unwrap();
+        assert_eq!(w.check(&c, Path::new("s")).unwrap(), None);
+    }
+
+    #[test]
+    fn a_commit_that_fails_after_the_hook_counts_nothing() {
+        // Rollback-journal mode, so that a reader makes our COMMIT fail (busy) after the commit
+        // hook ran, as a full disk would.
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("s.db");
+        let mut c = Connection::open(&p).unwrap();
+        apply_migrations(&mut c, &p).unwrap();
+        let w = Witness::watch(&mut c, &p).unwrap();
+        write(&c);
+        let reader = Connection::open(&p).unwrap();
+        c.execute_batch("BEGIN; INSERT INTO strings (id, value) VALUES (7, x'07');")
+            .unwrap();
+        reader.execute_batch("BEGIN").unwrap();
+        let n: i64 = reader
+            .query_row("SELECT count(*) FROM strings", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
+        assert!(c.execute_batch("COMMIT").is_err());
+        c.execute_batch("ROLLBACK").unwrap();
+        reader.execute_batch("COMMIT").unwrap();
+        assert_eq!(w.check(&c, Path::new("s")).unwrap(), None);
+        // And a commit that goes through after all counts once.
+        c.execute_batch("INSERT INTO strings (id, value) VALUES (8, x'08')")
             .unwrap();
         assert_eq!(w.check(&c, Path::new("s")).unwrap(), None);
     }
