@@ -1,6 +1,6 @@
 //! `open-forensics prune`: flags → `store::prune_before`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use super::BadInput;
 use crate::timespec::format_ts;
@@ -20,6 +20,10 @@ pub struct Args {
     /// Allow a --before less than an hour ago (one rotation period at the default --max-age).
     #[arg(long)]
     pub force: bool,
+    /// The key the store is signed with (`record --sign-key`): signs the prune record, so that
+    /// `verify --key` accepts the cut.
+    #[arg(long, value_name = "FILE")]
+    pub sign_key: Option<PathBuf>,
 }
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
@@ -34,7 +38,8 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let removed = crate::store::prune_before(store, before, args.dry_run)?;
+    let key = args.sign_key.as_deref().map(super::read_key).transpose()?;
+    let removed = crate::store::prune_before(store, before, args.dry_run, key.as_deref())?;
     let events: u64 = removed.iter().map(|s| s.meta.events).sum();
     if args.dry_run {
         for s in &removed {

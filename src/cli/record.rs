@@ -270,7 +270,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     for w in writer.take_warnings() {
         eprintln!("open-forensics: warning: {w}");
     }
-    if let Some(k) = sign_key {
+    if let Some(k) = sign_key.clone() {
         writer.set_sign_key(k);
     }
     let alerts = if rules.is_some() {
@@ -283,7 +283,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     // force at the end, not the start's: a reload that raised or dropped a limit must not see
     // segments removed under the old one.
     let keep = s.retention.clone().unwrap_or_else(|| retention(&args));
-    match crate::store::retain(store, &keep, crate::timespec::now_ns()) {
+    match crate::store::retain(store, &keep, crate::timespec::now_ns(), sign_key.as_deref()) {
         Ok(Some(r)) => crate::service::report_removal(&r),
         Ok(None) => {}
         Err(e) => eprintln!("open-forensics: warning: retention: {e}"),

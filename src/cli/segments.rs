@@ -53,9 +53,10 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             format_ts(p.to_ns)
         );
     }
-    let (skipped, bad): (Vec<_>, Vec<_>) = bad
-        .into_iter()
-        .partition(|e| matches!(e, crate::store::StoreError::Skipped { .. }));
+    let (skipped, bad): (Vec<_>, Vec<_>) = bad.into_iter().partition(|e| {
+        use crate::store::StoreError::{Skipped, Tampered};
+        matches!(e, Skipped { .. } | Tampered { .. })
+    });
     for w in &skipped {
         eprintln!("open-forensics: warning: {w}");
     }

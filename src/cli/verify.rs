@@ -6,14 +6,15 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use super::Failed;
+use super::{BadInput, Failed};
 use crate::output::{Format, Rows};
 use crate::store::verify::verify;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The chain head printed by `record` (or `segments`) earlier and kept off the host: history
-    /// up to it must still be there, unchanged.
+    /// up to it must still be there, unchanged. Any unique prefix of at least 8 hex digits, in
+    /// either case (`verify` prints 16).
     #[arg(long, value_name = "HASH")]
     pub head: Option<String>,
     /// The key `record --sign-key` signed with: every link must carry its signature.
@@ -24,9 +25,22 @@ pub struct Args {
     pub format: Option<Format>,
 }
 
+/// A head as given: 8 to 64 hex digits, either case; lower case.
+fn parse_head(h: &str) -> Result<String, BadInput> {
+    let t = h.trim();
+    if (8..=64).contains(&t.len()) && t.bytes().all(|b| b.is_ascii_hexdigit()) {
+        Ok(t.to_ascii_lowercase())
+    } else {
+        Err(BadInput(format!(
+            "--head {h:?}: not a chain head: give the 64 hex digits `record` or `verify` printed, or at least the first 8 of them"
+        )))
+    }
+}
+
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
+    let head = args.head.as_deref().map(parse_head).transpose()?;
     let key = args.key.as_deref().map(super::read_key).transpose()?;
-    let report = verify(store, args.head.as_deref(), key.as_deref())?;
+    let report = verify(store, head.as_deref(), key.as_deref())?;
     let mut rows = Rows::new(["segment", "seq", "events", "status", "link"]);
     for c in &report.segments {
         let m = c.meta.as_ref();
@@ -34,6 +48,12 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             c.problems.join("; ")
         } else if report.unchained.contains(&c.file) {
             "ok (sealed before tamper evidence: not chained)".into()
+        } else if report.after_head.contains(&c.file) {
+            if key.is_some() {
+                "ok (newer than the given head: vouched for by its signature)".into()
+            } else {
+                "ok (newer than the given head: chained, but neither the head nor a key vouches for it)".into()
+            }
         } else {
             "ok".into()
         };
@@ -76,5 +96,20 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
                 .filter(|s| !s.problems.is_empty())
                 .count();
         Err(Failed(format!("verification failed: {n} problem(s)")).into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_head;
+
+    #[test]
+    fn heads_are_8_to_64_hex_digits_in_either_case() {
+        assert_eq!(parse_head(" ABCDEF0123 ").unwrap(), "abcdef0123");
+        assert_eq!(parse_head(&"f".repeat(64)).unwrap(), "f".repeat(64));
+        for bad in ["abcdef0", "xyz12345678", &"a".repeat(65), "", "0x12345678"] {
+            let e = parse_head(bad).unwrap_err().to_string();
+            assert!(e.contains("not a chain head"), "{bad}: {e}");
+        }
     }
 }

@@ -181,13 +181,47 @@ pub fn list(dir: &StoreDir) -> Result<(Vec<SegmentInfo>, Vec<StoreError>)> {
             },
         }
     }
+    bad.extend(tamper_warnings(&out));
     out.sort_by_key(|s| (s.meta.first_ts_ns.unwrap_or(i64::MAX), s.meta.seq));
     Ok((out, bad))
+}
+
+/// What the tamper evidence of readable segments says, for every reader to warn of: a segment
+/// sealed as edited while it was recorded, and an unchained one after the chain began (inserted,
+/// or stripped of its chain). `verify` says more.
+fn tamper_warnings(segments: &[SegmentInfo]) -> Vec<StoreError> {
+    let sealed = || segments.iter().filter(|s| s.state == SegmentState::Sealed);
+    let start = sealed()
+        .filter(|s| s.meta.link.is_some())
+        .map(|s| s.meta.seq)
+        .min();
+    let mut out = Vec::new();
+    for s in sealed() {
+        if let Some(t) = &s.meta.tampered {
+            out.push(StoreError::Tampered {
+                path: s.path.clone(),
+                reason: format!("tampered: {t} (read anyway; see `verify`)"),
+            });
+        }
+        if s.meta.link.is_none() && start.is_some_and(|f| s.meta.seq > f) {
+            out.push(StoreError::Tampered {
+                path: s.path.clone(),
+                reason: "tampered: not chained, though the store's hash chain began before it (inserted, or its chain removed); read anyway, see `verify`".into(),
+            });
+        }
+    }
+    out
 }
 
 /// A sealed segment's metadata must hash to its own link: a frame edited by hand (say, its time
 /// range, so that ranged queries skip it unread) is an error here, before anything trusts it.
 fn self_consistent(path: &std::path::Path, meta: SegmentMeta) -> Result<SegmentMeta> {
+    if meta.stripped() {
+        return Err(StoreError::Corrupt {
+            path: path.into(),
+            reason: segment::STRIPPED.into(),
+        });
+    }
     match &meta.link {
         Some(link) if *link != segment::link_of(&meta) => Err(StoreError::Corrupt {
             path: path.into(),

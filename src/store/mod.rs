@@ -24,7 +24,10 @@
 //!    corrupt or truncated file is detected instead of read.
 //!
 //! The metadata frame also carries the hash chain (`db_sha256`, `prev`, `link`, optional `sig`:
-//! see `segment::link_of` and `verify`).
+//! see `segment::link_of` and `verify`; schema 3 on, every sealed segment carries it), and
+//! `tampered` when the writer found its active database edited by another process
+//! (`writer::digest`). `STORE/prune.json` records what was pruned, signed when a key is in use
+//! (`retention`).
 //!
 //! # What is atomic, and why
 //!
@@ -109,6 +112,9 @@ pub enum StoreError {
     /// An entry that is not a segment file where one belongs; skipped.
     #[error("{path}: {reason}")]
     Skipped { path: PathBuf, reason: String },
+    /// A segment that reads, but whose tamper evidence says it was altered: read, and warned of.
+    #[error("{path}: {reason}")]
+    Tampered { path: PathBuf, reason: String },
 }
 
 impl StoreError {

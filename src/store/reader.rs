@@ -96,7 +96,7 @@ impl Reader {
         let (segments, problems) = list(&dir)?;
         let (skipped, unreadable): (Vec<_>, Vec<_>) = problems
             .into_iter()
-            .partition(|e| matches!(e, StoreError::Skipped { .. }));
+            .partition(|e| matches!(e, StoreError::Skipped { .. } | StoreError::Tampered { .. }));
         let pruned = super::retention::pruned_ranges(&dir);
         Ok(Reader {
             pruned,

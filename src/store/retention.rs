@@ -14,6 +14,10 @@
 //! (a notice too many, never one missing), and the record keeps the previous cut (`prev_link`), so
 //! `verify` still accepts the chain as it was before the removal.
 //!
+//! The record is a signed link of the chain: with a signing key (`record --sign-key`, `prune
+//! --sign-key`) it carries an HMAC over all of it ([`signed_by`]), so `verify --key` tells a
+//! prune from segments deleted with a planted record, and names a prune made without the key.
+//!
 //! Only sealed segments are removed, oldest first in sequence (a prefix of the chain); the active
 //! segment and any segment waiting to be sealed never are. Adjacent removals are merged into one
 //! range, and the list is bounded ([`MAX_RANGES`]: older ranges are merged), so the record stays a
@@ -22,6 +26,7 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::dir::StoreDir;
 use super::listing::{list, SegmentInfo, SegmentState};
@@ -68,6 +73,29 @@ pub(crate) struct PruneRecord {
     pub prev_link: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pruned: Vec<PrunedRange>,
+    /// HMAC-SHA-256 under the signing key of [`record_digest`]: everything above.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sig: Option<String>,
+}
+
+/// SHA-256 of a tag and the record without its signature.
+fn record_digest(record: &PruneRecord) -> String {
+    let body = PruneRecord {
+        sig: None,
+        ..record.clone()
+    };
+    let mut h = Sha256::new();
+    h.update(b"open-forensics prune v1\0");
+    h.update(serde_json::to_vec(&body).expect("PruneRecord serializes"));
+    super::segment::hex(&h.finalize())
+}
+
+/// Whether `record` carries a valid signature under `key`.
+pub(crate) fn signed_by(record: &PruneRecord, key: &[u8]) -> bool {
+    record
+        .sig
+        .as_ref()
+        .is_some_and(|s| *s == super::segment::sign_link(key, &record_digest(record)))
 }
 
 /// The prune record of a store, if any (unreadable or absent: none).
@@ -150,14 +178,26 @@ fn newest_link(segs: &[&SegmentInfo]) -> Option<(String, u64)> {
 
 /// Records the removal of `doomed` (see the module documentation), then removes them. `kept` are
 /// the segments that stay (to tell whether the new range continues the last one).
+/// Who removes, when and why, and the key that signs the record.
+struct Removal<'a> {
+    before_ns: i64,
+    by: &'a str,
+    now_ns: i64,
+    key: Option<&'a [u8]>,
+}
+
 fn remove(
     dir: &StoreDir,
     doomed: &[&SegmentInfo],
     kept: &[&SegmentInfo],
-    before_ns: i64,
-    by: &str,
-    now_ns: i64,
+    how: Removal<'_>,
 ) -> Result<Option<PrunedRange>> {
+    let Removal {
+        before_ns,
+        by,
+        now_ns,
+        key,
+    } = how;
     if doomed.is_empty() {
         return Ok(None);
     }
@@ -181,15 +221,20 @@ fn remove(
     };
     let old = read_prune(dir).unwrap_or_default();
     let (link, seq) = newest_link(doomed).unwrap_or((old.link.clone(), old.seq));
+    // A signed record vouches for the previous cut only if the key signed that one too: an
+    // unsigned record may have been planted, and its cut is not carried into a signature.
+    let vouched = key.is_none_or(|k| signed_by(&old, k));
     let mut record = PruneRecord {
-        prev_link: (!old.link.is_empty()).then(|| old.link.clone()),
+        prev_link: (!old.link.is_empty() && vouched).then(|| old.link.clone()),
         link,
         seq,
         before_ns,
         pruned_at_ns: now_ns,
         pruned: old.pruned,
+        sig: None,
     };
     add_range(&mut record.pruned, range.clone(), kept);
+    record.sig = key.map(|k| super::segment::sign_link(k, &record_digest(&record)));
     write_record(dir, &record)?;
     for seg in doomed {
         dir.remove(&seg.file).map_err(io_err(&seg.path))?;
@@ -264,9 +309,14 @@ fn split(segments: &[SegmentInfo], doomed: &[usize]) -> (Vec<SegmentInfo>, Vec<S
 }
 
 /// Removes sealed segments whose every event is older than `before` (ns); with `dry_run`, only
-/// says which. Takes the writer lock (a live recorder's store is refused: `Locked`). Returns the
-/// segments removed (or that would be).
-pub fn prune_before(dir: &std::path::Path, before: i64, dry_run: bool) -> Result<Vec<SegmentInfo>> {
+/// says which. Takes the writer lock (a live recorder's store is refused: `Locked`). `key` signs
+/// the prune record. Returns the segments removed (or that would be).
+pub fn prune_before(
+    dir: &std::path::Path,
+    before: i64,
+    dry_run: bool,
+    key: Option<&[u8]>,
+) -> Result<Vec<SegmentInfo>> {
     if dry_run {
         let dir = StoreDir::open_for_reading(dir)?;
         let (segments, _) = list(&dir)?;
@@ -283,9 +333,12 @@ pub fn prune_before(dir: &std::path::Path, before: i64, dry_run: bool) -> Result
         &dir,
         &gone.iter().collect::<Vec<_>>(),
         &kept.iter().collect::<Vec<_>>(),
-        before,
-        "prune",
-        now,
+        Removal {
+            before_ns: before,
+            by: "prune",
+            now_ns: now,
+            key,
+        },
     )?;
     if gone.is_empty() {
         dir.sync()?;
@@ -294,19 +347,20 @@ pub fn prune_before(dir: &std::path::Path, before: i64, dry_run: bool) -> Result
 }
 
 /// [`Writer::retain`] for a store no one is writing (takes the writer lock): what a recorder
-/// applies once more after its last seal. The newest segment always stays (it was the active one
-/// a moment ago).
+/// applies once more after its last seal, signing the record with its `key`. The newest segment
+/// always stays (it was the active one a moment ago).
 pub fn retain(
     dir: &std::path::Path,
     policy: &Retention,
     now_ns: i64,
+    key: Option<&[u8]>,
 ) -> Result<Option<PrunedRange>> {
     if policy.is_empty() {
         return Ok(None);
     }
     let dir = StoreDir::open_for_writing(dir)?;
     let _lock = StoreLock::acquire(&dir)?;
-    apply(&dir, policy, now_ns, true, None)
+    apply(&dir, policy, now_ns, true, None, key)
 }
 
 fn apply(
@@ -315,6 +369,7 @@ fn apply(
     now_ns: i64,
     keep_newest: bool,
     sealing: Option<u64>,
+    key: Option<&[u8]>,
 ) -> Result<Option<PrunedRange>> {
     let (segments, _) = list(dir)?;
     let (mut doomed, why) = plan(&segments, policy, now_ns);
@@ -342,9 +397,12 @@ fn apply(
         dir,
         &gone.iter().collect::<Vec<_>>(),
         &kept.iter().collect::<Vec<_>>(),
-        cutoff,
-        why,
-        now_ns,
+        Removal {
+            before_ns: cutoff,
+            by: why,
+            now_ns,
+            key,
+        },
     )
 }
 
@@ -352,12 +410,19 @@ impl Writer {
     /// Removes the oldest sealed segments until the store is within `policy` (never the active
     /// one, nor one waiting to be sealed), recording the removal (see the module documentation).
     /// Returns what was removed, if anything. The segment being sealed, and everything newer,
-    /// stays ([`Writer::sealing_seq`]).
+    /// stays ([`Writer::sealing_seq`]). The record is signed with the writer's signing key.
     pub fn retain(&mut self, policy: &Retention, now_ns: i64) -> Result<Option<PrunedRange>> {
         if policy.is_empty() {
             return Ok(None);
         }
-        apply(self.store_dir(), policy, now_ns, false, self.sealing_seq())
+        apply(
+            self.store_dir(),
+            policy,
+            now_ns,
+            false,
+            self.sealing_seq(),
+            self.sign_key(),
+        )
     }
 }
 

@@ -3,6 +3,8 @@
 //! [`verify`] checks each segment against itself (database hash, metadata against the database,
 //! link, optional HMAC signature) and the chain as a whole, and names what it finds: edits,
 //! deletions, insertions, reordering, and — given the head shipped off the host — truncation.
+//! What it proves with and without `--key` and `--head` is written once, in docs/store.md
+//! ("What verify proves").
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -27,6 +29,8 @@ pub struct Report {
     pub chain: Vec<String>,
     /// Segments sealed before tamper evidence (no link): checked on their own only.
     pub unchained: Vec<String>,
+    /// Segments newer than the given head: the head does not vouch for them (the key may).
+    pub after_head: Vec<String>,
     /// The newest link: the head to keep off the host.
     pub head: String,
     /// Active segments (not sealed, not yet in the chain).
@@ -39,7 +43,8 @@ impl Report {
     }
 }
 
-/// Checks the store at `path`; `head` is a chain head recorded earlier, `key` the signing key.
+/// Checks the store at `path`; `head` is a chain head recorded earlier (or a prefix of one, lower
+/// case), `key` the signing key.
 pub fn verify(path: &Path, head: Option<&str>, key: Option<&[u8]>) -> Result<Report> {
     let dir = StoreDir::open_for_reading(path)?;
     let mut report = Report::default();
@@ -73,8 +78,19 @@ pub fn verify(path: &Path, head: Option<&str>, key: Option<&[u8]>) -> Result<Rep
                         m.seq
                     ));
                 }
+                if let Some(t) = &m.tampered {
+                    c.problems
+                        .push(format!("tampered while it was recorded: {t}"));
+                }
                 match &m.link {
-                    None => report.unchained.push(name.clone()),
+                    None => {
+                        if key.is_some() {
+                            c.problems.push(
+                                "unverifiable: not chained and not signed (sealed before tamper evidence, or stripped), so the key cannot vouch for it".into(),
+                            );
+                        }
+                        report.unchained.push(name.clone());
+                    }
                     Some(link) => {
                         if *link != link_of(&m) {
                             c.problems.push(
@@ -98,6 +114,14 @@ pub fn verify(path: &Path, head: Option<&str>, key: Option<&[u8]>) -> Result<Rep
         report.segments.push(c);
     }
     let record = super::retention::read_prune(&dir);
+    if let (Some(r), Some(k)) = (&record, key) {
+        if !super::retention::signed_by(r, k) {
+            report.chain.push(format!(
+                "{}: the prune record is not signed with this key (a prune made without the signing key, or a forged record)",
+                super::retention::PRUNE_FILE
+            ));
+        }
+    }
     let cuts: Vec<&str> = record
         .iter()
         .flat_map(|r| std::iter::once(r.link.as_str()).chain(r.prev_link.as_deref()))
@@ -126,7 +150,20 @@ fn check_chain(report: &mut Report, head: Option<&str>, pruned: &[&str]) {
     chained.sort();
     let by_link: HashMap<&str, (u64, &str)> =
         chained.iter().map(|(s, f, l, _)| (*l, (*s, *f))).collect();
-    let mut problems = Vec::new();
+    let mut problems = std::mem::take(&mut report.chain);
+    // Once a store chains, every seal after is chained: an unchained segment after the start of
+    // the chain was inserted, or stripped of its chain.
+    if let Some(first) = chained.first() {
+        for c in &report.segments {
+            match &c.meta {
+                Some(m) if m.link.is_none() && m.seq > first.0 => problems.push(format!(
+                    "inserted or stripped: {} (segment {}) is not chained, but the chain began at segment {}",
+                    c.file, m.seq, first.0
+                )),
+                _ => {}
+            }
+        }
+    }
     let mut successor: HashMap<&str, Vec<&str>> = HashMap::new();
     for (i, (seq, file, _, prev)) in chained.iter().enumerate() {
         if prev.is_empty() {
@@ -177,14 +214,23 @@ fn check_chain(report: &mut Report, head: Option<&str>, pruned: &[&str]) {
     }
     report.head = chained.last().map(|c| c.2.to_owned()).unwrap_or_default();
     if let Some(h) = head {
-        match by_link.get(h) {
-            None => problems.push(format!(
+        let found: Vec<&(u64, &str, &str, &str)> =
+            chained.iter().filter(|c| c.2.starts_with(h)).collect();
+        match found[..] {
+            [] => problems.push(format!(
                 "truncated: the segment whose link is the given head {h} is gone (the newest history was deleted or rewritten)"
             )),
-            Some((seq, _)) => {
-                // Newer segments after the shipped head are normal; older ones are checked above.
-                let _ = seq;
+            [(seq, ..)] => {
+                report.after_head = chained
+                    .iter()
+                    .filter(|c| c.0 > *seq)
+                    .map(|c| c.1.to_owned())
+                    .collect();
             }
+            _ => problems.push(format!(
+                "the given head {h} is the start of {} links: give more of its digits",
+                found.len()
+            )),
         }
     }
     report.chain = problems;

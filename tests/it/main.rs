@@ -20,3 +20,5 @@ mod recorder;
 mod rules;
 mod service;
 mod store;
+mod tamper;
+mod tamper_forge;

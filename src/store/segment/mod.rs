@@ -29,6 +29,9 @@ use crate::bytes::Str;
 use crate::event::Event;
 use crate::process::Process;
 
+/// Why a segment whose schema always chains, but which carries no chain, is refused.
+pub(crate) const STRIPPED: &str = "tampered: its schema seals every segment into the hash chain, but its chain fields (db_sha256, prev, link, sig) were removed";
+
 pub(crate) const SEALED_SUFFIX: &str = ".seg.zst";
 pub(crate) const ACTIVE_SUFFIX: &str = ".active.db";
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
@@ -77,6 +80,23 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
+/// Every segment of this schema version or later was sealed with the hash chain (the chain came
+/// with schema 2's lifetime, so schema 2 segments may lack it; none of schema 3 does).
+pub(crate) const CHAIN_VERSION: i64 = 3;
+
+/// Whether the database says (by `user_version`, or by the column schema 3 added) that a schema
+/// which always chains wrote it.
+fn written_by_chaining_schema(conn: &Connection, version: i64) -> bool {
+    version >= CHAIN_VERSION
+        || conn
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('processes') WHERE name = 'root'",
+                [],
+                |r| r.get::<_, i64>(0),
+            )
+            .is_ok_and(|n| n > 0)
+}
+
 /// Lower-case hex.
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -122,6 +142,11 @@ pub struct SegmentMeta {
     /// imports and in segments written before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording: Option<String>,
+    /// Set at seal when the database no longer held what its writer committed (another process
+    /// edited the active segment: see `writer::digest`): what differed. In the link, so the
+    /// statement is chained and signed; absent for an intact segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tampered: Option<String>,
     /// Sealed segments since tamper evidence: the SHA-256 of the database bytes…
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub db_sha256: Option<String>,
@@ -139,6 +164,12 @@ pub struct SegmentMeta {
 impl SegmentMeta {
     /// Whether the segment may hold events in `range`. A segment whose metadata does not say
     /// (no time range) may: it is read, and its metadata checked, rather than skipped on trust.
+    /// Whether the metadata says a schema that always chains wrote it, yet carries no chain:
+    /// the chain fields were stripped.
+    pub fn stripped(&self) -> bool {
+        self.schema_version >= CHAIN_VERSION && self.link.is_none()
+    }
+
     pub fn overlaps(&self, range: &TimeRange) -> bool {
         match (self.first_ts_ns, self.last_ts_ns) {
             (Some(f), Some(l)) => range.overlaps(f, l),
@@ -150,6 +181,7 @@ impl SegmentMeta {
     fn table_part(&self) -> SegmentMeta {
         SegmentMeta {
             db_bytes: 0,
+            tampered: None,
             db_sha256: None,
             prev: None,
             link: None,
@@ -293,6 +325,12 @@ impl SegmentData {
             }
         };
         let version = check_readable(&conn, &path)?;
+        if sealed.meta.link.is_none() && written_by_chaining_schema(&conn, version) {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: STRIPPED.into(),
+            });
+        }
         let seg = SegmentData {
             path,
             meta: sealed.meta,

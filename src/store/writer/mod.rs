@@ -8,6 +8,7 @@
 //! active database in place and is retried.
 
 mod buffer;
+mod digest;
 mod recovery;
 mod sealer;
 
@@ -27,6 +28,7 @@ use super::{io_err, sql_err, Result, StoreError};
 use crate::event::Event;
 use crate::process::Process;
 use buffer::Active;
+use digest::Witness;
 pub use sealer::MAX_SEALS_WAITING;
 use sealer::{remove_active_files, SealJob, SealResult, Wait};
 
@@ -81,6 +83,8 @@ pub struct Writer {
     /// imports, which had no live run to be faithful to.
     recording: Option<String>,
     active: Option<Active>,
+    /// What was committed to the active segment, checked at its seal (`digest`).
+    witness: Option<Arc<Witness>>,
     /// Segments waiting to be sealed, oldest first: seals happen in order, one at a time, on a
     /// background thread, so that the caller (the recorder's store thread) never waits for zstd
     /// and fsync, and the hash chain follows the sequence.
@@ -148,6 +152,7 @@ impl Writer {
             uncaptured: Vec::new(),
             recording: None,
             active: None,
+            witness: None,
             pending: VecDeque::new(),
             sealing: None,
             sealing_seq: None,
@@ -176,6 +181,11 @@ impl Writer {
     /// The store directory, for retention (which runs under this writer's lock).
     pub(super) fn store_dir(&self) -> &StoreDir {
         &self.dir
+    }
+
+    /// The key links (and prune records) are signed with.
+    pub(super) fn sign_key(&self) -> Option<&[u8]> {
+        self.sign_key.as_deref().map(|k| &k[..])
     }
 
     /// Signs each new chain link with HMAC-SHA-256 under `key`.
@@ -252,6 +262,7 @@ impl Writer {
         conn.execute_batch(pragmas)
             .map_err(sql_err(&path, pragmas))?;
         apply_migrations(&mut conn, &path)?;
+        self.witness = Some(Witness::watch(&mut conn, &path)?);
         let meta = SegmentMeta {
             seq,
             schema_version: user_version(&conn, &path)?,
@@ -446,6 +457,7 @@ impl Writer {
                 conn: a.conn,
                 name: a.name,
                 meta: a.meta,
+                witness: self.witness.take(),
             });
         }
         self.pump(Wait::No);

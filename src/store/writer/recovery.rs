@@ -120,6 +120,8 @@ impl Writer {
             conn,
             name: name.to_owned(),
             meta,
+            // Its writer died, and what it committed with it: sealed from what the file holds.
+            witness: None,
         };
         let (left, res) = seal(
             job,
@@ -128,9 +130,9 @@ impl Writer {
             self.sign_key.as_deref().map(|k| &k[..]),
         );
         drop(left);
-        let (bytes, link, moved) = res?;
-        if let Some(m) = moved {
-            self.warn(m);
+        let (bytes, link, notes) = res?;
+        for n in notes {
+            self.warn(n);
         }
         self.summary.head = link;
         self.summary.sealed_bytes += bytes;

@@ -2,11 +2,13 @@
 //! the caller never waits for zstd and fsync and the hash chain follows the sequence. A seal that
 //! fails hands its job back, to be retried; its database stays in place.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, MAIN_DB};
 use sha2::{Digest, Sha256};
 
+use super::digest::Witness;
 use super::Writer;
 use crate::store::dir::StoreDir;
 use crate::store::segment::{
@@ -29,11 +31,13 @@ pub(super) struct SealJob {
     pub(super) conn: Connection,
     pub(super) name: String,
     pub(super) meta: SegmentMeta,
+    /// What its writer committed; `None` for a segment a dead writer left (nothing to compare).
+    pub(super) witness: Option<Arc<Witness>>,
 }
 
-/// (the job back, for a retry, if the seal failed; or the sealed bytes, the new link, and what it
-/// had to move aside).
-pub(super) type SealResult = (Option<SealJob>, Result<(u64, String, Option<String>)>);
+/// (the job back, for a retry, if the seal failed; or the sealed bytes, the new link, and what the
+/// user must hear: a file moved aside, an edit found).
+pub(super) type SealResult = (Option<SealJob>, Result<(u64, String, Vec<String>)>);
 
 impl Writer {
     /// Collects a finished seal and starts the next one; `Wait::One` first waits for the seal in
@@ -56,9 +60,9 @@ impl Writer {
                     )
                 });
                 match res {
-                    Ok((bytes, link, moved)) => {
-                        if let Some(m) = moved {
-                            self.warn(m);
+                    Ok((bytes, link, notes)) => {
+                        for n in notes {
+                            self.warn(n);
                         }
                         self.summary.segments_sealed += 1;
                         self.summary.sealed_bytes += bytes;
@@ -118,14 +122,25 @@ pub(super) fn remove_active_files(dir: &StoreDir, name: &str) -> Result<()> {
 }
 
 /// Seals one segment: serializes its database through the writer's own connection
-/// (`sqlite3_serialize`: no journal-mode switch, so no reader can make it fail), hashes it, extends
-/// the chain, writes the sealed file without replacing anything, then removes the active files. On
-/// failure the job comes back for a retry.
+/// (`sqlite3_serialize`: no journal-mode switch, so no reader can make it fail), checks it against
+/// what the writer committed (an edit by another process is recorded in `tampered`, never sealed
+/// as genuine), hashes it, extends the chain, writes the sealed file without replacing anything,
+/// then removes the active files. On failure the job comes back for a retry.
 pub(super) fn seal(mut job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u8]>) -> SealResult {
     let path = dir.join(&job.name);
-    let mut run = || -> Result<(u64, String, Option<String>)> {
-        // Read through the pager in one read transaction: the committed pages, WAL included,
-        // without a second copy of the database (an in-memory backup would be one).
+    let mut run = || -> Result<(u64, String, Vec<String>)> {
+        let mut notes = Vec::new();
+        // One read transaction (ended after `run`): the image compared with the witness is the
+        // image sealed.
+        job.conn
+            .execute_batch("BEGIN")
+            .map_err(sql_err(&path, "BEGIN"))?;
+        let edited = match &job.witness {
+            Some(w) => w.check(&job.conn, &path)?,
+            None => None,
+        };
+        // Read through the pager: the committed pages, WAL included, without a second copy of
+        // the database (an in-memory backup would be one).
         let data = job
             .conn
             .serialize(MAIN_DB)
@@ -141,6 +156,14 @@ pub(super) fn seal(mut job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u
             h.update(p);
         }
         let mut meta = job.meta.clone();
+        if let Some(tables) = edited {
+            let what = format!(
+                "changed by another process while it was being recorded (tables: {}): the file no longer holds what the recorder committed",
+                tables.join(", ")
+            );
+            notes.push(format!("{}: {what}; sealed as tampered", path.display()));
+            meta.tampered = Some(what);
+        }
         meta.db_bytes = data.len() as u64;
         meta.db_sha256 = Some(hex(&h.finalize()));
         meta.prev = Some(prev.to_owned());
@@ -148,7 +171,6 @@ pub(super) fn seal(mut job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u
         meta.sig = key.map(|k| sign_link(k, &link));
         meta.link = Some(link.clone());
         let name = sealed_name(meta.seq);
-        let mut moved = None;
         let sealed = match frame::write_sealed(dir, &name, &meta, &parts) {
             Err(StoreError::Io { source, .. })
                 if source.kind() == std::io::ErrorKind::AlreadyExists =>
@@ -156,7 +178,7 @@ pub(super) fn seal(mut job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u
                 // Only this writer seals this number: whatever holds the name was planted (or
                 // is a copy). It moves aside, never over the segment, and the seal goes on.
                 let to = dir.quarantine(&name).map_err(io_err(dir.join(&name)))?;
-                moved = Some(format!(
+                notes.push(format!(
                     "{}: a file was in the way of sealing this segment; moved aside as {to}",
                     dir.join(&name).display()
                 ));
@@ -166,9 +188,13 @@ pub(super) fn seal(mut job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u
         };
         let bytes = dir.kind(&name).ok().flatten().map_or(0, |k| k.1);
         drop(sealed);
-        Ok((bytes, link, moved))
+        Ok((bytes, link, notes))
     };
-    match run() {
+    let res = run();
+    if !job.conn.is_autocommit() {
+        let _ = job.conn.execute_batch("ROLLBACK");
+    }
+    match res {
         Ok(r) => {
             let SealJob { conn, name, .. } = job;
             // The sealed file is durable: the active files are now redundant. A failure to
