@@ -1,6 +1,7 @@
 //! The one integration-test binary (one link, shared helpers). Each module covers one part.
 
 mod capture_paths;
+mod diskfull;
 mod fixtures;
 mod fleet;
 mod fuzz;
@@ -12,6 +13,7 @@ mod layers;
 mod lineage;
 mod manpages;
 mod nobody;
+mod outage;
 mod outputs;
 mod readme;
 mod record;
