@@ -244,7 +244,7 @@ impl TimeArgs {
 /// after everything readable was printed.
 ///
 /// With `json` (the answer went out as JSON lines) each statement is itself one JSON object on
-/// stderr (`{"warning":"incomplete",…}`, `{"warning":"outage",…}`, `{"notice":"complete",…}`…),
+/// stderr (`{"warning":"incomplete",…}`, `{"warning":"outage",…}`, `{"notice":"alerts_dropped",…}`…),
 /// so a script can tell a complete answer from one with holes without parsing prose.
 pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::Result<()> {
     let mut err = io::stderr().lock();

@@ -1,7 +1,8 @@
 //! How complete an answer is, for the range it answered: events lost (by reason), times no
 //! recorder ran (outages), ranges pruned on purpose, capabilities the recorder lacked, and alert
-//! lines live outputs dropped — or, when none of them touches the range, that it is complete.
-//! Each statement has a line of prose and a JSON object, for answers that are JSON lines.
+//! lines live outputs dropped. Nothing said means complete: stderr stays quiet (and a paged
+//! answer unbroken) when it is. Each statement has a line of prose and a JSON object, for answers
+//! that are JSON lines.
 
 use serde_json::{json, Value};
 
@@ -95,20 +96,6 @@ pub fn statements(stats: &ScanStats, range: &TimeRange) -> Vec<Statement> {
             text: format!("warning: pruned: {events} events in {segments} segment(s) between {from} and {to} were deleted on purpose (prune or retention); the answer holds nothing from them"),
         });
     }
-    let gaps = !lost.is_empty()
-        || !outages.is_empty()
-        || !stats.uncaptured.is_empty()
-        || !stats.pruned.is_empty()
-        || !stats.errors.is_empty();
-    if !gaps {
-        out.push(Statement {
-            json: json!({"notice": "complete", "segments": stats.segments}),
-            text: format!(
-                "complete: no loss, outage, pruned range or capture gap is recorded in the range answered ({} segment(s) read)",
-                stats.segments
-            ),
-        });
-    }
     out
 }
 
@@ -196,7 +183,7 @@ mod tests {
     }
 
     #[test]
-    fn losses_say_their_reasons_and_an_answer_without_gaps_says_it_is_complete() {
+    fn losses_say_their_reasons_and_a_complete_answer_says_nothing() {
         let stats = ScanStats {
             losses: vec![loss(1, 2, 7, "disk_full"), loss(2, 3, 3, "ringbuf_full")],
             ..ScanStats::default()
@@ -207,8 +194,6 @@ mod tests {
             t[0].contains("by reason: disk_full 7, ringbuf_full 3"),
             "{t:?}"
         );
-        let t = texts(&ScanStats::default());
-        assert_eq!(t.len(), 1);
-        assert!(t[0].starts_with("complete: "), "{t:?}");
+        assert!(texts(&ScanStats::default()).is_empty());
     }
 }
