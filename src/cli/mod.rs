@@ -239,122 +239,24 @@ impl TimeArgs {
     }
 }
 
-/// Prints what a scan could not read and whether losses make the answer incomplete; returns an
-/// error (exit 1) if any segment was unreadable, after everything readable was printed.
+/// Prints what a scan could not read and how complete the answer is
+/// ([`crate::query::completeness`]); returns an error (exit 1) if any segment was unreadable,
+/// after everything readable was printed.
 ///
-/// With `json` (the answer went out as JSON lines) the incompleteness notice is itself one JSON
-/// object on stderr, `{"warning":"incomplete","lost":N,"loss_records":K,"from":T1,"to":T2}`, so a
-/// script can tell a complete answer from one with holes without parsing prose. History deleted
-/// on purpose (`prune`, retention) that overlaps the range gets its own notice,
-/// `{"warning":"pruned","events":N,"segments":K,"from":T1,"to":T2}`; a capability the recorder
-/// lacked on its kernel, `{"warning":"not_captured","what":W,"why":Y,"text":"W not captured: Y",…}`.
+/// With `json` (the answer went out as JSON lines) each statement is itself one JSON object on
+/// stderr (`{"warning":"incomplete",…}`, `{"warning":"outage",…}`, `{"notice":"alerts_dropped",…}`…),
+/// so a script can tell a complete answer from one with holes without parsing prose.
 pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::Result<()> {
     let mut err = io::stderr().lock();
     for w in &stats.warnings {
         let _ = writeln!(err, "open-forensics: warning: {w}");
     }
-    let span = |ls: &mut dyn Iterator<Item = &store::Loss>| {
-        ls.fold((i64::MAX, i64::MIN, 0u64, 0usize), |(s, e, n, k), l| {
-            (s.min(l.start_ns), e.max(l.end_ns), n + l.count, k + 1)
-        })
-    };
-    // Alert lines an output dropped while recording: every event is here (a replay shows those
-    // alerts), so the answer is complete; said apart, never as lost events.
-    let (start, end, dropped, records) = span(&mut stats.alert_drops());
-    if records > 0 {
-        let (from, to) = (
-            crate::timespec::format_ts(start),
-            crate::timespec::format_ts(end),
-        );
-        notice(
-            &mut err,
-            json,
-            serde_json::json!({
-                "notice": "alerts_dropped",
-                "dropped": dropped,
-                "loss_records": records,
-                "from": from,
-                "to": to,
-            }),
-            || {
-                format!("notice: live alert outputs dropped {dropped} alert(s) between {from} and {to} (the events are all stored; replay shows those alerts)")
-            },
-        );
-    }
-    let (start, end, _, records) = span(&mut stats.event_losses());
-    if records > 0 {
-        let (from, to) = (
-            crate::timespec::format_ts(start),
-            crate::timespec::format_ts(end),
-        );
-        notice(
-            &mut err,
-            json,
-            serde_json::json!({
-                "warning": "incomplete",
-                "lost": stats.lost(),
-                "loss_records": records,
-                "from": from,
-                "to": to,
-            }),
-            || {
-                format!(
-                "warning: incomplete: {} events were lost between {from} and {to} ({records} loss records in the range{})",
-                stats.lost(),
-                describe_range(range),
-            )
-            },
-        );
-    }
-    // A capability the recorder lacked on its kernel: nothing of that kind is in the answer, not
-    // because nothing happened.
-    for g in &stats.uncaptured {
-        let (from, to) = (
-            crate::timespec::format_ts(g.from_ns),
-            crate::timespec::format_ts(g.to_ns),
-        );
-        let text = format!("{} not captured: {}", g.gap.what, g.gap.why);
-        notice(
-            &mut err,
-            json,
-            serde_json::json!({
-                "warning": "not_captured",
-                "what": g.gap.what,
-                "why": g.gap.why,
-                "text": text,
-                "from": from,
-                "to": to,
-            }),
-            || {
-                format!("warning: {text} (recorded between {from} and {to}; the answer holds none of them)")
-            },
-        );
-    }
-    if !stats.pruned.is_empty() {
-        let from = stats.pruned.iter().map(|p| p.from_ns).min().unwrap_or(0);
-        let to = stats.pruned.iter().map(|p| p.to_ns).max().unwrap_or(0);
-        let (from, to) = (
-            crate::timespec::format_ts(from),
-            crate::timespec::format_ts(to),
-        );
-        let segments: u64 = stats.pruned.iter().map(|p| p.segments).sum();
-        notice(
-            &mut err,
-            json,
-            serde_json::json!({
-                "warning": "pruned",
-                "events": stats.pruned_events(),
-                "segments": segments,
-                "from": from,
-                "to": to,
-            }),
-            || {
-                format!(
-                "warning: pruned: {} events in {segments} segment(s) between {from} and {to} were deleted on purpose (prune or retention); the answer holds nothing from them",
-                stats.pruned_events(),
-            )
-            },
-        );
+    for s in crate::query::completeness::statements(stats, range) {
+        let _ = if json {
+            writeln!(err, "{}", s.json)
+        } else {
+            writeln!(err, "open-forensics: {}", s.text)
+        };
     }
     for e in &stats.errors {
         let _ = writeln!(err, "open-forensics: error: {e}");
@@ -367,32 +269,6 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
             stats.errors.len()
         ))
         .into())
-    }
-}
-
-/// One notice about a scan on stderr: a JSON object when the answer went out as JSON lines (so a
-/// script need not parse prose), else a line of prose.
-fn notice(
-    err: &mut impl Write,
-    json: bool,
-    obj: serde_json::Value,
-    prose: impl FnOnce() -> String,
-) {
-    let _ = if json {
-        writeln!(err, "{obj}")
-    } else {
-        writeln!(err, "open-forensics: {}", prose())
-    };
-}
-
-fn describe_range(r: &TimeRange) -> String {
-    match (r.since, r.until) {
-        (None, None) => String::new(),
-        (s, u) => format!(
-            " {}..{}",
-            s.map(crate::timespec::format_ts).unwrap_or_default(),
-            u.map(crate::timespec::format_ts).unwrap_or_default()
-        ),
     }
 }
 

@@ -330,6 +330,13 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             String::new()
         }
     );
+    if s.unstored > 0 {
+        // The one failure of a full disk: a loss the store does not name.
+        return Err(super::Failed(
+            "losses the store does not name (the disk stayed full; see the warning above)".into(),
+        )
+        .into());
+    }
     Ok(())
 }
 

@@ -37,6 +37,7 @@
 //! the range (read from the segments whose metadata counts losses): when it is not empty the
 //! answer is incomplete, and the CLI says so on stderr.
 
+pub mod completeness;
 pub mod replay;
 mod vtab;
 
@@ -171,7 +172,8 @@ impl Session {
             for info in shared
                 .reader
                 .segments_in(&range)
-                .filter(|s| s.meta.lost > 0 || s.meta.alert_drops > 0)
+                // A segment without events may be a gap segment: outages count no event.
+                .filter(|s| s.meta.lost > 0 || s.meta.alert_drops > 0 || s.meta.events == 0)
             {
                 match shared.reader.load(info).and_then(|s| s.losses()) {
                     Ok(l) => losses.extend(

@@ -73,6 +73,8 @@ pub struct Summary {
     pub head: String,
     /// Segments whose seal failed (they stay active databases; the next writer seals them).
     pub unsealed: u64,
+    /// Lost events and records whose loss record the full disk kept out of the store too.
+    pub unstored: u64,
     pub warnings: Vec<String>,
     /// The alert outputs' final counters.
     pub outputs: Vec<crate::alerts::OutputState>,
@@ -117,6 +119,10 @@ pub fn record(
                 })
                 .collect(),
         );
+        // The time since the store's last recording, up to now that capture runs, is named.
+        writer
+            .record_outage(capture::boot_ns().wrapping_add(anchor_ns))
+            .context("record the outage before this recording")?;
         // After attaching: a process started since is in a kernel record, one started before
         // is here.
         let mut procs = proctable::ProcTable::new(
@@ -185,6 +191,7 @@ pub fn record(
         segments_sealed: s.segments_sealed,
         head: s.head,
         unsealed: s.unsealed,
+        unstored: s.unstored,
         warnings: s.warnings,
         outputs: outcome.outputs,
         retention: outcome.retention,

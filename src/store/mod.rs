@@ -76,7 +76,9 @@ pub use segment::frame::DB_MAX;
 pub use segment::{
     link_of, sign_link, Loss, SegmentData, SegmentMeta, StoredProcess, Uncaptured, ALERT_DROPPED,
 };
-pub use writer::{is_disk_full, RotateConfig, Writer, WriterSummary, MAX_SEALS_WAITING};
+pub use writer::{
+    is_disk_full, RotateConfig, Writer, WriterSummary, DISK_FULL, MAX_SEALS_WAITING, OUTAGE,
+};
 
 /// Errors a caller may branch on; each names the file it concerns.
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,7 @@ use open_forensics::event::Event;
 use serde_json::{Map, Value};
 
 use crate::helpers::{
-    cmd_at, event, fixtures_dir, is_root, live_capture_available, write_jsonl, TempStore,
+    cmd_at, event, fixtures_dir, is_root, live_capture_available, write_jsonl, TempStore, Tmpfs,
 };
 use crate::recorder::Recorder;
 
@@ -987,39 +987,6 @@ fn import_refuses_fields_longer_than_the_kernel_records() {
 
 // ---------------------------------------------------------------------------------------------
 // 11, 12: the recorder keeps going
-
-/// A small tmpfs, unmounted on drop (lazily: even if something still holds it).
-struct Tmpfs {
-    dir: tempfile::TempDir,
-}
-
-impl Tmpfs {
-    fn mount(size: &str) -> Tmpfs {
-        let dir = tempfile::tempdir().expect("mountpoint");
-        let st = Command::new("mount")
-            .args([
-                "-t",
-                "tmpfs",
-                "-o",
-                &format!("size={size},mode=0700"),
-                "tmpfs",
-            ])
-            .arg(dir.path())
-            .status()
-            .expect("run mount");
-        assert!(st.success(), "mount tmpfs: {st}");
-        Tmpfs { dir }
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount")
-            .arg("-l")
-            .arg(self.dir.path())
-            .status();
-    }
-}
 
 #[test]
 fn disk_full_does_not_stop_recording() {

@@ -2,6 +2,7 @@
 
 mod capture_paths;
 mod chroot_live;
+mod diskfull;
 mod fixtures;
 mod fleet;
 mod fuzz;
@@ -13,6 +14,7 @@ mod layers;
 mod lineage;
 mod manpages;
 mod nobody;
+mod outage;
 mod outputs;
 mod readme;
 mod record;

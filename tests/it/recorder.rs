@@ -69,6 +69,11 @@ impl Recorder {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// Waits for the recorder to exit on its own (`--duration`, a signal sent by the test).
+    pub fn wait(&mut self) -> std::process::ExitStatus {
+        self.child.wait().expect("wait for the recorder")
+    }
+
     /// SIGKILL and reap (a writer that dies without sealing).
     pub fn kill(mut self) {
         let _ = self.child.kill();

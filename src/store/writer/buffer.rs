@@ -94,6 +94,8 @@ pub(super) struct Active {
     /// Of `rows`, how many were stored after a later event (see [`super::Writer::mark_late`]).
     pub(super) late: u64,
     pub(super) losses: Vec<Loss>,
+    /// Transactions committed: none means the file holds nothing to seal.
+    pub(super) commits: u64,
 }
 
 impl Active {
@@ -124,6 +126,7 @@ impl Active {
             rows: Vec::new(),
             late: 0,
             losses: Vec::new(),
+            commits: 0,
         }
     }
 
@@ -446,6 +449,7 @@ impl Active {
         }
         write_meta_table(&tx, &path, &meta)?;
         tx.commit().map_err(sql_err(&path, "COMMIT"))?;
+        self.commits += 1;
         let stored = self.rows.len() as u64;
         self.meta = meta;
         self.new_strings.clear();

@@ -3,13 +3,16 @@
 //! (`recovery`).
 //!
 //! What it never does: follow a link in the store, replace a file, or stop recording because the
-//! disk is full. Events that cannot be stored while the disk is full are counted and become a
-//! `disk_full` loss record once space returns; a seal that fails leaves its (complete, committed)
-//! active database in place and is retried.
+//! disk is full. While the disk is full events are counted, not stored, and the gap is named in
+//! loss records of a segment of its own (`gaps`), written with room a recording keeps back from
+//! its start (`reserve`); a seal that fails leaves its (complete, committed) active database in
+//! place and is retried.
 
 mod buffer;
 mod digest;
+mod gaps;
 mod recovery;
+mod reserve;
 mod sealer;
 
 use std::collections::VecDeque;
@@ -29,8 +32,10 @@ use crate::event::Event;
 use crate::process::Process;
 use buffer::Active;
 use digest::Witness;
+pub use gaps::{DISK_FULL, OUTAGE};
+use reserve::Reserve;
 pub use sealer::MAX_SEALS_WAITING;
-use sealer::{remove_active_files, SealJob, SealResult, Wait};
+use sealer::{SealJob, SealResult, Wait};
 
 /// When to close the active segment and start a new one.
 #[derive(Clone, Debug)]
@@ -69,6 +74,9 @@ pub struct WriterSummary {
     pub head: String,
     /// Segments whose seal failed and that stay active databases (the next writer seals them).
     pub unsealed: u64,
+    /// Events and records lost whose loss record could not be written either: the disk stayed
+    /// full even after the reserve was given back.
+    pub unstored: u64,
 }
 
 pub struct Writer {
@@ -97,8 +105,17 @@ pub struct Writer {
     sign_key: Option<Arc<Vec<u8>>>,
     /// Events and records dropped while the disk was full, not yet written as a loss record.
     dropped: Option<Loss>,
-    /// Loss records that could not be placed in a segment yet (the disk was full).
+    /// Loss records waiting for a gap segment (the disk is full, or an outage to name).
     parked: Vec<Loss>,
+    /// The space a recording keeps back for naming a full disk and sealing (`None` for imports).
+    reserve: Option<Reserve>,
+    /// The disk is full: events are counted, not stored (see `gaps`).
+    full: bool,
+    /// Whether this episode of a full disk is named in a gap segment yet.
+    gap_named: bool,
+    /// The newest event a live recording committed before this writer opened the store: where
+    /// an outage starts (see [`Writer::record_outage`]).
+    last_recorded_ns: Option<i64>,
     summary: WriterSummary,
 }
 
@@ -160,6 +177,10 @@ impl Writer {
             sign_key: None,
             dropped: None,
             parked: Vec::new(),
+            reserve: None,
+            full: false,
+            gap_named: false,
+            last_recorded_ns: None,
             summary: WriterSummary::default(),
         };
         w.recover()?;
@@ -194,9 +215,10 @@ impl Writer {
     }
 
     /// Marks the segments from now on as one live recording's, under a fresh random id: replay
-    /// throttles each recording apart, as each recorder did.
+    /// throttles each recording apart, as each recorder did. Takes the reserve (see `reserve`).
     pub fn start_recording(&mut self) {
         self.recording = Some(recording_id());
+        self.take_reserve();
     }
 
     /// Wall-clock minus boot-clock ns, stored in each new segment so that kernel times can be
@@ -277,7 +299,7 @@ impl Writer {
         };
         write_meta_table(&conn, &path, &meta)?;
         let mut a = Active::new(name, path, conn, meta);
-        // What the full disk cost is recorded in the first segment that can hold it.
+        // Only a gap segment starts while losses wait (see `gaps`).
         a.losses.append(&mut self.parked);
         a.losses.extend(self.dropped.take());
         self.active = Some(a);
@@ -291,9 +313,8 @@ impl Writer {
             match self.start_segment() {
                 Ok(()) => {}
                 Err(e) if is_disk_full(&e) => {
-                    self.next_seq -= 1;
-                    let name = active_name(self.next_seq);
-                    let _ = remove_active_files(&self.dir, &name);
+                    self.unstart_segment();
+                    self.enter_full();
                     return Ok(None);
                 }
                 Err(e) => return Err(e),
@@ -312,7 +333,7 @@ impl Writer {
             start_ns: from_ns,
             end_ns: to_ns,
             count: 0,
-            reason: "disk_full".into(),
+            reason: DISK_FULL.into(),
         });
         l.count += count;
         l.start_ns = l.start_ns.min(from_ns);
@@ -324,6 +345,10 @@ impl Writer {
     /// when it is full and rotates when a limit is reached. An event that cannot be stored
     /// because the disk is full is counted as lost (`disk_full`), not an error.
     pub fn append(&mut self, ev: &mut Event) -> Result<()> {
+        if self.full {
+            self.drop_for_disk_full(1, ev.ts_ns, ev.ts_ns);
+            return Ok(());
+        }
         if self.active.as_ref().is_some_and(|a| self.should_rotate(a)) {
             self.seal_active()?;
         }
@@ -342,11 +367,20 @@ impl Writer {
     /// Stores a process image (and its ancestors) in the active segment, whether or not any event
     /// refers to it yet: every process that ran while recording is kept.
     pub fn add_process(&mut self, p: &Arc<Process>) -> Result<()> {
+        if self.full {
+            // When it was dropped: its start may be long before.
+            let now = crate::timespec::now_ns();
+            self.drop_for_disk_full(1, now, now);
+            return Ok(());
+        }
         match self.active_segment()? {
             Some(a) => {
                 a.intern_process(p, 0);
             }
-            None => self.drop_for_disk_full(1, p.start_ns, p.start_ns),
+            None => {
+                let now = crate::timespec::now_ns();
+                self.drop_for_disk_full(1, now, now)
+            }
         }
         Ok(())
     }
@@ -361,6 +395,10 @@ impl Writer {
 
     /// Records that a process ended (`status` is the wait status), with the next commit.
     pub fn record_exit(&mut self, p: &Arc<Process>, status: i32, ts_ns: i64) -> Result<()> {
+        if self.full {
+            self.drop_for_disk_full(1, ts_ns, ts_ns);
+            return Ok(());
+        }
         match self.active_segment()? {
             Some(a) => {
                 a.push_exit(p, status, ts_ns);
@@ -380,6 +418,10 @@ impl Writer {
         if loss.is_event_loss() {
             self.summary.lost += loss.count;
         }
+        if self.full {
+            self.parked.push(loss);
+            return Ok(());
+        }
         match self.active_segment()? {
             Some(a) => a.losses.push(loss),
             // Written once a segment can be.
@@ -389,15 +431,12 @@ impl Writer {
     }
 
     /// Writes everything buffered in one transaction. When the disk is full the buffered events
-    /// are dropped and counted (`disk_full`); what they referenced stays buffered for the next try.
+    /// are dropped and counted (`disk_full`), and the writer stops trying until space returns
+    /// (see `gaps`); what they referenced stays buffered.
     pub fn commit(&mut self) -> Result<()> {
-        let Some(a) = self.active.as_mut() else {
+        let Some(a) = self.active.as_mut().filter(|_| !self.full) else {
             return Ok(());
         };
-        // A disk_full loss goes out with the first commit that succeeds.
-        if let Some(l) = self.dropped.take() {
-            a.losses.push(l);
-        }
         if a.is_clean() {
             return Ok(());
         }
@@ -414,6 +453,7 @@ impl Writer {
                 });
                 // Loss records already queued go out with a later commit; only events are dropped.
                 self.drop_for_disk_full(rows.len() as u64, from, to);
+                self.enter_full();
                 Ok(())
             }
             Err(e) => Err(e),
@@ -423,9 +463,13 @@ impl Writer {
     /// Commits, rotates if the active segment is past its age, and moves sealing along. Call it
     /// periodically while idle.
     pub fn tick(&mut self) -> Result<()> {
-        self.commit()?;
-        if self.active.as_ref().is_some_and(|a| self.should_rotate(a)) {
-            self.seal_active()?;
+        if self.full {
+            self.tick_full()?;
+        } else {
+            self.commit()?;
+            if self.active.as_ref().is_some_and(|a| self.should_rotate(a)) {
+                self.seal_active()?;
+            }
         }
         self.pump(Wait::No);
         Ok(())
@@ -433,12 +477,17 @@ impl Writer {
 
     fn should_rotate(&self, a: &Active) -> bool {
         let c = &self.config;
+        // A recording's segments stay small enough to seal into its reserve.
+        let max_bytes = self
+            .reserve
+            .as_ref()
+            .map_or(c.max_bytes, |r| c.max_bytes.min(r.seal_limit()));
         // The database only grows at a commit, which leaves `rows` empty: ask SQLite for its size
         // then, once per batch, not on every append.
         // The clock once per 256 appends (and at every commit), not on every one.
         a.meta.events + a.rows.len() as u64 >= c.max_events
             || (a.rows.len() % 256 == 0 && a.opened.elapsed() >= c.max_age)
-            || (a.rows.is_empty() && a.db_bytes() >= c.max_bytes)
+            || (a.rows.is_empty() && a.db_bytes() >= max_bytes)
     }
 
     /// Commits the active segment and queues it for sealing.
@@ -446,12 +495,18 @@ impl Writer {
         self.commit()?;
         if let Some(mut a) = self.active.take() {
             if !a.is_clean() {
-                // The disk is still full: loss records wait for the next segment; processes and
-                // exits not yet written are counted as lost.
+                // The disk is full: loss records wait for a gap segment; processes and exits not
+                // yet written are counted as lost.
                 self.parked.append(&mut a.losses);
                 let n = a.unwritten_processes_and_exits();
                 let now = crate::timespec::now_ns();
                 self.drop_for_disk_full(n, now, now);
+            }
+            if a.commits == 0 {
+                // Nothing was ever committed to it: nothing to seal.
+                self.active = Some(a);
+                self.unstart_segment();
+                return Ok(());
             }
             self.pending.push_back(SealJob {
                 conn: a.conn,
@@ -464,7 +519,7 @@ impl Writer {
         // Each waiting segment holds an open database: when rotation outpaces sealing, wait for
         // seals (the store thread lags, and records wait in the kernel ring) rather than let
         // them pile up. A failing seal (disk full) is retried later, not waited for.
-        while self.pending.len() > MAX_SEALS_WAITING && self.retry_at.is_none() {
+        while self.pending.len() > MAX_SEALS_WAITING && self.retry_at.is_none() && !self.full {
             let before = self.pending.len();
             self.pump(Wait::One);
             if self.pending.len() >= before {
@@ -479,17 +534,22 @@ impl Writer {
         self.pending.len()
     }
 
-    /// Commits, seals everything and releases the lock. A segment whose seal fails stays an
-    /// active database (counted in `unsealed`; the next writer seals it).
+    /// Commits, seals everything and releases the lock. After a full disk the reserve is given
+    /// back first, so that the gap is named and the seals fit. A segment whose seal fails stays
+    /// an active database (counted in `unsealed`; the next writer seals it).
     pub fn close(mut self) -> Result<WriterSummary> {
+        self.finish_gaps()?;
         self.seal_active()?;
         self.retry_at = None;
         self.pump(Wait::All);
+        self.release_reserve();
         self.summary.unsealed = self.pending.len() as u64;
-        if let Some(l) = self.dropped.take() {
+        self.summary.unstored = self.parked.iter().map(|l| l.count).sum::<u64>()
+            + self.dropped.as_ref().map_or(0, |l| l.count);
+        if self.summary.unstored > 0 {
             self.warn(format!(
-                "{} events and records could not be stored: the disk stayed full",
-                l.count
+                "{} events and records were lost and their loss records could not be stored either: the disk stayed full",
+                self.summary.unstored
             ));
         }
         Ok(std::mem::take(&mut self.summary))

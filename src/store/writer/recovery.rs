@@ -4,6 +4,7 @@
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::reserve::{Reserve, RESERVE_FILE};
 use super::sealer::{remove_active_files, seal, SealJob};
 use super::Writer;
 use crate::store::dir::Kind;
@@ -15,6 +16,15 @@ use crate::store::{io_err, sql_err, Result, StoreError};
 
 impl Writer {
     pub(super) fn recover(&mut self) -> Result<()> {
+        // A dead writer's reserve: the space is ours again.
+        if let Some(to) =
+            Reserve::clear_leftover(&self.dir).map_err(io_err(self.dir.join(RESERVE_FILE)))?
+        {
+            self.warn(format!(
+                "{}: not a regular file; moved aside as {to}",
+                self.dir.join(RESERVE_FILE).display()
+            ));
+        }
         let mut max_seq = 0;
         let mut active = Vec::new();
         let mut head: Option<(u64, String)> = None;
@@ -41,6 +51,7 @@ impl Writer {
             if sealed {
                 // The chain continues from the newest sealed segment that has a link.
                 if let Ok(meta) = frame::read_meta(&self.dir, &name) {
+                    self.note_recorded(&meta.recording, meta.last_ts_ns);
                     if let Some(link) = meta.link {
                         if head.as_ref().is_none_or(|(s, _)| seq > *s) {
                             head = Some((seq, link));
@@ -112,7 +123,8 @@ impl Writer {
                 ),
             });
         }
-        if meta.events == 0 && meta.lost == 0 && meta.alert_drops == 0 && meta.processes == 0 {
+        self.note_recorded(&meta.recording, meta.last_ts_ns);
+        if meta.events == 0 && meta.processes == 0 && !has_losses(&conn, &path)? {
             drop(conn);
             return self.remove_active_files(name);
         }
@@ -143,4 +155,12 @@ impl Writer {
     fn remove_active_files(&self, name: &str) -> Result<()> {
         remove_active_files(&self.dir, name)
     }
+}
+
+/// Whether the database holds loss records (a gap segment holds nothing else, and an outage
+/// counts no event).
+fn has_losses(conn: &Connection, path: &std::path::Path) -> Result<bool> {
+    const Q: &str = "SELECT EXISTS (SELECT 1 FROM losses)";
+    conn.query_row(Q, [], |r| r.get(0))
+        .map_err(sql_err(path, Q))
 }

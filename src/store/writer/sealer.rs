@@ -86,6 +86,10 @@ impl Writer {
             if self.retry_at.is_some_and(|t| Instant::now() < t) && wait != Wait::All {
                 return;
             }
+            // While the disk is full a seal would only take room the gap records need.
+            if self.full && wait != Wait::All {
+                return;
+            }
             let Some(job) = self.pending.pop_front() else {
                 return;
             };
