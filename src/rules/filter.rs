@@ -139,7 +139,16 @@ impl Filter {
             exe: Items::from_strs(&self.exe),
             container: Items::from_strs(&self.container),
             user: Items::from_strs(&self.user),
-            auid: Items::from_strs(&self.auid),
+            // Numbers once `resolve_users` turned names into uids; a name left is reported.
+            auid: match self
+                .auid
+                .iter()
+                .map(|a| a.parse())
+                .collect::<Result<Vec<u32>, _>>()
+            {
+                Ok(ids) => Items::from_ints(&ids),
+                Err(_) => Items::from_strs(&self.auid),
+            },
             ..RawConds::default()
         };
         let Some(a) = &self.ancestor else {
