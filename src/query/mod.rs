@@ -4,8 +4,9 @@
 //! Each segment is its own SQLite database, so SQL cannot run on them one by one and still give
 //! correct totals. Instead `events` and `processes` are virtual tables (`vtab.rs`) whose cursors
 //! decode the store segment by segment, one block at a time, through the segment reader replay
-//! uses: SQLite aggregates and sorts the stream with its own bounded sorter (spilling to temporary
-//! files), so memory follows the answer, not the range. `--since`/`--until` and any constraint on
+//! uses: SQLite aggregates and sorts the stream, so memory follows the answer, not the range; the
+//! session's [`Limits`] bound its time, SQLite's heap, and where its sorter may spill (memory
+//! unless the user names a directory). `--since`/`--until` and any constraint on
 //! `ts_ns` in the SQL narrow what is read to whole segments (metadata) and blocks (their time
 //! range). Nothing is written anywhere: statements must be one read-only `SELECT`/`WITH`
 //! (checked with `sqlite3_stmt_readonly`, and the connection is `query_only`).
@@ -23,8 +24,8 @@
 //! `cmdline`, `parent_exe`, `container_id`, `user`, `euid`, `egid`, `auid`. Byte strings that are
 //! not UTF-8 appear with U+FFFD. `events_v` is a view of the same rows (the segments' own name).
 //!
-//! `processes` has one row per process image stored in the segments of the range (held in memory
-//! while the query runs: one row per image) (every process that ran
+//! `processes` has one row per process image stored in the segments of the range and alive in it
+//! (held in memory while the query runs: one row per image) (every process that ran
 //! while recording, and the ancestors of every opener): `image` (primary key: pid, start and exec
 //! time), `pid`, `start`, `start_ns`, `exec` (RFC 3339, NULL unless the image began with an exec),
 //! `ppid`, `parent_image`, `parent_exe`, `parent_comm`, `comm`, `exe`, `cmdline` (argv joined with

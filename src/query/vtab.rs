@@ -8,7 +8,8 @@
 //! so a pushed-down bound only ever narrows what is read, never what is answered.
 //!
 //! `processes` is read once per query, on first use, and deduplicated by `image` across segments
-//! (an image recorded in several segments is one row, its exit taken from whichever saw it); it is
+//! (an image recorded in several segments is one row, its exit taken from whichever saw it); only
+//! processes alive in the query's range are rows; it is
 //! held in memory, one row per process image in the range, and answers `image = ?` by hash.
 
 use std::borrow::Cow;
