@@ -69,19 +69,15 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     if let Some(sql) = &args.sql {
         return run_sql(store, sql, &args, format);
     }
-    let range = args.time.range()?;
-    let reader = Reader::open(store)?;
-    let filter_set = if args.filter.is_empty() {
+    let from_filter =
+        |f: &Filter| RuleSet::from_filter("query", f).map_err(|e| BadInput(e.to_string()));
+    // Input is checked before the store is opened, except user names, which mean what the
+    // recording knew them as (read from the store).
+    let names = args.filter.names_users();
+    let mut filter_set = if args.filter.is_empty() || names {
         None
     } else {
-        // User names mean what the recording knew them as.
-        let filter = if args.filter.names_users() {
-            let known = query::users::recorded(&reader, &range);
-            args.filter.resolve_users(&known).map_err(BadInput)?
-        } else {
-            args.filter.clone()
-        };
-        Some(RuleSet::from_filter("query", &filter).map_err(|e| BadInput(e.to_string()))?)
+        Some(from_filter(&args.filter)?)
     };
     let rule_set = if args.rules.is_empty() {
         None
@@ -94,6 +90,13 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             None => set,
         })
     };
+    let range = args.time.range()?;
+    let reader = Reader::open(store)?;
+    if names {
+        let known = query::users::recorded(&reader, &range);
+        let resolved = args.filter.resolve_users(&known).map_err(BadInput)?;
+        filter_set = Some(from_filter(&resolved)?);
+    }
     let mut out = Output::open(!args.no_pager);
     let bar = if out.paging() {
         indicatif::ProgressBar::hidden()

@@ -10,7 +10,8 @@ use open_forensics::event::Event;
 use open_forensics::process::Process;
 use open_forensics::store::{RotateConfig, Writer};
 
-use crate::helpers::{event, TempStore};
+use crate::helpers::{event, live_capture_available, TempStore};
+use crate::recorder::Recorder;
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -304,5 +305,70 @@ fn sql_over_a_pruned_range_warns_like_every_answer() {
     assert!(
         stderr(&out).contains("warning: pruned: 1 events in 1 segment(s)"),
         "{out:?}"
+    );
+}
+
+/// Issue #25 item 6, live: an account made while recording. The recorder runs in a mount
+/// namespace of its own where `/etc/passwd` is a copy the test appends to, so the host's file
+/// is never touched; a process of that uid opens before and after the account exists.
+#[test]
+fn query_user_created_while_recording_live() {
+    if !live_capture_available("query_user_created_while_recording_live") {
+        return;
+    }
+    const UID: &str = "54321";
+    const NAME: &str = "mallory54321";
+    let s = TempStore::new();
+    let passwd = s.path("passwd");
+    std::fs::copy("/etc/passwd", &passwd).expect("copy passwd");
+    let script = format!(
+        "mount --bind {} /etc/passwd && exec {} --store {} record",
+        passwd.display(),
+        crate::helpers::bin().display(),
+        s.dir.display()
+    );
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .env("OPEN_FORENSICS_CONFIG", "/dev/null");
+    let rec = Recorder::start_cmd(cmd);
+    let open_as_uid = || {
+        let st = std::process::Command::new("setpriv")
+            .args([
+                "--reuid",
+                UID,
+                "--regid",
+                UID,
+                "--clear-groups",
+                "cat",
+                "/etc/hostname",
+            ])
+            .stdout(std::process::Stdio::null())
+            .status()
+            .expect("setpriv");
+        assert!(st.success());
+    };
+    open_as_uid();
+    std::thread::sleep(Duration::from_millis(300));
+    {
+        use std::io::Write as _;
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&passwd)
+            .expect("open the copy");
+        writeln!(f, "{NAME}:x:{UID}:{UID}::/nonexistent:/bin/sh").expect("append");
+    }
+    // Past the recorder's once-a-second look at the file.
+    std::thread::sleep(Duration::from_millis(1500));
+    open_as_uid();
+    std::thread::sleep(Duration::from_millis(500));
+    rec.stop();
+
+    let by_uid = s.ok(&["query", "--uid", UID, "--format", "jsonl"]);
+    let by_name = s.ok(&["query", "--user", NAME, "--format", "jsonl"]);
+    assert!(by_uid.lines().count() >= 2, "{by_uid}");
+    assert_eq!(by_name, by_uid);
+    assert!(
+        by_name.contains(&format!("\"user\":\"{NAME}\"")),
+        "{by_name}"
     );
 }
