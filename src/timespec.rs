@@ -23,12 +23,22 @@ pub fn parse_time(s: &str, now_ns: i64) -> Result<i64, String> {
     if let Some(ts) = parse_ts(s) {
         return Ok(ts);
     }
-    match parse_duration(s) {
-        Ok(d) => Ok(now_ns - d.as_nanos() as i64),
-        Err(_) => Err(format!(
+    let d = parse_duration(s).map_err(|e| {
+        if e.contains("too large") {
+            e
+        } else {
+            format!(
             "invalid time {s:?}: expected RFC3339 (2026-11-24T16:00:00Z) or a duration ago (30s, 15m, 2h, 7d)"
-        )),
-    }
+        )
+        }
+    })?;
+    // A duration back past what i64 nanoseconds hold (about 1677) names no time.
+    i64::try_from(d.as_nanos())
+        .ok()
+        .and_then(|d| now_ns.checked_sub(d))
+        .ok_or_else(|| {
+            format!("time {s:?} is too large: a duration ago must reach no further back than 1677")
+        })
 }
 
 /// `500ms`, `30s`, `15m`, `2h`, `7d`, `1w`.
@@ -36,8 +46,12 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
-        format!("invalid duration {s:?}: expected a number and a unit (30s, 15m, 2h, 7d)")
+    let n: u64 = num.parse().map_err(|e: std::num::ParseIntError| {
+        if *e.kind() == std::num::IntErrorKind::PosOverflow {
+            too_large(s)
+        } else {
+            format!("invalid duration {s:?}: expected a number and a unit (30s, 15m, 2h, 7d)")
+        }
     })?;
     let secs = match unit {
         "ms" => return Ok(Duration::from_millis(n)),
@@ -52,7 +66,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             ))
         }
     };
-    Ok(Duration::from_secs(n * secs))
+    n.checked_mul(secs)
+        .map(Duration::from_secs)
+        .ok_or_else(|| too_large(s))
+}
+
+fn too_large(s: &str) -> String {
+    format!("duration {s:?} is too large")
 }
 
 pub fn now_ns() -> i64 {
@@ -80,5 +100,39 @@ mod tests {
             .contains("RFC3339"));
         assert!(parse_duration("5x").is_err());
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+    }
+
+    /// Issue #25 item 9: `--since 30000000000000000w` wrapped to a time after now, and
+    /// `18446744073709551615s` truncated: both answered nothing, exit 0.
+    #[test]
+    fn huge_durations_are_too_large_not_wrapped() {
+        let now = now_ns();
+        for s in [
+            "30000000000000000w",
+            "18446744073709551615s",
+            "18446744073709551616s",
+            "300y0",
+            "9223372037s",
+            "18446744073709551615ms",
+        ] {
+            match parse_time(s, now) {
+                Err(e) => assert!(e.contains("too large") || e.contains("invalid"), "{s}: {e}"),
+                Ok(t) => panic!("{s}: parsed as {t}"),
+            }
+        }
+        assert!(parse_time("30000000000000000w", now)
+            .unwrap_err()
+            .contains("too large"));
+        assert!(parse_duration("18446744073709551616s")
+            .unwrap_err()
+            .contains("too large"));
+        assert!(parse_duration("30000000000000000w")
+            .unwrap_err()
+            .contains("too large"));
+        // The longest that still names a time: back to 1970 from now.
+        assert_eq!(
+            parse_time(&format!("{}ms", now / 1_000_000), now).unwrap(),
+            now % 1_000_000
+        );
     }
 }

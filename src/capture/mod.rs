@@ -32,6 +32,7 @@ pub mod plan;
 pub mod privilege;
 pub mod proctable;
 pub mod skel;
+pub mod users;
 
 use std::cell::RefCell;
 use std::rc::Rc;

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use rustc_hash::FxHashMap;
 
 use super::decode::{ProcKind, ProcRecord};
+use super::users::Users;
 use crate::bytes::Str;
 use crate::event::Event;
 use crate::file_id::FileId;
@@ -40,7 +41,7 @@ pub struct ProcTable {
     newest: FxHashMap<u32, u64>,
     /// Running at start, keyed by `(pid, start tick)`, until a kernel key adopts them.
     snapshot: FxHashMap<(u32, u64), Arc<Process>>,
-    users: FxHashMap<u32, Str>,
+    users: Users,
     /// The image the previous open resolved to: most opens come in runs of one process.
     last: Option<((u32, u64), Arc<Process>)>,
 }
@@ -60,8 +61,16 @@ impl ProcTable {
             live: FxHashMap::default(),
             newest: FxHashMap::default(),
             snapshot: FxHashMap::default(),
-            users: users.into_iter().collect(),
+            users: Users::fixed(users),
             last: None,
+        }
+    }
+
+    /// Names users from `passwd`, read again as it changes while recording (see [`Users`]).
+    pub fn reading_users(self, passwd: &Path) -> ProcTable {
+        ProcTable {
+            users: Users::from_passwd(passwd),
+            ..self
         }
     }
 
@@ -192,7 +201,7 @@ impl ProcTable {
     /// What `ev` holds already is kept where it is the same (the recorder recycles events): a
     /// new reference is an atomic update.
     pub fn attach(&mut self, ev: &mut Event, start: u64) -> Option<Arc<Process>> {
-        match self.users.get(&ev.uid) {
+        match self.users.get(ev.uid) {
             Some(u)
                 if ev
                     .user
@@ -367,25 +376,6 @@ fn proc_cgroup(dir: &Path) -> (Option<Str>, u64) {
     (Some(Str::from(path.as_str())), id)
 }
 
-/// uid → name from the host's `/etc/passwd` (stored with each segment's events).
-pub fn read_users(passwd: &Path) -> HashMap<u32, Str> {
-    let text = fs::read(passwd).unwrap_or_default();
-    let mut users = HashMap::new();
-    for line in text.split(|&b| b == b'\n') {
-        let mut f = line.split(|&b| b == b':');
-        let (Some(name), Some(_), Some(uid)) = (f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        let Some(uid) = std::str::from_utf8(uid).ok().and_then(|u| u.parse().ok()) else {
-            continue;
-        };
-        if !name.is_empty() {
-            users.entry(uid).or_insert_with(|| Str::new(name));
-        }
-    }
-    users
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -434,20 +424,5 @@ mod tests {
         assert!(p.exe.is_some());
         assert!(!p.args().is_empty());
         assert!(p.pidns.is_some());
-    }
-
-    #[test]
-    fn passwd_names() {
-        let dir = tempfile::tempdir().unwrap();
-        let f = dir.path().join("passwd");
-        fs::write(
-            &f,
-            "root:x:0:0::/root:/bin/sh\n#junk\nbob:x:1000:1000::/h:/bin/sh\n",
-        )
-        .unwrap();
-        let u = read_users(&f);
-        assert_eq!(u.get(&0).unwrap().as_bytes(), b"root");
-        assert_eq!(u.get(&1000).unwrap().as_bytes(), b"bob");
-        assert_eq!(u.len(), 2);
     }
 }

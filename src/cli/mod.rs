@@ -252,11 +252,7 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
         let _ = writeln!(err, "open-forensics: warning: {w}");
     }
     for s in crate::query::completeness::statements(stats, range) {
-        let _ = if json {
-            writeln!(err, "{}", s.json)
-        } else {
-            writeln!(err, "open-forensics: {}", s.text)
-        };
+        say(&mut err, json, &s);
     }
     for e in &stats.errors {
         let _ = writeln!(err, "open-forensics: error: {e}");
@@ -270,6 +266,16 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
         ))
         .into())
     }
+}
+
+/// Prints one statement about an answer on stderr: its JSON object when the answer is JSON
+/// lines, else its prose.
+pub fn say(err: &mut impl Write, json: bool, s: &crate::query::completeness::Statement) {
+    let _ = if json {
+        writeln!(err, "{}", s.json)
+    } else {
+        writeln!(err, "open-forensics: {}", s.text)
+    };
 }
 
 /// Loads rule files; any problem in them is the user's to fix (exit 2).

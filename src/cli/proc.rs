@@ -14,7 +14,7 @@ use super::{report_scan, BadInput, TimeArgs};
 use crate::event::Event;
 use crate::output::{Format, Rows};
 use crate::process::Process;
-use crate::store::Reader;
+use crate::store::{Reader, TimeRange};
 use crate::timespec::format_ts;
 
 #[derive(clap::Args, Debug)]
@@ -22,7 +22,8 @@ pub struct Args {
     /// The process id.
     pub pid: u32,
     /// Which process of that pid (pids are reused): the one running at this time (RFC3339 or a
-    /// duration ago); default: the most recent.
+    /// duration ago). Needed when more than one process had the pid in the range: they are
+    /// listed.
     #[arg(long, value_name = "TIME")]
     pub at: Option<String>,
     #[command(flatten)]
@@ -107,13 +108,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             ControlFlow::Continue(())
         },
     );
-    let key = choose(&found, at).ok_or_else(|| {
-        BadInput(format!(
-            "no process {pid} in the store{}",
-            at.map(|t| format!(" running at {}", format_ts(t)))
-                .unwrap_or_default()
-        ))
-    })?;
+    let key = choose(&found, at, &range).map_err(|why| BadInput(why.describe(pid, &found)))?;
     let mut out = super::stdout();
     print(&mut out, format, &found, key)?;
     out.flush()?;
@@ -125,9 +120,79 @@ fn image_order(p: &Process) -> String {
     format!("{:020}", p.exec_ns.unwrap_or(0).max(0))
 }
 
-/// The process of the pid running at `at` (started at or before it, latest start first), or the
-/// most recent one.
-fn choose(found: &Found, at: Option<i64>) -> Option<Key> {
+/// Why no single process was chosen.
+#[derive(Debug, PartialEq)]
+enum NoChoice {
+    /// No process of the pid in the range (running at `at`, if given).
+    None(Option<i64>),
+    /// More than one process had the pid in the range: these, and `--at` was not given.
+    Several(Vec<Key>),
+}
+
+impl NoChoice {
+    fn describe(&self, pid: u32, found: &Found) -> String {
+        match self {
+            NoChoice::None(at) => format!(
+                "no process {pid} in the store{}",
+                at.map(|t| format!(" running at {}", format_ts(t)))
+                    .unwrap_or_default()
+            ),
+            NoChoice::Several(keys) => {
+                let mut text = format!(
+                    "pid {pid} was {} processes in the range (pids are reused); say which with --at TIME, a time it was running:",
+                    keys.len()
+                );
+                for k in keys {
+                    text.push_str("\n  ");
+                    text.push_str(&describe_process(found, *k));
+                }
+                text
+            }
+        }
+    }
+}
+
+/// One line of a process for choosing: its start, exit, exe and argv (of its last image).
+fn describe_process(found: &Found, key: Key) -> String {
+    if key.1 == i64::MIN {
+        return "recorded before lineage: no start time, exe or argv".to_owned();
+    }
+    let last = found.images.get(&key).and_then(|m| m.values().last());
+    let exit = lifetime(found, key)
+        .1
+        .map_or("running or exit not seen".to_owned(), |t| {
+            format!("exited {}", format_ts(t))
+        });
+    let (exe, argv) = match last {
+        Some((p, _)) => (
+            p.exe
+                .as_ref()
+                .map_or("?".to_owned(), |e| e.lossy().into_owned()),
+            String::from_utf8_lossy(&p.cmdline()).into_owned(),
+        ),
+        None => ("?".to_owned(), String::new()),
+    };
+    format!(
+        "started {}, {exit}: {} [{}]",
+        format_ts(key.1),
+        crate::text::printable(&exe),
+        crate::text::printable(&argv)
+    )
+}
+
+/// A process's start and, if any image saw it, its exit time.
+fn lifetime(found: &Found, key: Key) -> (i64, Option<i64>) {
+    let exit = found
+        .images
+        .get(&key)
+        .and_then(|m| m.values().filter_map(|(_, e)| e.map(|(_, t)| t)).max());
+    (key.1, exit)
+}
+
+/// The process of the pid: the only one alive in the range, or, with `at`, the one running
+/// then (started at or before it and not exited before it; of several whose exit is unknown,
+/// the latest start: a pid is held by one process at a time).
+fn choose(found: &Found, at: Option<i64>, range: &TimeRange) -> Result<Key, NoChoice> {
     let mut keys: Vec<Key> = found
         .images
         .keys()
@@ -136,9 +201,28 @@ fn choose(found: &Found, at: Option<i64>) -> Option<Key> {
         .collect();
     keys.sort();
     keys.dedup();
+    // Opens are in the range already; an image may be of a process that ended before it.
+    keys.retain(|k| {
+        found.opens.contains_key(k) || {
+            let (start, exit) = lifetime(found, *k);
+            range.overlaps(start, exit.unwrap_or(i64::MAX))
+        }
+    });
     match at {
-        None => keys.last().copied(),
-        Some(t) => keys.iter().rev().find(|k| k.1 <= t).copied(),
+        None => match keys.as_slice() {
+            [] => Err(NoChoice::None(None)),
+            [one] => Ok(*one),
+            _ => Err(NoChoice::Several(keys)),
+        },
+        Some(t) => keys
+            .iter()
+            .rev()
+            .find(|k| {
+                let (start, exit) = lifetime(found, **k);
+                start <= t && exit.is_none_or(|e| e >= t)
+            })
+            .copied()
+            .ok_or(NoChoice::None(Some(t))),
     }
 }
 
@@ -257,5 +341,53 @@ fn print(out: &mut dyn Write, format: Format, found: &Found, key: Key) -> std::i
             writeln!(out)?;
             files.write(format, out)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bytes::Str;
+
+    /// Processes of pid 7: (start, exit).
+    fn found(lives: &[(i64, Option<i64>)]) -> Found {
+        let mut f = Found::default();
+        for &(start, exit) in lives {
+            let p = Process {
+                exe: Some(Str::from("/usr/bin/sleep")),
+                ..Process::from_event(7, start, 1, Str::from("sleep"), 0, 0)
+            };
+            f.images
+                .entry((7, start))
+                .or_default()
+                .insert(image_order(&p), (Arc::new(p), exit.map(|t| (0, t))));
+        }
+        f
+    }
+
+    /// Issue #25 item 7: `proc PID` silently showed a later process that reused the pid.
+    #[test]
+    fn proc_pid_reused_lists_the_processes_and_asks_for_at() {
+        let all = TimeRange::default();
+        let f = found(&[(100, Some(200)), (300, None)]);
+        let Err(NoChoice::Several(keys)) = choose(&f, None, &all) else {
+            panic!("two processes had the pid: no silent choice");
+        };
+        assert_eq!(keys, vec![(7, 100), (7, 300)]);
+        let text = NoChoice::Several(keys).describe(7, &f);
+        assert!(text.contains("--at") && text.contains("exited 1970-01-01T00:00:00.000000200Z"));
+        assert!(text.contains("/usr/bin/sleep"), "{text}");
+        // --at picks the one running then; between the two, none was.
+        assert_eq!(choose(&f, Some(150), &all), Ok((7, 100)));
+        assert_eq!(choose(&f, Some(400), &all), Ok((7, 300)));
+        assert_eq!(choose(&f, Some(250), &all), Err(NoChoice::None(Some(250))));
+        // A range in which only one was alive needs no --at.
+        let later = TimeRange {
+            since: Some(250),
+            until: None,
+        };
+        assert_eq!(choose(&f, None, &later), Ok((7, 300)));
+        assert_eq!(choose(&found(&[(100, None)]), None, &all), Ok((7, 100)));
+        assert_eq!(choose(&found(&[]), None, &all), Err(NoChoice::None(None)));
     }
 }

@@ -35,9 +35,16 @@ pub struct Args {
     pub filter: Filter,
     #[command(flatten)]
     pub time: TimeArgs,
-    /// At most this many events (or rows).
+    /// At most this many events (or rows; replaces the LIMIT that ends the SQL).
     #[arg(long)]
     pub limit: Option<u64>,
+    /// Stop SQL that runs longer than this (30s, 15m, 2h).
+    #[arg(long, value_name = "DURATION", requires = "sql", default_value = "1h", value_parser = crate::timespec::parse_duration)]
+    pub timeout: std::time::Duration,
+    /// Let SQL sort and group beyond memory in temporary files in DIR (default: in memory only,
+    /// up to 1 GiB; never on a disk unasked).
+    #[arg(long, value_name = "DIR", requires = "sql")]
+    pub temp_dir: Option<PathBuf>,
     /// Output format [default: table on a terminal, jsonl otherwise].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -62,10 +69,15 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     if let Some(sql) = &args.sql {
         return run_sql(store, sql, &args, format);
     }
-    let filter_set = if args.filter.is_empty() {
+    let from_filter =
+        |f: &Filter| RuleSet::from_filter("query", f).map_err(|e| BadInput(e.to_string()));
+    // Input is checked before the store is opened, except user names, which mean what the
+    // recording knew them as (read from the store).
+    let names = args.filter.names_users();
+    let mut filter_set = if args.filter.is_empty() || names {
         None
     } else {
-        Some(RuleSet::from_filter("query", &args.filter).map_err(|e| BadInput(e.to_string()))?)
+        Some(from_filter(&args.filter)?)
     };
     let rule_set = if args.rules.is_empty() {
         None
@@ -80,6 +92,11 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     };
     let range = args.time.range()?;
     let reader = Reader::open(store)?;
+    if names {
+        let known = query::users::recorded(&reader, &range);
+        let resolved = args.filter.resolve_users(&known).map_err(BadInput)?;
+        filter_set = Some(from_filter(&resolved)?);
+    }
     let mut out = Output::open(!args.no_pager);
     let bar = if out.paging() {
         indicatif::ProgressBar::hidden()
@@ -192,9 +209,17 @@ fn run_sql(store: &Path, arg: &str, args: &Args, format: Format) -> anyhow::Resu
         progress(&reader, &range, "query")
     };
     let tick = bar.clone();
+    if let Some(dir) = &args.temp_dir {
+        check_temp_dir(dir, store)?;
+    }
+    let limits = query::Limits {
+        timeout: Some(args.timeout),
+        temp_dir: args.temp_dir.clone(),
+    };
     let session = query::Session::open(
         reader,
         range,
+        limits,
         Box::new(move || tick.inc(query::PROGRESS_EVERY)),
     )?;
     let r = session.run(
@@ -206,13 +231,41 @@ fn run_sql(store: &Path, arg: &str, args: &Args, format: Format) -> anyhow::Resu
     );
     bar.finish_and_clear();
     // A statement that does not prepare, or would write, is the user's SQL to fix.
-    let rows = r.map_err(|e| match e {
-        QueryError::Sql { .. } | QueryError::NotReadOnly { .. } => {
+    let query::Answer { sink, cut_at } = r.map_err(|e| match e {
+        QueryError::Sql { .. } | QueryError::NotReadOnly { .. } | QueryError::Syntax { .. } => {
             anyhow::Error::from(BadInput(e.to_string()))
         }
         other => other.into(),
     })?;
-    rows.finish()?;
+    sink.finish()?;
     out.finish()?;
+    if let Some(n) = cut_at {
+        super::say(
+            &mut std::io::stderr().lock(),
+            format == Format::Jsonl,
+            &query::completeness::Statement {
+                json: json!({"notice": "row_limit", "query": name, "limit": n}),
+                text: format!("notice: {name} stopped at its LIMIT {n}; more rows match (raise it with --limit N)"),
+            },
+        );
+    }
     report_scan(&session.stats(), &range, format == Format::Jsonl)
+}
+
+/// `--temp-dir` must be a directory; on the store's filesystem it is allowed (the user named
+/// it) but said, since a full disk there starves the recorder.
+fn check_temp_dir(dir: &Path, store: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| BadInput(format!("--temp-dir {}: {e}", dir.display())))?;
+    if !meta.is_dir() {
+        return Err(BadInput(format!("--temp-dir {}: not a directory", dir.display())).into());
+    }
+    if std::fs::metadata(store).is_ok_and(|s| s.dev() == meta.dev()) {
+        eprintln!(
+            "open-forensics: warning: --temp-dir {} is on the store's filesystem: a large sort there can fill the disk the recorder writes to",
+            dir.display()
+        );
+    }
+    Ok(())
 }

@@ -4,8 +4,9 @@
 //! Each segment is its own SQLite database, so SQL cannot run on them one by one and still give
 //! correct totals. Instead `events` and `processes` are virtual tables (`vtab.rs`) whose cursors
 //! decode the store segment by segment, one block at a time, through the segment reader replay
-//! uses: SQLite aggregates and sorts the stream with its own bounded sorter (spilling to temporary
-//! files), so memory follows the answer, not the range. `--since`/`--until` and any constraint on
+//! uses: SQLite aggregates and sorts the stream, so memory follows the answer, not the range; the
+//! session's [`Limits`] bound its time, SQLite's heap, and where its sorter may spill (memory
+//! unless the user names a directory). `--since`/`--until` and any constraint on
 //! `ts_ns` in the SQL narrow what is read to whole segments (metadata) and blocks (their time
 //! range). Nothing is written anywhere: statements must be one read-only `SELECT`/`WITH`
 //! (checked with `sqlite3_stmt_readonly`, and the connection is `query_only`).
@@ -23,8 +24,8 @@
 //! `cmdline`, `parent_exe`, `container_id`, `user`, `euid`, `egid`, `auid`. Byte strings that are
 //! not UTF-8 appear with U+FFFD. `events_v` is a view of the same rows (the segments' own name).
 //!
-//! `processes` has one row per process image stored in the segments of the range (held in memory
-//! while the query runs: one row per image) (every process that ran
+//! `processes` has one row per process image stored in the segments of the range and alive in it
+//! (held in memory while the query runs: one row per image) (every process that ran
 //! while recording, and the ancestors of every opener): `image` (primary key: pid, start and exec
 //! time), `pid`, `start`, `start_ns`, `exec` (RFC 3339, NULL unless the image began with an exec),
 //! `ppid`, `parent_image`, `parent_exe`, `parent_comm`, `comm`, `exe`, `cmdline` (argv joined with
@@ -38,7 +39,10 @@
 //! answer is incomplete, and the CLI says so on stderr.
 
 pub mod completeness;
+pub mod limits;
 pub mod replay;
+mod row_limit;
+pub mod users;
 mod vtab;
 
 use std::sync::Arc;
@@ -48,6 +52,7 @@ use rusqlite::{params, Connection};
 use serde_json::{json, Value};
 
 use crate::store::{Reader, ScanStats, TimeRange};
+pub use limits::Limits;
 
 /// Events read between two calls of a session's progress callback.
 pub const PROGRESS_EVERY: u64 = 1 << 14;
@@ -100,6 +105,10 @@ pub enum QueryError {
     },
     #[error("query {name}: refused: {why}; queries read history and never write")]
     NotReadOnly { name: String, why: &'static str },
+    #[error("query {name}: syntax error near {near}")]
+    Syntax { name: String, near: String },
+    #[error("query {name}: {what}")]
+    Limit { name: String, what: String },
     #[error("setting up the query tables: {0}")]
     Load(#[source] rusqlite::Error),
     #[error("writing the answer: {0}")]
@@ -148,21 +157,27 @@ pub struct Session {
     conn: Connection,
     shared: Arc<vtab::Shared>,
     losses: Vec<crate::store::Loss>,
+    limits: Limits,
+}
+
+/// What [`Session::run`] hands back: the sink, and the statement's own `LIMIT` when the answer
+/// stopped there with more rows to come.
+pub struct Answer<W> {
+    pub sink: W,
+    pub cut_at: Option<u64>,
 }
 
 impl Session {
     /// Registers the tables and reads the range's loss records; `progress` is called every
-    /// [`PROGRESS_EVERY`] events read.
+    /// [`PROGRESS_EVERY`] events read. The `limits` hold from now on.
     pub fn open(
         reader: Reader,
         range: TimeRange,
+        limits: Limits,
         progress: Box<dyn Fn() + Send + Sync>,
     ) -> Result<Session, QueryError> {
-        let conn = Connection::open_in_memory().map_err(QueryError::Load)?;
-        // The sorter and temporary b-trees of GROUP BY, ORDER BY and DISTINCT spill to files
-        // beyond this cache instead of growing in memory.
-        conn.execute_batch("PRAGMA temp_store = FILE; PRAGMA cache_size = -16384;")
-            .map_err(QueryError::Load)?;
+        let mut conn = Connection::open_in_memory().map_err(QueryError::Load)?;
+        limits::apply(&mut conn, &limits).map_err(QueryError::Load)?;
         let shared = Arc::new(vtab::Shared::new(reader, range, progress));
         vtab::register(&conn, shared.clone()).map_err(QueryError::Load)?;
         conn.execute_batch(SCHEMA).map_err(QueryError::Load)?;
@@ -206,11 +221,13 @@ impl Session {
             conn,
             shared,
             losses,
+            limits,
         })
     }
 
     /// Runs one read-only statement: `start` gets its column names and returns the sink that
-    /// `on_row` then hands each row as it comes (at most `limit`); the sink is returned.
+    /// `on_row` then hands each row as it comes (at most `limit`, which replaces the statement's
+    /// own trailing `LIMIT`).
     pub fn run<W>(
         &self,
         name: &str,
@@ -218,13 +235,34 @@ impl Session {
         limit: Option<u64>,
         start: impl FnOnce(Vec<String>) -> std::io::Result<W>,
         mut on_row: impl FnMut(&mut W, Vec<Value>) -> std::io::Result<()>,
-    ) -> Result<W, QueryError> {
-        let err = |source| QueryError::Sql {
-            name: name.to_owned(),
-            source,
+    ) -> Result<Answer<W>, QueryError> {
+        let err = |source: rusqlite::Error| match limits::exceeded(&source, &self.limits) {
+            Some(what) => QueryError::Limit {
+                name: name.to_owned(),
+                what,
+            },
+            None => QueryError::Sql {
+                name: name.to_owned(),
+                source,
+            },
         };
-        check_select(name, sql)?;
-        let mut st = self.conn.prepare(sql).map_err(err)?;
+        // Its own LIMIT is asked one row more, to tell "stopped at the limit" from "all".
+        let own = row_limit::trailing_limit(sql);
+        let (sql, cap, own_cap) = match (own, limit) {
+            (Some((span, n)), None) => (
+                row_limit::with_limit(sql, span, n.saturating_add(1)),
+                Some(n),
+                Some(n),
+            ),
+            (Some((span, _)), Some(l)) => (row_limit::with_limit(sql, span, l), Some(l), None),
+            (None, l) => (sql.to_owned(), l, None),
+        };
+        // A statement that does not parse is a syntax error, whatever its first word.
+        let mut st = self
+            .conn
+            .prepare(&sql)
+            .map_err(|e| syntax(name, &e).unwrap_or_else(|| err(e)))?;
+        check_select(name, &sql)?;
         if !st.readonly() {
             return Err(QueryError::NotReadOnly {
                 name: name.to_owned(),
@@ -236,10 +274,12 @@ impl Session {
         let mut sink = start(headers).map_err(QueryError::Output)?;
         let mut q = st.query([]).map_err(err)?;
         let mut count = 0u64;
-        while limit.is_none_or(|l| count < l) {
-            let Some(r) = q.next().map_err(err)? else {
+        let mut cut_at = None;
+        while let Some(r) = q.next().map_err(err)? {
+            if cap.is_some_and(|c| count >= c) {
+                cut_at = own_cap;
                 break;
-            };
+            }
             count += 1;
             let mut row = Vec::with_capacity(n);
             for i in 0..n {
@@ -252,8 +292,11 @@ impl Session {
                 });
             }
             on_row(&mut sink, row).map_err(QueryError::Output)?;
+            if own_cap.is_none() && cap.is_some_and(|c| count >= c) {
+                break;
+            }
         }
-        Ok(sink)
+        Ok(Answer { sink, cut_at })
     }
 
     /// What the reading saw: segments and events read, losses, segments that could not be read.
@@ -261,11 +304,26 @@ impl Session {
         let mut st =
             std::mem::take(&mut *self.shared.stats.lock().unwrap_or_else(|p| p.into_inner()));
         st.losses = self.losses.clone();
+        st.pruned = self.shared.reader.pruned_in(&self.shared.range);
         st.warnings = self.shared.reader.skipped().to_vec();
         st.errors
             .splice(0..0, self.shared.reader.unreadable_errors());
         st
     }
+}
+
+/// A statement SQLite could not parse: "syntax error near X", from its `near "X": syntax error`.
+fn syntax(name: &str, e: &rusqlite::Error) -> Option<QueryError> {
+    let msg = match e {
+        rusqlite::Error::SqliteFailure(_, Some(m)) => m.as_str(),
+        rusqlite::Error::SqlInputError { msg, .. } => msg.as_str(),
+        _ => return None,
+    };
+    let near = msg.strip_suffix(": syntax error")?.strip_prefix("near ")?;
+    Some(QueryError::Syntax {
+        name: name.to_owned(),
+        near: near.to_owned(),
+    })
 }
 
 /// The first keyword of `sql` after comments and blanks must be `SELECT`, `WITH` or `VALUES`:

@@ -8,7 +8,8 @@
 //! so a pushed-down bound only ever narrows what is read, never what is answered.
 //!
 //! `processes` is read once per query, on first use, and deduplicated by `image` across segments
-//! (an image recorded in several segments is one row, its exit taken from whichever saw it); it is
+//! (an image recorded in several segments is one row, its exit taken from whichever saw it); only
+//! processes alive in the query's range are rows; it is
 //! held in memory, one row per process image in the range, and answers `image = ?` by hash.
 
 use std::borrow::Cow;
@@ -540,6 +541,8 @@ fn load_processes(shared: &Shared) -> ProcessRows {
         rows: Vec::new(),
         by_image: HashMap::new(),
     };
+    // Each row's start and exit (if seen): whether it was alive in the range.
+    let mut lives: Vec<(String, i64, Option<i64>)> = Vec::new();
     for index in shared.segments_in(&shared.range) {
         let Some(seg) = shared.load(index) else {
             continue;
@@ -555,8 +558,10 @@ fn load_processes(shared: &Shared) -> ProcessRows {
         for sp in procs {
             let row = process_row(&sp, &users);
             let image = sp.process.image_key();
+            let exit = sp.exit.map(|(_, ts)| ts);
             match out.by_image.get(&image) {
                 Some(&i) => {
+                    lives[i].2 = lives[i].2.or(exit);
                     let old = &mut out.rows[i];
                     for (n, c) in ProcessesTable::COLUMNS.iter().enumerate() {
                         if EXIT_COLUMNS.contains(c) && old[n] == Value::Null {
@@ -565,10 +570,32 @@ fn load_processes(shared: &Shared) -> ProcessRows {
                     }
                 }
                 None => {
+                    lives.push((image.clone(), sp.process.start_ns, exit));
                     out.by_image.insert(image, out.rows.len());
                     out.rows.push(row);
                 }
             }
+        }
+    }
+    alive_in(out, lives, &shared.range)
+}
+
+/// The rows of processes alive in `range`: started by its end and not exited before its start
+/// (a segment of the range also holds processes that ended earlier in it, or long before, as
+/// ancestors). A process with no exit seen may still run.
+fn alive_in(
+    all: ProcessRows,
+    lives: Vec<(String, i64, Option<i64>)>,
+    range: &TimeRange,
+) -> ProcessRows {
+    let mut out = ProcessRows {
+        rows: Vec::new(),
+        by_image: HashMap::new(),
+    };
+    for (row, (image, start, exit)) in all.rows.into_iter().zip(lives) {
+        if range.overlaps(start, exit.unwrap_or(i64::MAX)) {
+            out.by_image.insert(image, out.rows.len());
+            out.rows.push(row);
         }
     }
     out

@@ -125,10 +125,9 @@ pub fn record(
             .context("record the outage before this recording")?;
         // After attaching: a process started since is in a kernel record, one started before
         // is here.
-        let mut procs = proctable::ProcTable::new(
-            anchor_ns,
-            proctable::read_users(std::path::Path::new("/etc/passwd")),
-        );
+        let passwd = std::path::Path::new("/etc/passwd");
+        let mut procs = proctable::ProcTable::new(anchor_ns, std::collections::HashMap::new())
+            .reading_users(passwd);
         procs.snapshot_proc(std::path::Path::new("/proc"), capture::boot_ns() as u64);
         debug(&format!("{} processes running at start", procs.len()));
         started.set(Instant::now());

@@ -1,7 +1,12 @@
 //! Command-line filters (`query`'s `--pid`, `--path`, `--ancestor`…): the flags, and the rule
 //! conditions they stand for. Every given filter must hold.
 
+use std::collections::{BTreeMap, BTreeSet};
+
 use super::raw::{Items, RawConds};
+
+/// Recorded user names and the uids each stood for (see `query::users`).
+pub type KnownUsers = BTreeMap<String, BTreeSet<u32>>;
 
 /// The filter flags; `RuleSet::from_filter` turns them into one rule.
 #[derive(clap::Args, Clone, Debug, Default)]
@@ -34,9 +39,14 @@ pub struct Filter {
     /// Only opens by a process and all its descendants: a pid, or an executable path or glob.
     #[arg(long, value_name = "PID|EXE")]
     pub ancestor: Option<String>,
-    /// Only opens by these users (names, as recorded on the host).
+    /// Only opens by these users: names or globs, as the recording knew them (the uid map
+    /// stored with each segment); a name no segment of the range knows is an error.
     #[arg(long, value_delimiter = ',')]
     pub user: Vec<String>,
+    /// Only opens by processes of these login users (audit uid, kept across su and sudo): uids
+    /// or recorded names.
+    #[arg(long, value_delimiter = ',', value_name = "UID|NAME")]
+    pub auid: Vec<String>,
 }
 
 impl Filter {
@@ -53,6 +63,7 @@ impl Filter {
             container,
             ancestor,
             user,
+            auid,
         } = self;
         pid.is_empty()
             && ppid.is_empty()
@@ -64,6 +75,50 @@ impl Filter {
             && container.is_empty()
             && ancestor.is_none()
             && user.is_empty()
+            && auid.is_empty()
+    }
+
+    /// Whether `--user` or `--auid` names a user (and so needs the recorded uid maps).
+    pub fn names_users(&self) -> bool {
+        !self.user.is_empty() || self.auid.iter().any(|a| a.parse::<u32>().is_err())
+    }
+
+    /// These filters with every user name turned into the uids `known` gives it: `--user` into
+    /// `--uid` (with both given, the uids in both), `--auid` names into uids. A name or glob
+    /// that `known` lacks is an error naming the names it has.
+    pub fn resolve_users(&self, known: &KnownUsers) -> Result<Filter, String> {
+        let mut out = self.clone();
+        if !self.user.is_empty() {
+            let uids = uids_of("--user", &self.user, known)?;
+            out.uid = if self.uid.is_empty() {
+                uids.into_iter().collect()
+            } else {
+                self.uid
+                    .iter()
+                    .copied()
+                    .filter(|u| uids.contains(u))
+                    .collect()
+            };
+            if out.uid.is_empty() {
+                return Err(format!(
+                    "--uid {} and --user {} have no uid in common: nothing could match",
+                    list(self.uid.iter()),
+                    self.user.join(",")
+                ));
+            }
+            out.user.clear();
+        }
+        let mut auids = BTreeSet::new();
+        for a in &self.auid {
+            match a.parse::<u32>() {
+                Ok(n) => {
+                    auids.insert(n);
+                }
+                Err(_) => auids.extend(uids_of("--auid", std::slice::from_ref(a), known)?),
+            }
+        }
+        out.auid = auids.iter().map(u32::to_string).collect();
+        Ok(out)
     }
 
     /// The conditions, as alternatives of which any may match: one, or with `--ancestor X` two
@@ -84,6 +139,16 @@ impl Filter {
             exe: Items::from_strs(&self.exe),
             container: Items::from_strs(&self.container),
             user: Items::from_strs(&self.user),
+            // Numbers once `resolve_users` turned names into uids; a name left is reported.
+            auid: match self
+                .auid
+                .iter()
+                .map(|a| a.parse())
+                .collect::<Result<Vec<u32>, _>>()
+            {
+                Ok(ids) => Items::from_ints(&ids),
+                Err(_) => Items::from_strs(&self.auid),
+            },
             ..RawConds::default()
         };
         let Some(a) = &self.ancestor else {
@@ -112,5 +177,121 @@ impl Filter {
             ),
         };
         vec![conds.merged(own), conds.merged(up)]
+    }
+}
+
+/// The uids of the names (or globs) `pats` in `known`; every one must match.
+fn uids_of(flag: &str, pats: &[String], known: &KnownUsers) -> Result<BTreeSet<u32>, String> {
+    let mut out = BTreeSet::new();
+    for p in pats {
+        let glob = globset::Glob::new(p)
+            .map_err(|e| format!("{flag} {p:?}: {e}"))?
+            .compile_matcher();
+        let mut hit = false;
+        for (name, uids) in known {
+            if name == p || glob.is_match(name) {
+                hit = true;
+                out.extend(uids);
+            }
+        }
+        if !hit {
+            return Err(if known.is_empty() {
+                format!("{flag} {p:?}: no user names were recorded in the range")
+            } else {
+                format!(
+                    "{flag} {p:?}: no user of that name was recorded in the range (recorded: {})",
+                    list(known.keys())
+                )
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `a, b, c`, or the first 20 of them and how many more.
+fn list<T: std::fmt::Display>(items: impl ExactSizeIterator<Item = T>) -> String {
+    let n = items.len();
+    let mut text: Vec<String> = items.take(20).map(|i| i.to_string()).collect();
+    if n > 20 {
+        text.push(format!("… {} more", n - 20));
+    }
+    text.join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn known() -> KnownUsers {
+        KnownUsers::from([
+            ("root".to_owned(), BTreeSet::from([0])),
+            ("alice".to_owned(), BTreeSet::from([1000])),
+            ("mallory".to_owned(), BTreeSet::from([1001])),
+        ])
+    }
+
+    /// Issue #25 item 6: `--user mallory` answered nothing for an account created while
+    /// recording, and a mistyped name as silently.
+    #[test]
+    fn user_names_resolve_to_recorded_uids_or_fail_loudly() {
+        let f = Filter {
+            user: vec!["mallory".into()],
+            ..Filter::default()
+        };
+        let r = f.resolve_users(&known()).unwrap();
+        assert_eq!((r.uid, r.user.len()), (vec![1001], 0));
+        let f = Filter {
+            user: vec!["mallroy".into()],
+            ..Filter::default()
+        };
+        let e = f.resolve_users(&known()).unwrap_err();
+        assert!(
+            e.contains("--user \"mallroy\"") && e.contains("alice, mallory, root"),
+            "{e}"
+        );
+        let e = f.resolve_users(&KnownUsers::new()).unwrap_err();
+        assert!(e.contains("no user names were recorded"), "{e}");
+        let f = Filter {
+            user: vec!["*l*".into()],
+            ..Filter::default()
+        };
+        assert_eq!(f.resolve_users(&known()).unwrap().uid, vec![1000, 1001]);
+        let f = Filter {
+            user: vec!["alice".into()],
+            uid: vec![0, 1000],
+            ..Filter::default()
+        };
+        assert_eq!(f.resolve_users(&known()).unwrap().uid, vec![1000]);
+        let f = Filter {
+            user: vec!["alice".into()],
+            uid: vec![0],
+            ..Filter::default()
+        };
+        assert!(f
+            .resolve_users(&known())
+            .unwrap_err()
+            .contains("no uid in common"));
+    }
+
+    #[test]
+    fn auid_takes_numbers_and_recorded_names() {
+        let f = Filter {
+            auid: vec!["0".into(), "alice".into()],
+            ..Filter::default()
+        };
+        assert!(f.names_users());
+        assert_eq!(f.resolve_users(&known()).unwrap().auid, vec!["0", "1000"]);
+        let f = Filter {
+            auid: vec!["4242".into()],
+            ..Filter::default()
+        };
+        assert!(!f.names_users());
+        assert!(Filter {
+            auid: vec!["bob".into()],
+            ..Filter::default()
+        }
+        .resolve_users(&known())
+        .unwrap_err()
+        .contains("--auid \"bob\""));
     }
 }

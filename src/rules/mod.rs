@@ -55,7 +55,7 @@ pub use alert::{Alert, COLUMNS as ALERT_COLUMNS};
 pub use alerter::{Alerter, Raised};
 pub use diag::{Diagnostic, RulesError};
 pub use engine::Engine;
-pub use filter::Filter;
+pub use filter::{Filter, KnownUsers};
 pub use rule::{Rule, Severity};
 pub use set::RuleSet;
 pub use summary::Summary;

@@ -147,12 +147,7 @@ impl Reader {
         let mut stats = ScanStats {
             errors: self.unreadable_errors(),
             warnings: self.skipped.clone(),
-            pruned: self
-                .pruned
-                .iter()
-                .filter(|p| range.overlaps(p.from_ns, p.to_ns))
-                .cloned()
-                .collect(),
+            pruned: self.pruned_in(range),
             ..ScanStats::default()
         };
         for info in self.segments_in(range) {
@@ -189,6 +184,15 @@ impl Reader {
             }
         }
         stats
+    }
+
+    /// The ranges deleted on purpose (`prune`, retention) that overlap `range`.
+    pub fn pruned_in(&self, range: &TimeRange) -> Vec<PrunedRange> {
+        self.pruned
+            .iter()
+            .filter(|p| range.overlaps(p.from_ns, p.to_ns))
+            .cloned()
+            .collect()
     }
 
     /// Entries of the store directory that are not segment files (skipped, not errors).

@@ -1,5 +1,6 @@
 //! The one integration-test binary (one link, shared helpers). Each module covers one part.
 
+mod answers;
 mod capture_paths;
 mod chroot_live;
 mod diskfull;
