@@ -188,6 +188,9 @@ impl Shared {
 
     /// `n` lines dropped.
     fn drop_lines(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
         self.dropped.fetch_add(n, Ordering::Relaxed);
         self.last_drop_ns
             .store(crate::timespec::now_ns(), Ordering::Relaxed);

@@ -243,7 +243,9 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         });
         service.health_every = args.stats_interval.max(Duration::from_secs(1));
         if let Some(h) = &service.health {
-            h.check().context("a health file")?;
+            // Whatever is wrong with it (a link, a missing or shared directory) is the user's to fix.
+            h.check()
+                .map_err(|e| BadInput(format!("a health file: {e}")))?;
         }
     }
     service.queue_capacity = capture::QUEUE_BATCHES as u64;

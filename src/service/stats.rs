@@ -229,7 +229,15 @@ impl HealthFiles {
     /// missing or controlled by another user.
     pub fn check(&self) -> Result<(), PathError> {
         for p in self.paths() {
-            let (dir, name) = SafeDir::parent_of(p)?;
+            let (dir, name) = SafeDir::parent_of(p).map_err(|e| match e {
+                PathError::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                    PathError::Refused {
+                        path,
+                        reason: "its directory does not exist (health files are replaced, not created with their directory)".into(),
+                    }
+                }
+                e => e,
+            })?;
             if dir.is_link(&name) {
                 return Err(PathError::Refused {
                     path: p.clone(),

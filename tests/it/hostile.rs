@@ -276,3 +276,73 @@ fn reader_interrupted_while_decompressing_leaves_no_copy() {
         "copy {seen:?}: named while reading {named:?}, left after SIGINT {left:?}"
     );
 }
+
+/// "Permission denied (os error 13): Permission denied (os error 13)": an error and the cause its
+/// message already ends with were both printed. Now each is said once.
+#[test]
+fn permission_denied_is_said_once() {
+    if !is_root() {
+        eprintln!("SKIPPED permission_denied_is_said_once: not root");
+        return;
+    }
+    let nb = Nobody::new();
+    let store = nb.dir().join("store");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let r = nb
+        .cmd()
+        .arg("--store")
+        .arg(&store)
+        .args(["query", "--sql", "SELECT 1"])
+        .env("OPEN_FORENSICS_CONFIG", "/dev/null")
+        .output()
+        .unwrap();
+    assert_eq!(r.status.code(), Some(1), "{}", text(&r));
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(err.matches("Permission denied").count(), 1, "{err}");
+}
+
+/// `--store` given a symbolic link to a directory said "not a directory". Now it says it is a
+/// link, to where, and why a store is never reached through one (exit 2).
+#[test]
+fn store_given_a_symlink_says_so_and_why() {
+    let s = TempStore::new();
+    s.import(&[event(0, "/a")]);
+    let link = s.path("link");
+    symlink(&s.dir, &link).unwrap();
+    for args in [&["segments"][..], &["import", "/dev/null"][..]] {
+        let r = cmd_at(&link, args).output().unwrap();
+        assert_eq!(r.status.code(), Some(2), "{args:?}: {}", text(&r));
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(
+            err.contains("symbolic link (to ")
+                && err.contains(s.dir.to_str().unwrap())
+                && !err.contains("not a directory"),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+/// `segments` exited 0 after printing an error. Whatever it cannot read, an error on stderr goes
+/// with a non-zero exit (warnings, for entries that are not segments, do not).
+#[test]
+fn segments_exits_nonzero_whenever_it_prints_an_error() {
+    let s = TempStore::new();
+    s.import(&[event(0, "/a")]);
+    let plant: [(&str, &[u8]); 3] = [
+        ("0000000007.seg.zst", b"not a segment"),
+        ("0000000008.active.db", &[7u8; 4096]),
+        ("0000000009.seg.zst", &[]),
+    ];
+    for (name, bytes) in plant {
+        let p = s.dir.join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let r = cmd_at(&s.dir, &["segments", "--format", "jsonl"])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(err.contains("error"), "{name}: {}", text(&r));
+        assert_eq!(r.status.code(), Some(1), "{name}: {}", text(&r));
+        std::fs::remove_file(&p).unwrap();
+    }
+}
