@@ -17,6 +17,7 @@ pub mod process;
 pub mod query;
 pub mod recorder;
 pub mod rules;
+pub mod safe_path;
 pub mod service;
 pub mod store;
 pub mod text;

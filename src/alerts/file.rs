@@ -1,14 +1,15 @@
 //! stdout and alert files. A batch is written with one `write_all` of whole lines, so a reader
 //! (or logrotate) never sees a line split by us between two files.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
+
+use crate::safe_path;
 
 use super::{Delivery, Fail, Msg, Sink};
 
@@ -54,19 +55,16 @@ pub(crate) struct AlertFile {
     sig: Option<signal_hook::SigId>,
 }
 
-fn open(path: &Path) -> std::io::Result<File> {
-    // Alerts quote recorded paths and command lines: owner-only, like the store.
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
+/// Alerts quote recorded paths and command lines: owner-only (0600), like the store; and never
+/// written through a link or in a directory another user controls (see `safe_path`), on every
+/// reopen too.
+fn open(path: &Path) -> Result<File, safe_path::PathError> {
+    safe_path::open_append(path)
 }
 
 impl AlertFile {
     pub fn open(path: &Path) -> anyhow::Result<AlertFile> {
-        let file =
-            open(path).with_context(|| format!("open the alerts file {}", path.display()))?;
+        let file = open(path).context("the alerts file")?;
         let reopen = Arc::new(AtomicBool::new(false));
         // Every file output registers its own flag: one SIGUSR1 reopens them all.
         let sig = signal_hook::flag::register(signal_hook::consts::SIGUSR1, reopen.clone())
@@ -87,7 +85,7 @@ impl AlertFile {
         if self.file.is_none() {
             match open(&self.path) {
                 Ok(f) => self.file = Some(f),
-                Err(e) => return Err(format!("reopen {}: {e}", self.path.display())),
+                Err(e) => return Err(format!("reopen: {e}")),
             }
         }
         Ok(())

@@ -47,6 +47,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 /// Consecutive failed attempts after which an output is `down` rather than `retrying`.
 const DOWN_AFTER: u32 = 5;
+/// How long an output that dropped lines stays `degraded` (longer than health files' default
+/// 10 s interval and a scraper's minute, so no reader of them misses it).
+pub const DEGRADED_FOR: Duration = Duration::from_secs(60);
 
 /// Where alerts go.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -108,6 +111,9 @@ pub enum State {
     /// Five attempts in a row failed (about 3 s of trying), or the output is gone for good (a
     /// closed stdout): still retried (unless gone), lines queue and then are dropped.
     Down,
+    /// Delivering, but it dropped lines within the last [`DEGRADED_FOR`] (its queue was full:
+    /// alerts come faster than it takes them; or it refused lines).
+    Degraded,
 }
 
 impl State {
@@ -116,6 +122,7 @@ impl State {
             State::Ok => "ok",
             State::Retrying => "retrying",
             State::Down => "down",
+            State::Degraded => "degraded",
         }
     }
 
@@ -139,6 +146,8 @@ pub struct OutputState {
     pub dropped: u64,
     /// Lines waiting in the queue or in the batch being delivered.
     pub queued: u64,
+    /// Why it is not `ok`, when it dropped lines lately.
+    pub reason: Option<String>,
 }
 
 /// One alert line, with what syslog needs to frame it.
@@ -156,6 +165,8 @@ pub(crate) struct Shared {
     state: AtomicU8,
     sent: AtomicU64,
     dropped: AtomicU64,
+    /// When a line was last dropped (ns since the epoch; 0: never).
+    last_drop_ns: std::sync::atomic::AtomicI64,
     /// In the queue or in the batch being delivered.
     queued: AtomicU64,
     /// Set when the recorder stops: deliver what is held until `deadline`, then give up.
@@ -173,6 +184,38 @@ impl Shared {
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |q| {
                 Some(q.saturating_sub(n as u64))
             });
+    }
+
+    /// `n` lines dropped.
+    fn drop_lines(&self, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.dropped.fetch_add(n, Ordering::Relaxed);
+        self.last_drop_ns
+            .store(crate::timespec::now_ns(), Ordering::Relaxed);
+    }
+
+    /// The state to report, and why when lines were dropped within [`DEGRADED_FOR`].
+    fn reported(&self) -> (State, Option<String>) {
+        let state = State::from_u8(self.state.load(Ordering::Relaxed));
+        let last = self.last_drop_ns.load(Ordering::Relaxed);
+        let ago =
+            Duration::from_nanos(crate::timespec::now_ns().saturating_sub(last).max(0) as u64);
+        if last == 0 || ago > DEGRADED_FOR {
+            return (state, None);
+        }
+        let reason = format!(
+            "dropped alert lines {}s ago ({} since the start; each drop is a stored loss record, and replay regenerates every alert)",
+            ago.as_secs(),
+            self.dropped.load(Ordering::Relaxed)
+        );
+        let state = if state == State::Ok {
+            State::Degraded
+        } else {
+            state
+        };
+        (state, Some(reason))
     }
 
     fn set_state(&self, s: State) {
@@ -346,7 +389,7 @@ impl Outputs {
                 Ok(()) => {}
                 Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
                     o.shared.dequeue(1);
-                    o.shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    o.shared.drop_lines(1);
                 }
             }
         }
@@ -356,12 +399,16 @@ impl Outputs {
     pub fn states(&self) -> Vec<OutputState> {
         self.outs
             .iter()
-            .map(|o| OutputState {
-                name: o.name.clone(),
-                state: State::from_u8(o.shared.state.load(Ordering::Relaxed)),
-                sent: o.shared.sent.load(Ordering::Relaxed),
-                dropped: o.shared.dropped.load(Ordering::Relaxed),
-                queued: o.shared.queued.load(Ordering::Relaxed),
+            .map(|o| {
+                let (state, reason) = o.shared.reported();
+                OutputState {
+                    name: o.name.clone(),
+                    state,
+                    sent: o.shared.sent.load(Ordering::Relaxed),
+                    dropped: o.shared.dropped.load(Ordering::Relaxed),
+                    queued: o.shared.queued.load(Ordering::Relaxed),
+                    reason,
+                }
             })
             .collect()
     }
@@ -423,7 +470,7 @@ impl Outputs {
                 // Stuck in a write or a request that has not timed out (a stdout nobody reads):
                 // what it holds is counted as dropped, and it is left behind.
                 let q = o.shared.queued.swap(0, Ordering::Relaxed);
-                o.shared.dropped.fetch_add(q, Ordering::Relaxed);
+                o.shared.drop_lines(q);
                 eprintln!(
                     "open-forensics: warning: alert output {} did not finish within {}s; {q} alert(s) it held are dropped",
                     o.name,
@@ -444,9 +491,13 @@ pub fn stats_text(states: &[OutputState]) -> String {
         .iter()
         .map(|s| {
             format!(
-                "{}={} sent={} dropped={} queued={}",
+                "{}={}{} sent={} dropped={} queued={}",
                 s.name,
                 s.state.as_str(),
+                s.reason
+                    .as_ref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default(),
                 s.sent,
                 s.dropped,
                 s.queued
@@ -489,7 +540,7 @@ fn worker(
     let mut warned = false;
     let drop_n = |n: usize| {
         shared.dequeue(n);
-        shared.dropped.fetch_add(n as u64, Ordering::Relaxed);
+        shared.drop_lines(n as u64);
     };
     'outer: loop {
         match rx.recv_timeout(Duration::from_millis(200)) {

@@ -2,6 +2,8 @@ use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
+use anyhow::Context;
+
 use super::{report_scan, BadInput, TimeArgs};
 use crate::store::Reader;
 
@@ -62,7 +64,10 @@ fn parquet(store: &Path, args: &Args, out: &Path) -> anyhow::Result<()> {
     let range = args.time.range()?;
     let reader = Reader::open(store)?;
     let segments: Vec<_> = reader.segments_in(&range).cloned().collect();
-    let summary = crate::output::parquet::export_segments(&reader, &segments, out, args.overwrite);
+    // Reached through trusted directories, made if missing; nothing under it is followed.
+    let root = crate::safe_path::SafeDir::open(out, true).context("--out")?;
+    let summary =
+        crate::output::parquet::export_segments(&reader, &segments, &root, args.overwrite)?;
     for w in &summary.warnings {
         eprintln!("open-forensics: warning: {w}");
     }

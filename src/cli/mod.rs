@@ -86,7 +86,7 @@ pub fn main() -> ExitCode {
     let cli = match parse(&argv) {
         Ok(c) => c,
         Err(e) => {
-            let _ = writeln!(io::stderr(), "open-forensics: {e:#}");
+            let _ = writeln!(io::stderr(), "open-forensics: {}", exit::message(&e));
             return ExitCode::from(exit::exit_code(&e));
         }
     };
@@ -112,7 +112,7 @@ pub fn main() -> ExitCode {
         Err(e) => {
             let code = exit::exit_code(&e);
             if !e.chain().any(|c| c.is::<Failed>()) || e.chain().count() > 1 {
-                let _ = writeln!(io::stderr(), "open-forensics: {e:#}");
+                let _ = writeln!(io::stderr(), "open-forensics: {}", exit::message(&e));
             }
             ExitCode::from(code)
         }

@@ -231,16 +231,6 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         duration: args.duration,
         stats_every: args.stats.then_some(Duration::from_secs(2)),
     };
-    for p in [&args.stats_file, &args.prom_file].into_iter().flatten() {
-        let dir = p.parent().filter(|d| !d.as_os_str().is_empty());
-        if dir.is_some_and(|d| !d.is_dir()) {
-            return Err(BadInput(format!(
-                "{}: its directory does not exist (health files are replaced, not created with their directory)",
-                p.display()
-            ))
-            .into());
-        }
-    }
     let rules = load_rules(&args.rules)?;
     let mut service = Service::new(retention(&args), Some(Box::new(reload)));
     if args.stats_file.is_some() || args.prom_file.is_some() {
@@ -252,6 +242,11 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             json: args.stats_file.clone(),
         });
         service.health_every = args.stats_interval.max(Duration::from_secs(1));
+        if let Some(h) = &service.health {
+            // Whatever is wrong with it (a link, a missing or shared directory) is the user's to fix.
+            h.check()
+                .map_err(|e| BadInput(format!("a health file: {e}")))?;
+        }
     }
     service.queue_capacity = capture::QUEUE_BATCHES as u64;
     // Before the store is touched: a user without the privilege gets exit 2 and no store.

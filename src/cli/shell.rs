@@ -4,7 +4,6 @@
 use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap_complete::Shell;
 
 #[derive(clap::Args, Debug)]
@@ -45,8 +44,7 @@ pub fn man(args: ManArgs) -> anyhow::Result<()> {
         }
         Some(dir) => {
             for (name, page) in pages {
-                crate::service::stats::write_atomically(&dir.join(&name), &page)
-                    .with_context(|| format!("write {}", dir.join(&name).display()))?;
+                crate::safe_path::replace(&dir.join(&name), &page, 0o644)?;
             }
         }
     }

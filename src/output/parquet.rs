@@ -14,8 +14,10 @@
 //! events: a segment that runs past midnight gives one events file per date, so a `date` filter
 //! never hides events; processes and losses go with the segment's first event's date.
 //!
-//! Every file is written to a hidden `.NAME.tmp` (created exclusively, never through a link),
-//! fsynced and renamed without replacing anything. Memory is bounded by one row group
+//! Every file is written to a hidden `.NAME.tmp` (created exclusively), fsynced and renamed
+//! without replacing anything. `DIR` is reached through trusted directories only, and nothing
+//! under it is ever followed: a link where a table, partition or file belongs is refused
+//! (`safe_path`), so a planted `DIR/events -> /elsewhere` cannot make the export write there. Memory is bounded by one row group
 //! ([`ROW_GROUP_ROWS`]) per open file, whatever the segment's size.
 //!
 //! The schema is versioned ([`PARQUET_SCHEMA_VERSION`], in each file's key-value metadata as
@@ -27,9 +29,9 @@
 //! exactly.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::ffi::OsStr;
+use std::fs::File;
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -50,6 +52,7 @@ use base64::Engine as _;
 use crate::columns::{Column, Type, PARQUET_SCHEMA_VERSION};
 use crate::event::Event;
 use crate::process::Process;
+use crate::safe_path::{PathError, SafeDir};
 use crate::store::{Loss, Reader, SegmentData, SegmentInfo, SegmentState, StoredProcess};
 
 /// Rows per record batch handed to the writer.
@@ -265,13 +268,13 @@ pub struct ExportSummary {
 
 /// Exports `segments` of `reader`: sealed ones only (an active segment still grows; it is
 /// exported once sealed, under its final name). A segment that fails is reported in the summary
-/// and the rest go on.
+/// and the rest go on; a path refused under `root` (a planted link) ends the export.
 pub fn export_segments(
     reader: &Reader,
     segments: &[SegmentInfo],
-    root: &Path,
+    root: &SafeDir,
     overwrite: bool,
-) -> ExportSummary {
+) -> Result<ExportSummary, PathError> {
     let mut summary = ExportSummary::default();
     for info in segments {
         if info.state != SegmentState::Sealed {
@@ -285,11 +288,13 @@ pub fn export_segments(
             .load(info)
             .map_err(ExportError::from)
             .and_then(|seg| export_segment(&seg, root, overwrite, &mut summary));
-        if let Err(e) = res {
-            summary.errors.push(format!("{}: {e}", info.file));
+        match res {
+            Ok(()) => {}
+            Err(ExportError::Path(e @ PathError::Refused { .. })) => return Err(e),
+            Err(e) => summary.errors.push(format!("{}: {e}", info.file)),
         }
     }
-    summary
+    Ok(summary)
 }
 
 /// The name a segment's files get (see the module documentation).
@@ -799,13 +804,15 @@ pub enum ExportError {
     },
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Path(#[from] PathError),
 }
 
 /// One Parquet file being written: `.NAME.tmp` until `commit`.
 struct PendingFile {
-    dir: PathBuf,
+    dir: SafeDir,
     name: String,
-    tmp: PathBuf,
+    tmp: String,
     writer: ArrowWriter<File>,
 }
 
@@ -816,37 +823,40 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ExportError + '_ {
     }
 }
 
-/// Where a file would go, and whether it is already there.
-fn target(root: &Path, table: &str, host: &str, date: &str, segment: &str) -> (PathBuf, String) {
-    let dir = root
-        .join(table)
-        .join(format!("host={}", hive_escape(host)))
-        .join(format!("date={date}"));
-    (dir, format!("{segment}.parquet"))
+/// Where a file goes: the directories under the export's root, and its name.
+fn target(table: &str, host: &str, date: &str, segment: &str) -> ([String; 3], String) {
+    let dirs = [
+        table.to_owned(),
+        format!("host={}", hive_escape(host)),
+        format!("date={date}"),
+    ];
+    (dirs, format!("{segment}.parquet"))
+}
+
+/// Opens (or, with `create`, makes) the directories of a [`target`] beneath `root`.
+fn open_target(root: &SafeDir, dirs: &[String; 3], create: bool) -> Result<SafeDir, PathError> {
+    let mut dir = root.subdir(&dirs[0], create)?;
+    for d in &dirs[1..] {
+        dir = dir.subdir(d, create)?;
+    }
+    Ok(dir)
 }
 
 impl PendingFile {
     fn create(
-        dir: PathBuf,
+        root: &SafeDir,
+        dirs: &[String; 3],
         name: String,
         schema: arrow_schema::SchemaRef,
         meta: &[(&str, String)],
     ) -> Result<PendingFile, ExportError> {
-        std::fs::create_dir_all(&dir).map_err(io_err(&dir))?;
-        let tmp = dir.join(format!(".{name}.tmp"));
-        // A leftover from an export that died: ours to replace (never a link: O_NOFOLLOW below).
-        if let Ok(m) = std::fs::symlink_metadata(&tmp) {
-            if m.file_type().is_file() {
-                std::fs::remove_file(&tmp).map_err(io_err(&tmp))?;
-            }
-        }
-        let file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&tmp)
-            .map_err(io_err(&tmp))?;
+        let dir = open_target(root, dirs, true)?;
+        let tmp_name = format!(".{name}.tmp");
+        // A leftover from an export that died: ours to replace (a link or anything else is not
+        // removed, and then refused by the exclusive create).
+        dir.remove_file(OsStr::new(&tmp_name))?;
+        let file = dir.create_new(OsStr::new(&tmp_name), 0o600)?;
+        let tmp = dir.path().join(&tmp_name);
         let mut kv = vec![KeyValue::new(
             "open_forensics.schema_version".to_owned(),
             PARQUET_SCHEMA_VERSION.to_string(),
@@ -881,16 +891,20 @@ impl PendingFile {
         Ok(PendingFile {
             dir,
             name,
-            tmp,
+            tmp: tmp_name,
             writer,
         })
+    }
+
+    fn tmp_path(&self) -> PathBuf {
+        self.dir.path().join(&self.tmp)
     }
 
     fn write(&mut self, batch: &RecordBatch) -> Result<(), ExportError> {
         self.writer
             .write(batch)
             .map_err(|source| ExportError::Parquet {
-                path: self.tmp.clone(),
+                path: self.tmp_path(),
                 source,
             })
     }
@@ -902,34 +916,22 @@ impl PendingFile {
             let path = path.to_owned();
             move |source| ExportError::Parquet { path, source }
         };
-        self.writer.finish().map_err(perr(&self.tmp))?;
+        let tmp = self.tmp_path();
+        self.writer.finish().map_err(perr(&tmp))?;
         let file = self.writer.inner();
-        file.sync_all().map_err(io_err(&self.tmp))?;
-        let bytes = file.metadata().map_err(io_err(&self.tmp))?.len();
-        let dest = self.dir.join(&self.name);
-        if overwrite {
-            std::fs::rename(&self.tmp, &dest).map_err(io_err(&dest))?;
-        } else {
-            rename_noreplace(&self.tmp, &dest).map_err(io_err(&dest))?;
-        }
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io_err(&self.dir))?;
+        file.sync_all().map_err(io_err(&tmp))?;
+        let bytes = file.metadata().map_err(io_err(&tmp))?.len();
+        self.dir
+            .rename(OsStr::new(&self.tmp), OsStr::new(&self.name), overwrite)?;
+        self.dir.sync()?;
         Ok(bytes)
     }
-}
-
-fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
-    use std::os::unix::ffi::OsStrExt;
-    let f = std::ffi::CString::new(from.as_os_str().as_bytes())?;
-    let t = std::ffi::CString::new(to.as_os_str().as_bytes())?;
-    crate::store::dir::renameat_noreplace(libc::AT_FDCWD, &f, &t)
 }
 
 /// Exports one loaded segment under `root`; files already present are kept unless `overwrite`.
 pub fn export_segment(
     seg: &SegmentData,
-    root: &Path,
+    root: &SafeDir,
     overwrite: bool,
     summary: &mut ExportSummary,
 ) -> Result<(), ExportError> {
@@ -951,8 +953,8 @@ pub fn export_segment(
 
     // Which files exist already (skipped unless `overwrite`).
     let present = |table: &str, date: &str| {
-        let (dir, name) = target(root, table, &host, date, &id);
-        std::fs::symlink_metadata(dir.join(name)).is_ok()
+        let (dirs, name) = target(table, &host, date, &id);
+        open_target(root, &dirs, false).is_ok_and(|d| d.exists(OsStr::new(&name)))
     };
 
     // Events: one writer per date, usually one. Dates already exported are decoded but not kept.
@@ -1013,13 +1015,13 @@ pub fn export_segment(
             summary.files_present += 1;
             continue;
         }
-        let (dir, name) = target(root, table, &host, &first_date, &id);
+        let (dirs, name) = target(table, &host, &first_date, &id);
         let batch = match table {
             "processes" => process_batch(&id, &procs),
             _ => loss_batch(&id, &losses),
         }
-        .map_err(arrow(&dir))?;
-        let mut f = PendingFile::create(dir, name, batch.schema(), &meta)?;
+        .map_err(arrow(&root.path().join(dirs.join("/"))))?;
+        let mut f = PendingFile::create(root, &dirs, name, batch.schema(), &meta)?;
         f.write(&batch)?;
         summary.bytes_written += f.commit(overwrite)?;
         summary.files_written += 1;
@@ -1031,18 +1033,18 @@ fn flush_events(
     c: &mut EventCols,
     date: &str,
     open: &mut BTreeMap<String, PendingFile>,
-    root: &Path,
+    root: &SafeDir,
     host: &str,
     id: &str,
     meta: &[(&str, String)],
 ) -> Result<(), ExportError> {
-    let (dir, name) = target(root, "events", host, date, id);
+    let (dirs, name) = target("events", host, date, id);
     let batch = c.batch().map_err(|source| ExportError::Arrow {
-        path: dir.clone(),
+        path: root.path().join(dirs.join("/")),
         source,
     })?;
     if !open.contains_key(date) {
-        let f = PendingFile::create(dir, name, batch.schema(), meta)?;
+        let f = PendingFile::create(root, &dirs, name, batch.schema(), meta)?;
         open.insert(date.to_owned(), f);
     }
     let f = open.get_mut(date).expect("inserted above");

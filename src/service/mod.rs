@@ -199,17 +199,7 @@ impl Service {
             },
             alerts,
             alerts_by_rule: t.counters.alerts_by_rule.clone(),
-            outputs: t
-                .outputs
-                .iter()
-                .map(|o| OutputState {
-                    name: o.name.clone(),
-                    state: o.state.as_str().into(),
-                    sent: o.sent,
-                    dropped: o.dropped,
-                    queued: o.queued,
-                })
-                .collect(),
+            outputs: t.outputs.iter().map(OutputState::from).collect(),
             bytes_written: s.sealed_bytes,
             segments_sealed: s.segments_sealed,
             store_bytes: crate::recorder::dir_bytes(t.writer.dir()),

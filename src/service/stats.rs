@@ -1,28 +1,45 @@
 //! Health files: `--stats-file PATH` (one JSON object) and a Prometheus text-format file
 //! (`PATH.prom`, or `--prom-file`) for node_exporter's textfile collector, both rewritten
 //! atomically (a temporary file in the same directory, renamed over the old one: a reader sees
-//! the old or the new file, never half of one; a link at PATH is replaced, not followed).
+//! the old or the new file, never half of one). A link at PATH, or a directory another user
+//! controls on the way, is refused (`safe_path`): at start (exit 2) and at every write.
 //!
 //! Both are mode 0644: they hold counts and rule names, no recorded path, and the collector
 //! usually runs as another user.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::Serialize;
+
+use crate::safe_path::{self, PathError, SafeDir};
 
 /// One alert output's state. The alert-delivery side fills this in; until it does, the one
 /// output is the alerts stream itself (`stdout` or `file`), with what was written to it.
 #[derive(Clone, Debug, Serialize)]
 pub struct OutputState {
     pub name: String,
-    /// `ok`, `retrying`, `down`…
+    /// `ok`, `degraded`, `retrying`, `down`.
     pub state: String,
+    /// Why it is not `ok`, when it dropped lines lately.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
     pub sent: u64,
     pub dropped: u64,
     pub queued: u64,
+}
+
+impl From<&crate::alerts::OutputState> for OutputState {
+    fn from(o: &crate::alerts::OutputState) -> OutputState {
+        OutputState {
+            name: o.name.clone(),
+            state: o.state.as_str().into(),
+            reason: o.reason.clone(),
+            sent: o.sent,
+            dropped: o.dropped,
+            queued: o.queued,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -204,32 +221,46 @@ pub struct HealthFiles {
 }
 
 impl HealthFiles {
-    pub fn write(&self, h: &Health) -> std::io::Result<()> {
+    fn paths(&self) -> impl Iterator<Item = &PathBuf> {
+        self.json.iter().chain(&self.prom)
+    }
+
+    /// Refuses, before recording starts, a health file that is a link or whose directory is
+    /// missing or controlled by another user.
+    pub fn check(&self) -> Result<(), PathError> {
+        for p in self.paths() {
+            let (dir, name) = SafeDir::parent_of(p).map_err(|e| match e {
+                PathError::Io { path, source } if source.kind() == std::io::ErrorKind::NotFound => {
+                    PathError::Refused {
+                        path,
+                        reason: "its directory does not exist (health files are replaced, not created with their directory)".into(),
+                    }
+                }
+                e => e,
+            })?;
+            if dir.is_link(&name) {
+                return Err(PathError::Refused {
+                    path: p.clone(),
+                    reason: "a symbolic link (links are never followed here)".into(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    pub fn write(&self, h: &Health) -> Result<(), PathError> {
         if let Some(p) = &self.json {
-            write_atomically(p, h.to_json().as_bytes())?;
+            safe_path::replace(p, h.to_json().as_bytes(), MODE)?;
         }
         if let Some(p) = &self.prom {
-            write_atomically(p, h.to_prometheus().as_bytes())?;
+            safe_path::replace(p, h.to_prometheus().as_bytes(), MODE)?;
         }
         Ok(())
     }
 }
 
-/// Replaces `path` with `bytes` by renaming a new file over it.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".open-forensics-stats")
-        .tempfile_in(dir)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
-    tmp.write_all(bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
-}
+/// Counts and rule names, no recorded path; the collector usually runs as another user.
+const MODE: u32 = 0o644;
 
 #[cfg(test)]
 mod tests {
@@ -258,6 +289,7 @@ mod tests {
             outputs: vec![OutputState {
                 name: "stdout".into(),
                 state: "ok".into(),
+                reason: None,
                 sent: 2,
                 dropped: 0,
                 queued: 0,
@@ -288,19 +320,27 @@ mod tests {
     }
 
     #[test]
-    fn health_files_are_replaced_whole_and_links_are_not_followed() {
+    fn health_files_are_replaced_whole_and_links_are_refused() {
+        use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         let target = d.path().join("elsewhere");
         std::fs::write(&target, "keep").unwrap();
         let p = d.path().join("stats.json");
         std::os::unix::fs::symlink(&target, &p).unwrap();
-        HealthFiles {
+        let files = HealthFiles {
             json: Some(p.clone()),
             prom: None,
-        }
-        .write(&sample())
-        .unwrap();
+        };
+        assert!(matches!(files.check(), Err(PathError::Refused { .. })));
+        assert!(matches!(
+            files.write(&sample()),
+            Err(PathError::Refused { .. })
+        ));
         assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+        std::fs::remove_file(&p).unwrap();
+        std::fs::write(&p, "old").unwrap();
+        files.check().unwrap();
+        files.write(&sample()).unwrap();
         let v: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert_eq!(v["events_per_s"], 5.0);

@@ -144,12 +144,17 @@ impl StoreDir {
         };
         if fd < 0 {
             let e = io::Error::last_os_error();
-            return Err(match e.raw_os_error() {
-                Some(libc::ELOOP) => unsafe_store(
+            // With O_DIRECTORY, a link at the end gives ENOTDIR (ELOOP on some kernels).
+            let link = std::fs::read_link(path).ok();
+            return Err(match (e.raw_os_error(), link) {
+                (Some(libc::ELOOP | libc::ENOTDIR), Some(to)) => unsafe_store(
                     path,
-                    "it is a symbolic link: give the store's real path (links in the store path are not followed)",
+                    &format!(
+                        "it is a symbolic link (to {}), and a store is never reached through one: a link planted where the store belongs would redirect every write (give the real path)",
+                        to.display()
+                    ),
                 ),
-                Some(libc::ENOTDIR) => unsafe_store(path, "it is not a directory"),
+                (Some(libc::ENOTDIR), None) => unsafe_store(path, "it is not a directory"),
                 _ if e.kind() == io::ErrorKind::NotFound => StoreError::Io {
                     path: path.into(),
                     source: io::Error::new(io::ErrorKind::NotFound, "no such store directory"),

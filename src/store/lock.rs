@@ -1,11 +1,13 @@
 //! The single-writer lock: `flock(2)` on `STORE/store.lock`, released by the kernel when the writer
 //! dies, so a SIGKILLed recorder never leaves a stale lock behind. The lock file is opened through
-//! the store's directory descriptor without following links and must be a regular file: a planted
-//! `store.lock` link cannot make a writer truncate or write anything else.
+//! the store's directory descriptor without following links and must be a regular file of the
+//! writer's with a single link: a planted `store.lock` (a symbolic link, a hard link to another
+//! file, a file of another user's) cannot make a writer truncate or write anything else.
 
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 
 use super::dir::StoreDir;
 use super::{io_err, Result, StoreError};
@@ -29,6 +31,27 @@ impl StoreLock {
                 },
                 _ => io_err(&path)(e),
             })?;
+        // Checked before it is locked or truncated: nothing is written to a file that is not ours.
+        let md = file.metadata().map_err(io_err(&path))?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        let refuse = if md.uid() != me {
+            Some(format!(
+                "the lock file is owned by uid {}, not by the writer (uid {me}): remove it",
+                md.uid()
+            ))
+        } else if md.nlink() != 1 {
+            Some(format!(
+                "the lock file has {} hard links: another name points at the same file, which a writer would overwrite (remove {})",
+                md.nlink(),
+                path.display()
+            ))
+        } else {
+            None
+        };
+        if let Some(reason) = refuse {
+            return Err(StoreError::Unsafe { path, reason });
+        }
         // SAFETY: flock on an fd we own; no memory is shared with the kernel.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
             let err = std::io::Error::last_os_error();

@@ -50,7 +50,8 @@
 //! are quarantined by writers and skipped by readers.
 //!
 //! Readers never write to the store: sealed segments are decompressed into memory (or, over
-//! 64 MiB, into a private temporary file) and checked against their metadata; an active segment is
+//! 64 MiB, into an unnamed temporary file that no signal can leave behind: `segment::mapped`)
+//! and checked against their metadata; an active segment is
 //! copied into memory through SQLite's backup API from a read-only connection (or, when a dead
 //! writer left a WAL behind that a read-only connection cannot replay, from a private copy in a
 //! temporary directory that is always removed). A reader that races a rotation reads the sealed

@@ -11,7 +11,17 @@ use std::path::{Path, PathBuf};
 
 /// The ground floor: uses nothing of the crate.
 const GROUND: &[&str] = &[
-    "bytes", "wire", "diag", "file_id", "error", "errno", "yaml_pos", "timespec", "json", "text",
+    "bytes",
+    "wire",
+    "diag",
+    "file_id",
+    "error",
+    "errno",
+    "yaml_pos",
+    "timespec",
+    "json",
+    "text",
+    "safe_path",
 ];
 
 /// What each top-level module above the ground floor may use besides it, lowest first.

@@ -10,6 +10,8 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod history;
+mod hostile;
+mod hostile_drops;
 mod kernels_loader;
 mod layers;
 mod lineage;

@@ -89,7 +89,7 @@ fn flags_win_over_the_config_file_and_the_config_fills_in_the_rest() {
     // A health file whose directory is missing: refused up front, not warned about forever.
     let err = stderr_of(&s.run(&["record", "--stats-file", "/nonexistent/dir/h.json"]));
     assert!(
-        err.contains("/nonexistent/dir/h.json: its directory does not exist"),
+        err.contains("/nonexistent/dir/h.json: refused: its directory does not exist"),
         "{err}"
     );
     // A requirement met by the config: --alerts on the command line, rules in the file.

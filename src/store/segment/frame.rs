@@ -3,8 +3,8 @@
 //!
 //! Everything a file declares is bounded before it is believed: the metadata frame's length, the
 //! database's size (and so what a reader allocates), and the bytes must hash to what the metadata
-//! says. A database larger than [`IN_MEMORY_MAX`] is decompressed into a private temporary file
-//! rather than into memory.
+//! says. A database larger than [`IN_MEMORY_MAX`] is decompressed into an unnamed temporary file
+//! (see `mapped`) rather than into the heap.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use super::mapped::{unnamed_copy, Mapped};
 use super::{hex, SegmentMeta};
 use crate::store::dir::StoreDir;
 use crate::store::{io_err, Result, StoreError};
@@ -26,7 +27,7 @@ pub(crate) const ZSTD_LEVEL: i32 = 3;
 /// The largest database a segment may declare: rotation keeps them far below (`--max-bytes` is
 /// bounded by it), so anything larger is a crafted file, not a reason to allocate.
 pub const DB_MAX: u64 = 1 << 30;
-/// Databases up to this size are decompressed in memory; larger ones into a private temp file.
+/// Databases up to this size are decompressed in memory; larger ones into an unnamed temp file.
 pub const IN_MEMORY_MAX: u64 = 64 << 20;
 
 /// Writes the sealed file for `meta` (whose `db_bytes` and `db_sha256` describe `db`) as
@@ -129,10 +130,10 @@ pub(crate) fn read_meta(dir: &StoreDir, name: &str) -> Result<SegmentMeta> {
     parse_meta(io::BufReader::new(f), &path).map(|(m, _)| m)
 }
 
-/// A decompressed database: in memory, or in a private temporary file for large ones.
+/// A decompressed database: in memory, or in an unnamed temporary file for large ones.
 pub(crate) enum Db {
     Memory(Vec<u8>),
-    File(tempfile::TempDir, PathBuf),
+    Mapped(Mapped),
 }
 
 /// What reading a sealed file gives: its metadata and its (verified) database.
@@ -198,12 +199,19 @@ pub(crate) fn read_sealed(dir: &StoreDir, name: &str) -> Result<Sealed> {
         let res = decode(&mut buf, &mut r).map_err(damaged)?;
         (Db::Memory(buf), res)
     } else {
-        let tmp = tempfile::tempdir().map_err(io_err(&path))?;
-        let file = tmp.path().join("segment.db");
-        let mut out = BufWriter::new(File::create(&file).map_err(io_err(&file))?);
-        let res = decode(&mut out, &mut r).map_err(damaged)?;
-        out.flush().map_err(io_err(&file))?;
-        (Db::File(tmp, file), res)
+        // A decoding error is the segment's; any other, the temporary file's.
+        let mut damage = false;
+        let (map, res) = unnamed_copy(size, |out| {
+            decode(out, &mut r).inspect_err(|_| damage = true)
+        })
+        .map_err(|e| {
+            if damage {
+                damaged(e)
+            } else {
+                io_err(std::env::temp_dir())(e)
+            }
+        })?;
+        (Db::Mapped(map), res)
     };
     if got != size {
         return Err(corrupt(

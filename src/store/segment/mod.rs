@@ -8,6 +8,7 @@ mod active;
 pub(crate) mod blocks;
 mod codec;
 pub(crate) mod frame;
+mod mapped;
 mod tables;
 
 use std::collections::HashMap;
@@ -15,7 +16,7 @@ use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags, MAIN_DB};
+use rusqlite::{Connection, MAIN_DB};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -267,8 +268,9 @@ pub struct SegmentData {
     /// The schema version the segment was written with.
     pub version: i64,
     conn: Connection,
-    /// The private file a large sealed database was decompressed into.
-    _tmp: Option<tempfile::TempDir>,
+    /// The unnamed copy a large sealed database was decompressed into (dropped after `conn`,
+    /// which reads it in place).
+    _tmp: Option<mapped::Mapped>,
     /// The tables every reading of events needs, loaded once per segment however many readings
     /// (processes, then events) a caller makes.
     tables: std::cell::OnceCell<Tables>,
@@ -301,27 +303,29 @@ impl SegmentData {
                     .map_err(sql_err(&path, "deserialize"))?;
                 (conn, None)
             }
-            frame::Db::File(tmp, file) => {
-                let mut bytes = [0u8; 20];
-                {
-                    use std::io::{Read, Seek, SeekFrom, Write};
-                    let mut f = std::fs::OpenOptions::new()
-                        .read(true)
-                        .write(true)
-                        .open(&file)
-                        .map_err(super::io_err(&file))?;
-                    f.read_exact(&mut bytes).map_err(super::io_err(&file))?;
-                    if bytes[18] == 2 || bytes[19] == 2 {
-                        f.seek(SeekFrom::Start(18)).map_err(super::io_err(&file))?;
-                        f.write_all(&[1, 1]).map_err(super::io_err(&file))?;
-                    }
+            frame::Db::Mapped(mut map) => {
+                // Copy on write: the header change stays in this process's memory.
+                force_rollback_mode(map.bytes_mut());
+                let conn = Connection::open_in_memory().map_err(sql_err(&path, "open :memory:"))?;
+                let len = map.len() as i64;
+                // SAFETY: the mapping outlives the connection (`_tmp` is dropped after `conn`);
+                // READONLY without FREEONCLOSE: SQLite neither writes, resizes nor frees it.
+                let rc = unsafe {
+                    rusqlite::ffi::sqlite3_deserialize(
+                        conn.handle(),
+                        c"main".as_ptr(),
+                        map.as_mut_ptr(),
+                        len,
+                        len,
+                        rusqlite::ffi::SQLITE_DESERIALIZE_READONLY,
+                    )
+                };
+                if rc != rusqlite::ffi::SQLITE_OK {
+                    return Err(sql_err(&path, "deserialize")(
+                        rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rc), None),
+                    ));
                 }
-                let conn = Connection::open_with_flags(
-                    &file,
-                    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-                )
-                .map_err(sql_err(&path, "open decompressed copy"))?;
-                (conn, Some(tmp))
+                (conn, Some(map))
             }
         };
         let version = check_readable(&conn, &path)?;
