@@ -222,7 +222,7 @@ fn lost_by_reason(t: &Tick<'_>, total: u64) -> std::collections::BTreeMap<String
         .collect();
     let counted: u64 = m.values().sum();
     if total > counted {
-        m.insert("disk_full".into(), total - counted);
+        m.insert(crate::store::DISK_FULL.into(), total - counted);
     }
     m
 }
