@@ -630,7 +630,8 @@ impl EventCols {
         self.ancestors.push(p);
         self.root.push(e.root.as_ref().map(|s| s.as_bytes()));
         self.file.append_option(e.file.map(|f| f.to_string()));
-        self.alias_of.push(e.alias_of.as_ref().map(|s| s.as_bytes()));
+        self.alias_of
+            .push(e.alias_of.as_ref().map(|s| s.as_bytes()));
         self.proc_root
             .push(p.and_then(|p| p.root.as_ref()).map(|s| s.as_bytes()));
         opt_i64(&mut self.mntns, p.and_then(|p| p.mntns));
@@ -684,7 +685,10 @@ impl EventCols {
             (Column::ProcRoot, self.proc_root.finish()),
             (Column::Mntns, one(Arc::new(self.mntns.finish()))),
             (Column::ExeId, one(Arc::new(self.exe_id.finish()))),
-            (Column::ExeVerified, one(Arc::new(self.exe_verified.finish()))),
+            (
+                Column::ExeVerified,
+                one(Arc::new(self.exe_verified.finish())),
+            ),
         ]);
         self.rows = 0;
         EVENTS.batch(arrays)

@@ -7,6 +7,7 @@ mod fuzz;
 mod hardening;
 mod helpers;
 mod history;
+mod identity_store;
 mod kernels_loader;
 mod layers;
 mod lineage;

@@ -566,7 +566,11 @@ where
             ev.ret = row.ret;
             ev.file = match row.file {
                 0 => None,
-                n => Some(*files.get(n as usize - 1).ok_or_else(|| bad("unknown file"))?),
+                n => Some(
+                    *files
+                        .get(n as usize - 1)
+                        .ok_or_else(|| bad("unknown file"))?,
+                ),
             };
             ev.alias_of = match row.alias_of {
                 0 => None,
