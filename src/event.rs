@@ -280,6 +280,20 @@ fn opt_bytes(
     }
 }
 
+/// Path-like fields (decoded bytes) no longer than the recorder keeps: a longer one is a crafted
+/// line (the text of non-UTF-8 bytes is up to 3× longer, so the bytes are what is bounded).
+fn check_lengths(fields: &[(&str, &Option<Str>)]) -> Result<(), String> {
+    for (field, v) in fields {
+        if let Some(v) = v.as_ref().filter(|v| v.as_bytes().len() > LONGEST) {
+            return Err(format!(
+                "field `{field}` is {} bytes long; at most {PATH_MAX} are recorded",
+                v.as_bytes().len()
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// An optional RFC 3339 time.
 fn opt_ts(text: &Option<String>, field: &str) -> Result<Option<i64>, String> {
     text.as_deref()
@@ -486,7 +500,7 @@ impl ImportedProcs {
                 "field `ancestors` lists {n} processes; at most {ANCESTORS_MAX} are recorded"
             ));
         }
-        // exe, cgroup, root and argv are bounded below, by their decoded bytes (the text of
+        // exe, cgroup, proc_root and argv are bounded below, by their decoded bytes (the text of
         // non-UTF-8 bytes is up to 3× longer: U+FFFD).
         // Ancestors from the top (the last) down, each the parent of the next.
         let mut parent: Option<Arc<Process>> = None;
@@ -552,14 +566,7 @@ impl ImportedProcs {
         };
         let cgroup = opt_bytes(&j.cgroup, &j.cgroup_b64, "cgroup")?;
         let root = opt_bytes(&j.proc_root, &j.proc_root_b64, "proc_root")?;
-        for (field, v) in [("exe", &exe), ("cgroup", &cgroup), ("proc_root", &root)] {
-            if let Some(v) = v.as_ref().filter(|v| v.as_bytes().len() > LONGEST) {
-                return Err(format!(
-                    "field `{field}` is {} bytes long; at most {PATH_MAX} are recorded",
-                    v.as_bytes().len()
-                ));
-            }
-        }
+        check_lengths(&[("exe", &exe), ("cgroup", &cgroup), ("proc_root", &root)])?;
         let exe_id = opt_file_id(&j.exe_id, "exe_id")?;
         if j.exe_verified.is_some() && exe_id.is_none() {
             return Err(
@@ -640,14 +647,7 @@ impl ImportedProcs {
         let process = self.lineage(&j, &comm)?;
         let root = opt_bytes(&j.root, &j.root_b64, "root")?;
         let alias_of = opt_bytes(&j.alias_of, &j.alias_of_b64, "alias_of")?;
-        for (field, v) in [("root", &root), ("alias_of", &alias_of)] {
-            if let Some(v) = v.as_ref().filter(|v| v.as_bytes().len() > LONGEST) {
-                return Err(format!(
-                    "field `{field}` is {} bytes long; at most {PATH_MAX} are recorded",
-                    v.as_bytes().len()
-                ));
-            }
-        }
+        check_lengths(&[("root", &root), ("alias_of", &alias_of)])?;
         Ok(Event {
             ts_ns,
             pid: j.pid,
@@ -735,18 +735,37 @@ mod tests {
             parent: Some(parent),
             ..Process::from_event(42, 9, 40, Str::from("x"), 1000, 1000)
         };
+        let p = Process {
+            exec_ns: Some(11),
+            root: Some(bad(b"/j\xff")),
+            mntns: Some(u32::MAX),
+            exe_id: Some(FileId::new(4095, 1 << 20, u64::MAX)),
+            exe_verified: Some(false),
+            ..p
+        };
         let e = Event {
             ts_ns: 1_700_000_000_000_000_000,
             process: Some(Arc::new(p)),
             user: Some(bad(b"u\xff")),
             euid: Some(0),
             egid: Some(0),
+            root: Some(bad(b"/j\xff")),
+            file: Some(FileId::new(8, 1, 3)),
+            alias_of: Some(bad(b"/etc/\xfe")),
             ..Event::default()
         };
         let line = e.to_json_line();
         let back = Event::try_from(serde_json::from_str::<EventJson>(&line).unwrap()).unwrap();
         assert_eq!(back.to_json_line(), line);
         assert_eq!(back.user.unwrap().as_bytes(), b"u\xff");
+        assert_eq!(back.alias_of.unwrap().as_bytes(), b"/etc/\xfe");
+        assert_eq!(back.file, e.file);
+        let (bp, ep) = (back.process.unwrap(), e.process.unwrap());
+        assert_eq!(
+            (bp.exe_id, bp.exe_verified, bp.mntns),
+            (ep.exe_id, ep.exe_verified, ep.mntns)
+        );
+        assert_eq!(bp.root.as_ref().unwrap().as_bytes(), b"/j\xff");
     }
 
     #[test]
