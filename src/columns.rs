@@ -6,7 +6,7 @@
 
 /// The Parquet schema's version: bump it (and document the change) whenever a column is added,
 /// removed, renamed or retyped.
-pub const PARQUET_SCHEMA_VERSION: u32 = 1;
+pub const PARQUET_SCHEMA_VERSION: u32 = 2;
 
 /// What a column holds; consumers derive their own types from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,8 +122,23 @@ pub enum Column {
     Mntns,
     /// The controlling terminal.
     Tty,
-    /// A chrooted process's root directory; null otherwise.
+    /// The root directory of a chrooted thread, as a host path: for an event, the opener's at
+    /// the open; for a process image, when it was recorded (its exec, fork or the `/proc`
+    /// snapshot). Null at the mount namespace's own root (and in segments before schema 4 for an
+    /// event, before schema 3 for an image).
     Root,
+    /// An event's process image's `root` (see `root`), beside the event's own.
+    ProcRoot,
+    /// The opened file's identity, `major:minor:inode` in decimal; null for a failed open (and before schema 4).
+    File,
+    /// The watched path whose file this open's file is, when the open named it otherwise (a
+    /// hard link, a bind mount, a chroot's view); null otherwise.
+    AliasOf,
+    /// The executable's identity (`major:minor:inode`), from its exec; null when not known.
+    ExeId,
+    /// Whether the executable is the host's own file at `exe` (same identity, in the host's
+    /// mount namespace, not chrooted); null when its identity is not known.
+    ExeVerified,
     /// The parent's image key.
     ParentImage,
     /// When the parent process started.
@@ -206,6 +221,11 @@ impl Column {
             Mntns => "mntns",
             Tty => "tty",
             Root => "root",
+            ProcRoot => "proc_root",
+            File => "file",
+            AliasOf => "alias_of",
+            ExeId => "exe_id",
+            ExeVerified => "exe_verified",
             ParentImage => "parent_image",
             ParentStart => "parent_start",
             ParentExe => "parent_exe",
@@ -231,11 +251,11 @@ impl Column {
             | StartNs | Euid | Egid | Auid | Sessionid | CgroupId | Pidns | Mntns | ExitCode
             | ExitSignal | LossCount => Type::Int,
             Dirfd | ExitStatus => Type::Int32,
-            PathTruncated | ArgsTruncated => Type::Bool,
+            PathTruncated | ArgsTruncated | ExeVerified => Type::Bool,
             Segment | Syscall | PathSource | Errno | Result | Access | Image | ParentImage
-            | Source | LossReason => Type::Text,
+            | Source | LossReason | File | ExeId => Type::Text,
             Comm | Path | RawPath | Exe | Cmdline | User | Cgroup | ContainerId | Tty | Root
-            | ParentExe | ParentComm => Type::Bytes,
+            | ProcRoot | AliasOf | ParentExe | ParentComm => Type::Bytes,
             Ts | ProcStart | Start | ExecTs | Exec | ParentStart | ExitTs | Exit | LossStart
             | LossEnd => Type::Time,
             Argv => Type::Args,

@@ -211,6 +211,25 @@ pub struct EventJson {
     pub root: Option<String>,
     #[serde(default)]
     pub root_b64: Option<String>,
+    /// `major:minor:inode` (see [`FileId`]'s `Display`).
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub alias_of: Option<String>,
+    #[serde(default)]
+    pub alias_of_b64: Option<String>,
+    #[serde(default)]
+    pub exec_ts: Option<String>,
+    #[serde(default)]
+    pub proc_root: Option<String>,
+    #[serde(default)]
+    pub proc_root_b64: Option<String>,
+    #[serde(default)]
+    pub mntns: Option<u32>,
+    #[serde(default)]
+    pub exe_id: Option<String>,
+    #[serde(default)]
+    pub exe_verified: Option<bool>,
 }
 
 /// One entry of `ancestors`.
@@ -225,6 +244,9 @@ pub struct AncestorJson {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exe_b64: Option<String>,
     pub proc_start: String,
+    /// When this image began with an exec (lines written before it existed lack it).
+    #[serde(default)]
+    pub exec_ts: Option<String>,
 }
 
 /// Text plus, when the bytes are not UTF-8, their exact base64 form.
@@ -258,6 +280,34 @@ fn opt_bytes(
         None => Ok(None),
         Some(t) => bytes_from_json(t, b64.as_deref(), field).map(Some),
     }
+}
+
+/// Path-like fields (decoded bytes) no longer than the recorder keeps: a longer one is a crafted
+/// line (the text of non-UTF-8 bytes is up to 3× longer, so the bytes are what is bounded).
+fn check_lengths(fields: &[(&str, &Option<Str>)]) -> Result<(), String> {
+    for (field, v) in fields {
+        if let Some(v) = v.as_ref().filter(|v| v.as_bytes().len() > LONGEST) {
+            return Err(format!(
+                "field `{field}` is {} bytes long; at most {PATH_MAX} are recorded",
+                v.as_bytes().len()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An optional RFC 3339 time.
+fn opt_ts(text: &Option<String>, field: &str) -> Result<Option<i64>, String> {
+    text.as_deref()
+        .map(|t| parse_ts(t).ok_or_else(|| format!("field `{field}`: not an RFC3339 time: {t:?}")))
+        .transpose()
+}
+
+/// An optional file identity, `major:minor:inode`.
+fn opt_file_id(text: &Option<String>, field: &str) -> Result<Option<FileId>, String> {
+    text.as_deref()
+        .map(|t| t.parse().map_err(|e| format!("field `{field}`: {e}")))
+        .transpose()
 }
 
 /// Writes a byte string as `key` (and `key_b64` when it is not UTF-8); `None` as null.
@@ -305,9 +355,49 @@ pub(crate) fn put_ancestors(o: &mut Obj, p: &Process) {
         put_bytes(&mut x, "comm", Some(&a.comm));
         put_bytes(&mut x, "exe", a.exe.as_ref());
         x.str("proc_start", &format_ts(a.start_ns));
+        put_time(&mut x, Column::ExecTs.name(), a.exec_ns);
         o.push_raw(&x.finish());
     }
     o.push_raw("]");
+}
+
+fn put_time(o: &mut Obj, key: &str, ns: Option<i64>) {
+    match ns {
+        Some(ns) => o.str(key, &format_ts(ns)),
+        None => o.null(key),
+    }
+}
+
+/// The identity keys (schema 4), after every other key of an event and of an alert's lineage:
+/// the open's `root`, `file` and `alias_of`, then the image's `exec_ts`, `proc_root`, `mntns`,
+/// `exe_id` and `exe_verified`. An event without lineage has only the first three, and only
+/// those set, so that the lines of segments written before lineage stay exactly as they were.
+pub(crate) fn put_identity(o: &mut Obj, ev: &Event) {
+    let p = ev.process.as_deref();
+    if p.is_some() || ev.root.is_some() {
+        put_bytes(o, Column::Root.name(), ev.root.as_ref());
+    }
+    if p.is_some() || ev.file.is_some() {
+        match ev.file {
+            Some(f) => o.str(Column::File.name(), &f.to_string()),
+            None => o.null(Column::File.name()),
+        }
+    }
+    if p.is_some() || ev.alias_of.is_some() {
+        put_bytes(o, Column::AliasOf.name(), ev.alias_of.as_ref());
+    }
+    let Some(p) = p else { return };
+    put_time(o, Column::ExecTs.name(), p.exec_ns);
+    put_bytes(o, Column::ProcRoot.name(), p.root.as_ref());
+    o.opt_num(Column::Mntns.name(), p.mntns);
+    match p.exe_id {
+        Some(f) => o.str(Column::ExeId.name(), &f.to_string()),
+        None => o.null(Column::ExeId.name()),
+    }
+    match p.exe_verified {
+        Some(v) => o.bool(Column::ExeVerified.name(), v),
+        None => o.null(Column::ExeVerified.name()),
+    }
 }
 
 /// The lineage keys of an event, in their documented order.
@@ -332,7 +422,8 @@ fn put_event_lineage(o: &mut Obj, p: &Process, ev: &Event) {
 impl Event {
     /// One JSON object, no trailing newline: the event's keys in their documented order, then,
     /// when the event has lineage, the lineage keys (omitted entirely for events recorded
-    /// before lineage, so their lines stay as they were).
+    /// before lineage, so their lines stay as they were), then the identity keys
+    /// ([`put_identity`]).
     pub fn to_json_line(&self) -> String {
         let mut o = Obj::new();
         o.str(Column::Ts.name(), &format_ts(self.ts_ns));
@@ -355,6 +446,7 @@ impl Event {
         if let Some(p) = &self.process {
             put_event_lineage(&mut o, p, self);
         }
+        put_identity(&mut o, self);
         o.finish()
     }
 }
@@ -363,6 +455,8 @@ impl Event {
 pub const COMM_MAX: usize = 15;
 /// The longest path or argv the recorder keeps (PATH_MAX, and the argv bytes kept per process).
 pub const PATH_MAX: usize = 4096;
+/// The longest path-like field the recorder keeps, with room for " (deleted)".
+const LONGEST: usize = PATH_MAX + 16;
 /// The most ancestors a line may list.
 const ANCESTORS_MAX: usize = crate::process::MAX_ANCESTORS;
 
@@ -385,7 +479,11 @@ impl ImportedProcs {
     fn lineage(&mut self, j: &EventJson, comm: &Str) -> Result<Option<Arc<Process>>, String> {
         let Some(start) = &j.proc_start else {
             let any = j.exe.is_some()
-                || j.root.is_some()
+                || j.proc_root.is_some()
+                || j.exec_ts.is_some()
+                || j.mntns.is_some()
+                || j.exe_id.is_some()
+                || j.exe_verified.is_some()
                 || j.argv.is_some()
                 || j.ancestors.is_some()
                 || j.cgroup.is_some()
@@ -404,7 +502,7 @@ impl ImportedProcs {
                 "field `ancestors` lists {n} processes; at most {ANCESTORS_MAX} are recorded"
             ));
         }
-        // exe, cgroup, root and argv are bounded below, by their decoded bytes (the text of
+        // exe, cgroup, proc_root and argv are bounded below, by their decoded bytes (the text of
         // non-UTF-8 bytes is up to 3× longer: U+FFFD).
         // Ancestors from the top (the last) down, each the parent of the next.
         let mut parent: Option<Arc<Process>> = None;
@@ -419,6 +517,7 @@ impl ImportedProcs {
         {
             let a_start = parse_ts(&a.proc_start)
                 .ok_or_else(|| format!("field `ancestors[{i}].proc_start`: not an RFC3339 time"))?;
+            let a_exec = opt_ts(&a.exec_ts, &format!("ancestors[{i}].exec_ts"))?;
             chain_key.extend_from_slice(
                 serde_json::to_string(a)
                     .expect("AncestorJson serializes")
@@ -432,6 +531,7 @@ impl ImportedProcs {
             };
             parent = Some(self.intern(chain_key.clone(), || Process {
                 exe,
+                exec_ns: a_exec,
                 parent: up,
                 ..Process::from_event(a.pid, a_start, 0, comm, 0, 0)
             }));
@@ -467,19 +567,20 @@ impl ImportedProcs {
             (Some(t), b) => Some(bytes_from_json(t, b.as_deref(), "exe")?),
         };
         let cgroup = opt_bytes(&j.cgroup, &j.cgroup_b64, "cgroup")?;
-        let root = opt_bytes(&j.root, &j.root_b64, "root")?;
-        // The longest the recorder keeps, with room for " (deleted)".
-        const LONGEST: usize = PATH_MAX + 16;
-        for (field, v) in [("exe", &exe), ("cgroup", &cgroup), ("root", &root)] {
-            if let Some(v) = v.as_ref().filter(|v| v.as_bytes().len() > LONGEST) {
-                return Err(format!(
-                    "field `{field}` is {} bytes long; at most {PATH_MAX} are recorded",
-                    v.as_bytes().len()
-                ));
-            }
+        let root = opt_bytes(&j.proc_root, &j.proc_root_b64, "proc_root")?;
+        check_lengths(&[("exe", &exe), ("cgroup", &cgroup), ("proc_root", &root)])?;
+        let exe_id = opt_file_id(&j.exe_id, "exe_id")?;
+        if j.exe_verified.is_some() && exe_id.is_none() {
+            return Err(
+                "field `exe_verified` without `exe_id`: only a known identity is verified".into(),
+            );
         }
         let p = Process {
             exe,
+            exec_ns: opt_ts(&j.exec_ts, "exec_ts")?,
+            mntns: j.mntns,
+            exe_id,
+            exe_verified: j.exe_verified,
             argv,
             auid: j.auid,
             cgroup,
@@ -546,6 +647,9 @@ impl ImportedProcs {
             }
         }
         let process = self.lineage(&j, &comm)?;
+        let root = opt_bytes(&j.root, &j.root_b64, "root")?;
+        let alias_of = opt_bytes(&j.alias_of, &j.alias_of_b64, "alias_of")?;
+        check_lengths(&[("root", &root), ("alias_of", &alias_of)])?;
         Ok(Event {
             ts_ns,
             pid: j.pid,
@@ -563,9 +667,9 @@ impl ImportedProcs {
             flags: j.flags,
             mode: j.mode,
             ret: j.ret,
-            file: None,
-            root: None,
-            alias_of: None,
+            file: opt_file_id(&j.file, "file")?,
+            root,
+            alias_of,
             euid: j.euid,
             egid: j.egid,
             user: opt_bytes(&j.user, &j.user_b64, "user")?,
@@ -633,18 +737,37 @@ mod tests {
             parent: Some(parent),
             ..Process::from_event(42, 9, 40, Str::from("x"), 1000, 1000)
         };
+        let p = Process {
+            exec_ns: Some(11),
+            root: Some(bad(b"/j\xff")),
+            mntns: Some(u32::MAX),
+            exe_id: Some(FileId::new(4095, 1 << 20, u64::MAX)),
+            exe_verified: Some(false),
+            ..p
+        };
         let e = Event {
             ts_ns: 1_700_000_000_000_000_000,
             process: Some(Arc::new(p)),
             user: Some(bad(b"u\xff")),
             euid: Some(0),
             egid: Some(0),
+            root: Some(bad(b"/j\xff")),
+            file: Some(FileId::new(8, 1, 3)),
+            alias_of: Some(bad(b"/etc/\xfe")),
             ..Event::default()
         };
         let line = e.to_json_line();
         let back = Event::try_from(serde_json::from_str::<EventJson>(&line).unwrap()).unwrap();
         assert_eq!(back.to_json_line(), line);
         assert_eq!(back.user.unwrap().as_bytes(), b"u\xff");
+        assert_eq!(back.alias_of.unwrap().as_bytes(), b"/etc/\xfe");
+        assert_eq!(back.file, e.file);
+        let (bp, ep) = (back.process.unwrap(), e.process.unwrap());
+        assert_eq!(
+            (bp.exe_id, bp.exe_verified, bp.mntns),
+            (ep.exe_id, ep.exe_verified, ep.mntns)
+        );
+        assert_eq!(bp.root.as_ref().unwrap().as_bytes(), b"/j\xff");
     }
 
     #[test]

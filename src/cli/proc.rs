@@ -253,6 +253,10 @@ const PROC_COLUMNS: &[&str] = &[
     "container_id",
     "exit",
     "exit_code",
+    "root",
+    "mntns",
+    "exe_id",
+    "exe_verified",
 ];
 
 fn proc_row(kind: &str, p: &Process, exit: Option<(i32, i64)>, user: Value) -> Vec<Value> {
@@ -272,10 +276,16 @@ fn proc_row(kind: &str, p: &Process, exit: Option<(i32, i64)>, user: Value) -> V
         } else {
             ((s >> 8) & 0xff).to_string()
         })),
+        lossy(&p.root),
+        json!(p.mntns),
+        json!(p.exe_id.map(|f| f.to_string())),
+        json!(p.exe_verified),
     ]
 }
 
-const OPEN_COLUMNS: &[&str] = &["kind", "ts", "tid", "comm", "access", "result", "path"];
+const OPEN_COLUMNS: &[&str] = &[
+    "kind", "ts", "tid", "comm", "access", "result", "path", "root",
+];
 
 fn open_row(e: &Event) -> Vec<Value> {
     let result = crate::errno::describe_ret(e.ret);
@@ -287,6 +297,7 @@ fn open_row(e: &Event) -> Vec<Value> {
         json!(crate::rules::access_names(e)),
         json!(result),
         json!(e.path.lossy()),
+        lossy(&e.root),
     ]
 }
 

@@ -103,6 +103,12 @@ const EVENTS: View = View {
         Column::ParentComm,
         Column::Ancestors,
         Column::Root,
+        Column::File,
+        Column::AliasOf,
+        Column::ProcRoot,
+        Column::Mntns,
+        Column::ExeId,
+        Column::ExeVerified,
     ],
     required: &[
         Column::Segment,
@@ -152,6 +158,8 @@ const PROCESSES: View = View {
         Column::Mntns,
         Column::Tty,
         Column::Root,
+        Column::ExeId,
+        Column::ExeVerified,
         Column::ExitStatus,
         Column::ExitTs,
     ],
@@ -527,6 +535,12 @@ struct EventCols {
     parent_comm: BytesCol,
     ancestors: AncestorsCol,
     root: BytesCol,
+    file: StringBuilder,
+    alias_of: BytesCol,
+    proc_root: BytesCol,
+    mntns: Int64Builder,
+    exe_id: StringBuilder,
+    exe_verified: BooleanBuilder,
     rows: usize,
 }
 
@@ -566,6 +580,12 @@ impl EventCols {
             parent_comm: BytesCol::new(),
             ancestors: AncestorsCol::new(),
             root: BytesCol::new(),
+            file: StringBuilder::new(),
+            alias_of: BytesCol::new(),
+            proc_root: BytesCol::new(),
+            mntns: Int64Builder::new(),
+            exe_id: StringBuilder::new(),
+            exe_verified: BooleanBuilder::new(),
             rows: 0,
         }
     }
@@ -613,8 +633,17 @@ impl EventCols {
             .push(parent.and_then(|q| q.exe.as_ref()).map(|s| s.as_bytes()));
         self.parent_comm.push(parent.map(|q| q.comm.as_bytes()));
         self.ancestors.push(p);
-        self.root
+        self.root.push(e.root.as_ref().map(|s| s.as_bytes()));
+        self.file.append_option(e.file.map(|f| f.to_string()));
+        self.alias_of
+            .push(e.alias_of.as_ref().map(|s| s.as_bytes()));
+        self.proc_root
             .push(p.and_then(|p| p.root.as_ref()).map(|s| s.as_bytes()));
+        opt_i64(&mut self.mntns, p.and_then(|p| p.mntns));
+        self.exe_id
+            .append_option(p.and_then(|p| p.exe_id).map(|f| f.to_string()));
+        self.exe_verified
+            .append_option(p.and_then(|p| p.exe_verified));
         self.rows += 1;
     }
 
@@ -656,6 +685,15 @@ impl EventCols {
             (Column::ParentComm, self.parent_comm.finish()),
             (Column::Ancestors, one(self.ancestors.finish()?)),
             (Column::Root, self.root.finish()),
+            (Column::File, one(Arc::new(self.file.finish()))),
+            (Column::AliasOf, self.alias_of.finish()),
+            (Column::ProcRoot, self.proc_root.finish()),
+            (Column::Mntns, one(Arc::new(self.mntns.finish()))),
+            (Column::ExeId, one(Arc::new(self.exe_id.finish()))),
+            (
+                Column::ExeVerified,
+                one(Arc::new(self.exe_verified.finish())),
+            ),
         ]);
         self.rows = 0;
         EVENTS.batch(arrays)
@@ -694,6 +732,8 @@ fn process_batch(segment: &str, procs: &[StoredProcess]) -> Result<RecordBatch, 
         BytesCol::new(),
     );
     let mut argv = ArgvCol::new();
+    let mut exe_id = StringBuilder::new();
+    let mut exe_verified = BooleanBuilder::new();
     for sp in procs {
         let p = &sp.process;
         seg.append_value(segment);
@@ -723,6 +763,8 @@ fn process_batch(segment: &str, procs: &[StoredProcess]) -> Result<RecordBatch, 
         opt_i64(&mut mntns, p.mntns);
         tty.push(p.tty.as_ref().map(|s| s.as_bytes()));
         root.push(p.root.as_ref().map(|s| s.as_bytes()));
+        exe_id.append_option(p.exe_id.map(|f| f.to_string()));
+        exe_verified.append_option(p.exe_verified);
         exit_status.append_option(sp.exit.map(|(s, _)| s));
         exit_ts.append_option(sp.exit.map(|(_, t)| t));
     }
@@ -755,6 +797,8 @@ fn process_batch(segment: &str, procs: &[StoredProcess]) -> Result<RecordBatch, 
         (Column::Mntns, one(Arc::new(mntns.finish()))),
         (Column::Tty, tty.finish()),
         (Column::Root, root.finish()),
+        (Column::ExeId, one(Arc::new(exe_id.finish()))),
+        (Column::ExeVerified, one(Arc::new(exe_verified.finish()))),
         (Column::ExitStatus, one(Arc::new(exit_status.finish()))),
         (Column::ExitTs, one(Arc::new(exit_ts.finish()))),
     ]))

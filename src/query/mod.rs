@@ -21,7 +21,9 @@
 //! `flags`, `mode`, `ret`, `errno` (name, NULL on success), `result` (`success` or the errno name),
 //! `access` (the `access:` names of rule files, comma-separated), then the opener's lineage (NULL
 //! for events recorded before lineage): `image` (joins `processes.image`), `proc_start_ns`, `exe`,
-//! `cmdline`, `parent_exe`, `container_id`, `user`, `euid`, `egid`, `auid`. Byte strings that are
+//! `cmdline`, `parent_exe`, `container_id`, `user`, `euid`, `egid`, `auid`, then its identities
+//! (NULL before schema 4): `root`, `file`, `alias_of`, `mntns`, `exe_id`, `exe_verified` (see
+//! `docs/events.md`). Byte strings that are
 //! not UTF-8 appear with U+FFFD. `events_v` is a view of the same rows (the segments' own name).
 //!
 //! `processes` has one row per process image stored in the segments of the range and alive in it
@@ -32,7 +34,7 @@
 //! spaces), `argv` (a JSON array), `uid`, `gid`, `euid`, `egid`, `auid`, `sessionid`, `user`,
 //! `cgroup`, `container_id`, `tty`, `pidns`, `mntns`, `source` (`exec`, `fork`, `procfs`, `event`,
 //! `import`), `exit_code`, `exit_signal`, `exit` (RFC 3339, NULL while running or unknown), `root` (a
-//! chrooted process's root, NULL otherwise).
+//! chrooted process's root, NULL otherwise), `exe_id`, `exe_verified`.
 //!
 //! The table `losses` (`start_ns`, `end_ns`, `count`, `reason`) holds the loss records that overlap
 //! the range (read from the segments whose metadata counts losses): when it is not empty the

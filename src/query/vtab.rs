@@ -207,6 +207,12 @@ impl Table for EventsTable {
         Column::Euid,
         Column::Egid,
         Column::Auid,
+        Column::Root,
+        Column::File,
+        Column::AliasOf,
+        Column::Mntns,
+        Column::ExeId,
+        Column::ExeVerified,
     ];
     type Cursor = EventsCursor;
 
@@ -498,6 +504,12 @@ unsafe impl VTabCursor for EventsCursor {
             Some(Column::Euid) => ctx.set_result(e.euid),
             Some(Column::Egid) => ctx.set_result(e.egid),
             Some(Column::Auid) => ctx.set_result(p.and_then(|p| p.auid)),
+            Some(Column::Root) => ctx.set_result(e.root.as_ref().map(Str::lossy)),
+            Some(Column::File) => ctx.set_result(e.file.map(|f| f.to_string())),
+            Some(Column::AliasOf) => ctx.set_result(e.alias_of.as_ref().map(Str::lossy)),
+            Some(Column::Mntns) => ctx.set_result(p.and_then(|p| p.mntns)),
+            Some(Column::ExeId) => ctx.set_result(p.and_then(|p| p.exe_id).map(|f| f.to_string())),
+            Some(Column::ExeVerified) => ctx.set_result(p.and_then(|p| p.exe_verified)),
             _ => ctx.set_result(None::<i64>),
         }
     }
@@ -650,6 +662,8 @@ fn process_row(sp: &crate::store::StoredProcess, users: &HashMap<u32, Str>) -> V
         Column::ExitSignal => opt_int(sp.exit.map(|(status, _)| i64::from(status & 0x7f))),
         Column::Exit => opt_text(sp.exit.map(|(_, ts)| format_ts(ts))),
         Column::Root => opt_text(lossy(&p.root)),
+        Column::ExeId => opt_text(p.exe_id.map(|f| f.to_string())),
+        Column::ExeVerified => opt_int(p.exe_verified.map(i64::from)),
         _ => Value::Null,
     };
     ProcessesTable::COLUMNS.iter().map(value).collect()
@@ -688,6 +702,8 @@ impl Table for ProcessesTable {
         Column::ExitSignal,
         Column::Exit,
         Column::Root,
+        Column::ExeId,
+        Column::ExeVerified,
     ];
     type Cursor = ProcessesCursor;
 

@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use super::rule::Rule;
 use crate::bytes::Str;
-use crate::event::{bytes_to_json, put_ancestors, put_argv, put_bytes, Event};
+use crate::event::{bytes_to_json, put_ancestors, put_argv, put_bytes, put_identity, Event};
 use crate::json::Obj;
 use crate::process::Process;
 use crate::timespec::format_ts;
@@ -78,6 +78,7 @@ impl<'a> Alert<'a> {
         if let Some(p) = &e.process {
             put_alert_lineage(&mut o, p, e);
         }
+        put_identity(&mut o, e);
         o.str("hostname", self.host);
         o.str("description", &self.rule.description);
         o.strs("tags", &self.rule.tags);

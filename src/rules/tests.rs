@@ -828,7 +828,7 @@ fn alert_lines_add_lineage_only_when_recorded() {
         Some("c1"),
     ));
     assert!(
-        new.contains(r#""ret":3,"exe":"/usr/bin/python3","argv":["python3","x"],"parent_exe":"/usr/bin/bash","ancestors":[{"pid":40,"comm":"bash","exe":"/usr/bin/bash","proc_start":"1970-01-01T00:00:00.000000005Z"},{"pid":1,"comm":"systemd","exe":"/usr/lib/systemd/systemd","proc_start":"1970-01-01T00:00:00.000000000Z"}],"container_id":"c1","user":"alice","hostname":"","description":"d","tags":[]}"#),
+        new.contains(r#""ret":3,"exe":"/usr/bin/python3","argv":["python3","x"],"parent_exe":"/usr/bin/bash","ancestors":[{"pid":40,"comm":"bash","exe":"/usr/bin/bash","proc_start":"1970-01-01T00:00:00.000000005Z","exec_ts":null},{"pid":1,"comm":"systemd","exe":"/usr/lib/systemd/systemd","proc_start":"1970-01-01T00:00:00.000000000Z","exec_ts":null}],"container_id":"c1","user":"alice","root":null,"file":null,"alias_of":null,"exec_ts":null,"proc_root":null,"mntns":null,"exe_id":null,"exe_verified":null,"hostname":"","description":"d","tags":[]}"#),
         "{new}"
     );
 }

@@ -23,12 +23,19 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_root.sql",
         include_str!("../../migrations/0003_root.sql"),
     ),
+    (
+        "0004_identity.sql",
+        include_str!("../../migrations/0004_identity.sql"),
+    ),
 ];
 
 /// The first schema version with process lineage (`processes`, `users`, `procs.process`).
 pub const LINEAGE_VERSION: i64 = 2;
 /// The first schema version with `processes.root`.
 pub const ROOT_VERSION: i64 = 3;
+/// The first schema version with identities: `files`, `blocks.file` and `blocks.alias_of`,
+/// `procs.root`, `processes.exe_dev`, `exe_ino` and `exe_verified`.
+pub const IDENTITY_VERSION: i64 = 4;
 
 /// Brings `conn` up to the newest schema. Idempotent; fails on a file that is not ours or is newer
 /// than this build.

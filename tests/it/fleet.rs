@@ -396,7 +396,7 @@ fn spark_runs_the_compiled_rules_and_returns_replays_alerts() {
 }
 
 /// Every Parquet file under `dir`, sorted, as paths relative to `dir`.
-fn parquet_files(dir: &Path) -> Vec<String> {
+pub(crate) fn parquet_files(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, d: &Path, out: &mut Vec<String>) {
         for e in std::fs::read_dir(d).expect("read_dir") {
             let p = e.expect("entry").path();
@@ -418,7 +418,7 @@ fn parquet_files(dir: &Path) -> Vec<String> {
     out
 }
 
-fn read_parquet(path: &Path) -> (Vec<arrow_array::RecordBatch>, Vec<(String, String)>) {
+pub(crate) fn read_parquet(path: &Path) -> (Vec<arrow_array::RecordBatch>, Vec<(String, String)>) {
     use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     let b = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).expect("open"))
         .expect("a Parquet file");

@@ -12,6 +12,7 @@ mod helpers;
 mod history;
 mod hostile;
 mod hostile_drops;
+mod identity_store;
 mod kernels_loader;
 mod layers;
 mod lineage;

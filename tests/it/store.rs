@@ -606,12 +606,13 @@ fn segment_database_holds_events_by_column_block() {
 /// JSON lines with lineage as `export` writes them: a python process (non-UTF-8 argv) under a
 /// shell under init, in a container.
 fn lineage_lines() -> String {
-    let anc = r#""ancestors":[{"pid":40,"comm":"bash","exe":"/usr/bin/bash","proc_start":"2025-11-24T16:00:00.000000000Z"},{"pid":1,"comm":"systemd","exe":"/usr/lib/systemd/systemd","proc_start":"2025-11-24T15:00:00.000000000Z"}]"#;
+    let anc = r#""ancestors":[{"pid":40,"comm":"bash","exe":"/usr/bin/bash","proc_start":"2025-11-24T16:00:00.000000000Z","exec_ts":null},{"pid":1,"comm":"systemd","exe":"/usr/lib/systemd/systemd","proc_start":"2025-11-24T15:00:00.000000000Z","exec_ts":null}]"#;
+    let identity = r#""exec_ts":"2025-11-24T16:00:01.500000000Z","proc_root":null,"mntns":4026531841,"exe_id":"8:1:9","exe_verified":true"#;
     let mut out = String::new();
     for (i, path) in ["/etc/shadow", "/etc/passwd", "/tmp/x"].iter().enumerate() {
         let ts = 1_764_000_000_000_000_000i64 + i as i64;
         out.push_str(&format!(
-            r#"{{"ts":"{}","ts_ns":{ts},"pid":42,"tid":42,"ppid":40,"uid":1000,"gid":1000,"comm":"passwd","syscall":"openat","path":"{path}","path_source":"file","path_truncated":false,"raw_path":"{path}","dirfd":-100,"flags":0,"mode":0,"ret":3,"exe":"/usr/bin/python3.11","argv":["python3","�"],"argv_b64":["cHl0aG9uMw==","/w=="],"proc_start":"2025-11-24T16:00:01.000000000Z","euid":0,"egid":0,"auid":1000,"user":"alice","cgroup":"/docker/{c}","container_id":"{c}","parent_exe":"/usr/bin/bash",{anc}}}"#,
+            r#"{{"ts":"{}","ts_ns":{ts},"pid":42,"tid":42,"ppid":40,"uid":1000,"gid":1000,"comm":"passwd","syscall":"openat","path":"{path}","path_source":"file","path_truncated":false,"raw_path":"{path}","dirfd":-100,"flags":0,"mode":0,"ret":3,"exe":"/usr/bin/python3.11","argv":["python3","�"],"argv_b64":["cHl0aG9uMw==","/w=="],"proc_start":"2025-11-24T16:00:01.000000000Z","euid":0,"egid":0,"auid":1000,"user":"alice","cgroup":"/docker/{c}","container_id":"{c}","parent_exe":"/usr/bin/bash",{anc},"root":null,"file":"8:1:{i}","alias_of":null,{identity}}}"#,
             open_forensics::timespec::format_ts(ts),
             c = "ab".repeat(32),
         ));

@@ -14,6 +14,10 @@ pub(crate) struct Row {
     pub raw_path: u32,
     pub shape: u32,
     pub ret: i64,
+    /// `files.id`, 0 for none (schema 4; older blocks read as 0).
+    pub file: u32,
+    /// The string id of the watched path the file is, 0 for none (schema 4).
+    pub alias_of: u32,
 }
 
 /// A batch of rows, encoded.
@@ -24,6 +28,9 @@ pub(crate) struct EncodedBlock {
     pub max_ts_ns: i64,
     /// ts, proc, path, raw_path, shape, ret.
     pub cols: [Vec<u8>; 6],
+    /// file, alias_of: `None` when every value is 0 (stored as NULL, as blocks before schema 4
+    /// read).
+    pub ids: [Option<Vec<u8>>; 2],
 }
 
 pub(crate) fn encode(rows: &[Row]) -> EncodedBlock {
@@ -41,12 +48,22 @@ pub(crate) fn encode(rows: &[Row]) -> EncodedBlock {
         codec::put_u64(&mut cols[4], r.shape.into());
         codec::put_i64(&mut cols[5], r.ret);
     }
+    let ids = [|r: &Row| r.file, |r: &Row| r.alias_of].map(|get| {
+        rows.iter().any(|r| get(r) != 0).then(|| {
+            let mut col = Vec::with_capacity(rows.len() * 2);
+            for r in rows {
+                codec::put_u64(&mut col, get(r).into());
+            }
+            col
+        })
+    });
     EncodedBlock {
         count: rows.len() as i64,
         base_ts_ns: base,
         min_ts_ns: min,
         max_ts_ns: max,
         cols,
+        ids,
     }
 }
 
@@ -55,25 +72,39 @@ pub(crate) struct Decoder<'a> {
     left: i64,
     ts: i64,
     cols: [Column<'a>; 6],
+    /// file, alias_of; `None`: all 0.
+    ids: [Option<Column<'a>>; 2],
 }
 
 impl<'a> Decoder<'a> {
-    pub fn new(count: i64, base_ts_ns: i64, cols: [&'a [u8]; 6]) -> Decoder<'a> {
+    pub fn new(
+        count: i64,
+        base_ts_ns: i64,
+        cols: [&'a [u8]; 6],
+        ids: [Option<&'a [u8]>; 2],
+    ) -> Decoder<'a> {
         Decoder {
             left: count.max(0),
             ts: base_ts_ns,
             cols: cols.map(Column::new),
+            ids: ids.map(|c| c.map(Column::new)),
         }
     }
 
     /// The next row; `Err` names what is wrong with the block.
     pub fn next_row(&mut self) -> Option<Result<Row, &'static str>> {
         if self.left == 0 {
-            return (!self.cols.iter().all(|c| c.is_done()))
-                .then_some(Err("columns hold more values than its count"));
+            let done = self.cols.iter().all(|c| c.is_done())
+                && self.ids.iter().flatten().all(|c| c.is_done());
+            return (!done).then_some(Err("columns hold more values than its count"));
         }
         self.left -= 1;
         let [ts, proc_id, path, raw, shape, ret] = &mut self.cols;
+        let [file, alias_of] = &mut self.ids;
+        let id = |c: &mut Option<Column<'a>>| match c {
+            None => Some(0),
+            Some(c) => u32::try_from(c.u64()?).ok(),
+        };
         let row = (|| {
             self.ts = self.ts.wrapping_add(ts.i64()?);
             Some(Row {
@@ -83,6 +114,8 @@ impl<'a> Decoder<'a> {
                 raw_path: u32::try_from(raw.u64()?).ok()?,
                 shape: u32::try_from(shape.u64()?).ok()?,
                 ret: ret.i64()?,
+                file: id(file)?,
+                alias_of: id(alias_of)?,
             })
         })();
         Some(row.ok_or("a column ends early or holds an out-of-range id"))
@@ -103,6 +136,8 @@ mod tests {
                 raw_path: if i % 3 == 0 { 0 } else { 5 },
                 shape: (i % 4) as u32 + 1,
                 ret: if i % 5 == 0 { -2 } else { 3 },
+                file: if i % 5 == 0 { 0 } else { (i % 17) as u32 + 1 },
+                alias_of: if i % 100 == 3 { 9 } else { 0 },
             })
             .collect();
         let b = encode(&rows);
@@ -110,12 +145,37 @@ mod tests {
         assert_eq!(b.min_ts_ns, rows.iter().map(|r| r.ts_ns).min().unwrap());
         assert_eq!(b.max_ts_ns, rows.iter().map(|r| r.ts_ns).max().unwrap());
         let cols = [0, 1, 2, 3, 4, 5].map(|i| &b.cols[i][..]);
-        let mut d = Decoder::new(b.count, b.base_ts_ns, cols);
+        let ids = [0, 1].map(|i| b.ids[i].as_deref());
+        let mut d = Decoder::new(b.count, b.base_ts_ns, cols, ids);
         let mut back = Vec::new();
         while let Some(r) = d.next_row() {
             back.push(r.unwrap());
         }
         assert_eq!(back, rows);
+    }
+
+    #[test]
+    fn blocks_without_identities_store_null_and_read_zero() {
+        let rows = [Row {
+            ts_ns: 5,
+            proc_id: 1,
+            path: 1,
+            raw_path: 0,
+            shape: 1,
+            ret: -2,
+            file: 0,
+            alias_of: 0,
+        }];
+        let b = encode(&rows);
+        assert_eq!(b.ids, [None, None]);
+        let cols = [0, 1, 2, 3, 4, 5].map(|i| &b.cols[i][..]);
+        let mut d = Decoder::new(b.count, b.base_ts_ns, cols, [None, None]);
+        assert_eq!(d.next_row().unwrap().unwrap(), rows[0]);
+        assert!(d.next_row().is_none());
+        // A column with a value too many is as wrong as one of the six.
+        let mut d = Decoder::new(1, b.base_ts_ns, cols, [Some(&[1, 1][..]), None]);
+        assert!(d.next_row().unwrap().is_ok());
+        assert!(d.next_row().unwrap().is_err());
     }
 
     #[test]
@@ -127,12 +187,15 @@ mod tests {
             raw_path: 0,
             shape: 1,
             ret: 3,
+            file: 1,
+            alias_of: 0,
         }]);
         let cols = [0, 1, 2, 3, 4, 5].map(|i| &b.cols[i][..]);
-        let mut d = Decoder::new(2, b.base_ts_ns, cols);
+        let ids = [b.ids[0].as_deref(), None];
+        let mut d = Decoder::new(2, b.base_ts_ns, cols, ids);
         assert!(d.next_row().unwrap().is_ok());
         assert!(d.next_row().unwrap().is_err());
-        let mut d = Decoder::new(0, b.base_ts_ns, cols);
+        let mut d = Decoder::new(0, b.base_ts_ns, cols, ids);
         assert!(d.next_row().unwrap().is_err());
     }
 }

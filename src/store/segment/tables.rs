@@ -1,6 +1,6 @@
 //! The segment database's tables, read and written here only: `meta` (one writer and one reader
-//! of it), `strings`, `procs`, `shapes`, `blocks` (through [`super::blocks`]), `losses`,
-//! `processes` and `users`.
+//! of it), `strings`, `procs`, `shapes`, `files`, `blocks` (through [`super::blocks`]),
+//! `losses`, `processes` and `users`.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -13,8 +13,9 @@ use super::blocks::Decoder;
 use super::{next_table_id, Loss, SegmentMeta, StoredProcess};
 use crate::bytes::Str;
 use crate::event::{Event, PathSource, Syscall};
+use crate::file_id::FileId;
 use crate::process::{ProcSource, Process};
-use crate::store::schema::{LINEAGE_VERSION, ROOT_VERSION};
+use crate::store::schema::{IDENTITY_VERSION, LINEAGE_VERSION, ROOT_VERSION};
 use crate::store::{sql_err, Result, StoreError, TimeRange};
 
 pub(crate) fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMeta) -> Result<()> {
@@ -157,12 +158,17 @@ pub(crate) fn processes(
         path: path.into(),
         reason,
     };
-    // `root` came with schema 3.
+    // `root` came with schema 3, the executable's identity with 4.
     let q = format!(
         "SELECT id, pid, start_ns, exec_ns, parent, ppid, source, comm, exe, argv, \
             args_truncated, uid, gid, euid, egid, auid, sessionid, cgroup_id, cgroup, container_id, \
-            pidns, mntns, tty, exit_code, exit_ns, {} FROM processes ORDER BY id",
-        if version >= ROOT_VERSION { "root" } else { "NULL" }
+            pidns, mntns, tty, exit_code, exit_ns, {}, {} FROM processes ORDER BY id",
+        if version >= ROOT_VERSION { "root" } else { "NULL" },
+        if version >= IDENTITY_VERSION {
+            "exe_dev, exe_ino, exe_verified"
+        } else {
+            "NULL, NULL, NULL"
+        }
     );
     let q = q.as_str();
     let mut st = conn.prepare(q).map_err(sql_err(path, q))?;
@@ -229,8 +235,14 @@ pub(crate) fn processes(
             mntns: go(21)?.map(|v| v as u32),
             tty: s[5].clone(),
             root: s[6].clone(),
-            exe_id: None,
-            exe_verified: None,
+            exe_id: match (go(26)?, go(27)?) {
+                (Some(dev), Some(ino)) => Some(FileId {
+                    dev: dev as u64,
+                    ino: ino as u64,
+                }),
+                _ => None,
+            },
+            exe_verified: go(28)?.map(|v| v != 0),
         };
         let exit = match (go(23)?, go(24)?) {
             (Some(c), Some(t)) => Some((c as i32, t)),
@@ -258,6 +270,10 @@ pub(crate) struct DecodeTables {
     table: u64,
     procs: Vec<Proc>,
     shapes: Vec<Shape>,
+    /// `files`, indexed by id - 1 (empty before schema 4).
+    files: Vec<FileId>,
+    /// Schema 4 on: blocks have `file` and `alias_of`.
+    identity: bool,
 }
 
 struct Proc {
@@ -271,6 +287,7 @@ struct Proc {
     egid: Option<u32>,
     process: Option<(u32, Arc<Process>)>,
     user: Option<Str>,
+    root: Option<Str>,
 }
 
 struct Shape {
@@ -315,10 +332,12 @@ pub(crate) fn decode_tables(
     let string = string_of(strings, path);
     let mut procs: Vec<Proc> = Vec::new();
     let lineage = version >= LINEAGE_VERSION;
-    let p_sql: &str = if lineage {
-        "SELECT id, pid, tid, ppid, uid, gid, comm, euid, egid, process FROM procs ORDER BY id"
+    let p_sql: &str = if version >= IDENTITY_VERSION {
+        "SELECT id, pid, tid, ppid, uid, gid, comm, euid, egid, process, root FROM procs ORDER BY id"
+    } else if lineage {
+        "SELECT id, pid, tid, ppid, uid, gid, comm, euid, egid, process, NULL FROM procs ORDER BY id"
     } else {
-        "SELECT id, pid, tid, ppid, uid, gid, comm, NULL, NULL, NULL FROM procs ORDER BY id"
+        "SELECT id, pid, tid, ppid, uid, gid, comm, NULL, NULL, NULL, NULL FROM procs ORDER BY id"
     };
     let mut st = conn.prepare(p_sql).map_err(sql_err(path, p_sql))?;
     let mut rows = st.query([]).map_err(sql_err(path, p_sql))?;
@@ -341,6 +360,10 @@ pub(crate) fn decode_tables(
             )),
         };
         let uid = get(4)?;
+        let root = match opt(10)? {
+            None => None,
+            Some(r) => Some(string(r.into(), "proc root")?),
+        };
         procs.push(Proc {
             pid: get(1)?,
             tid: get(2)?,
@@ -356,6 +379,7 @@ pub(crate) fn decode_tables(
                 None
             },
             process,
+            root,
         });
     }
 
@@ -382,10 +406,30 @@ pub(crate) fn decode_tables(
         });
     }
 
+    let mut files: Vec<FileId> = Vec::new();
+    if version >= IDENTITY_VERSION {
+        const F: &str = "SELECT id, dev, ino FROM files ORDER BY id";
+        let mut st = conn.prepare(F).map_err(sql_err(path, F))?;
+        let mut rows = st.query([]).map_err(sql_err(path, F))?;
+        while let Some(r) = rows.next().map_err(sql_err(path, F))? {
+            let int = |i| r.get::<_, i64>(i).map_err(sql_err(path, F));
+            let id = int(0)?;
+            if id != files.len() as i64 + 1 {
+                return Err(corrupt(format!("file ids are not dense (found {id})")));
+            }
+            files.push(FileId {
+                dev: int(1)? as u64,
+                ino: int(2)? as u64,
+            });
+        }
+    }
+
     Ok(DecodeTables {
         table: next_table_id(),
         procs,
         shapes,
+        files,
+        identity: version >= IDENTITY_VERSION,
     })
 }
 
@@ -439,29 +483,43 @@ where
         table,
         procs,
         shapes,
+        files,
+        identity,
     } = dec;
-    const B: &str =
-        "SELECT id, count, base_ts_ns, ts, proc, path, raw_path, shape, ret FROM blocks WHERE id = ?1";
-    let mut st = conn.prepare_cached(B).map_err(sql_err(path, B))?;
-    let mut rows = st.query([id]).map_err(sql_err(path, B))?;
+    // Blocks before schema 4 have no `file` and `alias_of`: NULL, as a block without any.
+    let b: &str = if *identity {
+        "SELECT id, count, base_ts_ns, ts, proc, path, raw_path, shape, ret, file, alias_of \
+         FROM blocks WHERE id = ?1"
+    } else {
+        "SELECT id, count, base_ts_ns, ts, proc, path, raw_path, shape, ret, NULL, NULL \
+         FROM blocks WHERE id = ?1"
+    };
+    let mut st = conn.prepare_cached(b).map_err(sql_err(path, b))?;
+    let mut rows = st.query([id]).map_err(sql_err(path, b))?;
     let mut ev = Event {
         table: *table,
         ..Event::default()
     };
     // Proc ids start at 1: 0 is "none decoded yet".
     let mut last_proc = 0u32;
-    if let Some(r) = rows.next().map_err(sql_err(path, B))? {
-        let block: i64 = r.get(0).map_err(sql_err(path, B))?;
-        let count: i64 = r.get(1).map_err(sql_err(path, B))?;
-        let base: i64 = r.get(2).map_err(sql_err(path, B))?;
+    if let Some(r) = rows.next().map_err(sql_err(path, b))? {
+        let block: i64 = r.get(0).map_err(sql_err(path, b))?;
+        let count: i64 = r.get(1).map_err(sql_err(path, b))?;
+        let base: i64 = r.get(2).map_err(sql_err(path, b))?;
         let col = |i| {
             r.get_ref(i)
                 .and_then(|v| v.as_blob().map_err(Into::into))
-                .map_err(sql_err(path, B))
+                .map_err(sql_err(path, b))
+        };
+        let opt_col = |i| {
+            r.get_ref(i)
+                .and_then(|v| v.as_blob_or_null().map_err(Into::into))
+                .map_err(sql_err(path, b))
         };
         let cols = [col(3)?, col(4)?, col(5)?, col(6)?, col(7)?, col(8)?];
+        let ids = [opt_col(9)?, opt_col(10)?];
         let bad = |what: &str| corrupt(format!("block {block}: {what}"));
-        let mut rows = Decoder::new(count, base, cols);
+        let mut rows = Decoder::new(count, base, cols, ids);
         while let Some(row) = rows.next_row() {
             let row = row.map_err(bad)?;
             let shape = (row.shape as usize)
@@ -485,6 +543,7 @@ where
                 ev.euid = proc.euid;
                 ev.egid = proc.egid;
                 ev.user = proc.user.clone();
+                ev.root = proc.root.clone();
                 (ev.proc_key, ev.process) = match &proc.process {
                     Some((key, p)) => (*key, Some(p.clone())),
                     None => (Str::NO_KEY, None),
@@ -505,6 +564,18 @@ where
             ev.flags = shape.flags;
             ev.mode = shape.mode;
             ev.ret = row.ret;
+            ev.file = match row.file {
+                0 => None,
+                n => Some(
+                    *files
+                        .get(n as usize - 1)
+                        .ok_or_else(|| bad("unknown file"))?,
+                ),
+            };
+            ev.alias_of = match row.alias_of {
+                0 => None,
+                n => Some(string(n.into(), "alias_of")?),
+            };
             if f(&ev).is_break() {
                 return Ok(ControlFlow::Break(()));
             }

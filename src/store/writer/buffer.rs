@@ -11,6 +11,7 @@ use rustc_hash::FxHashMap;
 
 use crate::bytes::Str;
 use crate::event::Event;
+use crate::file_id::FileId;
 use crate::process::{Process, MAX_ANCESTORS};
 use crate::store::segment::{blocks, next_table_id, write_meta_table, Loss, SegmentMeta};
 use crate::store::{sql_err, Result};
@@ -27,6 +28,8 @@ struct ProcKey {
     egid: Option<u32>,
     /// `processes.id`, 0 for none.
     process: u32,
+    /// The thread's root directory (string id), 0 for the namespace's root.
+    root: u32,
 }
 
 /// A process image to insert, its strings already interned.
@@ -81,6 +84,8 @@ pub(super) struct Active {
     /// The last image appended (address, id): valid while `processes` holds it.
     last_process: (usize, u32),
     users: FxHashMap<u32, Arc<[u8]>>,
+    /// Opened files' identities (`files.id`).
+    files: FxHashMap<FileId, u32>,
     // Interned but not yet committed: kept until a commit succeeds, so that a failed commit
     // (disk full) never leaves rows pointing at ids the database lacks.
     new_strings: Vec<(u32, Arc<[u8]>)>,
@@ -88,6 +93,7 @@ pub(super) struct Active {
     new_shapes: Vec<(u32, ShapeKey)>,
     new_processes: Vec<NewProcess>,
     new_users: Vec<(u32, Arc<[u8]>)>,
+    new_files: Vec<(u32, FileId)>,
     /// (processes.id, wait status, time)
     exits: Vec<(u32, i32, i64)>,
     pub(super) rows: Vec<blocks::Row>,
@@ -117,11 +123,13 @@ impl Active {
             processes: FxHashMap::default(),
             last_process: (0, 0),
             users: FxHashMap::default(),
+            files: FxHashMap::default(),
             new_strings: Vec::new(),
             new_procs: Vec::new(),
             new_shapes: Vec::new(),
             new_processes: Vec::new(),
             new_users: Vec::new(),
+            new_files: Vec::new(),
             exits: Vec::new(),
             rows: Vec::new(),
             late: 0,
@@ -136,6 +144,15 @@ impl Active {
         let comm = self.intern(&mut ev.comm);
         let path = self.intern(&mut ev.path);
         let raw = self.intern(&mut ev.raw_path);
+        let root = ev.root.as_mut().map_or(0, |r| self.intern(r));
+        let alias_of = ev.alias_of.as_mut().map_or(0, |a| self.intern(a));
+        let file = ev.file.map_or(0, |f| {
+            let next = self.files.len() as u32 + 1;
+            *self.files.entry(f).or_insert_with(|| {
+                self.new_files.push((next, f));
+                next
+            })
+        });
         ev.table = self.table;
         let process = match &ev.process {
             None => 0,
@@ -161,6 +178,7 @@ impl Active {
             euid: ev.euid,
             egid: ev.egid,
             process,
+            root,
         };
         let proc_id = match self.last_proc {
             Some((k, id)) if k == key => id,
@@ -201,6 +219,8 @@ impl Active {
             raw_path: if raw == path { 0 } else { raw },
             shape,
             ret: ev.ret,
+            file,
+            alias_of,
         });
     }
 
@@ -212,6 +232,7 @@ impl Active {
             && self.new_procs.is_empty()
             && self.new_processes.is_empty()
             && self.new_users.is_empty()
+            && self.new_files.is_empty()
             && self.exits.is_empty()
     }
 
@@ -346,9 +367,9 @@ impl Active {
             }
             const PR: &str = "INSERT INTO processes (id, pid, start_ns, exec_ns, parent, ppid, \
                 source, comm, exe, argv, args_truncated, uid, gid, euid, egid, auid, sessionid, \
-                cgroup_id, cgroup, container_id, pidns, mntns, tty, root) VALUES (?1, ?2, ?3, ?4, \
-                ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, \
-                ?23, ?24)";
+                cgroup_id, cgroup, container_id, pidns, mntns, tty, root, exe_dev, exe_ino, \
+                exe_verified) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+                ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
             let mut st = tx.prepare_cached(PR).map_err(sql_err(&path, PR))?;
             for n in &self.new_processes {
                 let p = &n.p;
@@ -376,7 +397,11 @@ impl Active {
                     p.pidns,
                     p.mntns,
                     n.tty,
-                    n.root
+                    n.root,
+                    // The 64 bits as they are (SQLite integers are signed).
+                    p.exe_id.map(|f| f.dev as i64),
+                    p.exe_id.map(|f| f.ino as i64),
+                    p.exe_verified
                 ])
                 .map_err(sql_err(&path, PR))?;
             }
@@ -392,14 +417,20 @@ impl Active {
                 st.execute(params![uid, &name[..]])
                     .map_err(sql_err(&path, U))?;
             }
-            const P: &str =
-                "INSERT INTO procs (id, pid, tid, ppid, uid, gid, comm, euid, egid, process) \
-                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+            const F: &str = "INSERT INTO files (id, dev, ino) VALUES (?1, ?2, ?3)";
+            let mut st = tx.prepare_cached(F).map_err(sql_err(&path, F))?;
+            for (id, f) in &self.new_files {
+                st.execute(params![id, f.dev as i64, f.ino as i64])
+                    .map_err(sql_err(&path, F))?;
+            }
+            const P: &str = "INSERT INTO procs (id, pid, tid, ppid, uid, gid, comm, euid, egid, \
+                             process, root) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
             let mut st = tx.prepare_cached(P).map_err(sql_err(&path, P))?;
             for (id, k) in &self.new_procs {
                 let process = (k.process != 0).then_some(k.process);
+                let root = (k.root != 0).then_some(k.root);
                 st.execute(params![
-                    id, k.pid, k.tid, k.ppid, k.uid, k.gid, k.comm, k.euid, k.egid, process
+                    id, k.pid, k.tid, k.ppid, k.uid, k.gid, k.comm, k.euid, k.egid, process, root
                 ])
                 .map_err(sql_err(&path, P))?;
             }
@@ -421,8 +452,8 @@ impl Active {
             }
             if !self.rows.is_empty() {
                 const B: &str = "INSERT INTO blocks \
-                                 (count, base_ts_ns, min_ts_ns, max_ts_ns, ts, proc, path, raw_path, shape, ret) \
-                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+                                 (count, base_ts_ns, min_ts_ns, max_ts_ns, ts, proc, path, raw_path, shape, ret, \
+                                 file, alias_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
                 let b = blocks::encode(&self.rows);
                 let mut st = tx.prepare_cached(B).map_err(sql_err(&path, B))?;
                 st.execute(params![
@@ -435,7 +466,9 @@ impl Active {
                     b.cols[2],
                     b.cols[3],
                     b.cols[4],
-                    b.cols[5]
+                    b.cols[5],
+                    b.ids[0],
+                    b.ids[1]
                 ])
                 .map_err(sql_err(&path, B))?;
             }
@@ -456,6 +489,7 @@ impl Active {
         self.new_processes.clear();
         self.exits.clear();
         self.new_users.clear();
+        self.new_files.clear();
         self.new_procs.clear();
         self.new_shapes.clear();
         self.rows.clear();
