@@ -43,6 +43,9 @@ pub struct ProcTable {
     users: FxHashMap<u32, Str>,
     /// The image the previous open resolved to: most opens come in runs of one process.
     last: Option<((u32, u64), Arc<Process>)>,
+    /// Completes each image learnt from a record or the snapshot before it is shared (the
+    /// recorder's `exe_verified`).
+    judge: Option<Box<dyn FnMut(&mut Process) + Send>>,
 }
 
 /// What applying a record means for the store.
@@ -62,7 +65,20 @@ impl ProcTable {
             snapshot: FxHashMap::default(),
             users: users.into_iter().collect(),
             last: None,
+            judge: None,
         }
+    }
+
+    /// Has `f` complete every image made from now on (before the snapshot, to cover it).
+    pub fn judge_images(&mut self, f: impl FnMut(&mut Process) + Send + 'static) {
+        self.judge = Some(Box::new(f));
+    }
+
+    fn judged(&mut self, mut p: Process) -> Arc<Process> {
+        if let Some(j) = self.judge.as_mut() {
+            j(&mut p);
+        }
+        Arc::new(p)
     }
 
     pub fn len(&self) -> usize {
@@ -104,7 +120,7 @@ impl ProcTable {
         let mut by_pid: FxHashMap<u32, Arc<Process>> = FxHashMap::default();
         for (tick, mut p) in found {
             p.parent = by_pid.get(&p.ppid).cloned();
-            let p = Arc::new(p);
+            let p = self.judged(p);
             by_pid.insert(p.pid, p.clone());
             self.snapshot.insert((p.pid, tick), p);
         }
@@ -153,8 +169,9 @@ impl ProcTable {
                 let inherited = parent.as_deref();
                 let same_cgroup = inherited.is_some_and(|p| p.cgroup_id == r.image.cgroup_id);
                 let from_parent = |f: fn(&Process) -> Option<Str>| inherited.and_then(f);
-                let image = Arc::new(Process {
+                let image = self.judged(Process {
                     exe: from_parent(|p| p.exe.clone()),
+                    exe_id: inherited.and_then(|p| p.exe_id),
                     argv: from_parent(|p| p.argv.clone()),
                     args_truncated: inherited.is_some_and(|p| p.args_truncated),
                     cgroup: from_parent(|p| p.cgroup.clone()).filter(|_| same_cgroup),
@@ -174,7 +191,7 @@ impl ProcTable {
                     Some(old) => old.parent.clone(),
                     None => self.resolve(ppid, r.parent_start_boot),
                 };
-                let image = Arc::new(Process {
+                let image = self.judged(Process {
                     source: ProcSource::Exec,
                     exec_ns: Some(r.ts_ns),
                     parent,

@@ -22,6 +22,7 @@
 //! happen there, and a reload swaps the rule set at that point, so every event is evaluated by
 //! exactly one rule set.
 
+mod identity;
 mod losses;
 mod priority;
 mod reorder;
@@ -46,6 +47,7 @@ use crate::store::{Uncaptured, Writer};
 
 pub use priority::boost_priority;
 pub use reorder::DEFAULT_REORDER_WINDOW;
+pub use identity::SENSITIVE_FILES;
 pub use signals::{stop_on_signals, HANGUP};
 pub use stage::{Sinks, Stage};
 pub use stats::{dir_bytes, stats_line};
@@ -123,6 +125,8 @@ pub fn record(
             anchor_ns,
             proctable::read_users(std::path::Path::new("/etc/passwd")),
         );
+        let mut exe_check = identity::ExeCheck::new();
+        procs.judge_images(move |p| exe_check.judge(p));
         procs.snapshot_proc(std::path::Path::new("/proc"), capture::boot_ns() as u64);
         debug(&format!("{} processes running at start", procs.len()));
         started.set(Instant::now());
