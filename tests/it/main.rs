@@ -1,6 +1,7 @@
 //! The one integration-test binary (one link, shared helpers). Each module covers one part.
 
 mod capture_paths;
+mod evasion;
 mod fixtures;
 mod fleet;
 mod fuzz;
