@@ -971,6 +971,25 @@ mod tests {
         assert!(q.contains("`rule`") && !q.contains("\"rule\""), "{q}");
     }
 
+    /// As in the engine: a path pattern also matches `alias_of`, and only an exempting `exe`
+    /// match (a rule's `not_exe`, an exception's `exe`) needs `exe_verified`.
+    #[test]
+    fn paths_match_their_alias_and_exe_exemptions_need_a_verified_image() {
+        let set = RuleSet::from_yaml(
+            "t.yaml",
+            "rules:\n  - {name: a, description: d, severity: high, path: /etc/shadow, not_exe: /usr/bin/passwd, except: [{exe: /usr/sbin/x}]}\n  - {name: b, description: d, severity: high, exe: /usr/bin/passwd, except: [{not_exe: /usr/sbin/y}]}\n",
+        )
+        .unwrap();
+        let q = set.to_sql(Dialect::Duckdb).unwrap();
+        assert!(q.contains("(coalesce(e.\"path\" = '/etc/shadow', FALSE) OR coalesce(e.\"alias_of\" = '/etc/shadow', FALSE))"), "{q}");
+        assert!(q.contains("WHEN coalesce(e.\"alias_of\" = '/etc/shadow', FALSE) THEN '/etc/shadow'"), "{q}");
+        let verified = |exe: &str| format!("(coalesce(e.\"exe\" = '{exe}', FALSE) AND coalesce(e.\"exe_verified\", TRUE))");
+        assert!(q.contains(&format!("NOT {}", verified("/usr/bin/passwd"))), "{q}");
+        assert!(q.contains(&verified("/usr/sbin/x")), "{q}");
+        assert!(!q.contains(&verified("/usr/sbin/y")), "{q}");
+        assert_eq!(q.matches("exe_verified").count(), 2, "{q}");
+    }
+
     #[test]
     fn spark_literals_escape_backslashes_and_quotes() {
         let g = Gen { d: Dialect::Spark };

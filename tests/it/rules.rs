@@ -300,12 +300,43 @@ fn rules_check_summarises() {
     assert_eq!(rows[6]["enabled"], false);
     assert_eq!(
         rows[1]["conditions"],
-        "path: [$credential_files]; result: [success]; except {comm: [$password_tools]}; except {comm: [cron]; uid: [0]}"
+        "path: [$credential_files]; result: [success]; except {exe: [$password_tool_exes]}; except {exe: [/usr/sbin/cron]; uid: [0]}"
     );
     assert!(rows[1]["defined_at"]
         .as_str()
         .unwrap()
-        .ends_with("full.yaml:9:5"));
+        .ends_with("full.yaml:10:5"));
+}
+
+/// Issue #25, item 4: an exemption a process grants itself by naming itself (`comm`) is a warning
+/// of `rules check` (file, line, rule), which still exits 0; the shipped files have none.
+#[test]
+fn rules_check_warns_on_a_comm_only_exception() {
+    let store = TempStore::new();
+    let file = store.path("names.yaml");
+    std::fs::write(
+        &file,
+        "rules:\n  - name: shadow_read\n    description: d\n    severity: high\n    path: /etc/shadow\n    except:\n      - comm: [passwd]\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let out = store.run(&["rules", "check", file, &fx("rules/poc.yaml")]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    assert!(
+        warnings[0].starts_with(&format!(
+            "open-forensics: warning: {file}:7:15: rules[0].except[0].comm: rule `shadow_read`: this exception trusts the process name alone"
+        )),
+        "{err}"
+    );
+    assert!(warnings[1].contains("poc.yaml:5:14: open_monitor.deny_comm: rule `open_sensitive`"), "{err}");
+    for shipped in ["detections.yaml", "falco_ports.yaml", "full.yaml"] {
+        let out = store.run(&["rules", "check", &fx(&format!("rules/{shipped}"))]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(out.status.success() && !err.contains("warning"), "{shipped}: {err}");
+    }
 }
 
 fn paths_of(jsonl: &str) -> Vec<String> {
