@@ -131,7 +131,10 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         .iter()
         .any(|e| e.as_ref().is_some_and(|e| e.trusted_unverified()))
     {
-        eprintln!("open-forensics: warning: {}", crate::rules::UNVERIFIED_EXE_NOTICE);
+        eprintln!(
+            "open-forensics: warning: {}",
+            crate::rules::UNVERIFIED_EXE_NOTICE
+        );
     }
     rows.finish()?;
     out.finish()?;

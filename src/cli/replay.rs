@@ -77,7 +77,10 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     rows.finish()?;
     out.finish()?;
     if alerter.trusted_unverified() {
-        eprintln!("open-forensics: warning: {}", crate::rules::UNVERIFIED_EXE_NOTICE);
+        eprintln!(
+            "open-forensics: warning: {}",
+            crate::rules::UNVERIFIED_EXE_NOTICE
+        );
     }
     if std::io::stderr().is_terminal() {
         eprintln!(

@@ -296,11 +296,23 @@ mod tests {
         let real_s = real.to_str().unwrap();
         let (real_id, fake_id) = (stat(real_s.as_bytes()), stat(fake.as_os_str().as_bytes()));
         let mut c = ExeCheck::in_namespace(Some(7));
-        assert_eq!(c.verdict(&image(real_s, real_id, Some(7), None)), Some(true));
+        assert_eq!(
+            c.verdict(&image(real_s, real_id, Some(7), None)),
+            Some(true)
+        );
         // Cached: a second image is answered without a stat, and the same.
-        assert_eq!(c.verdict(&image(real_s, real_id, Some(7), None)), Some(true));
-        assert_eq!(c.verdict(&image(real_s, fake_id, Some(7), None)), Some(false));
-        assert_eq!(c.verdict(&image(real_s, real_id, Some(8), None)), Some(false));
+        assert_eq!(
+            c.verdict(&image(real_s, real_id, Some(7), None)),
+            Some(true)
+        );
+        assert_eq!(
+            c.verdict(&image(real_s, fake_id, Some(7), None)),
+            Some(false)
+        );
+        assert_eq!(
+            c.verdict(&image(real_s, real_id, Some(8), None)),
+            Some(false)
+        );
         assert_eq!(
             c.verdict(&image(real_s, real_id, Some(7), Some("/jail"))),
             Some(false)
@@ -308,10 +320,31 @@ mod tests {
         assert_eq!(c.verdict(&image(real_s, None, Some(7), None)), None);
         // Replaced (an upgrade): the new file is verified at once, despite the cache.
         std::fs::rename(&fake, &real).unwrap();
-        assert_eq!(c.verdict(&image(real_s, fake_id, Some(7), None)), Some(true));
-        assert_eq!(c.verdict(&image(real_s, real_id, Some(7), None)), Some(false));
+        assert_eq!(
+            c.verdict(&image(real_s, fake_id, Some(7), None)),
+            Some(true)
+        );
+        assert_eq!(
+            c.verdict(&image(real_s, real_id, Some(7), None)),
+            Some(false)
+        );
         let mut p = image(real_s, fake_id, Some(7), None);
         c.judge(&mut p);
         assert_eq!(p.exe_verified, Some(true));
+    }
+}
+#[cfg(test)]
+mod manual {
+    /// docs/rules.md lists [`super::SENSITIVE_FILES`], in order.
+    #[test]
+    fn the_manual_lists_the_watched_files() {
+        let doc = include_str!("../../docs/rules.md");
+        let listed = doc
+            .split("```text\n")
+            .find(|b| b.starts_with("/etc/shadow"))
+            .and_then(|b| b.split("```").next())
+            .expect("the watched files' block in docs/rules.md");
+        let listed: Vec<&str> = listed.split_whitespace().collect();
+        assert_eq!(listed, super::SENSITIVE_FILES);
     }
 }

@@ -45,9 +45,9 @@ use crate::diag::debug;
 use crate::rules::RuleSet;
 use crate::store::{Uncaptured, Writer};
 
+pub use identity::SENSITIVE_FILES;
 pub use priority::boost_priority;
 pub use reorder::DEFAULT_REORDER_WINDOW;
-pub use identity::SENSITIVE_FILES;
 pub use signals::{stop_on_signals, HANGUP};
 pub use stage::{Sinks, Stage};
 pub use stats::{dir_bytes, stats_line};

@@ -84,7 +84,8 @@ impl Compiler<'_> {
             );
         }
         for p in &mut c.procs {
-            p.exempts = p.field == ProcField::Exe && trust::exe_exempts(kind == Kind::Except, p.neg);
+            p.exempts =
+                p.field == ProcField::Exe && trust::exe_exempts(kind == Kind::Except, p.neg);
         }
         // Cheap, selective predicates first.
         c.preds.sort_by_key(|p| match p {

@@ -204,7 +204,13 @@ impl Compiled {
     /// Bits of the clauses whose path conditions hold for an open of `path` that is also
     /// `alias` (`Event::alias_of`): a pattern matches when it matches either name, so `path`
     /// conditions hold when any value matches either, `not_path` ones when none matches either.
-    pub fn aliased_path_verdict(&self, path: &[u8], alias: &[u8], out: &mut [u64], s: &mut Scratch) {
+    pub fn aliased_path_verdict(
+        &self,
+        path: &[u8],
+        alias: &[u8],
+        out: &mut [u64],
+        s: &mut Scratch,
+    ) {
         out.copy_from_slice(&self.path_free);
         if self.path_clauses.is_empty() {
             return;

@@ -982,9 +982,17 @@ mod tests {
         .unwrap();
         let q = set.to_sql(Dialect::Duckdb).unwrap();
         assert!(q.contains("(coalesce(e.\"path\" = '/etc/shadow', FALSE) OR coalesce(e.\"alias_of\" = '/etc/shadow', FALSE))"), "{q}");
-        assert!(q.contains("WHEN coalesce(e.\"alias_of\" = '/etc/shadow', FALSE) THEN '/etc/shadow'"), "{q}");
-        let verified = |exe: &str| format!("(coalesce(e.\"exe\" = '{exe}', FALSE) AND coalesce(e.\"exe_verified\", TRUE))");
-        assert!(q.contains(&format!("NOT {}", verified("/usr/bin/passwd"))), "{q}");
+        assert!(
+            q.contains("WHEN coalesce(e.\"alias_of\" = '/etc/shadow', FALSE) THEN '/etc/shadow'"),
+            "{q}"
+        );
+        let verified = |exe: &str| {
+            format!("(coalesce(e.\"exe\" = '{exe}', FALSE) AND coalesce(e.\"exe_verified\", TRUE))")
+        };
+        assert!(
+            q.contains(&format!("NOT {}", verified("/usr/bin/passwd"))),
+            "{q}"
+        );
         assert!(q.contains(&verified("/usr/sbin/x")), "{q}");
         assert!(!q.contains(&verified("/usr/sbin/y")), "{q}");
         assert_eq!(q.matches("exe_verified").count(), 2, "{q}");

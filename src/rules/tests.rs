@@ -1446,7 +1446,10 @@ rules:
 "#);
     let names = |e: &Event| -> Vec<String> { fire(&s, e).into_iter().map(|(n, _)| n).collect() };
     let fake = verified("/usr/bin/passwd", Some(false));
-    assert_eq!(names(&fake), ["not_exe", "except_exe", "exe", "except_not_exe"]);
+    assert_eq!(
+        names(&fake),
+        ["not_exe", "except_exe", "exe", "except_not_exe"]
+    );
     let real = verified("/usr/bin/passwd", Some(true));
     assert_eq!(names(&real), ["exe", "except_not_exe"]);
     // Another program is never exempt, verified or not.
@@ -1463,7 +1466,10 @@ rules:
     let mut engine = s.engine();
     engine.eval(&real, |_| {});
     engine.eval(&cat, |_| {});
-    assert!(!engine.trusted_unverified(), "verified images trust nothing");
+    assert!(
+        !engine.trusted_unverified(),
+        "verified images trust nothing"
+    );
 }
 
 /// Issue #25, item 3 (the chroot's `etc/shadow` hard-linked to the real one, or a bind mount):
@@ -1484,9 +1490,15 @@ rules:
     not_path: /etc/shadow
 "#);
     let mut e = ev("/jail/etc/shadow");
-    assert_eq!(fire(&s, &e), vec![("tmp_but_not_shadow".into(), Some("/jail/".into()))]);
+    assert_eq!(
+        fire(&s, &e),
+        vec![("tmp_but_not_shadow".into(), Some("/jail/".into()))]
+    );
     e.alias_of = Some(Str::from("/etc/shadow"));
-    assert_eq!(fire(&s, &e), vec![("shadow".into(), Some("/etc/shadow".into()))]);
+    assert_eq!(
+        fire(&s, &e),
+        vec![("shadow".into(), Some("/etc/shadow".into()))]
+    );
     // Keyed strings (as stored) take the same path: the alias is never cached as the path.
     e.path.key = 3;
     e.table = 9;
@@ -1524,8 +1536,13 @@ rules:
         w[0].starts_with("t.yaml:10:15: rules[0].except[1].comm: rule `shadow_read`: this exception trusts the process name alone"),
         "{w:?}"
     );
-    assert!(w[1].starts_with("t.yaml:15:15: rules[1].not_comm: rule `keys`: `not_comm` trusts"), "{w:?}");
-    assert!(set(POC).warnings()[0].to_string().contains("open_monitor.deny_comm"));
+    assert!(
+        w[1].starts_with("t.yaml:15:15: rules[1].not_comm: rule `keys`: `not_comm` trusts"),
+        "{w:?}"
+    );
+    assert!(set(POC).warnings()[0]
+        .to_string()
+        .contains("open_monitor.deny_comm"));
     let quiet = set("rules:\n  - {name: r, description: d, severity: low, path: /x, not_exe: [/usr/bin/x], except: [{exe: /y, parent_comm: z}]}\n");
     assert!(quiet.warnings().is_empty(), "{:?}", quiet.warnings());
 }

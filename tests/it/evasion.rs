@@ -29,7 +29,12 @@ fn shipped_shadow_read_fires_on_every_evasion_of_its_allow_list() {
     let pids_file = store.path("pids");
     let rec = Recorder::start(
         &store,
-        &["--rules", rules, "--alerts", alerts.to_str().expect("utf-8")],
+        &[
+            "--rules",
+            rules,
+            "--alerts",
+            alerts.to_str().expect("utf-8"),
+        ],
     );
     let out = Command::new("sh")
         .arg(fixtures_dir().join("evasions.sh"))

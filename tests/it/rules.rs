@@ -331,11 +331,17 @@ fn rules_check_warns_on_a_comm_only_exception() {
         )),
         "{err}"
     );
-    assert!(warnings[1].contains("poc.yaml:5:14: open_monitor.deny_comm: rule `open_sensitive`"), "{err}");
+    assert!(
+        warnings[1].contains("poc.yaml:5:14: open_monitor.deny_comm: rule `open_sensitive`"),
+        "{err}"
+    );
     for shipped in ["detections.yaml", "falco_ports.yaml", "full.yaml"] {
         let out = store.run(&["rules", "check", &fx(&format!("rules/{shipped}"))]);
         let err = String::from_utf8(out.stderr).unwrap();
-        assert!(out.status.success() && !err.contains("warning"), "{shipped}: {err}");
+        assert!(
+            out.status.success() && !err.contains("warning"),
+            "{shipped}: {err}"
+        );
     }
 }
 
