@@ -45,8 +45,11 @@ pub struct ProcTable {
     last: Option<((u32, u64), Arc<Process>)>,
     /// Completes each image learnt from a record or the snapshot before it is shared (the
     /// recorder's `exe_verified`).
-    judge: Option<Box<dyn FnMut(&mut Process) + Send>>,
+    judge: Option<Judge>,
 }
+
+/// See [`ProcTable::judge_images`].
+type Judge = Box<dyn FnMut(&mut Process) + Send>;
 
 /// What applying a record means for the store.
 pub enum Change {

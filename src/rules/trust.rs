@@ -18,7 +18,7 @@ pub(super) fn exe_exempts(in_except: bool, neg: bool) -> bool {
 const COMM_KEYS: &[&str] = &["comm", "parent_comm", "ancestor_comm"];
 const EXE_KEYS: &[&str] = &["exe", "parent_exe", "ancestor_exe"];
 
-fn given<'a>(conds: &[(&'static str, &'a Items)], keys: &[&str]) -> Option<&'static str> {
+fn given(conds: &[(&'static str, &Items)], keys: &[&str]) -> Option<&'static str> {
     conds
         .iter()
         .find(|(k, i)| i.present && keys.contains(k))
