@@ -51,9 +51,24 @@ const EXE_STAT_TTL: Duration = Duration::from_secs(1);
 /// How often (event time) the watched files are stat'ed again, for replacements no open showed.
 pub const RESTAT_EVERY_NS: i64 = 10_000_000_000;
 
-/// The identity of what `path` names now (following symlinks, as an open does).
-fn stat(path: &[u8]) -> Option<FileId> {
-    std::fs::metadata(Path::new(std::ffi::OsStr::from_bytes(path)))
+/// The host's view: pid 1's mount namespace and root, where paths are looked up. The recorder may
+/// run in a mount namespace of its own (the shipped service unit's `ProtectSystem`,
+/// `PrivateTmp`), and host paths are what pid 1's namespace names. Where pid 1 cannot be inspected
+/// (no `CAP_SYS_PTRACE` over it), the recorder's own view.
+fn host_view() -> (Option<u32>, &'static str) {
+    let init = mount_namespace(Path::new("/proc/1/ns/mnt"));
+    if init.is_some() && stat_in("/proc/1/root", b"/").is_some() {
+        (init, "/proc/1/root")
+    } else {
+        (mount_namespace(Path::new("/proc/self/ns/mnt")), "/")
+    }
+}
+
+/// The identity of what `path` names now below `root` (following symlinks, as an open does).
+fn stat_in(root: &str, path: &[u8]) -> Option<FileId> {
+    let mut full = root.trim_end_matches('/').as_bytes().to_vec();
+    full.extend_from_slice(path);
+    std::fs::metadata(Path::new(std::ffi::OsStr::from_bytes(&full)))
         .ok()
         .map(|m| FileId::of(&m))
 }
@@ -67,19 +82,24 @@ fn mount_namespace(link: &Path) -> Option<u32> {
 
 /// Decides `exe_verified`, with a cache of executables' identities by path.
 pub struct ExeCheck {
-    /// The recorder's mount namespace: the host's, whose paths rules name.
+    /// The host's mount namespace, whose paths rules name.
     host_mntns: Option<u32>,
+    /// Where host paths are looked up.
+    root: &'static str,
     cache: HashMap<Box<[u8]>, (Option<FileId>, Instant)>,
 }
 
 impl ExeCheck {
+    /// Judges against the host (see `host_view`).
     pub fn new() -> ExeCheck {
-        ExeCheck::in_namespace(mount_namespace(Path::new("/proc/self/ns/mnt")))
+        let (mntns, root) = host_view();
+        ExeCheck::in_namespace(mntns, root)
     }
 
-    pub fn in_namespace(host_mntns: Option<u32>) -> ExeCheck {
+    pub fn in_namespace(host_mntns: Option<u32>, root: &'static str) -> ExeCheck {
         ExeCheck {
             host_mntns,
+            root,
             cache: HashMap::new(),
         }
     }
@@ -99,7 +119,7 @@ impl ExeCheck {
             }
         }
         // ` (deleted)` ends an unlinked executable's path: no file there is the one it runs.
-        let now = stat(exe);
+        let now = stat_in(self.root, exe);
         self.cache.insert(exe.into(), (now, Instant::now()));
         Some(now == Some(id))
     }
@@ -112,6 +132,8 @@ impl ExeCheck {
 
 /// The watched files' identities, kept current, and the aliases they give opens.
 pub struct Watched {
+    /// Where host paths are looked up.
+    root: &'static str,
     paths: Vec<Str>,
     by_path: FxHashMap<Box<[u8]>, usize>,
     ids: Vec<Option<FileId>>,
@@ -124,12 +146,14 @@ impl Watched {
     pub fn for_rules(rules: Option<&RuleSet>) -> Watched {
         let mut paths: Vec<String> = SENSITIVE_FILES.iter().map(|s| s.to_string()).collect();
         paths.extend(rules.map(RuleSet::exact_paths).unwrap_or_default());
-        Watched::new(paths)
+        Watched::new(paths, host_view().1)
     }
 
-    /// Watches `paths` (first named first: when two are one file, an alias names the first).
-    pub fn new(paths: Vec<String>) -> Watched {
+    /// Watches `paths` below `root` (first named first: when two are one file, an alias names
+    /// the first).
+    pub fn new(paths: Vec<String>, root: &'static str) -> Watched {
         let mut w = Watched {
+            root,
             paths: Vec::new(),
             by_path: FxHashMap::default(),
             ids: Vec::new(),
@@ -150,7 +174,7 @@ impl Watched {
     /// Stats every watched path again.
     pub fn restat(&mut self) {
         for i in 0..self.paths.len() {
-            let id = stat(self.paths[i].as_bytes());
+            let id = stat_in(self.root, self.paths[i].as_bytes());
             self.set(i, id);
         }
     }
@@ -204,7 +228,7 @@ mod tests {
         Event {
             ts_ns,
             path: Str::new(path.as_os_str().as_bytes().to_vec()),
-            file: stat(path.as_os_str().as_bytes()),
+            file: stat_in("/", path.as_os_str().as_bytes()),
             ..Event::default()
         }
     }
@@ -227,7 +251,7 @@ mod tests {
         std::fs::hard_link(&secret, &link).unwrap();
         std::fs::write(&other, "y").unwrap();
         let secret_s = secret.to_str().unwrap().to_owned();
-        let mut w = Watched::new(vec![secret_s.clone()]);
+        let mut w = Watched::new(vec![secret_s.clone()], "/");
         let mut ev = open_of(&link, 1);
         w.mark(&mut ev);
         assert_eq!(alias(&ev), Some(secret_s.as_bytes()));
@@ -251,7 +275,7 @@ mod tests {
         let secret = tmp.path().join("secret");
         let (new, link) = (tmp.path().join("nsecret"), tmp.path().join("link"));
         std::fs::write(&secret, "old").unwrap();
-        let mut w = Watched::new(vec![secret.to_str().unwrap().to_owned()]);
+        let mut w = Watched::new(vec![secret.to_str().unwrap().to_owned()], "/");
         std::fs::write(&new, "new").unwrap();
         std::fs::hard_link(&new, &link).unwrap();
         std::fs::rename(&new, &secret).unwrap();
@@ -285,6 +309,19 @@ mod tests {
         }
     }
 
+    /// The host is pid 1's view when it can be inspected, else the recorder's own.
+    #[test]
+    fn the_host_is_pid_1s_view_or_the_recorders() {
+        let c = ExeCheck::new();
+        assert!(c.host_mntns.is_some());
+        let init = mount_namespace(Path::new("/proc/1/ns/mnt"));
+        let own = mount_namespace(Path::new("/proc/self/ns/mnt"));
+        match c.root {
+            "/proc/1/root" => assert_eq!(c.host_mntns, init),
+            _ => assert_eq!((c.host_mntns, c.root), (own, "/")),
+        }
+    }
+
     /// The host's own file at its path, in the host's namespace, unchrooted: verified; a file
     /// that only bears the name, a chroot or another mount namespace: not; no identity: unknown.
     #[test]
@@ -294,8 +331,9 @@ mod tests {
         std::fs::write(&real, "r").unwrap();
         std::fs::write(&fake, "f").unwrap();
         let real_s = real.to_str().unwrap();
+        let stat = |p: &[u8]| stat_in("/", p);
         let (real_id, fake_id) = (stat(real_s.as_bytes()), stat(fake.as_os_str().as_bytes()));
-        let mut c = ExeCheck::in_namespace(Some(7));
+        let mut c = ExeCheck::in_namespace(Some(7), "/");
         assert_eq!(
             c.verdict(&image(real_s, real_id, Some(7), None)),
             Some(true)
