@@ -199,8 +199,8 @@ impl Watched {
         }
     }
 
-    /// Sets `ev.alias_of` (and learns from `ev`): an open of a watched file under another name
-    /// names the watched path; an open of a watched path tells its current identity.
+    /// Sets `ev.alias_of`: an open of a watched file under another name names the watched path;
+    /// an open of a watched path with another identity has the path stat'ed again.
     pub fn mark(&mut self, ev: &mut Event) {
         if ev.ts_ns >= self.restat_at_ns.saturating_add(RESTAT_EVERY_NS) {
             self.restat_at_ns = ev.ts_ns;
@@ -211,7 +211,13 @@ impl Watched {
             return;
         };
         if let Some(&i) = self.by_path.get(ev.path.as_bytes()) {
-            self.set(i, Some(file));
+            // Another identity under a watched path: the file was replaced, or the opener sees
+            // another file there (a container's, a bind mount in a private namespace). Ask the
+            // host, never the event, so that no process can re-point a watched path.
+            if self.ids[i] != Some(file) {
+                let now = stat_in(self.root, ev.path.as_bytes());
+                self.set(i, now);
+            }
             return;
         }
         if let Some(&i) = self.by_id.get(&file) {
@@ -223,6 +229,29 @@ impl Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An open of a watched path that shows another file (a container's own /etc/shadow, a
+    /// fake bind-mounted over it in a private namespace) does not re-point the watched path.
+    #[test]
+    fn another_file_at_a_watched_path_does_not_replace_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (secret, link, fake) = (
+            tmp.path().join("secret"),
+            tmp.path().join("link"),
+            tmp.path().join("fake"),
+        );
+        std::fs::write(&secret, "x").unwrap();
+        std::fs::hard_link(&secret, &link).unwrap();
+        std::fs::write(&fake, "f").unwrap();
+        let mut w = Watched::new(vec![secret.to_str().unwrap().to_owned()], "/");
+        w.restat_at_ns = 0;
+        let mut poison = open_of(&secret, 1);
+        poison.file = stat_in("/", fake.as_os_str().as_bytes());
+        w.mark(&mut poison);
+        let mut ev = open_of(&link, 2);
+        w.mark(&mut ev);
+        assert_eq!(alias(&ev), Some(secret.as_os_str().as_bytes()));
+    }
 
     fn open_of(path: &Path, ts_ns: i64) -> Event {
         Event {
