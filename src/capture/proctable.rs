@@ -44,7 +44,13 @@ pub struct ProcTable {
     users: Users,
     /// The image the previous open resolved to: most opens come in runs of one process.
     last: Option<((u32, u64), Arc<Process>)>,
+    /// Completes each image learnt from a record or the snapshot before it is shared (the
+    /// recorder's `exe_verified`).
+    judge: Option<Judge>,
 }
+
+/// See [`ProcTable::judge_images`].
+type Judge = Box<dyn FnMut(&mut Process) + Send>;
 
 /// What applying a record means for the store.
 pub enum Change {
@@ -63,6 +69,7 @@ impl ProcTable {
             snapshot: FxHashMap::default(),
             users: Users::fixed(users),
             last: None,
+            judge: None,
         }
     }
 
@@ -72,6 +79,18 @@ impl ProcTable {
             users: Users::from_passwd(passwd),
             ..self
         }
+    }
+
+    /// Has `f` complete every image made from now on (before the snapshot, to cover it).
+    pub fn judge_images(&mut self, f: impl FnMut(&mut Process) + Send + 'static) {
+        self.judge = Some(Box::new(f));
+    }
+
+    fn judged(&mut self, mut p: Process) -> Arc<Process> {
+        if let Some(j) = self.judge.as_mut() {
+            j(&mut p);
+        }
+        Arc::new(p)
     }
 
     pub fn len(&self) -> usize {
@@ -113,7 +132,7 @@ impl ProcTable {
         let mut by_pid: FxHashMap<u32, Arc<Process>> = FxHashMap::default();
         for (tick, mut p) in found {
             p.parent = by_pid.get(&p.ppid).cloned();
-            let p = Arc::new(p);
+            let p = self.judged(p);
             by_pid.insert(p.pid, p.clone());
             self.snapshot.insert((p.pid, tick), p);
         }
@@ -162,8 +181,9 @@ impl ProcTable {
                 let inherited = parent.as_deref();
                 let same_cgroup = inherited.is_some_and(|p| p.cgroup_id == r.image.cgroup_id);
                 let from_parent = |f: fn(&Process) -> Option<Str>| inherited.and_then(f);
-                let image = Arc::new(Process {
+                let image = self.judged(Process {
                     exe: from_parent(|p| p.exe.clone()),
+                    exe_id: inherited.and_then(|p| p.exe_id),
                     argv: from_parent(|p| p.argv.clone()),
                     args_truncated: inherited.is_some_and(|p| p.args_truncated),
                     cgroup: from_parent(|p| p.cgroup.clone()).filter(|_| same_cgroup),
@@ -183,7 +203,7 @@ impl ProcTable {
                     Some(old) => old.parent.clone(),
                     None => self.resolve(ppid, r.parent_start_boot),
                 };
-                let image = Arc::new(Process {
+                let image = self.judged(Process {
                     source: ProcSource::Exec,
                     exec_ns: Some(r.ts_ns),
                     parent,

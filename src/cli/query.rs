@@ -144,6 +144,15 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     if let Some(e) = io_err {
         return Err(e.into());
     }
+    if [&filter_engine, &rule_engine]
+        .iter()
+        .any(|e| e.as_ref().is_some_and(|e| e.trusted_unverified()))
+    {
+        eprintln!(
+            "open-forensics: warning: {}",
+            crate::rules::UNVERIFIED_EXE_NOTICE
+        );
+    }
     rows.finish()?;
     out.finish()?;
     report_scan(&stats, &range, format == Format::Jsonl)

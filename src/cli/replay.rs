@@ -76,6 +76,12 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     }
     rows.finish()?;
     out.finish()?;
+    if alerter.trusted_unverified() {
+        eprintln!(
+            "open-forensics: warning: {}",
+            crate::rules::UNVERIFIED_EXE_NOTICE
+        );
+    }
     if std::io::stderr().is_terminal() {
         eprintln!(
             "open-forensics: {alerts} alerts from {} events in {} segments",

@@ -73,6 +73,9 @@ fn sql(args: SqlArgs) -> anyhow::Result<()> {
 
 fn check(args: CheckArgs) -> anyhow::Result<()> {
     let set = super::load_rules(&args.files)?;
+    for w in set.warnings() {
+        eprintln!("open-forensics: warning: {w}");
+    }
     let mut rows = Rows::new([
         "rule",
         "severity",

@@ -22,6 +22,7 @@
 //! happen there, and a reload swaps the rule set at that point, so every event is evaluated by
 //! exactly one rule set.
 
+mod identity;
 mod losses;
 mod priority;
 mod reorder;
@@ -44,6 +45,7 @@ use crate::diag::debug;
 use crate::rules::RuleSet;
 use crate::store::{Uncaptured, Writer};
 
+pub use identity::SENSITIVE_FILES;
 pub use priority::boost_priority;
 pub use reorder::DEFAULT_REORDER_WINDOW;
 pub use signals::{stop_on_signals, HANGUP};
@@ -128,6 +130,8 @@ pub fn record(
         let passwd = std::path::Path::new("/etc/passwd");
         let mut procs = proctable::ProcTable::new(anchor_ns, std::collections::HashMap::new())
             .reading_users(passwd);
+        let mut exe_check = identity::ExeCheck::new();
+        procs.judge_images(move |p| exe_check.judge(p));
         procs.snapshot_proc(std::path::Path::new("/proc"), capture::boot_ns() as u64);
         debug(&format!("{} processes running at start", procs.len()));
         started.set(Instant::now());

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
+use super::identity::Watched;
 use super::reorder::Reorder;
 use super::supervisor::Counters;
 use crate::alerts::Outputs;
@@ -33,6 +34,8 @@ pub(super) struct Emitter {
     pub(super) engine: Option<Alerter<'static>>,
     pub(super) alerts: Outputs,
     pub(super) procs: ProcTable,
+    /// Identities of watched files: sets each open's `alias_of`.
+    pub(super) watched: Watched,
     /// The string table (segment) whose host the alerter names; alerts say the host of the
     /// segment their event is stored in, as replay does.
     pub(super) host_table: u64,
@@ -58,6 +61,7 @@ impl Emitter {
         };
         // A process made up from the open itself is stored by `append` with the event.
         self.procs.attach(ev, start);
+        self.watched.mark(ev);
         self.writer.append(ev).context("store an event")?;
         if late {
             self.writer.mark_late();
@@ -122,6 +126,7 @@ impl Stage {
             reorder: Reorder::default(),
             em: Emitter {
                 writer,
+                watched: Watched::for_rules(rules.as_ref()),
                 engine: rules.map(|r| Alerter::shared(Arc::new(r))),
                 alerts,
                 procs,

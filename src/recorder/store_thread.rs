@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use super::identity::Watched;
 use super::losses::{record_alert_drops, LossTracker};
 use super::stage::{send, Emitter, Sinks, Stage};
 use super::stats::{dir_bytes, stats_line};
@@ -91,6 +92,7 @@ pub fn run(
                         let (alerts, by_rule) = (&em.alerts, &mut em.counters.alerts_by_rule);
                         old.finish(|r| send(alerts, by_rule, r));
                     }
+                    em.watched = Watched::for_rules(rules.as_ref());
                     em.engine = rules.map(|r| Alerter::shared(Arc::new(r)));
                     em.host_table = u64::MAX;
                 }

@@ -126,6 +126,11 @@ impl<'a> Alerter<'a> {
         &self.host
     }
 
+    /// See [`Engine::trusted_unverified`].
+    pub fn trusted_unverified(&self) -> bool {
+        self.engine.trusted_unverified()
+    }
+
     /// Calls `f` with the summaries that fall due at `ev`'s time, then with `ev`'s alerts that
     /// throttling lets through, in rule order.
     pub fn eval(&mut self, ev: &Event, mut f: impl FnMut(&Raised)) {

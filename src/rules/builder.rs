@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::clause::{names, Compiler};
+use super::clause::{names, Compiler, Kind};
 use super::diag::{Ctx, Origin};
 use super::expand::Expander;
 use super::matcher::{Clause, Compiled};
@@ -12,6 +12,7 @@ use super::raw::{Item, Items, RawConds, RawFile, RawOpenMonitor, RawThrottle};
 use super::rule::{Rule, Severity};
 use super::set::RuleSet;
 use super::throttle::{KeyField, Throttle, MAX_PER_WINDOW};
+use super::trust;
 use crate::timespec;
 
 struct Builder<'a> {
@@ -99,6 +100,7 @@ pub(super) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
         if let Some(m) = &f.open_monitor {
             let at = root.key("open_monitor");
             check_dup(ctx, "open_sensitive", at.clone());
+            trust::lint_open_monitor(ctx, &m.allow_comm, &m.deny_comm, &at);
             let clause = open_monitor_clause(&mut b, ctx, m, &at);
             b.push_rule(clause, Vec::new());
             enabled.push(true);
@@ -119,7 +121,9 @@ pub(super) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
             let at = root.key("rules").index(i);
             check_dup(ctx, &r.name.0, at.key("name"));
             let conds = r.conditions();
-            let clause = b.c.clause(ctx, &conds, &at, "rule");
+            let except_conds: Vec<_> = r.except.iter().map(|e| e.conditions()).collect();
+            trust::lint(ctx, &r.name.0, &conds, &except_conds, &at);
+            let clause = b.c.clause(ctx, &conds, &at, Kind::Rule);
             let excepts: Vec<Clause> = r
                 .except
                 .iter()
@@ -129,7 +133,7 @@ pub(super) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
                         ctx,
                         &e.conditions(),
                         &at.key("except").index(j),
-                        "except block",
+                        Kind::Except,
                     )
                 })
                 .collect();
@@ -168,6 +172,7 @@ pub(super) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
     RuleSet {
         rules,
         compiled: b.finish(&enabled),
+        warnings: Vec::new(),
     }
 }
 
@@ -327,7 +332,7 @@ pub(super) fn build_single(ctx: &mut Ctx, name: &str, alternatives: &[RawConds])
     };
     let mut rules = Vec::new();
     for conds in alternatives {
-        let cl = b.c.clause(ctx, &conds.conditions(), &at, "filter");
+        let cl = b.c.clause(ctx, &conds.conditions(), &at, Kind::Filter);
         b.push_rule(cl, Vec::new());
         rules.push(Rule {
             name: name.to_owned(),
@@ -345,5 +350,6 @@ pub(super) fn build_single(ctx: &mut Ctx, name: &str, alternatives: &[RawConds])
     RuleSet {
         rules,
         compiled: b.finish(&enabled),
+        warnings: Vec::new(),
     }
 }

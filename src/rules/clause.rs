@@ -11,12 +11,32 @@ use super::pattern::{
     PatKind,
 };
 use super::raw::{Item, Items};
+use super::trust;
 use crate::errno;
 use crate::event::Syscall;
 
 /// Names for "expected one of" messages.
 pub(super) fn names(all: impl IntoIterator<Item = &'static str>) -> String {
     all.into_iter().collect::<Vec<_>>().join(", ")
+}
+
+/// Whose conditions a clause holds: a rule's own, an `except` block's, or command-line filters'.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    Rule,
+    Except,
+    Filter,
+}
+
+impl Kind {
+    /// For messages.
+    fn what(self) -> &'static str {
+        match self {
+            Kind::Rule => "rule",
+            Kind::Except => "except block",
+            Kind::Filter => "filter",
+        }
+    }
 }
 
 /// What compiling conditions reads (the lists) and writes (the pattern tables).
@@ -26,13 +46,13 @@ pub(super) struct Compiler<'a> {
 }
 
 impl Compiler<'_> {
-    /// Compiles one condition set; `what` is "rule" or "except block" (for messages).
+    /// Compiles one condition set of `kind`.
     pub fn clause(
         &mut self,
         ctx: &mut Ctx,
         conds: &[(&'static str, &Items)],
         at: &Origin,
-        what: &str,
+        kind: Kind,
     ) -> Clause {
         let mut c = Clause::default();
         let mut any_condition = false;
@@ -58,9 +78,14 @@ impl Compiler<'_> {
             ctx.error(
                 at,
                 format!(
-                    "this {what} has no conditions (it would match every open); add at least one"
+                    "this {} has no conditions (it would match every open); add at least one",
+                    kind.what()
                 ),
             );
+        }
+        for p in &mut c.procs {
+            p.exempts =
+                p.field == ProcField::Exe && trust::exe_exempts(kind == Kind::Except, p.neg);
         }
         // Cheap, selective predicates first.
         c.preds.sort_by_key(|p| match p {
@@ -189,6 +214,7 @@ impl Compiler<'_> {
             ids: Vec::new(),
             host: false,
             neg,
+            exempts: false,
         };
         let what = match pf.table() {
             Table::Exe => "a path",

@@ -91,6 +91,8 @@ pub(super) struct Source {
 pub(super) struct Ctx {
     pub sources: Vec<Source>,
     pub diags: Vec<Diagnostic>,
+    /// What loads but deserves a look (`rules check` prints them).
+    pub warnings: Vec<Diagnostic>,
     /// Node positions per source (by index in `sources`), built when first asked for.
     index: RefCell<HashMap<usize, PosIndex>>,
 }
@@ -100,6 +102,7 @@ impl Ctx {
         Ctx {
             sources: Vec::new(),
             diags: Vec::new(),
+            warnings: Vec::new(),
             index: RefCell::new(HashMap::new()),
         }
     }
@@ -116,6 +119,17 @@ impl Ctx {
 
     /// Records an error about the node at `at`; the message is prefixed by the node's path.
     pub fn error(&mut self, at: &Origin, msg: impl fmt::Display) {
+        let d = self.diagnostic(at, msg);
+        self.diags.push(d);
+    }
+
+    /// Records a warning about the node at `at`, positioned as errors are.
+    pub fn warn(&mut self, at: &Origin, msg: impl fmt::Display) {
+        let d = self.diagnostic(at, msg);
+        self.warnings.push(d);
+    }
+
+    fn diagnostic(&self, at: &Origin, msg: impl fmt::Display) -> Diagnostic {
         let src = &self.sources[at.src];
         let (pos, message) = match &src.text {
             Some(_) => (self.position(at), format!("{}: {msg}", at.dotted())),
@@ -132,11 +146,11 @@ impl Ctx {
                 (None, message)
             }
         };
-        self.diags.push(Diagnostic {
+        Diagnostic {
             file: src.name.clone(),
             pos,
             message,
-        });
+        }
     }
 
     /// `file:line:col` of a node (for "first defined at").

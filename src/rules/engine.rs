@@ -154,6 +154,13 @@ impl<'a> Engine<'a> {
         &self.set
     }
 
+    /// Whether an exemption by executable (`not_exe`, `except: exe`) held for an image without a
+    /// recorded identity (segments written before identities, or an exec the recorder could not
+    /// judge): there it trusted the path alone. Replay and query say so once.
+    pub fn trusted_unverified(&self) -> bool {
+        self.proc_scratch.trusted_unverified
+    }
+
     /// Calls `f` for every active rule that matches `ev`, in rule order.
     pub fn eval(&mut self, ev: &Event, mut f: impl FnMut(&Alert)) {
         let set: &RuleSet = &self.set;
@@ -162,9 +169,18 @@ impl<'a> Engine<'a> {
         if active.iter().all(|w| *w == 0) {
             return;
         }
-        let p = self
-            .paths
-            .get(ev.table, &ev.path, |s, out, sc| c.path_verdict(s, out, sc));
+        let p = match &ev.alias_of {
+            None => self
+                .paths
+                .get(ev.table, &ev.path, |s, out, sc| c.path_verdict(s, out, sc)),
+            // Rare (another name of a watched file): decided for the pair, never cached.
+            Some(alias) => {
+                let v = &mut self.paths;
+                let out = &mut v.direct;
+                c.aliased_path_verdict(ev.path.as_bytes(), alias.as_bytes(), out, &mut v.scratch);
+                &v.direct[..]
+            }
+        };
         // Most events on most rule sets stop here.
         if active.iter().zip(p).all(|(a, p)| a & p == 0) {
             return;

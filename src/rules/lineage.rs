@@ -65,6 +65,10 @@ pub(super) struct ProcCond {
     /// `container: host` (a process in no container).
     pub host: bool,
     pub neg: bool,
+    /// An `exe` condition whose match exempts the event (see `trust`): it matches only an image
+    /// not known to be a fake (`exe_verified` true, or unknown: then the path is trusted, and
+    /// `ProcScratch::trusted_unverified` says so).
+    pub exempts: bool,
 }
 
 /// The pattern tables lineage conditions use (comm patterns share the event comm table).
@@ -88,6 +92,8 @@ impl ProcTables {
 pub(super) struct ProcScratch {
     hit: Vec<bool>,
     tmp: Vec<usize>,
+    /// An exempting `exe` match trusted an image without a recorded identity (its path alone).
+    pub trusted_unverified: bool,
 }
 
 /// Whether `cond` holds for process `p` (`None`: an event without lineage).
@@ -107,7 +113,15 @@ pub(super) fn holds(
     let hit = match p {
         None => false,
         Some(p) => match cond.field {
-            ProcField::Exe => one(table, cond, p.exe.as_ref().map(|e| e.as_bytes()), s),
+            ProcField::Exe => {
+                let hit = one(table, cond, p.exe.as_ref().map(|e| e.as_bytes()), s);
+                if hit && cond.exempts {
+                    s.trusted_unverified |= p.exe_verified.is_none();
+                    p.exe_verified != Some(false)
+                } else {
+                    hit
+                }
+            }
             ProcField::Cmdline => match &p.argv {
                 Some(_) => one(table, cond, Some(&p.cmdline()), s),
                 None => false,

@@ -116,8 +116,9 @@ fn load_texts(inputs: Vec<(String, String)>) -> Result<RuleSet, RulesError> {
     if !ctx.diags.is_empty() {
         return Err(RulesError::Invalid(ctx.diags));
     }
-    let set = builder::build(&mut ctx, &files);
+    let mut set = builder::build(&mut ctx, &files);
     if ctx.diags.is_empty() {
+        set.warnings = ctx.warnings;
         Ok(set)
     } else {
         Err(RulesError::Invalid(ctx.diags))

@@ -135,10 +135,11 @@ fn strings_ok(any: &Option<Vec<u32>>, none: &[u32], hit: &[bool]) -> bool {
     any_ok && !none.iter().any(|i| hit[*i as usize])
 }
 
-/// Scratch buffers for matching one string.
+/// Scratch buffers for matching one string (`alias`: the second of two).
 #[derive(Default)]
 pub(super) struct Scratch {
     hit: Vec<bool>,
+    alias: Vec<bool>,
     tmp: Vec<usize>,
 }
 
@@ -200,6 +201,33 @@ impl Compiled {
         }
     }
 
+    /// Bits of the clauses whose path conditions hold for an open of `path` that is also
+    /// `alias` (`Event::alias_of`): a pattern matches when it matches either name, so `path`
+    /// conditions hold when any value matches either, `not_path` ones when none matches either.
+    pub fn aliased_path_verdict(
+        &self,
+        path: &[u8],
+        alias: &[u8],
+        out: &mut [u64],
+        s: &mut Scratch,
+    ) {
+        out.copy_from_slice(&self.path_free);
+        if self.path_clauses.is_empty() {
+            return;
+        }
+        self.paths.matches(alias, &mut s.alias, &mut s.tmp);
+        self.paths.matches(path, &mut s.hit, &mut s.tmp);
+        for (h, a) in s.hit.iter_mut().zip(&s.alias) {
+            *h |= a;
+        }
+        for &c in &self.path_clauses {
+            let cl = &self.clauses[c];
+            if strings_ok(&cl.path_any, &cl.path_none, &s.hit) {
+                set_bit(out, c);
+            }
+        }
+    }
+
     /// Bits of the clauses whose comm conditions hold for `comm`.
     pub fn comm_verdict(&self, comm: &[u8], out: &mut [u64], s: &mut Scratch) {
         out.copy_from_slice(&self.comm_free);
@@ -242,6 +270,10 @@ impl Compiled {
     pub fn matched(&self, rule: usize, ev: &Event) -> Option<&str> {
         let cl = &self.clauses[rule];
         first_match(&self.paths, &cl.path_any, ev.path.as_bytes())
+            .or_else(|| {
+                let alias = ev.alias_of.as_ref()?;
+                first_match(&self.paths, &cl.path_any, alias.as_bytes())
+            })
             .or_else(|| first_match(&self.comms, &cl.comm_any, ev.comm.as_bytes()))
             .or_else(|| {
                 let exe = ev.process.as_ref()?.exe.as_ref()?;

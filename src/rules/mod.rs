@@ -49,6 +49,7 @@ pub mod sql;
 mod summary;
 pub mod testing;
 mod throttle;
+mod trust;
 
 pub use access::access_names;
 pub use alert::{Alert, COLUMNS as ALERT_COLUMNS};
@@ -60,6 +61,7 @@ pub use rule::{Rule, Severity};
 pub use set::RuleSet;
 pub use summary::Summary;
 pub use throttle::{KeyField, Throttle};
+pub use trust::UNVERIFIED_EXE_NOTICE;
 
 #[cfg(test)]
 mod tests;

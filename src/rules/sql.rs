@@ -26,6 +26,8 @@
 //!   Java (Spark) read alike: `\x{H}` escapes, `(?:…)`, `(?s:.)`, `^…\z`.
 //! - Every condition is NULL-safe (`coalesce(…, FALSE)`): a missing lineage value fails a
 //!   positive condition and passes a `not_` one, as in the engine.
+//! - Path patterns match `path` or `alias_of`; an exempting `exe` match (see `trust`) also needs
+//!   `exe_verified` not false, as in the engine.
 
 use std::fmt::Write as _;
 
@@ -735,13 +737,20 @@ impl RuleSet {
 fn clause_sql(g: &Gen, set: &RuleSet, cl: &Clause) -> Result<String, String> {
     let c = &set.compiled;
     let mut parts = Vec::new();
-    let path = g.col("path");
+    let (path, alias) = (g.col("path"), g.col("alias_of"));
     let comm = g.col("comm");
+    // A path pattern matches the path or the watched path it is another name of (`alias_of`).
+    let either = |ids: &[u32]| -> Result<String, String> {
+        Ok(or(vec![
+            g.any_of(&path, &c.paths, ids)?,
+            g.any_of(&alias, &c.paths, ids)?,
+        ]))
+    };
     if let Some(ids) = &cl.path_any {
-        parts.push(g.any_of(&path, &c.paths, ids)?);
+        parts.push(either(ids)?);
     }
     if !cl.path_none.is_empty() {
-        parts.push(format!("NOT {}", g.any_of(&path, &c.paths, &cl.path_none)?));
+        parts.push(format!("NOT {}", either(&cl.path_none)?));
     }
     if let Some(ids) = &cl.comm_any {
         parts.push(g.any_of(&comm, &c.comms, ids)?);
@@ -767,6 +776,12 @@ fn proc_sql(g: &Gen, set: &RuleSet, p: &ProcCond) -> Result<String, String> {
         Table::Container => &c.ptables.container,
     };
     let hit = match p.field {
+        // An exempting match needs an image not known to be a fake (NULL: the path is trusted).
+        ProcField::Exe if p.exempts => format!(
+            "({} AND coalesce({}, TRUE))",
+            g.any_of(&g.col("exe"), t, &p.ids)?,
+            g.column("exe_verified")
+        ),
         ProcField::Exe => g.any_of(&g.col("exe"), t, &p.ids)?,
         ProcField::Cmdline => g.any_of(&g.col("cmdline"), t, &p.ids)?,
         ProcField::ParentExe => g.any_of(&g.col("parent_exe"), t, &p.ids)?,
@@ -858,7 +873,7 @@ fn pred_sql(g: &Gen, p: &Pred) -> Result<String, String> {
 }
 
 /// `matched` (see `Compiled::matched`): the rule's first path pattern matching the path, else its
-/// first comm pattern matching the comm, else its first positive `exe` pattern matching the exe.
+/// first matching `alias_of`, else its first comm pattern matching the comm, else its first positive `exe` pattern matching the exe.
 fn matched_sql(g: &Gen, set: &RuleSet, cl: &Clause) -> Result<String, String> {
     let c = &set.compiled;
     let mut whens = Vec::new();
@@ -875,6 +890,7 @@ fn matched_sql(g: &Gen, set: &RuleSet, cl: &Clause) -> Result<String, String> {
     };
     if let Some(ids) = &cl.path_any {
         add(&g.col("path"), &c.paths, ids)?;
+        add(&g.col("alias_of"), &c.paths, ids)?;
     }
     if let Some(ids) = &cl.comm_any {
         add(&g.col("comm"), &c.comms, ids)?;
@@ -961,6 +977,33 @@ mod tests {
         assert!(q.contains("ORDER BY alerts.\"host\", alerts.\"ts\", alerts.\"segment\", alerts.\"seq\", alerts.\"rule_index\""), "{q}");
         let q = set.to_sql(Dialect::Spark).unwrap();
         assert!(q.contains("`rule`") && !q.contains("\"rule\""), "{q}");
+    }
+
+    /// As in the engine: a path pattern also matches `alias_of`, and only an exempting `exe`
+    /// match (a rule's `not_exe`, an exception's `exe`) needs `exe_verified`.
+    #[test]
+    fn paths_match_their_alias_and_exe_exemptions_need_a_verified_image() {
+        let set = RuleSet::from_yaml(
+            "t.yaml",
+            "rules:\n  - {name: a, description: d, severity: high, path: /etc/shadow, not_exe: /usr/bin/passwd, except: [{exe: /usr/sbin/x}]}\n  - {name: b, description: d, severity: high, exe: /usr/bin/passwd, except: [{not_exe: /usr/sbin/y}]}\n",
+        )
+        .unwrap();
+        let q = set.to_sql(Dialect::Duckdb).unwrap();
+        assert!(q.contains("(coalesce(e.\"path\" = '/etc/shadow', FALSE) OR coalesce(e.\"alias_of\" = '/etc/shadow', FALSE))"), "{q}");
+        assert!(
+            q.contains("WHEN coalesce(e.\"alias_of\" = '/etc/shadow', FALSE) THEN '/etc/shadow'"),
+            "{q}"
+        );
+        let verified = |exe: &str| {
+            format!("(coalesce(e.\"exe\" = '{exe}', FALSE) AND coalesce(e.\"exe_verified\", TRUE))")
+        };
+        assert!(
+            q.contains(&format!("NOT {}", verified("/usr/bin/passwd"))),
+            "{q}"
+        );
+        assert!(q.contains(&verified("/usr/sbin/x")), "{q}");
+        assert!(!q.contains(&verified("/usr/sbin/y")), "{q}");
+        assert_eq!(q.matches("exe_verified").count(), 2, "{q}");
     }
 
     #[test]

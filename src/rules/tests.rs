@@ -1405,3 +1405,162 @@ fn bad_throttle_and_tags_are_positioned() {
     ));
     assert_eq!(s.rules()[0].tags, ["T1003", "T1552", "x"]);
 }
+
+/// `by(exe)` with the image's `exe_verified` set (what the recorder decided).
+fn verified(exe: &str, v: Option<bool>) -> Event {
+    let mut e = by(exe, &[exe], "/usr/bin/bash", None);
+    let mut p = (**e.process.as_ref().unwrap()).clone();
+    p.exe_verified = v;
+    e.process = Some(Arc::new(p));
+    e
+}
+
+/// Issue #25, item 3 (a chroot's or a private mount namespace's fake `/usr/bin/passwd`): an
+/// allow-list of executables holds only for the host's own file at that path; a positive `exe`
+/// (and an exception's `not_exe`) still match by path, so a fake only makes rules fire more.
+#[test]
+fn an_executable_allow_list_is_bypassed_by_a_fake_at_the_allowed_path() {
+    let s = set(r#"
+rules:
+  - name: not_exe
+    description: d
+    severity: high
+    path: /etc/shadow
+    not_exe: [/usr/bin/passwd]
+  - name: except_exe
+    description: d
+    severity: high
+    path: /etc/shadow
+    except:
+      - exe: [/usr/bin/passwd]
+  - name: exe
+    description: d
+    severity: high
+    exe: /usr/bin/passwd
+  - name: except_not_exe
+    description: d
+    severity: high
+    path: /etc/shadow
+    except:
+      - not_exe: [/usr/bin/passwd]
+"#);
+    let names = |e: &Event| -> Vec<String> { fire(&s, e).into_iter().map(|(n, _)| n).collect() };
+    let fake = verified("/usr/bin/passwd", Some(false));
+    assert_eq!(
+        names(&fake),
+        ["not_exe", "except_exe", "exe", "except_not_exe"]
+    );
+    let real = verified("/usr/bin/passwd", Some(true));
+    assert_eq!(names(&real), ["exe", "except_not_exe"]);
+    // Another program is never exempt, verified or not.
+    let cat = verified("/usr/bin/cat", Some(true));
+    assert_eq!(names(&cat), ["not_exe", "except_exe"]);
+    // No identity recorded (older segments): the path is trusted, and the engine says so.
+    let mut engine = s.engine();
+    let mut fired = Vec::new();
+    engine.eval(&verified("/usr/bin/passwd", None), |a| {
+        fired.push(a.rule.name.clone())
+    });
+    assert_eq!(fired, ["exe", "except_not_exe"]);
+    assert!(engine.trusted_unverified());
+    let mut engine = s.engine();
+    engine.eval(&real, |_| {});
+    engine.eval(&cat, |_| {});
+    assert!(
+        !engine.trusted_unverified(),
+        "verified images trust nothing"
+    );
+}
+
+/// Issue #25, item 3 (the chroot's `etc/shadow` hard-linked to the real one, or a bind mount):
+/// path conditions match the watched path an open's file is (`alias_of`) as well as its path:
+/// positive ones when any value matches either, `not_path` when none matches either.
+#[test]
+fn a_path_rule_matches_another_name_of_a_watched_file() {
+    let s = set(r#"
+rules:
+  - name: shadow
+    description: d
+    severity: high
+    path: [/etc/gshadow, /etc/shadow]
+  - name: tmp_but_not_shadow
+    description: d
+    severity: low
+    path_prefix: /jail/
+    not_path: /etc/shadow
+"#);
+    let mut e = ev("/jail/etc/shadow");
+    assert_eq!(
+        fire(&s, &e),
+        vec![("tmp_but_not_shadow".into(), Some("/jail/".into()))]
+    );
+    e.alias_of = Some(Str::from("/etc/shadow"));
+    assert_eq!(
+        fire(&s, &e),
+        vec![("shadow".into(), Some("/etc/shadow".into()))]
+    );
+    // Keyed strings (as stored) take the same path: the alias is never cached as the path.
+    e.path.key = 3;
+    e.table = 9;
+    let mut engine = s.engine();
+    let mut hits = 0;
+    engine.eval(&e, |_| hits += 1);
+    e.alias_of = None;
+    engine.eval(&e, |_| hits += 10);
+    assert_eq!(hits, 11);
+}
+
+/// Issue #25, item 4: `rules check` warns about an exemption a process grants itself by its
+/// name, naming the file, line and rule; exemptions keyed on the executable are quiet.
+#[test]
+fn a_comm_only_exception_is_warned_about_with_its_file_line_and_rule() {
+    let s = set(r#"
+rules:
+  - name: shadow_read
+    description: d
+    severity: high
+    path: /etc/shadow
+    except:
+      - exe: [/usr/bin/passwd]
+        comm: [passwd]
+      - comm: [passwd, chpasswd]
+  - name: keys
+    description: d
+    severity: high
+    path: /root/.ssh/id_rsa
+    not_comm: [sshd]
+"#);
+    let w: Vec<String> = s.warnings().iter().map(|d| d.to_string()).collect();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(
+        w[0].starts_with("t.yaml:10:15: rules[0].except[1].comm: rule `shadow_read`: this exception trusts the process name alone"),
+        "{w:?}"
+    );
+    assert!(
+        w[1].starts_with("t.yaml:15:15: rules[1].not_comm: rule `keys`: `not_comm` trusts"),
+        "{w:?}"
+    );
+    assert!(set(POC).warnings()[0]
+        .to_string()
+        .contains("open_monitor.deny_comm"));
+    let quiet = set("rules:\n  - {name: r, description: d, severity: low, path: /x, not_exe: [/usr/bin/x], except: [{exe: /y, parent_comm: z}]}\n");
+    assert!(quiet.warnings().is_empty(), "{:?}", quiet.warnings());
+}
+
+/// Issue #25, item 4: the shipped detections hold against a process that calls itself
+/// `passwd` (prctl), against a fake at the allowed path, and name no process by its name alone.
+#[test]
+fn the_shipped_detections_trust_no_comm() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/rules");
+    for f in ["detections.yaml", "falco_ports.yaml"] {
+        let s = RuleSet::load(&[dir.join(f)]).unwrap();
+        assert!(s.warnings().is_empty(), "{f}: {:?}", s.warnings());
+    }
+    let s = RuleSet::load(&[dir.join("detections.yaml")]).unwrap();
+    let shadow_read = |e: &Event| fire(&s, e).iter().any(|(n, _)| n == "shadow_read");
+    // `by` is a process named `passwd`.
+    assert!(shadow_read(&verified("/usr/bin/python3.11", Some(true))));
+    assert!(shadow_read(&verified("/usr/bin/passwd", Some(false))));
+    assert!(!shadow_read(&verified("/usr/bin/passwd", Some(true))));
+    assert!(!shadow_read(&verified("/usr/sbin/unix_chkpwd", Some(true))));
+}

@@ -4,6 +4,7 @@ mod answers;
 mod capture_paths;
 mod chroot_live;
 mod diskfull;
+mod evasion;
 mod fixtures;
 mod fleet;
 mod fuzz;

@@ -300,12 +300,49 @@ fn rules_check_summarises() {
     assert_eq!(rows[6]["enabled"], false);
     assert_eq!(
         rows[1]["conditions"],
-        "path: [$credential_files]; result: [success]; except {comm: [$password_tools]}; except {comm: [cron]; uid: [0]}"
+        "path: [$credential_files]; result: [success]; except {exe: [$password_tool_exes]}; except {exe: [/usr/sbin/cron]; uid: [0]}"
     );
     assert!(rows[1]["defined_at"]
         .as_str()
         .unwrap()
-        .ends_with("full.yaml:9:5"));
+        .ends_with("full.yaml:10:5"));
+}
+
+/// Issue #25, item 4: an exemption a process grants itself by naming itself (`comm`) is a warning
+/// of `rules check` (file, line, rule), which still exits 0; the shipped files have none.
+#[test]
+fn rules_check_warns_on_a_comm_only_exception() {
+    let store = TempStore::new();
+    let file = store.path("names.yaml");
+    std::fs::write(
+        &file,
+        "rules:\n  - name: shadow_read\n    description: d\n    severity: high\n    path: /etc/shadow\n    except:\n      - comm: [passwd]\n",
+    )
+    .unwrap();
+    let file = file.to_str().unwrap();
+    let out = store.run(&["rules", "check", file, &fx("rules/poc.yaml")]);
+    assert!(out.status.success(), "{out:?}");
+    let err = String::from_utf8(out.stderr).unwrap();
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("warning")).collect();
+    assert_eq!(warnings.len(), 2, "{err}");
+    assert!(
+        warnings[0].starts_with(&format!(
+            "open-forensics: warning: {file}:7:15: rules[0].except[0].comm: rule `shadow_read`: this exception trusts the process name alone"
+        )),
+        "{err}"
+    );
+    assert!(
+        warnings[1].contains("poc.yaml:5:14: open_monitor.deny_comm: rule `open_sensitive`"),
+        "{err}"
+    );
+    for shipped in ["detections.yaml", "falco_ports.yaml", "full.yaml"] {
+        let out = store.run(&["rules", "check", &fx(&format!("rules/{shipped}"))]);
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert!(
+            out.status.success() && !err.contains("warning"),
+            "{shipped}: {err}"
+        );
+    }
 }
 
 fn paths_of(jsonl: &str) -> Vec<String> {
@@ -335,7 +372,17 @@ fn query_by_rule() {
         "--format",
         "jsonl",
     ]);
-    assert_eq!(paths_of(&out), ["cat /etc/shadow", "sshd /etc/shadow"]);
+    // Processes named `passwd` and `cron` are not exempt: full.yaml's exceptions name
+    // executables, and these events carry none.
+    assert_eq!(
+        paths_of(&out),
+        [
+            "cat /etc/shadow",
+            "sshd /etc/shadow",
+            "passwd /etc/shadow",
+            "cron /etc/shadow"
+        ]
+    );
     // Lines are events, as `export` prints them.
     let export = store.ok(&["export"]);
     for l in out.lines() {
@@ -489,7 +536,7 @@ fn query_by_a_disabled_rule_is_an_error() {
     assert!(out.stdout.is_empty());
     assert!(
         err.contains(&format!(
-            "--rule disabled_example: rule `disabled_example` (defined at {full}:45:5) is disabled (`enabled: false`)"
+            "--rule disabled_example: rule `disabled_example` (defined at {full}:46:5) is disabled (`enabled: false`)"
         )),
         "{err}"
     );
