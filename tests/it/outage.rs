@@ -98,7 +98,12 @@ fn a_run_killed_before_its_first_commit_is_inside_a_named_outage() {
         return;
     }
     let s = TempStore::new();
-    Recorder::start(&s, &[]).stop();
+    let first = Recorder::start(&s, &[]);
+    // An outage runs from the last event stored: make sure the first run stores one, even on an
+    // idle host (the probes skip only the recorder itself).
+    let _ = fs::File::open(format!("/of-outage-first-{}", std::process::id()));
+    std::thread::sleep(Duration::from_millis(300));
+    first.stop();
     let first_stopped = now_ns();
     let short = Recorder::start(&s, &[]);
     let short_started = now_ns();
