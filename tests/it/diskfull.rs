@@ -4,7 +4,6 @@
 //! active database is left behind.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,22 +14,6 @@ use serde_json::Value;
 
 use crate::helpers::{cmd_at, live_capture_available, Tmpfs};
 use crate::recorder::Recorder;
-
-/// Fills the filesystem of `dir` with `DIR/filler` until it is full.
-fn fill(dir: &Path) -> PathBuf {
-    let filler = dir.join("filler");
-    let mut f = fs::File::create(&filler).expect("filler");
-    let chunk = vec![0u8; 1 << 16];
-    loop {
-        match f.write_all(&chunk) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
-            Err(e) => panic!("filling: {e}"),
-        }
-    }
-    let _ = f.write_all(&chunk[..512]);
-    filler
-}
 
 /// Opens (and fails to open: the directory does not exist) `n` unique paths `PREFIX/I`; returns
 /// them.
@@ -159,7 +142,7 @@ fn a_full_disk_is_no_silent_hole() {
     let before = open_counted(&format!("{prefix}/before"), 2000);
     std::thread::sleep(Duration::from_millis(1500));
 
-    let filler = fill(fs_.dir.path());
+    let filler = fs_.fill();
     let full_from = open_forensics::timespec::now_ns();
     let full = open_counted(&format!("{prefix}/full"), 5000);
     std::thread::sleep(Duration::from_millis(2500));
@@ -237,7 +220,7 @@ fn record_onto_a_full_disk(extra: &[&str]) -> (Recorder, Tmpfs, Load, PathBuf, I
     let attached = Instant::now();
     let load = Load::start(format!("/of-diskfull-load-{}", std::process::id()));
     std::thread::sleep(Duration::from_millis(1200));
-    fill(fs_.dir.path());
+    fs_.fill();
     (rec, fs_, load, store, attached)
 }
 

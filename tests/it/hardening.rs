@@ -1004,20 +1004,7 @@ fn disk_full_does_not_stop_recording() {
     let mut guard = KillOnDrop(Some(rec.pid()));
     std::thread::sleep(Duration::from_millis(1500));
 
-    // Fill the filesystem.
-    let filler = fs_.dir.path().join("filler");
-    {
-        use std::io::Write;
-        let mut f = fs::File::create(&filler).expect("filler");
-        let chunk = vec![0u8; 1 << 16];
-        loop {
-            match f.write_all(&chunk) {
-                Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
-                Err(e) => panic!("filling: {e}"),
-            }
-        }
-    }
+    let filler = fs_.fill();
     let full = open_unique(work.path(), "full", 2000, Duration::from_millis(500));
     std::thread::sleep(Duration::from_millis(3000));
     assert!(rec.running(), "the recorder died on a full disk");

@@ -215,6 +215,23 @@ impl Tmpfs {
         assert!(st.success(), "mount tmpfs: {st}");
         Tmpfs { dir }
     }
+
+    /// Fills the filesystem with `filler` until a write fails with ENOSPC; returns its path.
+    pub fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let filler = self.dir.path().join("filler");
+        let mut f = std::fs::File::create(&filler).expect("filler");
+        let chunk = vec![0u8; 1 << 16];
+        loop {
+            match f.write_all(&chunk) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => break,
+                Err(e) => panic!("filling: {e}"),
+            }
+        }
+        let _ = f.write_all(&chunk[..512]);
+        filler
+    }
 }
 
 impl Drop for Tmpfs {

@@ -81,18 +81,21 @@ fn export_parquet_through_a_linked_table_directory_is_refused() {
     std::fs::create_dir(&out).unwrap();
     std::fs::create_dir(&elsewhere).unwrap();
     symlink(&elsewhere, out.join("events")).unwrap();
-    let r = cmd_at(
-        &s.dir,
-        &[
-            "export",
-            "--format",
-            "parquet",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    )
-    .output()
-    .unwrap();
+    let export = || {
+        cmd_at(
+            &s.dir,
+            &[
+                "export",
+                "--format",
+                "parquet",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+        .output()
+        .unwrap()
+    };
+    let r = export();
     assert_eq!(r.status.code(), Some(2), "{}", text(&r));
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(
@@ -103,18 +106,7 @@ fn export_parquet_through_a_linked_table_directory_is_refused() {
 
     // Without the link the same export writes its three tables.
     std::fs::remove_file(out.join("events")).unwrap();
-    let r = cmd_at(
-        &s.dir,
-        &[
-            "export",
-            "--format",
-            "parquet",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-    )
-    .output()
-    .unwrap();
+    let r = export();
     assert!(r.status.success(), "{}", text(&r));
     for t in ["events", "processes", "losses"] {
         assert!(out.join(t).is_dir(), "{t}");
