@@ -421,11 +421,35 @@ fn import_rejects_malformed_identities_naming_line_and_field() {
     }
 }
 
+/// Fixture scenarios recorded with schema 4 (identities): `evasion`.
+const WITH_IDENTITIES: &[&str] = &["evasion"];
+
+/// The schema-4 fixture keeps what was recorded: opened files' and executables' identities, and
+/// the recorder's verdict on each executable.
+#[test]
+fn the_schema_4_fixture_reads_with_its_identities() {
+    for scenario in WITH_IDENTITIES {
+        let events = read_store(&fixtures_dir().join("segments").join(scenario));
+        assert!(events.iter().any(|e| e.file.is_some()), "{scenario}");
+        assert!(events.iter().any(|e| e.alias_of.is_some()), "{scenario}");
+        let verdicts: Vec<Option<bool>> = events
+            .iter()
+            .filter_map(|e| e.process.as_ref())
+            .map(|p| p.exe_verified)
+            .collect();
+        assert!(verdicts.contains(&Some(true)), "{scenario}");
+        assert!(verdicts.contains(&Some(false)), "{scenario}");
+    }
+}
+
 /// Segments of every earlier schema read with the new fields null, and their lines gain no key
 /// where they had no lineage.
 #[test]
 fn old_fixture_segments_read_with_identities_null() {
     for scenario in scenarios() {
+        if WITH_IDENTITIES.contains(&scenario.as_str()) {
+            continue;
+        }
         let dir = fixtures_dir().join("segments").join(&scenario);
         let events = read_store(&dir);
         assert!(!events.is_empty(), "{scenario}");
