@@ -180,7 +180,19 @@ fn a_full_disk_is_no_silent_hole() {
         all,
         "the summary's lost count is not what the loss records hold\n{text}"
     );
-    assert_eq!(leftovers(&store), Vec::<String>::new());
+    // On a loaded host the seal backlog can fill this 16 MB disk again after it freed (seen in
+    // CI: nine active databases): what could not be sealed stays, complete and committed, and
+    // the next recorder seals it first. Never lost, never left for good.
+    if !leftovers(&store).is_empty() {
+        Recorder::start_cmd(cmd_at(&store, &["record"])).stop();
+        assert_eq!(
+            leftovers(&store),
+            Vec::<String>::new(),
+            "the next recorder did not seal what was left"
+        );
+        let have = stored_paths(&store, &prefix);
+        assert!(before.iter().chain(&after).all(|p| have.contains(p)));
+    }
 
     // A reading of the full time alone names the loss (it is in a segment of its own).
     let ts = |ns: i64| open_forensics::timespec::format_ts(ns);
