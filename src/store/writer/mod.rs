@@ -478,16 +478,17 @@ impl Writer {
     fn should_rotate(&self, a: &Active) -> bool {
         let c = &self.config;
         // A recording's segments stay small enough to seal into its reserve.
-        let max_bytes = self
-            .reserve
-            .as_ref()
-            .map_or(c.max_bytes, |r| c.max_bytes.min(r.seal_limit()));
+        let max_bytes = || {
+            self.reserve
+                .as_ref()
+                .map_or(c.max_bytes, |r| c.max_bytes.min(r.seal_limit()))
+        };
         // The database only grows at a commit, which leaves `rows` empty: ask SQLite for its size
         // then, once per batch, not on every append.
         // The clock once per 256 appends (and at every commit), not on every one.
         a.meta.events + a.rows.len() as u64 >= c.max_events
             || (a.rows.len() % 256 == 0 && a.opened.elapsed() >= c.max_age)
-            || (a.rows.is_empty() && a.db_bytes() >= max_bytes)
+            || (a.rows.is_empty() && a.db_bytes() >= max_bytes())
     }
 
     /// Commits the active segment and queues it for sealing.
