@@ -118,15 +118,7 @@ fn chroot_read_of_etc_shadow_is_stored_under_its_host_path_and_alerts() {
     )
     .expect("write rules");
     let alerts = store.path("alerts.jsonl");
-    let rec = Recorder::start(
-        &store,
-        &[
-            "--rules",
-            rules.to_str().expect("utf-8"),
-            "--alerts",
-            alerts.to_str().expect("utf-8"),
-        ],
-    );
+    let rec = Recorder::alerting(&store, &rules, &alerts);
     let child = in_child(&[
         Step::Chroot(c"/etc".into()),
         Step::Chdir(c"/".into()),

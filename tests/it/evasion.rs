@@ -16,19 +16,11 @@ fn shipped_shadow_read_fires_on_every_evasion_of_its_allow_list() {
         return;
     }
     let store = TempStore::new();
-    let rules = fixtures_dir().join("rules/detections.yaml");
-    let rules = rules.to_str().expect("utf-8");
+    let rules_file = fixtures_dir().join("rules/detections.yaml");
+    let rules = rules_file.to_str().expect("utf-8");
     let alerts = store.path("alerts.jsonl");
     let pids_file = store.path("pids");
-    let rec = Recorder::start(
-        &store,
-        &[
-            "--rules",
-            rules,
-            "--alerts",
-            alerts.to_str().expect("utf-8"),
-        ],
-    );
+    let rec = Recorder::alerting(&store, &rules_file, &alerts);
     let out = Command::new("sh")
         .arg(fixtures_dir().join("evasions.sh"))
         .env("OF_EVASION_PIDS", &pids_file)

@@ -140,6 +140,13 @@ impl Recorder {
         Recorder::start_cmd(store.cmd(&args))
     }
 
+    /// A recorder raising the alerts of `rules` live into the file `alerts`.
+    pub fn alerting(store: &TempStore, rules: &Path, alerts: &Path) -> Recorder {
+        let utf8 = |p: &Path| p.to_str().expect("utf-8 path").to_owned();
+        let (rules, alerts) = (utf8(rules), utf8(alerts));
+        Recorder::start(store, &["--rules", &rules, "--alerts", &alerts])
+    }
+
     /// Like [`Recorder::start`], from a prepared `record` command (another binary, another store).
     pub fn start_cmd(cmd: Command) -> Recorder {
         Recorder::spawn(cmd, false)

@@ -239,15 +239,7 @@ fn renamed_process_is_still_named_by_its_exe() {
         ),
     );
     let alerts = work.dir.join("alerts.jsonl");
-    let rec = Recorder::start(
-        &store,
-        &[
-            "--rules",
-            rules.to_str().expect("utf-8"),
-            "--alerts",
-            alerts.to_str().expect("utf-8"),
-        ],
-    );
+    let rec = Recorder::alerting(&store, &rules, &alerts);
     let mut child = Command::new(&py)
         .args(["-c", &script])
         .stdin(Stdio::null())

@@ -856,15 +856,7 @@ fn record_alerts_live_as_replay_does() {
     let alerts = store.path("alerts.jsonl");
     let marker = store.path("live-alert-marker.txt");
     std::fs::write(&marker, "m").expect("write marker");
-    let rec = Recorder::start(
-        &store,
-        &[
-            "--rules",
-            rules.to_str().expect("utf-8 path"),
-            "--alerts",
-            alerts.to_str().expect("utf-8 path"),
-        ],
-    );
+    let rec = Recorder::alerting(&store, &rules, &alerts);
     for _ in 0..3 {
         std::fs::read(&marker).expect("read marker");
     }
@@ -1319,15 +1311,7 @@ fn replay_over_two_recordings_throttles_each_as_it_was_live() {
     let mut live = Vec::new();
     for run in 0..2 {
         let alerts = store.path(&format!("alerts-{run}.jsonl"));
-        let rec = Recorder::start(
-            &store,
-            &[
-                "--rules",
-                rules_arg,
-                "--alerts",
-                alerts.to_str().expect("utf-8 path"),
-            ],
-        );
+        let rec = Recorder::alerting(&store, &rules, &alerts);
         for _ in 0..5 {
             std::fs::read(&marker).expect("read marker");
         }
