@@ -56,6 +56,17 @@ pub enum Column {
     Comm,
     /// The open's syscall (`openat`, `io_uring`…).
     Syscall,
+    /// What the event did: `open`, `rename`, `link`, `symlink`, `unlink`, `rmdir`, `mkdir`,
+    /// `chmod`, `chown` or `truncate` (`open` for every event before schema 5).
+    Op,
+    /// Rename and link: the old name; symlink: the link's target as given. Null otherwise.
+    OldPath,
+    /// Chown: the new owner (null when left unchanged, and for other operations).
+    NewUid,
+    /// Chown: the new group (null when left unchanged, and for other operations).
+    NewGid,
+    /// Truncate: the new length in bytes (null for other operations).
+    Length,
     /// The absolute path, resolved in the kernel.
     Path,
     /// Exactly the path the process passed.
@@ -187,6 +198,11 @@ impl Column {
             Gid => "gid",
             Comm => "comm",
             Syscall => "syscall",
+            Op => "op",
+            OldPath => "old_path",
+            NewUid => "new_uid",
+            NewGid => "new_gid",
+            Length => "length",
             Path => "path",
             RawPath => "raw_path",
             PathSource => "path_source",
@@ -249,13 +265,13 @@ impl Column {
         match self {
             Seq | TsNs | Pid | Tid | Ppid | Uid | Gid | Flags | Mode | Ret | ProcStartNs
             | StartNs | Euid | Egid | Auid | Sessionid | CgroupId | Pidns | Mntns | ExitCode
-            | ExitSignal | LossCount => Type::Int,
+            | ExitSignal | LossCount | NewUid | NewGid | Length => Type::Int,
             Dirfd | ExitStatus => Type::Int32,
             PathTruncated | ArgsTruncated | ExeVerified => Type::Bool,
             Segment | Syscall | PathSource | Errno | Result | Access | Image | ParentImage
-            | Source | LossReason | File | ExeId => Type::Text,
+            | Source | LossReason | File | ExeId | Op => Type::Text,
             Comm | Path | RawPath | Exe | Cmdline | User | Cgroup | ContainerId | Tty | Root
-            | ProcRoot | AliasOf | ParentExe | ParentComm => Type::Bytes,
+            | ProcRoot | AliasOf | OldPath | ParentExe | ParentComm => Type::Bytes,
             Ts | ProcStart | Start | ExecTs | Exec | ParentStart | ExitTs | Exit | LossStart
             | LossEnd => Type::Time,
             Argv => Type::Args,

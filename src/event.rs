@@ -54,7 +54,32 @@ wire_enum! {
     }
 }
 
-/// One open, as recorded.
+wire_enum! {
+    /// What the event did to the file system. Codes are stored on disk and shared with
+    /// `bpf/events.h` (`enum of_op`): never renumber, only append. Segments written before file
+    /// operations were recorded (schema < 5) hold only opens.
+    Op {
+        Open = 1 => "open",
+        /// `path` is the new name, `old_path` the name it had (rename, renameat, renameat2).
+        Rename = 2 => "rename",
+        /// A hard link: `path` is the new name, `old_path` the existing file's.
+        Link = 3 => "link",
+        /// `path` is the link created, `old_path` its target exactly as given (not resolved).
+        Symlink = 4 => "symlink",
+        Unlink = 5 => "unlink",
+        Rmdir = 6 => "rmdir",
+        /// `mode` is the mode as passed.
+        Mkdir = 7 => "mkdir",
+        /// `mode` is the new mode.
+        Chmod = 8 => "chmod",
+        /// `new_uid` / `new_gid` are the new owner and group (`None`: left unchanged, -1).
+        Chown = 9 => "chown",
+        /// `length` is the new length.
+        Truncate = 10 => "truncate",
+    }
+}
+
+/// One file-system event as recorded: an open, or one of the operations of [`Op`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {
     /// Nanoseconds since the Unix epoch (kernel clock, converted through the segment's anchor).
@@ -66,7 +91,10 @@ pub struct Event {
     pub gid: u32,
     pub comm: Str,
     pub syscall: Syscall,
-    /// Absolute, resolved path.
+    /// What the event did; `Open` for every event of a segment written before schema 5.
+    pub op: Op,
+    /// Absolute, resolved path: the file opened, or the object the operation acts on (for a
+    /// rename, link or symlink, the new name).
     pub path: Str,
     pub path_source: PathSource,
     /// Set when the kernel had to cut `path` or `raw_path` (longer than it keeps).
@@ -74,11 +102,21 @@ pub struct Event {
     /// Exactly as the process passed it.
     pub raw_path: Str,
     /// The directory fd for `*at` calls (`-100` is `AT_FDCWD`), `None` where the call has none.
+    /// For a rename or link, the new name's.
     pub dirfd: Option<i32>,
+    /// The open flags, or the operation's (`RENAME_*`, `AT_REMOVEDIR`, `AT_SYMLINK_FOLLOW`…).
     pub flags: u64,
+    /// The open's or mkdir's mode as passed, or chmod's new mode.
     pub mode: u32,
-    /// The fd, or minus errno.
+    /// The fd, or 0, or minus errno.
     pub ret: i64,
+    /// Rename and link: the old name, resolved like `path`; symlink: the target exactly as given.
+    pub old_path: Option<Str>,
+    /// Chown: the new owner and group; `None` when the call left it unchanged (-1).
+    pub new_uid: Option<u32>,
+    pub new_gid: Option<u32>,
+    /// Truncate: the new length in bytes.
+    pub length: Option<i64>,
     /// The opened file's identity (successful opens whose file the probe walked); `None` for
     /// failed opens and segments written before identities were recorded.
     pub file: Option<FileId>,
@@ -114,6 +152,7 @@ impl Default for Event {
             gid: 0,
             comm: Str::default(),
             syscall: Syscall::Openat,
+            op: Op::Open,
             path: Str::default(),
             path_source: PathSource::Raw,
             path_truncated: false,
@@ -122,6 +161,10 @@ impl Default for Event {
             flags: 0,
             mode: 0,
             ret: 0,
+            old_path: None,
+            new_uid: None,
+            new_gid: None,
+            length: None,
             file: None,
             root: None,
             alias_of: None,
@@ -659,6 +702,7 @@ impl ImportedProcs {
             gid: j.gid,
             comm,
             syscall,
+            op: Op::Open,
             path,
             path_source,
             path_truncated: j.path_truncated,
@@ -667,6 +711,10 @@ impl ImportedProcs {
             flags: j.flags,
             mode: j.mode,
             ret: j.ret,
+            old_path: None,
+            new_uid: None,
+            new_gid: None,
+            length: None,
             file: opt_file_id(&j.file, "file")?,
             root,
             alias_of,
@@ -787,6 +835,10 @@ mod tests {
         }
         for s in PathSource::ALL {
             assert_eq!(PathSource::from_code(s.code()), Some(*s));
+        }
+        for s in Op::ALL {
+            assert_eq!(Op::from_code(s.code()), Some(*s));
+            assert_eq!(Op::parse(s.as_str()), Some(*s));
         }
     }
 }
