@@ -6,7 +6,7 @@ SELECT comm,
        min(path) AS example_path,
        max(ts) AS last_seen
 FROM events
-WHERE ret < 0
+WHERE op = 'open' AND ret < 0
 GROUP BY comm, errno
 ORDER BY failures DESC, comm, errno
 LIMIT 100

@@ -5,6 +5,6 @@ SELECT errno,
        count(DISTINCT path) AS paths,
        group_concat(DISTINCT comm) AS comms
 FROM events
-WHERE ret < 0
+WHERE op = 'open' AND ret < 0
 GROUP BY errno
 ORDER BY failures DESC, errno

@@ -5,6 +5,7 @@ FROM (
            count(*) OVER (PARTITION BY path) AS opens,
            row_number() OVER (PARTITION BY path ORDER BY ts_ns, seq) AS n
     FROM events
+    WHERE op = 'open'
 )
 WHERE n = 1
 ORDER BY first_seen DESC, path

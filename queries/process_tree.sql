@@ -4,7 +4,7 @@ SELECT p.start, p.pid, p.ppid, p.parent_exe, p.exe, p.cmdline, p.user, p.contain
        coalesce(o.opens, 0) AS opens
 FROM processes p
 -- One pass over the events, joined by image (a correlated subquery would read them per process).
-LEFT JOIN (SELECT image, count(*) AS opens FROM events WHERE image IS NOT NULL GROUP BY image) o
+LEFT JOIN (SELECT image, count(*) AS opens FROM events WHERE op = 'open' AND image IS NOT NULL GROUP BY image) o
        ON o.image = p.image
 ORDER BY p.start_ns, p.pid, p.exec
 LIMIT 1000

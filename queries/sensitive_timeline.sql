@@ -1,19 +1,22 @@
--- Every open of credentials, keys, sudo and PAM configuration, cron and shell start-up files, in time order.
-SELECT ts, comm, pid, ppid, uid, access, result, path
+-- Every open of credentials, keys, sudo and PAM configuration, cron and shell start-up files, and every operation on them (either name of a rename or link: what replaced, moved, linked or removed them), in time order.
+SELECT ts, comm, pid, ppid, uid, access, result, path, op, old_path
 FROM events
-WHERE path IN ('/etc/shadow', '/etc/gshadow', '/etc/shadow-', '/etc/gshadow-', '/etc/sudoers',
-               '/etc/passwd', '/etc/group', '/etc/crontab', '/etc/ld.so.preload')
-   OR path GLOB '/etc/sudoers.d/*'
-   OR path GLOB '/etc/pam.d/*'
-   OR path GLOB '/etc/ssh/ssh_host_*_key'
-   OR path GLOB '/etc/cron.*/*'
-   OR path GLOB '/var/spool/cron/*'
-   OR path GLOB '/root/.ssh/*'
-   OR path GLOB '/home/*/.ssh/*'
-   OR path GLOB '/root/.bash*'
-   OR path GLOB '/home/*/.bash*'
-   OR path GLOB '/home/*/.gnupg/*'
-   OR path GLOB '/root/.gnupg/*'
-   OR path GLOB '/home/*/.aws/*'
-   OR path GLOB '/root/.aws/*'
+WHERE EXISTS (SELECT 1
+              FROM (SELECT events.path AS name UNION ALL SELECT events.old_path)
+              WHERE name IN ('/etc/shadow', '/etc/gshadow', '/etc/shadow-', '/etc/gshadow-',
+                             '/etc/sudoers', '/etc/passwd', '/etc/group', '/etc/crontab',
+                             '/etc/ld.so.preload')
+                 OR name GLOB '/etc/sudoers.d/*'
+                 OR name GLOB '/etc/pam.d/*'
+                 OR name GLOB '/etc/ssh/ssh_host_*_key'
+                 OR name GLOB '/etc/cron.*/*'
+                 OR name GLOB '/var/spool/cron/*'
+                 OR name GLOB '/root/.ssh/*'
+                 OR name GLOB '/home/*/.ssh/*'
+                 OR name GLOB '/root/.bash*'
+                 OR name GLOB '/home/*/.bash*'
+                 OR name GLOB '/home/*/.gnupg/*'
+                 OR name GLOB '/root/.gnupg/*'
+                 OR name GLOB '/home/*/.aws/*'
+                 OR name GLOB '/root/.aws/*')
 ORDER BY ts_ns, seq

@@ -6,6 +6,7 @@ SELECT path,
        min(ts) AS first_seen,
        max(ts) AS last_seen
 FROM events
+WHERE op = 'open'
 GROUP BY path
 ORDER BY opens DESC, path
 LIMIT 50

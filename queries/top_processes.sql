@@ -6,6 +6,7 @@ SELECT comm,
        sum(ret < 0) AS failed,
        group_concat(DISTINCT uid) AS uids
 FROM events
+WHERE op = 'open'
 GROUP BY comm
 ORDER BY opens DESC, comm
 LIMIT 50

@@ -4,9 +4,10 @@
 //! is the view's to say: lineage is absent from some events, never from a process image); each
 //! consumer maps a column's [`Type`] to its own (SQL declared type, Arrow data type).
 
-/// The Parquet schema's version: bump it (and document the change) whenever a column is added,
-/// removed, renamed or retyped.
-pub const PARQUET_SCHEMA_VERSION: u32 = 2;
+/// The Parquet schema's version: bump it (and document the change in `docs/fleet.md`) whenever
+/// a column is added, removed, renamed or retyped. 3: `events` gained `op`, `old_path` (+
+/// `_b64`), `new_uid`, `new_gid` and `length` (#27).
+pub const PARQUET_SCHEMA_VERSION: u32 = 3;
 
 /// What a column holds; consumers derive their own types from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

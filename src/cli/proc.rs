@@ -290,7 +290,7 @@ const OPEN_COLUMNS: &[&str] = &[
 fn open_row(e: &Event) -> Vec<Value> {
     let result = crate::errno::describe_ret(e.ret);
     vec![
-        json!("open"),
+        json!(e.op.as_str()),
         json!(format_ts(e.ts_ns)),
         json!(e.tid),
         json!(e.comm.lossy()),

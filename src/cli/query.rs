@@ -167,9 +167,11 @@ const EVENT_COLUMNS: &[Column] = &[
     Column::Comm,
     Column::Exe,
     Column::Syscall,
+    Column::Op,
     Column::Access,
     Column::Result,
     Column::Path,
+    Column::OldPath,
 ];
 
 fn event_values(e: &Event) -> Vec<serde_json::Value> {
@@ -186,9 +188,11 @@ fn event_values(e: &Event) -> Vec<serde_json::Value> {
             .and_then(|p| p.exe.as_ref())
             .map(|x| x.lossy())),
         json!(e.syscall.as_str()),
+        json!(e.op.as_str()),
         json!(access_names(e)),
         json!(result),
         json!(e.path.lossy()),
+        json!(e.old_path.as_ref().map(|p| p.lossy())),
     ]
 }
 

@@ -3,7 +3,7 @@
 //! directory or the same tree in object storage):
 //!
 //! ```text
-//! DIR/events/host=H/date=D/SEGMENT.parquet      one row per open (lineage denormalised)
+//! DIR/events/host=H/date=D/SEGMENT.parquet      one row per event (lineage denormalised)
 //! DIR/processes/host=H/date=D/SEGMENT.parquet   one row per stored process image
 //! DIR/losses/host=H/date=D/SEGMENT.parquet      one row per loss record
 //! ```
@@ -109,6 +109,12 @@ const EVENTS: View = View {
         Column::Mntns,
         Column::ExeId,
         Column::ExeVerified,
+        // Schema 3: appended, so that readers that go by position read older files alike.
+        Column::Op,
+        Column::OldPath,
+        Column::NewUid,
+        Column::NewGid,
+        Column::Length,
     ],
     required: &[
         Column::Segment,
@@ -128,6 +134,7 @@ const EVENTS: View = View {
         Column::Flags,
         Column::Mode,
         Column::Ret,
+        Column::Op,
     ],
 };
 
@@ -541,6 +548,11 @@ struct EventCols {
     mntns: Int64Builder,
     exe_id: StringBuilder,
     exe_verified: BooleanBuilder,
+    op: StringBuilder,
+    old_path: BytesCol,
+    new_uid: Int64Builder,
+    new_gid: Int64Builder,
+    length: Int64Builder,
     rows: usize,
 }
 
@@ -586,6 +598,11 @@ impl EventCols {
             mntns: Int64Builder::new(),
             exe_id: StringBuilder::new(),
             exe_verified: BooleanBuilder::new(),
+            op: StringBuilder::new(),
+            old_path: BytesCol::new(),
+            new_uid: Int64Builder::new(),
+            new_gid: Int64Builder::new(),
+            length: Int64Builder::new(),
             rows: 0,
         }
     }
@@ -644,6 +661,12 @@ impl EventCols {
             .append_option(p.and_then(|p| p.exe_id).map(|f| f.to_string()));
         self.exe_verified
             .append_option(p.and_then(|p| p.exe_verified));
+        self.op.append_value(e.op.as_str());
+        self.old_path
+            .push(e.old_path.as_ref().map(|s| s.as_bytes()));
+        opt_i64(&mut self.new_uid, e.new_uid);
+        opt_i64(&mut self.new_gid, e.new_gid);
+        self.length.append_option(e.length);
         self.rows += 1;
     }
 
@@ -694,6 +717,11 @@ impl EventCols {
                 Column::ExeVerified,
                 one(Arc::new(self.exe_verified.finish())),
             ),
+            (Column::Op, one(Arc::new(self.op.finish()))),
+            (Column::OldPath, self.old_path.finish()),
+            (Column::NewUid, one(Arc::new(self.new_uid.finish()))),
+            (Column::NewGid, one(Arc::new(self.new_gid.finish()))),
+            (Column::Length, one(Arc::new(self.length.finish()))),
         ]);
         self.rows = 0;
         EVENTS.batch(arrays)

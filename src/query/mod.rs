@@ -87,6 +87,18 @@ pub const NAMED: &[(&str, &str)] = &[
         "process_tree",
         include_str!("../../queries/process_tree.sql"),
     ),
+    (
+        "file_changes",
+        include_str!("../../queries/file_changes.sql"),
+    ),
+    (
+        "log_deletions",
+        include_str!("../../queries/log_deletions.sql"),
+    ),
+    (
+        "setuid_changes",
+        include_str!("../../queries/setuid_changes.sql"),
+    ),
 ];
 
 #[derive(Debug, thiserror::Error)]

@@ -334,7 +334,10 @@ fn sql_and_parquet_have_the_identity_columns() {
         .expect("events file");
     let (batches, kv) = crate::fleet::read_parquet(&out.join(events));
     assert!(
-        kv.contains(&("open_forensics.schema_version".into(), "2".into())),
+        kv.contains(&(
+            "open_forensics.schema_version".into(),
+            open_forensics::columns::PARQUET_SCHEMA_VERSION.to_string()
+        )),
         "{kv:?}"
     );
     let schema = batches[0].schema();
