@@ -240,7 +240,7 @@ fn rules_test_passes_good_rules_and_names_each_failure() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("json"))
         .collect();
-    assert_eq!(rows.len(), 8);
+    assert_eq!(rows.len(), 16);
     assert!(
         rows.iter()
             .all(|r| r["verdict"] == "ok" && r["golden"] == format!("{} ok", scenarios().len())),
