@@ -7,6 +7,7 @@ use std::path::Path;
 use open_forensics::bytes::Str;
 use open_forensics::event::{Event, Op};
 use open_forensics::store::{RotateConfig, Writer};
+use serde_json::Value;
 
 use crate::helpers::{event, fixtures_dir, read_store, scenarios, TempStore};
 
@@ -221,4 +222,127 @@ fn old_fixture_segments_read_as_opens() {
         }
     }
     assert!(Path::new(&fixtures_dir().join("segments/baseline")).exists());
+}
+
+fn json_keys(line: &str) -> Vec<String> {
+    match serde_json::from_str(line) {
+        Ok(Value::Object(o)) => o.keys().cloned().collect(),
+        other => panic!("not a JSON object: {line}: {other:?}"),
+    }
+}
+
+/// An open's line is what it always was; every other op's line ends with the op keys, after the
+/// identity keys, null where the op has no such value.
+#[test]
+fn op_keys_end_the_lines_of_ops_and_never_appear_on_opens() {
+    let events = one_of_each();
+    let open = events[0].to_json_line();
+    assert!(!json_keys(&open).iter().any(|k| k == "op"), "{open}");
+    let before = json_keys(&open);
+    for e in &events[1..] {
+        let line = e.to_json_line();
+        let keys = json_keys(&line);
+        let mut tail = vec!["op", "old_path"];
+        if e.old_path
+            .as_ref()
+            .is_some_and(|o| std::str::from_utf8(o.as_bytes()).is_err())
+        {
+            tail.push("old_path_b64");
+        }
+        tail.extend(["new_uid", "new_gid", "length"]);
+        assert_eq!(keys[..before.len()], before[..], "{line}");
+        assert_eq!(keys[before.len()..], tail, "{line}");
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["op"], e.op.as_str());
+        let num = |n: Option<i64>| n.map_or(Value::Null, Value::from);
+        assert_eq!(v["new_uid"], num(e.new_uid.map(i64::from)), "{line}");
+        assert_eq!(v["new_gid"], num(e.new_gid.map(i64::from)), "{line}");
+        assert_eq!(v["length"], num(e.length), "{line}");
+    }
+}
+
+/// export → import → export gives the same lines for every op (non-UTF-8 old paths too), and the
+/// imported store holds the same events.
+#[test]
+fn every_op_survives_export_and_import() {
+    let want = one_of_each();
+    let (s, _) = recorded(&want);
+    let first = s.ok(&["export"]);
+    assert_eq!(first.lines().count(), want.len());
+    let file = s.path("export.jsonl");
+    std::fs::write(&file, &first).expect("write export");
+    let again = TempStore::new();
+    again.ok(&["import", file.to_str().expect("utf-8 path")]);
+    assert_eq!(again.ok(&["export"]), first);
+    assert_eq!(
+        read_store(&again.dir).iter().map(facts).collect::<Vec<_>>(),
+        want.iter().map(facts).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn import_rejects_unknown_ops_and_misplaced_op_fields_naming_line_and_field() {
+    let events = one_of_each();
+    let rename = events[1].to_json_line();
+    let unlink = events[5].to_json_line();
+    let long = format!("\"old_path\":\"/{}\"", "a".repeat(4096));
+    for (line, from, to, says) in [
+        (
+            &rename,
+            "\"op\":\"rename\"",
+            "\"op\":\"move\"",
+            "field `op`: unknown value \"move\"",
+        ),
+        (
+            &rename,
+            "\"length\":null",
+            "\"length\":0",
+            "field `length` on a rename: only truncate",
+        ),
+        (
+            &unlink,
+            "\"old_path\":null",
+            "\"old_path\":\"/x\"",
+            "field `old_path` on an unlink",
+        ),
+        (
+            &unlink,
+            "\"new_gid\":null",
+            "\"new_gid\":0",
+            "field `new_gid` on an unlink: only chown",
+        ),
+        (
+            &rename,
+            "\"old_path\":\"/etc/sedAb12Cd\"",
+            &long,
+            "field `old_path` is 4097 bytes long",
+        ),
+        // A line without `op` is an open, which has none of them.
+        (
+            &rename,
+            "\"op\":\"rename\",",
+            "",
+            "field `old_path` on an open",
+        ),
+    ] {
+        assert!(line.contains(from), "{from} in {line}");
+        let s = TempStore::new();
+        let file = s.path("bad.jsonl");
+        std::fs::write(
+            &file,
+            format!("{}\n{}\n", events[0].to_json_line(), line.replace(from, to)),
+        )
+        .unwrap();
+        let out = s.run(&["import", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("bad.jsonl:2:") && err.contains(says),
+            "{says}: {err}"
+        );
+        assert!(
+            !s.dir.exists() || read_store(&s.dir).is_empty(),
+            "nothing imported"
+        );
+    }
 }
