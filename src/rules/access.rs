@@ -1,6 +1,6 @@
 //! `access:` kinds: what an open asks for, derived from its flags and syscall.
 
-use crate::event::{Event, Op, Syscall};
+use crate::event::{Event, Syscall};
 
 /// Access kinds, as bits; the order is the documentation's.
 pub(super) const ACCESS: &[(&str, u32)] = &[
@@ -25,12 +25,8 @@ fn access_bit(name: &str) -> u32 {
 }
 
 /// What an open asks for, from its flags (the host's `O_*` values, which is what the kernel
-/// recorded) and its syscall (`creat` implies `O_CREAT|O_WRONLY|O_TRUNC`). Nothing for another
-/// operation: its flags are `RENAME_*` or `AT_*` bits (`AT_REMOVEDIR` is `O_TRUNC`'s value).
+/// recorded) and its syscall (`creat` implies `O_CREAT|O_WRONLY|O_TRUNC`).
 pub(super) fn access_of(ev: &Event) -> u32 {
-    if ev.op != Op::Open {
-        return 0;
-    }
     let mut flags = ev.flags;
     if matches!(ev.syscall, Syscall::Creat | Syscall::Ia32Creat) {
         flags |= (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
@@ -71,48 +67,13 @@ pub(super) fn access_of(ev: &Event) -> u32 {
     a
 }
 
-/// The `access:` names that an open's flags ask for, comma-separated (for tables and SQL); `None`
-/// for another operation (it asks for no access: it is one).
-pub fn access_names(ev: &Event) -> Option<String> {
-    if ev.op != Op::Open {
-        return None;
-    }
+/// The `access:` names that an event's flags ask for, comma-separated (for tables and SQL).
+pub fn access_names(ev: &Event) -> String {
     let bits = access_of(ev);
-    Some(
-        ACCESS
-            .iter()
-            .filter(|(_, b)| bits & b != 0)
-            .map(|(n, _)| *n)
-            .collect::<Vec<_>>()
-            .join(","),
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// `rmdir` passes `AT_REMOVEDIR` (`O_TRUNC`'s value) and `rename` `RENAME_NOREPLACE`
-    /// (`O_WRONLY`'s): read as open flags they would be a truncating write.
-    #[test]
-    fn operations_ask_for_no_open_access() {
-        let rmdir = Event {
-            op: Op::Rmdir,
-            flags: libc::AT_REMOVEDIR as u64,
-            ..Event::default()
-        };
-        let rename = Event {
-            op: Op::Rename,
-            flags: 1,
-            ..Event::default()
-        };
-        for ev in [&rmdir, &rename] {
-            assert_eq!((access_of(ev), access_names(ev)), (0, None), "{:?}", ev.op);
-        }
-        let open = Event {
-            flags: libc::AT_REMOVEDIR as u64,
-            ..Event::default()
-        };
-        assert_eq!(access_names(&open).as_deref(), Some("read,truncate"));
-    }
+    ACCESS
+        .iter()
+        .filter(|(_, b)| bits & b != 0)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(",")
 }
