@@ -1,6 +1,7 @@
-//! `access:` kinds: what an open asks for, derived from its flags and syscall.
+//! `access:` kinds: what an open asks for, derived from its flags and syscall; what another
+//! operation does to the object at `path`, by its op (see `OP_ACCESS`).
 
-use crate::event::{Event, Syscall};
+use crate::event::{Event, Op, Syscall};
 
 /// Access kinds, as bits; the order is the documentation's.
 pub(super) const ACCESS: &[(&str, u32)] = &[
@@ -24,9 +25,30 @@ fn access_bit(name: &str) -> u32 {
         .map_or(0, |(_, b)| *b)
 }
 
-/// What an open asks for, from its flags (the host's `O_*` values, which is what the kernel
-/// recorded) and its syscall (`creat` implies `O_CREAT|O_WRONLY|O_TRUNC`).
+/// The access names each operation other than an open grants to its `path`: a rename, link or
+/// symlink into a name creates and writes that name (as `O_CREAT|O_WRONLY` would), a truncate
+/// writes and truncates it, a mkdir creates a directory. Unlink, rmdir, chmod and chown grant
+/// none (match them by `op`). Their `flags` are the operation's, never `O_*`.
+pub(super) const OP_ACCESS: &[(Op, &[&str])] = &[
+    (Op::Rename, &["write", "create"]),
+    (Op::Link, &["write", "create"]),
+    (Op::Symlink, &["write", "create"]),
+    (Op::Truncate, &["write", "truncate"]),
+    (Op::Mkdir, &["create", "directory"]),
+];
+
+/// What an event asks for: an open's from its flags (the host's `O_*` values, which is what the
+/// kernel recorded) and its syscall (`creat` implies `O_CREAT|O_WRONLY|O_TRUNC`); another
+/// operation's from `OP_ACCESS`.
 pub(super) fn access_of(ev: &Event) -> u32 {
+    if ev.op != Op::Open {
+        return OP_ACCESS
+            .iter()
+            .find(|(op, _)| *op == ev.op)
+            .map_or(0, |(_, names)| {
+                names.iter().fold(0, |a, n| a | access_bit(n))
+            });
+    }
     let mut flags = ev.flags;
     if matches!(ev.syscall, Syscall::Creat | Syscall::Ia32Creat) {
         flags |= (libc::O_CREAT | libc::O_WRONLY | libc::O_TRUNC) as u64;
@@ -67,7 +89,7 @@ pub(super) fn access_of(ev: &Event) -> u32 {
     a
 }
 
-/// The `access:` names that an event's flags ask for, comma-separated (for tables and SQL).
+/// The `access:` names that an event asks for, comma-separated (for tables and SQL).
 pub fn access_names(ev: &Event) -> String {
     let bits = access_of(ev);
     ACCESS

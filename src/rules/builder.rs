@@ -4,15 +4,16 @@
 
 use std::collections::HashMap;
 
-use super::clause::{names, Compiler, Kind};
+use super::clause::{names, opens_only, Compiler, Kind};
 use super::diag::{Ctx, Origin};
 use super::expand::Expander;
-use super::matcher::{Clause, Compiled};
+use super::matcher::{Clause, Compiled, Pred};
 use super::raw::{Item, Items, RawConds, RawFile, RawOpenMonitor, RawThrottle};
 use super::rule::{Rule, Severity};
 use super::set::RuleSet;
 use super::throttle::{KeyField, Throttle, MAX_PER_WINDOW};
 use super::trust;
+use crate::event::Op;
 use crate::timespec;
 
 struct Builder<'a> {
@@ -65,6 +66,20 @@ fn summarize(conds: &[(&'static str, &Items)]) -> String {
         .join("; ")
 }
 
+/// The operations a clause can match, by its `op` conditions.
+fn ops_of(cl: &Clause) -> Vec<&'static str> {
+    Op::ALL
+        .iter()
+        .filter(|o| {
+            cl.preds.iter().all(|p| match p {
+                Pred::Op { mask, neg } => (mask & (1 << o.code()) != 0) != *neg,
+                _ => true,
+            })
+        })
+        .map(|o| o.as_str())
+        .collect()
+}
+
 fn open_monitor_conds(m: &RawOpenMonitor) -> Vec<(&'static str, &Items)> {
     vec![
         ("sensitive_paths", &m.sensitive_paths),
@@ -102,6 +117,7 @@ pub(super) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
             check_dup(ctx, "open_sensitive", at.clone());
             trust::lint_open_monitor(ctx, &m.allow_comm, &m.deny_comm, &at);
             let clause = open_monitor_clause(&mut b, ctx, m, &at);
+            let ops = ops_of(&clause);
             b.push_rule(clause, Vec::new());
             enabled.push(true);
             rules.push(Rule {
@@ -112,6 +128,7 @@ pub(super) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
                 enabled: true,
                 origin: ctx.describe(&at),
                 summary: summarize(&open_monitor_conds(m)),
+                ops,
                 excepts: 0,
                 tags: Vec::new(),
                 throttle: None,
@@ -137,6 +154,7 @@ pub(super) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
                     )
                 })
                 .collect();
+            let ops = ops_of(&clause);
             b.push_rule(clause, excepts);
             enabled.push(r.enabled);
             let mut summary = summarize(&conds);
@@ -150,6 +168,7 @@ pub(super) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
                 enabled: r.enabled,
                 origin: ctx.describe(&at),
                 summary,
+                ops,
                 excepts: r.except.len(),
                 tags: rule_tags(&mut b, ctx, &r.tags, &at.key("tags")),
                 throttle: r
@@ -319,6 +338,8 @@ fn open_monitor_clause(b: &mut Builder, ctx: &mut Ctx, m: &RawOpenMonitor, at: &
         // An empty allow_comm means "everyone".
         comm_any: (!allow.is_empty()).then_some(allow),
         comm_none,
+        // The proof of concept watched opens.
+        preds: vec![opens_only()],
         ..Clause::default()
     }
 }
@@ -333,6 +354,7 @@ pub(super) fn build_single(ctx: &mut Ctx, name: &str, alternatives: &[RawConds])
     let mut rules = Vec::new();
     for conds in alternatives {
         let cl = b.c.clause(ctx, &conds.conditions(), &at, Kind::Filter);
+        let ops = ops_of(&cl);
         b.push_rule(cl, Vec::new());
         rules.push(Rule {
             name: name.to_owned(),
@@ -341,6 +363,7 @@ pub(super) fn build_single(ctx: &mut Ctx, name: &str, alternatives: &[RawConds])
             enabled: true,
             origin: "command line".to_owned(),
             summary: summarize(&conds.conditions()),
+            ops,
             excepts: 0,
             tags: Vec::new(),
             throttle: None,

@@ -6,6 +6,7 @@ use super::diag::{Ctx, Origin};
 use super::expand::{Expander, Val};
 use super::lineage::{ProcCond, ProcField, Table, UserSet};
 use super::matcher::{Clause, Compiled, IdField, Pred, ResultSet};
+use super::mode::MODE_BITS;
 use super::pattern::{
     check_length, cmdline_pattern, comm_pattern, container_pattern, path_pattern, prefix_pattern,
     PatKind,
@@ -13,7 +14,7 @@ use super::pattern::{
 use super::raw::{Item, Items};
 use super::trust;
 use crate::errno;
-use crate::event::Syscall;
+use crate::event::{Op, Syscall};
 
 /// Names for "expected one of" messages.
 pub(super) fn names(all: impl IntoIterator<Item = &'static str>) -> String {
@@ -56,11 +57,13 @@ impl Compiler<'_> {
     ) -> Clause {
         let mut c = Clause::default();
         let mut any_condition = false;
+        let mut op_given = false;
         for (key, items) in conds {
             if !items.present {
                 continue;
             }
             any_condition = true;
+            op_given |= matches!(*key, "op" | "not_op");
             let key_at = at.key(key);
             let neg = key.starts_with("not_");
             let field = key.trim_start_matches("not_");
@@ -83,6 +86,12 @@ impl Compiler<'_> {
                 ),
             );
         }
+        // A rule is about opens unless it says otherwise, so that rules written before other
+        // operations were recorded keep their meaning; an `except` block or filters hold for
+        // whatever the rule (or query) matches.
+        if kind == Kind::Rule && !op_given {
+            c.preds.push(opens_only());
+        }
         for p in &mut c.procs {
             p.exempts =
                 p.field == ProcField::Exe && trust::exe_exempts(kind == Kind::Except, p.neg);
@@ -90,6 +99,7 @@ impl Compiler<'_> {
         // Cheap, selective predicates first.
         c.preds.sort_by_key(|p| match p {
             Pred::Id { .. } | Pred::Cred { .. } => 0,
+            Pred::Op { .. } | Pred::Mode { .. } => 0,
             Pred::Syscall { .. } | Pred::Result { .. } => 1,
             Pred::Access { .. } | Pred::User { .. } | Pred::AncestorPid { .. } => 2,
         });
@@ -115,6 +125,22 @@ impl Compiler<'_> {
                     c.path_any.get_or_insert_with(Vec::new).extend(ids);
                 }
             }
+            "old_path" => {
+                let ids = self.old_path_ids(ctx, vals);
+                if neg {
+                    c.old_none.extend(ids);
+                } else {
+                    c.old_any.get_or_insert_with(Vec::new).extend(ids);
+                }
+            }
+            "op" => c.preds.push(Pred::Op {
+                mask: op_mask(ctx, vals),
+                neg,
+            }),
+            "mode_set" => c.preds.push(Pred::Mode {
+                mask: mode_mask(ctx, vals),
+                neg,
+            }),
             "comm" => {
                 let ids = self.comm_ids(ctx, vals);
                 if neg {
@@ -186,6 +212,21 @@ impl Compiler<'_> {
             };
             match kind {
                 Ok(k) => ids.push(self.out.paths.add(s, k)),
+                Err(e) => ctx.error(&v.at, e),
+            }
+        }
+        ids
+    }
+
+    /// `old_path` values (as `path`'s), added to their own table.
+    fn old_path_ids(&mut self, ctx: &mut Ctx, vals: &[Val]) -> Vec<u32> {
+        let mut ids = Vec::new();
+        for v in vals {
+            let Some(s) = v.text(ctx, "a path") else {
+                continue;
+            };
+            match path_pattern(s) {
+                Ok(k) => ids.push(self.out.old_paths.add(s, k)),
                 Err(e) => ctx.error(&v.at, e),
             }
         }
@@ -286,6 +327,54 @@ fn syscall_mask(ctx: &mut Ctx, vals: &[Val]) -> u64 {
                 format!(
                     "unknown syscall {name:?}, expected one of {}",
                     names(Syscall::ALL.iter().map(|s| s.as_str()))
+                ),
+            ),
+        }
+    }
+    mask
+}
+
+/// The condition of a rule that names no `op`: opens only.
+pub(super) fn opens_only() -> Pred {
+    Pred::Op {
+        mask: 1 << Op::Open.code(),
+        neg: false,
+    }
+}
+
+fn op_mask(ctx: &mut Ctx, vals: &[Val]) -> u32 {
+    let mut mask = 0;
+    for v in vals {
+        let Some(name) = v.text(ctx, "an operation name") else {
+            continue;
+        };
+        match Op::parse(name) {
+            Some(o) => mask |= 1 << o.code(),
+            None => ctx.error(
+                &v.at,
+                format!(
+                    "unknown op {name:?}, expected one of {}",
+                    names(Op::ALL.iter().map(|o| o.as_str()))
+                ),
+            ),
+        }
+    }
+    mask
+}
+
+fn mode_mask(ctx: &mut Ctx, vals: &[Val]) -> u32 {
+    let mut mask = 0;
+    for v in vals {
+        let Some(name) = v.text(ctx, "a mode bit name") else {
+            continue;
+        };
+        match MODE_BITS.iter().find(|(n, _)| *n == name) {
+            Some((_, b)) => mask |= b,
+            None => ctx.error(
+                &v.at,
+                format!(
+                    "unknown mode bit {name:?}, expected one of {}",
+                    names(MODE_BITS.iter().map(|(n, _)| *n))
                 ),
             ),
         }

@@ -5,7 +5,7 @@
 
 use super::alert::Alert;
 use super::lineage::ProcScratch;
-use super::matcher::{bit, Scratch};
+use super::matcher::{bit, OldPath, Scratch};
 use super::set::RuleSet;
 use crate::bytes::Str;
 use crate::event::Event;
@@ -119,6 +119,8 @@ pub struct Engine<'a> {
     comms: VerdictCache,
     procs: VerdictCache,
     proc_scratch: ProcScratch,
+    /// For `old_path` (rare: only renames, links and symlinks have one; never cached).
+    old_scratch: Scratch,
 }
 
 impl RuleSet {
@@ -147,6 +149,7 @@ impl<'a> Engine<'a> {
             comms: VerdictCache::new(words),
             procs: VerdictCache::new(words),
             proc_scratch: ProcScratch::default(),
+            old_scratch: Scratch::default(),
         }
     }
 
@@ -200,18 +203,23 @@ impl<'a> Engine<'a> {
         let l = self.procs.get_keyed(ev.table, ev.proc_key, |out| {
             c.proc_verdict(ev.process.as_deref(), out, ps)
         });
+        let old = OldPath(
+            ev.old_path
+                .as_ref()
+                .map(|o| c.old_path_hits(o.as_bytes(), &mut self.old_scratch)),
+        );
         for (w, a) in active.iter().enumerate() {
             let mut cand = a & p[w] & m[w] & l[w];
             while cand != 0 {
                 let rule = w * 64 + cand.trailing_zeros() as usize;
                 cand &= cand - 1;
-                if !c.preds_hold(rule, ev) {
+                if !c.preds_hold(rule, ev, &old) {
                     continue;
                 }
                 let excepted = c
                     .excepts(rule)
                     .iter()
-                    .any(|&x| bit(p, x) && bit(m, x) && bit(l, x) && c.preds_hold(x, ev));
+                    .any(|&x| bit(p, x) && bit(m, x) && bit(l, x) && c.preds_hold(x, ev, &old));
                 if excepted {
                     continue;
                 }

@@ -59,6 +59,17 @@ pub(super) enum Pred {
         set: Vec<u32>,
         neg: bool,
     },
+    /// `op` (bits `1 << Op::code()`): what the event did; a rule without `op` or `not_op` has
+    /// `[open]`.
+    Op {
+        mask: u32,
+        neg: bool,
+    },
+    /// `mode_set`: any of these bits set in `mode`.
+    Mode {
+        mask: u32,
+        neg: bool,
+    },
 }
 
 impl Pred {
@@ -95,6 +106,8 @@ impl Pred {
                     .is_some_and(|p| p.ancestors().any(|a| set.contains(&a.pid)));
                 hit != *neg
             }
+            Pred::Op { mask, neg } => ((mask & (1u32 << ev.op.code())) != 0) != *neg,
+            Pred::Mode { mask, neg } => ((ev.mode & mask) != 0) != *neg,
             Pred::Cred { auid, set, neg } => {
                 let v = if *auid {
                     ev.process.as_ref().and_then(|p| p.auid)
@@ -115,6 +128,9 @@ pub(super) struct Clause {
     pub(super) path_none: Vec<u32>,
     pub(super) comm_any: Option<Vec<u32>>,
     pub(super) comm_none: Vec<u32>,
+    /// `old_path` patterns (ids in `Compiled::old_paths`); an event without one matches none.
+    pub(super) old_any: Option<Vec<u32>>,
+    pub(super) old_none: Vec<u32>,
     /// Lineage conditions, decided once per process image.
     pub(super) procs: Vec<ProcCond>,
     pub(super) preds: Vec<Pred>,
@@ -135,6 +151,19 @@ fn strings_ok(any: &Option<Vec<u32>>, none: &[u32], hit: &[bool]) -> bool {
     any_ok && !none.iter().any(|i| hit[*i as usize])
 }
 
+/// Bits of the `old_path` patterns matching an event's `old_path` (`None`: it has none).
+pub(super) struct OldPath<'a>(pub Option<&'a [bool]>);
+
+impl OldPath<'_> {
+    fn holds(&self, cl: &Clause) -> bool {
+        match self.0 {
+            Some(hit) => strings_ok(&cl.old_any, &cl.old_none, hit),
+            // No value matches a missing old name: a positive condition fails, a `not_` holds.
+            None => cl.old_any.is_none(),
+        }
+    }
+}
+
 /// Scratch buffers for matching one string (`alias`: the second of two).
 #[derive(Default)]
 pub(super) struct Scratch {
@@ -147,6 +176,8 @@ pub(super) struct Scratch {
 #[derive(Clone, Debug, Default)]
 pub(super) struct Compiled {
     pub(super) paths: PatternTable,
+    /// `old_path` patterns: matched per event, and only for events that have an old name.
+    pub(super) old_paths: PatternTable,
     pub(super) comms: PatternTable,
     pub(super) clauses: Vec<Clause>,
     pub(super) excepts: Vec<Vec<usize>>,
@@ -257,9 +288,16 @@ impl Compiled {
         }
     }
 
-    /// Whether clause `c`'s numeric conditions hold.
-    pub fn preds_hold(&self, c: usize, ev: &Event) -> bool {
-        self.clauses[c].preds.iter().all(|p| p.holds(ev))
+    /// The `old_path` patterns matching `old`, as bits by pattern id.
+    pub fn old_path_hits<'s>(&self, old: &[u8], s: &'s mut Scratch) -> &'s [bool] {
+        self.old_paths.matches(old, &mut s.hit, &mut s.tmp);
+        &s.hit
+    }
+
+    /// Whether clause `c`'s per-event conditions hold: its numbers, and `old_path`.
+    pub fn preds_hold(&self, c: usize, ev: &Event, old: &OldPath) -> bool {
+        let cl = &self.clauses[c];
+        cl.preds.iter().all(|p| p.holds(ev)) && old.holds(cl)
     }
 
     pub fn excepts(&self, rule: usize) -> &[usize] {
@@ -273,6 +311,10 @@ impl Compiled {
             .or_else(|| {
                 let alias = ev.alias_of.as_ref()?;
                 first_match(&self.paths, &cl.path_any, alias.as_bytes())
+            })
+            .or_else(|| {
+                let old = ev.old_path.as_ref()?;
+                first_match(&self.old_paths, &cl.old_any, old.as_bytes())
             })
             .or_else(|| first_match(&self.comms, &cl.comm_any, ev.comm.as_bytes()))
             .or_else(|| {
@@ -288,6 +330,7 @@ impl Compiled {
     /// Builds the tables' glob sets and the clause bitsets once every clause is in.
     pub fn finish(&mut self, enabled: &[bool]) {
         self.paths.finish();
+        self.old_paths.finish();
         self.comms.finish();
         self.ptables.finish();
         let words = self.words();

@@ -41,6 +41,7 @@ mod filter;
 mod lineage;
 mod load;
 mod matcher;
+mod mode;
 mod pattern;
 mod raw;
 mod rule;

@@ -237,7 +237,8 @@ macro_rules! cond_keys {
             cmdline, not_cmdline, parent_exe, not_parent_exe, parent_comm, not_parent_comm,
             ancestor_exe, not_ancestor_exe, ancestor_comm, not_ancestor_comm,
             container, not_container, user, not_user, euid, not_euid, auid, not_auid,
-            ancestor_pid, not_ancestor_pid
+            ancestor_pid, not_ancestor_pid, op, not_op, old_path, not_old_path,
+            mode_set, not_mode_set
         ]);
     };
 }

@@ -44,6 +44,8 @@ pub struct Rule {
     pub origin: String,
     /// The conditions, as written (for `rules check`).
     pub summary: String,
+    /// The operations it matches (`op`, `not_op`, or `[open]` when it names neither).
+    pub ops: Vec<&'static str>,
     /// How many `except` blocks it has.
     pub excepts: usize,
     /// `tags:`, as written (lists expanded), in alerts.

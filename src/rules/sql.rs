@@ -33,12 +33,12 @@ use std::fmt::Write as _;
 
 use regex_syntax::hir::{Class, Hir, HirKind, Look};
 
-use super::access::ACCESS;
+use super::access::{ACCESS, OP_ACCESS};
 use super::lineage::{ProcCond, ProcField, Table};
 use super::matcher::{bit, Clause, IdField, Pred};
 use super::pattern::{PatKind, PatternTable};
 use super::set::RuleSet;
-use crate::event::Syscall;
+use crate::event::{Op, Syscall};
 
 /// The SQL engine the query is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -531,8 +531,46 @@ fn hex_re(h: &Hir, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
-/// SQL of what an open asks for (see `access::access_of`): `mask`'s bits, any of them.
+/// Whether the event's `op` is one of `mask`'s (bits `1 << Op::code()`).
+fn op_in(g: &Gen, mask: u32) -> String {
+    let names: Vec<String> = Op::ALL
+        .iter()
+        .filter(|o| mask & (1 << o.code()) != 0)
+        .map(|o| g.lit(o.as_str()))
+        .collect();
+    if names.is_empty() {
+        "FALSE".to_owned()
+    } else {
+        format!("{} IN ({})", g.column("op"), names.join(", "))
+    }
+}
+
+/// SQL of what an event asks for (see `access::access_of`): `mask`'s bits, any of them; an
+/// open's from its flags, another operation's from its op.
 fn access_sql(g: &Gen, mask: u32) -> String {
+    let ops = OP_ACCESS
+        .iter()
+        .filter(|(_, names)| {
+            ACCESS
+                .iter()
+                .any(|(n, b)| mask & b != 0 && names.contains(n))
+        })
+        .fold(0, |m, (o, _)| m | 1 << o.code());
+    let open = format!(
+        "({} = {} AND {})",
+        g.column("op"),
+        g.lit(Op::Open.as_str()),
+        open_access_sql(g, mask)
+    );
+    if ops == 0 {
+        open
+    } else {
+        format!("({open} OR {})", op_in(g, ops))
+    }
+}
+
+/// SQL of what an open asks for (see `access::access_of`): `mask`'s bits, any of them.
+fn open_access_sql(g: &Gen, mask: u32) -> String {
     let flags = g.column("flags");
     let creat = [Syscall::Creat, Syscall::Ia32Creat]
         .iter()
@@ -752,6 +790,17 @@ fn clause_sql(g: &Gen, set: &RuleSet, cl: &Clause) -> Result<String, String> {
     if !cl.path_none.is_empty() {
         parts.push(format!("NOT {}", either(&cl.path_none)?));
     }
+    // A missing old name matches no pattern (`any_of` is FALSE on NULL).
+    let old = g.col("old_path");
+    if let Some(ids) = &cl.old_any {
+        parts.push(g.any_of(&old, &c.old_paths, ids)?);
+    }
+    if !cl.old_none.is_empty() {
+        parts.push(format!(
+            "NOT {}",
+            g.any_of(&old, &c.old_paths, &cl.old_none)?
+        ));
+    }
     if let Some(ids) = &cl.comm_any {
         parts.push(g.any_of(&comm, &c.comms, ids)?);
     }
@@ -830,6 +879,8 @@ fn pred_sql(g: &Gen, p: &Pred) -> Result<String, String> {
             not_if(*neg, e)
         }
         Pred::Access { mask, neg } => not_if(*neg, access_sql(g, *mask)),
+        Pred::Op { mask, neg } => not_if(*neg, op_in(g, *mask)),
+        Pred::Mode { mask, neg } => not_if(*neg, format!("(({} & {mask}) <> 0)", g.column("mode"))),
         Pred::Result { set, neg } => {
             let ret = g.column("ret");
             let mut alts = Vec::new();
@@ -873,7 +924,7 @@ fn pred_sql(g: &Gen, p: &Pred) -> Result<String, String> {
 }
 
 /// `matched` (see `Compiled::matched`): the rule's first path pattern matching the path, else its
-/// first matching `alias_of`, else its first comm pattern matching the comm, else its first positive `exe` pattern matching the exe.
+/// first matching `alias_of`, else its first `old_path` pattern matching the old name, else its first comm pattern matching the comm, else its first positive `exe` pattern matching the exe.
 fn matched_sql(g: &Gen, set: &RuleSet, cl: &Clause) -> Result<String, String> {
     let c = &set.compiled;
     let mut whens = Vec::new();
@@ -891,6 +942,9 @@ fn matched_sql(g: &Gen, set: &RuleSet, cl: &Clause) -> Result<String, String> {
     if let Some(ids) = &cl.path_any {
         add(&g.col("path"), &c.paths, ids)?;
         add(&g.col("alias_of"), &c.paths, ids)?;
+    }
+    if let Some(ids) = &cl.old_any {
+        add(&g.col("old_path"), &c.old_paths, ids)?;
     }
     if let Some(ids) = &cl.comm_any {
         add(&g.col("comm"), &c.comms, ids)?;
