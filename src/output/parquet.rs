@@ -1208,11 +1208,20 @@ mod tests {
         let old = col("old_path").as_string::<i32>();
         assert!(old.is_null(0) && old.is_null(2));
         assert_eq!(old.value(1), "/etc/sed\u{FFFD}");
-        assert_eq!(col("old_path_b64").as_string::<i32>().value(1), "L2V0Yy9zZWT/");
+        assert_eq!(
+            col("old_path_b64").as_string::<i32>().value(1),
+            "L2V0Yy9zZWT/"
+        );
         let int = |n: &str| col(n).as_primitive::<Int64Type>().clone();
         let (uid, gid, len) = (int("new_uid"), int("new_gid"), int("length"));
-        assert_eq!((uid.is_null(0), uid.value(2), gid.is_null(2)), (true, 0, true));
-        assert_eq!((len.is_null(0), len.is_null(2), len.value(3)), (true, true, 0));
+        assert_eq!(
+            (uid.is_null(0), uid.value(2), gid.is_null(2)),
+            (true, 0, true)
+        );
+        assert_eq!(
+            (len.is_null(0), len.is_null(2), len.value(3)),
+            (true, true, 0)
+        );
         assert!(!b.schema().field_with_name("op").unwrap().is_nullable());
     }
 
