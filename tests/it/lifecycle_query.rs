@@ -38,7 +38,9 @@ fn lifecycle_store() -> TempStore {
         let exe = exe_of(e.op);
         let p = Arc::new(Process {
             exe: Some(Str::from(exe)),
-            argv: Some(Str::new(format!("{exe}\0{}\0", e.path.lossy()).into_bytes())),
+            argv: Some(Str::new(
+                format!("{exe}\0{}\0", e.path.lossy()).into_bytes(),
+            )),
             auid: Some(1001),
             ..Process::from_event(pid, e.ts_ns - 1_000, 1, Str::from("bash"), 1001, 1001)
         });
