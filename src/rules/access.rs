@@ -99,3 +99,32 @@ pub fn access_names(ev: &Event) -> String {
         .collect::<Vec<_>>()
         .join(",")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An operation's `flags` are `RENAME_*` or `AT_*` bits, never read as open flags (`rmdir`'s
+    /// `AT_REMOVEDIR` is `O_TRUNC`'s value, `RENAME_NOREPLACE` `O_WRONLY`'s): its access is its
+    /// op's, the same in the `access` column as in rules.
+    #[test]
+    fn an_operations_access_is_its_ops_never_its_flags() {
+        let op = |op, flags| Event {
+            op,
+            flags,
+            ..Event::default()
+        };
+        assert_eq!(access_names(&op(Op::Rmdir, libc::AT_REMOVEDIR as u64)), "");
+        assert_eq!(access_names(&op(Op::Unlink, libc::O_RDWR as u64)), "");
+        assert_eq!(access_names(&op(Op::Chmod, 0)), "");
+        assert_eq!(access_names(&op(Op::Chown, 0)), "");
+        for o in [Op::Rename, Op::Link, Op::Symlink] {
+            assert_eq!(access_names(&op(o, 0)), "write,create", "{o:?}");
+            assert_eq!(access_names(&op(o, 1)), "write,create", "{o:?}");
+        }
+        assert_eq!(access_names(&op(Op::Truncate, 0)), "write,truncate");
+        assert_eq!(access_names(&op(Op::Mkdir, 0)), "create,directory");
+        let open = op(Op::Open, libc::AT_REMOVEDIR as u64);
+        assert_eq!(access_names(&open), "read,truncate");
+    }
+}

@@ -65,4 +65,6 @@ pub use throttle::{KeyField, Throttle};
 pub use trust::UNVERIFIED_EXE_NOTICE;
 
 #[cfg(test)]
+mod op_tests;
+#[cfg(test)]
 mod tests;

@@ -6,7 +6,7 @@ use super::*;
 use crate::bytes::Str;
 use crate::event::{Event, PathSource, Syscall};
 
-fn ev(path: &str) -> Event {
+pub(super) fn ev(path: &str) -> Event {
     Event {
         ts_ns: 1_764_000_000_000_000_000,
         pid: 42,
@@ -26,7 +26,7 @@ fn ev(path: &str) -> Event {
     }
 }
 
-fn set(yaml: &str) -> RuleSet {
+pub(super) fn set(yaml: &str) -> RuleSet {
     match RuleSet::from_yaml("t.yaml", yaml) {
         Ok(s) => s,
         Err(e) => panic!("load failed:\n{e}"),
@@ -34,7 +34,7 @@ fn set(yaml: &str) -> RuleSet {
 }
 
 /// Names of the rules that fire, with what matched.
-fn fire(s: &RuleSet, e: &Event) -> Vec<(String, Option<String>)> {
+pub(super) fn fire(s: &RuleSet, e: &Event) -> Vec<(String, Option<String>)> {
     let mut out = Vec::new();
     s.engine().eval(e, |a| {
         out.push((a.rule.name.clone(), a.matched.map(str::to_owned)))
@@ -42,11 +42,11 @@ fn fire(s: &RuleSet, e: &Event) -> Vec<(String, Option<String>)> {
     out
 }
 
-fn fires(s: &RuleSet, e: &Event) -> bool {
+pub(super) fn fires(s: &RuleSet, e: &Event) -> bool {
     !fire(s, e).is_empty()
 }
 
-fn err(yaml: &str) -> String {
+pub(super) fn err(yaml: &str) -> String {
     match RuleSet::from_yaml("t.yaml", yaml) {
         Ok(_) => panic!("expected an error for:\n{yaml}"),
         Err(e) => e.to_string(),
@@ -1407,7 +1407,7 @@ fn bad_throttle_and_tags_are_positioned() {
 }
 
 /// `by(exe)` with the image's `exe_verified` set (what the recorder decided).
-fn verified(exe: &str, v: Option<bool>) -> Event {
+pub(super) fn verified(exe: &str, v: Option<bool>) -> Event {
     let mut e = by(exe, &[exe], "/usr/bin/bash", None);
     let mut p = (**e.process.as_ref().unwrap()).clone();
     p.exe_verified = v;
