@@ -6,7 +6,7 @@ WHERE (op IN ('unlink', 'rmdir', 'truncate', 'rename')
        OR (op = 'open' AND (',' || access || ',') LIKE '%,truncate,%'))
   AND EXISTS (SELECT 1
               FROM (SELECT events.path AS name UNION ALL SELECT events.old_path)
-              WHERE name GLOB '/var/log/*'
+              WHERE name = '/var/log' OR name GLOB '/var/log/*'
                  OR name GLOB '*/.bash_history'
                  OR name GLOB '*/.zsh_history'
                  OR name GLOB '*/.sh_history'

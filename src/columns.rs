@@ -39,7 +39,7 @@ pub enum Column {
     /// The event's position: in SQL the segment's sequence number × 2³² + its place in the
     /// segment (the same whatever the window), in Parquet its place in the segment.
     Seq,
-    /// The kernel's time of the open.
+    /// The kernel's time of the event.
     Ts,
     /// The same, ns since the epoch.
     TsNs,
@@ -55,7 +55,7 @@ pub enum Column {
     Gid,
     /// The thread's name (at most 15 bytes).
     Comm,
-    /// The open's syscall (`openat`, `io_uring`…).
+    /// The event's syscall (`openat`, `renameat2`, `io_uring`…).
     Syscall,
     /// What the event did: `open`, `rename`, `link`, `symlink`, `unlink`, `rmdir`, `mkdir`,
     /// `chmod`, `chown` or `truncate` (`open` for every event before schema 5).
@@ -76,19 +76,21 @@ pub enum Column {
     PathSource,
     /// Whether the kernel had to cut `path` or `raw_path`.
     PathTruncated,
-    /// The directory fd of `*at` calls, null for `open`/`creat`.
+    /// The directory fd of `*at` calls (a rename's or link's new name's), null for
+    /// `open`/`creat` and calls without one.
     Dirfd,
-    /// The open flags as passed.
+    /// The open flags as passed, or the operation's (`RENAME_*`, `AT_REMOVEDIR`…).
     Flags,
-    /// The mode as passed.
+    /// The mode as passed (an open's or mkdir's), or chmod's new mode.
     Mode,
-    /// The new fd, or minus errno.
+    /// The new fd (an open), 0 (an operation), or minus errno.
     Ret,
     /// The errno's name, null on success.
     Errno,
     /// `success` or the errno's name.
     Result,
-    /// The `access:` names of rule files, comma-separated.
+    /// The `access:` names of rule files, comma-separated: an open's from its flags, an
+    /// operation's by its op.
     Access,
     /// The process image's key (pid, start and exec time): joins `processes.image`.
     Image,

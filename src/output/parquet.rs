@@ -1168,6 +1168,63 @@ mod tests {
         assert_eq!(losses.schema().fields(), &LOSSES.fields());
     }
 
+    /// Schema 3: an operation's own fields are columns; an open has `op = 'open'` and nulls.
+    #[test]
+    fn operations_fill_their_columns_and_opens_leave_them_null() {
+        use crate::bytes::Str;
+        use crate::event::Op;
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::Int64Type;
+        use arrow_array::Array;
+        let mut cols = EventCols::new();
+        cols.push("s", 1, &Event::default());
+        let rename = Event {
+            op: Op::Rename,
+            path: Str::from("/etc/passwd"),
+            old_path: Some(Str::from(&b"/etc/sed\xff"[..])),
+            ..Event::default()
+        };
+        cols.push("s", 2, &rename);
+        let chown = Event {
+            op: Op::Chown,
+            new_uid: Some(0),
+            new_gid: None,
+            ..Event::default()
+        };
+        cols.push("s", 3, &chown);
+        let truncate = Event {
+            op: Op::Truncate,
+            length: Some(0),
+            ..Event::default()
+        };
+        cols.push("s", 4, &truncate);
+        let b = cols.batch().unwrap();
+        let col = |n: &str| b.column_by_name(n).unwrap_or_else(|| panic!("{n}"));
+        let op = col("op").as_string::<i32>();
+        assert_eq!(
+            (0..4).map(|i| op.value(i)).collect::<Vec<_>>(),
+            ["open", "rename", "chown", "truncate"]
+        );
+        let old = col("old_path").as_string::<i32>();
+        assert!(old.is_null(0) && old.is_null(2));
+        assert_eq!(old.value(1), "/etc/sed\u{FFFD}");
+        assert_eq!(
+            col("old_path_b64").as_string::<i32>().value(1),
+            "L2V0Yy9zZWT/"
+        );
+        let int = |n: &str| col(n).as_primitive::<Int64Type>().clone();
+        let (uid, gid, len) = (int("new_uid"), int("new_gid"), int("length"));
+        assert_eq!(
+            (uid.is_null(0), uid.value(2), gid.is_null(2)),
+            (true, 0, true)
+        );
+        assert_eq!(
+            (len.is_null(0), len.is_null(2), len.value(3)),
+            (true, true, 0)
+        );
+        assert!(!b.schema().field_with_name("op").unwrap().is_nullable());
+    }
+
     #[test]
     fn dates_are_utc() {
         assert_eq!(date_of(0), "1970-01-01");

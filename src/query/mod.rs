@@ -15,11 +15,15 @@
 //! over `events` per row of another table reads the range once per row. Join to an aggregate
 //! (`JOIN (SELECT image, count(*) … GROUP BY image)`) instead, as `process_tree` does.
 //!
-//! `events` columns: `seq` (arrival order: the segment's sequence number × 2³² + the event's place
-//! in it, the same whatever the window), `ts` (RFC 3339 text), `ts_ns`, `pid`, `tid`, `ppid`,
-//! `uid`, `gid`, `comm`, `syscall`, `path`, `raw_path`, `path_source`, `path_truncated`, `dirfd`,
-//! `flags`, `mode`, `ret`, `errno` (name, NULL on success), `result` (`success` or the errno name),
-//! `access` (the `access:` names of rule files, comma-separated), then the opener's lineage (NULL
+//! `events` columns (one row per event: an open or another file operation): `seq` (arrival order:
+//! the segment's sequence number × 2³² + the event's place in it, the same whatever the window),
+//! `ts` (RFC 3339 text), `ts_ns`, `pid`, `tid`, `ppid`, `uid`, `gid`, `comm`, `syscall`, `op`
+//! (`open`, `rename`… ; `open` for every event of a segment before schema 5), `path`, `old_path`
+//! (a rename's or link's old name, a symlink's target; NULL otherwise), `raw_path`,
+//! `path_source`, `path_truncated`, `dirfd`, `flags`, `mode`, `ret`, `errno` (name, NULL on
+//! success), `result` (`success` or the errno name), `access` (the `access:` names of rule files,
+//! comma-separated: an operation's by its op), `new_uid`, `new_gid` (chown's, NULL when left
+//! unchanged), `length` (truncate's), then the opener's lineage (NULL
 //! for events recorded before lineage): `image` (joins `processes.image`), `proc_start_ns`, `exe`,
 //! `cmdline`, `parent_exe`, `container_id`, `user`, `euid`, `egid`, `auid`, then its identities
 //! (NULL before schema 4): `root`, `file`, `alias_of`, `mntns`, `exe_id`, `exe_verified` (see

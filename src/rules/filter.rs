@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::raw::{Items, RawConds};
+use crate::event::Op;
 
 /// Recorded user names and the uids each stood for (see `query::users`).
 pub type KnownUsers = BTreeMap<String, BTreeSet<u32>>;
@@ -24,29 +25,45 @@ pub struct Filter {
     #[arg(long, value_delimiter = ',')]
     pub comm: Vec<String>,
     /// Only paths matching: exact path, DIR/ for everything under DIR, or a glob ('*' within a
-    /// component, '**' across).
+    /// component, '**' across). A rename or link matches by either name, a symlink by its
+    /// target as given too.
     #[arg(long, value_name = "GLOB")]
     pub path: Vec<String>,
-    /// Only opens that failed.
+    /// Only these operations (comma-separated or repeated): open, rename, link, symlink,
+    /// unlink, rmdir, mkdir, chmod, chown, truncate [default: all].
+    #[arg(long, value_delimiter = ',', value_name = "OP", value_parser = parse_op)]
+    pub op: Vec<Op>,
+    /// Only events that failed (an open or an operation that returned an error).
     #[arg(long)]
     pub failed: bool,
-    /// Only opens by these executables (paths or globs, as --path; e.g. '/usr/bin/python*').
+    /// Only events by these executables (paths or globs, as --path; e.g. '/usr/bin/python*').
     #[arg(long, value_name = "GLOB")]
     pub exe: Vec<String>,
-    /// Only opens in these containers (id or glob), or `host` for none.
+    /// Only events in these containers (id or glob), or `host` for none.
     #[arg(long, value_delimiter = ',', value_name = "ID")]
     pub container: Vec<String>,
-    /// Only opens by a process and all its descendants: a pid, or an executable path or glob.
+    /// Only events by a process and all its descendants: a pid, or an executable path or glob.
     #[arg(long, value_name = "PID|EXE")]
     pub ancestor: Option<String>,
-    /// Only opens by these users: names or globs, as the recording knew them (the uid map
+    /// Only events by these users: names or globs, as the recording knew them (the uid map
     /// stored with each segment); a name no segment of the range knows is an error.
     #[arg(long, value_delimiter = ',')]
     pub user: Vec<String>,
-    /// Only opens by processes of these login users (audit uid, kept across su and sudo): uids
+    /// Only events by processes of these login users (audit uid, kept across su and sudo): uids
     /// or recorded names.
     #[arg(long, value_delimiter = ',', value_name = "UID|NAME")]
     pub auid: Vec<String>,
+}
+
+/// `--op`'s values: an operation's name, else an error listing them all.
+fn parse_op(s: &str) -> Result<Op, String> {
+    Op::parse(s).ok_or_else(|| {
+        let all: Vec<&str> = Op::ALL.iter().map(|o| o.as_str()).collect();
+        format!(
+            "unknown operation {s:?}: expected one of {}",
+            all.join(", ")
+        )
+    })
 }
 
 impl Filter {
@@ -58,6 +75,7 @@ impl Filter {
             uid,
             comm,
             path,
+            op,
             failed,
             exe,
             container,
@@ -70,6 +88,7 @@ impl Filter {
             && uid.is_empty()
             && comm.is_empty()
             && path.is_empty()
+            && op.is_empty()
             && !failed
             && exe.is_empty()
             && container.is_empty()
@@ -121,20 +140,22 @@ impl Filter {
         Ok(out)
     }
 
-    /// The conditions, as alternatives of which any may match: one, or with `--ancestor X` two
-    /// (the process X itself, by pid or exe, or any of its descendants).
+    /// The conditions, as alternatives of which any may match: with `--path`, the path as the
+    /// event's `path` or as its `old_path`; with `--ancestor X`, each of those for the process X
+    /// itself (by pid or exe) and for any of its descendants. Without `--op`, every operation.
     pub(super) fn alternatives(&self) -> Vec<RawConds> {
         let failure = if self.failed {
             vec!["failure".to_owned()]
         } else {
             Vec::new()
         };
+        let ops: Vec<String> = self.op.iter().map(|o| o.as_str().to_owned()).collect();
         let conds = RawConds {
             pid: Items::from_ints(&self.pid),
             ppid: Items::from_ints(&self.ppid),
             uid: Items::from_ints(&self.uid),
             comm: Items::from_strs(&self.comm),
-            path: Items::from_strs(&self.path),
+            op: Items::from_strs(&ops),
             result: Items::from_strs(&failure),
             exe: Items::from_strs(&self.exe),
             container: Items::from_strs(&self.container),
@@ -151,8 +172,23 @@ impl Filter {
             },
             ..RawConds::default()
         };
+        // A rename or link from the path, or to it: either name is the file's.
+        let named: Vec<RawConds> = if self.path.is_empty() {
+            vec![conds]
+        } else {
+            vec![
+                conds.merged(RawConds {
+                    path: Items::from_strs(&self.path),
+                    ..RawConds::default()
+                }),
+                conds.merged(RawConds {
+                    old_path: Items::from_strs(&self.path),
+                    ..RawConds::default()
+                }),
+            ]
+        };
         let Some(a) = &self.ancestor else {
-            return vec![conds];
+            return named;
         };
         let (own, up) = match a.parse::<u32>() {
             Ok(pid) => (
@@ -176,7 +212,10 @@ impl Filter {
                 },
             ),
         };
-        vec![conds.merged(own), conds.merged(up)]
+        named
+            .iter()
+            .flat_map(|c| [c.merged(own.clone()), c.merged(up.clone())])
+            .collect()
     }
 }
 
@@ -271,6 +310,97 @@ mod tests {
             .resolve_users(&known())
             .unwrap_err()
             .contains("no uid in common"));
+    }
+
+    fn matches(f: &Filter, ev: &crate::event::Event) -> bool {
+        super::super::RuleSet::from_filter("query", f)
+            .unwrap()
+            .engine()
+            .matches(ev)
+    }
+
+    fn op_on(op: Op, path: &str, old: Option<&str>) -> crate::event::Event {
+        crate::event::Event {
+            op,
+            path: path.into(),
+            old_path: old.map(Into::into),
+            ..crate::event::Event::default()
+        }
+    }
+
+    /// Issue #27: `sed -i /etc/passwd` renames a temp file over it; `mv /etc/passwd /tmp/x`
+    /// takes it away. `--path /etc/passwd` shows both, and its opens.
+    #[test]
+    fn path_matches_either_name_of_a_rename_or_link() {
+        let f = Filter {
+            path: vec!["/etc/passwd".into()],
+            ..Filter::default()
+        };
+        for (ev, want) in [
+            (op_on(Op::Open, "/etc/passwd", None), true),
+            (op_on(Op::Rename, "/etc/passwd", Some("/etc/sedAbC")), true),
+            (op_on(Op::Rename, "/tmp/x", Some("/etc/passwd")), true),
+            (op_on(Op::Link, "/tmp/hard", Some("/etc/passwd")), true),
+            (op_on(Op::Symlink, "/tmp/s", Some("/etc/passwd")), true),
+            (op_on(Op::Unlink, "/etc/passwd", None), true),
+            (op_on(Op::Rename, "/tmp/y", Some("/tmp/x")), false),
+            (op_on(Op::Chmod, "/etc/shadow", None), false),
+        ] {
+            assert_eq!(
+                matches(&f, &ev),
+                want,
+                "{:?} {:?} {:?}",
+                ev.op,
+                ev.path,
+                ev.old_path
+            );
+        }
+        // Each name alternative holds every other filter: a failed-only filter on either name.
+        let failed = Filter {
+            failed: true,
+            ..f.clone()
+        };
+        let moved = op_on(Op::Rename, "/tmp/x", Some("/etc/passwd"));
+        assert!(!matches(&failed, &moved));
+        assert!(matches(&failed, &crate::event::Event { ret: -1, ..moved }));
+    }
+
+    /// Without `--op` a filter matches every operation (unlike a rule, which defaults to opens);
+    /// with it, only those named.
+    #[test]
+    fn op_filters_operations_and_defaults_to_all() {
+        let chmod = op_on(Op::Chmod, "/usr/bin/x", None);
+        let open = op_on(Op::Open, "/usr/bin/x", None);
+        let any = Filter {
+            pid: vec![0],
+            ..Filter::default()
+        };
+        assert!(matches(&any, &chmod) && matches(&any, &open));
+        let only = Filter {
+            op: vec![Op::Chmod, Op::Chown],
+            ..Filter::default()
+        };
+        assert!(!only.is_empty());
+        assert!(matches(&only, &chmod) && !matches(&only, &open));
+        let e = parse_op("delete").unwrap_err();
+        assert!(
+            e.contains("\"delete\"") && e.contains("open, rename, link") && e.contains("truncate"),
+            "{e}"
+        );
+        assert_eq!(parse_op("rmdir"), Ok(Op::Rmdir));
+    }
+
+    #[test]
+    fn ancestor_and_path_make_four_alternatives() {
+        let f = Filter {
+            path: vec!["/etc/".into()],
+            ancestor: Some("/usr/sbin/sshd".into()),
+            ..Filter::default()
+        };
+        let alts = f.alternatives();
+        assert_eq!(alts.len(), 4);
+        assert!(alts.iter().all(|a| a.path.present != a.old_path.present));
+        assert!(alts.iter().all(|a| a.exe.present != a.ancestor_exe.present));
     }
 
     #[test]

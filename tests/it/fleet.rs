@@ -62,7 +62,7 @@ fn of(args: &[&str]) -> Command {
 }
 
 /// Whether `engine` can run here; when not, SKIPPED (or, where required, a panic).
-fn engine_available(engine: &str, test: &str) -> bool {
+pub(crate) fn engine_available(engine: &str, test: &str) -> bool {
     let out = Command::new("python3")
         .arg(format!("{ROOT}/tests/fleet/run_sql.py"))
         .args([engine, "--check"])

@@ -11,7 +11,7 @@ use open_forensics::store::{Reader, RotateConfig, TimeRange, Writer};
 use crate::helpers::{bin, event, fixtures_dir, scenarios, write_jsonl, TempStore};
 
 /// A private copy of a fixture store (the reader refuses stores others could write to).
-fn fixture_copy(scenario: &str) -> TempStore {
+pub(crate) fn fixture_copy(scenario: &str) -> TempStore {
     let s = TempStore::new();
     std::fs::create_dir(&s.dir).expect("mkdir");
     for e in std::fs::read_dir(fixtures_dir().join("segments").join(scenario)).expect("fixture") {
