@@ -314,8 +314,8 @@ fn ints(ctx: &mut Ctx, vals: &[Val], what: &str) -> Vec<u32> {
     out
 }
 
-fn syscall_mask(ctx: &mut Ctx, vals: &[Val]) -> u64 {
-    let mut mask = 0u64;
+fn syscall_mask(ctx: &mut Ctx, vals: &[Val]) -> u128 {
+    let mut mask = 0u128;
     for v in vals {
         let Some(name) = v.text(ctx, "a syscall name") else {
             continue;

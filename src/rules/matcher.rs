@@ -32,7 +32,7 @@ pub(super) enum Pred {
         neg: bool,
     },
     Syscall {
-        mask: u64,
+        mask: u128,
         neg: bool,
     },
     Access {
@@ -84,7 +84,7 @@ impl Pred {
                 };
                 set.contains(&v) != *neg
             }
-            Pred::Syscall { mask, neg } => ((mask & (1u64 << ev.syscall.code())) != 0) != *neg,
+            Pred::Syscall { mask, neg } => ((mask & (1u128 << ev.syscall.code())) != 0) != *neg,
             Pred::Access { mask, neg } => (access_of(ev) & mask != 0) != *neg,
             Pred::Result { set, neg } => {
                 let hit = if ev.ret >= 0 {

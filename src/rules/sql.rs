@@ -868,7 +868,7 @@ fn pred_sql(g: &Gen, p: &Pred) -> Result<String, String> {
         Pred::Syscall { mask, neg } => {
             let names: Vec<String> = Syscall::ALL
                 .iter()
-                .filter(|s| mask & (1u64 << s.code()) != 0)
+                .filter(|s| mask & (1u128 << s.code()) != 0)
                 .map(|s| g.lit(s.as_str()))
                 .collect();
             let e = if names.is_empty() {
