@@ -62,12 +62,15 @@ struct {
 	__type(value, struct of_uring_long);
 } of_uring_longs SEC(".maps");
 
-/* Records are built here (too big for the 512-byte stack), then the used part is copied out. */
+/*
+ * Records are built here (too big for the 512-byte stack), then the used part is copied out. An
+ * open's record is the of_event at the start; an operation's uses the room after it too.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct of_event);
+	__type(value, struct of_op_event);
 } of_scratch SEC(".maps");
 
 struct of_uring_stage {
@@ -128,6 +131,8 @@ struct {
 struct of_abi {
 	struct of_event_hdr hdr;
 	struct of_proc_hdr proc;
+	struct of_op_tail op_tail;
+	enum of_op op;
 	enum of_rec_kind kind;
 	enum of_exe_flags exe_flags;
 	enum of_syscall syscall;

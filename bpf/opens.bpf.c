@@ -47,6 +47,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "path.h"
 #include "dir_cache.h"
 #include "open_record.h"
+#include "file_ops.h"
 #include "syscalls.h"
 #include "io_uring.h"
 #include "process.h"
