@@ -236,7 +236,10 @@ static __always_inline int op_exit(long ret, __u32 sc, const bool fast)
 		t.old_trunc = e->hdr.trunc;
 		t.old_dir_slot = e->hdr.dir_slot;
 		t.old_dir_gen = e->hdr.dir_gen;
-		old_len = (t.old_raw_len + old_len) & (OF_OLD_MAX - 1);
+		old_len = t.old_raw_len + old_len;
+		/* Opaque to clang, so that the mask (a no-op) bounds the register the verifier sees. */
+		barrier_var(old_len);
+		old_len &= OF_OLD_MAX - 1;
 		bpf_probe_read_kernel(oe->stage, old_len, e->data);
 	}
 
@@ -260,7 +263,9 @@ static __always_inline int op_exit(long ret, __u32 sc, const bool fast)
 	e->hdr.ts_ns = bpf_ktime_get_boot_ns();
 
 	/* The tail and the old name after the path's data (at most OF_RAW_MAX - 1 + OF_PATH_MAX). */
-	end = (raw_len + path_len + root_len) & (OF_RAW_MAX + OF_PATH_MAX - 1);
+	end = raw_len + path_len + root_len;
+	barrier_var(end);
+	end &= OF_RAW_MAX + OF_PATH_MAX - 1;
 	bpf_probe_read_kernel(&e->data[end], sizeof(t), &t);
 	end += sizeof(t);
 	bpf_probe_read_kernel(&e->data[end], old_len, oe->stage);
