@@ -325,6 +325,19 @@ pub struct EventJson {
     pub exe_id: Option<String>,
     #[serde(default)]
     pub exe_verified: Option<bool>,
+    /// Absent: an open (the lines of opens have no op keys).
+    #[serde(default)]
+    pub op: Option<String>,
+    #[serde(default)]
+    pub old_path: Option<String>,
+    #[serde(default)]
+    pub old_path_b64: Option<String>,
+    #[serde(default)]
+    pub new_uid: Option<u32>,
+    #[serde(default)]
+    pub new_gid: Option<u32>,
+    #[serde(default)]
+    pub length: Option<i64>,
 }
 
 /// One entry of `ancestors`.
@@ -495,6 +508,20 @@ pub(crate) fn put_identity(o: &mut Obj, ev: &Event) {
     }
 }
 
+/// The op keys, after every other key of an event (and of an alert's event): `op`, `old_path`,
+/// `new_uid`, `new_gid`, `length`, null where the op has no such value. An open has none of
+/// them, so that its line stays exactly what it was before other ops were recorded.
+pub(crate) fn put_op(o: &mut Obj, ev: &Event) {
+    if ev.op == Op::Open {
+        return;
+    }
+    o.str(Column::Op.name(), ev.op.as_str());
+    put_bytes(o, Column::OldPath.name(), ev.old_path.as_ref());
+    o.opt_num(Column::NewUid.name(), ev.new_uid);
+    o.opt_num(Column::NewGid.name(), ev.new_gid);
+    o.opt_num(Column::Length.name(), ev.length);
+}
+
 /// The lineage keys of an event, in their documented order.
 fn put_event_lineage(o: &mut Obj, p: &Process, ev: &Event) {
     put_bytes(o, Column::Exe.name(), p.exe.as_ref());
@@ -518,7 +545,7 @@ impl Event {
     /// One JSON object, no trailing newline: the event's keys in their documented order, then,
     /// when the event has lineage, the lineage keys (omitted entirely for events recorded
     /// before lineage, so their lines stay as they were), then the identity keys
-    /// ([`put_identity`]).
+    /// ([`put_identity`]), then, for an op other than an open, the op keys ([`put_op`]).
     pub fn to_json_line(&self) -> String {
         let mut o = Obj::new();
         o.str(Column::Ts.name(), &format_ts(self.ts_ns));
@@ -542,6 +569,7 @@ impl Event {
             put_event_lineage(&mut o, p, self);
         }
         put_identity(&mut o, self);
+        put_op(&mut o, self);
         o.finish()
     }
 }
@@ -550,6 +578,9 @@ impl Event {
 pub const COMM_MAX: usize = 15;
 /// The longest path or argv the recorder keeps (PATH_MAX, and the argv bytes kept per process).
 pub const PATH_MAX: usize = 4096;
+/// The ops with an `old_path`.
+const OLD_PATH_OPS: &[Op] = &[Op::Rename, Op::Link, Op::Symlink];
+
 /// The longest path-like field the recorder keeps, with room for " (deleted)".
 const LONGEST: usize = PATH_MAX + 16;
 /// The most ancestors a line may list.
@@ -741,6 +772,40 @@ impl ImportedProcs {
                 ));
             }
         }
+        let op = match &j.op {
+            None => Op::Open,
+            Some(op) => Op::parse(op).ok_or_else(|| {
+                format!(
+                    "field `op`: unknown value {op:?} (expected one of {})",
+                    names(Op::ALL)
+                )
+            })?,
+        };
+        let old_path = opt_bytes(&j.old_path, &j.old_path_b64, "old_path")?;
+        if let Some(o) = old_path.as_ref().filter(|o| o.as_bytes().len() > PATH_MAX) {
+            return Err(format!(
+                "field `old_path` is {} bytes long; the kernel records at most {PATH_MAX}",
+                o.as_bytes().len()
+            ));
+        }
+        for (field, set, of) in [
+            ("old_path", old_path.is_some(), OLD_PATH_OPS),
+            ("new_uid", j.new_uid.is_some(), &[Op::Chown][..]),
+            ("new_gid", j.new_gid.is_some(), &[Op::Chown][..]),
+            ("length", j.length.is_some(), &[Op::Truncate][..]),
+        ] {
+            if set && !of.contains(&op) {
+                return Err(format!(
+                    "field `{field}` on a{} {op}: only {} has it",
+                    if op.as_str().starts_with(['a', 'e', 'i', 'o', 'u']) {
+                        "n"
+                    } else {
+                        ""
+                    },
+                    names(of).replace(", ", "/")
+                ));
+            }
+        }
         let process = self.lineage(&j, &comm)?;
         let root = opt_bytes(&j.root, &j.root_b64, "root")?;
         let alias_of = opt_bytes(&j.alias_of, &j.alias_of_b64, "alias_of")?;
@@ -754,7 +819,7 @@ impl ImportedProcs {
             gid: j.gid,
             comm,
             syscall,
-            op: Op::Open,
+            op,
             path,
             path_source,
             path_truncated: j.path_truncated,
@@ -763,10 +828,10 @@ impl ImportedProcs {
             flags: j.flags,
             mode: j.mode,
             ret: j.ret,
-            old_path: None,
-            new_uid: None,
-            new_gid: None,
-            length: None,
+            old_path,
+            new_uid: j.new_uid,
+            new_gid: j.new_gid,
+            length: j.length,
             file: opt_file_id(&j.file, "file")?,
             root,
             alias_of,

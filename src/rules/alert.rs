@@ -6,7 +6,9 @@ use serde_json::{json, Value};
 
 use super::rule::Rule;
 use crate::bytes::Str;
-use crate::event::{bytes_to_json, put_ancestors, put_argv, put_bytes, put_identity, Event};
+use crate::event::{
+    bytes_to_json, put_ancestors, put_argv, put_bytes, put_identity, put_op, Event,
+};
 use crate::json::Obj;
 use crate::process::Process;
 use crate::timespec::format_ts;
@@ -79,6 +81,7 @@ impl<'a> Alert<'a> {
             put_alert_lineage(&mut o, p, e);
         }
         put_identity(&mut o, e);
+        put_op(&mut o, e);
         o.str("hostname", self.host);
         o.str("description", &self.rule.description);
         o.strs("tags", &self.rule.tags);

@@ -27,6 +27,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_identity.sql",
         include_str!("../../migrations/0004_identity.sql"),
     ),
+    (
+        "0005_file_ops.sql",
+        include_str!("../../migrations/0005_file_ops.sql"),
+    ),
 ];
 
 /// The first schema version with process lineage (`processes`, `users`, `procs.process`).
@@ -36,6 +40,9 @@ pub const ROOT_VERSION: i64 = 3;
 /// The first schema version with identities: `files`, `blocks.file` and `blocks.alias_of`,
 /// `procs.root`, `processes.exe_dev`, `exe_ino` and `exe_verified`.
 pub const IDENTITY_VERSION: i64 = 4;
+/// The first schema version with file operations: `shapes.op`, `blocks.old_path`, `new_uid`,
+/// `new_gid` and `length`.
+pub const FILE_OPS_VERSION: i64 = 5;
 
 /// Brings `conn` up to the newest schema. Idempotent; fails on a file that is not ours or is newer
 /// than this build.

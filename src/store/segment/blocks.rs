@@ -18,6 +18,38 @@ pub(crate) struct Row {
     pub file: u32,
     /// The string id of the watched path the file is, 0 for none (schema 4).
     pub alias_of: u32,
+    /// The string id of a rename's or link's old name or a symlink's target, 0 for none
+    /// (schema 5; older blocks read as 0, as do all the op arguments).
+    pub old_path: u32,
+    pub new_uid: Option<u32>,
+    pub new_gid: Option<u32>,
+    pub length: Option<i64>,
+}
+
+impl Row {
+    /// Whether the row has a value in optional column `col` (see [`EncodedBlock::opt`]).
+    fn has(&self, col: usize) -> bool {
+        match col {
+            0 => self.file != 0,
+            1 => self.alias_of != 0,
+            2 => self.old_path != 0,
+            3 => self.new_uid.is_some(),
+            4 => self.new_gid.is_some(),
+            _ => self.length.is_some(),
+        }
+    }
+
+    /// Appends the row's value of optional column `col`.
+    fn put(&self, col: usize, out: &mut Vec<u8>) {
+        match col {
+            0 => codec::put_u64(out, self.file.into()),
+            1 => codec::put_u64(out, self.alias_of.into()),
+            2 => codec::put_u64(out, self.old_path.into()),
+            3 => codec::put_opt_u32(out, self.new_uid),
+            4 => codec::put_opt_u32(out, self.new_gid),
+            _ => codec::put_opt_i64(out, self.length),
+        }
+    }
 }
 
 /// A batch of rows, encoded.
@@ -28,9 +60,10 @@ pub(crate) struct EncodedBlock {
     pub max_ts_ns: i64,
     /// ts, proc, path, raw_path, shape, ret.
     pub cols: [Vec<u8>; 6],
-    /// file, alias_of: `None` when every value is 0 (stored as NULL, as blocks before schema 4
+    /// file, alias_of (schema 4), old_path, new_uid, new_gid, length (schema 5): `None` when no
+    /// row has a value (stored as NULL, as blocks written before the schema that added the column
     /// read).
-    pub ids: [Option<Vec<u8>>; 2],
+    pub opt: [Option<Vec<u8>>; 6],
 }
 
 pub(crate) fn encode(rows: &[Row]) -> EncodedBlock {
@@ -48,11 +81,11 @@ pub(crate) fn encode(rows: &[Row]) -> EncodedBlock {
         codec::put_u64(&mut cols[4], r.shape.into());
         codec::put_i64(&mut cols[5], r.ret);
     }
-    let ids = [|r: &Row| r.file, |r: &Row| r.alias_of].map(|get| {
-        rows.iter().any(|r| get(r) != 0).then(|| {
+    let opt = std::array::from_fn(|c| {
+        rows.iter().any(|r| r.has(c)).then(|| {
             let mut col = Vec::with_capacity(rows.len() * 2);
             for r in rows {
-                codec::put_u64(&mut col, get(r).into());
+                r.put(c, &mut col);
             }
             col
         })
@@ -63,7 +96,7 @@ pub(crate) fn encode(rows: &[Row]) -> EncodedBlock {
         min_ts_ns: min,
         max_ts_ns: max,
         cols,
-        ids,
+        opt,
     }
 }
 
@@ -72,8 +105,8 @@ pub(crate) struct Decoder<'a> {
     left: i64,
     ts: i64,
     cols: [Column<'a>; 6],
-    /// file, alias_of; `None`: all 0.
-    ids: [Option<Column<'a>>; 2],
+    /// As [`EncodedBlock::opt`]; `None`: no row has a value.
+    opt: [Option<Column<'a>>; 6],
 }
 
 impl<'a> Decoder<'a> {
@@ -81,13 +114,13 @@ impl<'a> Decoder<'a> {
         count: i64,
         base_ts_ns: i64,
         cols: [&'a [u8]; 6],
-        ids: [Option<&'a [u8]>; 2],
+        opt: [Option<&'a [u8]>; 6],
     ) -> Decoder<'a> {
         Decoder {
             left: count.max(0),
             ts: base_ts_ns,
             cols: cols.map(Column::new),
-            ids: ids.map(|c| c.map(Column::new)),
+            opt: opt.map(|c| c.map(Column::new)),
         }
     }
 
@@ -95,15 +128,19 @@ impl<'a> Decoder<'a> {
     pub fn next_row(&mut self) -> Option<Result<Row, &'static str>> {
         if self.left == 0 {
             let done = self.cols.iter().all(|c| c.is_done())
-                && self.ids.iter().flatten().all(|c| c.is_done());
+                && self.opt.iter().flatten().all(|c| c.is_done());
             return (!done).then_some(Err("columns hold more values than its count"));
         }
         self.left -= 1;
         let [ts, proc_id, path, raw, shape, ret] = &mut self.cols;
-        let [file, alias_of] = &mut self.ids;
+        let [file, alias_of, old_path, new_uid, new_gid, length] = &mut self.opt;
         let id = |c: &mut Option<Column<'a>>| match c {
             None => Some(0),
             Some(c) => u32::try_from(c.u64()?).ok(),
+        };
+        let uid = |c: &mut Option<Column<'a>>| match c {
+            None => Some(None),
+            Some(c) => c.opt_u32(),
         };
         let row = (|| {
             self.ts = self.ts.wrapping_add(ts.i64()?);
@@ -116,6 +153,13 @@ impl<'a> Decoder<'a> {
                 ret: ret.i64()?,
                 file: id(file)?,
                 alias_of: id(alias_of)?,
+                old_path: id(old_path)?,
+                new_uid: uid(new_uid)?,
+                new_gid: uid(new_gid)?,
+                length: match length {
+                    None => None,
+                    Some(c) => c.opt_i64()?,
+                },
             })
         })();
         Some(row.ok_or("a column ends early or holds an out-of-range id"))
@@ -138,6 +182,10 @@ mod tests {
                 ret: if i % 5 == 0 { -2 } else { 3 },
                 file: if i % 5 == 0 { 0 } else { (i % 17) as u32 + 1 },
                 alias_of: if i % 100 == 3 { 9 } else { 0 },
+                old_path: if i % 10 == 1 { 7 } else { 0 },
+                new_uid: (i % 10 == 2).then_some(u32::MAX - i as u32),
+                new_gid: (i % 20 == 2).then_some(0),
+                length: (i % 10 == 3).then_some(if i % 20 == 3 { i64::MIN } else { i }),
             })
             .collect();
         let b = encode(&rows);
@@ -145,8 +193,8 @@ mod tests {
         assert_eq!(b.min_ts_ns, rows.iter().map(|r| r.ts_ns).min().unwrap());
         assert_eq!(b.max_ts_ns, rows.iter().map(|r| r.ts_ns).max().unwrap());
         let cols = [0, 1, 2, 3, 4, 5].map(|i| &b.cols[i][..]);
-        let ids = [0, 1].map(|i| b.ids[i].as_deref());
-        let mut d = Decoder::new(b.count, b.base_ts_ns, cols, ids);
+        let opt = std::array::from_fn(|i| b.opt[i].as_deref());
+        let mut d = Decoder::new(b.count, b.base_ts_ns, cols, opt);
         let mut back = Vec::new();
         while let Some(r) = d.next_row() {
             back.push(r.unwrap());
@@ -165,17 +213,25 @@ mod tests {
             ret: -2,
             file: 0,
             alias_of: 0,
+            old_path: 0,
+            new_uid: None,
+            new_gid: None,
+            length: None,
         }];
         let b = encode(&rows);
-        assert_eq!(b.ids, [None, None]);
+        assert_eq!(b.opt, [None, None, None, None, None, None]);
         let cols = [0, 1, 2, 3, 4, 5].map(|i| &b.cols[i][..]);
-        let mut d = Decoder::new(b.count, b.base_ts_ns, cols, [None, None]);
+        let mut d = Decoder::new(b.count, b.base_ts_ns, cols, Default::default());
         assert_eq!(d.next_row().unwrap().unwrap(), rows[0]);
         assert!(d.next_row().is_none());
-        // A column with a value too many is as wrong as one of the six.
-        let mut d = Decoder::new(1, b.base_ts_ns, cols, [Some(&[1, 1][..]), None]);
-        assert!(d.next_row().unwrap().is_ok());
-        assert!(d.next_row().unwrap().is_err());
+        // A column with a value too many is as wrong as one of the six, whichever it is.
+        for c in 0..6 {
+            let mut opt: [Option<&[u8]>; 6] = Default::default();
+            opt[c] = Some(&[1, 1][..]);
+            let mut d = Decoder::new(1, b.base_ts_ns, cols, opt);
+            assert!(d.next_row().unwrap().is_ok(), "column {c}");
+            assert!(d.next_row().unwrap().is_err(), "column {c}");
+        }
     }
 
     #[test]
@@ -189,13 +245,17 @@ mod tests {
             ret: 3,
             file: 1,
             alias_of: 0,
+            old_path: 0,
+            new_uid: None,
+            new_gid: None,
+            length: Some(4),
         }]);
         let cols = [0, 1, 2, 3, 4, 5].map(|i| &b.cols[i][..]);
-        let ids = [b.ids[0].as_deref(), None];
-        let mut d = Decoder::new(2, b.base_ts_ns, cols, ids);
+        let opt = std::array::from_fn(|i| b.opt[i].as_deref());
+        let mut d = Decoder::new(2, b.base_ts_ns, cols, opt);
         assert!(d.next_row().unwrap().is_ok());
         assert!(d.next_row().unwrap().is_err());
-        let mut d = Decoder::new(0, b.base_ts_ns, cols, ids);
+        let mut d = Decoder::new(0, b.base_ts_ns, cols, opt);
         assert!(d.next_row().unwrap().is_err());
     }
 }

@@ -12,10 +12,10 @@ use rusqlite::{params, Connection};
 use super::blocks::Decoder;
 use super::{next_table_id, Loss, SegmentMeta, StoredProcess};
 use crate::bytes::Str;
-use crate::event::{Event, PathSource, Syscall};
+use crate::event::{Event, Op, PathSource, Syscall};
 use crate::file_id::FileId;
 use crate::process::{ProcSource, Process};
-use crate::store::schema::{IDENTITY_VERSION, LINEAGE_VERSION, ROOT_VERSION};
+use crate::store::schema::{FILE_OPS_VERSION, IDENTITY_VERSION, LINEAGE_VERSION, ROOT_VERSION};
 use crate::store::{sql_err, Result, StoreError, TimeRange};
 
 pub(crate) fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMeta) -> Result<()> {
@@ -272,8 +272,8 @@ pub(crate) struct DecodeTables {
     shapes: Vec<Shape>,
     /// `files`, indexed by id - 1 (empty before schema 4).
     files: Vec<FileId>,
-    /// Schema 4 on: blocks have `file` and `alias_of`.
-    identity: bool,
+    /// The `blocks` query of the segment's schema (columns it lacks read as NULL).
+    blocks_sql: &'static str,
 }
 
 struct Proc {
@@ -291,6 +291,7 @@ struct Proc {
 }
 
 struct Shape {
+    op: Op,
     syscall: Syscall,
     src: PathSource,
     truncated: bool,
@@ -384,23 +385,31 @@ pub(crate) fn decode_tables(
     }
 
     let mut shapes: Vec<Shape> = Vec::new();
-    const H: &str =
-        "SELECT id, syscall, src, truncated, dirfd, flags, mode FROM shapes ORDER BY id";
-    let mut st = conn.prepare(H).map_err(sql_err(path, H))?;
-    let mut rows = st.query([]).map_err(sql_err(path, H))?;
-    while let Some(r) = rows.next().map_err(sql_err(path, H))? {
-        let int = |i| r.get::<_, i64>(i).map_err(sql_err(path, H));
+    // Every shape before schema 5 is an open's.
+    let h: &str = if version >= FILE_OPS_VERSION {
+        "SELECT id, syscall, src, truncated, dirfd, flags, mode, op FROM shapes ORDER BY id"
+    } else {
+        "SELECT id, syscall, src, truncated, dirfd, flags, mode, 1 FROM shapes ORDER BY id"
+    };
+    let mut st = conn.prepare(h).map_err(sql_err(path, h))?;
+    let mut rows = st.query([]).map_err(sql_err(path, h))?;
+    while let Some(r) = rows.next().map_err(sql_err(path, h))? {
+        let int = |i| r.get::<_, i64>(i).map_err(sql_err(path, h));
         let id = int(0)? as usize;
         if id != shapes.len() + 1 {
             return Err(corrupt(format!("shape ids are not dense (found {id})")));
         }
         shapes.push(Shape {
+            op: u8::try_from(int(7)?)
+                .ok()
+                .and_then(Op::from_code)
+                .ok_or_else(|| corrupt(format!("shape {id}: unknown op")))?,
             syscall: Syscall::from_code(int(1)? as u8)
                 .ok_or_else(|| corrupt(format!("shape {id}: unknown syscall")))?,
             src: PathSource::from_code(int(2)? as u8)
                 .ok_or_else(|| corrupt(format!("shape {id}: unknown path source")))?,
             truncated: int(3)? != 0,
-            dirfd: r.get::<_, Option<i32>>(4).map_err(sql_err(path, H))?,
+            dirfd: r.get::<_, Option<i32>>(4).map_err(sql_err(path, h))?,
             flags: int(5)? as u64,
             mode: int(6)? as u32,
         });
@@ -424,12 +433,24 @@ pub(crate) fn decode_tables(
         }
     }
 
+    // Blocks before schema 4 have no `file` and `alias_of`, before 5 no op arguments: NULL, as a
+    // block without any.
+    let blocks_sql = if version >= FILE_OPS_VERSION {
+        "SELECT id, count, base_ts_ns, ts, proc, path, raw_path, shape, ret, file, alias_of, \
+         old_path, new_uid, new_gid, length FROM blocks WHERE id = ?1"
+    } else if version >= IDENTITY_VERSION {
+        "SELECT id, count, base_ts_ns, ts, proc, path, raw_path, shape, ret, file, alias_of, \
+         NULL, NULL, NULL, NULL FROM blocks WHERE id = ?1"
+    } else {
+        "SELECT id, count, base_ts_ns, ts, proc, path, raw_path, shape, ret, NULL, NULL, \
+         NULL, NULL, NULL, NULL FROM blocks WHERE id = ?1"
+    };
     Ok(DecodeTables {
         table: next_table_id(),
         procs,
         shapes,
         files,
-        identity: version >= IDENTITY_VERSION,
+        blocks_sql,
     })
 }
 
@@ -484,16 +505,8 @@ where
         procs,
         shapes,
         files,
-        identity,
+        blocks_sql: b,
     } = dec;
-    // Blocks before schema 4 have no `file` and `alias_of`: NULL, as a block without any.
-    let b: &str = if *identity {
-        "SELECT id, count, base_ts_ns, ts, proc, path, raw_path, shape, ret, file, alias_of \
-         FROM blocks WHERE id = ?1"
-    } else {
-        "SELECT id, count, base_ts_ns, ts, proc, path, raw_path, shape, ret, NULL, NULL \
-         FROM blocks WHERE id = ?1"
-    };
     let mut st = conn.prepare_cached(b).map_err(sql_err(path, b))?;
     let mut rows = st.query([id]).map_err(sql_err(path, b))?;
     let mut ev = Event {
@@ -517,9 +530,16 @@ where
                 .map_err(sql_err(path, b))
         };
         let cols = [col(3)?, col(4)?, col(5)?, col(6)?, col(7)?, col(8)?];
-        let ids = [opt_col(9)?, opt_col(10)?];
+        let opt = [
+            opt_col(9)?,
+            opt_col(10)?,
+            opt_col(11)?,
+            opt_col(12)?,
+            opt_col(13)?,
+            opt_col(14)?,
+        ];
         let bad = |what: &str| corrupt(format!("block {block}: {what}"));
-        let mut rows = Decoder::new(count, base, cols, ids);
+        let mut rows = Decoder::new(count, base, cols, opt);
         while let Some(row) = rows.next_row() {
             let row = row.map_err(bad)?;
             let shape = (row.shape as usize)
@@ -557,6 +577,7 @@ where
             } else {
                 string(row.raw_path.into(), "raw_path")?
             };
+            ev.op = shape.op;
             ev.syscall = shape.syscall;
             ev.path_source = shape.src;
             ev.path_truncated = shape.truncated;
@@ -576,6 +597,13 @@ where
                 0 => None,
                 n => Some(string(n.into(), "alias_of")?),
             };
+            ev.old_path = match row.old_path {
+                0 => None,
+                n => Some(string(n.into(), "old_path")?),
+            };
+            ev.new_uid = row.new_uid;
+            ev.new_gid = row.new_gid;
+            ev.length = row.length;
             if f(&ev).is_break() {
                 return Ok(ControlFlow::Break(()));
             }

@@ -1,4 +1,4 @@
-//! The active segment's write buffer: strings, process images, thread keys and open shapes are
+//! The active segment's write buffer: strings, process images, thread keys and event shapes are
 //! interned (each gets its id once per segment) and rows are held until the next commit, which
 //! writes them all in one transaction.
 
@@ -48,6 +48,7 @@ struct NewProcess {
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 struct ShapeKey {
+    op: u8,
     syscall: u8,
     src: u8,
     truncated: bool,
@@ -146,6 +147,7 @@ impl Active {
         let raw = self.intern(&mut ev.raw_path);
         let root = ev.root.as_mut().map_or(0, |r| self.intern(r));
         let alias_of = ev.alias_of.as_mut().map_or(0, |a| self.intern(a));
+        let old_path = ev.old_path.as_mut().map_or(0, |o| self.intern(o));
         let file = ev.file.map_or(0, |f| {
             let next = self.files.len() as u32 + 1;
             *self.files.entry(f).or_insert_with(|| {
@@ -193,6 +195,7 @@ impl Active {
             }
         };
         let shape = ShapeKey {
+            op: ev.op.code(),
             syscall: ev.syscall.code(),
             src: ev.path_source.code(),
             truncated: ev.path_truncated,
@@ -221,6 +224,10 @@ impl Active {
             ret: ev.ret,
             file,
             alias_of,
+            old_path,
+            new_uid: ev.new_uid,
+            new_gid: ev.new_gid,
+            length: ev.length,
         });
     }
 
@@ -435,8 +442,8 @@ impl Active {
                 .map_err(sql_err(&path, P))?;
             }
             const SH: &str =
-                "INSERT INTO shapes (id, syscall, src, truncated, dirfd, flags, mode) \
-                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+                "INSERT INTO shapes (id, syscall, src, truncated, dirfd, flags, mode, op) \
+                              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
             let mut st = tx.prepare_cached(SH).map_err(sql_err(&path, SH))?;
             for (id, k) in &self.new_shapes {
                 st.execute(params![
@@ -446,14 +453,16 @@ impl Active {
                     k.truncated,
                     k.dirfd,
                     k.flags as i64,
-                    k.mode
+                    k.mode,
+                    k.op
                 ])
                 .map_err(sql_err(&path, SH))?;
             }
             if !self.rows.is_empty() {
                 const B: &str = "INSERT INTO blocks \
                                  (count, base_ts_ns, min_ts_ns, max_ts_ns, ts, proc, path, raw_path, shape, ret, \
-                                 file, alias_of) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)";
+                                 file, alias_of, old_path, new_uid, new_gid, length) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
                 let b = blocks::encode(&self.rows);
                 let mut st = tx.prepare_cached(B).map_err(sql_err(&path, B))?;
                 st.execute(params![
@@ -467,8 +476,12 @@ impl Active {
                     b.cols[3],
                     b.cols[4],
                     b.cols[5],
-                    b.ids[0],
-                    b.ids[1]
+                    b.opt[0],
+                    b.opt[1],
+                    b.opt[2],
+                    b.opt[3],
+                    b.opt[4],
+                    b.opt[5]
                 ])
                 .map_err(sql_err(&path, B))?;
             }
