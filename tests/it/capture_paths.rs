@@ -73,6 +73,7 @@ pub(crate) enum Step {
     Create(CString),
     Open(CString),
     Rename(CString, CString),
+    Unlink(CString),
 }
 
 /// A mount namespace of the calling process's own, with nothing propagating out of it.
@@ -144,6 +145,7 @@ pub(crate) fn in_child(steps: &[Step]) -> u32 {
                         true
                     }
                     Step::Rename(a, b) => libc::rename(a.as_ptr(), b.as_ptr()) == 0,
+                    Step::Unlink(p) => libc::unlink(p.as_ptr()) == 0,
                 };
                 if !ok {
                     libc::_exit(20 + i as i32);

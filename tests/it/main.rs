@@ -16,6 +16,7 @@ mod hostile_drops;
 mod identity_store;
 mod kernels_loader;
 mod layers;
+mod lifecycle_live;
 mod lifecycle_store;
 mod lineage;
 mod manpages;
