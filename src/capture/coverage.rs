@@ -7,6 +7,7 @@
 pub enum Cap {
     Syscalls,
     Ia32,
+    FileOps,
     IoUring,
     Lifecycle,
     DeepPaths,
@@ -14,9 +15,10 @@ pub enum Cap {
 }
 
 impl Cap {
-    pub const ALL: [Cap; 6] = [
+    pub const ALL: [Cap; 7] = [
         Cap::Syscalls,
         Cap::Ia32,
+        Cap::FileOps,
         Cap::IoUring,
         Cap::Lifecycle,
         Cap::DeepPaths,
@@ -27,6 +29,9 @@ impl Cap {
         match self {
             Cap::Syscalls => "opens by syscall (open, creat, openat, openat2, open_by_handle_at)",
             Cap::Ia32 => "opens through the 32-bit entry",
+            Cap::FileOps => {
+                "file operations by syscall (rename, link, symlink, unlink, rmdir, mkdir, chmod, chown, truncate)"
+            }
             Cap::IoUring => "io_uring opens",
             Cap::Lifecycle => "process lifecycle (exec, fork, exit)",
             // OF_LIMIT_COMPAT_WALK_STEPS (a test holds the two together).
