@@ -20,6 +20,8 @@
  * offset below OF_RAW_MAX + OF_PATH_MAX, so the buffer has that much slack for the verifier.
  */
 #define OF_DATA_MAX (OF_RAW_MAX + OF_PATH_MAX + OF_NAME_MAX)
+/* An operation's old name: raw bytes and components (bpf/file_ops.h). */
+#define OF_OLD_MAX (OF_RAW_MAX + OF_PATH_MAX)
 #define OF_COMM_LEN 16
 
 /* Bytes kept of a process's argv (NUL-separated, as in /proc/PID/cmdline). */
@@ -284,20 +286,6 @@ struct of_op_tail {
 struct of_event {
 	struct of_event_hdr hdr;
 	char data[OF_DATA_MAX];
-};
-
-/*
- * The scratch an operation's record is built in: an of_event's room for the path, then room for
- * the tail and the old name, then where the old name waits while the path is resolved (the walks
- * write only below OF_RAW_MAX + OF_PATH_MAX + OF_NAME_MAX).
- */
-#define OF_OLD_MAX (OF_RAW_MAX + OF_PATH_MAX)
-struct of_op_event {
-	struct of_event ev;
-	char old[sizeof(struct of_op_tail) + OF_OLD_MAX];
-	char stage[OF_OLD_MAX];
-	/* The syscall's arguments, read from the saved registers by the program that picked it. */
-	__u64 args[5];
 };
 
 /*

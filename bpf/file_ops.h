@@ -23,7 +23,7 @@
  * Resolves the record being built in the scratch (raw path and header set) as resolve_path does,
  * for the current task; returns the component bytes.
  */
-static __always_inline int op_resolve(long ret, const bool fast)
+static __always_inline int op_resolve(long ret, bool walk_fds, const bool fast)
 {
 	__u32 zero = 0, raw_len;
 	struct of_event *e = bpf_map_lookup_elem(&of_scratch, &zero);
@@ -34,17 +34,129 @@ static __always_inline int op_resolve(long ret, const bool fast)
 	if (raw_len > OF_RAW_MAX - 1)
 		raw_len = OF_RAW_MAX - 1;
 	e->hdr.raw_len = raw_len;
-	return resolve_path(e, raw_len, ret, true, task_of(fast), fast);
+	return resolve_path(e, raw_len, ret, walk_fds, task_of(fast), fast);
 }
 
-__noinline int of_op_resolve_fast(long ret)
+__noinline int of_op_resolve_fast(long ret, __u32 walk_fds)
 {
-	return op_resolve(ret, true);
+	return op_resolve(ret, walk_fds, true);
 }
 
-__noinline int of_op_resolve_compat(long ret)
+__noinline int of_op_resolve_compat(long ret, __u32 walk_fds)
 {
-	return op_resolve(ret, false);
+	return op_resolve(ret, walk_fds, false);
+}
+
+/* A name into the record's raw path: a syscall's from user memory, a stash's from the kernel's. */
+static __always_inline void read_name(struct of_event *e, __u64 addr, long ret, bool user)
+{
+	long n;
+
+	if (user) {
+		read_raw(e, addr, ret);
+		return;
+	}
+	n = bpf_probe_read_kernel_str(e->data, OF_URING_SHORT, (void *)addr);
+	if (n > 0)
+		e->hdr.raw_len = n - 1;
+}
+
+/*
+ * Emits the operation decoded in the scratch (its plan; the header's identity, syscall, op,
+ * flags and mode set) that returned `ret`. `walk_fds` is false when the current task's fd table
+ * is not the caller's.
+ */
+static __always_inline int op_emit(long ret, bool walk_fds, const bool fast)
+{
+	struct task_struct *task = task_of(fast);
+	struct of_op_event *oe;
+	struct of_op_plan *p;
+	struct of_event *e;
+	struct of_op_tail t;
+	__u32 zero = 0, old_len = 0, raw_len, path_len, root_len, end;
+
+	oe = bpf_map_lookup_elem(&of_scratch, &zero);
+	if (!oe)
+		return 0;
+	e = &oe->ev;
+	p = &oe->plan;
+	t = p->t;
+	e->hdr.kind = OF_REC_OP;
+	/* The old name first, so that a cache slot its walk defines precedes the path's use. */
+	if (p->old) {
+		e->hdr.trunc = p->cut & 2 ? OF_TRUNC_RAW : 0;
+		e->hdr.raw_len = 0;
+		e->hdr.dirfd = p->old_dirfd;
+		e->hdr.has_dirfd = p->has_dirfd;
+		read_name(e, p->old, ret, p->user);
+		if (e->hdr.op == OF_OP_SYMLINK) {
+			/* The target as given: a symlink's text is not resolved when it is made. */
+			e->hdr.path_source = OF_PATH_RAW;
+			e->hdr.dir_slot = 0;
+			e->hdr.dir_gen = 0;
+			old_len = 0;
+		} else if (fast) {
+			old_len = of_op_resolve_fast(-1, walk_fds);
+		} else {
+			old_len = of_op_resolve_compat(-1, walk_fds);
+		}
+		t.old_raw_len = e->hdr.raw_len;
+		t.old_path_len = old_len;
+		t.old_path_source = e->hdr.path_source;
+		t.old_has_dirfd = p->has_dirfd;
+		t.old_dirfd = p->old_dirfd;
+		t.old_trunc = e->hdr.trunc;
+		t.old_dir_slot = e->hdr.dir_slot;
+		t.old_dir_gen = e->hdr.dir_gen;
+		old_len = t.old_raw_len + old_len;
+		/* Opaque to clang, so that the mask (a no-op) bounds the register the verifier sees. */
+		barrier_var(old_len);
+		old_len &= OF_OLD_MAX - 1;
+		bpf_probe_read_kernel(oe->stage, old_len, e->data);
+	}
+
+	e->hdr.trunc = p->cut & 1 ? OF_TRUNC_RAW : 0;
+	e->hdr.raw_len = 0;
+	e->hdr.dirfd = p->dirfd;
+	e->hdr.has_dirfd = p->has_dirfd;
+	if (p->path)
+		read_name(e, p->path, ret, p->user);
+	/* fd calls: the fd's file, walked as a successful open's whatever the result. */
+	path_len = fast ? of_op_resolve_fast(p->fd, walk_fds) : of_op_resolve_compat(p->fd, walk_fds);
+	if (path_len > OF_PATH_MAX)
+		path_len = OF_PATH_MAX;
+	raw_len = e->hdr.raw_len;
+	if (raw_len > OF_RAW_MAX - 1)
+		raw_len = OF_RAW_MAX - 1;
+	root_len = resolve_root(e, raw_len, path_len, walk_fds, task, fast);
+	e->hdr.ret = ret;
+	e->hdr.path_len = path_len;
+	e->hdr.root_len = root_len;
+	e->hdr.ts_ns = bpf_ktime_get_boot_ns();
+
+	/* The tail and the old name after the path's data (at most OF_RAW_MAX - 1 + OF_PATH_MAX). */
+	end = raw_len + path_len + root_len;
+	barrier_var(end);
+	end &= OF_RAW_MAX + OF_PATH_MAX - 1;
+	bpf_probe_read_kernel(&e->data[end], sizeof(t), &t);
+	end += sizeof(t);
+	bpf_probe_read_kernel(&e->data[end], old_len, oe->stage);
+	if (ring_output(e, sizeof(struct of_event_hdr) + end + old_len,
+			sizeof(struct of_event_hdr) + OF_DATA_MAX + sizeof(oe->old))) {
+		forget_slot(t.old_dir_slot, t.old_trunc);
+		forget_slot(e->hdr.dir_slot, e->hdr.trunc);
+	}
+	return 0;
+}
+
+__noinline int of_op_emit_fast(long ret, __u32 walk_fds)
+{
+	return op_emit(ret, walk_fds, true);
+}
+
+__noinline int of_op_emit_compat(long ret, __u32 walk_fds)
+{
+	return op_emit(ret, walk_fds, false);
 }
 
 /* A 16-bit id of the ia32 chown16 calls as the kernel widens it: (u16)-1 stays "unchanged". */
@@ -54,8 +166,8 @@ static __always_inline __u32 id16(__u64 v)
 }
 
 /*
- * Emits the record of operation syscall `sc` (enum of_syscall) that returned `ret`, its
- * arguments in the scratch's args.
+ * Decodes operation syscall `sc` (enum of_syscall) from its arguments in the scratch's args,
+ * then emits its record with its result `ret`.
  */
 static __always_inline int op_exit(long ret, __u32 sc, const bool fast)
 {
@@ -67,7 +179,7 @@ static __always_inline int op_exit(long ret, __u32 sc, const bool fast)
 	struct of_op_event *oe;
 	struct of_event *e;
 	__u64 a[5], old = 0, path = 0;
-	__u32 zero = 0, base = sc, old_len = 0, raw_len, path_len, root_len, end;
+	__u32 zero = 0, base = sc;
 	__s32 dirfd = AT_FDCWD, old_dirfd = AT_FDCWD;
 	__u8 op = 0, has_dirfd = 0;
 	long fd = -1;
@@ -206,75 +318,21 @@ static __always_inline int op_exit(long ret, __u32 sc, const bool fast)
 	/* Every mode here is a umode_t: the upper register bits are not part of it. */
 	e->hdr.mode &= 07777;
 	fill_task(&e->hdr, task, fast);
-	e->hdr.kind = OF_REC_OP;
 	e->hdr.syscall = sc;
 	e->hdr.op = op;
-
-	/* The old name first, so that a cache slot its walk defines precedes the path's use. */
-	if (old) {
-		e->hdr.trunc = 0;
-		e->hdr.raw_len = 0;
-		e->hdr.dirfd = old_dirfd;
-		e->hdr.has_dirfd = has_dirfd;
-		read_raw(e, old, ret);
-		if (op == OF_OP_SYMLINK) {
-			/* The target as given: a symlink's text is not resolved when it is made. */
-			e->hdr.path_source = OF_PATH_RAW;
-			e->hdr.dir_slot = 0;
-			e->hdr.dir_gen = 0;
-			old_len = 0;
-		} else if (fast) {
-			old_len = of_op_resolve_fast(-1);
-		} else {
-			old_len = of_op_resolve_compat(-1);
-		}
-		t.old_raw_len = e->hdr.raw_len;
-		t.old_path_len = old_len;
-		t.old_path_source = e->hdr.path_source;
-		t.old_has_dirfd = has_dirfd;
-		t.old_dirfd = old_dirfd;
-		t.old_trunc = e->hdr.trunc;
-		t.old_dir_slot = e->hdr.dir_slot;
-		t.old_dir_gen = e->hdr.dir_gen;
-		old_len = t.old_raw_len + old_len;
-		/* Opaque to clang, so that the mask (a no-op) bounds the register the verifier sees. */
-		barrier_var(old_len);
-		old_len &= OF_OLD_MAX - 1;
-		bpf_probe_read_kernel(oe->stage, old_len, e->data);
-	}
-
-	e->hdr.trunc = 0;
-	e->hdr.raw_len = 0;
-	e->hdr.dirfd = dirfd;
-	e->hdr.has_dirfd = has_dirfd;
-	if (path)
-		read_raw(e, path, ret);
-	/* fd calls: the fd's file, walked as a successful open's whatever the result. */
-	path_len = fast ? of_op_resolve_fast(fd) : of_op_resolve_compat(fd);
-	if (path_len > OF_PATH_MAX)
-		path_len = OF_PATH_MAX;
-	raw_len = e->hdr.raw_len;
-	if (raw_len > OF_RAW_MAX - 1)
-		raw_len = OF_RAW_MAX - 1;
-	root_len = resolve_root(e, raw_len, path_len, true, task, fast);
-	e->hdr.ret = ret;
-	e->hdr.path_len = path_len;
-	e->hdr.root_len = root_len;
-	e->hdr.ts_ns = bpf_ktime_get_boot_ns();
-
-	/* The tail and the old name after the path's data (at most OF_RAW_MAX - 1 + OF_PATH_MAX). */
-	end = raw_len + path_len + root_len;
-	barrier_var(end);
-	end &= OF_RAW_MAX + OF_PATH_MAX - 1;
-	bpf_probe_read_kernel(&e->data[end], sizeof(t), &t);
-	end += sizeof(t);
-	bpf_probe_read_kernel(&e->data[end], old_len, oe->stage);
-	if (ring_output(e, sizeof(struct of_event_hdr) + end + old_len,
-			sizeof(struct of_event_hdr) + OF_DATA_MAX + sizeof(oe->old))) {
-		forget_slot(t.old_dir_slot, t.old_trunc);
-		forget_slot(e->hdr.dir_slot, e->hdr.trunc);
-	}
-	return 0;
+	oe->plan = (struct of_op_plan){
+		.old = old,
+		.path = path,
+		.fd = fd,
+		.dirfd = dirfd,
+		.old_dirfd = old_dirfd,
+		.has_dirfd = has_dirfd,
+		.user = 1,
+		.t = t,
+	};
+	if (fast)
+		return of_op_emit_fast(ret, 1);
+	return of_op_emit_compat(ret, 1);
 }
 
 __noinline int of_op_exit_fast(long ret, __u32 sc)

@@ -336,3 +336,83 @@ fn operations_through_the_32_bit_entry_are_recorded() {
     assert_eq!((c.syscall, c.mode), (Syscall::Ia32Chmod, 0o4700));
     assert_eq!(one(&evs, Op::Unlink, &file).syscall, Syscall::Ia32Unlink);
 }
+
+/// Submits one io_uring request and returns its result.
+fn uring(ring: &mut io_uring::IoUring, sqe: io_uring::squeue::Entry) -> i32 {
+    // SAFETY: the entry's pointers (NUL-terminated names) outlive the wait below.
+    unsafe { ring.submission().push(&sqe).expect("submission queue full") };
+    ring.submit_and_wait(1).expect("io_uring submit");
+    ring.completion().next().expect("a completion").result()
+}
+
+/// io_uring's own renameat, unlinkat, mkdirat, symlinkat and linkat never pass through a
+/// syscall: each is recorded from its submission and completion, named `io_uring`, by the
+/// submitter, with its names and result.
+#[test]
+fn io_uring_file_operations_are_recorded() {
+    let Some(sc) = scene("io_uring_file_operations_are_recorded") else {
+        return;
+    };
+    use io_uring::{opcode, types::Fd};
+    let d = &sc.dir;
+    std::fs::write(d.join("a"), "").expect("write");
+    let name = |n: &str| cstr(d.join(n));
+    let (a, b, c, l, dir, gone) = (
+        name("a"),
+        name("b"),
+        name("c"),
+        name("l"),
+        name("dir"),
+        name("gone"),
+    );
+    let cwd = Fd(libc::AT_FDCWD);
+    let mut ring = io_uring::IoUring::new(4).expect("io_uring_setup");
+    let rec = Recorder::start(&sc.store, &[]);
+    let rets = [
+        uring(
+            &mut ring,
+            opcode::RenameAt::new(cwd, a.as_ptr(), cwd, b.as_ptr()).build(),
+        ),
+        uring(
+            &mut ring,
+            opcode::LinkAt::new(cwd, b.as_ptr(), cwd, c.as_ptr()).build(),
+        ),
+        uring(
+            &mut ring,
+            opcode::SymlinkAt::new(cwd, c"b".as_ptr(), l.as_ptr()).build(),
+        ),
+        uring(
+            &mut ring,
+            opcode::MkDirAt::new(cwd, dir.as_ptr()).mode(0o750).build(),
+        ),
+        uring(
+            &mut ring,
+            opcode::UnlinkAt::new(cwd, dir.as_ptr())
+                .flags(libc::AT_REMOVEDIR)
+                .build(),
+        ),
+        uring(&mut ring, opcode::UnlinkAt::new(cwd, gone.as_ptr()).build()),
+    ];
+    rec.stop();
+    assert_eq!(rets, [0, 0, 0, 0, 0, -libc::ENOENT]);
+    let evs: Vec<Event> = ops_of(&sc.store.dir, &[std::process::id()])
+        .into_iter()
+        .filter(|e| e.syscall == Syscall::IoUring)
+        .collect();
+    let mv = one(&evs, Op::Rename, &d.join("b"));
+    assert_eq!(old(mv), Some(s(&d.join("a"))));
+    assert_eq!(
+        old(one(&evs, Op::Link, &d.join("c"))),
+        Some(s(&d.join("b")))
+    );
+    assert_eq!(
+        old(one(&evs, Op::Symlink, &d.join("l"))).as_deref(),
+        Some("b")
+    );
+    assert_eq!(one(&evs, Op::Mkdir, &d.join("dir")).mode, 0o750);
+    one(&evs, Op::Rmdir, &d.join("dir"));
+    assert_eq!(
+        one(&evs, Op::Unlink, &d.join("gone")).ret,
+        -i64::from(libc::ENOENT)
+    );
+}
