@@ -32,7 +32,7 @@ impl Cap {
             Cap::FileOps => {
                 "file operations by syscall (rename, link, symlink, unlink, rmdir, mkdir, chmod, chown, truncate)"
             }
-            Cap::IoUring => "io_uring opens",
+            Cap::IoUring => "io_uring opens and file operations",
             Cap::Lifecycle => "process lifecycle (exec, fork, exit)",
             // OF_LIMIT_COMPAT_WALK_STEPS (a test holds the two together).
             Cap::DeepPaths => "whole paths deeper than 10 levels",
@@ -99,7 +99,7 @@ mod tests {
                 reason: None,
             },
             Capability {
-                name: "io_uring opens",
+                name: "io_uring opens and file operations",
                 captured: false,
                 reason: Some("kernel 5.10 has no io_uring_submit_req tracepoint".into()),
             },
@@ -111,7 +111,7 @@ mod tests {
         ];
         assert_eq!(
             notice(&cov).unwrap(),
-            "open-forensics: notice: io_uring opens not captured (kernel 5.10 has no \
+            "open-forensics: notice: io_uring opens and file operations not captured (kernel 5.10 has no \
              io_uring_submit_req tracepoint); c not captured (why c)"
         );
         assert_eq!(captured(&cov), "a");
