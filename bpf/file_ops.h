@@ -71,16 +71,17 @@ static __always_inline int op_emit(long ret, bool walk_fds, const bool fast)
 	struct task_struct *task = task_of(fast);
 	struct of_op_event *oe;
 	struct of_op_plan *p;
+	struct of_op_tail *t;
 	struct of_event *e;
-	struct of_op_tail t;
 	__u32 zero = 0, old_len = 0, raw_len, path_len, root_len, end;
 
+	/* Everything lives in the scratch: the whole call chain shares one 512-byte stack. */
 	oe = bpf_map_lookup_elem(&of_scratch, &zero);
 	if (!oe)
 		return 0;
 	e = &oe->ev;
 	p = &oe->plan;
-	t = p->t;
+	t = &p->t;
 	e->hdr.kind = OF_REC_OP;
 	/* The old name first, so that a cache slot its walk defines precedes the path's use. */
 	if (p->old) {
@@ -100,15 +101,15 @@ static __always_inline int op_emit(long ret, bool walk_fds, const bool fast)
 		} else {
 			old_len = of_op_resolve_compat(-1, walk_fds);
 		}
-		t.old_raw_len = e->hdr.raw_len;
-		t.old_path_len = old_len;
-		t.old_path_source = e->hdr.path_source;
-		t.old_has_dirfd = p->has_dirfd;
-		t.old_dirfd = p->old_dirfd;
-		t.old_trunc = e->hdr.trunc;
-		t.old_dir_slot = e->hdr.dir_slot;
-		t.old_dir_gen = e->hdr.dir_gen;
-		old_len = t.old_raw_len + old_len;
+		t->old_raw_len = e->hdr.raw_len;
+		t->old_path_len = old_len;
+		t->old_path_source = e->hdr.path_source;
+		t->old_has_dirfd = p->has_dirfd;
+		t->old_dirfd = p->old_dirfd;
+		t->old_trunc = e->hdr.trunc;
+		t->old_dir_slot = e->hdr.dir_slot;
+		t->old_dir_gen = e->hdr.dir_gen;
+		old_len = t->old_raw_len + old_len;
 		/* Opaque to clang, so that the mask (a no-op) bounds the register the verifier sees. */
 		barrier_var(old_len);
 		old_len &= OF_OLD_MAX - 1;
@@ -138,12 +139,12 @@ static __always_inline int op_emit(long ret, bool walk_fds, const bool fast)
 	end = raw_len + path_len + root_len;
 	barrier_var(end);
 	end &= OF_RAW_MAX + OF_PATH_MAX - 1;
-	bpf_probe_read_kernel(&e->data[end], sizeof(t), &t);
-	end += sizeof(t);
+	bpf_probe_read_kernel(&e->data[end], sizeof(*t), t);
+	end += sizeof(*t);
 	bpf_probe_read_kernel(&e->data[end], old_len, oe->stage);
 	if (ring_output(e, sizeof(struct of_event_hdr) + end + old_len,
 			sizeof(struct of_event_hdr) + OF_DATA_MAX + sizeof(oe->old))) {
-		forget_slot(t.old_dir_slot, t.old_trunc);
+		forget_slot(t->old_dir_slot, t->old_trunc);
 		forget_slot(e->hdr.dir_slot, e->hdr.trunc);
 	}
 	return 0;
@@ -172,13 +173,11 @@ static __always_inline __u32 id16(__u64 v)
 static __always_inline int op_exit(long ret, __u32 sc, const bool fast)
 {
 	struct task_struct *task = task_of(fast);
-	struct of_op_tail t = {
-		.new_uid = (__u32)-1,
-		.new_gid = (__u32)-1,
-	};
 	struct of_op_event *oe;
 	struct of_event *e;
-	__u64 a[5], old = 0, path = 0;
+	__u64 *a, old = 0, path = 0;
+	__u32 new_uid = (__u32)-1, new_gid = (__u32)-1;
+	__s64 length = 0;
 	__u32 zero = 0, base = sc;
 	__s32 dirfd = AT_FDCWD, old_dirfd = AT_FDCWD;
 	__u8 op = 0, has_dirfd = 0;
@@ -190,7 +189,7 @@ static __always_inline int op_exit(long ret, __u32 sc, const bool fast)
 	if (!oe)
 		return 0;
 	e = &oe->ev;
-	__builtin_memcpy(a, oe->args, sizeof(a));
+	a = oe->args;
 	if (sc >= OF_SYSCALL_IA32_RENAME && sc <= OF_SYSCALL_IA32_FTRUNCATE)
 		base = sc - OF_SYSCALL_IA32_RENAME + OF_SYSCALL_RENAME;
 	e->hdr.flags = 0;
@@ -275,21 +274,21 @@ static __always_inline int op_exit(long ret, __u32 sc, const bool fast)
 			fd = (__s32)a[0];
 		else
 			path = a[0];
-		t.new_uid = a[1];
-		t.new_gid = a[2];
+		new_uid = a[1];
+		new_gid = a[2];
 		/* The ia32 table's chown, lchown and fchown take 16-bit ids. */
 		if (sc == OF_SYSCALL_IA32_CHOWN || sc == OF_SYSCALL_IA32_LCHOWN ||
 		    sc == OF_SYSCALL_IA32_FCHOWN) {
-			t.new_uid = id16(a[1]);
-			t.new_gid = id16(a[2]);
+			new_uid = id16(a[1]);
+			new_gid = id16(a[2]);
 		}
 		break;
 	case OF_SYSCALL_FCHOWNAT: /* fchownat(dfd, path, uid, gid, flags) */
 		op = OF_OP_CHOWN;
 		dirfd = a[0];
 		path = a[1];
-		t.new_uid = a[2];
-		t.new_gid = a[3];
+		new_uid = a[2];
+		new_gid = a[3];
 		e->hdr.flags = (__u32)a[4];
 		has_dirfd = 1;
 		break;
@@ -301,7 +300,7 @@ static __always_inline int op_exit(long ret, __u32 sc, const bool fast)
 		else
 			fd = (__s32)a[0];
 		/* The ia32 table's length is 32 bits: compat_off_t (signed) for truncate. */
-		t.length = sc == OF_SYSCALL_IA32_TRUNCATE ? (__s64)(__s32)a[1] : (__s64)a[1];
+		length = sc == OF_SYSCALL_IA32_TRUNCATE ? (__s64)(__s32)a[1] : (__s64)a[1];
 		break;
 	case OF_SYSCALL_IA32_TRUNCATE64: /* (path or fd, low, high) */
 	case OF_SYSCALL_IA32_FTRUNCATE64:
@@ -310,7 +309,7 @@ static __always_inline int op_exit(long ret, __u32 sc, const bool fast)
 			path = a[0];
 		else
 			fd = (__s32)a[0];
-		t.length = (__s64)(a[1] | a[2] << 32);
+		length = (__s64)(a[1] | a[2] << 32);
 		break;
 	default:
 		return 0;
@@ -320,16 +319,18 @@ static __always_inline int op_exit(long ret, __u32 sc, const bool fast)
 	fill_task(&e->hdr, task, fast);
 	e->hdr.syscall = sc;
 	e->hdr.op = op;
-	oe->plan = (struct of_op_plan){
-		.old = old,
-		.path = path,
-		.fd = fd,
-		.dirfd = dirfd,
-		.old_dirfd = old_dirfd,
-		.has_dirfd = has_dirfd,
-		.user = 1,
-		.t = t,
-	};
+	/* Field by field: a compound literal would be built on the stack the chain shares. */
+	__builtin_memset(&oe->plan, 0, sizeof(oe->plan));
+	oe->plan.old = old;
+	oe->plan.path = path;
+	oe->plan.fd = fd;
+	oe->plan.dirfd = dirfd;
+	oe->plan.old_dirfd = old_dirfd;
+	oe->plan.has_dirfd = has_dirfd;
+	oe->plan.user = 1;
+	oe->plan.t.new_uid = new_uid;
+	oe->plan.t.new_gid = new_gid;
+	oe->plan.t.length = length;
 	if (fast)
 		return of_op_emit_fast(ret, 1);
 	return of_op_emit_compat(ret, 1);

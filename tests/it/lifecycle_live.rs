@@ -46,6 +46,14 @@ fn ops_of(store: &Path, pids: &[u32]) -> Vec<Event> {
         .collect()
 }
 
+/// Stops the recorder; asserts the kernel loaded every program it planned (a rejected fast
+/// program falls back to its compat twin with only a warning, which would hide a regression of
+/// the operations' code on this kernel).
+fn stopped(rec: Recorder) {
+    let log = rec.stop();
+    assert!(!log.contains("verifier rejected"), "{log}");
+}
+
 fn s(p: &Path) -> String {
     p.to_str().expect("utf-8 path").to_owned()
 }
@@ -107,7 +115,7 @@ fn the_shells_file_tools_are_recorded_with_op_paths_exe_and_result() {
         .expect("sh");
     let sh = child.id();
     assert!(child.wait().expect("wait").success());
-    rec.stop();
+    stopped(rec);
 
     let all: Vec<Event> = read_store(&sc.store.dir)
         .into_iter()
@@ -209,7 +217,7 @@ fn failed_operations_are_recorded_with_their_errno() {
             libc::rmdir(cstr(d.join("file")).as_ptr()),
         ]
     };
-    rec.stop();
+    stopped(rec);
     assert_eq!(rets, [-1, -1, -1]);
     let evs = ops_of(&sc.store.dir, &[std::process::id()]);
     let mv = one(&evs, Op::Rename, &d.join("full"));
@@ -256,7 +264,7 @@ fn relative_renames_resolve_against_their_dirfds_and_the_cwd() {
         Step::Chdir(cstr(d.join("cwd"))),
         Step::Rename(c"c".into(), c"../to/d".into()),
     ]);
-    rec.stop();
+    stopped(rec);
     // SAFETY: closing the fds opened above.
     unsafe {
         libc::close(from);
@@ -288,7 +296,7 @@ fn a_chrooted_unlink_is_stored_under_its_host_path() {
         Step::Chdir(c"/".into()),
         Step::Unlink(c"/victim".into()),
     ]);
-    rec.stop();
+    stopped(rec);
     let evs = ops_of(&sc.store.dir, &[child]);
     let rm = one(&evs, Op::Unlink, &d.join("victim"));
     assert_eq!((rm.ret, rm.raw_path.as_bytes()), (0, &b"/victim"[..]));
@@ -327,7 +335,7 @@ fn operations_through_the_32_bit_entry_are_recorded() {
     let rec = Recorder::start(&sc.store, &[]);
     let chmod = int80(15, ptr, 0o4700, 0, 0); // ia32 chmod
     let unlink = int80(10, ptr, 0, 0, 0); // ia32 unlink
-    rec.stop();
+    stopped(rec);
     // SAFETY: unmapping the page mapped above.
     unsafe { libc::munmap(low, 4096) };
     assert_eq!((chmod, unlink), (0, 0));
@@ -393,7 +401,7 @@ fn io_uring_file_operations_are_recorded() {
         ),
         uring(&mut ring, opcode::UnlinkAt::new(cwd, gone.as_ptr()).build()),
     ];
-    rec.stop();
+    stopped(rec);
     assert_eq!(rets, [0, 0, 0, 0, 0, -libc::ENOENT]);
     let evs: Vec<Event> = ops_of(&sc.store.dir, &[std::process::id()])
         .into_iter()
