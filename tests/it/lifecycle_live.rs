@@ -4,9 +4,6 @@
 //! result, then read back from the store. Root only; every check filters by the pids of the
 //! processes these tests run and by their own temp directories.
 
-#[path = "../../fixtures/raw_opens.rs"]
-mod raw_opens;
-
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -311,7 +308,7 @@ fn operations_through_the_32_bit_entry_are_recorded() {
     let Some(sc) = scene("operations_through_the_32_bit_entry_are_recorded") else {
         return;
     };
-    use raw_opens::int80;
+    use crate::record::raw_opens::int80;
     let file = sc.dir.join("ia32.txt");
     std::fs::write(&file, "").expect("write");
     // The path must sit below 4 GiB for a 32-bit pointer.
