@@ -1,4 +1,4 @@
-//! The store: a directory of segments holding recorded opens. This comment specifies the format
+//! The store: a directory of segments holding recorded opens and other file operations. This comment specifies the format
 //! in short; `docs/store.md` is the long form.
 //!
 //! # On-disk format
