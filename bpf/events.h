@@ -20,6 +20,8 @@
  * offset below OF_RAW_MAX + OF_PATH_MAX, so the buffer has that much slack for the verifier.
  */
 #define OF_DATA_MAX (OF_RAW_MAX + OF_PATH_MAX + OF_NAME_MAX)
+/* An operation's old name: raw bytes and components (bpf/file_ops.h). */
+#define OF_OLD_MAX (OF_RAW_MAX + OF_PATH_MAX)
 #define OF_COMM_LEN 16
 
 /* Bytes kept of a process's argv (NUL-separated, as in /proc/PID/cmdline). */
@@ -45,6 +47,9 @@ enum of_rec_kind {
 	OF_REC_FORK = 3,
 	/* The last thread of a process exited. */
 	OF_REC_EXIT = 4,
+	/* A file operation (rename, link, unlink, chmod…): an open's record whose header's `op` says
+	 * which, followed by an of_op_tail and the old name (bpf/file_ops.h). */
+	OF_REC_OP = 5,
 };
 
 /* = Syscall in src/event.rs */
@@ -61,6 +66,73 @@ enum of_syscall {
 	OF_SYSCALL_IA32_OPENAT = 9,
 	OF_SYSCALL_IA32_OPENAT2 = 10,
 	OF_SYSCALL_IA32_OPEN_BY_HANDLE_AT = 11,
+	/* File operations (bpf/file_ops.h), then the same through the 32-bit entry in the same
+	 * order, then the 32-bit entry's own variants (32-bit ids, 64-bit lengths). */
+	OF_SYSCALL_RENAME = 12,
+	OF_SYSCALL_RENAMEAT = 13,
+	OF_SYSCALL_RENAMEAT2 = 14,
+	OF_SYSCALL_LINK = 15,
+	OF_SYSCALL_LINKAT = 16,
+	OF_SYSCALL_SYMLINK = 17,
+	OF_SYSCALL_SYMLINKAT = 18,
+	OF_SYSCALL_UNLINK = 19,
+	OF_SYSCALL_UNLINKAT = 20,
+	OF_SYSCALL_RMDIR = 21,
+	OF_SYSCALL_MKDIR = 22,
+	OF_SYSCALL_MKDIRAT = 23,
+	OF_SYSCALL_CHMOD = 24,
+	OF_SYSCALL_FCHMOD = 25,
+	OF_SYSCALL_FCHMODAT = 26,
+	OF_SYSCALL_FCHMODAT2 = 27,
+	OF_SYSCALL_CHOWN = 28,
+	OF_SYSCALL_FCHOWN = 29,
+	OF_SYSCALL_LCHOWN = 30,
+	OF_SYSCALL_FCHOWNAT = 31,
+	OF_SYSCALL_TRUNCATE = 32,
+	OF_SYSCALL_FTRUNCATE = 33,
+	OF_SYSCALL_IA32_RENAME = 34,
+	OF_SYSCALL_IA32_RENAMEAT = 35,
+	OF_SYSCALL_IA32_RENAMEAT2 = 36,
+	OF_SYSCALL_IA32_LINK = 37,
+	OF_SYSCALL_IA32_LINKAT = 38,
+	OF_SYSCALL_IA32_SYMLINK = 39,
+	OF_SYSCALL_IA32_SYMLINKAT = 40,
+	OF_SYSCALL_IA32_UNLINK = 41,
+	OF_SYSCALL_IA32_UNLINKAT = 42,
+	OF_SYSCALL_IA32_RMDIR = 43,
+	OF_SYSCALL_IA32_MKDIR = 44,
+	OF_SYSCALL_IA32_MKDIRAT = 45,
+	OF_SYSCALL_IA32_CHMOD = 46,
+	OF_SYSCALL_IA32_FCHMOD = 47,
+	OF_SYSCALL_IA32_FCHMODAT = 48,
+	OF_SYSCALL_IA32_FCHMODAT2 = 49,
+	/* chown16, fchown16, lchown16: 16-bit ids, (u16)-1 leaves one unchanged. */
+	OF_SYSCALL_IA32_CHOWN = 50,
+	OF_SYSCALL_IA32_FCHOWN = 51,
+	OF_SYSCALL_IA32_LCHOWN = 52,
+	OF_SYSCALL_IA32_FCHOWNAT = 53,
+	OF_SYSCALL_IA32_TRUNCATE = 54,
+	OF_SYSCALL_IA32_FTRUNCATE = 55,
+	OF_SYSCALL_IA32_CHOWN32 = 56,
+	OF_SYSCALL_IA32_FCHOWN32 = 57,
+	OF_SYSCALL_IA32_LCHOWN32 = 58,
+	/* The length in two registers, low half first. */
+	OF_SYSCALL_IA32_TRUNCATE64 = 59,
+	OF_SYSCALL_IA32_FTRUNCATE64 = 60,
+};
+
+/* = Op in src/event.rs: what a record did (of_event_hdr.op; 0 in an open's record). */
+enum of_op {
+	OF_OP_OPEN = 1,
+	OF_OP_RENAME = 2,
+	OF_OP_LINK = 3,
+	OF_OP_SYMLINK = 4,
+	OF_OP_UNLINK = 5,
+	OF_OP_RMDIR = 6,
+	OF_OP_MKDIR = 7,
+	OF_OP_CHMOD = 8,
+	OF_OP_CHOWN = 9,
+	OF_OP_TRUNCATE = 10,
 };
 
 /* = PathSource in src/event.rs: what the components in the record are. */
@@ -182,7 +254,32 @@ struct of_event_hdr {
 	 * its root; the compat probes leave it out), and nonzero when that walk was cut. */
 	__u16 root_len;
 	__u8 root_cut;
-	__u8 pad;
+	/* enum of_op in an OF_REC_OP record; 0 in an open's (OF_REC_OPEN). */
+	__u8 op;
+};
+
+/*
+ * What an OF_REC_OP record adds, right after its path data (raw, components, root): the
+ * operation's values, then `old_raw_len` bytes of the old name as passed and `old_path_len`
+ * bytes of its resolved components, walked like the path's (their own source, dirfd, cut marks
+ * and directory cache slot; the old name was walked first, so a slot it defines precedes the
+ * path's). A symlink's old name is its target, kept raw (OF_PATH_RAW, nothing walked).
+ */
+struct of_op_tail {
+	/* truncate's new length */
+	__s64 length;
+	/* chown's new owner and group; (u32)-1: left unchanged */
+	__u32 new_uid;
+	__u32 new_gid;
+	__s32 old_dirfd;
+	__u32 old_dir_slot;
+	__u32 old_dir_gen;
+	__u16 old_raw_len;
+	__u16 old_path_len;
+	__u8 old_path_source; /* enum of_path_source; 0: no old name */
+	__u8 old_has_dirfd;
+	__u8 old_trunc;       /* enum of_trunc bits */
+	__u8 pad[5];
 };
 
 /* The per-CPU scratch a record is built in before bpf_ringbuf_output copies out its used part. */

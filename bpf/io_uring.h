@@ -35,6 +35,101 @@ static __always_inline const char *uring_open_name(struct io_open *o, const bool
 	return KREAD(fast, KREAD(fast, o, filename), name);
 }
 
+/* The kernel's copy of an operation's name: field `f` of the io_uring/fs.c request type `T`. */
+#define URING_OP_NAME(fast, p, T, f)                                                           \
+	(bpf_core_field_exists(struct T##___delayed, f)                                        \
+		 ? KREAD(fast, KREAD(fast, (struct T##___delayed *)(p), f.__incomplete_filename), \
+			 name)                                                                  \
+		 : KREAD(fast, KREAD(fast, (struct T *)(p), f), name))
+
+/* Copies a name into stash slot `i`; marks the plan's cut bit `i` when it may be longer. */
+static __always_inline void uring_op_name(struct of_uring_op *u, int i, const char *name)
+{
+	long n = bpf_probe_read_kernel_str(&u->names[(i & 1) * OF_URING_SHORT], OF_URING_SHORT, name);
+
+	if (n == OF_URING_SHORT)
+		u->plan.cut |= 1 << i;
+}
+
+/*
+ * An io_uring file operation at submission: who, which, and its names, copied now (the request
+ * frees them before it completes); the completion emits the record (bpf/file_ops.h).
+ */
+static __always_inline void uring_submit_op(struct io_kiocb *req, __u8 opcode, __u64 key,
+					    const bool fast)
+{
+	struct of_uring_stage *st;
+	struct of_uring_op *u;
+	void *cmd;
+	__u32 zero = 0;
+	int flags = 0;
+
+	st = bpf_map_lookup_elem(&of_uring_scratch, &zero);
+	if (!st)
+		return;
+	u = &st->op;
+	cmd = &req->cmd;
+	fill_task(&u->hdr, task_of(fast), fast);
+	u->hdr.syscall = OF_SYSCALL_IO_URING;
+	u->hdr.mode = 0;
+	u->plan = (struct of_op_plan){
+		.fd = -1,
+		.dirfd = AT_FDCWD,
+		.old_dirfd = AT_FDCWD,
+		.has_dirfd = 1,
+		.t = { .new_uid = (__u32)-1, .new_gid = (__u32)-1 },
+	};
+	u->names[0] = 0;
+	u->names[OF_URING_SHORT] = 0;
+	switch (opcode) {
+	case IORING_OP_RENAMEAT: {
+		struct io_rename *r = KCAST(fast, cmd, struct io_rename);
+
+		u->hdr.op = OF_OP_RENAME;
+		u->plan.old_dirfd = KREAD(fast, r, old_dfd);
+		u->plan.dirfd = KREAD(fast, r, new_dfd);
+		flags = KREAD(fast, r, flags);
+		uring_op_name(u, 1, URING_OP_NAME(fast, r, io_rename, oldpath));
+		uring_op_name(u, 0, URING_OP_NAME(fast, r, io_rename, newpath));
+		break;
+	}
+	case IORING_OP_UNLINKAT: {
+		struct io_unlink *r = KCAST(fast, cmd, struct io_unlink);
+
+		flags = KREAD(fast, r, flags);
+		u->hdr.op = flags & AT_REMOVEDIR ? OF_OP_RMDIR : OF_OP_UNLINK;
+		u->plan.dirfd = KREAD(fast, r, dfd);
+		uring_op_name(u, 0, URING_OP_NAME(fast, r, io_unlink, filename));
+		break;
+	}
+	case IORING_OP_MKDIRAT: {
+		struct io_mkdir *r = KCAST(fast, cmd, struct io_mkdir);
+
+		u->hdr.op = OF_OP_MKDIR;
+		u->hdr.mode = KREAD(fast, r, mode) & 07777;
+		u->plan.dirfd = KREAD(fast, r, dfd);
+		uring_op_name(u, 0, URING_OP_NAME(fast, r, io_mkdir, filename));
+		break;
+	}
+	default: { /* SYMLINKAT (old: the target) and LINKAT */
+		struct io_link *r = KCAST(fast, cmd, struct io_link);
+
+		u->hdr.op = opcode == IORING_OP_LINKAT ? OF_OP_LINK : OF_OP_SYMLINK;
+		if (opcode == IORING_OP_LINKAT) {
+			u->plan.old_dirfd = KREAD(fast, r, old_dfd);
+			flags = KREAD(fast, r, flags);
+		}
+		u->plan.dirfd = KREAD(fast, r, new_dfd);
+		uring_op_name(u, 1, URING_OP_NAME(fast, r, io_link, oldpath));
+		uring_op_name(u, 0, URING_OP_NAME(fast, r, io_link, newpath));
+		break;
+	}
+	}
+	u->hdr.flags = (__u32)flags;
+	if (bpf_map_update_elem(&of_uring_ops, &key, u, BPF_ANY))
+		count_loss(OF_LOSS_STASH_FULL);
+}
+
 /*
  * The path was copied into the kernel (getname) when the request was prepared, before this
  * tracepoint; it is freed before completion, so it is copied here. 5.19 – 6.x call the same
@@ -57,6 +152,10 @@ static __always_inline int uring_submit(struct io_kiocb *req, const bool fast)
 	/* req is a BTF pointer, and so is the open's part of it once cast: direct loads, no helper
 	 * call per field (~20 ns per run less, BPF stats). */
 	op = req->opcode;
+	if (op >= IORING_OP_RENAMEAT && op <= IORING_OP_LINKAT) {
+		uring_submit_op(req, op, key, fast);
+		return 0;
+	}
 	if (op != IORING_OP_OPENAT && op != IORING_OP_OPENAT2)
 		return 0;
 	st = bpf_map_lookup_elem(&of_uring_scratch, &zero);
@@ -106,6 +205,43 @@ int BPF_PROG(compat__io_uring_submit_req, struct io_kiocb *req)
 	return uring_submit(req, false);
 }
 
+/*
+ * An io_uring file operation's completion: its stash into the scratch, the record emitted out of
+ * line as a syscall's is. False when `key` has no stash (not an operation, or one that failed
+ * while being prepared, which is not recorded).
+ */
+static __always_inline bool uring_complete_op(__u64 *ctx, __u64 key, __u64 id, const bool fast)
+{
+	struct of_uring_op *u = bpf_map_lookup_elem(&of_uring_ops, &key);
+	struct of_op_event *oe;
+	__u32 zero = 0;
+	bool same_files;
+
+	if (!u)
+		return false;
+	oe = bpf_map_lookup_elem(&of_scratch, &zero);
+	if (!oe) {
+		bpf_map_delete_elem(&of_uring_ops, &key);
+		return true;
+	}
+	oe->ev.hdr = u->hdr;
+	oe->plan = u->plan;
+	__builtin_memcpy(oe->names, u->names, sizeof(oe->names));
+	bpf_map_delete_elem(&of_uring_ops, &key);
+	/* The names, in the scratch now, are read from there. */
+	oe->plan.path = (__u64)&oe->names[0];
+	oe->plan.old = u->hdr.op == OF_OP_RENAME || u->hdr.op == OF_OP_LINK ||
+				       u->hdr.op == OF_OP_SYMLINK
+			       ? (__u64)&oe->names[OF_URING_SHORT]
+			       : 0;
+	same_files = (id >> 32) == oe->ev.hdr.pid;
+	if (fast)
+		of_op_emit_fast(uring_res(ctx), same_files);
+	else
+		of_op_emit_compat(uring_res(ctx), same_files);
+	return true;
+}
+
 static __always_inline int uring_complete(__u64 *ctx, const bool fast)
 {
 	void *req = (void *)ctx[1];
@@ -120,6 +256,8 @@ static __always_inline int uring_complete(__u64 *ctx, const bool fast)
 	__u8 op;
 
 	u = bpf_map_lookup_elem(&of_uring_reqs, &key);
+	if (!u && uring_complete_op(ctx, key, id, fast))
+		return 0;
 	if (!u) {
 		/*
 		 * An open that failed while being prepared (never submitted), or whose submission

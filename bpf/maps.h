@@ -62,17 +62,72 @@ struct {
 	__type(value, struct of_uring_long);
 } of_uring_longs SEC(".maps");
 
-/* Records are built here (too big for the 512-byte stack), then the used part is copied out. */
+/*
+ * An operation to record, as the program that caught it decoded it (bpf/file_ops.h): where its
+ * names are, what its path is relative to, and its values.
+ */
+struct of_op_plan {
+	__u64 old;       /* the old name's (a symlink's target's) address; 0: none */
+	__u64 path;      /* the path's address; 0: none (an fd call) */
+	__s64 fd;        /* an fd call's fd, whose file is walked; -1: none */
+	__s32 dirfd;
+	__s32 old_dirfd;
+	__u8 has_dirfd;
+	__u8 user;       /* the names are in user memory (a syscall's); else in the kernel's */
+	__u8 cut;        /* the stash cut the names: bit 0 the path, bit 1 the old name */
+	__u8 pad[5];
+	struct of_op_tail t; /* new_uid, new_gid, length */
+};
+
+/*
+ * The scratch an operation's record is built in: an of_event's room for the path, then room for
+ * the tail and the old name, then where the old name waits while the path is resolved (the walks
+ * write only below OF_DATA_MAX); then the operation as decoded, and its names when they come
+ * from an io_uring stash.
+ */
+struct of_op_event {
+	struct of_event ev;
+	char old[sizeof(struct of_op_tail) + OF_OLD_MAX];
+	char stage[OF_OLD_MAX];
+	/* The syscall's arguments, read from the saved registers by the program that picked it. */
+	__u64 args[5];
+	struct of_op_plan plan;
+	char names[2 * OF_URING_SHORT]; /* the path at 0, the old name at OF_URING_SHORT */
+};
+
+/*
+ * An io_uring operation (IORING_OP_RENAMEAT, UNLINKAT, MKDIRAT, SYMLINKAT, LINKAT) between
+ * submission and completion: the submitter, the operation and its names as the kernel copied
+ * them, each kept up to OF_URING_SHORT bytes (a longer one is marked cut).
+ */
+struct of_uring_op {
+	struct of_event_hdr hdr;
+	struct of_op_plan plan;
+	char names[2 * OF_URING_SHORT]; /* the path at 0, the old name at OF_URING_SHORT */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 256);
+	__type(key, __u64);
+	__type(value, struct of_uring_op);
+} of_uring_ops SEC(".maps");
+
+/*
+ * Records are built here (too big for the 512-byte stack), then the used part is copied out. An
+ * open's record is the of_event at the start; an operation's uses the room after it too.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
 	__type(key, __u32);
-	__type(value, struct of_event);
+	__type(value, struct of_op_event);
 } of_scratch SEC(".maps");
 
 struct of_uring_stage {
 	struct of_uring_req req;
 	struct of_uring_long path; /* the whole path, when it does not fit req.raw */
+	struct of_uring_op op;     /* an operation's stash, built here */
 };
 
 struct {
@@ -128,6 +183,8 @@ struct {
 struct of_abi {
 	struct of_event_hdr hdr;
 	struct of_proc_hdr proc;
+	struct of_op_tail op_tail;
+	enum of_op op;
 	enum of_rec_kind kind;
 	enum of_exe_flags exe_flags;
 	enum of_syscall syscall;

@@ -74,31 +74,26 @@ static __always_inline bool emit_leaf(struct of_event *e, struct dentry *d,
 }
 
 /*
- * Fills in the resolved path for a record whose header (raw_len, dirfd, trunc) and raw path are
- * set, then copies the used part into the ring. `walk_fds` is false when the current task's fd
- * table is not the opener's or the result is no fd (io_uring direct descriptors).
+ * Resolves the path of a record whose raw path (`raw_len` bytes, at most OF_RAW_MAX - 1) and
+ * header (dirfd, trunc) are set: the path source, directory cache slot and identity go in the header;
+ * returns the component bytes written after the raw path. `ret` >= 0 is an fd whose file is
+ * walked; `ret` < 0 resolves the path as a failed open's. `walk_fds` is false when the current
+ * task's fd table is not the opener's or the result is no fd (io_uring direct descriptors).
  */
-static __always_inline void resolve_and_output(struct of_event *e, long ret, bool walk_fds,
-					       struct task_struct *task, const bool fast)
+static __always_inline __u32 resolve_path(struct of_event *e, __u32 raw_len, long ret,
+					  bool walk_fds, struct task_struct *task, const bool fast)
 {
 	struct of_event_hdr *h = &e->hdr;
-	__u32 raw_len = h->raw_len;
-	__u32 path_len = 0, root_len = 0;
-	__u64 size, flags, avail;
+	__u32 path_len = 0;
 	struct file *f;
 	struct dentry *dir = NULL;
 	struct vfsmount *dir_mnt = NULL;
 
-	if (raw_len > OF_RAW_MAX - 1)
-		raw_len = OF_RAW_MAX - 1;
-	h->ret = ret;
 	h->path_source = OF_PATH_UNRESOLVED;
 	h->dir_slot = 0;
 	h->dir_gen = 0;
 	h->ino = 0;
 	h->dev = 0;
-	h->root_cut = 0;
-	h->pad = 0;
 	/*
 	 * Where the directory walk starts, if there is one: each case only picks it, so that
 	 * walk_dir (and its bpf_loop callbacks, which the verifier walks per call site) is inlined
@@ -157,12 +152,22 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 		path_len = walk_dir(dir, dir_mnt, raw_len, path_len, h, fast);
 	if (path_len > OF_PATH_MAX)
 		path_len = OF_PATH_MAX;
-	/*
-	 * A chrooted task's root, per open (a process can chroot after exec), in what the path left
-	 * of OF_PATH_MAX (an OF_PATH_ROOT record's path is its root already). Walked every time:
-	 * chroots are rare, and the cache's one slot per record is the path's. Compat leaves it
-	 * out: a second walk loop is more than its verifier budget.
-	 */
+	return path_len;
+}
+
+/*
+ * A chrooted task's root, per record (a process can chroot after exec), in what the path left
+ * of OF_PATH_MAX (an OF_PATH_ROOT record's path is its root already); returns its component
+ * bytes. Walked every time: chroots are rare, and the cache's one slot per record is the path's.
+ * Compat leaves it out: a second walk loop is more than its verifier budget.
+ */
+static __always_inline __u32 resolve_root(struct of_event *e, __u32 raw_len, __u32 path_len,
+					  bool walk_fds, struct task_struct *task, const bool fast)
+{
+	struct of_event_hdr *h = &e->hdr;
+	__u32 root_len = 0;
+
+	h->root_cut = 0;
 	if (fast && walk_fds && h->path_source != OF_PATH_ROOT && task_chrooted(task, fast)) {
 		struct fs_struct *fs = KREAD(fast, task, fs);
 		__u32 room = OF_PATH_MAX - path_len;
@@ -173,21 +178,34 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 		if (root_len > OF_ROOT_MAX)
 			root_len = OF_ROOT_MAX;
 	}
-	h->raw_len = raw_len;
-	h->path_len = path_len;
-	h->root_len = root_len;
-	h->ts_ns = bpf_ktime_get_boot_ns();
+	return root_len;
+}
 
-	/*
-	 * bpf_ringbuf_output from the per-CPU scratch rather than bpf_ringbuf_reserve: a reservation
-	 * has to be the worst case (8.5 KB) while a typical record is ~150 bytes, so reserving would
-	 * fit 50x fewer records in the same ring. The price is one copy of the used bytes.
-	 */
-	size = sizeof(struct of_event_hdr) + raw_len + path_len + root_len;
+/* User space never learns a slot whose defining record is lost: empty it. */
+static __always_inline void forget_slot(__u32 dir_slot, __u8 trunc)
+{
+	if (dir_slot && !(trunc & OF_PATH_CACHED)) {
+		__u32 idx = (dir_slot - 1) % OF_DIR_SLOTS;
+		struct of_dir_slot *s = bpf_map_lookup_elem(&of_dirs, &idx);
+
+		if (s)
+			s->steps = 0;
+	}
+}
+
+/*
+ * Copies the first `size` bytes (at most `max`) of the record into the ring; nonzero (and
+ * counted) when the ring was full.
+ */
+static __always_inline long ring_output(void *rec, __u64 size, const __u64 max)
+{
+	__u64 flags, avail;
+	long err;
+
 	/* Opaque to clang, so that the bound the verifier needs is checked on this register. */
 	barrier_var(size);
-	if (size > sizeof(struct of_event))
-		size = sizeof(struct of_event);
+	if (size > max)
+		size = max;
 	/*
 	 * Only the record that takes the waiting data across a multiple of the threshold wakes the
 	 * consumer, not every record above it: a wakeup is an irq_work self-interrupt, microseconds
@@ -199,16 +217,54 @@ static __always_inline void resolve_and_output(struct of_event *e, long ret, boo
 	avail = bpf_ringbuf_query(&of_events, BPF_RB_AVAIL_DATA);
 	flags = (avail >> wakeup_shift) != ((avail + size) >> wakeup_shift) ? BPF_RB_FORCE_WAKEUP
 									      : BPF_RB_NO_WAKEUP;
-	if (bpf_ringbuf_output(&of_events, e, size, flags)) {
+	err = bpf_ringbuf_output(&of_events, rec, size, flags);
+	if (err)
 		count_loss(OF_LOSS_RINGBUF_FULL);
-		/* User space never learns a slot whose defining record is lost: empty it. */
-		if (h->dir_slot && !(h->trunc & OF_PATH_CACHED)) {
-			__u32 idx = (h->dir_slot - 1) % OF_DIR_SLOTS;
-			struct of_dir_slot *s = bpf_map_lookup_elem(&of_dirs, &idx);
+	return err;
+}
 
-			if (s)
-				s->steps = 0;
-		}
+/*
+ * Fills in the resolved path for an open's record whose header (raw_len, dirfd, trunc) and raw
+ * path are set, then copies the used part into the ring.
+ */
+static __always_inline void resolve_and_output(struct of_event *e, long ret, bool walk_fds,
+					       struct task_struct *task, const bool fast)
+{
+	struct of_event_hdr *h = &e->hdr;
+	__u32 raw_len = h->raw_len, path_len, root_len;
+
+	if (raw_len > OF_RAW_MAX - 1)
+		raw_len = OF_RAW_MAX - 1;
+	h->ret = ret;
+	h->op = 0;
+	path_len = resolve_path(e, raw_len, ret, walk_fds, task, fast);
+	root_len = resolve_root(e, raw_len, path_len, walk_fds, task, fast);
+	h->raw_len = raw_len;
+	h->path_len = path_len;
+	h->root_len = root_len;
+	h->ts_ns = bpf_ktime_get_boot_ns();
+	/*
+	 * bpf_ringbuf_output from the per-CPU scratch rather than bpf_ringbuf_reserve: a reservation
+	 * has to be the worst case (8.5 KB) while a typical record is ~150 bytes, so reserving would
+	 * fit 50x fewer records in the same ring. The price is one copy of the used bytes.
+	 */
+	if (ring_output(e, sizeof(struct of_event_hdr) + raw_len + path_len + root_len,
+			sizeof(struct of_event)))
+		forget_slot(h->dir_slot, h->trunc);
+}
+
+/*
+ * Reads the path a process passed into the record's raw path; marks it cut when it filled the
+ * buffer and the call refused it as too long.
+ */
+static __always_inline void read_raw(struct of_event *e, __u64 path, long ret)
+{
+	long n = bpf_probe_read_user_str(e->data, OF_RAW_MAX, (void *)path);
+
+	if (n > 0) {
+		e->hdr.raw_len = n - 1;
+		if (n == OF_RAW_MAX && ret == -ENAMETOOLONG)
+			e->hdr.trunc |= OF_TRUNC_RAW;
 	}
 }
 
@@ -225,7 +281,6 @@ static __always_inline int on_exit(__u8 syscall, long ret, struct pt_regs *regs,
 	__u64 path = 0, how = 0, a[4];
 	__u32 zero = 0;
 	__u8 base = syscall;
-	long n;
 
 	if (KREAD(fast, task, tgid) == targ_self_tgid)
 		return 0;
@@ -295,15 +350,8 @@ static __always_inline int on_exit(__u8 syscall, long ret, struct pt_regs *regs,
 			e->hdr.mode = h[1];
 		}
 	}
-	if (path) {
-		n = bpf_probe_read_user_str(e->data, OF_RAW_MAX, (void *)path);
-		if (n > 0) {
-			e->hdr.raw_len = n - 1;
-			/* A path that filled the buffer and was refused as too long was cut. */
-			if (n == OF_RAW_MAX && ret == -ENAMETOOLONG)
-				e->hdr.trunc |= OF_TRUNC_RAW;
-		}
-	}
+	if (path)
+		read_raw(e, path, ret);
 	resolve_and_output(e, ret, true, task, fast);
 	return 0;
 }

@@ -38,6 +38,10 @@ char LICENSE[] SEC("license") = "GPL";
 #define O_TRUNC 01000
 #define IORING_OP_OPENAT 18
 #define IORING_OP_OPENAT2 28
+#define IORING_OP_RENAMEAT 35
+#define IORING_OP_UNLINKAT 36
+#define IORING_OP_MKDIRAT 37
+#define IORING_OP_LINKAT 39
 /* Every component takes at least 2 bytes ("x\0"), plus room for mount crossings. */
 #define OF_WALK_MAX_STEPS (OF_PATH_MAX / 2 + 64)
 
@@ -47,6 +51,7 @@ char LICENSE[] SEC("license") = "GPL";
 #include "path.h"
 #include "dir_cache.h"
 #include "open_record.h"
+#include "file_ops.h"
 #include "syscalls.h"
 #include "io_uring.h"
 #include "process.h"

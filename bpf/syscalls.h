@@ -42,8 +42,9 @@ SYSCALL_EXIT(open_by_handle_at, OF_SYSCALL_OPEN_BY_HANDLE_AT)
  * tracepoint is dispatched straight from the tracepoint with its arguments, where each
  * syscalls:sys_exit_* event goes through the ftrace syscall layer and a perf event record first.
  * An open used to pay both (its syscalls:* program and this one's 32-bit check); one run instead
- * cut capture's cost per open+close by a quarter (benches/ab.sh). Every other syscall pays two
- * loads and a compare.
+ * cut capture's cost per open+close by a quarter (benches/ab.sh). The file operations
+ * (bpf/file_ops.h) are picked out after the opens, so an open pays nothing for them; every other
+ * syscall pays two loads and the compares of both switches.
  * The per-syscall programs above are what `record --no-ia32` loads instead.
  */
 static __always_inline int sys_exit(struct pt_regs *regs, long ret, const bool fast)
@@ -70,7 +71,7 @@ static __always_inline int sys_exit(struct pt_regs *regs, long ret, const bool f
 			sc = OF_SYSCALL_OPEN_BY_HANDLE_AT;
 			break;
 		default:
-			return 0;
+			return ops_exit(op_nr64(nr), regs, ret, fast);
 		}
 	} else {
 		switch (nr) {
@@ -90,7 +91,7 @@ static __always_inline int sys_exit(struct pt_regs *regs, long ret, const bool f
 			sc = OF_SYSCALL_IA32_OPEN_BY_HANDLE_AT;
 			break;
 		default:
-			return 0;
+			return ops_exit(op_nr32(nr), regs, ret, fast);
 		}
 	}
 	/* One inlined copy of on_exit, not one per syscall: the verifier walks each. */

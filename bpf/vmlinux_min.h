@@ -69,6 +69,7 @@ struct pt_regs {
 	unsigned long si;
 	unsigned long dx;
 	unsigned long r10;
+	unsigned long r8;
 };
 
 struct qstr {
@@ -310,6 +311,54 @@ struct io_open {
 /* 7.0+: filename is embedded (io_uring.h, uring_open_name). */
 struct io_open___delayed {
 	struct delayed_filename filename;
+};
+
+/* io_uring/fs.c: overlay io_kiocb.cmd for IORING_OP_RENAMEAT, UNLINKAT, MKDIRAT, and
+ * SYMLINKAT and LINKAT (both io_link). 7.0+ embeds each filename as io_open's. */
+struct io_rename {
+	int old_dfd;
+	int new_dfd;
+	struct filename *oldpath;
+	struct filename *newpath;
+	int flags;
+};
+
+struct io_rename___delayed {
+	struct delayed_filename oldpath;
+	struct delayed_filename newpath;
+};
+
+struct io_unlink {
+	int dfd;
+	int flags;
+	struct filename *filename;
+};
+
+struct io_unlink___delayed {
+	struct delayed_filename filename;
+};
+
+struct io_mkdir {
+	int dfd;
+	unsigned short mode;
+	struct filename *filename;
+};
+
+struct io_mkdir___delayed {
+	struct delayed_filename filename;
+};
+
+struct io_link {
+	int old_dfd;
+	int new_dfd;
+	struct filename *oldpath;
+	struct filename *newpath;
+	int flags;
+};
+
+struct io_link___delayed {
+	struct delayed_filename oldpath;
+	struct delayed_filename newpath;
 };
 
 struct io_cmd_data {

@@ -18,7 +18,7 @@ use crate::timespec::{format_ts, parse_ts};
 use crate::wire::wire_enum;
 
 wire_enum! {
-    /// How the open reached the kernel. Codes are stored on disk and shared with `bpf/events.h`:
+    /// How the event reached the kernel: the syscall (or io_uring). Codes are stored on disk and shared with `bpf/events.h`:
     /// never renumber, only append.
     Syscall {
         Open = 1 => "open",
@@ -33,6 +33,58 @@ wire_enum! {
         Ia32Openat = 9 => "ia32_openat",
         Ia32Openat2 = 10 => "ia32_openat2",
         Ia32OpenByHandleAt = 11 => "ia32_open_by_handle_at",
+        // File operations (op is not open), then the same through the 32-bit entry in the same
+        // order, then the 32-bit entry's own variants.
+        Rename = 12 => "rename",
+        Renameat = 13 => "renameat",
+        Renameat2 = 14 => "renameat2",
+        Link = 15 => "link",
+        Linkat = 16 => "linkat",
+        Symlink = 17 => "symlink",
+        Symlinkat = 18 => "symlinkat",
+        Unlink = 19 => "unlink",
+        Unlinkat = 20 => "unlinkat",
+        Rmdir = 21 => "rmdir",
+        Mkdir = 22 => "mkdir",
+        Mkdirat = 23 => "mkdirat",
+        Chmod = 24 => "chmod",
+        Fchmod = 25 => "fchmod",
+        Fchmodat = 26 => "fchmodat",
+        Fchmodat2 = 27 => "fchmodat2",
+        Chown = 28 => "chown",
+        Fchown = 29 => "fchown",
+        Lchown = 30 => "lchown",
+        Fchownat = 31 => "fchownat",
+        Truncate = 32 => "truncate",
+        Ftruncate = 33 => "ftruncate",
+        Ia32Rename = 34 => "ia32_rename",
+        Ia32Renameat = 35 => "ia32_renameat",
+        Ia32Renameat2 = 36 => "ia32_renameat2",
+        Ia32Link = 37 => "ia32_link",
+        Ia32Linkat = 38 => "ia32_linkat",
+        Ia32Symlink = 39 => "ia32_symlink",
+        Ia32Symlinkat = 40 => "ia32_symlinkat",
+        Ia32Unlink = 41 => "ia32_unlink",
+        Ia32Unlinkat = 42 => "ia32_unlinkat",
+        Ia32Rmdir = 43 => "ia32_rmdir",
+        Ia32Mkdir = 44 => "ia32_mkdir",
+        Ia32Mkdirat = 45 => "ia32_mkdirat",
+        Ia32Chmod = 46 => "ia32_chmod",
+        Ia32Fchmod = 47 => "ia32_fchmod",
+        Ia32Fchmodat = 48 => "ia32_fchmodat",
+        Ia32Fchmodat2 = 49 => "ia32_fchmodat2",
+        // chown16, fchown16, lchown16: 16-bit ids.
+        Ia32Chown = 50 => "ia32_chown",
+        Ia32Fchown = 51 => "ia32_fchown",
+        Ia32Lchown = 52 => "ia32_lchown",
+        Ia32Fchownat = 53 => "ia32_fchownat",
+        Ia32Truncate = 54 => "ia32_truncate",
+        Ia32Ftruncate = 55 => "ia32_ftruncate",
+        Ia32Chown32 = 56 => "ia32_chown32",
+        Ia32Fchown32 = 57 => "ia32_fchown32",
+        Ia32Lchown32 = 58 => "ia32_lchown32",
+        Ia32Truncate64 = 59 => "ia32_truncate64",
+        Ia32Ftruncate64 = 60 => "ia32_ftruncate64",
     }
 }
 

@@ -7,6 +7,7 @@
 pub enum Cap {
     Syscalls,
     Ia32,
+    FileOps,
     IoUring,
     Lifecycle,
     DeepPaths,
@@ -14,9 +15,10 @@ pub enum Cap {
 }
 
 impl Cap {
-    pub const ALL: [Cap; 6] = [
+    pub const ALL: [Cap; 7] = [
         Cap::Syscalls,
         Cap::Ia32,
+        Cap::FileOps,
         Cap::IoUring,
         Cap::Lifecycle,
         Cap::DeepPaths,
@@ -27,7 +29,10 @@ impl Cap {
         match self {
             Cap::Syscalls => "opens by syscall (open, creat, openat, openat2, open_by_handle_at)",
             Cap::Ia32 => "opens through the 32-bit entry",
-            Cap::IoUring => "io_uring opens",
+            Cap::FileOps => {
+                "file operations by syscall (rename, link, symlink, unlink, rmdir, mkdir, chmod, chown, truncate)"
+            }
+            Cap::IoUring => "io_uring opens and file operations",
             Cap::Lifecycle => "process lifecycle (exec, fork, exit)",
             // OF_LIMIT_COMPAT_WALK_STEPS (a test holds the two together).
             Cap::DeepPaths => "whole paths deeper than 10 levels",
@@ -94,7 +99,7 @@ mod tests {
                 reason: None,
             },
             Capability {
-                name: "io_uring opens",
+                name: "io_uring opens and file operations",
                 captured: false,
                 reason: Some("kernel 5.10 has no io_uring_submit_req tracepoint".into()),
             },
@@ -106,7 +111,7 @@ mod tests {
         ];
         assert_eq!(
             notice(&cov).unwrap(),
-            "open-forensics: notice: io_uring opens not captured (kernel 5.10 has no \
+            "open-forensics: notice: io_uring opens and file operations not captured (kernel 5.10 has no \
              io_uring_submit_req tracepoint); c not captured (why c)"
         );
         assert_eq!(captured(&cov), "a");

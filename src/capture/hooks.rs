@@ -19,11 +19,12 @@ pub struct Hook {
 }
 
 /// What `record` loads for the syscalls by default: one program on every syscall's exit that
-/// picks out the opens by number, through the 64-bit and the 32-bit entry alike. Cheaper per open
+/// picks out the opens and the file operations by number, through the 64-bit and the 32-bit
+/// entry alike. Cheaper per open
 /// than the per-syscall tracepoints (no ftrace syscall event or perf record is built for it), at
 /// the price of a few instructions on every other syscall (bpf/syscalls.h, benches/ab.sh).
 pub const RAW_EXIT: Hook = Hook {
-    caps: &[Cap::Syscalls, Cap::Ia32],
+    caps: &[Cap::Syscalls, Cap::Ia32, Cap::FileOps],
     progs: &[Prog {
         fast: "tp_btf__sys_exit",
         compat: Some("compat__sys_exit"),

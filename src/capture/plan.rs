@@ -91,6 +91,10 @@ impl Plan {
             (true, Ok(()), _) => {
                 plan.add(&SYSCALL_EXITS, &compat);
                 plan.off.push((Cap::Ia32, "--no-ia32".into()));
+                plan.off.push((
+                    Cap::FileOps,
+                    "--no-ia32: its per-syscall tracepoints are the opens' only".into(),
+                ));
             }
             (true, Err(why), true) => {
                 plan.notices.push(format!(
@@ -101,15 +105,15 @@ impl Plan {
             (false, _, true) => plan.add(&RAW_EXIT, &compat),
             (_, Ok(()), false) => {
                 plan.add(&SYSCALL_EXITS, &compat);
-                plan.off.push((
-                    Cap::Ia32,
-                    format!("kernel {r} has no raw_syscalls/sys_exit BTF tracepoint"),
-                ));
+                let why = format!("kernel {r} has no raw_syscalls/sys_exit BTF tracepoint");
+                plan.off.push((Cap::Ia32, why.clone()));
+                plan.off.push((Cap::FileOps, why));
             }
             (_, Err(why), false) => {
                 let why = format!("kernel {r} has no raw_syscalls/sys_exit BTF tracepoint; {why}");
                 plan.off.push((Cap::Syscalls, why.clone()));
-                plan.off.push((Cap::Ia32, why));
+                plan.off.push((Cap::Ia32, why.clone()));
+                plan.off.push((Cap::FileOps, why));
             }
         }
 
@@ -325,7 +329,7 @@ mod tests {
                 Cap::PseudoNames.name()
             ]
         );
-        let why = &p.coverage()[2].reason.clone().unwrap();
+        let why = &p.coverage()[3].reason.clone().unwrap();
         assert!(
             why.contains("kernel 5.10 has no io_uring_submit_req"),
             "{why}"
@@ -362,7 +366,7 @@ mod tests {
         assert!(gaps(&p).is_empty());
         let p = Plan::new(&kernel("6.12"), true, true, false).unwrap();
         assert!(names(&p).contains(&"tracepoint__syscalls__sys_exit_openat"));
-        assert_eq!(gaps(&p), [Cap::Ia32.name()]);
+        assert_eq!(gaps(&p), [Cap::Ia32.name(), Cap::FileOps.name()]);
     }
 
     #[test]
@@ -395,7 +399,7 @@ mod tests {
         )
         .unwrap();
         assert!(!names(&p).iter().any(|n| n.contains("io_uring")));
-        let uring = &p.coverage()[2];
+        let uring = &p.coverage()[3];
         assert!(!uring.captured);
         assert!(
             uring.reason.as_deref().unwrap().contains(

@@ -8,7 +8,7 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
-use open_forensics::event::PathSource;
+use open_forensics::event::{Op, PathSource};
 
 use crate::helpers::{self, read_store, TempStore};
 use crate::recorder::Recorder;
@@ -73,6 +73,7 @@ pub(crate) enum Step {
     Create(CString),
     Open(CString),
     Rename(CString, CString),
+    Unlink(CString),
 }
 
 /// A mount namespace of the calling process's own, with nothing propagating out of it.
@@ -144,6 +145,7 @@ pub(crate) fn in_child(steps: &[Step]) -> u32 {
                         true
                     }
                     Step::Rename(a, b) => libc::rename(a.as_ptr(), b.as_ptr()) == 0,
+                    Step::Unlink(p) => libc::unlink(p.as_ptr()) == 0,
                 };
                 if !ok {
                     libc::_exit(20 + i as i32);
@@ -196,11 +198,12 @@ fn leaf_paths(store: &TempStore, pid: u32) -> Vec<String> {
         .collect()
 }
 
-/// (pid, path, source) of the events of `pids`, in order (each test filters its own paths).
+/// (pid, path, source) of the opens of `pids`, in order (each test filters its own paths; the
+/// renames and mkdirs the tests make are recorded too, and are not what these tests are about).
 fn paths_of(store: &TempStore, pids: &[u32]) -> Vec<(u32, String, PathSource)> {
     read_store(&store.dir)
         .into_iter()
-        .filter(|e| pids.contains(&e.pid))
+        .filter(|e| pids.contains(&e.pid) && e.op == Op::Open)
         .map(|e| (e.pid, e.path.lossy().into_owned(), e.path_source))
         .collect()
 }
@@ -261,7 +264,7 @@ fn renamed_directory_is_recorded_under_its_new_name() {
     let under = root.as_os_str().as_bytes();
     let events: Vec<_> = read_store(&store.dir)
         .into_iter()
-        .filter(|e| e.pid == me && e.path.as_bytes().starts_with(under))
+        .filter(|e| e.pid == me && e.op == Op::Open && e.path.as_bytes().starts_with(under))
         .collect();
     let got: Vec<(String, PathSource)> = events
         .iter()

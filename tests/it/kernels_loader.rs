@@ -117,7 +117,10 @@ fn on_this_kernel_the_plan_loads_the_fast_probes_and_captures_everything() {
         return;
     }
     let v = version(&[]);
-    assert!(v.contains("io_uring opens: captured"), "{v}");
+    assert!(
+        v.contains("io_uring opens and file operations: captured"),
+        "{v}"
+    );
     assert!(
         v.contains("whole paths deeper than 10 levels: captured"),
         "{v}"
@@ -219,7 +222,7 @@ fn a_program_the_verifier_rejects_is_named_and_its_capability_reported_not_captu
     let v = version(&reject);
     assert!(
         v.contains(&format!(
-            "io_uring opens: not captured (kernel {r}'s verifier rejected compat__io_uring_complete: "
+            "io_uring opens and file operations: not captured (kernel {r}'s verifier rejected compat__io_uring_complete: "
         )),
         "{v}"
     );
@@ -246,7 +249,7 @@ fn a_program_the_verifier_rejects_is_named_and_its_capability_reported_not_captu
     assert!(!stderr.contains("Permission denied"), "{stderr}");
     let notice = start_notice(&stderr);
     assert!(
-        notice.contains("io_uring opens not captured (kernel"),
+        notice.contains("io_uring opens and file operations not captured (kernel"),
         "{notice}"
     );
     for (sc, path) in &want {

@@ -17,6 +17,7 @@ mod identity_store;
 mod kernels_loader;
 mod layers;
 mod lifecycle_alerts;
+mod lifecycle_live;
 mod lifecycle_query;
 mod lifecycle_rules;
 mod lifecycle_store;

@@ -3,7 +3,7 @@
 //! other tests in this process), so every check filters by our own pids and our own temp paths.
 
 #[path = "../../fixtures/raw_opens.rs"]
-mod raw_opens;
+pub(crate) mod raw_opens;
 
 use std::collections::HashSet;
 use std::ffi::CString;

@@ -6,7 +6,8 @@ exits 1 on failure. A guest passes when the recorder attached, every open the wo
 stored (query) with its syscall, pid, fd, parent and exe (a chrooted child's under the host's
 path, with the raw path it passed), `proc` tells the exec'd child's image
 and ancestry and the workload's children, `verify` passed and nothing was lost. A route the
-workload made but the store lacks fails, unless the binary said, with a reason, that it does not
+workload made (an open, or a rename, chmod or unlink with its op and old name) but the
+store lacks fails, unless the binary said, with a reason, that it does not
 capture that route on this kernel (a "... not captured: why" line at start) and every query
 reports it (a coverage notice). A route the kernel itself refuses (ENOSYS) is noted, not failed.
 When the recorder did not attach, the failure names the program libbpf or the verifier rejected
@@ -23,6 +24,7 @@ MARK = "@@of-kernels "
 # captured"); the fork and exec routes need lineage (exe, parent) beyond the open itself.
 CAPABILITIES = [
     (re.compile(r"io_uring"), {"io_uring"}),
+    (re.compile(r"file operations by syscall"), {"rename", "chmod", "unlink"}),
     (re.compile(r"32-bit|ia32|int 0x80", re.I), {"ia32_open", "ia32_openat"}),
     (re.compile(r"\bopenat2\b"), {"openat2"}),
     (re.compile(r"\bopen_by_handle_at\b"), {"open_by_handle_at"}),
@@ -173,6 +175,7 @@ def check(marks, sections, wall):
             if e.get("pid") == exp["pid"] and e.get("path") == exp["path"]
             and (exp["syscall"] is None or e.get("syscall") == exp["syscall"])
             and (exp["ret"] is None or e.get("ret") == exp["ret"])
+            and e.get("op") == exp.get("op")
         ]
         lineage = route in ("fork", "exec")
         if not found:
@@ -186,6 +189,8 @@ def check(marks, sections, wall):
         if route in said:
             fails.append(f"{route}: stored, yet reported not captured")
         e = found[0]
+        if "old_path" in exp and e.get("old_path") != exp["old_path"]:
+            fails.append(f"{route}: old_path {e.get('old_path')!r}, expected {exp['old_path']!r}")
         if "raw_path" in exp and e.get("raw_path") != exp["raw_path"]:
             fails.append(f"{route}: raw_path {e.get('raw_path')!r}, expected {exp['raw_path']!r}")
         if e.get("ppid") != exp["ppid"]:

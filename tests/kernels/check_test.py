@@ -15,6 +15,10 @@ ROUTES = ["open", "openat", "openat2", "creat", "open_by_handle_at", "ia32_open"
 def expectations():
     out = [{"route": r, "syscall": r, "path": f"/tmp/x/{r}.txt", "ret": 3, "pid": WL, "ppid": 1,
             "exe": EXE} for r in ROUTES]
+    for r in ["rename", "chmod", "unlink"]:
+        out.append({"route": r, "syscall": r, "op": r, "path": "/tmp/x/op-to.txt",
+                    "old_path": "/tmp/x/op-from.txt" if r == "rename" else None, "ret": 0,
+                    "pid": WL, "ppid": 1, "exe": EXE})
     out.append({"route": "fork", "syscall": None, "path": "/tmp/x/fork.txt", "ret": None,
                 "pid": FORK, "ppid": WL, "exe": EXE})
     out.append({"route": "chroot", "syscall": "openat", "path": "/tmp/x/chroot.txt",
@@ -25,9 +29,13 @@ def expectations():
 
 
 def event(exp):
-    return {"pid": exp["pid"], "ppid": exp["ppid"], "syscall": exp["syscall"] or "openat",
-            "path": exp["path"], "raw_path": exp.get("raw_path", exp["path"]),
-            "ret": exp["ret"] if exp["ret"] is not None else 3, "exe": exp["exe"]}
+    out = {"pid": exp["pid"], "ppid": exp["ppid"], "syscall": exp["syscall"] or "openat",
+           "path": exp["path"], "raw_path": exp.get("raw_path", exp["path"]),
+           "ret": exp["ret"] if exp["ret"] is not None else 3, "exe": exp["exe"]}
+    # An open's JSON line has no op key; an operation's has op and old_path.
+    if "op" in exp:
+        out.update(op=exp["op"], old_path=exp["old_path"])
+    return out
 
 
 def log(expect=None, events=None, record=(), version=(), query=(), attached=True, verify_rc=0):
@@ -57,7 +65,7 @@ def log(expect=None, events=None, record=(), version=(), query=(), attached=True
     return check(*parse("\n".join(lines)), 100)
 
 
-GAP = "io_uring opens not captured: kernel 6.1 has no io_uring_submit_req tracepoint"
+GAP = "io_uring opens and file operations not captured: kernel 6.1 has no io_uring_submit_req tracepoint"
 
 
 class Verdicts(unittest.TestCase):
@@ -77,6 +85,22 @@ class Verdicts(unittest.TestCase):
             route = want.split(":")[0]
             next(e for e in events if route in e["path"])[key] = value
             self.assertIn(want, " ".join(log(events=events)[0]))
+
+    def test_an_operation_without_its_op_or_old_name_fails(self):
+        events = [event(e) for e in expectations()]
+        del next(e for e in events if e.get("op") == "unlink")["op"]
+        self.assertIn("unlink: not stored", " ".join(log(events=events)[0]))
+        events = [event(e) for e in expectations()]
+        next(e for e in events if e.get("op") == "rename")["old_path"] = "/tmp/x/other"
+        self.assertIn("rename: old_path", " ".join(log(events=events)[0]))
+
+    def test_a_reported_file_operations_gap_covers_them(self):
+        gap = ("file operations by syscall (rename, link, symlink, unlink, rmdir, mkdir, chmod, "
+               "chown, truncate) not captured: --no-ia32")
+        events = [event(e) for e in expectations() if "op" not in e]
+        fails, notes = log(events=events, record=[f"open-forensics: {gap}"], version=[f"  {gap}"],
+                           query=[f"open-forensics: notice: {gap}"])
+        self.assertEqual(fails, [])
 
     def test_a_chrooted_open_under_its_chroot_path_fails(self):
         # Issue #25: stored as the chroot sees it (/chroot.txt), not the host's path.
@@ -101,7 +125,7 @@ class Verdicts(unittest.TestCase):
 
     def test_every_gap_of_a_one_line_notice_counts(self):
         deep = "whole paths deeper than 10 levels not captured (kernel 6.1 lacks bpf_rdonly_cast)"
-        uring = "io_uring opens not captured (kernel 6.1 has no io_uring_submit_req tracepoint)"
+        uring = "io_uring opens and file operations not captured (kernel 6.1 has no io_uring_submit_req tracepoint)"
         events = [event(e) for e in expectations() if e["route"] != "io_uring"]
         notice = f"open-forensics: notice: {deep}; {uring}"
         version = [f"  {deep}", f"  {uring}"]
@@ -111,7 +135,7 @@ class Verdicts(unittest.TestCase):
         self.assertEqual(fails, [])
         # The second gap of the line is read too: a query that reports only the first fails.
         fails = log(events=events, record=[notice], version=version, query=reports[:1])[0]
-        self.assertTrue(any("io_uring opens" in f for f in fails), fails)
+        self.assertTrue(any("io_uring opens and file operations" in f for f in fails), fails)
 
     def test_a_route_the_kernel_lacks_is_a_note(self):
         expect = [e for e in expectations() if e["route"] != "openat2"]
