@@ -200,6 +200,11 @@ pub fn scenarios() -> Vec<String> {
     v
 }
 
+/// Fixture scenarios recorded with schema 4 (identities) or later: the others are older.
+pub const SINCE_SCHEMA_4: &[&str] = &["evasion", "lifecycle"];
+/// Fixture scenarios recorded with schema 5 (file operations): the others hold opens only.
+pub const SINCE_SCHEMA_5: &[&str] = &["lifecycle"];
+
 /// A small tmpfs, unmounted on drop (lazily: even if something still holds it).
 pub struct Tmpfs {
     pub dir: tempfile::TempDir,

@@ -424,14 +424,11 @@ fn import_rejects_malformed_identities_naming_line_and_field() {
     }
 }
 
-/// Fixture scenarios recorded with schema 4 (identities): `evasion`.
-const WITH_IDENTITIES: &[&str] = &["evasion"];
-
-/// The schema-4 fixture keeps what was recorded: opened files' and executables' identities, and
+/// The fixture recorded to show identities (`evasion`, schema 4) keeps what was recorded: opened files' and executables' identities, and
 /// the recorder's verdict on each executable.
 #[test]
 fn the_schema_4_fixture_reads_with_its_identities() {
-    for scenario in WITH_IDENTITIES {
+    for scenario in ["evasion"] {
         let events = read_store(&fixtures_dir().join("segments").join(scenario));
         assert!(events.iter().any(|e| e.file.is_some()), "{scenario}");
         assert!(events.iter().any(|e| e.alias_of.is_some()), "{scenario}");
@@ -450,7 +447,7 @@ fn the_schema_4_fixture_reads_with_its_identities() {
 #[test]
 fn old_fixture_segments_read_with_identities_null() {
     for scenario in scenarios() {
-        if WITH_IDENTITIES.contains(&scenario.as_str()) {
+        if crate::helpers::SINCE_SCHEMA_4.contains(&scenario.as_str()) {
             continue;
         }
         let dir = fixtures_dir().join("segments").join(&scenario);

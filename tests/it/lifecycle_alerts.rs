@@ -69,6 +69,7 @@ fn sed_i_and_mv_fire_the_shipped_write_rules_live_and_on_replay() {
         ("log_moved_away", "rename"),
         ("setuid_bit_set", "chmod"),
         ("shell_history_tampered", "unlink"),
+        ("shell_history_moved_away", "rename"),
         ("system_binary_replaced", "rename"),
         ("tmp_program_changes_files", "unlink"),
     ] {
