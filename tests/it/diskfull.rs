@@ -288,3 +288,49 @@ fn sigterm_with_the_disk_full_ends_with_the_summary() {
     let (_, all) = stored_losses(&store);
     assert_eq!(summary_lost(&line), all, "{line}");
 }
+
+/// Regression (seen as a flaky `a_full_disk_is_no_silent_hole`: "0000000001.seg.zst: tampered:
+/// changed by another process while it was being recorded"): a COMMIT that the full disk refuses
+/// after SQLite ran the commit hook is rolled back at once; the rows of that transaction must
+/// not count in the writer's witness, or the segment is sealed as tampered though nobody
+/// touched it.
+#[test]
+fn a_commit_refused_by_a_full_disk_is_not_sealed_as_tampering() {
+    use open_forensics::store::{RotateConfig, Writer};
+    if !crate::helpers::is_root() {
+        eprintln!("SKIPPED a_commit_refused_by_a_full_disk_is_not_sealed_as_tampering: needs root");
+        return;
+    }
+    let fs_ = Tmpfs::mount("16m");
+    let store = fs_.dir.path().join("store");
+    let mut w = Writer::open(&store, RotateConfig::default()).expect("writer");
+    let long = "x".repeat(200);
+    let mut append = |w: &mut Writer, from: i64, to: i64, phase: &str| {
+        for i in from..to {
+            let path = format!("/{phase}/{i}/{long}");
+            w.append(&mut crate::helpers::event(i, &path))
+                .expect("append");
+        }
+        w.commit().expect("commit");
+    };
+    append(&mut w, 0, 100, "before");
+    let filler = fs_.fill();
+    // New strings on every row: each commit has pages to write, so the full disk refuses it.
+    for round in 0..20 {
+        append(&mut w, 100 + round * 500, 600 + round * 500, "full");
+    }
+    fs::remove_file(&filler).expect("remove the filler");
+    for _ in 0..50 {
+        w.tick().expect("tick");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    append(&mut w, 20_000, 20_100, "after");
+    w.close().expect("close");
+    let out = of(&store, &["verify"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && !text.contains("tampered"), "{text}");
+}
