@@ -305,7 +305,7 @@ fn a_commit_refused_by_a_full_disk_is_not_sealed_as_tampering() {
     let store = fs_.dir.path().join("store");
     let mut w = Writer::open(&store, RotateConfig::default()).expect("writer");
     let long = "x".repeat(200);
-    let mut append = |w: &mut Writer, from: i64, to: i64, phase: &str| {
+    let append = |w: &mut Writer, from: i64, to: i64, phase: &str| {
         for i in from..to {
             let path = format!("/{phase}/{i}/{long}");
             w.append(&mut crate::helpers::event(i, &path))

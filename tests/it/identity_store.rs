@@ -424,22 +424,21 @@ fn import_rejects_malformed_identities_naming_line_and_field() {
     }
 }
 
-/// The fixture recorded to show identities (`evasion`, schema 4) keeps what was recorded: opened files' and executables' identities, and
-/// the recorder's verdict on each executable.
+/// The fixture recorded to show identities (`evasion`, schema 4) keeps what was recorded: opened
+/// files' and executables' identities, and the recorder's verdict on each executable.
 #[test]
 fn the_schema_4_fixture_reads_with_its_identities() {
-    for scenario in ["evasion"] {
-        let events = read_store(&fixtures_dir().join("segments").join(scenario));
-        assert!(events.iter().any(|e| e.file.is_some()), "{scenario}");
-        assert!(events.iter().any(|e| e.alias_of.is_some()), "{scenario}");
-        let verdicts: Vec<Option<bool>> = events
-            .iter()
-            .filter_map(|e| e.process.as_ref())
-            .map(|p| p.exe_verified)
-            .collect();
-        assert!(verdicts.contains(&Some(true)), "{scenario}");
-        assert!(verdicts.contains(&Some(false)), "{scenario}");
-    }
+    let scenario = "evasion";
+    let events = read_store(&fixtures_dir().join("segments").join(scenario));
+    assert!(events.iter().any(|e| e.file.is_some()), "{scenario}");
+    assert!(events.iter().any(|e| e.alias_of.is_some()), "{scenario}");
+    let verdicts: Vec<Option<bool>> = events
+        .iter()
+        .filter_map(|e| e.process.as_ref())
+        .map(|p| p.exe_verified)
+        .collect();
+    assert!(verdicts.contains(&Some(true)), "{scenario}");
+    assert!(verdicts.contains(&Some(false)), "{scenario}");
 }
 
 /// Segments of every earlier schema read with the new fields null, and their lines gain no key
