@@ -15,7 +15,8 @@
 //! `cargo bench --bench capture`; `CAPTURE_BENCH_SECS` (default 3) sets each phase's length,
 //! `CAPTURE_BENCH_STEPS=0` leaves out the stepped rates, `CAPTURE_BENCH_RING_MB` sets the
 //! recorder's `--ring-mb` (default 16), `CAPTURE_BENCH_ONLY` runs one row (`"open ok1"`,
-//! `"open ok2"`, `"ENOENT1"`, `"io_uring1"`), `CAPTURE_BENCH_BIN` runs another build's recorder.
+//! `"open ok2"`, `"ENOENT1"`, `"io_uring1"`, `"rename1"`), `CAPTURE_BENCH_BIN` runs another
+//! build's recorder.
 
 use std::ffi::CString;
 use std::ops::ControlFlow;
@@ -44,6 +45,9 @@ enum Mode {
     Fail,
     /// IORING_OP_OPENAT in batches of 16, then close
     Uring,
+    /// rename of a file to a sibling name and back: the cost of a file operation (#27). The
+    /// floor's probes count opens only, so its row is the price of any program on sys_exit.
+    Rename,
 }
 
 impl Mode {
@@ -52,6 +56,7 @@ impl Mode {
             Mode::Ok => "open ok",
             Mode::Fail => "ENOENT",
             Mode::Uring => "io_uring",
+            Mode::Rename => "rename",
         }
     }
 }
@@ -130,6 +135,22 @@ fn gen_thread(
             if let Some(wait) = due.checked_sub(start.elapsed()) {
                 std::thread::sleep(wait);
             }
+        }
+        if mode == Mode::Rename {
+            // Each thread its own file (seeds differ), renamed away and back: 64 events.
+            let from = &paths[(seed * 7919) % paths.len()];
+            let mut to = from.as_bytes().to_vec();
+            to.extend_from_slice(b".renamed");
+            let to = CString::new(to).expect("path");
+            for _ in 0..32 {
+                // SAFETY: NUL-terminated paths; the second rename restores the first.
+                unsafe {
+                    libc::rename(from.as_ptr(), to.as_ptr());
+                    libc::rename(to.as_ptr(), from.as_ptr());
+                }
+            }
+            n += 64;
+            continue;
         }
         match ring.as_mut() {
             None => {
@@ -304,7 +325,10 @@ fn measure(
         generate(mode, threads, secs / 2.0, None, ok, missing);
         Snapshot::of_pid(me).since(&before)
     };
-    assert!(floor.count() > 0, "the floor probes ran");
+    assert!(
+        mode == Mode::Rename || floor.count() > 0,
+        "the floor probes ran"
+    );
     drop(floor);
 
     let rec = Recorder::start(store);
@@ -368,6 +392,7 @@ fn main() {
         (Mode::Ok, 2),
         (Mode::Fail, 1),
         (Mode::Uring, 1),
+        (Mode::Rename, 1),
     ];
     let only = std::env::var("CAPTURE_BENCH_ONLY").unwrap_or_default();
     let rows: Vec<Row> = plan
