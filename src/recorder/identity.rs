@@ -152,22 +152,22 @@ struct Sieve([u64; 16]);
 
 impl Sieve {
     fn set(&mut self, bit: usize) {
-        self.0[bit / 64 & 15] |= 1 << (bit % 64);
+        self.0[(bit / 64) % 16] |= 1 << (bit % 64);
     }
 
     fn has(&self, bit: usize) -> bool {
-        self.0[bit / 64 & 15] & 1 << (bit % 64) != 0
+        self.0[(bit / 64) % 16] & (1 << (bit % 64)) != 0
     }
 
     /// A path's bit: its length and last byte.
     fn path_bit(p: &[u8]) -> usize {
         let last = usize::from(p.last().copied().unwrap_or(0));
-        (p.len().wrapping_mul(0x9e37_79b1) >> 7 ^ last.wrapping_mul(0x85eb)) & 1023
+        ((p.len().wrapping_mul(0x9e37_79b1) >> 7) ^ last.wrapping_mul(0x85eb)) % 1024
     }
 
     /// A file's bit: inode numbers vary in their low bits.
     fn id_bit(f: FileId) -> usize {
-        (f.ino ^ f.dev.rotate_left(17)) as usize & 1023
+        (f.ino ^ f.dev.rotate_left(17)) as usize % 1024
     }
 }
 

@@ -156,7 +156,10 @@ impl Witness {
         let zero = vec![[0; 32]; names.len()];
         let w = Arc::new(Witness {
             state: Arc::new(Mutex::new(State {
-                committed: names.iter().map(|t| start.get(t).copied().unwrap_or_default()).collect(),
+                committed: names
+                    .iter()
+                    .map(|t| start.get(t).copied().unwrap_or_default())
+                    .collect(),
                 pending: zero.clone(),
                 staged: zero,
                 has_staged: false,
@@ -171,7 +174,11 @@ impl Witness {
             -1,
             FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY,
             move |ctx| {
-                let i = ctx.get_raw(0).as_i64().ok().and_then(|i| usize::try_from(i).ok());
+                let i = ctx
+                    .get_raw(0)
+                    .as_i64()
+                    .ok()
+                    .and_then(|i| usize::try_from(i).ok());
                 let Some((i, table)) = i.and_then(|i| Some((i, names.get(i)?))) else {
                     return Err(rusqlite::Error::UserFunctionError(
                         format!("{WITNESS_FN}: no table number {:?}", ctx.get_raw(0)).into(),
@@ -237,7 +244,12 @@ impl Witness {
         let now = digest_of(&self.mac, conn, path)?;
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         s.confirm();
-        let committed: Sums = self.names.iter().cloned().zip(s.committed.clone()).collect();
+        let committed: Sums = self
+            .names
+            .iter()
+            .cloned()
+            .zip(s.committed.clone())
+            .collect();
         let zero = [0u8; 32];
         let mut differ: Vec<String> = now
             .keys()
