@@ -87,8 +87,7 @@ pub(super) struct Active {
     users: FxHashMap<u32, Arc<[u8]>>,
     /// Opened files' identities (`files.id`).
     files: FxHashMap<FileId, u32>,
-    /// The last event's file and its id: opens come in runs of one file, which skip the map
-    /// (measured: docs/benchmarks.md, the recorder CPU section).
+    /// The last event's file and its id: opens come in runs of one file, which skip the map.
     last_file: (Option<FileId>, u32),
     // Interned but not yet committed: kept until a commit succeeds, so that a failed commit
     // (disk full) never leaves rows pointing at ids the database lacks.
