@@ -18,24 +18,41 @@ use crate::process::{ProcSource, Process};
 use crate::store::schema::{FILE_OPS_VERSION, IDENTITY_VERSION, LINEAGE_VERSION, ROOT_VERSION};
 use crate::store::{sql_err, Result, StoreError, TimeRange};
 
-pub(crate) fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMeta) -> Result<()> {
+/// Writes `meta` into the `meta` table: only the keys whose values differ from `before`'s (what
+/// the table holds already), or every key when `before` is `None`: every key at every commit
+/// was some 30 rows for the witness (`writer::digest`) to hash where a few change.
+pub(crate) fn write_meta_table(
+    conn: &Connection,
+    path: &Path,
+    meta: &SegmentMeta,
+    before: Option<&SegmentMeta>,
+) -> Result<()> {
     const M: &str = "INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)";
     let mut st = conn.prepare_cached(M).map_err(sql_err(path, M))?;
+    let old = before.map(meta_pairs).unwrap_or_default();
+    for (k, v) in meta_pairs(meta) {
+        if !old.iter().any(|(ok, ov)| *ok == k && *ov == v) {
+            st.execute(params![k, v]).map_err(sql_err(path, M))?;
+        }
+    }
+    Ok(())
+}
+
+/// The `meta` table's rows for `meta`.
+fn meta_pairs(meta: &SegmentMeta) -> Vec<(&'static str, String)> {
     let opt = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_default();
+    let mut pairs = Vec::with_capacity(16);
     if let Some(r) = &meta.recording {
-        st.execute(params!["recording", r])
-            .map_err(sql_err(path, M))?;
+        pairs.push(("recording", r.clone()));
     }
     if meta.late > 0 {
-        st.execute(params!["late", meta.late.to_string()])
-            .map_err(sql_err(path, M))?;
+        pairs.push(("late", meta.late.to_string()));
     }
     if !meta.uncaptured.is_empty() {
         let json = serde_json::to_string(&meta.uncaptured).expect("Uncaptured serializes");
-        st.execute(params!["uncaptured", json])
-            .map_err(sql_err(path, M))?;
+        pairs.push(("uncaptured", json));
     }
-    let pairs: [(&str, String); 13] = [
+    pairs.extend([
         ("seq", meta.seq.to_string()),
         ("tool_version", meta.tool_version.clone()),
         ("host", meta.host.clone()),
@@ -49,11 +66,8 @@ pub(crate) fn write_meta_table(conn: &Connection, path: &Path, meta: &SegmentMet
         ("alert_drops", meta.alert_drops.to_string()),
         ("processes", meta.processes.to_string()),
         ("schema_version", meta.schema_version.to_string()),
-    ];
-    for (k, v) in pairs {
-        st.execute(params![k, v]).map_err(sql_err(path, M))?;
-    }
-    Ok(())
+    ]);
+    pairs
 }
 
 /// Rebuilds a [`SegmentMeta`] from a segment's `meta` table (`db_bytes` is left 0).

@@ -87,6 +87,8 @@ pub(super) struct Active {
     users: FxHashMap<u32, Arc<[u8]>>,
     /// Opened files' identities (`files.id`).
     files: FxHashMap<FileId, u32>,
+    /// The last event's file and its id: opens come in runs of one file, which skip the map.
+    last_file: (Option<FileId>, u32),
     // Interned but not yet committed: kept until a commit succeeds, so that a failed commit
     // (disk full) never leaves rows pointing at ids the database lacks.
     new_strings: Vec<(u32, Arc<[u8]>)>,
@@ -125,6 +127,7 @@ impl Active {
             last_process: (0, 0),
             users: FxHashMap::default(),
             files: FxHashMap::default(),
+            last_file: (None, 0),
             new_strings: Vec::new(),
             new_procs: Vec::new(),
             new_shapes: Vec::new(),
@@ -148,13 +151,19 @@ impl Active {
         let root = ev.root.as_mut().map_or(0, |r| self.intern(r));
         let alias_of = ev.alias_of.as_mut().map_or(0, |a| self.intern(a));
         let old_path = ev.old_path.as_mut().map_or(0, |o| self.intern(o));
-        let file = ev.file.map_or(0, |f| {
-            let next = self.files.len() as u32 + 1;
-            *self.files.entry(f).or_insert_with(|| {
-                self.new_files.push((next, f));
-                next
-            })
-        });
+        let file = match ev.file {
+            None => 0,
+            Some(f) if self.last_file.0 == Some(f) => self.last_file.1,
+            Some(f) => {
+                let next = self.files.len() as u32 + 1;
+                let id = *self.files.entry(f).or_insert_with(|| {
+                    self.new_files.push((next, f));
+                    next
+                });
+                self.last_file = (Some(f), id);
+                id
+            }
+        };
         ev.table = self.table;
         let process = match &ev.process {
             None => 0,
@@ -493,7 +502,7 @@ impl Active {
                     .map_err(sql_err(&path, L))?;
             }
         }
-        write_meta_table(&tx, &path, &meta)?;
+        write_meta_table(&tx, &path, &meta, Some(&self.meta))?;
         tx.commit().map_err(sql_err(&path, "COMMIT"))?;
         self.commits += 1;
         let stored = self.rows.len() as u64;

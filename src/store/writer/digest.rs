@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use hmac::{Mac, SimpleHmac};
+use hmac::{Hmac, Mac};
 use rusqlite::functions::FunctionFlags;
 use rusqlite::types::ValueRef;
 use rusqlite::Connection;
@@ -30,21 +30,29 @@ use sha2::Sha256;
 
 use crate::store::{sql_err, Result};
 
-/// The SQL function the triggers call: `of_witness(TABLE, column values…)`.
+/// The SQL function the triggers call: `of_witness(TABLE NUMBER, column values…)`.
 const WITNESS_FN: &str = "of_witness";
 /// What the schema's rows are filed under.
 const SCHEMA: &str = "sqlite_schema";
 
-type Sums = BTreeMap<String, [u8; 32]>;
+/// HMAC-SHA-256 with the key's inner and outer pad states computed once (`Hmac`, not
+/// `SimpleHmac`, which hashes the outer pad again for every row: benches/decode.rs under
+/// callgrind, docs/benchmarks.md).
+type Key = Hmac<Sha256>;
+type Sum = [u8; 32];
+/// A digest by table name, as computed from the database.
+type Sums = BTreeMap<String, Sum>;
 
-#[derive(Default)]
+/// The digests of one segment's tables, by table number (the triggers' first argument): the
+/// triggers run for every row the writer commits, so they find their sum by index, with no
+/// name to allocate or compare.
 struct State {
-    committed: Sums,
+    committed: Vec<Sum>,
     /// Rows of the transaction in progress.
-    pending: Sums,
+    pending: Vec<Sum>,
     /// Rows of a transaction SQLite is committing (its commit hook ran): confirmed by the WAL
     /// hook once the commit is in the log, dropped by the rollback hook when the disk refused it.
-    staged: Sums,
+    staged: Vec<Sum>,
 }
 
 /// SQLite's own automatic checkpoint threshold (pages in the log), which a WAL hook replaces.
@@ -52,49 +60,49 @@ const AUTOCHECKPOINT_PAGES: i32 = 1000;
 
 /// The digest of what the writer committed to one active segment.
 pub(crate) struct Witness {
-    mac: SimpleHmac<Sha256>,
+    mac: Key,
+    /// Table numbers' names: [`SCHEMA`], then the segment's tables when it started.
+    names: Arc<Vec<String>>,
     state: Arc<Mutex<State>>,
 }
 
-fn xor_into(sums: &mut Sums, table: &str, h: [u8; 32]) {
-    let acc = sums.entry(table.to_owned()).or_insert([0; 32]);
+fn xor(acc: &mut Sum, h: &Sum) {
     for (a, b) in acc.iter_mut().zip(h) {
         *a ^= b;
     }
 }
 
-/// One value, typed and length-prefixed, so that no two rows encode alike.
-fn encode(out: &mut Vec<u8>, v: ValueRef<'_>) {
-    match v {
-        ValueRef::Null => out.push(0),
-        ValueRef::Integer(i) => {
-            out.push(1);
-            out.extend_from_slice(&i.to_le_bytes());
-        }
-        ValueRef::Real(f) => {
-            out.push(2);
-            out.extend_from_slice(&f.to_bits().to_le_bytes());
-        }
-        ValueRef::Text(b) | ValueRef::Blob(b) => {
-            out.push(if matches!(v, ValueRef::Text(_)) { 3 } else { 4 });
-            out.extend_from_slice(&(b.len() as u64).to_le_bytes());
-            out.extend_from_slice(b);
+fn xor_into(sums: &mut Sums, table: &str, h: Sum) {
+    match sums.get_mut(table) {
+        Some(acc) => xor(acc, &h),
+        None => {
+            sums.insert(table.to_owned(), h);
         }
     }
 }
 
-fn row_hash<'a>(
-    mac: &SimpleHmac<Sha256>,
-    table: &str,
-    values: impl Iterator<Item = ValueRef<'a>>,
-) -> [u8; 32] {
-    let mut buf = Vec::with_capacity(64);
-    encode(&mut buf, ValueRef::Text(table.as_bytes()));
-    for v in values {
-        encode(&mut buf, v);
-    }
+/// One value, typed and length-prefixed, so that no two rows encode alike; fed to the MAC as
+/// it is encoded (no buffer: the triggers hash every committed row).
+fn encode(m: &mut Key, v: ValueRef<'_>) {
+    let (tag, word, bytes): (u8, u64, &[u8]) = match v {
+        ValueRef::Null => return m.update(&[0]),
+        ValueRef::Integer(i) => (1, i as u64, &[]),
+        ValueRef::Real(f) => (2, f.to_bits(), &[]),
+        ValueRef::Text(b) => (3, b.len() as u64, b),
+        ValueRef::Blob(b) => (4, b.len() as u64, b),
+    };
+    let mut head = [tag; 9];
+    head[1..].copy_from_slice(&word.to_le_bytes());
+    m.update(&head);
+    m.update(bytes);
+}
+
+fn row_hash<'a>(mac: &Key, table: &str, values: impl Iterator<Item = ValueRef<'a>>) -> Sum {
     let mut m = mac.clone();
-    m.update(&buf);
+    encode(&mut m, ValueRef::Text(table.as_bytes()));
+    for v in values {
+        encode(&mut m, v);
+    }
     m.finalize().into_bytes().into()
 }
 
@@ -132,26 +140,45 @@ impl Witness {
         if n != key.len() as isize {
             return Err(crate::store::io_err(path)(std::io::Error::last_os_error()));
         }
-        let mac = SimpleHmac::<Sha256>::new_from_slice(&key).expect("HMAC takes any key length");
+        let mac = Key::new_from_slice(&key).expect("HMAC takes any key length");
         let start = digest_of(&mac, conn, path)?;
+        let tables = tables(conn, path)?;
+        let names: Vec<String> = std::iter::once(SCHEMA.to_owned())
+            .chain(tables.iter().map(|(t, _)| t.clone()))
+            .collect();
+        let zero = vec![[0; 32]; names.len()];
         let w = Arc::new(Witness {
-            mac,
             state: Arc::new(Mutex::new(State {
-                committed: start,
-                ..State::default()
+                committed: names
+                    .iter()
+                    .map(|t| start.get(t).copied().unwrap_or_default())
+                    .collect(),
+                pending: zero.clone(),
+                staged: zero,
             })),
+            names: Arc::new(names),
+            mac,
         });
-        let (mac, state) = (w.mac.clone(), w.state.clone());
+        let (mac, names, state) = (w.mac.clone(), w.names.clone(), w.state.clone());
         // DIRECTONLY: a trigger planted in the file cannot call it (TEMP triggers can).
         conn.create_scalar_function(
             WITNESS_FN,
             -1,
             FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DIRECTONLY,
             move |ctx| {
-                let table = ctx.get_raw(0).as_str().unwrap_or_default().to_owned();
-                let h = row_hash(&mac, &table, (1..ctx.len()).map(|i| ctx.get_raw(i)));
+                let i = ctx
+                    .get_raw(0)
+                    .as_i64()
+                    .ok()
+                    .and_then(|i| usize::try_from(i).ok());
+                let Some((i, table)) = i.and_then(|i| Some((i, names.get(i)?))) else {
+                    return Err(rusqlite::Error::UserFunctionError(
+                        format!("{WITNESS_FN}: no table number {:?}", ctx.get_raw(0)).into(),
+                    ));
+                };
+                let h = row_hash(&mac, table, (1..ctx.len()).map(|i| ctx.get_raw(i)));
                 let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-                xor_into(&mut s.pending, &table, h);
+                xor(&mut s.pending[i], &h);
                 Ok(rusqlite::types::Null)
             },
         )
@@ -159,15 +186,16 @@ impl Witness {
         // INSERT OR REPLACE removes the row it replaces as a delete, which triggers see only
         // with recursive triggers on.
         let mut sql = String::from("PRAGMA recursive_triggers = ON;");
-        for (t, cols) in tables(conn, path)? {
+        for (n, (t, cols)) in tables.iter().enumerate() {
             let vals = |row: &str| {
-                let mut s = format!("{WITNESS_FN}('{}'", t.replace('\'', "''"));
-                for c in &cols {
+                // Table number n + 1: 0 is the schema's.
+                let mut s = format!("{WITNESS_FN}({}", n + 1);
+                for c in cols {
                     s.push_str(&format!(", {row}.{}", quote(c)));
                 }
                 s + ")"
             };
-            let (qt, old, new) = (quote(&t), vals("OLD"), vals("NEW"));
+            let (qt, old, new) = (quote(t), vals("OLD"), vals("NEW"));
             let trig = |what: &str| quote(&format!("of_witness_{what}_{t}"));
             sql.push_str(&format!(
                 "CREATE TEMP TRIGGER {} AFTER INSERT ON main.{qt} BEGIN SELECT {new}; END;
@@ -182,8 +210,10 @@ impl Witness {
         let state = w.state.clone();
         conn.commit_hook(Some(move || {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-            for (t, h) in std::mem::take(&mut s.pending) {
-                xor_into(&mut s.staged, &t, h);
+            let s = &mut *s;
+            for (st, p) in s.staged.iter_mut().zip(&mut s.pending) {
+                xor(st, p);
+                *p = [0; 32];
             }
             false
         }))
@@ -191,8 +221,8 @@ impl Witness {
         let state = w.state.clone();
         conn.rollback_hook(Some(move || {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-            s.pending.clear();
-            s.staged.clear();
+            s.pending.fill([0; 32]);
+            s.staged.fill([0; 32]);
         }))
         .map_err(sql_err(path, "rollback_hook"))?;
         let state = w.state.clone();
@@ -201,8 +231,10 @@ impl Witness {
         // is left for the next commit to retry, as SQLite's own hook leaves it).
         conn.wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
             let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-            for (t, h) in std::mem::take(&mut s.staged) {
-                xor_into(&mut s.committed, &t, h);
+            let s_ = &mut *s;
+            for (c, st) in s_.committed.iter_mut().zip(&mut s_.staged) {
+                xor(c, st);
+                *st = [0; 32];
             }
             drop(s);
             if pages >= AUTOCHECKPOINT_PAGES {
@@ -220,11 +252,17 @@ impl Witness {
     pub(crate) fn check(&self, conn: &Connection, path: &Path) -> Result<Option<Vec<String>>> {
         let now = digest_of(&self.mac, conn, path)?;
         let s = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let committed: Sums = self
+            .names
+            .iter()
+            .cloned()
+            .zip(s.committed.clone())
+            .collect();
         let zero = [0u8; 32];
         let mut differ: Vec<String> = now
             .keys()
-            .chain(s.committed.keys())
-            .filter(|t| now.get(*t).unwrap_or(&zero) != s.committed.get(*t).unwrap_or(&zero))
+            .chain(committed.keys())
+            .filter(|t| now.get(*t).unwrap_or(&zero) != committed.get(*t).unwrap_or(&zero))
             .cloned()
             .collect();
         differ.sort();
@@ -234,7 +272,7 @@ impl Witness {
 }
 
 /// The digest of the database: its schema rows and every row of every table, under `mac`.
-fn digest_of(mac: &SimpleHmac<Sha256>, conn: &Connection, path: &Path) -> Result<Sums> {
+fn digest_of(mac: &Key, conn: &Connection, path: &Path) -> Result<Sums> {
     let mut sums = Sums::new();
     let mut add = |table: &str, sql: &str| -> Result<()> {
         let mut st = conn.prepare(sql).map_err(sql_err(path, sql))?;
@@ -359,7 +397,7 @@ mod tests {
         let other = Connection::open(d.path().join("s.db")).unwrap();
         other
             .execute_batch(
-                "CREATE TRIGGER t AFTER INSERT ON strings BEGIN SELECT of_witness('strings', 1); END",
+                "CREATE TRIGGER t AFTER INSERT ON strings BEGIN SELECT of_witness(1, 1); END",
             )
             .unwrap();
         let err = c

@@ -297,7 +297,7 @@ impl Writer {
             uncaptured: self.uncaptured.clone(),
             ..SegmentMeta::default()
         };
-        write_meta_table(&conn, &path, &meta)?;
+        write_meta_table(&conn, &path, &meta, None)?;
         let mut a = Active::new(name, path, conn, meta);
         // Only a gap segment starts while losses wait (see `gaps`).
         a.losses.append(&mut self.parked);
