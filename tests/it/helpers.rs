@@ -200,10 +200,16 @@ pub fn scenarios() -> Vec<String> {
     v
 }
 
-/// Fixture scenarios recorded with schema 4 (identities) or later: the others are older.
-pub const SINCE_SCHEMA_4: &[&str] = &["evasion", "lifecycle"];
-/// Fixture scenarios recorded with schema 5 (file operations): the others hold opens only.
-pub const SINCE_SCHEMA_5: &[&str] = &["lifecycle"];
+/// The fixture scenarios recorded with a schema older than `schema` (the kept segments that prove
+/// old schemas stay readable): `evasion` was recorded with schema 4, `lifecycle` with 5, the
+/// others before.
+pub fn scenarios_before(schema: u32) -> Vec<String> {
+    const RECORDED_WITH: [(&str, u32); 2] = [("evasion", 4), ("lifecycle", 5)];
+    scenarios()
+        .into_iter()
+        .filter(|s| RECORDED_WITH.iter().all(|(n, v)| n != s || *v < schema))
+        .collect()
+}
 
 /// A small tmpfs, unmounted on drop (lazily: even if something still holds it).
 pub struct Tmpfs {

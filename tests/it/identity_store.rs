@@ -12,7 +12,7 @@ use open_forensics::process::{ProcSource, Process};
 use open_forensics::store::{RotateConfig, Writer};
 use serde_json::{json, Value};
 
-use crate::helpers::{event, fixtures_dir, read_store, scenarios, TempStore};
+use crate::helpers::{event, fixtures_dir, read_store, scenarios_before, TempStore};
 
 const START: i64 = 1_764_000_000_000_000_000;
 const MNTNS: u32 = 4_026_531_841;
@@ -445,10 +445,7 @@ fn the_schema_4_fixture_reads_with_its_identities() {
 /// where they had no lineage.
 #[test]
 fn old_fixture_segments_read_with_identities_null() {
-    for scenario in scenarios() {
-        if crate::helpers::SINCE_SCHEMA_4.contains(&scenario.as_str()) {
-            continue;
-        }
+    for scenario in scenarios_before(4) {
         let dir = fixtures_dir().join("segments").join(&scenario);
         let events = read_store(&dir);
         assert!(!events.is_empty(), "{scenario}");

@@ -4,7 +4,6 @@
 //! result, then read back from the store. Root only; every check filters by the pids of the
 //! processes these tests run and by their own temp directories.
 
-use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -311,30 +310,13 @@ fn operations_through_the_32_bit_entry_are_recorded() {
     use crate::record::raw_opens::int80;
     let file = sc.dir.join("ia32.txt");
     std::fs::write(&file, "").expect("write");
-    // The path must sit below 4 GiB for a 32-bit pointer.
-    // SAFETY: an anonymous private mapping; unmapped below.
-    let low = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
-            -1,
-            0,
-        )
-    };
-    assert_ne!(low, libc::MAP_FAILED);
-    let bytes = CString::new(file.as_os_str().as_bytes()).expect("path");
-    let bytes = bytes.as_bytes_with_nul();
-    // SAFETY: the mapping holds 4096 bytes; the path, NUL included, is shorter.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), low.cast::<u8>(), bytes.len()) };
-    let ptr = low as usize as u32;
+    let low = crate::record::raw_opens::LowPath::new(file.as_os_str().as_bytes());
+    let ptr = low.ptr();
     let rec = Recorder::start(&sc.store, &[]);
     let chmod = int80(15, ptr, 0o4700, 0, 0); // ia32 chmod
     let unlink = int80(10, ptr, 0, 0, 0); // ia32 unlink
     stopped(rec);
-    // SAFETY: unmapping the page mapped above.
-    unsafe { libc::munmap(low, 4096) };
+    drop(low);
     assert_eq!((chmod, unlink), (0, 0));
     let evs = ops_of(&sc.store.dir, &[std::process::id()]);
     let c = one(&evs, Op::Chmod, &file);

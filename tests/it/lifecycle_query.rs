@@ -11,7 +11,7 @@ use open_forensics::event::{Event, Op};
 use open_forensics::process::Process;
 use open_forensics::store::{RotateConfig, Writer};
 
-use crate::helpers::{scenarios, TempStore};
+use crate::helpers::{scenarios_before, TempStore};
 use crate::lifecycle_store::one_of_each;
 
 /// The program that does each operation, as the shell tools do them.
@@ -252,10 +252,7 @@ fn sql_events_carry_each_operations_fields_and_opens_read_open_with_nulls() {
 /// scenario reads `op = 'open'` with the operation columns NULL.
 #[test]
 fn old_segments_read_as_opens_in_sql() {
-    for scenario in scenarios() {
-        if crate::helpers::SINCE_SCHEMA_5.contains(&scenario.as_str()) {
-            continue;
-        }
+    for scenario in scenarios_before(5) {
         let s = crate::history::fixture_copy(&scenario);
         let out = s.ok(&[
             "query",

@@ -9,7 +9,7 @@ use open_forensics::event::{Event, Op};
 use open_forensics::store::{RotateConfig, Writer};
 use serde_json::Value;
 
-use crate::helpers::{event, fixtures_dir, read_store, scenarios, TempStore};
+use crate::helpers::{event, fixtures_dir, read_store, scenarios_before, TempStore};
 use crate::tamper_forge::Forged;
 
 const RENAME_NOREPLACE: u64 = 1;
@@ -209,10 +209,7 @@ fn blocks_store_only_the_op_columns_they_use() {
 /// old path or op argument.
 #[test]
 fn old_fixture_segments_read_as_opens() {
-    for scenario in scenarios() {
-        if crate::helpers::SINCE_SCHEMA_5.contains(&scenario.as_str()) {
-            continue;
-        }
+    for scenario in scenarios_before(5) {
         let dir = fixtures_dir().join("segments").join(&scenario);
         let events = read_store(&dir);
         assert!(!events.is_empty(), "{scenario}");

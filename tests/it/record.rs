@@ -1041,23 +1041,8 @@ fn opens_through_the_32_bit_entry_are_recorded() {
     let dir = std::fs::canonicalize(work.path()).expect("canonical");
     let file = dir.join("ia32.txt");
     std::fs::write(&file, b"x").expect("write");
-    // The path must sit below 4 GiB for a 32-bit pointer.
-    // SAFETY: an anonymous private mapping; unmapped below.
-    let low = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            4096,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_32BIT,
-            -1,
-            0,
-        )
-    };
-    assert_ne!(low, libc::MAP_FAILED);
-    let bytes = file.as_os_str().as_bytes();
-    // SAFETY: the mapping holds 4096 bytes; the path is shorter, NUL-terminated by the zeroed page.
-    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), low.cast::<u8>(), bytes.len()) };
-    let ptr = low as usize as u32;
+    let low = raw_opens::LowPath::new(file.as_os_str().as_bytes());
+    let ptr = low.ptr();
     let rec = Recorder::start(&store, &[]);
     let fd1 = int80(5, ptr, libc::O_RDONLY as u32, 0, 0); // ia32 open
     let fd2 = int80(295, libc::AT_FDCWD as u32, ptr, libc::O_RDONLY as u32, 0); // ia32 openat
@@ -1065,12 +1050,11 @@ fn opens_through_the_32_bit_entry_are_recorded() {
     assert!(fd1 >= 0 && fd2 >= 0, "int 0x80 opens: {fd1} {fd2}");
     close(fd1 as i64);
     close(fd2 as i64);
-    // SAFETY: unmapping the page mapped above.
-    unsafe { libc::munmap(low, 4096) };
+    drop(low);
     let me = std::process::id();
     let got: Vec<(Syscall, i64)> = read_store(&store.dir)
         .into_iter()
-        .filter(|e| e.pid == me && e.path.as_bytes() == bytes)
+        .filter(|e| e.pid == me && e.path.as_bytes() == file.as_os_str().as_bytes())
         .map(|e| (e.syscall, e.ret))
         .collect();
     assert!(
