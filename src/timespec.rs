@@ -1,9 +1,13 @@
 //! Time: the one timestamp format of lines and tables (RFC3339 with nanoseconds), and time
-//! arguments: RFC3339 (`2026-11-24T16:00:00Z`) or a duration back from now (`15m`, `2h`, `7d`).
+//! arguments: RFC3339 (`2026-11-24T16:00:00Z`), a local date or time (`2026-11-24`,
+//! `2026-11-24 16:00[:00]`), `now`, `today`, `yesterday`, or a duration back from now with its
+//! unit (`15m`, `2h`, `7d`).
 
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{
+    DateTime, Local, LocalResult, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc,
+};
 
 /// RFC3339, UTC, always nine fractional digits: fixed width, so lines sort and compare as text.
 pub fn format_ts(ts_ns: i64) -> String {
@@ -18,18 +22,54 @@ pub fn parse_ts(s: &str) -> Option<i64> {
         .timestamp_nanos_opt()
 }
 
-/// Parses a time argument into ns since the epoch, relative ones against `now_ns`.
+/// What a time argument may be, for error messages.
+const TIME_FORMS: &str = "RFC3339 (2026-11-24T16:00:00Z), a local date or time (2026-11-24, \
+                          2026-11-24 16:00, 2026-11-24 16:00:30), now, today, yesterday, or a \
+                          duration ago with its unit (30s, 15m, 2h, 7d)";
+
+/// Parses a time argument into ns since the epoch, relative ones against `now_ns`. Dates and
+/// times without a zone are the local time zone's (`TZ`), as `journalctl --since` reads them.
 pub fn parse_time(s: &str, now_ns: i64) -> Result<i64, String> {
     if let Some(ts) = parse_ts(s) {
         return Ok(ts);
+    }
+    let t = s.trim();
+    let today = || {
+        DateTime::<Utc>::from_timestamp_nanos(now_ns)
+            .with_timezone(&Local)
+            .date_naive()
+    };
+    let local_day = match t {
+        "now" => return Ok(now_ns),
+        "today" => Some(today()),
+        "yesterday" => today().pred_opt(),
+        _ => NaiveDate::parse_from_str(t, "%Y-%m-%d").ok(),
+    };
+    let local = match local_day {
+        Some(d) => d.and_hms_opt(0, 0, 0),
+        None => [
+            "%Y-%m-%d %H:%M:%S",
+            "%Y-%m-%d %H:%M",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%dT%H:%M",
+        ]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(t, f).ok()),
+    };
+    if let Some(local) = local {
+        return from_local(s, local);
+    }
+    // A bare number is refused: `--since 10` read as ten seconds ago surprised its users.
+    if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "invalid time {s:?}: a duration needs its unit (10s, 10m, 10h, 10d); expected {TIME_FORMS}"
+        ));
     }
     let d = parse_duration(s).map_err(|e| {
         if e.contains("too large") {
             e
         } else {
-            format!(
-            "invalid time {s:?}: expected RFC3339 (2026-11-24T16:00:00Z) or a duration ago (30s, 15m, 2h, 7d)"
-        )
+            format!("invalid time {s:?}: expected {TIME_FORMS}")
         }
     })?;
     // A duration back past what i64 nanoseconds hold (about 1677) names no time.
@@ -39,6 +79,22 @@ pub fn parse_time(s: &str, now_ns: i64) -> Result<i64, String> {
         .ok_or_else(|| {
             format!("time {s:?} is too large: a duration ago must reach no further back than 1677")
         })
+}
+
+/// A local wall-clock time as ns since the epoch: the earlier of two when the clock was set back
+/// (a daylight-saving change), an error for a time the clock skipped.
+fn from_local(s: &str, local: NaiveDateTime) -> Result<i64, String> {
+    let at = match Local.from_local_datetime(&local) {
+        LocalResult::Single(t) | LocalResult::Ambiguous(t, _) => t,
+        LocalResult::None => {
+            return Err(format!(
+                "time {s:?} does not exist in the local time zone (the clock skipped it)"
+            ))
+        }
+    };
+    at.with_timezone(&Utc)
+        .timestamp_nanos_opt()
+        .ok_or_else(|| format!("time {s:?} is out of range (1677 to 2262)"))
 }
 
 /// `500ms`, `30s`, `15m`, `2h`, `7d`, `1w`.
@@ -95,11 +151,38 @@ mod tests {
             parse_time("1970-01-01T00:00:02Z", now).unwrap(),
             2_000_000_000
         );
-        assert!(parse_time("yesterday", now)
-            .unwrap_err()
-            .contains("RFC3339"));
+        assert!(parse_time("lastweek", now).unwrap_err().contains("RFC3339"));
         assert!(parse_duration("5x").is_err());
         assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+    }
+
+    /// Issue #28: `--since yesterday` and `--since 2026-12-06` were refused, and `--since 10`
+    /// silently meant ten seconds ago.
+    #[test]
+    fn days_local_times_and_bare_numbers() {
+        let now = now_ns();
+        let day = 86_400 * 1_000_000_000i64;
+        assert_eq!(parse_time("now", now).unwrap(), now);
+        let today = parse_time("today", now).unwrap();
+        let yesterday = parse_time("yesterday", now).unwrap();
+        // Local midnights: today's within the last day (and an hour of daylight saving).
+        assert!(
+            today <= now && now - today < day + 3_600_000_000_000,
+            "{today} {now}"
+        );
+        assert!((today - yesterday - day).abs() <= 3_600_000_000_000);
+        let date = parse_time("2026-12-06", now).unwrap();
+        let minute = parse_time("2026-12-06 14:30", now).unwrap();
+        let second = parse_time("2026-12-06T14:30:15", now).unwrap();
+        assert_eq!(minute - date, (14 * 3600 + 30 * 60) * 1_000_000_000);
+        assert_eq!(second - minute, 15_000_000_000);
+        for bare in ["10", "0", " 15 "] {
+            let e = parse_time(bare, now).unwrap_err();
+            assert!(e.contains("needs its unit"), "{bare}: {e}");
+        }
+        assert!(parse_time("2026-13-01", now)
+            .unwrap_err()
+            .contains("expected RFC3339"));
     }
 
     /// Issue #25 item 9: `--since 30000000000000000w` wrapped to a time after now, and

@@ -213,10 +213,11 @@ fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// `--since` / `--until`, shared by every command that reads history.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct TimeArgs {
-    /// Only events at or after this time: RFC3339, or a duration ago (15m, 2h, 7d).
+    /// Only events at or after this time: RFC3339, a local date or time (2026-12-06,
+    /// "2026-12-06 14:30"), now, today, yesterday, or a duration ago (15m, 2h, 7d).
     #[arg(long)]
     pub since: Option<String>,
-    /// Only events at or before this time: RFC3339, or a duration ago.
+    /// Only events at or before this time (the same forms as --since).
     #[arg(long)]
     pub until: Option<String>,
 }
@@ -232,10 +233,22 @@ impl TimeArgs {
                 })
                 .transpose()
         };
-        Ok(TimeRange {
+        let range = TimeRange {
             since: parse("since", &self.since)?,
             until: parse("until", &self.until)?,
-        })
+        };
+        // An empty window is a mistake, not an answer: it used to print nothing without a word.
+        if let (Some(since), Some(until)) = (range.since, range.until) {
+            if until < since {
+                return Err(BadInput(format!(
+                    "--until ({}) is before --since ({}): the window is empty",
+                    crate::timespec::format_ts(until),
+                    crate::timespec::format_ts(since)
+                ))
+                .into());
+            }
+        }
+        Ok(range)
     }
 }
 

@@ -372,3 +372,52 @@ fn query_user_created_while_recording_live() {
         "{by_name}"
     );
 }
+
+/// Issue #28 (time windows): dates and times without a zone are local (`TZ`), as
+/// `journalctl --since` reads them; a bare number is no duration; a reversed window is an error
+/// naming both ends, not an empty answer.
+#[test]
+fn local_times_bare_numbers_and_reversed_windows() {
+    let store = crate::helpers::fixtures_dir().join("segments/evasion");
+    let count = |tz: &str, since: &str, until: &str| -> usize {
+        let out = crate::helpers::cmd_at(
+            &store,
+            &[
+                "query", "--since", since, "--until", until, "--format", "jsonl",
+            ],
+        )
+        .env("TZ", tz)
+        .output()
+        .expect("run query");
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out).lines().count()
+    };
+    // The fixture was recorded at 01:13 UTC: 10:13 in Tokyo (UTC+9, no daylight saving).
+    let utc = count("UTC", "2026-12-07T01:13:00Z", "2026-12-07T01:14:00Z");
+    assert!(utc > 0, "the fixture's minute holds events");
+    assert_eq!(
+        count("Asia/Tokyo", "2026-12-07 10:13", "2026-12-07 10:14"),
+        utc
+    );
+    assert_eq!(
+        count("UTC-9", "2026-12-07 10:13:00", "2026-12-07T10:14"),
+        utc
+    );
+    assert_eq!(count("UTC", "2026-12-07 10:13", "2026-12-07 10:14"), 0);
+
+    for (args, says) in [
+        (&["--since", "10"][..], "needs its unit"),
+        (&["--since", "1h", "--until", "2h"][..], "is before --since"),
+        (
+            &["--since", "2026-12-07", "--until", "2026-12-06"][..],
+            "the window is empty",
+        ),
+    ] {
+        let mut a = vec!["query"];
+        a.extend_from_slice(args);
+        let out = crate::helpers::cmd_at(&store, &a).output().expect("run");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert!(stdout(&out).is_empty(), "{args:?}");
+    }
+}
