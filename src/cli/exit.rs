@@ -7,8 +7,8 @@ use crate::store::StoreError;
 pub const EXIT_FAILURE: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 
-/// The exit code of an error: 2 for anything the user must fix (bad input, an unsafe store, an
-/// output path another user could redirect), else 1.
+/// The exit code of an error: 2 for anything the user must fix (bad input, an unsafe or missing
+/// store, an output path another user could redirect), else 1.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     let bad = e.chain().any(|c| {
         c.is::<BadInput>()
@@ -17,7 +17,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
                 Some(PathError::Refused { .. })
             )
             || c.downcast_ref::<StoreError>()
-                .is_some_and(|s| s.is_unsafe())
+                .is_some_and(|s| s.is_bad_input())
     });
     if bad {
         EXIT_BAD_INPUT

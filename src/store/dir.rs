@@ -155,10 +155,7 @@ impl StoreDir {
                     ),
                 ),
                 (Some(libc::ENOTDIR), None) => unsafe_store(path, "it is not a directory"),
-                _ if e.kind() == io::ErrorKind::NotFound => StoreError::Io {
-                    path: path.into(),
-                    source: io::Error::new(io::ErrorKind::NotFound, "no such store directory"),
-                },
+                _ if e.kind() == io::ErrorKind::NotFound => StoreError::Missing { path: path.into() },
                 _ => super::io_err(path)(e),
             });
         }

@@ -112,6 +112,9 @@ pub enum StoreError {
     /// A store directory (or file in it) that others could tamper with, or a link: input to fix.
     #[error("unsafe store {path}: {reason}")]
     Unsafe { path: PathBuf, reason: String },
+    /// No store where one was named to read: input to fix (a mistyped or unset store).
+    #[error("{path}: no such store directory (name the store with --store DIR or OPEN_FORENSICS_STORE; `record` creates one)")]
+    Missing { path: PathBuf },
     /// An entry that is not a segment file where one belongs; skipped.
     #[error("{path}: {reason}")]
     Skipped { path: PathBuf, reason: String },
@@ -124,6 +127,11 @@ impl StoreError {
     /// Whether the user must fix the store itself (exit 2).
     pub fn is_unsafe(&self) -> bool {
         matches!(self, StoreError::Unsafe { .. })
+    }
+
+    /// Whether the user must fix what was asked for (exit 2): an unsafe or a missing store.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, StoreError::Unsafe { .. } | StoreError::Missing { .. })
     }
 }
 

@@ -421,3 +421,33 @@ fn local_times_bare_numbers_and_reversed_windows() {
         assert!(stdout(&out).is_empty(), "{args:?}");
     }
 }
+
+/// Issue #28: `query` without a store said "no such store directory: no such store directory",
+/// exit 1, with no hint. Every reading command now names the fix and exits 2.
+#[test]
+fn a_missing_store_says_how_to_name_one_and_exits_2() {
+    let t = TempStore::new();
+    let missing = t.dir.join("not-here");
+    let poc = crate::helpers::fixtures_dir().join("rules/poc.yaml");
+    let poc = poc.to_str().expect("utf-8");
+    for args in [
+        &["query"][..],
+        &["replay", "--rules", poc][..],
+        &["export"][..],
+        &["segments"][..],
+        &["proc", "1"][..],
+    ] {
+        let out = crate::helpers::cmd_at(&missing, args)
+            .output()
+            .expect("run");
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("no such store directory")
+                && err.contains("--store")
+                && err.contains("OPEN_FORENSICS_STORE")
+                && err.matches("no such store directory").count() == 1,
+            "{args:?}: {err}"
+        );
+    }
+}
