@@ -5,9 +5,10 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use super::{load_rules, progress, report_scan, TimeArgs, PROGRESS_STEP};
+use crate::error::BadInput;
 use crate::output::{Format, Output, RowWriter};
 use crate::query::replay;
-use crate::rules::{Alerter, ALERT_COLUMNS};
+use crate::rules::{Alerter, Rule, RuleSet, Severity, ALERT_COLUMNS};
 use crate::store::Reader;
 
 #[derive(clap::Args, Debug)]
@@ -17,6 +18,13 @@ pub struct Args {
     pub rules: Vec<PathBuf>,
     #[command(flatten)]
     pub time: TimeArgs,
+    /// Only the alerts of these rules (repeat the flag or separate names with commas); every
+    /// rule still runs, so each alert is exactly the one the whole set raises.
+    #[arg(long = "rule", value_name = "NAME", value_delimiter = ',')]
+    pub rule: Vec<String>,
+    /// Only alerts of this severity or worse: info, low, medium, high, critical.
+    #[arg(long, value_name = "LEVEL", value_parser = parse_severity)]
+    pub severity: Option<Severity>,
     /// Output format [default: jsonl, one alert per line, exactly as `record` prints them live].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
@@ -25,8 +33,34 @@ pub struct Args {
     pub no_pager: bool,
 }
 
+fn parse_severity(s: &str) -> Result<Severity, String> {
+    use Severity::*;
+    [Info, Low, Medium, High, Critical]
+        .into_iter()
+        .find(|v| v.as_str() == s)
+        .ok_or_else(|| format!("unknown severity {s:?} (info, low, medium, high, critical)"))
+}
+
+/// Which alerts `--rule` and `--severity` keep; a name no loaded rule has is an error, not an
+/// empty answer.
+fn selection(set: &RuleSet, args: &Args) -> anyhow::Result<impl Fn(&Rule) -> bool> {
+    let names: Vec<&str> = set.rules().iter().map(|r| r.name.as_str()).collect();
+    if let Some(bad) = args.rule.iter().find(|n| !names.contains(&n.as_str())) {
+        return Err(BadInput(format!(
+            "--rule {bad}: no rule of that name in the rule files (they have: {})",
+            names.join(", ")
+        ))
+        .into());
+    }
+    let (rules, severity) = (args.rule.clone(), args.severity);
+    Ok(move |r: &Rule| {
+        (rules.is_empty() || rules.contains(&r.name)) && severity.is_none_or(|s| r.severity >= s)
+    })
+}
+
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     let set = load_rules(&args.rules)?;
+    let keep = selection(&set, &args)?;
     let range = args.time.range()?;
     let reader = Reader::open(store)?;
     let format = args.format.unwrap_or(Format::Jsonl);
@@ -55,6 +89,9 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             }
         },
         |a| {
+            if !keep(a.rule()) {
+                return ControlFlow::Continue(());
+            }
             alerts += 1;
             // JSON lines exactly as `record` prints them live.
             let r = match format {

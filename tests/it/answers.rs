@@ -451,3 +451,53 @@ fn a_missing_store_says_how_to_name_one_and_exits_2() {
         );
     }
 }
+
+/// Issue #28: `replay` could not filter by rule or severity. `--rule` and `--severity` keep
+/// exactly the lines of those alerts that the whole set prints, byte for byte; an unknown rule
+/// is an error naming the rules there are.
+#[test]
+fn replay_rule_and_severity_keep_exactly_those_alerts() {
+    let store = crate::helpers::fixtures_dir().join("segments/lifecycle");
+    let rules = crate::helpers::fixtures_dir().join("rules/detections.yaml");
+    let rules = rules.to_str().expect("utf-8");
+    let replay = |extra: &[&str]| -> Output {
+        let mut a = vec!["replay", "--rules", rules];
+        a.extend_from_slice(extra);
+        crate::helpers::cmd_at(&store, &a)
+            .output()
+            .expect("run replay")
+    };
+    let all = stdout(&replay(&[]));
+    let keep = |f: &dyn Fn(&serde_json::Value) -> bool| -> String {
+        all.lines()
+            .filter(|l| f(&serde_json::from_str(l).expect("alert json")))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let two = keep(&|a| a["rule"] == "setuid_bit_set" || a["rule"] == "log_moved_away");
+    assert!(two.lines().count() >= 2, "{all}");
+    assert_eq!(
+        stdout(&replay(&["--rule", "setuid_bit_set,log_moved_away"])),
+        two
+    );
+    assert_eq!(
+        stdout(&replay(&[
+            "--rule",
+            "setuid_bit_set",
+            "--rule",
+            "log_moved_away"
+        ])),
+        two
+    );
+    let critical = keep(&|a| a["severity"] == "critical");
+    assert!(!critical.is_empty() && critical.len() < all.len());
+    assert_eq!(stdout(&replay(&["--severity", "critical"])), critical);
+    let high = keep(&|a| a["severity"] == "critical" || a["severity"] == "high");
+    assert_eq!(stdout(&replay(&["--severity", "high"])), high);
+
+    let out = replay(&["--rule", "no_such_rule"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("shadow_read"), "{}", stderr(&out));
+    let out = replay(&["--severity", "urgent"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
