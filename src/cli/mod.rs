@@ -305,10 +305,30 @@ pub fn progress(reader: &Reader, range: &TimeRange, what: &str) -> ProgressBar {
     }
     let total: u64 = reader.segments_in(range).map(|s| s.meta.events).sum();
     let style = ProgressStyle::with_template(&format!(
-        "{what} {{bar:30}} {{human_pos}}/{{human_len}} events (eta {{eta}})"
+        "{what} {{bar:30}} {{human_pos}}/{{human_len}} events (eta {{steady_eta}})"
     ))
-    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .with_key(
+        "steady_eta",
+        |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+            let _ = w.write_str(&eta_text(s.elapsed(), s.pos(), s.len().unwrap_or(0)));
+        },
+    );
     ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(style)
+}
+
+/// How long a scan runs before its rate is trusted for an ETA: the first steps open and
+/// decompress segments before events flow.
+const ETA_WARM_UP: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The time left at the average rate since the start, after [`ETA_WARM_UP`]: indicatif's own
+/// estimate weighs the first steps and started about 20x too high (#28).
+fn eta_text(elapsed: std::time::Duration, done: u64, total: u64) -> String {
+    if elapsed < ETA_WARM_UP || done == 0 {
+        return "…".into();
+    }
+    let left = total.saturating_sub(done) as f64 / done as f64 * elapsed.as_secs_f64();
+    indicatif::HumanDuration(std::time::Duration::from_secs_f64(left)).to_string()
 }
 
 /// Events between progress-bar updates (an update per event would cost more than the rules).
@@ -317,4 +337,20 @@ pub const PROGRESS_STEP: u64 = 1 << 14;
 /// A locked, buffered stdout.
 pub fn stdout() -> io::BufWriter<io::StdoutLock<'static>> {
     io::BufWriter::with_capacity(1 << 16, io::stdout().lock())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::eta_text;
+
+    #[test]
+    fn the_eta_waits_for_a_rate_then_follows_the_average() {
+        assert_eq!(eta_text(Duration::from_millis(1500), 10, 100), "…");
+        assert_eq!(eta_text(Duration::from_secs(5), 0, 100), "…");
+        // 100 of 300 in 4 s: 200 more at the same rate is 8 s.
+        assert_eq!(eta_text(Duration::from_secs(4), 100, 300), "8 seconds");
+        assert_eq!(eta_text(Duration::from_secs(4), 300, 300), "0 seconds");
+    }
 }
