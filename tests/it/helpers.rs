@@ -153,6 +153,25 @@ impl Recorder {
     }
 }
 
+/// Imports `good` then `bad` (one JSON line each) into a fresh store and asserts that `import`
+/// refuses the file with exit 2, naming line 2 and `says`, and imports nothing.
+pub fn assert_import_refuses(good: &str, bad: &str, says: &str) {
+    let s = TempStore::new();
+    let file = s.path("bad.jsonl");
+    std::fs::write(&file, format!("{good}\n{bad}\n")).expect("write the lines");
+    let out = s.run(&["import", file.to_str().expect("utf-8 path")]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("bad.jsonl:2:") && err.contains(says),
+        "{says}: {err}"
+    );
+    assert!(
+        !s.dir.exists() || read_store(&s.dir).is_empty(),
+        "nothing imported"
+    );
+}
+
 /// Every event in the store, in store order; asserts the scan had no errors.
 pub fn read_store(dir: &Path) -> Vec<Event> {
     let mut out = Vec::new();

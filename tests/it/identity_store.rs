@@ -12,7 +12,9 @@ use open_forensics::process::{ProcSource, Process};
 use open_forensics::store::{RotateConfig, Writer};
 use serde_json::{json, Value};
 
-use crate::helpers::{event, fixtures_dir, read_store, scenarios_before, TempStore};
+use crate::helpers::{
+    assert_import_refuses, event, fixtures_dir, read_store, scenarios_before, TempStore,
+};
 
 const START: i64 = 1_764_000_000_000_000_000;
 const MNTNS: u32 = 4_026_531_841;
@@ -399,28 +401,7 @@ fn import_rejects_malformed_identities_naming_line_and_field() {
         ),
     ] {
         assert!(line.contains(from), "{line}");
-        let s = TempStore::new();
-        let file = s.path("bad.jsonl");
-        std::fs::write(
-            &file,
-            format!(
-                "{}\n{}\n",
-                events()[0].to_json_line(),
-                line.replace(from, to)
-            ),
-        )
-        .unwrap();
-        let out = s.run(&["import", file.to_str().unwrap()]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(
-            err.contains("bad.jsonl:2:") && err.contains(says),
-            "{says}: {err}"
-        );
-        assert!(
-            !s.dir.exists() || read_store(&s.dir).is_empty(),
-            "nothing imported"
-        );
+        assert_import_refuses(&events()[0].to_json_line(), &line.replace(from, to), says);
     }
 }
 

@@ -9,7 +9,9 @@ use open_forensics::event::{Event, Op};
 use open_forensics::store::{RotateConfig, Writer};
 use serde_json::Value;
 
-use crate::helpers::{event, fixtures_dir, read_store, scenarios_before, TempStore};
+use crate::helpers::{
+    assert_import_refuses, event, fixtures_dir, read_store, scenarios_before, TempStore,
+};
 use crate::tamper_forge::Forged;
 
 const RENAME_NOREPLACE: u64 = 1;
@@ -327,24 +329,7 @@ fn import_rejects_unknown_ops_and_misplaced_op_fields_naming_line_and_field() {
         ),
     ] {
         assert!(line.contains(from), "{from} in {line}");
-        let s = TempStore::new();
-        let file = s.path("bad.jsonl");
-        std::fs::write(
-            &file,
-            format!("{}\n{}\n", events[0].to_json_line(), line.replace(from, to)),
-        )
-        .unwrap();
-        let out = s.run(&["import", file.to_str().unwrap()]);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(
-            err.contains("bad.jsonl:2:") && err.contains(says),
-            "{says}: {err}"
-        );
-        assert!(
-            !s.dir.exists() || read_store(&s.dir).is_empty(),
-            "nothing imported"
-        );
+        assert_import_refuses(&events[0].to_json_line(), &line.replace(from, to), says);
     }
 }
 
