@@ -343,58 +343,41 @@ pub(super) fn opens_only() -> Pred {
 }
 
 fn op_mask(ctx: &mut Ctx, vals: &[Val]) -> u32 {
-    let mut mask = 0;
-    for v in vals {
-        let Some(name) = v.text(ctx, "an operation name") else {
-            continue;
-        };
-        match Op::parse(name) {
-            Some(o) => mask |= 1 << o.code(),
-            None => ctx.error(
-                &v.at,
-                format!(
-                    "unknown op {name:?}, expected one of {}",
-                    names(Op::ALL.iter().map(|o| o.as_str()))
-                ),
-            ),
-        }
-    }
-    mask
+    let ops: Vec<(&str, u32)> = Op::ALL
+        .iter()
+        .map(|o| (o.as_str(), 1 << o.code()))
+        .collect();
+    name_mask(ctx, vals, "an operation name", "op", &ops)
 }
 
 fn mode_mask(ctx: &mut Ctx, vals: &[Val]) -> u32 {
-    let mut mask = 0;
-    for v in vals {
-        let Some(name) = v.text(ctx, "a mode bit name") else {
-            continue;
-        };
-        match MODE_BITS.iter().find(|(n, _)| *n == name) {
-            Some((_, b)) => mask |= b,
-            None => ctx.error(
-                &v.at,
-                format!(
-                    "unknown mode bit {name:?}, expected one of {}",
-                    names(MODE_BITS.iter().map(|(n, _)| *n))
-                ),
-            ),
-        }
-    }
-    mask
+    name_mask(ctx, vals, "a mode bit name", "mode bit", MODE_BITS)
 }
 
 fn access_mask(ctx: &mut Ctx, vals: &[Val]) -> u32 {
+    name_mask(ctx, vals, "an access name", "access", ACCESS)
+}
+
+/// The bits of the names in `vals`, from `table`; an unknown name is an error listing them all.
+fn name_mask(
+    ctx: &mut Ctx,
+    vals: &[Val],
+    expected: &str,
+    kind: &str,
+    table: &[(&'static str, u32)],
+) -> u32 {
     let mut mask = 0;
     for v in vals {
-        let Some(name) = v.text(ctx, "an access name") else {
+        let Some(name) = v.text(ctx, expected) else {
             continue;
         };
-        match ACCESS.iter().find(|(n, _)| *n == name) {
+        match table.iter().find(|(n, _)| *n == name) {
             Some((_, b)) => mask |= b,
             None => ctx.error(
                 &v.at,
                 format!(
-                    "unknown access {name:?}, expected one of {}",
-                    names(ACCESS.iter().map(|(n, _)| *n))
+                    "unknown {kind} {name:?}, expected one of {}",
+                    names(table.iter().map(|(n, _)| *n))
                 ),
             ),
         }
