@@ -48,6 +48,8 @@ pub mod completeness;
 pub mod limits;
 pub mod replay;
 mod row_limit;
+pub mod timeline;
+pub mod tree;
 pub mod users;
 mod vtab;
 

@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 
 use crate::event::Event;
 use crate::rules::{Alerter, Raised};
-use crate::store::{Reader, ScanStats, TimeRange};
+use crate::store::{Reader, ScanStats, SegmentData, TimeRange};
 
 /// The alerts of `range` of a store: each segment's events with that segment's `host`, then
 /// (unless `f` stopped the scan) the end-of-stream summaries. Where the segments' `recording`
@@ -17,6 +17,18 @@ pub fn alerts(
     alerter: &mut Alerter,
     reader: &Reader,
     range: &TimeRange,
+    on_event: impl FnMut(&Event),
+    f: impl FnMut(&Raised) -> ControlFlow<()>,
+) -> ScanStats {
+    alerts_with(alerter, reader, range, |_| {}, on_event, f)
+}
+
+/// Like [`alerts`], and hands each loaded segment to `on_segment` first (its process table).
+pub fn alerts_with(
+    alerter: &mut Alerter,
+    reader: &Reader,
+    range: &TimeRange,
+    mut on_segment: impl FnMut(&SegmentData),
     mut on_event: impl FnMut(&Event),
     mut f: impl FnMut(&Raised) -> ControlFlow<()>,
 ) -> ScanStats {
@@ -29,6 +41,7 @@ pub fn alerts(
     let stats = reader.scan_with(
         range,
         |seg| {
+            on_segment(seg);
             *host.borrow_mut() = Some(seg.meta.host.clone());
             let this = &seg.meta.recording;
             let mut prev = run.borrow_mut();

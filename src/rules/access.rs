@@ -89,6 +89,12 @@ pub(super) fn access_of(ev: &Event) -> u32 {
     a
 }
 
+/// Whether an event writes its `path`: an open for writing, or an operation that writes the name
+/// (`OP_ACCESS`).
+pub fn writes(ev: &Event) -> bool {
+    access_of(ev) & access_bit("write") != 0
+}
+
 /// The `access:` names that an event asks for, comma-separated (for tables and SQL).
 pub fn access_names(ev: &Event) -> String {
     let bits = access_of(ev);

@@ -52,7 +52,7 @@ pub mod testing;
 mod throttle;
 mod trust;
 
-pub use access::access_names;
+pub use access::{access_names, writes};
 pub use alert::{Alert, COLUMNS as ALERT_COLUMNS};
 pub use alerter::{Alerter, Raised};
 pub use diag::{Diagnostic, RulesError};
