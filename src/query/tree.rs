@@ -118,6 +118,9 @@ pub struct Forest {
     pub cut: Cut,
 }
 
+/// Picks processes (by their last image).
+pub type Pick = Box<dyn Fn(&Process) -> bool>;
+
 /// Which processes a forest shows.
 pub enum Scope {
     /// Every process alive in the range, with the ancestors that started them as context.
@@ -126,7 +129,7 @@ pub enum Scope {
     Process(Key),
     /// The processes with matched events and the processes `anchor` picks (alive in the range),
     /// joined through the processes between them (as context); each topmost one is a root.
-    Matched(Option<Box<dyn Fn(&Process) -> bool>>),
+    Matched(Option<Pick>),
 }
 
 /// What is gathered about one process while reading.
