@@ -1,6 +1,8 @@
 //! Printing: JSON lines, comfy-table, CSV, and Parquet files (`parquet`). Knows how to print,
 //! never what.
 
+pub mod forest;
+pub mod histogram;
 pub mod parquet;
 
 use std::io::{self, IsTerminal, Write};
