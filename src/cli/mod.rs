@@ -3,6 +3,7 @@
 mod debuginfo;
 pub mod exit;
 mod export;
+mod forest;
 mod import;
 mod install;
 mod manpage;
@@ -15,6 +16,7 @@ mod rules;
 mod rules_test;
 mod segments;
 mod shell;
+mod timeline;
 mod verify;
 
 use std::ffi::OsString;
@@ -54,6 +56,8 @@ pub enum Command {
     Query(Box<query::Args>),
     /// One process's lineage, images, children and opens.
     Proc(proc::Args),
+    /// Events, failures and alerts per time bucket, with losses and outages marked.
+    Timeline(timeline::Args),
     /// Check or test rule files.
     #[command(subcommand)]
     Rules(rules::Command),
@@ -96,6 +100,7 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => replay::run(&cli.store, a),
         Command::Query(a) => query::run(&cli.store, *a),
         Command::Proc(a) => proc::run(&cli.store, a),
+        Command::Timeline(a) => timeline::run(&cli.store, a),
         Command::Rules(c) => rules::run(&cli.store, c),
         Command::Import(a) => import::run(&cli.store, a),
         Command::Export(a) => export::run(&cli.store, a),

@@ -301,6 +301,12 @@ impl Builder {
         keys
     }
 
+    /// A process's last image in the store and its exit, if seen.
+    pub fn last_image(&self, k: Key) -> Option<(Arc<Process>, Option<(i32, i64)>)> {
+        let a = self.procs.get(&k)?;
+        Some((a.image.clone()?, a.exit))
+    }
+
     /// The forest of `scope`.
     pub fn build(mut self, scope: &Scope) -> Forest {
         let mut children: HashMap<Key, Vec<Key>> = HashMap::new();
@@ -428,7 +434,8 @@ fn node(k: Key, acc: Acc, parent: Option<usize>, depth: usize, context: bool) ->
     let text = |s: Option<&crate::bytes::Str>| s.map(|s| s.lossy().into_owned());
     Node {
         pid: k.0,
-        ppid: p.map_or(0, |p| p.ppid),
+        // The parent's pid when its lineage is known (a snapshot image may say 0).
+        ppid: acc.parent.map_or(p.map_or(0, |p| p.ppid), |k| k.0),
         start_ns: k.1,
         exit_ns: acc.exit.map(|(_, t)| t),
         exit: acc.exit.map(|(s, _)| exit_text(s)),

@@ -34,3 +34,5 @@ mod service;
 mod store;
 mod tamper;
 mod tamper_forge;
+mod timeline;
+mod tree;
