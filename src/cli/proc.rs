@@ -347,11 +347,7 @@ fn proc_row(kind: &str, p: &Process, exit: Option<(i32, i64)>, user: Value) -> V
         user,
         lossy(&p.container_id),
         json!(exit.map(|(_, t)| format_ts(t))),
-        json!(exit.map(|(s, _)| if s & 0x7f != 0 {
-            format!("signal {}", s & 0x7f)
-        } else {
-            ((s >> 8) & 0xff).to_string()
-        })),
+        json!(exit.map(|(s, _)| tree::exit_text(s))),
         lossy(&p.root),
         json!(p.mntns),
         json!(p.exe_id.map(|f| f.to_string())),
