@@ -1,6 +1,7 @@
 //! Printing: JSON lines, comfy-table, CSV, and Parquet files (`parquet`). Knows how to print,
 //! never what.
 
+pub mod clock;
 pub mod parquet;
 
 use std::io::{self, IsTerminal, Write};
