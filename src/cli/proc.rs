@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 
 use super::{report_scan, BadInput, TimeArgs};
 use crate::event::Event;
-use crate::output::{Format, Rows};
+use crate::output::view::{View, ViewArgs};
+use crate::output::{Format, Output, Rows};
 use crate::process::Process;
 use crate::store::{Reader, TimeRange};
 use crate::timespec::format_ts;
@@ -32,6 +33,8 @@ pub struct Args {
     /// key: `image`, `ancestor`, `child`, `open`.
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 /// A process (not an image): pid and start.
@@ -49,7 +52,8 @@ struct Found {
 }
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
-    let format = Format::resolve(args.format);
+    let view = args.view.view();
+    let format = view.format(args.format);
     let range = args.time.range()?;
     let at = args
         .at
@@ -109,9 +113,9 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         },
     );
     let key = choose(&found, at, &range).map_err(|why| BadInput(why.describe(pid, &found)))?;
-    let mut out = super::stdout();
-    print(&mut out, format, &found, key)?;
-    out.flush()?;
+    let mut out = Output::open(view.page);
+    print(&mut out, format, &view, &found, key)?;
+    out.finish()?;
     report_scan(&stats, &range, format == Format::Jsonl)
 }
 
@@ -301,7 +305,13 @@ fn open_row(e: &Event) -> Vec<Value> {
     ]
 }
 
-fn print(out: &mut dyn Write, format: Format, found: &Found, key: Key) -> std::io::Result<()> {
+fn print(
+    out: &mut dyn Write,
+    format: Format,
+    view: &View,
+    found: &Found,
+    key: Key,
+) -> std::io::Result<()> {
     let images: Vec<&Image> = found
         .images
         .get(&key)
@@ -339,7 +349,7 @@ fn print(out: &mut dyn Write, format: Format, found: &Found, key: Key) -> std::i
     }
     match format {
         Format::Jsonl => {
-            procs.write(format, out)?;
+            procs.write_view(format, view, out)?;
             // Opens as full events, tagged, so nothing recorded is left out.
             for e in opens {
                 let line = e.to_json_line();
@@ -348,9 +358,9 @@ fn print(out: &mut dyn Write, format: Format, found: &Found, key: Key) -> std::i
             Ok(())
         }
         Format::Csv | Format::Table => {
-            procs.write(format, out)?;
+            procs.write_view(format, view, out)?;
             writeln!(out)?;
-            files.write(format, out)
+            files.write_view(format, view, out)
         }
     }
 }

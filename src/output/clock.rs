@@ -52,12 +52,12 @@ impl Clock {
         self.format(ns, pattern)
     }
 
-    /// The header of a time column named `name`: the day when every time is on one (a short
-    /// time then names it), with `UTC` when times are UTC.
+    /// The header of a time column named `name`, with `UTC` when times are UTC: an event's
+    /// time (`ts`) is headed by the day when every time is on one (short times then name it).
     pub fn header(&self, name: &str) -> String {
         let zone = if self.utc { " UTC" } else { "" };
         match self.form {
-            Form::Day(d) => format!("{}{zone}", d.format("%Y-%m-%d")),
+            Form::Day(d) if name == "ts" => format!("{}{zone}", d.format("%Y-%m-%d")),
             _ => format!("{name}{zone}"),
         }
     }

@@ -219,9 +219,9 @@ impl<'a> RowWriter<'a> {
                     .set_width(self.view.width)
                     .set_constraints(
                         layout
-                            .min_widths
+                            .widths
                             .iter()
-                            .map(|w| ColumnConstraint::LowerBoundary(Width::Fixed(w + 2))),
+                            .map(|w| ColumnConstraint::Absolute(Width::Fixed(w + 2))),
                     );
             }
         }
@@ -510,7 +510,13 @@ mod tests {
     fn table_escapes_control_bytes() {
         let mut rows = Rows::new(["p"]);
         rows.push(vec![json!("/tmp/a\u{1b}[2Jb\nc")]);
-        for view in [terminal(), View { terminal: false, ..terminal() }] {
+        for view in [
+            terminal(),
+            View {
+                terminal: false,
+                ..terminal()
+            },
+        ] {
             let mut out = Vec::new();
             rows.write_view(Format::Table, &view, &mut out).unwrap();
             let s = String::from_utf8(out).unwrap();

@@ -36,7 +36,7 @@ const EXE_NAMES: &[&str] = &["exe", "parent_exe"];
 /// Columns kept longest when not all fit, most useful first. Columns not named here (an SQL
 /// answer's own) rank below them in their order, and [`RANK_LAST`] below all.
 const RANK: &[&str] = &[
-    "path", "ts", "rule", "name", "severity", "op", "pid", "exe", "result", "comm", "old_path",
+    "path", "ts", "rule", "name", "severity", "op", "pid", "exe", "comm", "result", "old_path",
     "matched", "access", "user", "status", "events", "uid", "ppid",
 ];
 
@@ -44,8 +44,8 @@ const RANK: &[&str] = &[
 const RANK_LAST: &[&str] = &["syscall", "event", "tid", "gid", "raw_path", "flags", "ret"];
 
 /// A table cell narrower than this wraps too much to read (paths: [`MIN_PATH_CELL`]).
-const MIN_CELL: usize = 8;
-const MIN_PATH_CELL: usize = 24;
+const MIN_CELL: usize = 12;
+const MIN_PATH_CELL: usize = 32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
@@ -54,8 +54,18 @@ enum Kind {
     Text,
 }
 
-fn kind(name: &str) -> Kind {
-    if TIME_NAMES.contains(&name) {
+/// A column's kind by its name; an answer's own columns (SQL's `first_seen`) are times when
+/// every value of the first page is one.
+fn kind(name: &str, i: usize, first: &[Vec<Value>]) -> Kind {
+    let values = || {
+        first
+            .iter()
+            .filter_map(|r| r.get(i))
+            .filter(|v| !v.is_null())
+    };
+    let all_times =
+        values().next().is_some() && values().all(|v| v.as_str().and_then(parse_ts).is_some());
+    if TIME_NAMES.contains(&name) || all_times {
         Kind::Time
     } else if EXE_NAMES.contains(&name) {
         Kind::Exe
@@ -84,8 +94,8 @@ pub struct Layout {
     kinds: Vec<Kind>,
     clock: Clock,
     wide: bool,
-    /// The narrowest each shown column may be drawn.
-    pub min_widths: Vec<u16>,
+    /// The width of each shown column's text (empty with `--wide`: as wide as they are).
+    pub widths: Vec<u16>,
     /// Left out to fit (their names).
     pub dropped: Vec<String>,
 }
@@ -99,7 +109,9 @@ impl Layout {
         view: &View,
         span: Option<(i64, i64)>,
     ) -> Layout {
-        let kinds: Vec<Kind> = headers.iter().map(|h| kind(h)).collect();
+        let kinds: Vec<Kind> = (0..headers.len())
+            .map(|i| kind(&headers[i], i, first))
+            .collect();
         let span = span
             .or_else(|| page_span(&kinds, first))
             .unwrap_or_else(|| {
@@ -112,7 +124,7 @@ impl Layout {
             kinds,
             clock: Clock::for_span(view.utc, span.0, span.1),
             wide: view.wide,
-            min_widths: Vec::new(),
+            widths: Vec::new(),
             dropped: Vec::new(),
         };
         if l.record {
@@ -123,15 +135,28 @@ impl Layout {
             .map(|i| {
                 first
                     .iter()
-                    .map(|r| l.cell(i, r.get(i).unwrap_or(&Value::Null)).chars().count())
+                    .map(|r| {
+                        printable(&l.cell(i, r.get(i).unwrap_or(&Value::Null)))
+                            .chars()
+                            .count()
+                    })
                     .max()
                     .unwrap_or(0)
                     .max(texts[i].chars().count())
             })
             .collect();
+        // Times and numbers are never wrapped; text may wrap down to a floor.
+        let whole = |i: usize| {
+            l.kinds[i] == Kind::Time
+                || first
+                    .iter()
+                    .all(|r| r.get(i).is_none_or(|v| v.is_number() || v.is_null()))
+        };
         let mins: Vec<usize> = (0..headers.len())
             .map(|i| {
-                let floor = if headers[i].contains("path") {
+                let floor = if whole(i) {
+                    natural[i]
+                } else if headers[i].contains("path") {
                     MIN_PATH_CELL
                 } else {
                     MIN_CELL
@@ -139,7 +164,11 @@ impl Layout {
                 natural[i].min(floor.max(texts[i].chars().count()))
             })
             .collect();
-        let empty = |i: usize| first.iter().all(|r| r.get(i).is_none_or(|v| cell_text(v).is_empty()));
+        let empty = |i: usize| {
+            first
+                .iter()
+                .all(|r| r.get(i).is_none_or(|v| cell_text(v).is_empty()))
+        };
         // Borders and padding: `│ a │ b │` is 3 per column and 1.
         let drawn = |shown: &[usize]| shown.iter().map(|&i| mins[i] + 3).sum::<usize>() + 1;
         if !view.wide {
@@ -154,11 +183,13 @@ impl Layout {
                 l.dropped.push(headers[i].clone());
             }
         }
-        l.min_widths = l
-            .shown
-            .iter()
-            .map(|&i| u16::try_from(mins[i]).unwrap_or(u16::MAX))
-            .collect();
+        l.widths = if view.wide {
+            Vec::new()
+        } else {
+            allot(&l.shown, &mins, &natural, usize::from(view.width), |i| {
+                rank(&headers[i], i)
+            })
+        };
         l
     }
 
@@ -191,7 +222,9 @@ impl Layout {
     /// Column `i`'s cell as a table shows it (not yet escaped).
     fn cell(&self, i: usize, v: &Value) -> String {
         match (self.kinds[i], v) {
-            (Kind::Time, Value::String(s)) => parse_ts(s).map_or_else(|| s.clone(), |ns| self.clock.short(ns)),
+            (Kind::Time, Value::String(s)) => {
+                parse_ts(s).map_or_else(|| s.clone(), |ns| self.clock.short(ns))
+            }
             (Kind::Exe, Value::String(s)) if !self.wide => basename(s).to_owned(),
             _ => cell_text(v),
         }
@@ -220,6 +253,38 @@ impl Layout {
         }
         writeln!(out)
     }
+}
+
+/// The text widths of the `shown` columns in `width`: each its minimum, then the space left to
+/// the columns that then fit whole, narrowest first, then to the rest by rank.
+fn allot(
+    shown: &[usize],
+    mins: &[usize],
+    natural: &[usize],
+    width: usize,
+    rank: impl Fn(usize) -> i64,
+) -> Vec<u16> {
+    let mut w: Vec<usize> = shown.iter().map(|&i| mins[i]).collect();
+    let drawn = w.iter().map(|x| x + 3).sum::<usize>() + 1;
+    let mut left = width.saturating_sub(drawn);
+    let mut order: Vec<usize> = (0..shown.len()).collect();
+    order.sort_by_key(|&k| natural[shown[k]] - w[k]);
+    for &k in &order {
+        let want = natural[shown[k]] - w[k];
+        if want <= left {
+            w[k] += want;
+            left -= want;
+        }
+    }
+    order.sort_by_key(|&k| std::cmp::Reverse(rank(shown[k])));
+    for &k in &order {
+        let more = (natural[shown[k]] - w[k]).min(left);
+        w[k] += more;
+        left -= more;
+    }
+    w.into_iter()
+        .map(|x| u16::try_from(x).unwrap_or(u16::MAX))
+        .collect()
 }
 
 /// The last component of a path (`/usr/bin/cat` → `cat`; `/tmp/x (deleted)` → `x (deleted)`).
@@ -258,9 +323,12 @@ mod tests {
     }
 
     fn headers() -> Vec<String> {
-        ["ts", "pid", "ppid", "uid", "comm", "exe", "syscall", "op", "access", "result", "path", "old_path"]
-            .map(String::from)
-            .to_vec()
+        [
+            "ts", "pid", "ppid", "uid", "comm", "exe", "syscall", "op", "access", "result", "path",
+            "old_path",
+        ]
+        .map(String::from)
+        .to_vec()
     }
 
     fn row() -> Vec<Value> {
@@ -287,7 +355,7 @@ mod tests {
         // The empty column first, then the syscall.
         assert_eq!(l.dropped[..2], ["old_path", "syscall"]);
         assert!(l.shown_headers(&headers()).contains(&"path".to_owned()));
-        let drawn: usize = l.min_widths.iter().map(|w| usize::from(*w) + 3).sum::<usize>() + 1;
+        let drawn: usize = l.widths.iter().map(|w| usize::from(*w) + 3).sum::<usize>() + 1;
         assert!(drawn <= 80, "{drawn}");
         let cells = l.shown_cells(&row());
         assert!(cells.contains(&"14:30:15.123".to_owned()), "{cells:?}");
@@ -304,13 +372,22 @@ mod tests {
 
     #[test]
     fn narrow_terminals_and_pipes_get_one_record_per_block() {
-        for v in [view(59, false), View { terminal: false, ..view(200, false) }] {
+        for v in [
+            view(59, false),
+            View {
+                terminal: false,
+                ..view(200, false)
+            },
+        ] {
             let l = Layout::new(&headers(), &[row()], &v, None);
             assert!(l.record);
             let mut out = Vec::new();
             l.write_record(&headers(), &row(), &mut out).unwrap();
             let s = String::from_utf8(out).unwrap();
-            assert!(s.contains("      ts: 2025-12-06 14:30:15.123456789 +00:00\n"), "{s}");
+            assert!(
+                s.contains("      ts: 2025-12-06 14:30:15.123456789 +00:00\n"),
+                "{s}"
+            );
             assert!(s.contains("     exe: /usr/bin/cat\n"), "{s}");
             assert!(!s.contains("old_path"), "{s}");
             assert!(s.ends_with("\n\n"), "{s}");

@@ -81,9 +81,7 @@ fn width() -> u16 {
         .ok()
         .and_then(|c| c.trim().parse::<u16>().ok())
         .filter(|&c| c > 0);
-    from_env
-        .or_else(terminal_width)
-        .unwrap_or(DEFAULT_WIDTH)
+    from_env.or_else(terminal_width).unwrap_or(DEFAULT_WIDTH)
 }
 
 /// Stdout's terminal's width, if it is a terminal that knows it (a serial console says 0).

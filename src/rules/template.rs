@@ -209,7 +209,10 @@ mod tests {
     #[test]
     fn unknown_fields_and_lone_percents_are_refused() {
         let e = Template::parse("opened %paht").unwrap_err();
-        assert!(e.contains("unknown field `%paht`") && e.contains("path"), "{e}");
+        assert!(
+            e.contains("unknown field `%paht`") && e.contains("path"),
+            "{e}"
+        );
         assert!(Template::parse("50% done").unwrap_err().contains("doubled"));
         assert!(Template::parse("  ").unwrap_err().contains("empty"));
     }
