@@ -77,7 +77,7 @@ impl Template {
     /// Reads `%name` (letters, digits and `_`) and `%%`; anything else after a `%` is an error.
     pub fn parse(s: &str) -> Result<Template, String> {
         if s.trim().is_empty() {
-            return Err("output: the template is empty".into());
+            return Err("the template is empty".into());
         }
         let mut pieces = Vec::new();
         let mut text = String::new();
@@ -95,13 +95,11 @@ impl Template {
                 .unwrap_or(rest.len());
             let name = &rest[..end];
             if name.is_empty() {
-                return Err(
-                    "output: `%` must start a field (%path, %exe…) or be doubled (%%)".into(),
-                );
+                return Err("`%` must start a field (%path, %exe…) or be doubled (%%)".into());
             }
             let Some(c) = field(name) else {
                 return Err(format!(
-                    "output: unknown field `%{name}`: expected one of {}",
+                    "unknown field `%{name}`: expected one of {}",
                     known()
                 ));
             };

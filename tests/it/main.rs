@@ -34,3 +34,4 @@ mod service;
 mod store;
 mod tamper;
 mod tamper_forge;
+mod terminal;
