@@ -13,15 +13,23 @@ use crate::safe_path;
 
 use super::{Delivery, Fail, Msg, Sink};
 
-fn lines(batch: &[Msg]) -> Vec<u8> {
-    let mut buf = Vec::with_capacity(batch.iter().map(|m| m.line.len() + 1).sum());
+/// The batch's JSON lines, or (`text`) each alert's line for a terminal where it has one.
+fn lines(batch: &[Msg], text: bool) -> Vec<u8> {
+    let line = |m: &Msg| -> Arc<str> {
+        match (&m.text, text) {
+            (Some(t), true) => t.clone(),
+            _ => m.line.clone(),
+        }
+    };
+    let mut buf = Vec::with_capacity(batch.iter().map(|m| line(m).len() + 1).sum());
     for m in batch {
-        buf.extend_from_slice(m.line.as_bytes());
+        buf.extend_from_slice(line(m).as_bytes());
         buf.push(b'\n');
     }
     buf
 }
 
+/// Stdout: JSON lines, or on a terminal the one-line form `Outputs` made for it.
 pub(crate) struct Stdout;
 
 impl Stdout {
@@ -33,7 +41,10 @@ impl Stdout {
 impl Sink for Stdout {
     fn deliver(&mut self, batch: &[Msg]) -> Delivery {
         let mut out = std::io::stdout().lock();
-        match out.write_all(&lines(batch)).and_then(|()| out.flush()) {
+        match out
+            .write_all(&lines(batch, true))
+            .and_then(|()| out.flush())
+        {
             Ok(()) => Delivery::all(batch.len()),
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Delivery {
                 done: 0,
@@ -106,7 +117,7 @@ impl Sink for AlertFile {
                 fail: Some(Fail::Retry("no file".into())),
             };
         };
-        match f.write_all(&lines(batch)) {
+        match f.write_all(&lines(batch, false)) {
             Ok(()) => Delivery::all(batch.len()),
             Err(e) => Delivery {
                 done: 0,

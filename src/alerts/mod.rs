@@ -33,6 +33,11 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use std::io::IsTerminal;
+
+use crate::output::alert_line::{self, LineStyle};
+use crate::output::clock::Clock;
+use crate::output::colour::ColorWhen;
 use crate::rules::{Raised, Severity};
 
 pub use http::check_url as check_http_url;
@@ -154,6 +159,8 @@ pub struct OutputState {
 #[derive(Clone, Debug)]
 pub(crate) struct Msg {
     pub line: Arc<str>,
+    /// The alert's one line for a person, when stdout is a terminal (see `output::alert_line`).
+    pub text: Option<Arc<str>>,
     pub severity: Severity,
     pub ts_ns: i64,
     pub summary: bool,
@@ -279,6 +286,8 @@ struct Out {
 /// Every configured output. Owned by the pipeline thread.
 pub struct Outputs {
     outs: Vec<Out>,
+    /// Set when stdout is an output and a terminal: alerts there are one line each.
+    lines: Option<LineStyle>,
     deadline: Arc<std::sync::OnceLock<Instant>>,
     /// SIGUSR1 with no file to reopen: said once per signal.
     usr1: Option<Arc<AtomicBool>>,
@@ -292,6 +301,11 @@ impl Outputs {
         let deadline = Arc::new(std::sync::OnceLock::new());
         let mut outs = Vec::with_capacity(targets.len());
         let has_file = targets.iter().any(|t| matches!(t, Target::File(_)));
+        let terminal = std::io::stdout().is_terminal();
+        let lines = (terminal && targets.contains(&Target::Stdout)).then(|| LineStyle {
+            clock: Clock::live(false),
+            colour: ColorWhen::Auto.wanted(terminal),
+        });
         for t in targets {
             let shared = Arc::new(Shared::default());
             let sink: Box<dyn Sink> = match t {
@@ -344,6 +358,7 @@ impl Outputs {
         };
         Ok(Outputs {
             outs,
+            lines,
             deadline,
             usr1,
         })
@@ -358,6 +373,7 @@ impl Outputs {
             .map(|_| flag);
         Outputs {
             outs: Vec::new(),
+            lines: None,
             deadline: Arc::new(std::sync::OnceLock::new()),
             usr1,
         }
@@ -374,6 +390,9 @@ impl Outputs {
         }
         let msg = Msg {
             line: Arc::from(r.to_json_line()),
+            text: self
+                .lines
+                .map(|style| Arc::from(alert_line::line(r, &style))),
             severity: r.rule().severity,
             ts_ns: match r {
                 Raised::Alert(a) => a.event.ts_ns,

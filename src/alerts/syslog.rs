@@ -166,6 +166,7 @@ mod tests {
     fn messages_are_rfc5424_with_the_json_as_msg() {
         let m = Msg {
             line: Arc::from(r#"{"a":1}"#),
+            text: None,
             severity: Severity::High,
             ts_ns: 1_764_000_000_123_456_789,
             summary: false,

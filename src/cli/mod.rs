@@ -303,6 +303,19 @@ pub fn load_rules(files: &[PathBuf]) -> anyhow::Result<RuleSet> {
     })
 }
 
+/// When the events of `range` in the store lie (ns): from the first to the last event of its
+/// segments, within the range. Tables show times as short as this allows.
+pub fn span(reader: &Reader, range: &TimeRange) -> (i64, i64) {
+    let segs = || reader.segments_in(range);
+    let lo = segs().filter_map(|s| s.meta.first_ts_ns).min();
+    let hi = segs().filter_map(|s| s.meta.last_ts_ns).max();
+    let now = crate::timespec::now_ns();
+    (
+        lo.unwrap_or(now).max(range.since.unwrap_or(i64::MIN)),
+        hi.unwrap_or(now).min(range.until.unwrap_or(i64::MAX)),
+    )
+}
+
 /// A progress bar over the events of `range`, on stderr when it is a terminal; hidden otherwise.
 pub fn progress(reader: &Reader, range: &TimeRange, what: &str) -> ProgressBar {
     if !std::io::stderr().is_terminal() {

@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use super::forest::{self, Counts};
 use super::{load_rules, report_scan, BadInput, TimeArgs};
 use crate::event::Event;
-use crate::output::{Format, Rows};
+use crate::output::view::{View, ViewArgs};
+use crate::output::{Format, Output, Rows};
 use crate::process::Process;
 use crate::query::tree::{self, Builder, Caps, Scope};
 use crate::store::{Reader, TimeRange};
@@ -47,6 +48,8 @@ pub struct Args {
     /// others are counted on stderr.
     #[arg(long, value_name = "N", default_value_t = Caps::default().max_processes)]
     pub max_processes: usize,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 /// A process (not an image): pid and start.
@@ -64,7 +67,8 @@ struct Found {
 }
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
-    let format = Format::resolve(args.format);
+    let view = args.view.view();
+    let format = view.format(args.format);
     let range = args.time.range()?;
     let at = args
         .at
@@ -73,7 +77,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         .transpose()
         .map_err(|e| BadInput(format!("--at: {e}")))?;
     if args.tree {
-        return run_tree(store, &args, at, range, format);
+        return run_tree(store, &args, at, range, format, &view);
     }
     let reader = Reader::open(store)?;
     let pid = args.pid;
@@ -127,9 +131,9 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         },
     );
     let key = choose(&found, at, &range).map_err(|why| BadInput(why.describe(pid, &found)))?;
-    let mut out = super::stdout();
-    print(&mut out, format, &found, key)?;
-    out.flush()?;
+    let mut out = Output::open(view.page);
+    print(&mut out, format, &view, &found, key)?;
+    out.finish()?;
     report_scan(&stats, &range, format == Format::Jsonl)
 }
 
@@ -141,6 +145,7 @@ fn run_tree(
     at: Option<i64>,
     range: TimeRange,
     format: Format,
+    view: &View,
 ) -> anyhow::Result<()> {
     let rules = match args.rules.as_slice() {
         [] => None,
@@ -181,12 +186,12 @@ fn run_tree(
         .into());
     }
     let forest = builder.build(&Scope::Process(key));
-    let mut out = super::stdout();
+    let mut out = Output::open(view.page);
     let counts = Counts::Activity {
         alerts: rules.is_some(),
     };
-    forest::print(&mut out, format, &forest, counts, forest::width())?;
-    out.flush()?;
+    forest::print(&mut out, format, &forest, counts, view.width.into())?;
+    out.finish()?;
     forest::report_cut(&forest, args.max_processes, format == Format::Jsonl);
     report_scan(&stats, &range, format == Format::Jsonl)
 }
@@ -373,7 +378,13 @@ fn open_row(e: &Event) -> Vec<Value> {
     ]
 }
 
-fn print(out: &mut dyn Write, format: Format, found: &Found, key: Key) -> std::io::Result<()> {
+fn print(
+    out: &mut dyn Write,
+    format: Format,
+    view: &View,
+    found: &Found,
+    key: Key,
+) -> std::io::Result<()> {
     let images: Vec<&Image> = found
         .images
         .get(&key)
@@ -411,7 +422,7 @@ fn print(out: &mut dyn Write, format: Format, found: &Found, key: Key) -> std::i
     }
     match format {
         Format::Jsonl => {
-            procs.write(format, out)?;
+            procs.write_view(format, view, out)?;
             // Opens as full events, tagged, so nothing recorded is left out.
             for e in opens {
                 let line = e.to_json_line();
@@ -420,9 +431,9 @@ fn print(out: &mut dyn Write, format: Format, found: &Found, key: Key) -> std::i
             Ok(())
         }
         Format::Csv | Format::Table => {
-            procs.write(format, out)?;
+            procs.write_view(format, view, out)?;
             writeln!(out)?;
-            files.write(format, out)
+            files.write_view(format, view, out)
         }
     }
 }

@@ -1,6 +1,5 @@
 //! `query`: the events that match a rule and/or filters, or named SQL over history.
 
-use std::io::Write;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -12,6 +11,7 @@ use super::{load_rules, progress, report_scan, BadInput, TimeArgs, PROGRESS_STEP
 use crate::columns::Column;
 use crate::errno;
 use crate::event::Event;
+use crate::output::view::{View, ViewArgs};
 use crate::output::{Format, Output, RowWriter, Rows};
 use crate::query::tree::{self, Builder, Caps, Pick, Scope};
 use crate::query::{self, QueryError, NAMED};
@@ -50,9 +50,6 @@ pub struct Args {
     /// Output format [default: table on a terminal, jsonl otherwise].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Print straight to the terminal, without $PAGER (default `less -FRSX`).
-    #[arg(long)]
-    pub no_pager: bool,
     /// Instead of the events, the tree of the processes that did them, each with its number of
     /// matched events (with --ancestor X, rooted at X).
     #[arg(long, conflicts_with_all = ["sql", "limit"])]
@@ -61,6 +58,8 @@ pub struct Args {
     /// others are counted on stderr.
     #[arg(long, value_name = "N", default_value_t = Caps::default().max_processes)]
     pub max_processes: usize,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 /// What `--sql` cannot be used with: `--rule`, `--rules` and each filter flag (one by one, so that
@@ -75,9 +74,10 @@ fn sql_conflicts() -> Vec<clap::Id> {
 }
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
-    let format = Format::resolve(args.format);
+    let view = args.view.view();
+    let format = view.format(args.format);
     if let Some(sql) = &args.sql {
-        return run_sql(store, sql, &args, format);
+        return run_sql(store, sql, &args, format, &view);
     }
     let from_filter =
         |f: &Filter| RuleSet::from_filter("query", f).map_err(|e| BadInput(e.to_string()));
@@ -107,7 +107,8 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         let resolved = args.filter.resolve_users(&known).map_err(BadInput)?;
         filter_set = Some(from_filter(&resolved)?);
     }
-    let mut out = Output::open(!args.no_pager);
+    let (lo, hi) = super::span(&reader, &range);
+    let mut out = Output::open(view.page);
     let bar = if out.paging() {
         indicatif::ProgressBar::hidden()
     } else {
@@ -133,7 +134,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         });
         bar.finish_and_clear();
         let forest = builder.build(&Scope::Matched(anchor));
-        forest::print(&mut out, format, &forest, Counts::Matched, forest::width())?;
+        forest::print(&mut out, format, &forest, Counts::Matched, view.width.into())?;
         out.finish()?;
         forest::report_cut(&forest, args.max_processes, format == Format::Jsonl);
         return report_scan(&stats, &range, format == Format::Jsonl);
@@ -145,7 +146,9 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         format,
         EVENT_COLUMNS.iter().map(|c| c.name().to_owned()).collect(),
         &mut out,
-    )?;
+    )?
+    .view(view)
+    .span(lo, hi);
     let (mut seen, mut matched) = (0u64, 0u64);
     let mut io_err = None;
     let stats = reader.scan(&range, |ev| {
@@ -250,15 +253,21 @@ fn event_values(e: &Event) -> Vec<serde_json::Value> {
     ]
 }
 
-fn run_sql(store: &Path, arg: &str, args: &Args, format: Format) -> anyhow::Result<()> {
+fn run_sql(
+    store: &Path,
+    arg: &str,
+    args: &Args,
+    format: Format,
+    view: &View,
+) -> anyhow::Result<()> {
     if arg == "list" {
-        let mut out = super::stdout();
+        let mut out = Output::open(view.page);
         let mut rows = Rows::new(["name", "description"]);
         for (name, sql) in NAMED {
             rows.push(vec![json!(name), json!(query::describe(sql))]);
         }
-        rows.write(format, &mut out)?;
-        out.flush()?;
+        rows.write_view(format, view, &mut out)?;
+        out.finish()?;
         return Ok(());
     }
     let (name, sql) = query::resolve(arg).map_err(|e| match e {
@@ -269,7 +278,8 @@ fn run_sql(store: &Path, arg: &str, args: &Args, format: Format) -> anyhow::Resu
     })?;
     let range = args.time.range()?;
     let reader = Reader::open(store)?;
-    let mut out = Output::open(!args.no_pager);
+    let (lo, hi) = super::span(&reader, &range);
+    let mut out = Output::open(view.page);
     let bar = if out.paging() {
         indicatif::ProgressBar::hidden()
     } else {
@@ -293,7 +303,11 @@ fn run_sql(store: &Path, arg: &str, args: &Args, format: Format) -> anyhow::Resu
         &name,
         &sql,
         args.limit,
-        |headers| RowWriter::new(format, headers, &mut out),
+        |headers| {
+            Ok(RowWriter::new(format, headers, &mut out)?
+                .view(*view)
+                .span(lo, hi))
+        },
         |w, row| w.push(row),
     );
     bar.finish_and_clear();

@@ -6,6 +6,9 @@ use std::path::{Path, PathBuf};
 
 use super::{load_rules, progress, report_scan, TimeArgs, PROGRESS_STEP};
 use crate::error::BadInput;
+use crate::output::alert_line::{self, LineStyle};
+use crate::output::clock::Clock;
+use crate::output::view::ViewArgs;
 use crate::output::{Format, Output, RowWriter};
 use crate::query::replay;
 use crate::rules::{Alerter, Rule, RuleSet, Severity, ALERT_COLUMNS};
@@ -25,12 +28,12 @@ pub struct Args {
     /// Only alerts of this severity or worse: info, low, medium, high, critical.
     #[arg(long, value_name = "LEVEL", value_parser = parse_severity)]
     pub severity: Option<Severity>,
-    /// Output format [default: jsonl, one alert per line, exactly as `record` prints them live].
+    /// Output format [default: jsonl, one alert per line, exactly as `record` prints them live;
+    /// a table on a terminal is one line per alert].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Print straight to the terminal, without $PAGER (default `less -FRSX`).
-    #[arg(long)]
-    pub no_pager: bool,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -64,18 +67,32 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     let range = args.time.range()?;
     let reader = Reader::open(store)?;
     let format = args.format.unwrap_or(Format::Jsonl);
-    let mut out = Output::open(!args.no_pager);
+    let view = args.view.view();
+    let (lo, hi) = super::span(&reader, &range);
+    // A table on a terminal: one line per alert, as `record` prints them there.
+    let lines = (format == Format::Table && view.terminal).then_some(LineStyle {
+        clock: Clock::for_span(view.utc, lo, hi),
+        colour: view.colour,
+    });
+    let mut out = Output::open(view.page);
     let bar = if out.paging() {
         indicatif::ProgressBar::hidden()
     } else {
         progress(&reader, &range, "replay")
     };
     let mut alerter = Alerter::new(&set);
+    // Alert lines are written whole, as JSON lines are: no table around them.
     let mut rows = RowWriter::new(
-        format,
+        if lines.is_some() {
+            Format::Jsonl
+        } else {
+            format
+        },
         ALERT_COLUMNS.iter().map(|c| c.to_string()).collect(),
         &mut out,
-    )?;
+    )?
+    .view(view)
+    .span(lo, hi);
     let mut io_err = None;
     let (mut seen, mut alerts) = (0u64, 0u64);
     let stats = replay::alerts(
@@ -94,9 +111,10 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             }
             alerts += 1;
             // JSON lines exactly as `record` prints them live.
-            let r = match format {
-                Format::Jsonl => rows.write_line(&a.to_json_line()),
-                Format::Csv | Format::Table => rows.push(a.values()),
+            let r = match (format, &lines) {
+                (Format::Jsonl, _) => rows.write_line(&a.to_json_line()),
+                (Format::Table, Some(style)) => rows.write_line(&alert_line::line(a, style)),
+                (Format::Csv | Format::Table, _) => rows.push(a.values()),
             };
             match r {
                 Ok(()) => ControlFlow::Continue(()),

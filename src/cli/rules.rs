@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
-use crate::output::{Format, Rows};
+use crate::output::view::ViewArgs;
+use crate::output::{Format, Output, Rows};
 use crate::rules::sql::Dialect;
 
 #[derive(clap::Subcommand, Debug)]
@@ -45,6 +46,8 @@ pub struct CheckArgs {
     /// Output format [default: table on a terminal, jsonl otherwise].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 pub fn run(_store: &Path, cmd: Command) -> anyhow::Result<()> {
@@ -100,9 +103,10 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
             json!(r.throttle.as_ref().map(|t| t.to_string())),
         ]);
     }
-    let mut out = super::stdout();
-    rows.write(Format::resolve(args.format), &mut out)?;
-    std::io::Write::flush(&mut out)?;
+    let view = args.view.view();
+    let mut out = Output::open(view.page);
+    rows.write_view(view.format(args.format), &view, &mut out)?;
+    out.finish()?;
     eprintln!(
         "open-forensics: {} rules in {} files: OK",
         set.rules().len(),

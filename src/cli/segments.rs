@@ -3,7 +3,8 @@ use std::path::Path;
 use serde_json::json;
 
 use super::Failed;
-use crate::output::{Format, Rows};
+use crate::output::view::ViewArgs;
+use crate::output::{Output, Rows};
 use crate::store::list_segments;
 use crate::timespec::format_ts;
 
@@ -11,7 +12,9 @@ use crate::timespec::format_ts;
 pub struct Args {
     /// Output format (default: table on a terminal, else jsonl).
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<crate::output::Format>,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
@@ -32,9 +35,10 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             json!((s.compression_ratio() * 100.0).round() / 100.0),
         ]);
     }
-    let mut out = super::stdout();
-    rows.write(Format::resolve(args.format), &mut out)?;
-    drop(out);
+    let view = args.view.view();
+    let mut out = Output::open(view.page);
+    rows.write_view(view.format(args.format), &view, &mut out)?;
+    out.finish()?;
     let head = segments
         .iter()
         .filter(|s| s.state == crate::store::SegmentState::Sealed)

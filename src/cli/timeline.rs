@@ -4,13 +4,14 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Local, Utc};
 use serde_json::json;
 
 use super::{load_rules, progress, report_scan, BadInput, TimeArgs, PROGRESS_STEP};
+use crate::output::clock::Clock;
 use crate::output::histogram::{draw, Bar};
+use crate::output::view::ViewArgs;
 use crate::output::{Format, Output, Rows};
-use crate::query::timeline::{self, Bucket, Bucketing, Timeline};
+use crate::query::timeline::{self, Bucket, Bucketing};
 use crate::store::Reader;
 use crate::timespec::format_ts;
 
@@ -28,9 +29,8 @@ pub struct Args {
     /// Output format [default: table on a terminal, jsonl otherwise].
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Print straight to the terminal, without $PAGER (default `less -FRSX`).
-    #[arg(long)]
-    pub no_pager: bool,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 /// Buckets an automatic size aims at: a screenful.
@@ -42,7 +42,8 @@ const KEYS: &[&str] = &[
 ];
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
-    let format = Format::resolve(args.format);
+    let view = args.view.view();
+    let format = view.format(args.format);
     let bucketing = match args.bucket {
         None => Bucketing::Auto(AUTO_BUCKETS),
         Some(d) => Bucketing::Fixed(i64::try_from(d.as_nanos()).unwrap_or(i64::MAX)),
@@ -53,7 +54,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     };
     let range = args.time.range()?;
     let reader = Reader::open(store)?;
-    let mut out = Output::open(!args.no_pager);
+    let mut out = Output::open(view.page);
     let bar = if out.paging() {
         indicatif::ProgressBar::hidden()
     } else {
@@ -77,7 +78,10 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     };
     match format {
         Format::Table => {
-            let dated = spans_days(&t);
+            let clock = match (t.buckets.first(), t.buckets.last()) {
+                (Some(a), Some(b)) => Clock::for_span(view.utc, a.start_ns, b.start_ns),
+                _ => Clock::live(view.utc),
+            };
             let mut parts = vec![
                 format!("{} events", t.events),
                 format!("{} failed", t.failures),
@@ -97,13 +101,14 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             let bars: Vec<Bar> = t
                 .buckets
                 .iter()
-                .map(|b| bar_of(b, dated, rules.is_some()))
+                .map(|b| bar_of(b, &clock, rules.is_some()))
                 .collect();
-            let mut header = vec!["TIME", "EVENTS", "FAILED"];
+            let time = clock.header("time").to_uppercase();
+            let mut header = vec![time.as_str(), "EVENTS", "FAILED"];
             if rules.is_some() {
                 header.push("ALERTS");
             }
-            draw(&mut out, &header, &bars, super::forest::width())?;
+            draw(&mut out, &header, &bars, view.width.into())?;
         }
         Format::Jsonl | Format::Csv => {
             let mut rows = Rows::new(KEYS.iter().copied());
@@ -136,27 +141,8 @@ fn describe(range: &crate::store::TimeRange) -> String {
     }
 }
 
-/// Whether the buckets span more than one local day (times then show their date).
-fn spans_days(t: &Timeline) -> bool {
-    let day = |ns: i64| local(ns).date_naive();
-    match (t.buckets.first(), t.buckets.last()) {
-        (Some(a), Some(b)) => {
-            day(a.start_ns) != day(b.start_ns) || t.bucket_ns >= 86_400_000_000_000
-        }
-        _ => false,
-    }
-}
-
-fn local(ns: i64) -> DateTime<Local> {
-    DateTime::<Utc>::from_timestamp_nanos(ns).with_timezone(&Local)
-}
-
-fn bar_of(b: &Bucket, dated: bool, alerts: bool) -> Bar {
-    let t = local(b.start_ns);
-    let label = match dated {
-        true => t.format("%Y-%m-%d %H:%M:%S").to_string(),
-        false => t.format("%H:%M:%S").to_string(),
-    };
+fn bar_of(b: &Bucket, clock: &Clock, alerts: bool) -> Bar {
+    let label = clock.short(b.start_ns);
     let mut cells = vec![b.events.to_string(), b.failures.to_string()];
     if alerts {
         cells.push(b.alerts.to_string());

@@ -1,13 +1,13 @@
 //! `verify [--head HASH] [--key FILE]`: checks every sealed segment and the hash chain; names
 //! edits, deletions, insertions, reordering and (given a head kept off the host) truncation.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
 use super::{BadInput, Failed};
-use crate::output::{Format, Rows};
+use crate::output::view::ViewArgs;
+use crate::output::{Output, Rows};
 use crate::store::verify::verify;
 
 #[derive(clap::Args, Debug)]
@@ -22,7 +22,9 @@ pub struct Args {
     pub key: Option<PathBuf>,
     /// Output format [default: table on a terminal, jsonl otherwise].
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<crate::output::Format>,
+    #[command(flatten)]
+    pub view: ViewArgs,
 }
 
 /// A head as given: 8 to 64 hex digits, either case; lower case.
@@ -67,11 +69,10 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
                 .map(|l| &l[..16.min(l.len())])),
         ]);
     }
-    let format = Format::resolve(args.format);
-    let mut out = super::stdout();
-    rows.write(format, &mut out)?;
-    out.flush()?;
-    drop(out);
+    let view = args.view.view();
+    let mut out = Output::open(view.page);
+    rows.write_view(view.format(args.format), &view, &mut out)?;
+    out.finish()?;
     for p in &report.chain {
         eprintln!("open-forensics: chain: {p}");
     }

@@ -1,9 +1,14 @@
-//! Printing: JSON lines, comfy-table, CSV, and Parquet files (`parquet`). Knows how to print,
-//! never what.
+//! Printing: JSON lines, tables that fit the terminal (`table`), CSV, Parquet files
+//! (`parquet`), alert lines for a terminal (`alert_line`). Knows how to print, never what.
 
+pub mod alert_line;
+pub mod clock;
+pub mod colour;
 pub mod forest;
 pub mod histogram;
 pub mod parquet;
+pub mod table;
+pub mod view;
 
 use std::io::{self, IsTerminal, Write};
 
@@ -11,7 +16,8 @@ use comfy_table::{
     presets::UTF8_FULL_CONDENSED, ColumnConstraint, ContentArrangement, Table, Width,
 };
 
-use crate::text::printable;
+use table::Layout;
+use view::View;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -21,13 +27,10 @@ pub enum Format {
 }
 
 impl Format {
-    /// The explicit choice, else a table on a terminal and JSON lines otherwise.
+    /// The explicit choice, else a table on a terminal and JSON lines otherwise
+    /// ([`View::format`] for a command with the display flags).
     pub fn resolve(choice: Option<Format>) -> Format {
-        choice.unwrap_or(if io::stdout().is_terminal() {
-            Format::Table
-        } else {
-            Format::Jsonl
-        })
+        View::detect().format(choice)
     }
 }
 
@@ -52,9 +55,15 @@ impl Rows {
     }
 
     pub fn write(&self, format: Format, out: &mut dyn Write) -> io::Result<()> {
+        self.write_view(format, &View::detect(), out)
+    }
+
+    /// [`Rows::write`] for a view the command's flags chose.
+    pub fn write_view(&self, format: Format, view: &View, out: &mut dyn Write) -> io::Result<()> {
         // One page holds every row: a table built whole keeps one set of column widths.
-        let mut w =
-            RowWriter::new(format, self.headers.clone(), out)?.page_rows(self.rows.len().max(1));
+        let mut w = RowWriter::new(format, self.headers.clone(), out)?
+            .view(*view)
+            .page_rows(self.rows.len().max(1));
         for row in &self.rows {
             w.push(row.clone())?;
         }
@@ -67,8 +76,10 @@ impl Rows {
 pub const PAGE_ROWS: usize = 1000;
 
 /// Writes rows as they come: JSON lines and CSV row by row, a table page by page (at most
-/// [`PAGE_ROWS`] rows held), every page with the header and the column widths of the first, so
-/// that the pages read as one table in a pager. Memory is one page, whatever the answer's size.
+/// [`PAGE_ROWS`] rows held), every page with the header, the columns and the column widths of
+/// the first, so that the pages read as one table in a pager. Memory is one page, whatever the
+/// answer's size. A table's layout (what fits, how times read) is decided on its first page; off
+/// a terminal, or on one narrower than [`table::MIN_TABLE_WIDTH`], it is one record per block.
 pub struct RowWriter<'a> {
     format: Format,
     headers: Vec<String>,
@@ -78,6 +89,10 @@ pub struct RowWriter<'a> {
     /// The widths the first page was drawn with (characters, padding included).
     widths: Option<Vec<u16>>,
     rows: u64,
+    view: View,
+    /// The answer's time span (ns), when the caller knows it: times read for it.
+    span: Option<(i64, i64)>,
+    layout: Option<Layout>,
 }
 
 impl<'a> RowWriter<'a> {
@@ -94,7 +109,23 @@ impl<'a> RowWriter<'a> {
             page_rows: PAGE_ROWS,
             widths: None,
             rows: 0,
+            view: View::detect(),
+            span: None,
+            layout: None,
         })
+    }
+
+    /// Lays a table out for this view (default: [`View::detect`]).
+    pub fn view(mut self, view: View) -> Self {
+        self.view = view;
+        self
+    }
+
+    /// The answer's times lie from `lo` to `hi` (ns): a table's times are as short as that
+    /// allows (default: the first page's span).
+    pub fn span(mut self, lo: i64, hi: i64) -> Self {
+        self.span = Some((lo, hi));
+        self
     }
 
     /// Rows per table page (at least 1).
@@ -150,19 +181,51 @@ impl<'a> RowWriter<'a> {
     }
 
     fn flush_page(&mut self) -> io::Result<()> {
-        let mut t = Table::new();
-        t.load_preset(UTF8_FULL_CONDENSED)
-            .set_content_arrangement(ContentArrangement::Dynamic);
-        t.set_header(&self.headers);
-        for row in self.page.drain(..) {
-            t.add_row(row.iter().map(|c| printable(&cell_text(c))));
+        let layout = self.layout.get_or_insert_with(|| {
+            let l = Layout::new(&self.headers, &self.page, &self.view, self.span);
+            if !l.dropped.is_empty() {
+                eprintln!(
+                    "open-forensics: note: left out to fit {} columns: {} (--wide shows every column)",
+                    self.view.width,
+                    l.dropped.join(", ")
+                );
+            }
+            l
+        });
+        if layout.record {
+            for row in self.page.drain(..) {
+                layout.write_record(&self.headers, &row, self.out)?;
+            }
+            return Ok(());
         }
-        if let Some(widths) = &self.widths {
-            t.set_constraints(
-                widths
-                    .iter()
-                    .map(|w| ColumnConstraint::Absolute(Width::Fixed(*w))),
-            );
+        let mut t = Table::new();
+        t.load_preset(UTF8_FULL_CONDENSED);
+        t.set_header(layout.shown_headers(&self.headers));
+        for row in self.page.drain(..) {
+            t.add_row(layout.shown_cells(&row));
+        }
+        match &self.widths {
+            Some(widths) => {
+                t.set_constraints(
+                    widths
+                        .iter()
+                        .map(|w| ColumnConstraint::Absolute(Width::Fixed(*w))),
+                );
+            }
+            // `--wide`: cells whole, as wide as they are (a pager scrolls sideways).
+            None if self.view.wide => {
+                t.set_content_arrangement(ContentArrangement::Disabled);
+            }
+            None => {
+                t.set_content_arrangement(ContentArrangement::Dynamic)
+                    .set_width(self.view.width)
+                    .set_constraints(
+                        layout
+                            .widths
+                            .iter()
+                            .map(|w| ColumnConstraint::Absolute(Width::Fixed(w + 2))),
+                    );
+            }
         }
         let text = t.to_string();
         if self.widths.is_none() {
@@ -331,6 +394,18 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A terminal 100 columns wide (tests' stdout is not one).
+    fn terminal() -> View {
+        View {
+            terminal: true,
+            width: 100,
+            utc: true,
+            wide: false,
+            colour: false,
+            page: false,
+        }
+    }
+
     #[test]
     fn csv_quotes_hostile_cells() {
         let mut rows = Rows::new(["a", "b"]);
@@ -380,6 +455,7 @@ mod tests {
         let mut sink = Counting(written.clone());
         let mut w = RowWriter::new(Format::Table, vec!["n".into(), "path".into()], &mut sink)
             .unwrap()
+            .view(terminal())
             .page_rows(10);
         for i in 0..35 {
             w.push(vec![json!(i), json!(format!("/p/{i}"))]).unwrap();
@@ -400,6 +476,7 @@ mod tests {
         let mut out = Vec::new();
         let mut w = RowWriter::new(Format::Table, vec!["n".into(), "path".into()], &mut out)
             .unwrap()
+            .view(terminal())
             .page_rows(3);
         for i in 0..7 {
             let path = if i == 5 {
@@ -435,9 +512,17 @@ mod tests {
     fn table_escapes_control_bytes() {
         let mut rows = Rows::new(["p"]);
         rows.push(vec![json!("/tmp/a\u{1b}[2Jb\nc")]);
-        let mut out = Vec::new();
-        rows.write(Format::Table, &mut out).unwrap();
-        let s = String::from_utf8(out).unwrap();
-        assert!(s.contains("\\u{1b}[2Jb\\nc"), "{s}");
+        for view in [
+            terminal(),
+            View {
+                terminal: false,
+                ..terminal()
+            },
+        ] {
+            let mut out = Vec::new();
+            rows.write_view(Format::Table, &view, &mut out).unwrap();
+            let s = String::from_utf8(out).unwrap();
+            assert!(s.contains("\\u{1b}[2Jb\\nc"), "{s}");
+        }
     }
 }

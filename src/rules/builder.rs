@@ -11,6 +11,7 @@ use super::matcher::{Clause, Compiled, Pred};
 use super::raw::{Item, Items, RawConds, RawFile, RawOpenMonitor, RawThrottle};
 use super::rule::{Rule, Severity};
 use super::set::RuleSet;
+use super::template::Template;
 use super::throttle::{KeyField, Throttle, MAX_PER_WINDOW};
 use super::trust;
 use crate::event::Op;
@@ -132,6 +133,7 @@ pub(super) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
                 excepts: 0,
                 tags: Vec::new(),
                 throttle: None,
+                output: None,
             });
         }
         for (i, r) in f.rules.iter().enumerate() {
@@ -175,6 +177,11 @@ pub(super) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
                     .throttle
                     .as_ref()
                     .and_then(|t| rule_throttle(&mut b, ctx, t, &at.key("throttle"))),
+                output: r.output.as_deref().and_then(|o| {
+                    Template::parse(o)
+                        .map_err(|e| ctx.error(&at.key("output"), e))
+                        .ok()
+                }),
             });
         }
     }
@@ -367,6 +374,7 @@ pub(super) fn build_single(ctx: &mut Ctx, name: &str, alternatives: &[RawConds])
             excepts: 0,
             tags: Vec::new(),
             throttle: None,
+            output: None,
         });
     }
     let enabled = vec![true; rules.len()];

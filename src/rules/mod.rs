@@ -48,6 +48,7 @@ mod rule;
 mod set;
 pub mod sql;
 mod summary;
+mod template;
 pub mod testing;
 mod throttle;
 mod trust;
@@ -61,6 +62,7 @@ pub use filter::{Filter, KnownUsers};
 pub use rule::{Rule, Severity};
 pub use set::RuleSet;
 pub use summary::Summary;
+pub use template::Template;
 pub use throttle::{KeyField, Throttle};
 pub use trust::UNVERIFIED_EXE_NOTICE;
 

@@ -292,6 +292,9 @@ cond_keys!(cond_struct! RawRule {
     pub tags: Items,
     #[serde(default)]
     pub throttle: Option<RawThrottle>,
+    /// `output:`, a template checked by the builder (positioned there).
+    #[serde(default, deserialize_with = "some_text")]
+    pub output: Option<String>,
 });
 
 /// `throttle: {key: [..], window: DUR, max: N}`, checked by the builder (positioned there).
@@ -302,6 +305,11 @@ pub(super) struct RawThrottle {
     pub key: Items,
     pub window: Item,
     pub max: Item,
+}
+
+/// An optional string (see [`text`]).
+fn some_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    text(d).map(Some)
 }
 
 fn yes() -> bool {

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::template::Template;
 use super::throttle::Throttle;
 
 /// How bad a rule's match is.
@@ -52,4 +53,6 @@ pub struct Rule {
     pub tags: Vec<String>,
     /// `throttle:`, if any (applied by the `Alerter`, live and on replay; not by `query --rule`).
     pub throttle: Option<Throttle>,
+    /// `output:`, if any: the alert's line on a terminal (see `template.rs`).
+    pub output: Option<Template>,
 }

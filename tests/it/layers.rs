@@ -33,8 +33,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("capture", &["process", "event"]),
     ("store", &["process", "event", "columns"]),
     ("rules", &["process", "event", "columns"]),
-    ("output", &["process", "event", "columns", "store"]),
-    ("alerts", &["process", "event", "rules"]),
+    ("output", &["process", "event", "columns", "store", "rules"]),
+    ("alerts", &["process", "event", "rules", "output"]),
     (
         "query",
         &["process", "event", "columns", "store", "rules", "output"],

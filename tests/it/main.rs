@@ -34,5 +34,6 @@ mod service;
 mod store;
 mod tamper;
 mod tamper_forge;
+mod terminal;
 mod timeline;
 mod tree;
