@@ -134,7 +134,13 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         });
         bar.finish_and_clear();
         let forest = builder.build(&Scope::Matched(anchor));
-        forest::print(&mut out, format, &forest, Counts::Matched, view.width.into())?;
+        forest::print(
+            &mut out,
+            format,
+            &forest,
+            Counts::Matched,
+            view.width.into(),
+        )?;
         out.finish()?;
         forest::report_cut(&forest, args.max_processes, format == Format::Jsonl);
         return report_scan(&stats, &range, format == Format::Jsonl);
