@@ -220,10 +220,11 @@ pub fn scenarios() -> Vec<String> {
 }
 
 /// The fixture scenarios recorded with a schema older than `schema` (the kept segments that prove
-/// old schemas stay readable): `evasion` was recorded with schema 4, `lifecycle` with 5, the
-/// others before.
+/// old schemas stay readable): `evasion` was recorded with schema 4, `lifecycle` and
+/// `baseline_busy` with 5, the others before.
 pub fn scenarios_before(schema: u32) -> Vec<String> {
-    const RECORDED_WITH: [(&str, u32); 2] = [("evasion", 4), ("lifecycle", 5)];
+    const RECORDED_WITH: [(&str, u32); 3] =
+        [("evasion", 4), ("lifecycle", 5), ("baseline_busy", 5)];
     scenarios()
         .into_iter()
         .filter(|s| RECORDED_WITH.iter().all(|(n, v)| n != s || *v < schema))
