@@ -57,6 +57,9 @@ fn dir_prefix(prefix: &[u8]) -> Option<&[u8]> {
     dirs_of(&prefix[..=end]).last()
 }
 
+/// The most alternatives [`Need::and`] builds.
+pub const AND_MAX: usize = 4096;
+
 /// One condition of an alternative.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Term {
@@ -90,6 +93,22 @@ impl Need {
         Need {
             any_of: Some(alternatives),
         }
+    }
+
+    /// Events both needs want. Each alternative of one joined with each of the other; past
+    /// [`AND_MAX`] alternatives, the need with fewer (a superset of the events: never wrong).
+    pub fn and(self, other: Need) -> Need {
+        let (Some(a), Some(b)) = (&self.any_of, &other.any_of) else {
+            return if self.is_all() { other } else { self };
+        };
+        if a.len() * b.len() > AND_MAX {
+            return if a.len() <= b.len() { self } else { other };
+        }
+        let joined = a
+            .iter()
+            .flat_map(|x| b.iter().map(move |y| x.iter().chain(y).cloned().collect()))
+            .collect();
+        Need::any_of(joined)
     }
 
     /// Whether nothing can be pruned.
@@ -126,6 +145,18 @@ mod tests {
         };
         assert_eq!(&d[..], b"/a/b/c/d/e/f/g/h/");
         assert!(dirs_of(deep).any(|x| x == &d[..]));
+    }
+
+    #[test]
+    fn needs_join_alternatives_pairwise() {
+        let (p, q) = (Term::Ops(1), Term::Ops(2));
+        let a = Need::any_of(vec![vec![p.clone()], vec![q.clone()]]);
+        let b = Need::any_of(vec![vec![Term::AnyKey(vec![Key::Pid(1)])]]);
+        let j = a.clone().and(b.clone());
+        assert_eq!(j.alternatives().unwrap().len(), 2);
+        assert_eq!(j.alternatives().unwrap()[1][0], q);
+        assert_eq!(Need::all().and(a.clone()), a);
+        assert_eq!(a.clone().and(Need::all()), a);
     }
 
     #[test]

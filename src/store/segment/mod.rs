@@ -499,6 +499,29 @@ impl SegmentData {
         tables::blocks_where(&self.conn, &self.path, self.version, range, need)
     }
 
+    /// How the summaries (the segment's, each block's) differ from the ones its events give: a
+    /// summary that rules out what the segment holds would hide events from readings, so any
+    /// difference is tampering (for `verify`). Empty when they agree or are absent.
+    pub fn summary_problems(&self) -> Vec<String> {
+        let rebuilt = match summarize::rebuild(&self.conn, &self.path, self.version, true) {
+            Ok(r) => r,
+            Err(e) => return vec![format!("summaries cannot be checked: {e}")],
+        };
+        let lie = "does not match its events (edited: readings would skip what it hides)";
+        let mut out: Vec<String> = rebuilt
+            .blocks
+            .iter()
+            .filter(|(_, stored, s)| stored.as_ref().is_some_and(|b| *b != s.encode()))
+            .map(|(id, _, _)| format!("block {id}'s summary {lie}"))
+            .collect();
+        if let Some(s) = &self.meta.summary {
+            if *s != rebuilt.segment.to_base64() {
+                out.push(format!("the segment's summary {lie}"));
+            }
+        }
+        out
+    }
+
     /// Every block's (id, event count), in arrival order.
     pub fn block_counts(&self) -> Result<Vec<(i64, i64)>> {
         tables::block_counts(&self.conn, &self.path)
