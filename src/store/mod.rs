@@ -26,7 +26,9 @@
 //! The metadata frame also carries the hash chain (`db_sha256`, `prev`, `link`, optional `sig`:
 //! see `segment::link_of` and `verify`; schema 3 on, every sealed segment carries it), and
 //! `tampered` when the writer found its active database edited by another process
-//! (`writer::digest`). `STORE/prune.json` records what was pruned, signed when a key is in use
+//! (`writer::digest`), and `summary`: what the segment's events may hold (`summary`; each block
+//! has its own in `blocks.summary`), so that readings skip segments and blocks that cannot match.
+//! `STORE/prune.json` records what was pruned, signed when a key is in use
 //! (`retention`).
 //!
 //! # What is atomic, and why
