@@ -15,7 +15,8 @@
 //! against a full scan in the same run (`--comm`, which summaries do not record: every segment
 //! and block read, nothing printed).
 //!
-//! `cargo bench --bench skipping`
+//! `cargo bench --bench skipping` (`OF_BENCH_SEGMENT_EVENTS`: events a segment, default 1M as
+//! `record`'s).
 
 mod common;
 
@@ -45,7 +46,11 @@ fn generate(dir: &Path, n: usize) -> (f64, String, String, u32) {
         let _ = std::fs::remove_dir_all(dir);
     }
     let t = Instant::now();
-    let mut writer = (!reuse).then(|| Writer::open(dir, RotateConfig::default()).expect("open"));
+    let config = RotateConfig {
+        max_events: env_usize("OF_BENCH_SEGMENT_EVENTS", 1_000_000) as u64,
+        ..RotateConfig::default()
+    };
+    let mut writer = (!reuse).then(|| Writer::open(dir, config).expect("open"));
     for i in 0..n {
         let mut e = w.next_event();
         if [n / 7, n / 2, n - 3].contains(&i) {
