@@ -201,6 +201,8 @@ fn main() {
                 &mut alerter,
                 &reader,
                 &range,
+                // Every event, as the engine's run above: the same work compared.
+                &open_forensics::need::Need::all(),
                 |_| {},
                 |a| {
                     alerts += 1;

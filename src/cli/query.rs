@@ -11,6 +11,7 @@ use super::{load_rules, progress, report_scan, BadInput, TimeArgs, PROGRESS_STEP
 use crate::columns::Column;
 use crate::errno;
 use crate::event::Event;
+use crate::need::Need;
 use crate::output::view::{View, ViewArgs};
 use crate::output::{Format, Output, RowWriter, Rows};
 use crate::query::tree::{self, Builder, Caps, Pick, Scope};
@@ -157,33 +158,43 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     .span(lo, hi);
     let (mut seen, mut matched) = (0u64, 0u64);
     let mut io_err = None;
-    let stats = reader.scan(&range, |ev| {
-        seen += 1;
-        if seen % PROGRESS_STEP == 0 {
-            bar.inc(PROGRESS_STEP);
-        }
-        // Filters first: they are usually the more selective.
-        if filter_engine.as_mut().is_some_and(|e| !e.matches(ev))
-            || rule_engine.as_mut().is_some_and(|e| !e.matches(ev))
-        {
-            return ControlFlow::Continue(());
-        }
-        matched += 1;
-        // JSON lines carry every field of the event, as `export` prints it.
-        let r = match format {
-            Format::Jsonl => rows.write_line(&ev.to_json_line()),
-            Format::Csv | Format::Table => rows.push(event_values(ev)),
-        };
-        if let Err(e) = r {
-            io_err = Some(e);
-            return ControlFlow::Break(());
-        }
-        if args.limit.is_some_and(|l| matched >= l) {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
-    });
+    // Segments and blocks that no filter (and no rule) can match in are never read.
+    let need = [&filter_set, &rule_set]
+        .into_iter()
+        .flatten()
+        .fold(Need::all(), |n, s| n.and(s.need()));
+    let stats = reader.scan_where(
+        &range,
+        &need,
+        |_| {},
+        |ev| {
+            seen += 1;
+            if seen % PROGRESS_STEP == 0 {
+                bar.inc(PROGRESS_STEP);
+            }
+            // Filters first: they are usually the more selective.
+            if filter_engine.as_mut().is_some_and(|e| !e.matches(ev))
+                || rule_engine.as_mut().is_some_and(|e| !e.matches(ev))
+            {
+                return ControlFlow::Continue(());
+            }
+            matched += 1;
+            // JSON lines carry every field of the event, as `export` prints it.
+            let r = match format {
+                Format::Jsonl => rows.write_line(&ev.to_json_line()),
+                Format::Csv | Format::Table => rows.push(event_values(ev)),
+            };
+            if let Err(e) = r {
+                io_err = Some(e);
+                return ControlFlow::Break(());
+            }
+            if args.limit.is_some_and(|l| matched >= l) {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        },
+    );
     bar.finish_and_clear();
     if let Some(e) = io_err {
         return Err(e.into());

@@ -5,6 +5,7 @@ use std::cell::{Cell, RefCell};
 use std::ops::ControlFlow;
 
 use crate::event::Event;
+use crate::need::Need;
 use crate::rules::{Alerter, Raised};
 use crate::store::{Reader, ScanStats, SegmentData, TimeRange};
 
@@ -12,15 +13,17 @@ use crate::store::{Reader, ScanStats, SegmentData, TimeRange};
 /// (unless `f` stopped the scan) the end-of-stream summaries. Where the segments' `recording`
 /// changes, a recorder stopped and another started: the first one's end-of-stream summaries, and
 /// throttling starts afresh ([`Alerter::next_run`]). `on_event` sees every event first (progress
-/// bars).
+/// bars). Only events that satisfy `need` must be fed: segments and blocks that cannot hold one
+/// are skipped (pass `RuleSet::alert_need` of the alerter's set).
 pub fn alerts(
     alerter: &mut Alerter,
     reader: &Reader,
     range: &TimeRange,
+    need: &Need,
     on_event: impl FnMut(&Event),
     f: impl FnMut(&Raised) -> ControlFlow<()>,
 ) -> ScanStats {
-    alerts_with(alerter, reader, range, |_| {}, on_event, f)
+    alerts_with(alerter, reader, range, need, |_| {}, on_event, f)
 }
 
 /// Like [`alerts`], and hands each loaded segment to `on_segment` first (its process table).
@@ -28,6 +31,7 @@ pub fn alerts_with(
     alerter: &mut Alerter,
     reader: &Reader,
     range: &TimeRange,
+    need: &Need,
     mut on_segment: impl FnMut(&SegmentData),
     mut on_event: impl FnMut(&Event),
     mut f: impl FnMut(&Raised) -> ControlFlow<()>,
@@ -38,8 +42,9 @@ pub fn alerts_with(
     let run: RefCell<Option<Option<String>>> = RefCell::new(None);
     let new_run = Cell::new(false);
     let mut flow = ControlFlow::Continue(());
-    let stats = reader.scan_with(
+    let stats = reader.scan_where(
         range,
+        need,
         |seg| {
             on_segment(seg);
             *host.borrow_mut() = Some(seg.meta.host.clone());

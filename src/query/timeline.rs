@@ -14,6 +14,7 @@ use std::ops::ControlFlow;
 use serde::Serialize;
 
 use crate::event::Event;
+use crate::need::Need;
 use crate::rules::{Alerter, Raised, RuleSet};
 use crate::store::{Loss, Reader, ScanStats, TimeRange, OUTAGE};
 
@@ -276,12 +277,19 @@ pub fn read(
         b.borrow_mut().event(ev);
     };
     let stats = match rules {
-        Some(set) => super::replay::alerts(&mut Alerter::new(set), reader, range, &mut each, |r| {
-            if let Raised::Alert(a) = r {
-                b.borrow_mut().alert(a.event.ts_ns);
-            }
-            ControlFlow::Continue(())
-        }),
+        Some(set) => super::replay::alerts(
+            &mut Alerter::new(set),
+            reader,
+            range,
+            &Need::all(),
+            &mut each,
+            |r| {
+                if let Raised::Alert(a) = r {
+                    b.borrow_mut().alert(a.event.ts_ns);
+                }
+                ControlFlow::Continue(())
+            },
+        ),
         None => reader.scan(range, |ev| {
             each(ev);
             ControlFlow::Continue(())

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::event::{Event, Op};
+use crate::need::Need;
 use crate::process::Process;
 use crate::rules::{Alerter, Raised, RuleSet};
 use crate::store::{Reader, ScanStats, SegmentData, TimeRange};
@@ -502,6 +503,7 @@ pub fn read(
                 &mut alerter,
                 reader,
                 range,
+                &Need::all(),
                 |seg| b.borrow_mut().segment(seg),
                 &mut each,
                 |r| {

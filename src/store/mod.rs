@@ -26,7 +26,9 @@
 //! The metadata frame also carries the hash chain (`db_sha256`, `prev`, `link`, optional `sig`:
 //! see `segment::link_of` and `verify`; schema 3 on, every sealed segment carries it), and
 //! `tampered` when the writer found its active database edited by another process
-//! (`writer::digest`). `STORE/prune.json` records what was pruned, signed when a key is in use
+//! (`writer::digest`), and `summary`: what the segment's events may hold (`summary`; each block
+//! has its own in `blocks.summary`), so that readings skip segments and blocks that cannot match.
+//! `STORE/prune.json` records what was pruned, signed when a key is in use
 //! (`retention`).
 //!
 //! # What is atomic, and why
@@ -57,6 +59,7 @@
 //! temporary directory that is always removed). A reader that races a rotation reads the sealed
 //! file instead.
 
+mod bloom;
 pub mod dir;
 mod listing;
 mod lock;
@@ -64,11 +67,13 @@ mod reader;
 mod retention;
 mod schema;
 mod segment;
+mod summary;
 pub mod verify;
 mod writer;
 
 use std::path::PathBuf;
 
+pub use crate::need::{Key, Need, Term};
 pub use listing::{list, list_segments, SegmentInfo, SegmentState};
 pub use reader::{CoverageGap, Reader, ScanStats};
 pub use retention::{prune_before, pruned, retain, PrunedRange, Retention};
@@ -77,6 +82,7 @@ pub use segment::frame::DB_MAX;
 pub use segment::{
     link_of, sign_link, Loss, SegmentData, SegmentMeta, StoredProcess, Uncaptured, ALERT_DROPPED,
 };
+pub use summary::Summary;
 pub use writer::{
     is_disk_full, RotateConfig, Writer, WriterSummary, DISK_FULL, MAX_SEALS_WAITING, OUTAGE,
 };

@@ -71,6 +71,7 @@ pub fn verify(path: &Path, head: Option<&str>, key: Option<&[u8]>) -> Result<Rep
         match SegmentData::load_sealed(&dir, &name) {
             Err(e) => c.problems.push(format!("edited or damaged: {e}")),
             Ok(seg) => {
+                c.problems.extend(seg.summary_problems());
                 let m = seg.meta;
                 if m.seq != seq {
                     c.problems.push(format!(

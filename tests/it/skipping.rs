@@ -1,0 +1,329 @@
+//! Issue #29: summaries let readings skip segments and blocks that cannot match — and the answer
+//! never changes for it. Every kept fixture is rewritten into a store of many small segments and
+//! blocks (so there is something to skip); over it, replay and query through pruned scans must
+//! give exactly what full scans give, for every shipped rule set, each rule alone, and filters.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use open_forensics::event::Event;
+use open_forensics::need::Need;
+use open_forensics::query::replay;
+use open_forensics::rules::{Alerter, Filter, RuleSet};
+use open_forensics::store::{
+    link_of, Reader, RotateConfig, ScanStats, SegmentMeta, TimeRange, Writer,
+};
+
+use crate::helpers::{event, fixtures_dir, read_store, scenarios, TempStore};
+
+/// Small segments of small blocks.
+fn small() -> RotateConfig {
+    RotateConfig {
+        max_events: 120,
+        max_age: Duration::from_secs(3600),
+        batch_events: 16,
+        ..RotateConfig::default()
+    }
+}
+
+/// Writes `events` into about 5 segments of about 4 blocks each.
+fn write_store(dir: &Path, events: &[Event]) {
+    let per = (events.len() as u64 / 5).max(8);
+    let config = RotateConfig {
+        max_events: per,
+        batch_events: (per as usize / 4).max(2),
+        ..small()
+    };
+    let mut w = Writer::open(dir, config).expect("open writer");
+    for e in events {
+        w.append(&mut e.clone()).expect("append");
+    }
+    w.close().expect("close");
+}
+
+fn rule_sets() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(fixtures_dir().join("rules"))
+        .expect("fixtures/rules")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// The alert lines of a replay with `need`, and its stats.
+fn alert_lines(reader: &Reader, set: &RuleSet, need: &Need) -> (Vec<String>, ScanStats) {
+    let mut alerter = Alerter::new(set);
+    let mut lines = Vec::new();
+    let stats = replay::alerts(
+        &mut alerter,
+        reader,
+        &TimeRange::default(),
+        need,
+        |_| {},
+        |a| {
+            lines.push(a.to_json_line());
+            ControlFlow::Continue(())
+        },
+    );
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+    (lines, stats)
+}
+
+/// The events `query` prints for `set` (as JSON lines) over a scan with `need`, and its stats.
+fn query_lines(reader: &Reader, set: &RuleSet, need: &Need) -> (Vec<String>, ScanStats) {
+    let mut engine = set.engine();
+    let mut lines = Vec::new();
+    let stats = reader.scan_where(
+        &TimeRange::default(),
+        need,
+        |_| {},
+        |ev| {
+            if engine.matches(ev) {
+                lines.push(ev.to_json_line());
+            }
+            ControlFlow::Continue(())
+        },
+    );
+    assert!(stats.errors.is_empty(), "{:?}", stats.errors);
+    (lines, stats)
+}
+
+fn skipped(s: &ScanStats) -> u64 {
+    s.segments_skipped + s.blocks_skipped
+}
+
+#[test]
+fn pruned_replay_and_query_equal_full_scans_over_every_fixture_and_rule_set() {
+    let mut pruned = 0;
+    for sc in scenarios() {
+        let events = read_store(&fixtures_dir().join("segments").join(&sc));
+        let s = TempStore::new();
+        write_store(&s.dir, &events);
+        let reader = Reader::open(&s.dir).expect("reader");
+        assert!(reader.segments().len() > 1, "{sc}: one segment");
+        // What the writer summarized per block, and the seal per segment, is what the events
+        // give (what `verify` checks).
+        for info in reader.segments() {
+            let seg = reader.load(info).expect("load");
+            assert_eq!(seg.summary_problems(), Vec::<String>::new(), "{sc}");
+            assert!(info.meta.summary.is_some(), "{sc}");
+        }
+        // The kept fixture as it is (no summaries: nothing to prune, everything read) and the
+        // rewritten store (schema 6: summaries everywhere).
+        let original = Reader::open(&fixtures_dir().join("segments").join(&sc)).expect("reader");
+        for file in rule_sets() {
+            let set = RuleSet::load(std::slice::from_ref(&file)).expect("rules load");
+            let what = format!("{sc} × {}", file.display());
+            for r in [&reader, &original] {
+                let (full, _) = alert_lines(r, &set, &Need::all());
+                let (some, st) = alert_lines(r, &set, &set.alert_need());
+                assert_eq!(some, full, "replay {what}");
+                pruned += skipped(&st);
+            }
+            let (full, _) = query_lines(&reader, &set, &Need::all());
+            let (some, st) = query_lines(&reader, &set, &set.need());
+            assert_eq!(some, full, "query --rules {what}");
+            pruned += skipped(&st);
+            for rule in set.rules().iter().filter(|r| r.enabled) {
+                let one = set.only(&rule.name).expect("enabled rule");
+                let (full, _) = query_lines(&reader, &one, &Need::all());
+                let (some, st) = query_lines(&reader, &one, &one.need());
+                assert_eq!(some, full, "query --rule {} {what}", rule.name);
+                pruned += skipped(&st);
+            }
+        }
+        // Filters by what the fixture holds, and by what it does not.
+        let first = &events[0];
+        let exe = first
+            .process
+            .as_ref()
+            .and_then(|p| p.exe.as_ref())
+            .map(|e| e.lossy().into_owned());
+        let filters = [
+            Filter {
+                path: vec![first.path.lossy().into_owned()],
+                ..Filter::default()
+            },
+            Filter {
+                path: vec!["/etc/".into(), "/nonexistent/x".into()],
+                failed: true,
+                ..Filter::default()
+            },
+            Filter {
+                path: vec!["/usr/lib/**/*.so*".into()],
+                ..Filter::default()
+            },
+            Filter {
+                pid: vec![first.pid],
+                ..Filter::default()
+            },
+            Filter {
+                uid: vec![0],
+                exe: exe.into_iter().collect(),
+                ..Filter::default()
+            },
+        ];
+        for f in filters {
+            let set = RuleSet::from_filter("query", &f).expect("filter");
+            let (full, _) = query_lines(&reader, &set, &Need::all());
+            let (some, st) = query_lines(&reader, &set, &set.need());
+            assert_eq!(some, full, "query {f:?} over {sc}");
+            pruned += skipped(&st);
+        }
+    }
+    assert!(
+        pruned > 0,
+        "nothing was ever pruned: the test proves nothing"
+    );
+}
+
+/// 4 segments of 8 blocks of opens by one of 5 processes, and one open of `/rare/file` in one.
+fn store_with_one_rare_path() -> (TempStore, Vec<Event>) {
+    let s = TempStore::new();
+    let mut events: Vec<Event> = (0..480)
+        .map(|i| event(i, &format!("/usr/lib/x/{}.so", i % 40)))
+        .collect();
+    events[300].path = "/rare/file".into();
+    events[300].raw_path = "/rare/file".into();
+    let config = RotateConfig {
+        batch_events: 15,
+        ..small()
+    };
+    let mut w = Writer::open(&s.dir, config).expect("open writer");
+    for e in &events {
+        w.append(&mut e.clone()).expect("append");
+    }
+    w.close().expect("close");
+    (s, events)
+}
+
+#[test]
+fn query_path_reads_only_the_segment_and_block_that_can_hold_it() {
+    let (s, events) = store_with_one_rare_path();
+    let reader = Reader::open(&s.dir).expect("reader");
+    assert_eq!(reader.segments().len(), 4);
+    let set = RuleSet::from_filter(
+        "query",
+        &Filter {
+            path: vec!["/rare/file".into()],
+            ..Filter::default()
+        },
+    )
+    .expect("filter");
+    let (lines, st) = query_lines(&reader, &set, &set.need());
+    assert_eq!(lines, [events[300].to_json_line()]);
+    assert_eq!((st.segments, st.segments_skipped), (1, 3), "{st:?}");
+    assert_eq!(st.blocks_skipped, 7, "{st:?}");
+    assert_eq!(st.events_scanned, 15);
+    // A pid no event has: nothing read at all.
+    let none = RuleSet::from_filter(
+        "query",
+        &Filter {
+            pid: vec![4242],
+            ..Filter::default()
+        },
+    )
+    .expect("filter");
+    let (lines, st) = query_lines(&reader, &none, &none.need());
+    assert!(lines.is_empty());
+    assert_eq!((st.segments, st.segments_skipped), (0, 4), "{st:?}");
+    // The command says the same as the scan.
+    let out = s.ok(&["query", "--path", "/rare/file", "--format", "jsonl"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    assert!(s.ok(&["verify"]).contains("ok"));
+}
+
+/// Rewrites sealed segment `file` as a forger who knows the format would: `sql` run on its
+/// database, `edit` on its metadata, the hash and link recomputed so that the file is
+/// self-consistent.
+fn forge(file: &Path, sql: &str, edit: impl FnOnce(&mut SegmentMeta)) {
+    use sha2::Digest;
+    let bytes = std::fs::read(file).expect("read segment");
+    let len = u32::from_le_bytes(bytes[4..8].try_into().unwrap()) as usize;
+    let tag = b"OFSEG1\n";
+    let mut meta: SegmentMeta =
+        serde_json::from_slice(&bytes[8 + tag.len()..8 + len]).expect("metadata");
+    let tmp = tempfile::tempdir().unwrap();
+    let db_path = tmp.path().join("db");
+    std::fs::write(&db_path, zstd::decode_all(&bytes[8 + len..]).unwrap()).unwrap();
+    let conn = rusqlite::Connection::open(&db_path).unwrap();
+    conn.execute_batch(sql).expect("forger's SQL");
+    drop(conn);
+    let db = std::fs::read(&db_path).unwrap();
+    meta.db_bytes = db.len() as u64;
+    meta.db_sha256 = Some(
+        sha2::Sha256::digest(&db)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+    );
+    edit(&mut meta);
+    meta.link = Some(link_of(&meta));
+    let json = serde_json::to_vec(&meta).unwrap();
+    let mut out = bytes[..4].to_vec();
+    out.extend_from_slice(&((tag.len() + json.len()) as u32).to_le_bytes());
+    out.extend_from_slice(tag);
+    out.extend_from_slice(&json);
+    let mut enc = zstd::Encoder::new(&mut out, 3).unwrap();
+    enc.include_checksum(true).unwrap();
+    enc.set_pledged_src_size(Some(db.len() as u64)).unwrap();
+    enc.include_contentsize(true).unwrap();
+    std::io::Write::write_all(&mut enc, &db).unwrap();
+    enc.finish().unwrap();
+    std::fs::write(file, out).expect("write segment");
+}
+
+/// `verify`'s output (exit 1 asserted).
+fn verify_fails(s: &TempStore) -> String {
+    let v = s.run(&["verify"]);
+    assert_eq!(v.status.code(), Some(1), "{v:?}");
+    String::from_utf8_lossy(&v.stdout).into_owned() + &String::from_utf8_lossy(&v.stderr)
+}
+
+#[test]
+fn a_forged_summary_fails_verify_naming_the_segment() {
+    let (s, _) = store_with_one_rare_path();
+    let reader = Reader::open(&s.dir).expect("reader");
+    let segs = reader.segments();
+    // The rare path's segment (the third) claims the summary of the last, which lacks it: a
+    // `query --path /rare/file` would skip it unread.
+    let liar = segs[2].path.clone();
+    let other = segs[3].meta.summary.clone();
+    assert!(other.is_some() && other != segs[2].meta.summary);
+    forge(&liar, "", |m| m.summary = other);
+    let out = s.ok(&["query", "--path", "/rare/file", "--format", "jsonl"]);
+    assert_eq!(out, "", "the lie hides the event from readings");
+    let text = verify_fails(&s);
+    let name = liar.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        text.lines()
+            .any(|l| l.contains(&name)
+                && l.contains("the segment's summary does not match its events")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_forged_block_summary_fails_verify_naming_the_segment_and_block() {
+    let (s, _) = store_with_one_rare_path();
+    let reader = Reader::open(&s.dir).expect("reader");
+    let liar = reader.segments()[2].path.clone();
+    // The rare path's block (the 301st event: block 5 of segment 3) takes its neighbour's
+    // summary: the block would be skipped undecoded.
+    forge(
+        &liar,
+        "UPDATE blocks SET summary = (SELECT summary FROM blocks WHERE id = 4) WHERE id = 5",
+        |_| {},
+    );
+    let out = s.ok(&["query", "--path", "/rare/file", "--format", "jsonl"]);
+    assert_eq!(out, "", "the lie hides the event from readings");
+    let text = verify_fails(&s);
+    let name = liar.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        text.lines().any(|l| l.contains(&name)
+            && l.contains("block 5's summary does not match its events")),
+        "{text}"
+    );
+}
