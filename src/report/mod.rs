@@ -261,3 +261,51 @@ fn describe(options: &Options, rules: bool) -> String {
         }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_notices_say_what_the_page_left_out() {
+        let limits = Limits::default();
+        let none = bounds_notices(&tree::Cut::default(), &Alerts::default(), 0, &limits);
+        assert!(none.is_empty(), "nothing cut, nothing said: {none:?}");
+        let cut = tree::Cut {
+            processes: 7,
+            file_events: 3,
+        };
+        let alerts = Alerts {
+            cut: 5,
+            rows: Vec::new(),
+            ..Alerts::default()
+        };
+        let said = bounds_notices(&cut, &alerts, 2, &limits);
+        assert_eq!(said.len(), 4, "{said:?}");
+        assert!(said[0].starts_with("7 more processes not shown (--max-processes 2000)"));
+        assert!(said[1].starts_with("3 events on files beyond the first 100"));
+        assert!(said[2].starts_with("0 alerts listed of 5 (--max-alerts 1000)"));
+        assert!(said[3].starts_with("2 events recorded before lineage"));
+    }
+
+    #[test]
+    fn a_reused_pid_needs_at_and_at_picks_the_one_started_by_then() {
+        use crate::bytes::Str;
+        use crate::process::Process;
+        let mut b = tree::Builder::new(TimeRange::default(), tree::Caps::default());
+        for start in [100, 300] {
+            let p = Process::from_event(7, start, 1, Str::from("sleep"), 0, 0);
+            b.image(&std::sync::Arc::new(p), None);
+        }
+        let e = choose(&b, 7, None).unwrap_err().to_string();
+        assert!(
+            e.contains("pid 7 was 2 processes") && e.contains("--at"),
+            "{e}"
+        );
+        assert_eq!(choose(&b, 7, Some(200)).unwrap(), (7, 100));
+        assert_eq!(choose(&b, 7, Some(400)).unwrap(), (7, 300));
+        let e = choose(&b, 7, Some(50)).unwrap_err().to_string();
+        assert!(e.starts_with("no process 7 in the range running at"), "{e}");
+        assert!(choose(&b, 8, None).is_err());
+    }
+}
