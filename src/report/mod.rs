@@ -93,9 +93,7 @@ pub fn build(store: &Path, options: &Options, rules: Option<&RuleSet>) -> anyhow
         _ => None,
     };
     let timeline = timeline::span(&reader, range)
-        .map(|(from, to)| {
-            timeline::Builder::new(from, to, timeline::Bucketing::Auto(limits.buckets))
-        })
+        .map(|(from, to)| timeline::Builder::new(from, to, bucketing(from, to, limits.buckets)))
         .transpose()
         .map_err(|e| BadInput(e.to_string()))?;
     let caps = tree::Caps {
@@ -155,6 +153,31 @@ pub fn build(store: &Path, options: &Options, rules: Option<&RuleSet>) -> anyhow
         verified: evidence.verified,
         stats,
     })
+}
+
+/// Sub-second bucket sizes, for an incident shorter than `--max-buckets` seconds: a page can be
+/// zoomed, so it gets finer buckets than the terminal's `timeline` (whose smallest is 1 s).
+const FINE_STEPS_NS: &[i64] = &[
+    1_000_000,
+    2_000_000,
+    5_000_000,
+    10_000_000,
+    20_000_000,
+    50_000_000,
+    100_000_000,
+    200_000_000,
+    500_000_000,
+];
+
+/// The finest bucket that gives at most `max` buckets over `[from, to]`.
+fn bucketing(from: i64, to: i64, max: usize) -> timeline::Bucketing {
+    let count = |size: i64| (to.div_euclid(size) - from.div_euclid(size) + 1) as u64;
+    FINE_STEPS_NS
+        .iter()
+        .find(|&&s| count(s) <= max as u64)
+        .map_or(timeline::Bucketing::Auto(max), |&s| {
+            timeline::Bucketing::Fixed(s)
+        })
 }
 
 /// What the page leaves out to stay within `limits`, in words.
@@ -265,6 +288,17 @@ fn describe(options: &Options, rules: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn short_incidents_get_sub_second_buckets_within_the_cap() {
+        use timeline::Bucketing::{Auto, Fixed};
+        const S: i64 = 1_000_000_000;
+        // The lifecycle fixture: under a second of events.
+        assert_eq!(bucketing(0, S - 1, 600), Fixed(2_000_000));
+        assert_eq!(bucketing(0, 163 * S, 600), Fixed(500_000_000));
+        assert_eq!(bucketing(0, 3600 * S, 600), Auto(600));
+        assert_eq!(bucketing(5, 5, 1), Fixed(1_000_000));
+    }
 
     #[test]
     fn bounds_notices_say_what_the_page_left_out() {

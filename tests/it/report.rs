@@ -171,12 +171,18 @@ fn report_in_chromium_shows_alerts_and_tree_filters_and_fetches_nothing() {
         "{evidence}"
     );
     assert!(evidence.contains(env!("CARGO_PKG_VERSION")), "{evidence}");
-    // The timeline drew its buckets.
-    assert!(
-        b.js("return document.querySelector('#timeline canvas').width;")
-            .as_u64()
-            > Some(0)
-    );
+    // The timeline drew its buckets (sub-second: the incident took under a second), and zooms.
+    let width = b.js("return document.querySelector('#timeline canvas').width;");
+    assert!(width.as_u64() > Some(0));
+    let buckets = d["timeline"]["buckets"].as_array().unwrap().len();
+    assert!(buckets > 100, "{buckets} buckets");
+    let window = "return document.getElementById('timeline-window').innerText;";
+    let all = format!("{buckets} of {buckets} buckets");
+    assert!(b.js(window).as_str().unwrap().starts_with(&all));
+    b.js("document.getElementById('zoom-in').click(); return null;");
+    let zoomed = b.js(window);
+    let half = format!("{} of {buckets} buckets", (buckets as f64 / 2.0).round());
+    assert!(zoomed.as_str().unwrap().starts_with(&half), "{zoomed}");
     b.js("const s = document.getElementById('search'); s.value = ''; s.dispatchEvent(new Event('input')); s.blur(); window.scrollTo(0, 0); return null;");
     std::fs::write(artifact("report.png"), b.screenshot()).expect("screenshot");
     let (errors, requests) = errors_and_requests(&b, &url);
