@@ -3,6 +3,7 @@
 mod debuginfo;
 pub mod exit;
 mod export;
+mod forest;
 mod import;
 mod install;
 mod manpage;
@@ -16,6 +17,7 @@ mod rules;
 mod rules_test;
 mod segments;
 mod shell;
+mod timeline;
 mod verify;
 
 use std::ffi::OsString;
@@ -57,6 +59,8 @@ pub enum Command {
     Proc(proc::Args),
     /// Write a self-contained HTML case report: timeline, process tree, alerts, verify verdict.
     Report(Box<report::Args>),
+    /// Events, failures and alerts per time bucket, with losses and outages marked.
+    Timeline(timeline::Args),
     /// Check or test rule files.
     #[command(subcommand)]
     Rules(rules::Command),
@@ -100,6 +104,7 @@ pub fn main() -> ExitCode {
         Command::Query(a) => query::run(&cli.store, *a),
         Command::Proc(a) => proc::run(&cli.store, a),
         Command::Report(a) => report::run(&cli.store, *a),
+        Command::Timeline(a) => timeline::run(&cli.store, a),
         Command::Rules(c) => rules::run(&cli.store, c),
         Command::Import(a) => import::run(&cli.store, a),
         Command::Export(a) => export::run(&cli.store, a),

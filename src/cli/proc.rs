@@ -5,15 +5,17 @@
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::ops::ControlFlow;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{report_scan, BadInput, TimeArgs};
+use super::forest::{self, Counts};
+use super::{load_rules, report_scan, BadInput, TimeArgs};
 use crate::event::Event;
 use crate::output::{Format, Rows};
 use crate::process::Process;
+use crate::query::tree::{self, Builder, Caps, Scope};
 use crate::store::{Reader, TimeRange};
 use crate::timespec::format_ts;
 
@@ -29,9 +31,22 @@ pub struct Args {
     #[command(flatten)]
     pub time: TimeArgs,
     /// Output format [default: table on a terminal, jsonl otherwise]. JSON lines carry a `kind`
-    /// key: `image`, `ancestor`, `child`, `open`.
+    /// key: `image`, `ancestor`, `child`, `open`; with --tree, one object per process (`depth`,
+    /// `pid`, `ppid`, `start`…).
     #[arg(long, value_enum)]
     pub format: Option<Format>,
+    /// Draw the process tree: its ancestors above it, every descendant below, each with its
+    /// user, opens, failures and other operations (and alerts with --rules).
+    #[arg(long)]
+    pub tree: bool,
+    /// With --tree: count per process the alerts these rule files raise (as `replay` prints
+    /// them).
+    #[arg(long = "rules", value_name = "FILE", num_args = 1.., requires = "tree")]
+    pub rules: Vec<PathBuf>,
+    /// With --tree: at most this many processes are shown (the first in drawing order); the
+    /// others are counted on stderr.
+    #[arg(long, value_name = "N", default_value_t = Caps::default().max_processes)]
+    pub max_processes: usize,
 }
 
 /// A process (not an image): pid and start.
@@ -57,6 +72,9 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         .map(|s| crate::timespec::parse_time(s, crate::timespec::now_ns()))
         .transpose()
         .map_err(|e| BadInput(format!("--at: {e}")))?;
+    if args.tree {
+        return run_tree(store, &args, at, range, format);
+    }
     let reader = Reader::open(store)?;
     let pid = args.pid;
     let mut found = Found::default();
@@ -112,6 +130,64 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     let mut out = super::stdout();
     print(&mut out, format, &found, key)?;
     out.flush()?;
+    report_scan(&stats, &range, format == Format::Jsonl)
+}
+
+/// `proc PID --tree`: one read of the range feeds the process model and the choice of the
+/// process (the same as without --tree: pids are reused).
+fn run_tree(
+    store: &Path,
+    args: &Args,
+    at: Option<i64>,
+    range: TimeRange,
+    format: Format,
+) -> anyhow::Result<()> {
+    let rules = match args.rules.as_slice() {
+        [] => None,
+        files => Some(load_rules(files)?),
+    };
+    let reader = Reader::open(store)?;
+    let pid = args.pid;
+    let caps = Caps {
+        max_processes: args.max_processes,
+        max_files: 0,
+    };
+    let mut builder = Builder::new(range, caps);
+    let mut found = Found::default();
+    let stats = tree::read(&mut builder, &reader, &range, rules.as_ref(), |ev| {
+        if ev.pid == pid {
+            let key = ev
+                .process
+                .as_deref()
+                .map_or((pid, i64::MIN), |p| (p.pid, p.start_ns));
+            found.opens.entry(key).or_default();
+        }
+        false
+    });
+    for key in builder.processes_with_pid(pid) {
+        if let Some((p, exit)) = builder.last_image(key) {
+            found
+                .images
+                .entry(key)
+                .or_default()
+                .insert(image_order(&p), (p, exit));
+        }
+    }
+    let key = choose(&found, at, &range).map_err(|why| BadInput(why.describe(pid, &found)))?;
+    if key.1 == i64::MIN {
+        return Err(BadInput(format!(
+            "pid {pid} was recorded before lineage: its events carry no start time, so there is no tree"
+        ))
+        .into());
+    }
+    let forest = builder.build(&Scope::Process(key));
+    let mut out = super::stdout();
+    let counts = Counts::Activity {
+        alerts: rules.is_some(),
+    };
+    forest::print(&mut out, format, &forest, counts, forest::width())?;
+    out.flush()?;
+    forest::report_cut(&forest, args.max_processes, format == Format::Jsonl);
     report_scan(&stats, &range, format == Format::Jsonl)
 }
 

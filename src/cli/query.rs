@@ -7,11 +7,13 @@ use std::path::{Path, PathBuf};
 use clap::Args as _;
 use serde_json::json;
 
+use super::forest::{self, Counts};
 use super::{load_rules, progress, report_scan, BadInput, TimeArgs, PROGRESS_STEP};
 use crate::columns::Column;
 use crate::errno;
 use crate::event::Event;
 use crate::output::{Format, Output, RowWriter, Rows};
+use crate::query::tree::{self, Builder, Caps, Pick, Scope};
 use crate::query::{self, QueryError, NAMED};
 use crate::rules::{access_names, Filter, RuleSet};
 use crate::store::Reader;
@@ -51,6 +53,14 @@ pub struct Args {
     /// Print straight to the terminal, without $PAGER (default `less -FRSX`).
     #[arg(long)]
     pub no_pager: bool,
+    /// Instead of the events, the tree of the processes that did them, each with its number of
+    /// matched events (with --ancestor X, rooted at X).
+    #[arg(long, conflicts_with_all = ["sql", "limit"])]
+    pub tree: bool,
+    /// With --tree: at most this many processes are shown (the first in drawing order); the
+    /// others are counted on stderr.
+    #[arg(long, value_name = "N", default_value_t = Caps::default().max_processes)]
+    pub max_processes: usize,
 }
 
 /// What `--sql` cannot be used with: `--rule`, `--rules` and each filter flag (one by one, so that
@@ -103,6 +113,31 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     } else {
         progress(&reader, &range, "query")
     };
+    if args.tree {
+        let anchor = args.filter.ancestor.as_deref().map(ancestor).transpose()?;
+        let mut filter_engine = filter_set.as_ref().map(RuleSet::engine);
+        let mut rule_engine = rule_set.as_ref().map(RuleSet::engine);
+        let caps = Caps {
+            max_processes: args.max_processes,
+            max_files: 0,
+        };
+        let mut builder = Builder::new(range, caps);
+        let mut seen = 0u64;
+        let stats = tree::read(&mut builder, &reader, &range, None, |ev| {
+            seen += 1;
+            if seen % PROGRESS_STEP == 0 {
+                bar.inc(PROGRESS_STEP);
+            }
+            filter_engine.as_mut().is_none_or(|e| e.matches(ev))
+                && rule_engine.as_mut().is_none_or(|e| e.matches(ev))
+        });
+        bar.finish_and_clear();
+        let forest = builder.build(&Scope::Matched(anchor));
+        forest::print(&mut out, format, &forest, Counts::Matched, forest::width())?;
+        out.finish()?;
+        forest::report_cut(&forest, args.max_processes, format == Format::Jsonl);
+        return report_scan(&stats, &range, format == Format::Jsonl);
+    }
     let mut filter_engine = filter_set.as_ref().map(RuleSet::engine);
     let mut rule_engine = rule_set.as_ref().map(RuleSet::engine);
 
@@ -156,6 +191,25 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     rows.finish()?;
     out.finish()?;
     report_scan(&stats, &range, format == Format::Jsonl)
+}
+
+/// The processes `--ancestor PID|EXE` names (the roots of `--tree`): that pid, or an exe equal
+/// to or matching the glob (as the filter reads it).
+fn ancestor(a: &str) -> anyhow::Result<Pick> {
+    if let Ok(pid) = a.parse::<u32>() {
+        return Ok(Box::new(move |p| p.pid == pid));
+    }
+    let glob = globset::GlobBuilder::new(a)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map_err(|e| BadInput(format!("--ancestor {}: {e}", printable(a))))?
+        .compile_matcher();
+    Ok(Box::new(move |p| {
+        p.exe
+            .as_ref()
+            .is_some_and(|e| glob.is_match(std::path::Path::new(&*e.lossy())))
+    }))
 }
 
 /// Columns of events in tables and CSV (JSON lines carry every field, as `export` does).

@@ -24,6 +24,9 @@ use crate::store::{Reader, ScanStats, SegmentData, TimeRange};
 /// A process: its pid and start time (pids are reused; with its start, never).
 pub type Key = (u32, i64);
 
+/// An exit as a segment saw it: wait status and time.
+pub type Exit = (i32, i64);
+
 /// How much a forest holds at most.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Caps {
@@ -138,7 +141,7 @@ struct Acc {
     /// Its last image in the store.
     image: Option<Arc<Process>>,
     parent: Option<Key>,
-    exit: Option<(i32, i64)>,
+    exit: Option<Exit>,
     /// An image of it was alive in the range.
     in_range: bool,
     user: Option<String>,
@@ -179,7 +182,7 @@ impl Builder {
 
     /// Takes one image (and, through its lineage, its ancestors). `exit` is its exit as a
     /// segment saw it.
-    pub fn image(&mut self, p: &Arc<Process>, exit: Option<(i32, i64)>) {
+    pub fn image(&mut self, p: &Arc<Process>, exit: Option<Exit>) {
         let alive = self
             .range
             .overlaps(p.start_ns, exit.map_or(i64::MAX, |(_, t)| t));
@@ -299,6 +302,12 @@ impl Builder {
             .collect();
         keys.sort();
         keys
+    }
+
+    /// A process's last image in the store and its exit, if seen.
+    pub fn last_image(&self, k: Key) -> Option<(Arc<Process>, Option<Exit>)> {
+        let a = self.procs.get(&k)?;
+        Some((a.image.clone()?, a.exit))
     }
 
     /// The forest of `scope`.
@@ -428,7 +437,8 @@ fn node(k: Key, acc: Acc, parent: Option<usize>, depth: usize, context: bool) ->
     let text = |s: Option<&crate::bytes::Str>| s.map(|s| s.lossy().into_owned());
     Node {
         pid: k.0,
-        ppid: p.map_or(0, |p| p.ppid),
+        // The parent's pid when its lineage is known (a snapshot image may say 0).
+        ppid: acc.parent.map_or(p.map_or(0, |p| p.ppid), |k| k.0),
         start_ns: k.1,
         exit_ns: acc.exit.map(|(_, t)| t),
         exit: acc.exit.map(|(s, _)| exit_text(s)),

@@ -216,12 +216,20 @@ fn bounds_notices(
     out
 }
 
-/// The process of `pid` alive in the range: the only one, or with `at` the latest started by
-/// then (a pid is held by one process at a time).
+/// The process of `pid` alive in the range: the only one, or with `at` the one running then
+/// (started by then and not exited before; of several whose exit is unknown, the latest: a pid
+/// is held by one process at a time).
 fn choose(tree: &tree::Builder, pid: u32, at: Option<i64>) -> Result<tree::Key, BadInput> {
     let keys = tree.processes_with_pid(pid);
     let pick = match at {
-        Some(t) => keys.iter().rev().find(|k| k.1 <= t).copied(),
+        Some(t) => keys
+            .iter()
+            .rev()
+            .find(|k| {
+                let exit = tree.last_image(**k).and_then(|(_, e)| e).map(|(_, ts)| ts);
+                k.1 <= t && exit.is_none_or(|e| e >= t)
+            })
+            .copied(),
         None if keys.len() > 1 => {
             let starts: Vec<String> = keys.iter().map(|k| format_ts(k.1)).collect();
             return Err(BadInput(format!(
@@ -327,9 +335,9 @@ mod tests {
         use crate::bytes::Str;
         use crate::process::Process;
         let mut b = tree::Builder::new(TimeRange::default(), tree::Caps::default());
-        for start in [100, 300] {
+        for (start, exit) in [(100, Some((0, 200))), (300, None)] {
             let p = Process::from_event(7, start, 1, Str::from("sleep"), 0, 0);
-            b.image(&std::sync::Arc::new(p), None);
+            b.image(&std::sync::Arc::new(p), exit);
         }
         let e = choose(&b, 7, None).unwrap_err().to_string();
         assert!(
@@ -338,6 +346,8 @@ mod tests {
         );
         assert_eq!(choose(&b, 7, Some(200)).unwrap(), (7, 100));
         assert_eq!(choose(&b, 7, Some(400)).unwrap(), (7, 300));
+        // Between the two, neither ran.
+        assert!(choose(&b, 7, Some(250)).is_err());
         let e = choose(&b, 7, Some(50)).unwrap_err().to_string();
         assert!(e.starts_with("no process 7 in the range running at"), "{e}");
         assert!(choose(&b, 8, None).is_err());

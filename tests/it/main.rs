@@ -35,4 +35,6 @@ mod service;
 mod store;
 mod tamper;
 mod tamper_forge;
+mod timeline;
+mod tree;
 mod webdriver;
