@@ -47,11 +47,12 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// A page a browser opens at once (a few MB at most).
+    /// A page a browser opens at once: at most about 4 MB (25,000 files listed, ~120 bytes of
+    /// JSON each, and the processes).
     fn default() -> Self {
         Limits {
-            processes: 2_000,
-            files: 100,
+            processes: 1_000,
+            files: 25,
             buckets: 600,
             alerts: 1_000,
         }
@@ -324,8 +325,8 @@ mod tests {
         };
         let said = bounds_notices(&cut, &alerts, 2, &limits);
         assert_eq!(said.len(), 4, "{said:?}");
-        assert!(said[0].starts_with("7 more processes not shown (--max-processes 2000)"));
-        assert!(said[1].starts_with("3 events on files beyond the first 100"));
+        assert!(said[0].starts_with("7 more processes not shown (--max-processes 1000)"));
+        assert!(said[1].starts_with("3 events on files beyond the first 25"));
         assert!(said[2].starts_with("0 alerts listed of 5 (--max-alerts 1000)"));
         assert!(said[3].starts_with("2 events recorded before lineage"));
     }

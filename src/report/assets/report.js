@@ -44,7 +44,9 @@
     add(alertBody, tr);
   }
   if (data.rules && data.alerts.rows.length === 0) {
-    add(alertBody, add(el('tr'), el('td', null, 'No alerts in this range.')));
+    const td = el('td', null, 'No alerts in this range.');
+    td.colSpan = 6;
+    add(alertBody, add(el('tr'), td));
   }
 
   // ---- Process tree ----
@@ -114,7 +116,9 @@
   function reveal(p) {
     for (let q = p.parent; q; q = q.parent) q.details.open = true;
   }
-  for (const p of procs) if (p.alerted) reveal(p);
+  // Context processes (ancestors of what the range holds) are the way in: shown open.
+  for (const p of procs) if (p.alerted || p.details.classList.contains('context')) reveal(p);
+  for (const p of procs) if (p.details.classList.contains('context')) p.details.open = true;
   if (procs.length <= 30) for (const p of procs) p.details.open = true;
   const focus = data.focus;
   if (focus && focus.pid !== null) {
