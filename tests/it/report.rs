@@ -323,12 +323,13 @@ fn report_alert_without_at_or_a_known_rule_is_refused() {
     }
 }
 
-/// `--alert RULE --at T`: the window around it, the alert nearest to T focused, the tree the
-/// story of its process (its ancestors above it).
+/// `--alert RULE --at T`: the window around it, the alert nearest to T focused (its row marked,
+/// its process shown open in the browser), the tree the story of its process (its ancestors above
+/// it).
 #[test]
 fn report_alert_focuses_the_nearest_alert_and_its_process() {
     let s = fixture_copy("lifecycle");
-    let (_, page) = report(
+    let (out, page) = report(
         &s,
         "alert.html",
         &[
@@ -367,6 +368,29 @@ fn report_alert_focuses_the_nearest_alert_and_its_process() {
         .as_str()
         .unwrap()
         .contains("the alert cron_persistence"));
+    let Some(b) = Browser::start("report_alert_focuses_the_nearest_alert_and_its_process") else {
+        return;
+    };
+    let url = format!("file://{}", out.display());
+    b.goto(&url);
+    let row = b.js("return document.querySelector('#alerts tr.focus td.rule').innerText;");
+    assert_eq!(row, "cron_persistence");
+    let focused = b.js("const d = document.querySelector('details.proc.focus'); return [d.id, d.open, d.getClientRects().length > 0];");
+    assert!(
+        focused[0].as_str().unwrap().starts_with("p-28806-"),
+        "{focused}"
+    );
+    assert_eq!(
+        (&focused[1], &focused[2]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
+    let (errors, requests) = errors_and_requests(&b, &url);
+    assert_eq!(errors, Vec::<String>::new(), "console errors");
+    assert_eq!(
+        requests,
+        Vec::<String>::new(),
+        "requests that left the page"
+    );
 }
 
 /// Beyond `--max-processes` and `--max-files` the page lists fewer and says how many it left out.

@@ -95,6 +95,8 @@
     if (n.operations) add(s, el('span', 'count', n.operations + ' other operations'));
     for (const r of n.rules) add(s, el('span', 'badge', r));
     if (n.alerts) d.classList.add('alerted');
+    // The whole line on hover: a long argv is cut at the window's edge.
+    s.title = s.textContent;
     add(d, s);
     const files = [];
     for (const [title, cls, keep] of [['opened', 'opened', f => f.opens > 0], ['failed', 'failed', f => f.failed > 0], ['written', 'written', f => f.writes > 0]]) {
