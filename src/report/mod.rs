@@ -20,11 +20,10 @@ use crate::rules::RuleSet;
 use crate::store::{Reader, ScanStats, TimeRange};
 use crate::timespec::format_ts;
 
+use alerts::Alerts;
+use evidence::Evidence;
 use gather::gather;
-
-pub use alerts::{AlertRow, Alerts};
-pub use evidence::Evidence;
-pub use page::{embed_json, render};
+use page::render;
 
 /// What the report is about.
 #[derive(Clone, Debug, PartialEq)]
