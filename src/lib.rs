@@ -17,6 +17,7 @@ pub mod output;
 pub mod process;
 pub mod query;
 pub mod recorder;
+pub mod report;
 pub mod rules;
 pub mod safe_path;
 pub mod service;

@@ -12,6 +12,7 @@ mod prune;
 mod query;
 mod record;
 mod replay;
+mod report;
 mod rules;
 mod rules_test;
 mod segments;
@@ -56,6 +57,8 @@ pub enum Command {
     Query(Box<query::Args>),
     /// One process's lineage, images, children and opens.
     Proc(proc::Args),
+    /// Write a self-contained HTML case report: timeline, process tree, alerts, verify verdict.
+    Report(Box<report::Args>),
     /// Events, failures and alerts per time bucket, with losses and outages marked.
     Timeline(timeline::Args),
     /// Check or test rule files.
@@ -100,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Replay(a) => replay::run(&cli.store, a),
         Command::Query(a) => query::run(&cli.store, *a),
         Command::Proc(a) => proc::run(&cli.store, a),
+        Command::Report(a) => report::run(&cli.store, *a),
         Command::Timeline(a) => timeline::run(&cli.store, a),
         Command::Rules(c) => rules::run(&cli.store, c),
         Command::Import(a) => import::run(&cli.store, a),

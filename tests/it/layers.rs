@@ -41,6 +41,12 @@ const LAYERS: &[(&str, &[&str])] = &[
         &["process", "event", "columns", "store", "rules", "output"],
     ),
     (
+        "report",
+        &[
+            "process", "event", "columns", "store", "rules", "output", "query",
+        ],
+    ),
+    (
         "recorder",
         &["process", "event", "capture", "store", "rules", "alerts"],
     ),
