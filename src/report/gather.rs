@@ -7,6 +7,7 @@ use std::ops::ControlFlow;
 
 use super::alerts::Alerts;
 use crate::event::Event;
+use crate::need::Need;
 use crate::query::replay;
 use crate::query::{timeline, tree};
 use crate::rules::{Alerter, Raised, RuleSet};
@@ -56,6 +57,7 @@ pub fn gather(
             &mut Alerter::new(set),
             reader,
             range,
+            &Need::all(),
             |seg| st.borrow_mut().tree.segment(seg),
             on_event,
             |r| {
