@@ -231,12 +231,11 @@ fn alert(a: &Alert) -> Value {
     let uid = format!("{}:{}:{}:{}", a.rule.name, e.ts_ns, e.pid, e.tid);
     let mut o = finding(a.rule, e.ts_ns, uid, a.host);
     o["message"] = json!(super::alert_line::default_text(e));
+    // Evidence has no `file_result`: a rename's file is the name it ends with (the rules'
+    // `path`); the old name stays in `unmapped`.
     let (f, result) = files(e);
-    let mut ev = json!({"actor": {"process": process(e), "user": user(e)}, "file": f});
-    if let Some(r) = result {
-        ev["file_result"] = r;
-    }
-    o["evidences"] = json!([ev]);
+    let f = result.unwrap_or(f);
+    o["evidences"] = json!([{"actor": {"process": process(e), "user": user(e)}, "file": f}]);
     let mapped: Vec<&str> = MAPPED.iter().chain(ALERT_MAPPED).copied().collect();
     o["unmapped"] = Value::Object(rest(&a.to_json_line(), &mapped));
     o

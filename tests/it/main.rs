@@ -7,6 +7,7 @@ mod diskfull;
 mod evasion;
 mod fixtures;
 mod fleet;
+mod formats;
 mod fuzz;
 mod hardening;
 mod helpers;
