@@ -3,6 +3,7 @@
 mod answers;
 mod capture_paths;
 mod chroot_live;
+mod completion;
 mod diskfull;
 mod evasion;
 mod fixtures;
