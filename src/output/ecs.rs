@@ -5,7 +5,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::foreign::{rest, split_path, text};
+use super::mapping::{args, rest, split_path, text};
 use crate::event::{Event, Op};
 use crate::process::Process;
 use crate::rules::{Alert, Raised, Rule, Severity, Summary};
@@ -73,12 +73,7 @@ fn image(o: &mut Map<String, Value>, p: &Process) {
     if let Some(x) = &p.exe {
         o.insert("executable".into(), json!(text(x)));
     }
-    if p.argv.is_some() {
-        let a: Vec<String> = p
-            .args()
-            .iter()
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
+    if let Some(a) = args(p) {
         o.insert("args_count".into(), json!(a.len()));
         o.insert("command_line".into(), json!(a.join(" ")));
         o.insert("args".into(), json!(a));

@@ -9,6 +9,7 @@ pub mod ecs;
 pub mod foreign;
 pub mod forest;
 pub mod histogram;
+mod mapping;
 pub mod ocsf;
 pub mod parquet;
 pub mod table;

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::foreign::{args, rest, split_path, text};
+use super::mapping::{args, rest, split_path, text};
 use crate::event::{Event, Op};
 use crate::process::Process;
 use crate::rules::{Alert, Raised, Severity, Summary};
@@ -110,7 +110,7 @@ fn process(e: &Event) -> Value {
         if let Some(f) = exe_file(p) {
             o.insert("file".into(), f);
         }
-        if let Some(a) = args(e) {
+        if let Some(a) = args(p) {
             o.insert("cmd_line".into(), json!(a.join(" ")));
         }
         o.insert("created_time".into(), json!(ms(p.start_ns)));

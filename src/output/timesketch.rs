@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::foreign::rest;
+use super::mapping::rest;
 use crate::event::{Event, Op};
 use crate::rules::Raised;
 use crate::timespec::format_ts;
