@@ -38,6 +38,7 @@ use std::io::IsTerminal;
 use crate::output::alert_line::{self, LineStyle};
 use crate::output::clock::Clock;
 use crate::output::colour::ColorWhen;
+use crate::output::foreign::LineFormat;
 use crate::rules::{Raised, Severity};
 
 pub use http::check_url as check_http_url;
@@ -291,6 +292,8 @@ pub struct Outputs {
     deadline: Arc<std::sync::OnceLock<Instant>>,
     /// SIGUSR1 with no file to reopen: said once per signal.
     usr1: Option<Arc<AtomicBool>>,
+    /// How each alert line is written (`--alerts-format`).
+    format: LineFormat,
 }
 
 impl Outputs {
@@ -361,6 +364,7 @@ impl Outputs {
             lines,
             deadline,
             usr1,
+            format: LineFormat::Json,
         })
     }
 
@@ -376,7 +380,15 @@ impl Outputs {
             lines: None,
             deadline: Arc::new(std::sync::OnceLock::new()),
             usr1,
+            format: LineFormat::Json,
         }
+    }
+
+    /// Alert lines in `format` instead of our own JSON (a terminal still gets one line for a
+    /// person).
+    pub fn line_format(mut self, format: LineFormat) -> Outputs {
+        self.format = format;
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -389,7 +401,7 @@ impl Outputs {
             return;
         }
         let msg = Msg {
-            line: Arc::from(r.to_json_line()),
+            line: Arc::from(self.format.raised(r)),
             text: self
                 .lines
                 .map(|style| Arc::from(alert_line::line(r, &style))),

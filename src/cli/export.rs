@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use super::{report_scan, BadInput, TimeArgs};
+use crate::output::foreign::LineFormat;
 use crate::store::Reader;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -14,6 +15,25 @@ pub enum ExportFormat {
     Jsonl,
     /// Parquet files under --out, Hive-partitioned by host and date (for Spark, Trino, DuckDB).
     Parquet,
+    /// OCSF 1.3.0 File System Activity (class 1001), JSON lines.
+    Ocsf,
+    /// Elastic Common Schema 8.17 documents, JSON lines.
+    Ecs,
+    /// Timesketch's JSON lines (message, datetime, timestamp_desc).
+    Timesketch,
+}
+
+impl ExportFormat {
+    /// The line format of a JSON-lines export (`None`: Parquet).
+    fn lines(self) -> Option<LineFormat> {
+        match self {
+            ExportFormat::Jsonl => Some(LineFormat::Json),
+            ExportFormat::Parquet => None,
+            ExportFormat::Ocsf => Some(LineFormat::Ocsf),
+            ExportFormat::Ecs => Some(LineFormat::Ecs),
+            ExportFormat::Timesketch => Some(LineFormat::Timesketch),
+        }
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -32,12 +52,12 @@ pub struct Args {
 }
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
-    if args.format == ExportFormat::Parquet {
+    let Some(format) = args.format.lines() else {
         let Some(out) = &args.out else {
             return Err(BadInput("--format parquet needs --out DIR".into()).into());
         };
         return parquet(store, &args, out);
-    }
+    };
     if args.out.is_some() || args.overwrite {
         return Err(BadInput("--out and --overwrite go with --format parquet".into()).into());
     }
@@ -45,13 +65,19 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     let reader = Reader::open(store)?;
     let mut out = super::stdout();
     let mut io_err = None;
-    let stats = reader.scan(&range, |ev| match writeln!(out, "{}", ev.to_json_line()) {
-        Ok(()) => ControlFlow::Continue(()),
-        Err(e) => {
-            io_err = Some(e);
-            ControlFlow::Break(())
-        }
-    });
+    // Each segment's recording host, for the formats that name it.
+    let host = std::cell::RefCell::new(String::new());
+    let stats = reader.scan_with(
+        &range,
+        |seg| *host.borrow_mut() = seg.meta.host.clone(),
+        |ev| match writeln!(out, "{}", format.event(ev, &host.borrow())) {
+            Ok(()) => ControlFlow::Continue(()),
+            Err(e) => {
+                io_err = Some(e);
+                ControlFlow::Break(())
+            }
+        },
+    );
     if let Some(e) = io_err {
         return Err(e.into());
     }

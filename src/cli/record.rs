@@ -63,6 +63,10 @@ pub struct Args {
     /// backoff when it exits (repeatable).
     #[arg(long, requires = "rules", value_name = "COMMAND")]
     pub alert_program: Vec<String>,
+    /// How alert lines are written to every output: our JSON, or OCSF (Detection Finding),
+    /// ECS or Timesketch (docs/formats.md). On a terminal, stdout still shows one line each.
+    #[arg(long, value_enum, default_value_t, value_name = "FORMAT")]
+    pub alerts_format: crate::output::foreign::LineFormat,
     /// Alerts each output holds while it is slow or down; beyond that they are dropped for it
     /// and counted (in --stats and the store's loss records).
     #[arg(long, default_value_t = crate::alerts::DEFAULT_QUEUE, value_name = "N")]
@@ -269,7 +273,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         writer.set_sign_key(k);
     }
     let alerts = if rules.is_some() {
-        Outputs::start(&targets, args.alert_queue)?
+        Outputs::start(&targets, args.alert_queue)?.line_format(args.alerts_format)
     } else {
         Outputs::none()
     };

@@ -8,6 +8,7 @@ use super::{load_rules, progress, report_scan, TimeArgs, PROGRESS_STEP};
 use crate::error::BadInput;
 use crate::output::alert_line::{self, LineStyle};
 use crate::output::clock::Clock;
+use crate::output::foreign::LineFormat;
 use crate::output::view::ViewArgs;
 use crate::output::{Format, Output, RowWriter};
 use crate::query::replay;
@@ -29,11 +30,39 @@ pub struct Args {
     #[arg(long, value_name = "LEVEL", value_parser = parse_severity)]
     pub severity: Option<Severity>,
     /// Output format [default: jsonl, one alert per line, exactly as `record` prints them live;
-    /// a table on a terminal is one line per alert].
+    /// a table on a terminal is one line per alert; ocsf, ecs and timesketch as `record
+    /// --alerts-format` writes them].
     #[arg(long, value_enum)]
-    pub format: Option<Format>,
+    pub format: Option<ReplayFormat>,
     #[command(flatten)]
     pub view: ViewArgs,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplayFormat {
+    Table,
+    Jsonl,
+    Csv,
+    /// OCSF 1.3.0 Detection Findings (class 2004).
+    Ocsf,
+    /// Elastic Common Schema 8.17 alerts.
+    Ecs,
+    /// Timesketch's JSON lines.
+    Timesketch,
+}
+
+impl ReplayFormat {
+    /// The writer's format and, for JSON lines, which lines.
+    fn split(self) -> (Format, LineFormat) {
+        match self {
+            ReplayFormat::Table => (Format::Table, LineFormat::Json),
+            ReplayFormat::Jsonl => (Format::Jsonl, LineFormat::Json),
+            ReplayFormat::Csv => (Format::Csv, LineFormat::Json),
+            ReplayFormat::Ocsf => (Format::Jsonl, LineFormat::Ocsf),
+            ReplayFormat::Ecs => (Format::Jsonl, LineFormat::Ecs),
+            ReplayFormat::Timesketch => (Format::Jsonl, LineFormat::Timesketch),
+        }
+    }
 }
 
 fn parse_severity(s: &str) -> Result<Severity, String> {
@@ -66,7 +95,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     let keep = selection(&set, &args)?;
     let range = args.time.range()?;
     let reader = Reader::open(store)?;
-    let format = args.format.unwrap_or(Format::Jsonl);
+    let (format, line_format) = args.format.unwrap_or(ReplayFormat::Jsonl).split();
     let view = args.view.view();
     let (lo, hi) = super::span(&reader, &range);
     // A table on a terminal: one line per alert, as `record` prints them there.
@@ -113,7 +142,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             alerts += 1;
             // JSON lines exactly as `record` prints them live.
             let r = match (format, &lines) {
-                (Format::Jsonl, _) => rows.write_line(&a.to_json_line()),
+                (Format::Jsonl, _) => rows.write_line(&line_format.raised(a)),
                 (Format::Table, Some(style)) => rows.write_line(&alert_line::line(a, style)),
                 (Format::Csv | Format::Table, _) => rows.push(a.values()),
             };

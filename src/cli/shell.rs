@@ -20,11 +20,25 @@ pub struct ManArgs {
     pub dir: Option<PathBuf>,
 }
 
+/// The name the bash script is generated for (see [`completion`]).
+const BASH_NAME: &str = "openforensics";
+
 /// The completion script for `shell`.
+///
+/// clap_complete's bash script spells a hyphenated binary name two ways in its subcommand
+/// states (`open__forensics__subcmd__query` and `open__subcmd__forensics__subcmd__query`,
+/// clap#6421), so nothing past the first word completed: it is generated for a name without the
+/// hyphen, and `complete` bound to the real one.
 pub fn completion(shell: Shell) -> Vec<u8> {
     let mut out = Vec::new();
-    clap_complete::generate(shell, &mut super::command(), "open-forensics", &mut out);
-    out
+    if shell != Shell::Bash {
+        clap_complete::generate(shell, &mut super::command(), "open-forensics", &mut out);
+        return out;
+    }
+    clap_complete::generate(shell, &mut super::command(), BASH_NAME, &mut out);
+    String::from_utf8_lossy(&out)
+        .replace(&format!(" {BASH_NAME}\n"), " open-forensics\n")
+        .into_bytes()
 }
 
 pub fn completions(args: CompletionsArgs) -> anyhow::Result<()> {

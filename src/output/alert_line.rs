@@ -43,7 +43,7 @@ pub fn line(r: &Raised, style: &LineStyle) -> String {
 
 /// `exe[pid] op path` (the comm when the exe is not known), a rename's or link's old name
 /// before the new, a symlink's target after it, and the errno when it failed.
-fn default_text(e: &Event) -> String {
+pub(super) fn default_text(e: &Event) -> String {
     let who = e
         .process
         .as_ref()

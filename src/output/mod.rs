@@ -1,13 +1,19 @@
 //! Printing: JSON lines, tables that fit the terminal (`table`), CSV, Parquet files
-//! (`parquet`), alert lines for a terminal (`alert_line`). Knows how to print, never what.
+//! (`parquet`), alert lines for a terminal (`alert_line`), other tools' formats (`foreign`: `ocsf`,
+//! `ecs`, `timesketch`). Knows how to print, never what.
 
 pub mod alert_line;
 pub mod clock;
 pub mod colour;
+pub mod ecs;
+pub mod foreign;
 pub mod forest;
 pub mod histogram;
+mod mapping;
+pub mod ocsf;
 pub mod parquet;
 pub mod table;
+pub mod timesketch;
 pub mod view;
 
 use std::io::{self, IsTerminal, Write};

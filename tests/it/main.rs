@@ -3,10 +3,12 @@
 mod answers;
 mod capture_paths;
 mod chroot_live;
+mod completion;
 mod diskfull;
 mod evasion;
 mod fixtures;
 mod fleet;
+mod formats;
 mod fuzz;
 mod hardening;
 mod helpers;
