@@ -381,7 +381,13 @@ pub(super) fn lists<'a>(
                     let hint = known("list", lists.keys().map(|k| (*k).to_owned()));
                     ctx.error(
                         &at,
-                        format!("no list `{name}` to {} ({hint})", mode_name(mode)),
+                        format!(
+                            "no list `{name}` to {} ({hint})",
+                            match mode {
+                                Mode::Append => "append to",
+                                Mode::Replace => "replace",
+                            }
+                        ),
                     );
                 }
                 (Some(_), None) => {
@@ -397,4 +403,128 @@ pub(super) fn lists<'a>(
         }
     }
     lists
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::rules::tests::{ev, fires};
+    use crate::rules::RuleSet;
+
+    const BASE: &str = "lists:\n  secrets: [/etc/shadow]\nrules:\n  - name: r\n    description: d\n    severity: low\n    path: [$secrets, /etc/gshadow]\n    not_path: [/etc/shadow-]\n    tags: [a]\n";
+
+    /// Loads `BASE` as base.yaml and `local` as local.yaml; errors with the directory cut off.
+    fn layered(local: &str) -> Result<RuleSet, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("base.yaml"), dir.path().join("local.yaml"));
+        std::fs::write(&a, BASE).unwrap();
+        std::fs::write(&b, local).unwrap();
+        RuleSet::load(&[a, b]).map_err(|e| {
+            let prefix = format!("{}/", dir.path().display());
+            e.to_string().replace(&prefix, "")
+        })
+    }
+
+    fn ok(local: &str) -> RuleSet {
+        layered(local).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn override_replaces_a_condition() {
+        let s = ok("rules:\n  - name: r\n    override: {path: replace}\n    path: /etc/passwd\n");
+        assert!(fires(&s, &ev("/etc/passwd")));
+        assert!(!fires(&s, &ev("/etc/shadow")) && !fires(&s, &ev("/etc/gshadow")));
+    }
+
+    #[test]
+    fn override_appends_to_conditions_and_exceptions() {
+        let s = ok("rules:\n  - name: r\n    override: {path: append, not_path: append, except: append}\n    path: [/etc/sudoers]\n    not_path: /etc/gshadow\n    except:\n      - uid: [0]\n");
+        assert!(fires(&s, &ev("/etc/shadow")) && fires(&s, &ev("/etc/sudoers")));
+        assert!(!fires(&s, &ev("/etc/gshadow")), "not_path appended");
+        let mut root = ev("/etc/shadow");
+        root.uid = 0;
+        assert!(!fires(&s, &root), "the appended exception holds");
+        // A new condition key by replace narrows the rule.
+        let s = ok("rules:\n  - name: r\n    override: {uid: replace}\n    uid: [0]\n");
+        assert!(fires(&s, &root) && !fires(&s, &ev("/etc/shadow")));
+    }
+
+    #[test]
+    fn lists_are_appended_to_or_replaced_for_every_rule() {
+        let s = ok("lists:\n  secrets: {append: true, items: [/etc/master.passwd]}\n");
+        assert!(fires(&s, &ev("/etc/master.passwd")) && fires(&s, &ev("/etc/shadow")));
+        let s = ok("lists:\n  secrets: {replace: true, items: [/etc/master.passwd]}\n");
+        assert!(fires(&s, &ev("/etc/master.passwd")) && !fires(&s, &ev("/etc/shadow")));
+    }
+
+    #[test]
+    fn enabled_false_by_name_turns_a_rule_off() {
+        let s = ok("rules:\n  - {name: r, enabled: false}\n  - {name: other, description: d, severity: low, path: /x}\n");
+        assert!(!s.rules()[0].enabled && !fires(&s, &ev("/etc/shadow")));
+        assert_eq!(s.rules()[0].layers.last().unwrap().0, "enabled");
+        assert!(
+            s.rules()[1].layers.is_empty(),
+            "a rule as defined has no layers"
+        );
+    }
+
+    #[test]
+    fn severity_output_and_tags_are_replaced_or_appended() {
+        let s = ok("rules:\n  - name: r\n    override: {severity: replace, output: replace, tags: append}\n    severity: critical\n    output: \"%path read\"\n    tags: [b]\n");
+        let r = &s.rules()[0];
+        assert_eq!(r.severity, crate::rules::Severity::Critical);
+        assert_eq!(r.tags, ["a", "b"]);
+        assert!(r.output.is_some());
+        let tags = &r.layers.iter().find(|(k, _)| *k == "tags").unwrap().1;
+        assert!(
+            tags.len() == 2
+                && tags[0].ends_with("/base.yaml:9:11")
+                && tags[1].ends_with("/local.yaml:6:11"),
+            "{tags:?}"
+        );
+    }
+
+    /// An error in a value another file added points into that file.
+    #[test]
+    fn errors_in_layered_values_point_at_the_file_that_wrote_them() {
+        let e = layered(
+            "rules:\n  - name: r\n    override: {path: append}\n    path: [/ok, relative]\n",
+        )
+        .unwrap_err();
+        assert!(e.starts_with("local.yaml:4:17: rules[0].path[1]: "), "{e}");
+        let e = layered("lists:\n  secrets: {append: true, items: [7]}\n").unwrap_err();
+        assert!(
+            e.starts_with("local.yaml:2:35: lists.secrets.items[0]: "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn layering_errors_say_what_is_wrong() {
+        let cases = [
+            ("rules:\n  - name: x\n    override: {severity: replace}\n    severity: low\n",
+             "local.yaml:2:11: rules[0].name: no rule `x` to override (defined rules: r)"),
+            ("rules:\n  - {name: x, enabled: false}\n",
+             "local.yaml:2:12: rules[0].name: no rule `x` to enable or disable (defined rules: r)"),
+            ("rules:\n  - name: r\n    override: {path: append}\n",
+             "local.yaml:3:22: rules[0].override.path: `path: append` but this entry gives no `path`"),
+            ("rules:\n  - name: r\n    override: {}\n    severity: low\n",
+             "local.yaml:3:15: rules[0].override: `override:` names no keys"),
+            ("rules:\n  - name: r\n    override: {comm: append}\n    comm: sh\n",
+             "local.yaml:3:22: rules[0].override.comm: rule `r` has no `comm` to append to: use `comm: replace`"),
+            ("rules:\n  - name: r\n    override: {severity: replace}\n    severity: low\n    path: /x\n",
+             "local.yaml:5:11: rules[0].path: `path` is given but `override:` does not name it"),
+            ("rules:\n  - name: r\n    override: {path: merge}\n    path: /x\n",
+             "local.yaml:3:22: rules[0].override.path: unknown variant `merge`"),
+            ("lists:\n  secrets: [/x]\n",
+             "local.yaml:2:12: lists.secrets: list `secrets` is already defined at base.yaml:2:12; to change it from here"),
+            ("lists:\n  secrets: {items: [/x]}\n",
+             "local.yaml:2:12: lists.secrets: a list written as a mapping changes an earlier one"),
+            ("rules:\n  - name: new\n    path: /x\n",
+             "local.yaml:2:5: rules[0]: missing field `description`"),
+        ];
+        for (text, want) in cases {
+            let e = layered(text).unwrap_err();
+            assert!(e.starts_with(want), "want {want}\n got {e}");
+        }
+    }
 }
