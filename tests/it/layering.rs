@@ -26,7 +26,7 @@ fn lines(text: &str) -> Vec<Value> {
 fn layered() -> [String; 2] {
     [
         fx("rules/detections.yaml"),
-        fx("rules/local_overrides.yaml"),
+        fx("rules/layers/local_overrides.yaml"),
     ]
 }
 
