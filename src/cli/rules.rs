@@ -74,6 +74,19 @@ fn sql(args: SqlArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// For a rule a later file changed, where each key of the effective rule was written:
+/// `{"path": ["a.yaml:7:5", "b.yaml:4:5"], ...}` (null for a rule as defined).
+fn layers(r: &crate::rules::Rule) -> serde_json::Value {
+    if r.layers.is_empty() {
+        return serde_json::Value::Null;
+    }
+    r.layers
+        .iter()
+        .map(|(k, at)| ((*k).to_owned(), json!(at)))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
+}
+
 fn check(args: CheckArgs) -> anyhow::Result<()> {
     let set = super::load_rules(&args.files)?;
     for w in set.warnings() {
@@ -89,6 +102,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
         "defined_at",
         "tags",
         "throttle",
+        "layers",
     ]);
     for r in set.rules() {
         rows.push(vec![
@@ -101,6 +115,7 @@ fn check(args: CheckArgs) -> anyhow::Result<()> {
             json!(r.origin),
             json!(r.tags),
             json!(r.throttle.as_ref().map(|t| t.to_string())),
+            layers(r),
         ]);
     }
     let view = args.view.view();

@@ -2,11 +2,10 @@
 //! its clauses, tags and throttle, checked and positioned; also the one-rule sets of command-line
 //! filters.
 
-use std::collections::HashMap;
-
 use super::clause::{names, opens_only, Compiler, Kind};
 use super::diag::{Ctx, Origin};
 use super::expand::Expander;
+use super::layer::{self, Entry, Layered};
 use super::matcher::{Clause, Compiled, Pred};
 use super::raw::{Item, Items, RawConds, RawFile, RawOpenMonitor, RawThrottle};
 use super::rule::{Rule, Severity};
@@ -90,99 +89,53 @@ fn open_monitor_conds(m: &RawOpenMonitor) -> Vec<(&'static str, &Items)> {
     ]
 }
 
-/// Compiles parsed files (in order) into a rule set, reporting every problem to `ctx`.
+/// Compiles parsed files (in order, layered: see `layer.rs`) into a rule set, reporting every
+/// problem to `ctx`.
 pub(super) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
     let mut b = Builder::new(Expander::from_files(ctx, files));
     let mut rules: Vec<Rule> = Vec::new();
     let mut enabled = Vec::new();
-    let mut seen: HashMap<String, Origin> = HashMap::new();
-    let mut check_dup = |ctx: &mut Ctx, name: &str, at: Origin| {
-        if let Some(first) = seen.get(name) {
-            let first = ctx.describe(first);
-            ctx.error(
-                &at,
-                format!("duplicate rule name `{name}` (first defined at {first})"),
-            );
-        } else {
-            seen.insert(name.to_owned(), at);
-        }
-    };
-
-    for (src, f) in files {
-        let root = Origin {
-            src: *src,
-            path: Vec::new(),
-        };
-        if let Some(m) = &f.open_monitor {
-            let at = root.key("open_monitor");
-            check_dup(ctx, "open_sensitive", at.clone());
-            trust::lint_open_monitor(ctx, &m.allow_comm, &m.deny_comm, &at);
-            let clause = open_monitor_clause(&mut b, ctx, m, &at);
-            let ops = ops_of(&clause);
-            b.push_rule(clause, Vec::new());
-            enabled.push(true);
-            rules.push(Rule {
-                name: "open_sensitive".to_owned(),
-                description: "An open (or attempt) of a path in open_monitor.sensitive_paths"
-                    .to_owned(),
-                severity: Severity::High,
-                enabled: true,
-                origin: ctx.describe(&at),
-                summary: summarize(&open_monitor_conds(m)),
-                ops,
-                excepts: 0,
-                tags: Vec::new(),
-                throttle: None,
-                output: None,
-            });
-        }
-        for (i, r) in f.rules.iter().enumerate() {
-            let at = root.key("rules").index(i);
-            check_dup(ctx, &r.name.0, at.key("name"));
-            let conds = r.conditions();
-            let except_conds: Vec<_> = r.except.iter().map(|e| e.conditions()).collect();
-            trust::lint(ctx, &r.name.0, &conds, &except_conds, &at);
-            let clause = b.c.clause(ctx, &conds, &at, Kind::Rule);
-            let excepts: Vec<Clause> = r
-                .except
-                .iter()
-                .enumerate()
-                .map(|(j, e)| {
-                    b.c.clause(
-                        ctx,
-                        &e.conditions(),
-                        &at.key("except").index(j),
-                        Kind::Except,
-                    )
-                })
-                .collect();
-            let ops = ops_of(&clause);
-            b.push_rule(clause, excepts);
-            enabled.push(r.enabled);
-            let mut summary = summarize(&conds);
-            for e in &r.except {
-                summary.push_str(&format!("; except {{{}}}", summarize(&e.conditions())));
+    for entry in layer::rules(ctx, files) {
+        match entry {
+            Entry::OpenMonitor {
+                at,
+                m,
+                enabled: on,
+                toggled,
+            } => {
+                trust::lint_open_monitor(ctx, &m.allow_comm, &m.deny_comm, &at);
+                let clause = open_monitor_clause(&mut b, ctx, m, &at);
+                let ops = ops_of(&clause);
+                b.push_rule(clause, Vec::new());
+                enabled.push(on);
+                let layers = match toggled {
+                    Some(t) => vec![
+                        ("open_monitor", vec![ctx.describe(&at)]),
+                        ("enabled", vec![ctx.describe(&t)]),
+                    ],
+                    None => Vec::new(),
+                };
+                rules.push(Rule {
+                    name: "open_sensitive".to_owned(),
+                    description: "An open (or attempt) of a path in open_monitor.sensitive_paths"
+                        .to_owned(),
+                    severity: Severity::High,
+                    enabled: on,
+                    origin: ctx.describe(&at),
+                    summary: summarize(&open_monitor_conds(m)),
+                    ops,
+                    excepts: 0,
+                    tags: Vec::new(),
+                    throttle: None,
+                    output: None,
+                    layers,
+                });
             }
-            rules.push(Rule {
-                name: r.name.0.clone(),
-                description: r.description.clone(),
-                severity: r.severity,
-                enabled: r.enabled,
-                origin: ctx.describe(&at),
-                summary,
-                ops,
-                excepts: r.except.len(),
-                tags: rule_tags(&mut b, ctx, &r.tags, &at.key("tags")),
-                throttle: r
-                    .throttle
-                    .as_ref()
-                    .and_then(|t| rule_throttle(&mut b, ctx, t, &at.key("throttle"))),
-                output: r.output.as_deref().and_then(|o| {
-                    Template::parse(o)
-                        .map_err(|e| ctx.error(&at.key("output"), e))
-                        .ok()
-                }),
-            });
+            Entry::Rule(l) => {
+                let rule = layered_rule(&mut b, ctx, &l);
+                enabled.push(rule.enabled);
+                rules.push(rule);
+            }
         }
     }
     if rules.is_empty() && ctx.diags.is_empty() {
@@ -199,6 +152,60 @@ pub(super) fn build(ctx: &mut Ctx, files: &[(usize, RawFile)]) -> RuleSet {
         rules,
         compiled: b.finish(&enabled),
         warnings: Vec::new(),
+    }
+}
+
+/// One effective rule: its clause and except clauses go to `b`.
+fn layered_rule(b: &mut Builder, ctx: &mut Ctx, l: &Layered) -> Rule {
+    let (r, at) = (&l.rule, &l.at);
+    let name = &r.name.0;
+    let conds = r.conditions();
+    let except = r.except.as_deref().unwrap_or_default();
+    let except_conds: Vec<_> = except
+        .iter()
+        .zip(&l.except_at)
+        .map(|(e, e_at)| (e_at.clone(), e.conditions()))
+        .collect();
+    trust::lint(ctx, name, &conds, &except_conds, at);
+    let clause = b.c.clause(ctx, &conds, at, Kind::Rule);
+    let excepts: Vec<Clause> = except_conds
+        .iter()
+        .map(|(e_at, e)| b.c.clause(ctx, e, e_at, Kind::Except))
+        .collect();
+    let ops = ops_of(&clause);
+    b.push_rule(clause, excepts);
+    let mut summary = summarize(&conds);
+    for e in except {
+        summary.push_str(&format!("; except {{{}}}", summarize(&e.conditions())));
+    }
+    let layers = if l.changed {
+        l.from
+            .iter()
+            .map(|(k, ats)| (*k, ats.iter().map(|a| ctx.describe(a)).collect()))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Rule {
+        name: name.clone(),
+        description: r.description.clone().unwrap_or_default(),
+        severity: r.severity.unwrap_or(Severity::Info),
+        enabled: r.enabled.unwrap_or(true),
+        origin: ctx.describe(at),
+        summary,
+        ops,
+        excepts: except.len(),
+        tags: rule_tags(b, ctx, &r.tags, &r.tags.key_at(at, "tags")),
+        throttle: r
+            .throttle
+            .as_ref()
+            .and_then(|t| rule_throttle(b, ctx, t, &l.key_at("throttle"))),
+        output: r.output.as_deref().and_then(|o| {
+            Template::parse(o)
+                .map_err(|e| ctx.error(&l.key_at("output"), e))
+                .ok()
+        }),
+        layers,
     }
 }
 
@@ -375,6 +382,7 @@ pub(super) fn build_single(ctx: &mut Ctx, name: &str, alternatives: &[RawConds])
             tags: Vec::new(),
             throttle: None,
             output: None,
+            layers: Vec::new(),
         });
     }
     let enabled = vec![true; rules.len()];

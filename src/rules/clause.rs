@@ -64,7 +64,7 @@ impl Compiler<'_> {
             }
             any_condition = true;
             op_given |= matches!(*key, "op" | "not_op");
-            let key_at = at.key(key);
+            let key_at = items.key_at(at, key);
             let neg = key.starts_with("not_");
             let field = key.trim_start_matches("not_");
             if !neg && items.items.is_empty() {

@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::diag::{Ctx, Origin};
+use super::layer;
 use super::raw::{Item, Items, RawFile};
-use crate::yaml_pos::Seg;
 
 /// A value after list expansion, with where it was written.
 #[derive(Clone)]
@@ -52,9 +52,10 @@ struct Expansion {
 /// How many list names an "unknown list" error names.
 const MAX_LISTS_NAMED: usize = 20;
 
-/// The defined lists of a rule set (name → where, items) and their expansion state.
+/// The defined lists of a rule set (name → its parts: where written, items) and their expansion
+/// state.
 pub(super) struct Expander<'a> {
-    defs: HashMap<&'a str, (Origin, &'a Items)>,
+    defs: HashMap<&'a str, Vec<(Origin, &'a Items)>>,
     expansion: Expansion,
 }
 
@@ -67,26 +68,11 @@ impl<'a> Expander<'a> {
         }
     }
 
-    /// The lists of every file (any file may use a list that another defines); a name defined
-    /// twice is an error at the second definition.
+    /// The lists of every file (any file may use a list that another defines), layered in
+    /// file order (see `layer::lists`).
     pub fn from_files(ctx: &mut Ctx, files: &'a [(usize, RawFile)]) -> Expander<'a> {
-        let mut lists: HashMap<&str, (Origin, &Items)> = HashMap::new();
-        for (src, f) in files {
-            for (name, items) in &f.lists.0 {
-                let at = Origin {
-                    src: *src,
-                    path: vec![Seg::Key("lists".into()), Seg::Key(name.clone())],
-                };
-                if let Some((first, _)) = lists.get(name.as_str()) {
-                    let first = ctx.describe(first);
-                    ctx.error(&at, format!("list `{name}` is already defined at {first}"));
-                    continue;
-                }
-                lists.insert(name, (at, items));
-            }
-        }
         Expander {
-            defs: lists,
+            defs: layer::lists(ctx, files),
             expansion: Expansion::default(),
         }
     }
@@ -107,7 +93,7 @@ impl<'a> Expander<'a> {
     ) -> Vec<Val> {
         let mut out = Vec::new();
         for (i, item) in items.items.iter().enumerate() {
-            let item_at = if items.seq { at.index(i) } else { at.clone() };
+            let item_at = items.item_at(at, i);
             let name = match item {
                 Item::Str(s) if s.starts_with('$') => &s[1..],
                 _ => {
@@ -118,7 +104,7 @@ impl<'a> Expander<'a> {
                     continue;
                 }
             };
-            let Some((list_at, list)) = self.defs.get(name) else {
+            let Some(parts) = self.defs.get(name) else {
                 let hint = self.expansion.known_lists.get_or_insert_with(|| {
                     let mut known: Vec<&str> = self.defs.keys().copied().collect();
                     known.sort_unstable();
@@ -135,7 +121,7 @@ impl<'a> Expander<'a> {
                 ctx.error(&item_at, format!("unknown list `{name}` ({hint})"));
                 continue;
             };
-            let (list_at, list) = (list_at.clone(), *list);
+            let parts = parts.clone();
             if stack.iter().any(|n| n == name) {
                 ctx.error(
                     &item_at,
@@ -161,7 +147,11 @@ impl<'a> Expander<'a> {
                 }
                 None => {
                     stack.push(name.to_owned());
-                    let v: Rc<[Val]> = self.expand_in(ctx, list, &list_at, stack).into();
+                    let mut v = Vec::new();
+                    for (list_at, list) in &parts {
+                        v.extend(self.expand_in(ctx, list, list_at, stack));
+                    }
+                    let v: Rc<[Val]> = v.into();
                     stack.pop();
                     self.expansion.memo.insert(name.to_owned(), v.clone());
                     v

@@ -38,6 +38,7 @@ mod diag;
 mod engine;
 mod expand;
 mod filter;
+mod layer;
 mod lineage;
 mod load;
 mod matcher;

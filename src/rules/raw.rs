@@ -8,6 +8,7 @@ use std::fmt;
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
+use super::diag::Origin;
 use super::rule::Severity;
 
 /// One value of a condition or a list, as written.
@@ -64,14 +65,72 @@ pub(super) struct Items {
     /// Written as a YAML sequence (positions of items are then `key[i]`).
     pub seq: bool,
     pub items: Vec<Item>,
+    /// Set by layering (`layer.rs`) on a value another entry replaced or appended to: where the
+    /// key and each item were written, as they may lie in several files.
+    pub placed: Option<Placed>,
+}
+
+/// Where a layered value's key and items were written.
+#[derive(Clone, Debug)]
+pub(super) struct Placed {
+    pub key: Origin,
+    pub items: Vec<Origin>,
 }
 
 impl Items {
+    /// The node of this value's key, `key` under `parent` unless layering placed it elsewhere.
+    pub fn key_at(&self, parent: &Origin, key: &str) -> Origin {
+        match &self.placed {
+            Some(p) => p.key.clone(),
+            None => parent.key(key),
+        }
+    }
+
+    /// The node of item `i`, its key's node being `key_at`.
+    pub fn item_at(&self, key_at: &Origin, i: usize) -> Origin {
+        match &self.placed {
+            Some(p) => p.items[i].clone(),
+            None if self.seq => key_at.index(i),
+            None => key_at.clone(),
+        }
+    }
+
+    /// This value with every node placed, its key being at `key_at`.
+    pub fn placed_at(mut self, key_at: &Origin) -> Items {
+        if self.placed.is_none() {
+            let items = (0..self.items.len())
+                .map(|i| self.item_at(key_at, i))
+                .collect();
+            self.placed = Some(Placed {
+                key: key_at.clone(),
+                items,
+            });
+        }
+        self
+    }
+
+    /// This value (placed) with `more`'s items after its own.
+    pub fn appended(self, key_at: &Origin, more: Items, more_at: &Origin) -> Items {
+        if !self.present {
+            return more.placed_at(more_at);
+        }
+        let mut a = self.placed_at(key_at);
+        let b = more.placed_at(more_at);
+        a.present = true;
+        a.seq = true;
+        a.items.extend(b.items);
+        if let (Some(pa), Some(pb)) = (&mut a.placed, b.placed) {
+            pa.items.extend(pb.items);
+        }
+        a
+    }
+
     pub fn from_strs(values: &[String]) -> Items {
         Items {
             present: !values.is_empty(),
             seq: true,
             items: values.iter().map(|v| Item::Str(v.clone())).collect(),
+            placed: None,
         }
     }
 
@@ -80,52 +139,58 @@ impl Items {
             present: !values.is_empty(),
             seq: true,
             items: values.iter().map(|v| Item::Int(i64::from(*v))).collect(),
+            placed: None,
         }
     }
 }
 
 impl<'de> Deserialize<'de> for Items {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Items;
+        d.deserialize_any(ItemsVisitor)
+    }
+}
 
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string, an integer, or a list of them")
-            }
+struct ItemsVisitor;
 
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Items, E> {
-                Ok(one(ItemVisitor.visit_str(v)?))
-            }
+impl<'de> Visitor<'de> for ItemsVisitor {
+    type Value = Items;
 
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Items, E> {
-                Ok(one(ItemVisitor.visit_i64(v)?))
-            }
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, an integer, or a list of them")
+    }
 
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Items, E> {
-                Ok(one(ItemVisitor.visit_u64(v)?))
-            }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Items, E> {
+        Ok(one(ItemVisitor.visit_str(v)?))
+    }
 
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
-                let mut items = Vec::new();
-                while let Some(i) = seq.next_element::<Item>()? {
-                    items.push(i);
-                }
-                Ok(Items {
-                    present: true,
-                    seq: true,
-                    items,
-                })
-            }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Items, E> {
+        Ok(one(ItemVisitor.visit_i64(v)?))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Items, E> {
+        Ok(one(ItemVisitor.visit_u64(v)?))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Items, A::Error> {
+        let mut items = Vec::new();
+        while let Some(i) = seq.next_element::<Item>()? {
+            items.push(i);
         }
-        fn one(i: Item) -> Items {
-            Items {
-                present: true,
-                seq: false,
-                items: vec![i],
-            }
-        }
-        d.deserialize_any(V)
+        Ok(Items {
+            present: true,
+            seq: true,
+            items,
+            placed: None,
+        })
+    }
+}
+
+fn one(i: Item) -> Items {
+    Items {
+        present: true,
+        seq: false,
+        items: vec![i],
+        placed: None,
     }
 }
 
@@ -144,7 +209,7 @@ fn check_name(kind: &str, name: &str) -> Result<(), String> {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(super) struct RuleName(pub String);
 
 impl<'de> Deserialize<'de> for RuleName {
@@ -188,7 +253,77 @@ impl<'de> Visitor<'de> for NameVisitor<'_> {
 
 /// `lists:`, in file order; a name defined twice in one file is an error at the second key.
 #[derive(Debug, Default)]
-pub(super) struct Lists(pub Vec<(String, Items)>);
+pub(super) struct Lists(pub Vec<(String, ListDef)>);
+
+/// A list's definition: its items, or, to change a list an earlier file defined,
+/// `{items: [...], append: true}` or `{items: [...], replace: true}` (checked by `layer.rs`).
+#[derive(Debug)]
+pub(super) struct ListDef {
+    pub items: Items,
+    pub append: bool,
+    pub replace: bool,
+    /// Written as a mapping: the items are under `items`.
+    pub mapping: bool,
+}
+
+/// The mapping form of a list definition.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListMap {
+    items: Items,
+    #[serde(default)]
+    append: bool,
+    #[serde(default)]
+    replace: bool,
+}
+
+impl<'de> Deserialize<'de> for ListDef {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = ListDef;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a list of values, or a mapping with `items` and `append: true` or `replace: true`")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ListDef, E> {
+                ItemsVisitor.visit_str(v).map(plain)
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ListDef, E> {
+                ItemsVisitor.visit_i64(v).map(plain)
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ListDef, E> {
+                ItemsVisitor.visit_u64(v).map(plain)
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ListDef, A::Error> {
+                ItemsVisitor.visit_seq(seq).map(plain)
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ListDef, A::Error> {
+                let m = ListMap::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(ListDef {
+                    items: m.items,
+                    append: m.append,
+                    replace: m.replace,
+                    mapping: true,
+                })
+            }
+        }
+        fn plain(items: Items) -> ListDef {
+            ListDef {
+                items,
+                append: false,
+                replace: false,
+                mapping: false,
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
 
 impl<'de> Deserialize<'de> for Lists {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -204,7 +339,7 @@ impl<'de> Deserialize<'de> for Lists {
                 let mut seen = HashSet::new();
                 let mut lists = Vec::new();
                 while let Some(name) = map.next_key_seed(ListName(&mut seen))? {
-                    lists.push((name, map.next_value::<Items>()?));
+                    lists.push((name, map.next_value::<ListDef>()?));
                 }
                 Ok(Lists(lists))
             }
@@ -279,15 +414,21 @@ macro_rules! merge_conds {
 
 cond_keys!(merge_conds!);
 
-cond_keys!(cond_struct! RawRule {
+// `description` and `severity` are required of a rule's definition, not of an entry that changes
+// one (`layer.rs` checks which it is).
+cond_keys!(cond_struct! #[derive(Clone)] RawRule {
     pub name: RuleName,
-    #[serde(deserialize_with = "text")]
-    pub description: String,
-    pub severity: Severity,
-    #[serde(default = "yes")]
-    pub enabled: bool,
+    #[serde(default, deserialize_with = "some_text")]
+    pub description: Option<String>,
     #[serde(default)]
-    pub except: Vec<RawConds>,
+    pub severity: Option<Severity>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub except: Option<Vec<RawConds>>,
+    /// `override: {KEY: replace|append, ...}`: this entry changes the earlier rule of its name.
+    #[serde(default, rename = "override")]
+    pub overrides: Option<Overrides>,
     #[serde(default)]
     pub tags: Items,
     #[serde(default)]
@@ -297,8 +438,58 @@ cond_keys!(cond_struct! RawRule {
     pub output: Option<String>,
 });
 
+macro_rules! condition_mut {
+    ([$($key:ident),*]) => {
+        impl RawRule {
+            /// The value of condition key `key`, if there is such a key (for `override:`).
+            pub fn condition_mut(&mut self, key: &str) -> Option<&mut Items> {
+                match key {
+                    $(stringify!($key) => Some(&mut self.$key),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+cond_keys!(condition_mut!);
+
+/// How an `override:` changes a key: its value replaces the earlier one, or is added to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(super) enum Mode {
+    Replace,
+    Append,
+}
+
+/// `override:`'s keys and modes, in file order (the keys are checked by `layer.rs`).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Overrides(pub Vec<(String, Mode)>);
+
+impl<'de> Deserialize<'de> for Overrides {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Overrides;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a mapping of rule keys to `replace` or `append`")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Overrides, A::Error> {
+                let mut keys = Vec::new();
+                while let Some(k) = map.next_key::<String>()? {
+                    keys.push((k, map.next_value::<Mode>()?));
+                }
+                Ok(Overrides(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
 /// `throttle: {key: [..], window: DUR, max: N}`, checked by the builder (positioned there).
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawThrottle {
     #[serde(default)]
@@ -310,10 +501,6 @@ pub(super) struct RawThrottle {
 /// An optional string (see [`text`]).
 fn some_text<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     text(d).map(Some)
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// A string, and only a string (serde_yaml would turn `42` or `true` into text for a `String`).

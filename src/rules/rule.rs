@@ -55,4 +55,8 @@ pub struct Rule {
     pub throttle: Option<Throttle>,
     /// `output:`, if any: the alert's line on a terminal (see `template.rs`).
     pub output: Option<Template>,
+    /// For a rule a later entry changed (`override:`, `enabled:`; see `layer.rs`): each key it
+    /// has with where its value was written (`file:line:col`, several when appended to). Empty
+    /// for a rule as defined.
+    pub layers: Vec<(&'static str, Vec<String>)>,
 }

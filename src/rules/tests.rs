@@ -589,7 +589,7 @@ fn duplicate_rules_across_files_name_both() {
     assert_eq!(
         e,
         format!(
-            "{}:3:11: rules[0].name: duplicate rule name `r` (first defined at {}:4:12)",
+            "{}:3:11: rules[0].name: duplicate rule name `r` (first defined at {}:4:12); to change that rule from here, give the keys to change in `override:` (see \"Layering\" in docs/rules.md)",
             b.display(),
             a.display()
         )

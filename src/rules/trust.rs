@@ -41,7 +41,7 @@ pub(super) fn lint(
     ctx: &mut Ctx,
     rule: &str,
     conds: &[(&'static str, &Items)],
-    excepts: &[Vec<(&'static str, &Items)>],
+    excepts: &[(Origin, Vec<(&'static str, &Items)>)],
     at: &Origin,
 ) {
     for (key, items) in conds {
@@ -49,12 +49,12 @@ pub(super) fn lint(
             .strip_prefix("not_")
             .is_some_and(|k| COMM_KEYS.contains(&k));
         if items.present && name_key {
-            warn_name_trust(ctx, &at.key(key), rule, &format!("`{key}`"));
+            warn_name_trust(ctx, &items.key_at(at, key), rule, &format!("`{key}`"));
         }
     }
-    for (j, e) in excepts.iter().enumerate() {
+    for (block_at, e) in excepts {
         if let (Some(key), None) = (given(e, COMM_KEYS), given(e, EXE_KEYS)) {
-            let at = at.key("except").index(j).key(key);
+            let at = block_at.key(key);
             warn_name_trust(ctx, &at, rule, "this exception");
         }
     }

@@ -263,7 +263,7 @@ fn rules_check_lists_the_operations_of_each_rule() {
 }
 
 /// The alert as both sides see it: what identifies the event, the rule and `matched`.
-fn key(a: &Value) -> String {
+pub(crate) fn key(a: &Value) -> String {
     let ts = match a.get("ts_ns") {
         Some(v) => v.as_i64().expect("ts_ns"),
         None => open_forensics::timespec::parse_ts(a["ts"].as_str().expect("ts")).expect("ts"),

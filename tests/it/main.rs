@@ -17,6 +17,7 @@ mod hostile;
 mod hostile_drops;
 mod identity_store;
 mod kernels_loader;
+mod layering;
 mod layers;
 mod lifecycle_alerts;
 mod lifecycle_live;
