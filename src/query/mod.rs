@@ -44,9 +44,12 @@
 //! the range (read from the segments whose metadata counts losses): when it is not empty the
 //! answer is incomplete, and the CLI says so on stderr.
 
+mod cells;
 pub mod completeness;
 pub mod limits;
 pub mod replay;
+mod path_counts;
+mod pushdown;
 mod row_limit;
 pub mod users;
 mod vtab;
