@@ -12,6 +12,7 @@ pub mod error;
 pub mod event;
 pub mod file_id;
 pub(crate) mod json;
+pub mod need;
 pub mod output;
 pub mod process;
 pub mod query;

@@ -43,6 +43,7 @@ mod load;
 mod matcher;
 mod mode;
 mod pattern;
+mod prune;
 mod raw;
 mod rule;
 mod set;

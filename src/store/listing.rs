@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::dir::{Kind, StoreDir};
 use super::lock::StoreLock;
 use super::segment::{self, frame, parse_name, sealed_name, ActiveMeta, SegmentData, SegmentMeta};
-use super::{io_err, Result, StoreError};
+use super::{io_err, Need, Result, StoreError};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,6 +35,17 @@ pub struct SegmentInfo {
 impl SegmentInfo {
     pub fn name(&self) -> String {
         self.file.clone()
+    }
+
+    /// Whether the segment may hold an event that satisfies `need`, by its summary: without
+    /// one (sealed before schema 6, or active), or with loss records (a reading reports them),
+    /// it may.
+    pub fn may_match(&self, need: &Need) -> bool {
+        need.is_all()
+            || self.state != SegmentState::Sealed
+            || self.meta.lost > 0
+            || self.meta.alert_drops > 0
+            || self.meta.summary().is_none_or(|s| s.may_match(need))
     }
 
     /// Uncompressed database size over bytes on disk.

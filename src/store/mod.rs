@@ -57,6 +57,7 @@
 //! temporary directory that is always removed). A reader that races a rotation reads the sealed
 //! file instead.
 
+mod bloom;
 pub mod dir;
 mod listing;
 mod lock;
@@ -64,11 +65,13 @@ mod reader;
 mod retention;
 mod schema;
 mod segment;
+mod summary;
 pub mod verify;
 mod writer;
 
 use std::path::PathBuf;
 
+pub use crate::need::{Key, Need, Term};
 pub use listing::{list, list_segments, SegmentInfo, SegmentState};
 pub use reader::{CoverageGap, Reader, ScanStats};
 pub use retention::{prune_before, pruned, retain, PrunedRange, Retention};
@@ -77,6 +80,7 @@ pub use segment::frame::DB_MAX;
 pub use segment::{
     link_of, sign_link, Loss, SegmentData, SegmentMeta, StoredProcess, Uncaptured, ALERT_DROPPED,
 };
+pub use summary::Summary;
 pub use writer::{
     is_disk_full, RotateConfig, Writer, WriterSummary, DISK_FULL, MAX_SEALS_WAITING, OUTAGE,
 };

@@ -8,7 +8,7 @@ use super::dir::StoreDir;
 use super::listing::{list, SegmentInfo};
 use super::retention::PrunedRange;
 use super::segment::{Loss, SegmentData, SegmentMeta, Uncaptured};
-use super::{Result, StoreError, TimeRange};
+use super::{Need, Result, StoreError, TimeRange};
 use crate::event::Event;
 
 /// All segments of a store, for reading.
@@ -26,7 +26,12 @@ pub struct Reader {
 /// What a scan saw; `errors` are segments that could not be read (the scan went on without them).
 #[derive(Debug, Default)]
 pub struct ScanStats {
+    /// Segments read.
     pub segments: u64,
+    /// Segments in the range left unread because their summary rules out what was asked for.
+    pub segments_skipped: u64,
+    /// Blocks of the segments read left undecoded for the same reason.
+    pub blocks_skipped: u64,
     pub events_scanned: u64,
     pub events_in_range: u64,
     /// Loss records overlapping the range.
@@ -139,7 +144,26 @@ impl Reader {
 
     /// Like `scan`, and hands each loaded segment to `on_segment` before its events (e.g. to read
     /// its process table: one load per segment serves both).
-    pub fn scan_with<S, F>(&self, range: &TimeRange, mut on_segment: S, mut f: F) -> ScanStats
+    pub fn scan_with<S, F>(&self, range: &TimeRange, on_segment: S, f: F) -> ScanStats
+    where
+        S: FnMut(&SegmentData),
+        F: FnMut(&Event) -> ControlFlow<()>,
+    {
+        self.scan_where(range, &Need::all(), on_segment, f)
+    }
+
+    /// Like `scan_with`, skipping the segments (unread) and blocks (undecoded) whose summaries
+    /// rule out `need`: `f` still sees every event that satisfies `need`, and maybe others
+    /// (the caller filters). A segment with loss records is read for them; one without a
+    /// summary (sealed before schema 6, or active) is read, its blocks pruned where they have
+    /// summaries.
+    pub fn scan_where<S, F>(
+        &self,
+        range: &TimeRange,
+        need: &Need,
+        mut on_segment: S,
+        mut f: F,
+    ) -> ScanStats
     where
         S: FnMut(&SegmentData),
         F: FnMut(&Event) -> ControlFlow<()>,
@@ -151,6 +175,11 @@ impl Reader {
             ..ScanStats::default()
         };
         for info in self.segments_in(range) {
+            if !info.may_match(need) {
+                stats.segments_skipped += 1;
+                stats.note_coverage(&info.meta);
+                continue;
+            }
             let seg = match info.load(&self.dir) {
                 Ok(s) => s,
                 Err(e) => {
@@ -168,14 +197,23 @@ impl Reader {
                 ),
                 Err(e) => stats.errors.push(e),
             }
-            let flow = seg.for_each_event_in(range, |ev| {
-                stats.events_scanned += 1;
-                if range.contains(ev.ts_ns) {
-                    stats.events_in_range += 1;
-                    f(ev)
-                } else {
-                    ControlFlow::Continue(())
+            let flow = seg.blocks_where(range, need).and_then(|(ids, skipped)| {
+                stats.blocks_skipped += skipped;
+                for id in ids {
+                    let flow = seg.for_each_event_in_block(id, |ev| {
+                        stats.events_scanned += 1;
+                        if range.contains(ev.ts_ns) {
+                            stats.events_in_range += 1;
+                            f(ev)
+                        } else {
+                            ControlFlow::Continue(())
+                        }
+                    })?;
+                    if flow.is_break() {
+                        return Ok(flow);
+                    }
                 }
+                Ok(ControlFlow::Continue(()))
             });
             match flow {
                 Ok(ControlFlow::Break(())) => break,

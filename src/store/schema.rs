@@ -31,6 +31,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_file_ops.sql",
         include_str!("../../migrations/0005_file_ops.sql"),
     ),
+    (
+        "0006_summaries.sql",
+        include_str!("../../migrations/0006_summaries.sql"),
+    ),
 ];
 
 /// The first schema version with process lineage (`processes`, `users`, `procs.process`).
@@ -43,6 +47,8 @@ pub const IDENTITY_VERSION: i64 = 4;
 /// The first schema version with file operations: `shapes.op`, `blocks.old_path`, `new_uid`,
 /// `new_gid` and `length`.
 pub const FILE_OPS_VERSION: i64 = 5;
+/// The first schema version with block summaries (`blocks.summary`).
+pub const SUMMARY_VERSION: i64 = 6;
 
 /// Brings `conn` up to the newest schema. Idempotent; fails on a file that is not ours or is newer
 /// than this build.

@@ -22,6 +22,7 @@ const GROUND: &[&str] = &[
     "json",
     "text",
     "safe_path",
+    "need",
 ];
 
 /// What each top-level module above the ground floor may use besides it, lowest first.

@@ -9,6 +9,7 @@ pub(crate) mod blocks;
 mod codec;
 pub(crate) mod frame;
 mod mapped;
+pub(crate) mod summarize;
 mod tables;
 
 use std::collections::HashMap;
@@ -25,7 +26,7 @@ pub(crate) use tables::{read_meta_table, write_meta_table};
 
 use super::dir::{Kind, StoreDir};
 use super::schema::check_readable;
-use super::{sql_err, Result, StoreError, TimeRange};
+use super::{sql_err, Need, Result, StoreError, TimeRange};
 use crate::bytes::Str;
 use crate::event::Event;
 use crate::process::Process;
@@ -157,6 +158,12 @@ pub struct SegmentMeta {
     /// …and this segment's link: SHA-256 over `prev` and everything above (see [`link_of`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
+    /// What the segment's events may hold ([`crate::store::Summary`], base64), written at seal
+    /// (schema 6 on) so that readings skip the segment unopened when it cannot match. In the
+    /// link, so a summary edited after sealing is tampering like any metadata; `verify` also
+    /// rebuilds it from the database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
     /// HMAC-SHA-256 of `link` with the recorder's `--sign-key`, when it had one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sig: Option<String>,
@@ -178,11 +185,19 @@ impl SegmentMeta {
         }
     }
 
-    /// What the `meta` table of the database also holds: everything but the size and the chain.
+    /// The segment's summary, when it has one that reads (one that does not is not used: the
+    /// segment is read).
+    pub fn summary(&self) -> Option<crate::store::Summary> {
+        crate::store::Summary::from_base64(self.summary.as_deref()?)
+    }
+
+    /// What the `meta` table of the database also holds: everything but the size, the chain and
+    /// the summary (all computed at seal).
     fn table_part(&self) -> SegmentMeta {
         SegmentMeta {
             db_bytes: 0,
             tampered: None,
+            summary: None,
             db_sha256: None,
             prev: None,
             link: None,
@@ -475,6 +490,13 @@ impl SegmentData {
     /// the few blocks (8192 events each by default) that hold it.
     pub fn blocks_in(&self, range: &TimeRange) -> Result<Vec<i64>> {
         tables::blocks_in(&self.conn, &self.path, range)
+    }
+
+    /// The blocks overlapping `range` whose summary does not rule out `need` (blocks written
+    /// before schema 6 have none: they are kept), in arrival order; and how many were ruled out.
+    /// Only these need decoding for a reading that wants `need`.
+    pub fn blocks_where(&self, range: &TimeRange, need: &Need) -> Result<(Vec<i64>, u64)> {
+        tables::blocks_where(&self.conn, &self.path, self.version, range, need)
     }
 
     /// Every block's (id, event count), in arrival order.

@@ -15,8 +15,10 @@ use crate::bytes::Str;
 use crate::event::{Event, Op, PathSource, Syscall};
 use crate::file_id::FileId;
 use crate::process::{ProcSource, Process};
-use crate::store::schema::{FILE_OPS_VERSION, IDENTITY_VERSION, LINEAGE_VERSION, ROOT_VERSION};
-use crate::store::{sql_err, Result, StoreError, TimeRange};
+use crate::store::schema::{
+    FILE_OPS_VERSION, IDENTITY_VERSION, LINEAGE_VERSION, ROOT_VERSION, SUMMARY_VERSION,
+};
+use crate::store::{sql_err, Need, Result, StoreError, Summary, TimeRange};
 
 /// Writes `meta` into the `meta` table: only the keys whose values differ from `before`'s (what
 /// the table holds already), or every key when `before` is `None`: every key at every commit
@@ -484,6 +486,44 @@ pub(crate) fn blocks_in(conn: &Connection, path: &Path, range: &TimeRange) -> Re
         .and_then(|rows| rows.collect())
         .map_err(sql_err(path, B));
     ids
+}
+
+/// As [`blocks_in`], leaving out the blocks whose summary (schema 6 on) rules out `need`; and how
+/// many were left out. A block without a summary, or with one that does not read, is kept.
+pub(crate) fn blocks_where(
+    conn: &Connection,
+    path: &Path,
+    version: i64,
+    range: &TimeRange,
+    need: &Need,
+) -> Result<(Vec<i64>, u64)> {
+    if need.is_all() || version < SUMMARY_VERSION {
+        return Ok((blocks_in(conn, path, range)?, 0));
+    }
+    const B: &str = "SELECT id, summary FROM blocks WHERE max_ts_ns >= ?1 AND min_ts_ns <= ?2 \
+                     ORDER BY id";
+    let mut st = conn.prepare_cached(B).map_err(sql_err(path, B))?;
+    let mut rows = st
+        .query([
+            range.since.unwrap_or(i64::MIN),
+            range.until.unwrap_or(i64::MAX),
+        ])
+        .map_err(sql_err(path, B))?;
+    let (mut ids, mut skipped) = (Vec::new(), 0);
+    while let Some(r) = rows.next().map_err(sql_err(path, B))? {
+        let id: i64 = r.get(0).map_err(sql_err(path, B))?;
+        let summary = r
+            .get_ref(1)
+            .and_then(|v| v.as_blob_or_null().map_err(Into::into))
+            .map_err(sql_err(path, B))?
+            .and_then(Summary::decode);
+        if summary.is_some_and(|s| !s.may_match(need)) {
+            skipped += 1;
+        } else {
+            ids.push(id);
+        }
+    }
+    Ok((ids, skipped))
 }
 
 /// Every block's (id, count), in arrival order.

@@ -13,7 +13,9 @@ use crate::bytes::Str;
 use crate::event::Event;
 use crate::file_id::FileId;
 use crate::process::{Process, MAX_ANCESTORS};
+use crate::store::segment::summarize::{Collector, ProcKeys, Resolve};
 use crate::store::segment::{blocks, next_table_id, write_meta_table, Loss, SegmentMeta};
+use crate::store::summary::BLOCK_BLOOM;
 use crate::store::{sql_err, Result};
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,6 +91,12 @@ pub(super) struct Active {
     files: FxHashMap<FileId, u32>,
     /// The last event's file and its id: opens come in runs of one file, which skip the map.
     last_file: (Option<FileId>, u32),
+    /// The interned values by id - 1, for the blocks' summaries: strings, proc rows, process
+    /// images' (exe, container id) string ids, shapes' ops.
+    string_of: Vec<Arc<[u8]>>,
+    proc_of: Vec<ProcKey>,
+    process_of: Vec<(Option<u32>, Option<u32>)>,
+    op_of: Vec<u8>,
     // Interned but not yet committed: kept until a commit succeeds, so that a failed commit
     // (disk full) never leaves rows pointing at ids the database lacks.
     new_strings: Vec<(u32, Arc<[u8]>)>,
@@ -128,6 +136,10 @@ impl Active {
             users: FxHashMap::default(),
             files: FxHashMap::default(),
             last_file: (None, 0),
+            string_of: Vec::new(),
+            proc_of: Vec::new(),
+            process_of: Vec::new(),
+            op_of: Vec::new(),
             new_strings: Vec::new(),
             new_procs: Vec::new(),
             new_shapes: Vec::new(),
@@ -197,6 +209,7 @@ impl Active {
                 let next_proc = self.procs.len() as u32 + 1;
                 let id = *self.procs.entry(key).or_insert_with(|| {
                     self.new_procs.push((next_proc, key));
+                    self.proc_of.push(key);
                     next_proc
                 });
                 self.last_proc = Some((key, id));
@@ -218,6 +231,7 @@ impl Active {
                 let next_shape = self.shapes.len() as u32 + 1;
                 let id = *self.shapes.entry(shape).or_insert_with(|| {
                     self.new_shapes.push((next_shape, shape));
+                    self.op_of.push(shape.op);
                     next_shape
                 });
                 self.last_shape = Some((shape, id));
@@ -238,6 +252,14 @@ impl Active {
             new_gid: ev.new_gid,
             length: ev.length,
         });
+    }
+
+    /// The summary of the buffered rows (`None` only if an id is missing from the interning
+    /// tables, which cannot happen: the block is then read, never skipped).
+    fn block_summary(&self) -> Option<Vec<u8>> {
+        let mut c = Collector::default();
+        self.rows.iter().for_each(|r| c.add(r));
+        c.finish(self, BLOCK_BLOOM).ok().map(|s| s.encode())
     }
 
     pub(super) fn is_clean(&self) -> bool {
@@ -274,6 +296,7 @@ impl Active {
                 self.strings.insert(s.bytes.clone(), id);
                 self.by_addr.insert(addr, id);
                 self.new_strings.push((id, s.bytes.clone()));
+                self.string_of.push(s.bytes.clone());
                 id
             }
         };
@@ -321,6 +344,7 @@ impl Active {
         let id = self.processes.len() as u32 + 1;
         self.processes
             .insert(Arc::as_ptr(p) as usize, (id, p.clone()));
+        self.process_of.push((exe, container_id));
         self.new_processes.push(NewProcess {
             id,
             parent,
@@ -374,6 +398,7 @@ impl Active {
             }
         }
         meta.processes = self.processes.len() as u64;
+        let summary = self.block_summary();
         let tx = self.conn.transaction().map_err(sql_err(&path, "BEGIN"))?;
         {
             const S: &str = "INSERT INTO strings (id, value) VALUES (?1, ?2)";
@@ -470,8 +495,8 @@ impl Active {
             if !self.rows.is_empty() {
                 const B: &str = "INSERT INTO blocks \
                                  (count, base_ts_ns, min_ts_ns, max_ts_ns, ts, proc, path, raw_path, shape, ret, \
-                                 file, alias_of, old_path, new_uid, new_gid, length) \
-                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)";
+                                 file, alias_of, old_path, new_uid, new_gid, length, summary) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)";
                 let b = blocks::encode(&self.rows);
                 let mut st = tx.prepare_cached(B).map_err(sql_err(&path, B))?;
                 st.execute(params![
@@ -490,7 +515,8 @@ impl Active {
                     b.opt[2],
                     b.opt[3],
                     b.opt[4],
-                    b.opt[5]
+                    b.opt[5],
+                    summary
                 ])
                 .map_err(sql_err(&path, B))?;
             }
@@ -518,5 +544,34 @@ impl Active {
         self.late = 0;
         self.losses.clear();
         Ok(stored)
+    }
+}
+
+impl Resolve for Active {
+    fn string(&self, id: u32) -> Option<&[u8]> {
+        let s = self.string_of.get((id as usize).checked_sub(1)?)?;
+        Some(s)
+    }
+
+    fn proc(&self, id: u32) -> Option<ProcKeys<'_>> {
+        let k = self.proc_of.get((id as usize).checked_sub(1)?)?;
+        let (exe, container) = match k.process {
+            0 => (None, None),
+            p => *self.process_of.get(p as usize - 1)?,
+        };
+        let s = |id: Option<u32>| {
+            id.map(|i| self.string(i))
+                .map_or(Some(None), |s| s.map(Some))
+        };
+        Some(ProcKeys {
+            pid: k.pid,
+            uid: k.uid,
+            exe: s(exe)?,
+            container: s(container)?,
+        })
+    }
+
+    fn op(&self, shape: u32) -> Option<u8> {
+        self.op_of.get((shape as usize).checked_sub(1)?).copied()
     }
 }

@@ -12,7 +12,8 @@ use super::digest::Witness;
 use super::Writer;
 use crate::store::dir::StoreDir;
 use crate::store::segment::{
-    force_rollback_mode, frame, hex, link_of, sealed_name, sign_link, SegmentMeta, COMPANIONS,
+    force_rollback_mode, frame, hex, link_of, sealed_name, sign_link, summarize, SegmentMeta,
+    COMPANIONS,
 };
 use crate::store::{io_err, sql_err, Result, StoreError};
 
@@ -143,6 +144,10 @@ pub(super) fn seal(mut job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u
             Some(w) => w.check(&job.conn, &path)?,
             None => None,
         };
+        // The summary of the image sealed. A database it cannot be built from (rows naming ids
+        // its tables lack) is sealed without one: every reading then reads it, and says why.
+        let summary = summarize::rebuild(&job.conn, &path, job.meta.schema_version, false)
+            .map(|r| r.segment.to_base64());
         // Read through the pager: the committed pages, WAL included, without a second copy of
         // the database (an in-memory backup would be one).
         let data = job
@@ -167,6 +172,10 @@ pub(super) fn seal(mut job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u
             );
             notes.push(format!("{}: {what}; sealed as tampered", path.display()));
             meta.tampered = Some(what);
+        }
+        match summary {
+            Ok(s) => meta.summary = Some(s),
+            Err(e) => notes.push(format!("{e}; sealed without a summary")),
         }
         meta.db_bytes = data.len() as u64;
         meta.db_sha256 = Some(hex(&h.finalize()));
