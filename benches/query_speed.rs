@@ -99,7 +99,13 @@ fn main() {
         let r = run(
             &bin,
             &store,
-            &["export", "--format", "parquet", "--out", parquet.to_str().unwrap()],
+            &[
+                "export",
+                "--format",
+                "parquet",
+                "--out",
+                parquet.to_str().unwrap(),
+            ],
         );
         println!("export --format parquet: {:.1} s", r.wall_s);
     }
@@ -219,7 +225,11 @@ fn main() {
         if let Some((secs, rows)) = duck.and_then(|sql| duckdb(&parquet, &sql)) {
             println!(
                 "  {:<40} {:<9} {secs:>8.2} s {:>7.3}x scan {:>10} {:>9} rows",
-                "", "duckdb", secs / scan.wall_s.max(1e-9), "", rows
+                "",
+                "duckdb",
+                secs / scan.wall_s.max(1e-9),
+                "",
+                rows
             );
         }
     }

@@ -146,4 +146,3 @@ pub fn report(what: &str, new: &Run, base: Option<&Run>) {
         );
     }
 }
-

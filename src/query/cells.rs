@@ -111,7 +111,7 @@ pub(crate) fn result_of(ret: i64) -> String {
 /// The fields of an event that the columns a statement uses read: the cursor copies only these
 /// (a `GROUP BY path` need not copy the process, the user and five more strings per row).
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Need {
+pub(crate) struct Fields {
     comm: bool,
     path: bool,
     old_path: bool,
@@ -122,11 +122,11 @@ pub(crate) struct Need {
     process: bool,
 }
 
-impl Need {
+impl Fields {
     /// What reading `columns` needs, `used` SQLite's `colUsed` mask over them (bit 63: every
     /// column from the 64th on).
-    pub fn of(columns: &[Column], used: u64) -> Need {
-        let mut n = Need::default();
+    pub fn of(columns: &[Column], used: u64) -> Fields {
+        let mut n = Fields::default();
         for (i, c) in columns.iter().enumerate() {
             if used & (1u64 << i.min(63)) == 0 {
                 continue;

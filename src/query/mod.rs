@@ -47,9 +47,9 @@
 mod cells;
 pub mod completeness;
 pub mod limits;
-pub mod replay;
 mod path_counts;
 mod pushdown;
+pub mod replay;
 mod row_limit;
 pub mod users;
 mod vtab;

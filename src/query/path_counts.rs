@@ -12,8 +12,8 @@ use std::ffi::{c_int, CString};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use rusqlite::vtab::{Context, Filters, IndexInfo, VTabCursor};
 use rusqlite::ffi;
+use rusqlite::vtab::{Context, Filters, IndexInfo, VTabCursor};
 
 use super::vtab::{declaration_with, Shared, Table};
 use crate::bytes::Str;

@@ -18,19 +18,20 @@ use std::ffi::{c_int, CStr, CString};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
+use rusqlite::fallible_streaming_iterator::FallibleStreamingIterator;
 use rusqlite::types::Value;
 use rusqlite::vtab::{
     Context, Filters, IndexConstraintOp, IndexInfo, Module, VTab, VTabConnection, VTabCursor,
 };
-use rusqlite::fallible_streaming_iterator::FallibleStreamingIterator;
 use rusqlite::{ffi, Connection};
 
-use super::cells::{event_cell, Cell, Need};
+use super::cells::{event_cell, Cell, Fields};
 use super::path_counts::PathCounts;
 use super::pushdown::{Pushed, PUSHABLE};
 use crate::bytes::Str;
 use crate::columns::{Column, Type};
 use crate::event::Event;
+use crate::need::Need;
 use crate::process::Process;
 use crate::store::{Reader, ScanStats, SegmentData, StoreError, TimeRange};
 use crate::timespec::format_ts;
@@ -74,6 +75,26 @@ impl Shared {
                 None
             }
         }
+    }
+
+    /// The segments of `window` whose summaries do not rule out `need` (those they do are
+    /// counted as skipped).
+    fn segments_where(&self, window: &TimeRange, need: &Need) -> Vec<usize> {
+        let mut skipped = 0;
+        let out = self
+            .segments_in(window)
+            .into_iter()
+            .filter(|&i| {
+                let keep = self.reader.segments()[i].may_match(need);
+                skipped += u64::from(!keep);
+                keep
+            })
+            .collect();
+        self.stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .segments_skipped += skipped;
+        out
     }
 
     pub(super) fn segments_in(&self, window: &TimeRange) -> Vec<usize> {
@@ -321,7 +342,8 @@ impl Table for EventsTable {
             shared: shared.clone(),
             window: TimeRange::default(),
             pushed: Pushed::default(),
-            need: Need::default(),
+            need: Need::all(),
+            fields: Fields::default(),
             segments: Vec::new(),
             next_segment: 0,
             segment: None,
@@ -420,8 +442,10 @@ struct EventsCursor {
     shared: Arc<Shared>,
     window: TimeRange,
     pushed: Pushed,
-    /// The fields of each event the statement's columns read.
+    /// The pushed constraints as summaries judge them.
     need: Need,
+    /// The fields of each event the statement's columns read.
+    fields: Fields,
     /// Indices into the reader's segments still to read, and the one being read.
     segments: Vec<usize>,
     next_segment: usize,
@@ -454,7 +478,7 @@ impl EventsCursor {
             if let Some((seq, seg)) = &self.segment {
                 if let Some(&(id, first)) = self.blocks.get(self.next_block) {
                     self.next_block += 1;
-                    let (window, pushed, need) = (&self.window, &self.pushed, self.need);
+                    let (window, pushed, fields) = (&self.window, &self.pushed, self.fields);
                     let buf = &mut self.buf;
                     let mut n = first;
                     let mut scanned = 0u64;
@@ -466,7 +490,7 @@ impl EventsCursor {
                             in_range += 1;
                             let at = (*seq << 32 | n) as i64;
                             if pushed.admits(at, ev) {
-                                buf.push((at, need.copy(ev)));
+                                buf.push((at, fields.copy(ev)));
                             }
                         }
                         std::ops::ControlFlow::Continue(())
@@ -500,13 +524,13 @@ impl EventsCursor {
             let Some(seg) = self.shared.load(index) else {
                 continue;
             };
-            match block_spans(&seg, &self.window) {
-                Ok(blocks) => {
-                    self.shared
-                        .stats
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .segments += 1;
+            match block_spans(&seg, &self.window, &self.need) {
+                Ok((blocks, skipped)) => {
+                    {
+                        let mut st = self.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+                        st.segments += 1;
+                        st.blocks_skipped += skipped;
+                    }
                     self.blocks = blocks;
                     self.next_block = 0;
                     // Segment sequence numbers are far below 2^31: seq stays positive.
@@ -518,12 +542,17 @@ impl EventsCursor {
     }
 }
 
-/// The blocks of `seg` in `window` with the index of each one's first event in the segment (so
-/// that `seq` is the same whatever the window).
-fn block_spans(seg: &SegmentData, window: &TimeRange) -> crate::store::Result<Vec<(i64, u64)>> {
-    let wanted = seg.blocks_in(window)?;
+/// The blocks of `seg` in `window` whose summaries do not rule out `need`, with the index of
+/// each one's first event in the segment (so that `seq` is the same whatever the window), and how
+/// many blocks the summaries ruled out.
+fn block_spans(
+    seg: &SegmentData,
+    window: &TimeRange,
+    need: &Need,
+) -> crate::store::Result<(Vec<(i64, u64)>, u64)> {
+    let (wanted, skipped) = seg.blocks_where(window, need)?;
     if wanted.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), skipped));
     }
     let all = seg.block_counts()?;
     let mut first = 0u64;
@@ -536,7 +565,7 @@ fn block_spans(seg: &SegmentData, window: &TimeRange) -> crate::store::Result<Ve
         }
         first += count.max(0) as u64;
     }
-    Ok(spans)
+    Ok((spans, skipped))
 }
 
 // SAFETY: `base` is the first field (repr(C)).
@@ -549,9 +578,11 @@ unsafe impl VTabCursor for EventsCursor {
     ) -> rusqlite::Result<()> {
         let plan = plan(self.shared.range, idx_str.unwrap_or(""), args)?;
         self.window = plan.window;
+
+        self.fields = Fields::of(EventsTable::COLUMNS, plan.used);
+        self.need = plan.pushed.need();
         self.pushed = plan.pushed;
-        self.need = Need::of(EventsTable::COLUMNS, plan.used);
-        self.segments = self.shared.segments_in(&self.window);
+        self.segments = self.shared.segments_where(&self.window, &self.need);
         self.next_segment = 0;
         self.segment = None;
         self.blocks.clear();
