@@ -185,16 +185,16 @@ unsafe impl VTabCursor for PathCountsCursor {
     fn column(&self, ctx: &mut Context, i: c_int) -> rusqlite::Result<()> {
         let (op, path, comm, c) = &self.rows[self.pos];
         match i {
-            0 => ctx.set_result(&op.as_str()),
+            0 => ctx.set_result(op.as_str()),
             1 => ctx.set_result(path),
             2 => ctx.set_result(comm),
-            3 => ctx.set_result(&c.events),
-            4 => ctx.set_result(&c.failed),
-            5 => ctx.set_result(&c.first),
-            6 => ctx.set_result(&c.last),
-            7 => ctx.set_result(&format_ts(c.first)),
-            8 => ctx.set_result(&format_ts(c.last)),
-            _ => ctx.set_result(&None::<i64>),
+            3 => ctx.set_result(c.events),
+            4 => ctx.set_result(c.failed),
+            5 => ctx.set_result(c.first),
+            6 => ctx.set_result(c.last),
+            7 => ctx.set_result(format_ts(c.first)),
+            8 => ctx.set_result(format_ts(c.last)),
+            _ => ctx.set_result(None::<i64>),
         }
     }
 

@@ -4,8 +4,11 @@
 //!
 //! `events` accepts constraints on `ts_ns` (`=`, `<`, `<=`, `>`, `>=`): they narrow the window the
 //! cursor reads, on top of `--since`/`--until`, down to whole segments (by their metadata) and whole
-//! blocks (by their time range). The constraints are not "omitted": SQLite checks every row again,
-//! so a pushed-down bound only ever narrows what is read, never what is answered.
+//! blocks (by their time range). It also takes `=` and `IN` on the columns of `pushdown.rs` (path,
+//! comm, op, pid, uid, exe…): segments and blocks whose summaries rule them out are not read, and
+//! each decoded event is checked before it is copied for SQLite. It copies only the fields the
+//! statement's columns read (`colUsed`). No constraint is "omitted": SQLite checks every row
+//! again, so a pushed-down constraint only ever narrows what is read, never what is answered.
 //!
 //! `processes` is read once per query, on first use, and deduplicated by `image` across segments
 //! (an image recorded in several segments is one row, its exit taken from whichever saw it); only
@@ -618,8 +621,8 @@ unsafe impl VTabCursor for EventsCursor {
     fn column(&self, ctx: &mut Context, i: c_int) -> rusqlite::Result<()> {
         let (seq, e) = &self.buf[self.pos];
         match EventsTable::column(i).map_or(Cell::Null, |c| event_cell(*seq, e, c)) {
-            Cell::Null => ctx.set_result(&None::<i64>),
-            Cell::Int(v) => ctx.set_result(&v),
+            Cell::Null => ctx.set_result(None::<i64>),
+            Cell::Int(v) => ctx.set_result(v),
             Cell::Text(t) => ctx.set_result(&t),
         }
     }
