@@ -7,13 +7,13 @@
 //! `ret < 0`), `first_ts_ns`, `last_ts_ns`, and `first_ts`, `last_ts` (as `events.ts` shows them).
 //! `count(*)` over a path's rows is `count(DISTINCT comm)` over its events.
 
-use std::collections::HashMap;
 use std::ffi::{c_int, CString};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use rusqlite::ffi;
 use rusqlite::vtab::{Context, Filters, IndexInfo, VTabCursor};
+use rustc_hash::FxHashMap;
 
 use super::vtab::{declaration_with, Shared, Table};
 use crate::bytes::Str;
@@ -64,14 +64,14 @@ type Row = (Op, String, String, Counts);
 /// Counts the range, segment by segment.
 fn count(shared: &Shared) -> Vec<Row> {
     let range = shared.range;
-    let mut all: HashMap<(Op, String, String), Counts> = HashMap::new();
+    let mut all: FxHashMap<(Op, String, String), Counts> = FxHashMap::default();
     let mut seen = 0u64;
     for index in shared.segments_in(&range) {
         let Some(seg) = shared.load(index) else {
             continue;
         };
         // By string id within the segment: the strings of one segment's table are distinct.
-        let mut local: HashMap<(Op, u32, u32), (Str, Str, Counts)> = HashMap::new();
+        let mut local: FxHashMap<(Op, u32, u32), (Str, Str, Counts)> = FxHashMap::default();
         let (mut scanned, mut in_range) = (0u64, 0u64);
         let flow = seg.for_each_event_in(&range, |ev| {
             scanned += 1;

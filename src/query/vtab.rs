@@ -933,6 +933,51 @@ mod tests {
             .all(|c| ProcessesTable::COLUMNS.contains(c)));
     }
 
+    /// A row copied for a statement that uses one column holds that column's value: the
+    /// projection (`Fields`) keeps every field each column reads.
+    #[test]
+    fn a_projected_copy_answers_each_column_it_was_copied_for() {
+        use crate::file_id::FileId;
+        let s = |t: &str| Str::from(t);
+        let mut parent = Process::from_event(1, 5, 0, s("init"), 0, 0);
+        parent.exe = Some(s("/sbin/init"));
+        let mut p = Process::from_event(42, 7, 1, s("cat"), 1000, 1000);
+        p.exe = Some(s("/bin/cat"));
+        p.argv = Some(s("cat\0/etc/x"));
+        p.parent = Some(Arc::new(parent));
+        p.container_id = Some(s("abc"));
+        p.auid = Some(1000);
+        p.mntns = Some(4026531840);
+        p.exe_id = Some(FileId { dev: 1, ino: 2 });
+        p.exe_verified = Some(true);
+        let e = Event {
+            ts_ns: 1_700_000_000_000_000_000,
+            pid: 42,
+            comm: s("cat"),
+            path: s("/etc/x"),
+            raw_path: s("x"),
+            old_path: Some(s("/etc/y")),
+            user: Some(s("alice")),
+            root: Some(s("/jail")),
+            alias_of: Some(s("/etc/shadow")),
+            file: Some(FileId { dev: 3, ino: 4 }),
+            euid: Some(0),
+            egid: Some(0),
+            dirfd: Some(-100),
+            ret: -2,
+            new_uid: Some(5),
+            new_gid: Some(6),
+            length: Some(7),
+            process: Some(Arc::new(p)),
+            ..Event::default()
+        };
+        for (i, c) in EventsTable::COLUMNS.iter().enumerate() {
+            let copy = Fields::of(EventsTable::COLUMNS, 1 << i).copy(&e);
+            assert_eq!(event_cell(9, &copy, *c), event_cell(9, &e, *c), "{c:?}");
+            assert_ne!(event_cell(9, &e, *c), Cell::Null, "{c:?}: the test sets it");
+        }
+    }
+
     #[test]
     fn declaration_types_follow_the_column_table() {
         let sql =
