@@ -8,8 +8,10 @@
 //! pushes). DuckDB's time is the query and fetch inside one session (its start and the Python
 //! import excluded), over `events/**/*.parquet`. Peak RSS by `/usr/bin/time`.
 //!
-//! `OF_BASELINE_BIN` adds a column: another build (e.g. main before the pushdown) on the same
-//! store. `OF_BENCH_DIR` keeps the store and its export between runs (delete it afterwards).
+//! `OF_BASELINE_BIN` adds a line per question: another build (e.g. main before the pushdown) on
+//! the same store — which it must be able to read: `OF_BENCH_STORE` runs over an existing store
+//! instead of generating one (e.g. one of an older schema, `export | import -` by the older build).
+//! `OF_BENCH_DIR` keeps the store and its export between runs (delete it afterwards).
 //!
 //! `cargo bench --bench query_speed`
 
@@ -92,21 +94,33 @@ fn main() {
     };
     std::fs::create_dir_all(&root).expect("bench dir");
     let now = open_forensics::timespec::now_ns() / 60_000_000_000 * 60_000_000_000;
-    let store = root.join(format!("store-{n}"));
-    let (start, last) = generate(&store, n, now);
-    let parquet = root.join(format!("parquet-{n}"));
+    let (store, (start, last)) = match std::env::var_os("OF_BENCH_STORE") {
+        Some(s) => {
+            let s = PathBuf::from(s);
+            let span = first_value(
+                &bin,
+                &s,
+                "SELECT min(first_ts_ns) || ' ' || max(last_ts_ns) FROM path_counts",
+            );
+            let (a, b) = span.split_once(' ').expect("a store with events");
+            (s, (a.parse().expect("ns"), b.parse().expect("ns")))
+        }
+        None => {
+            let s = root.join(format!("store-{n}"));
+            let span = generate(&s, n, now);
+            (s, span)
+        }
+    };
+    let name = store.file_name().expect("store name").to_string_lossy();
+    let parquet = root.join(format!("{name}.parquet"));
     if !parquet.join("events").exists() {
+        let out = parquet.to_str().expect("utf-8");
         let r = run(
             &bin,
             &store,
-            &[
-                "export",
-                "--format",
-                "parquet",
-                "--out",
-                parquet.to_str().unwrap(),
-            ],
+            &["export", "--format", "parquet", "--out", out],
         );
+        assert!(r.ok, "export --format parquet failed");
         println!("export --format parquet: {:.1} s", r.wall_s);
     }
 
@@ -131,7 +145,8 @@ fn main() {
     let mid = start + (last - start) / 2;
     let (since, until) = (format_ts(mid), format_ts(mid + 60_000_000_000));
     println!(
-        "query speed: {n} events from {} to {}; common path {common_path}, rare path {rare_path}, exe {exe}",
+        "query speed: {} from {} to {}; common path {common_path}, rare path {rare_path}, exe {exe}",
+        store.display(),
         format_ts(start),
         format_ts(last),
     );
