@@ -57,14 +57,36 @@ impl Counts {
     }
 }
 
-/// One row: op, path and comm as text (non-UTF-8 bytes as U+FFFD, as `events` shows them, so
-/// that the groups are the ones `GROUP BY path` over `events` makes).
-type Row = (Op, String, String, Counts);
+/// The distinct texts of the answer's paths and comms, each once (non-UTF-8 bytes as U+FFFD, as
+/// `events` shows them, so that the groups are the ones `GROUP BY path` over `events` makes).
+#[derive(Default)]
+struct Texts {
+    texts: Vec<String>,
+    ids: FxHashMap<String, u32>,
+}
 
-/// Counts the range, segment by segment.
-fn count(shared: &Shared) -> Vec<Row> {
+impl Texts {
+    fn id(&mut self, s: &Str) -> u32 {
+        let t = s.lossy();
+        if let Some(&i) = self.ids.get(t.as_ref()) {
+            return i;
+        }
+        let i = self.texts.len() as u32;
+        self.texts.push(t.clone().into_owned());
+        self.ids.insert(t.into_owned(), i);
+        i
+    }
+}
+
+/// One row: op, path and comm (ids into [`Texts`]) and the counts.
+type Row = (Op, u32, u32, Counts);
+
+/// Counts the range, segment by segment: per segment by its string ids, merged by text. The
+/// answer holds each distinct text once, and integers per group.
+fn count(shared: &Shared) -> (Vec<Row>, Vec<String>) {
     let range = shared.range;
-    let mut all: FxHashMap<(Op, String, String), Counts> = FxHashMap::default();
+    let mut texts = Texts::default();
+    let mut all: FxHashMap<(Op, u32, u32), Counts> = FxHashMap::default();
     let mut seen = 0u64;
     for index in shared.segments_in(&range) {
         let Some(seg) = shared.load(index) else {
@@ -86,7 +108,7 @@ fn count(shared: &Shared) -> Vec<Row> {
             let (path, comm) = (&ev.path, &ev.comm);
             if path.key == Str::NO_KEY || comm.key == Str::NO_KEY {
                 // Not from the segment's table (never on replay): counted by text at once.
-                all.entry((ev.op, path.lossy().into_owned(), comm.lossy().into_owned()))
+                all.entry((ev.op, texts.id(path), texts.id(comm)))
                     .or_insert_with(Counts::new)
                     .add(ev.ts_ns, ev.ret);
             } else {
@@ -110,14 +132,16 @@ fn count(shared: &Shared) -> Vec<Row> {
             shared.error(e);
         }
         for ((op, _, _), (path, comm, c)) in local {
-            all.entry((op, path.lossy().into_owned(), comm.lossy().into_owned()))
+            all.entry((op, texts.id(&path), texts.id(&comm)))
                 .or_insert_with(Counts::new)
                 .merge(&c);
         }
     }
-    all.into_iter()
+    let rows = all
+        .into_iter()
         .map(|((op, path, comm), c)| (op, path, comm, c))
-        .collect()
+        .collect();
+    (rows, texts.texts)
 }
 
 impl Table for PathCounts {
@@ -152,6 +176,7 @@ impl Table for PathCounts {
             base: ffi::sqlite3_vtab_cursor::default(),
             shared: shared.clone(),
             rows: Vec::new(),
+            texts: Vec::new(),
             pos: 0,
         }
     }
@@ -162,13 +187,14 @@ pub(super) struct PathCountsCursor {
     base: ffi::sqlite3_vtab_cursor,
     shared: Arc<Shared>,
     rows: Vec<Row>,
+    texts: Vec<String>,
     pos: usize,
 }
 
 // SAFETY: `base` is the first field (repr(C)).
 unsafe impl VTabCursor for PathCountsCursor {
     fn filter(&mut self, _: c_int, _: Option<&str>, _: &Filters<'_>) -> rusqlite::Result<()> {
-        self.rows = count(&self.shared);
+        (self.rows, self.texts) = count(&self.shared);
         self.pos = 0;
         Ok(())
     }
@@ -186,8 +212,8 @@ unsafe impl VTabCursor for PathCountsCursor {
         let (op, path, comm, c) = &self.rows[self.pos];
         match i {
             0 => ctx.set_result(op.as_str()),
-            1 => ctx.set_result(path),
-            2 => ctx.set_result(comm),
+            1 => ctx.set_result(&self.texts[*path as usize]),
+            2 => ctx.set_result(&self.texts[*comm as usize]),
             3 => ctx.set_result(c.events),
             4 => ctx.set_result(c.failed),
             5 => ctx.set_result(c.first),
