@@ -208,6 +208,7 @@ impl Session {
         limits::apply(&mut conn, &limits).map_err(QueryError::Load)?;
         let shared = Arc::new(vtab::Shared::new(reader, range, progress));
         vtab::register(&conn, shared.clone()).map_err(QueryError::Load)?;
+        path_counts::register(&conn, shared.clone()).map_err(QueryError::Load)?;
         conn.execute_batch(SCHEMA).map_err(QueryError::Load)?;
         let mut losses = Vec::new();
         {

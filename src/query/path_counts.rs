@@ -11,17 +11,23 @@ use std::ffi::{c_int, CString};
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use rusqlite::ffi;
-use rusqlite::vtab::{Context, Filters, IndexInfo, VTabCursor};
+use rusqlite::vtab::{Context, Filters, IndexInfo, Module, VTabCursor};
+use rusqlite::{ffi, Connection};
 use rustc_hash::FxHashMap;
 
-use super::vtab::{declaration_with, Shared, Table};
+use super::vtab::{declaration_with, Shared, Tab, Table};
 use crate::bytes::Str;
 use crate::columns::Column;
 use crate::event::Op;
 use crate::timespec::format_ts;
 
 pub(super) struct PathCounts;
+
+/// Registers `path_counts` on `conn`.
+pub(super) fn register(conn: &Connection, shared: Arc<Shared>) -> rusqlite::Result<()> {
+    const PATH_COUNTS: Module<Tab<PathCounts>> = Module::eponymous_only_module();
+    conn.create_module(c"path_counts", &PATH_COUNTS, Some(shared))
+}
 
 /// The counts of one group.
 #[derive(Clone, Copy)]

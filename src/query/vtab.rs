@@ -29,7 +29,6 @@ use rusqlite::vtab::{
 use rusqlite::{ffi, Connection};
 
 use super::cells::{event_cell, Cell, Fields};
-use super::path_counts::PathCounts;
 use super::pushdown::{Pushed, PUSHABLE};
 use crate::bytes::Str;
 use crate::columns::{Column, Type};
@@ -111,13 +110,11 @@ impl Shared {
     }
 }
 
-/// Registers `events`, `processes` and `path_counts` on `conn`.
+/// Registers `events` and `processes` on `conn`.
 pub(crate) fn register(conn: &Connection, shared: Arc<Shared>) -> rusqlite::Result<()> {
     const EVENTS: Module<Tab<EventsTable>> = Module::eponymous_only_module();
     const PROCESSES: Module<Tab<ProcessesTable>> = Module::eponymous_only_module();
-    const PATH_COUNTS: Module<Tab<PathCounts>> = Module::eponymous_only_module();
     conn.create_module(c"events", &EVENTS, Some(shared.clone()))?;
-    conn.create_module(c"path_counts", &PATH_COUNTS, Some(shared.clone()))?;
     conn.create_module(c"processes", &PROCESSES, Some(shared))
 }
 
