@@ -15,6 +15,7 @@ pub mod bpf_stats;
 pub mod cpu;
 #[path = "../../tests/it/recorder.rs"]
 pub mod recorder;
+pub mod runs;
 
 use std::sync::Arc;
 

@@ -8,7 +8,9 @@
 //! session's [`Limits`] bound its time, SQLite's heap, and where its sorter may spill (memory
 //! unless the user names a directory). `--since`/`--until` and any constraint on
 //! `ts_ns` in the SQL narrow what is read to whole segments (metadata) and blocks (their time
-//! range). Nothing is written anywhere: statements must be one read-only `SELECT`/`WITH`
+//! range); `=` and `IN` on path, comm, op, pid, uid, exe and the like skip the segments and blocks
+//! whose summaries rule them out, and the rows that fail them before SQLite sees them (see
+//! `vtab.rs`, `pushdown.rs`). Nothing is written anywhere: statements must be one read-only `SELECT`/`WITH`
 //! (checked with `sqlite3_stmt_readonly`, and the connection is `query_only`).
 //!
 //! Each reference to `events` in a statement is its own scan of the range: a correlated subquery
@@ -40,12 +42,20 @@
 //! `import`), `exit_code`, `exit_signal`, `exit` (RFC 3339, NULL while running or unknown), `root` (a
 //! chrooted process's root, NULL otherwise), `exe_id`, `exe_verified`.
 //!
+//! `path_counts` (`op`, `path`, `comm`, `events`, `failed`, `first_ts_ns`, `last_ts_ns`,
+//! `first_ts`, `last_ts`) is `events` counted per op, path and comm over the range, computed per
+//! segment over its string ids (`path_counts.rs`): what `top_paths` reads instead of grouping every
+//! event.
+//!
 //! The table `losses` (`start_ns`, `end_ns`, `count`, `reason`) holds the loss records that overlap
 //! the range (read from the segments whose metadata counts losses): when it is not empty the
 //! answer is incomplete, and the CLI says so on stderr.
 
+mod cells;
 pub mod completeness;
 pub mod limits;
+mod path_counts;
+mod pushdown;
 pub mod replay;
 mod row_limit;
 pub mod timeline;
@@ -200,6 +210,7 @@ impl Session {
         limits::apply(&mut conn, &limits).map_err(QueryError::Load)?;
         let shared = Arc::new(vtab::Shared::new(reader, range, progress));
         vtab::register(&conn, shared.clone()).map_err(QueryError::Load)?;
+        path_counts::register(&conn, shared.clone()).map_err(QueryError::Load)?;
         conn.execute_batch(SCHEMA).map_err(QueryError::Load)?;
         let mut losses = Vec::new();
         {

@@ -4,8 +4,11 @@
 //!
 //! `events` accepts constraints on `ts_ns` (`=`, `<`, `<=`, `>`, `>=`): they narrow the window the
 //! cursor reads, on top of `--since`/`--until`, down to whole segments (by their metadata) and whole
-//! blocks (by their time range). The constraints are not "omitted": SQLite checks every row again,
-//! so a pushed-down bound only ever narrows what is read, never what is answered.
+//! blocks (by their time range). It also takes `=` and `IN` on the columns of `pushdown.rs` (path,
+//! comm, op, pid, uid, exe…): segments and blocks whose summaries rule them out are not read, and
+//! each decoded event is checked before it is copied for SQLite. It copies only the fields the
+//! statement's columns read (`colUsed`). No constraint is "omitted": SQLite checks every row
+//! again, so a pushed-down constraint only ever narrows what is read, never what is answered.
 //!
 //! `processes` is read once per query, on first use, and deduplicated by `image` across segments
 //! (an image recorded in several segments is one row, its exit taken from whichever saw it); only
@@ -18,18 +21,20 @@ use std::ffi::{c_int, CStr, CString};
 use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 
+use rusqlite::fallible_streaming_iterator::FallibleStreamingIterator;
 use rusqlite::types::Value;
 use rusqlite::vtab::{
     Context, Filters, IndexConstraintOp, IndexInfo, Module, VTab, VTabConnection, VTabCursor,
 };
 use rusqlite::{ffi, Connection};
 
+use super::cells::{event_cell, Cell, Fields};
+use super::pushdown::{Pushed, PUSHABLE};
 use crate::bytes::Str;
 use crate::columns::{Column, Type};
-use crate::errno;
 use crate::event::Event;
+use crate::need::Need;
 use crate::process::Process;
-use crate::rules::access_names;
 use crate::store::{Reader, ScanStats, SegmentData, StoreError, TimeRange};
 use crate::timespec::format_ts;
 
@@ -54,7 +59,7 @@ impl Shared {
         }
     }
 
-    fn error(&self, e: StoreError) {
+    pub(super) fn error(&self, e: StoreError) {
         let mut st = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         let text = e.to_string();
         if !st.errors.iter().any(|x| x.to_string() == text) {
@@ -63,7 +68,7 @@ impl Shared {
     }
 
     /// The segments of `window`, loaded one at a time; unreadable ones are recorded and skipped.
-    fn load(&self, index: usize) -> Option<SegmentData> {
+    pub(super) fn load(&self, index: usize) -> Option<SegmentData> {
         let info = &self.reader.segments()[index];
         match self.reader.load(info) {
             Ok(s) => Some(s),
@@ -74,7 +79,27 @@ impl Shared {
         }
     }
 
-    fn segments_in(&self, window: &TimeRange) -> Vec<usize> {
+    /// The segments of `window` whose summaries do not rule out `need` (those they do are
+    /// counted as skipped).
+    fn segments_where(&self, window: &TimeRange, need: &Need) -> Vec<usize> {
+        let mut skipped = 0;
+        let out = self
+            .segments_in(window)
+            .into_iter()
+            .filter(|&i| {
+                let keep = self.reader.segments()[i].may_match(need);
+                skipped += u64::from(!keep);
+                keep
+            })
+            .collect();
+        self.stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .segments_skipped += skipped;
+        out
+    }
+
+    pub(super) fn segments_in(&self, window: &TimeRange) -> Vec<usize> {
         self.reader
             .segments()
             .iter()
@@ -94,11 +119,17 @@ pub(crate) fn register(conn: &Connection, shared: Arc<Shared>) -> rusqlite::Resu
 }
 
 /// What tells one virtual table from the other; the rest is one definition ([`Tab`]).
-trait Table: Sized + 'static {
+pub(super) trait Table: Sized + 'static {
     const NAME: &'static str;
     /// The columns, in order (documented in the module documentation of `query`).
     const COLUMNS: &'static [Column];
     type Cursor: VTabCursor;
+
+    /// The `CREATE TABLE` statement SQLite learns the columns from.
+    fn declare() -> rusqlite::Result<CString> {
+        declaration(Self::COLUMNS)
+    }
+
     fn best_index(shared: &Shared, info: &mut IndexInfo) -> rusqlite::Result<bool>;
     fn open(shared: &Arc<Shared>) -> Self::Cursor;
 
@@ -119,18 +150,28 @@ fn sql_type(ty: Type) -> &'static str {
     }
 }
 
-/// The `CREATE TABLE` statement SQLite learns a table's columns from.
-fn declaration(columns: &[Column]) -> rusqlite::Result<CString> {
+/// The `CREATE TABLE` statement SQLite learns a table's columns from: `columns`, then `more`
+/// (name and SQL type).
+pub(super) fn declaration_with(
+    columns: &[Column],
+    more: &[(&str, &str)],
+) -> rusqlite::Result<CString> {
     let cols: Vec<String> = columns
         .iter()
         .map(|c| format!("{} {}", c.name(), sql_type(c.ty())))
+        .chain(more.iter().map(|(n, t)| format!("{n} {t}")))
         .collect();
     CString::new(format!("CREATE TABLE x({})", cols.join(", ")))
         .map_err(|e| rusqlite::Error::ModuleError(e.to_string()))
 }
 
+/// The `CREATE TABLE` statement of `columns`.
+fn declaration(columns: &[Column]) -> rusqlite::Result<CString> {
+    declaration_with(columns, &[])
+}
+
 #[repr(C)]
-struct Tab<T> {
+pub(super) struct Tab<T> {
     base: ffi::sqlite3_vtab,
     shared: Arc<Shared>,
     _table: PhantomData<T>,
@@ -153,7 +194,7 @@ unsafe impl<T: Table> VTab<'_> for Tab<T> {
             .cloned()
             .ok_or_else(|| rusqlite::Error::ModuleError(format!("{}: no store", T::NAME)))?;
         Ok((
-            Cow::Owned(declaration(T::COLUMNS)?),
+            Cow::Owned(T::declare()?),
             Tab {
                 base: ffi::sqlite3_vtab::default(),
                 shared,
@@ -222,30 +263,63 @@ impl Table for EventsTable {
     type Cursor = EventsCursor;
 
     fn best_index(shared: &Shared, info: &mut IndexInfo) -> rusqlite::Result<bool> {
-        // idx_str: one letter per argument, the operator of a ts_ns bound.
-        let mut ops = String::new();
+        // idx_str: one token per argument (see `Plan`), then the columns used.
+        let mut tokens = Vec::new();
         let mut used = Vec::new();
-        for (i, c) in info.constraints().enumerate() {
-            if Self::column(c.column()) != Some(Column::TsNs) || !c.is_usable() {
+        let mut selective = 0;
+        let constraints: Vec<_> = info
+            .constraints()
+            .map(|c| (Self::column(c.column()), c.operator(), c.is_usable()))
+            .collect();
+        for (i, (col, op, usable)) in constraints.into_iter().enumerate() {
+            let Some(col) = col.filter(|_| usable) else {
+                continue;
+            };
+            if col == Column::TsNs {
+                let op = match op {
+                    IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ => "e",
+                    IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_GT => "g",
+                    IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_GE => "G",
+                    IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_LT => "l",
+                    IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_LE => "L",
+                    _ => continue,
+                };
+                tokens.push(op.to_owned());
+                used.push(i);
+                selective += 1;
                 continue;
             }
-            let op = match c.operator() {
-                IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ => 'e',
-                IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_GT => 'g',
-                IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_GE => 'G',
-                IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_LT => 'l',
-                IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_LE => 'L',
-                _ => continue,
-            };
-            ops.push(op);
+            if op != IndexConstraintOp::SQLITE_INDEX_CONSTRAINT_EQ
+                || !PUSHABLE.contains(&col)
+                || info.collation(i)? != "BINARY"
+            {
+                continue;
+            }
+            let n = Self::COLUMNS.iter().position(|c| *c == col).unwrap_or(0);
+            // An IN list is taken whole (one scan, not one per value); an `=` only when its
+            // value is known now: a join's `e.col = other.col` would make the planner run one
+            // scan of the range per row of the other table.
+            if info.is_in_constraint(i)? {
+                if !info.set_in_constraint(i, true)? {
+                    continue;
+                }
+                tokens.push(format!("i{n}"));
+            } else if info.rhs_value(i)?.is_some() {
+                tokens.push(format!("={n}"));
+            } else {
+                continue;
+            }
             used.push(i);
+            selective += 1;
         }
         for (n, i) in used.iter().enumerate() {
             let mut u = info.constraint_usage(*i);
             u.set_argv_index(n as c_int + 1);
-            // SQLite checks each row again: a bound narrows the reading, never the answer.
+            // SQLite checks each row again: a pushed constraint narrows the reading and the rows
+            // handed over, never the answer.
             u.set_omit(false);
         }
+        tokens.push(format!("c{:x}", info.col_used()));
         let rows = shared
             .reader
             .segments()
@@ -253,11 +327,12 @@ impl Table for EventsTable {
             .map(|s| s.meta.events)
             .sum::<u64>();
         let rows = rows.max(1) as f64;
-        // A bounded window reads a fraction of the store; the planner should prefer it.
-        let cost = if used.is_empty() { rows } else { rows / 100.0 };
-        info.set_estimated_cost(cost);
-        info.set_estimated_rows(cost as i64);
-        info.set_idx_str(&ops);
+        // Each bound or pushed constraint reads (or hands over) a fraction of the store; the
+        // planner should prefer the plan that pushes most.
+        let cost = rows / 100f64.powi(selective);
+        info.set_estimated_cost(cost.max(1.0));
+        info.set_estimated_rows(cost.max(1.0) as i64);
+        info.set_idx_str(&tokens.join(" "));
         Ok(true)
     }
 
@@ -266,6 +341,9 @@ impl Table for EventsTable {
             base: ffi::sqlite3_vtab_cursor::default(),
             shared: shared.clone(),
             window: TimeRange::default(),
+            pushed: Pushed::default(),
+            need: Need::all(),
+            fields: Fields::default(),
             segments: Vec::new(),
             next_segment: 0,
             segment: None,
@@ -278,32 +356,83 @@ impl Table for EventsTable {
     }
 }
 
-/// The window `filter` reads: the query's range narrowed by the ts_ns bounds SQLite passed.
-/// Only integer and real bounds narrow it (a text bound compares as text: no pruning).
-fn narrow(range: TimeRange, ops: &str, args: &Filters<'_>) -> rusqlite::Result<TimeRange> {
+/// What `filter` reads, from the plan `best_index` wrote (`idx_str`: one token per argument —
+/// `e`, `g`, `G`, `l`, `L` a ts_ns bound, `=N` and `iN` an `=` and an `IN` on column N — then `cX`,
+/// the columns used in hex) and the arguments SQLite passed.
+struct Plan {
+    /// The query's range narrowed by the ts_ns bounds.
+    window: TimeRange,
+    pushed: Pushed,
+    /// SQLite's `colUsed` mask: bit i for column i, bit 63 for every column from 63 on.
+    used: u64,
+}
+
+/// Only integer and real ts_ns bounds narrow the window (a text bound compares as text: no pruning).
+fn plan(range: TimeRange, idx_str: &str, args: &Filters<'_>) -> rusqlite::Result<Plan> {
     let mut w = range;
+    let mut pushed = Pushed::default();
+    let mut used = u64::MAX;
     let lower = |w: &mut TimeRange, v: i64| w.since = Some(w.since.map_or(v, |s| s.max(v)));
     let upper = |w: &mut TimeRange, v: i64| w.until = Some(w.until.map_or(v, |u| u.min(v)));
-    for (i, op) in ops.chars().enumerate() {
+    let column = |n: &str| {
+        n.parse::<usize>()
+            .ok()
+            .and_then(|n| EventsTable::COLUMNS.get(n).copied())
+            .ok_or_else(|| rusqlite::Error::ModuleError(format!("events: bad plan {idx_str:?}")))
+    };
+    let mut arg = 0;
+    for token in idx_str.split_whitespace() {
+        if let Some(mask) = token.strip_prefix('c') {
+            used = u64::from_str_radix(mask, 16).unwrap_or(u64::MAX);
+            continue;
+        }
+        let i = arg;
+        arg += 1;
+        // A value Value cannot hold (text that is not UTF-8) pushes nothing: SQLite decides.
+        if let Some(n) = token.strip_prefix('=') {
+            if let Ok(v) = args.get::<Value>(i) {
+                pushed.push(column(n)?, vec![v]);
+            }
+            continue;
+        }
+        if let Some(n) = token.strip_prefix('i') {
+            let mut values = Some(Vec::new());
+            let mut list = args.in_values(i)?;
+            while let Some(v) = list.next()? {
+                let v = Value::try_from(v.get_raw()).ok();
+                values = values.zip(v).map(|(mut vs, v)| {
+                    vs.push(v);
+                    vs
+                });
+            }
+            if let Some(values) = values {
+                pushed.push(column(n)?, values);
+            }
+            continue;
+        }
         let (lo, hi) = match args.get::<Value>(i)? {
             Value::Integer(v) => (v, v),
             // A real bound, widened to the integers around it (only ever reads more).
             Value::Real(r) if r.is_finite() => (r.floor() as i64, r.ceil() as i64),
             _ => continue,
         };
-        match op {
-            'e' => {
+        match token {
+            "e" => {
                 lower(&mut w, lo);
                 upper(&mut w, hi);
             }
-            'g' => lower(&mut w, lo.saturating_add((lo == hi) as i64)),
-            'G' => lower(&mut w, lo),
-            'l' => upper(&mut w, hi.saturating_sub((lo == hi) as i64)),
-            'L' => upper(&mut w, hi),
+            "g" => lower(&mut w, lo.saturating_add((lo == hi) as i64)),
+            "G" => lower(&mut w, lo),
+            "l" => upper(&mut w, hi.saturating_sub((lo == hi) as i64)),
+            "L" => upper(&mut w, hi),
             _ => {}
         }
     }
-    Ok(w)
+    Ok(Plan {
+        window: w,
+        pushed,
+        used,
+    })
 }
 
 /// One block's worth of decoded events (what a cursor holds: never more than a block).
@@ -312,6 +441,11 @@ struct EventsCursor {
     base: ffi::sqlite3_vtab_cursor,
     shared: Arc<Shared>,
     window: TimeRange,
+    pushed: Pushed,
+    /// The pushed constraints as summaries judge them.
+    need: Need,
+    /// The fields of each event the statement's columns read.
+    fields: Fields,
     /// Indices into the reader's segments still to read, and the one being read.
     segments: Vec<usize>,
     next_segment: usize,
@@ -344,21 +478,27 @@ impl EventsCursor {
             if let Some((seq, seg)) = &self.segment {
                 if let Some(&(id, first)) = self.blocks.get(self.next_block) {
                     self.next_block += 1;
-                    let (window, buf) = (&self.window, &mut self.buf);
+                    let (window, pushed, fields) = (&self.window, &self.pushed, self.fields);
+                    let buf = &mut self.buf;
                     let mut n = first;
                     let mut scanned = 0u64;
+                    let mut in_range = 0u64;
                     let r = seg.for_each_event_in_block(id, |ev| {
                         n += 1;
                         scanned += 1;
                         if window.contains(ev.ts_ns) {
-                            buf.push(((*seq << 32 | n) as i64, ev.clone()));
+                            in_range += 1;
+                            let at = (*seq << 32 | n) as i64;
+                            if pushed.admits(at, ev) {
+                                buf.push((at, fields.copy(ev)));
+                            }
                         }
                         std::ops::ControlFlow::Continue(())
                     });
                     {
                         let mut st = self.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
                         st.events_scanned += scanned;
-                        st.events_in_range += buf.len() as u64;
+                        st.events_in_range += in_range;
                     }
                     match r {
                         Ok(_) => {
@@ -384,13 +524,13 @@ impl EventsCursor {
             let Some(seg) = self.shared.load(index) else {
                 continue;
             };
-            match block_spans(&seg, &self.window) {
-                Ok(blocks) => {
-                    self.shared
-                        .stats
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .segments += 1;
+            match block_spans(&seg, &self.window, &self.need) {
+                Ok((blocks, skipped)) => {
+                    {
+                        let mut st = self.shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+                        st.segments += 1;
+                        st.blocks_skipped += skipped;
+                    }
                     self.blocks = blocks;
                     self.next_block = 0;
                     // Segment sequence numbers are far below 2^31: seq stays positive.
@@ -402,12 +542,17 @@ impl EventsCursor {
     }
 }
 
-/// The blocks of `seg` in `window` with the index of each one's first event in the segment (so
-/// that `seq` is the same whatever the window).
-fn block_spans(seg: &SegmentData, window: &TimeRange) -> crate::store::Result<Vec<(i64, u64)>> {
-    let wanted = seg.blocks_in(window)?;
+/// The blocks of `seg` in `window` whose summaries do not rule out `need`, with the index of
+/// each one's first event in the segment (so that `seq` is the same whatever the window), and how
+/// many blocks the summaries ruled out.
+fn block_spans(
+    seg: &SegmentData,
+    window: &TimeRange,
+    need: &Need,
+) -> crate::store::Result<(Vec<(i64, u64)>, u64)> {
+    let (wanted, skipped) = seg.blocks_where(window, need)?;
     if wanted.is_empty() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), skipped));
     }
     let all = seg.block_counts()?;
     let mut first = 0u64;
@@ -420,7 +565,7 @@ fn block_spans(seg: &SegmentData, window: &TimeRange) -> crate::store::Result<Ve
         }
         first += count.max(0) as u64;
     }
-    Ok(spans)
+    Ok((spans, skipped))
 }
 
 // SAFETY: `base` is the first field (repr(C)).
@@ -431,8 +576,13 @@ unsafe impl VTabCursor for EventsCursor {
         idx_str: Option<&str>,
         args: &Filters<'_>,
     ) -> rusqlite::Result<()> {
-        self.window = narrow(self.shared.range, idx_str.unwrap_or(""), args)?;
-        self.segments = self.shared.segments_in(&self.window);
+        let plan = plan(self.shared.range, idx_str.unwrap_or(""), args)?;
+        self.window = plan.window;
+
+        self.fields = Fields::of(EventsTable::COLUMNS, plan.used);
+        self.need = plan.pushed.need();
+        self.pushed = plan.pushed;
+        self.segments = self.shared.segments_where(&self.window, &self.need);
         self.next_segment = 0;
         self.segment = None;
         self.blocks.clear();
@@ -467,60 +617,10 @@ unsafe impl VTabCursor for EventsCursor {
 
     fn column(&self, ctx: &mut Context, i: c_int) -> rusqlite::Result<()> {
         let (seq, e) = &self.buf[self.pos];
-        let p = e.process.as_deref();
-        match EventsTable::column(i) {
-            Some(Column::Seq) => ctx.set_result(seq),
-            Some(Column::Ts) => ctx.set_result(format_ts(e.ts_ns)),
-            Some(Column::TsNs) => ctx.set_result(e.ts_ns),
-            Some(Column::Pid) => ctx.set_result(e.pid),
-            Some(Column::Tid) => ctx.set_result(e.tid),
-            Some(Column::Ppid) => ctx.set_result(e.ppid),
-            Some(Column::Uid) => ctx.set_result(e.uid),
-            Some(Column::Gid) => ctx.set_result(e.gid),
-            // Valid UTF-8 (nearly every path) is passed without a copy of our own.
-            Some(Column::Comm) => ctx.set_result(e.comm.lossy()),
-            Some(Column::Syscall) => ctx.set_result(e.syscall.as_str()),
-            Some(Column::Op) => ctx.set_result(e.op.as_str()),
-            Some(Column::Path) => ctx.set_result(e.path.lossy()),
-            Some(Column::OldPath) => ctx.set_result(e.old_path.as_ref().map(Str::lossy)),
-            Some(Column::RawPath) => ctx.set_result(e.raw_path.lossy()),
-            Some(Column::PathSource) => ctx.set_result(e.path_source.as_str()),
-            Some(Column::PathTruncated) => ctx.set_result(e.path_truncated),
-            Some(Column::Dirfd) => ctx.set_result(e.dirfd),
-            // Flags are at most 32 bits wide in the kernel; SQLite integers are signed 64.
-            Some(Column::Flags) => ctx.set_result(e.flags as i64),
-            Some(Column::Mode) => ctx.set_result(e.mode),
-            Some(Column::Ret) => ctx.set_result(e.ret),
-            Some(Column::Errno) => ctx.set_result(errno::name_of_ret(e.ret)),
-            Some(Column::Result) => ctx.set_result(result_of(e.ret)),
-            Some(Column::Access) => ctx.set_result(access_names(e)),
-            Some(Column::NewUid) => ctx.set_result(e.new_uid),
-            Some(Column::NewGid) => ctx.set_result(e.new_gid),
-            Some(Column::Length) => ctx.set_result(e.length),
-            Some(Column::Image) => ctx.set_result(p.map(Process::image_key)),
-            Some(Column::ProcStartNs) => ctx.set_result(p.map(|p| p.start_ns)),
-            Some(Column::Exe) => ctx.set_result(p.and_then(|p| p.exe.as_ref()).map(Str::lossy)),
-            Some(Column::Cmdline) => {
-                ctx.set_result(p.map(|p| String::from_utf8_lossy(&p.cmdline()).into_owned()))
-            }
-            Some(Column::ParentExe) => ctx.set_result(
-                p.and_then(|p| p.parent.as_ref()?.exe.as_ref())
-                    .map(Str::lossy),
-            ),
-            Some(Column::ContainerId) => {
-                ctx.set_result(p.and_then(|p| p.container_id.as_ref()).map(Str::lossy))
-            }
-            Some(Column::User) => ctx.set_result(e.user.as_ref().map(Str::lossy)),
-            Some(Column::Euid) => ctx.set_result(e.euid),
-            Some(Column::Egid) => ctx.set_result(e.egid),
-            Some(Column::Auid) => ctx.set_result(p.and_then(|p| p.auid)),
-            Some(Column::Root) => ctx.set_result(e.root.as_ref().map(Str::lossy)),
-            Some(Column::File) => ctx.set_result(e.file.map(|f| f.to_string())),
-            Some(Column::AliasOf) => ctx.set_result(e.alias_of.as_ref().map(Str::lossy)),
-            Some(Column::Mntns) => ctx.set_result(p.and_then(|p| p.mntns)),
-            Some(Column::ExeId) => ctx.set_result(p.and_then(|p| p.exe_id).map(|f| f.to_string())),
-            Some(Column::ExeVerified) => ctx.set_result(p.and_then(|p| p.exe_verified)),
-            _ => ctx.set_result(None::<i64>),
+        match EventsTable::column(i).map_or(Cell::Null, |c| event_cell(*seq, e, c)) {
+            Cell::Null => ctx.set_result(None::<i64>),
+            Cell::Int(v) => ctx.set_result(v),
+            Cell::Text(t) => ctx.set_result(&t),
         }
     }
 
@@ -535,15 +635,6 @@ impl EventsCursor {
         if self.seen % super::PROGRESS_EVERY == 0 {
             (self.shared.progress)();
         }
-    }
-}
-
-/// `success`, the errno name, or `errno N`.
-fn result_of(ret: i64) -> String {
-    match (ret >= 0, errno::name_of_ret(ret)) {
-        (true, _) => "success".to_owned(),
-        (false, Some(n)) => n.to_owned(),
-        (false, None) => format!("errno {}", ret.unsigned_abs()),
     }
 }
 
@@ -837,6 +928,51 @@ mod tests {
         assert!(EXIT_COLUMNS
             .iter()
             .all(|c| ProcessesTable::COLUMNS.contains(c)));
+    }
+
+    /// A row copied for a statement that uses one column holds that column's value: the
+    /// projection (`Fields`) keeps every field each column reads.
+    #[test]
+    fn a_projected_copy_answers_each_column_it_was_copied_for() {
+        use crate::file_id::FileId;
+        let s = |t: &str| Str::from(t);
+        let mut parent = Process::from_event(1, 5, 0, s("init"), 0, 0);
+        parent.exe = Some(s("/sbin/init"));
+        let mut p = Process::from_event(42, 7, 1, s("cat"), 1000, 1000);
+        p.exe = Some(s("/bin/cat"));
+        p.argv = Some(s("cat\0/etc/x"));
+        p.parent = Some(Arc::new(parent));
+        p.container_id = Some(s("abc"));
+        p.auid = Some(1000);
+        p.mntns = Some(4026531840);
+        p.exe_id = Some(FileId { dev: 1, ino: 2 });
+        p.exe_verified = Some(true);
+        let e = Event {
+            ts_ns: 1_700_000_000_000_000_000,
+            pid: 42,
+            comm: s("cat"),
+            path: s("/etc/x"),
+            raw_path: s("x"),
+            old_path: Some(s("/etc/y")),
+            user: Some(s("alice")),
+            root: Some(s("/jail")),
+            alias_of: Some(s("/etc/shadow")),
+            file: Some(FileId { dev: 3, ino: 4 }),
+            euid: Some(0),
+            egid: Some(0),
+            dirfd: Some(-100),
+            ret: -2,
+            new_uid: Some(5),
+            new_gid: Some(6),
+            length: Some(7),
+            process: Some(Arc::new(p)),
+            ..Event::default()
+        };
+        for (i, c) in EventsTable::COLUMNS.iter().enumerate() {
+            let copy = Fields::of(EventsTable::COLUMNS, 1 << i).copy(&e);
+            assert_eq!(event_cell(9, &copy, *c), event_cell(9, &e, *c), "{c:?}");
+            assert_ne!(event_cell(9, &e, *c), Cell::Null, "{c:?}: the test sets it");
+        }
     }
 
     #[test]

@@ -36,6 +36,7 @@ mod report;
 mod rules;
 mod service;
 mod skipping;
+mod sql_pushdown;
 mod store;
 mod tamper;
 mod tamper_forge;
