@@ -20,7 +20,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::runs::{env_usize, generate, run, Run};
+use common::runs::{env_usize, generate, run, Run, NEEDLE_PATH};
 use open_forensics::timespec::format_ts;
 
 /// Runs `sql` over the Parquet export in DuckDB: (seconds to compute the answer, rows).
@@ -183,6 +183,11 @@ fn main() {
             Some(by_path(&rare_path)),
         ),
         (
+            "query --path (needle: one event)".into(),
+            vec!["query".into(), "--path".into(), NEEDLE_PATH.into()],
+            Some(by_path(NEEDLE_PATH)),
+        ),
+        (
             "query --path (common)".into(),
             vec!["query".into(), "--path".into(), common_path.clone()],
             Some(by_path(&common_path)),
@@ -235,6 +240,11 @@ fn main() {
             "--sql path = rare (pushed down)".into(),
             vec!["query".into(), "--sql".into(), by_path(&rare_path)],
             Some(by_path(&rare_path)),
+        ),
+        (
+            "--sql path = needle (pushed down)".into(),
+            vec!["query".into(), "--sql".into(), by_path(NEEDLE_PATH)],
+            Some(by_path(NEEDLE_PATH)),
         ),
         (
             "replay detections.yaml".into(),

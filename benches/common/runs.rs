@@ -9,6 +9,11 @@ use open_forensics::store::{RotateConfig, Writer};
 
 pub const WEEK_NS: i64 = 7 * 24 * 3600 * 1_000_000_000;
 
+/// A path opened once, mid-week: the incident file a responder asks "who opened this?" about.
+/// The workload's own paths recur all week (its rarest in every segment), so without it no
+/// lookup shows what skipping by summaries does for the question a responder actually asks.
+pub const NEEDLE_PATH: &str = "/etc/cron.d/incident-needle";
+
 pub fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
         .ok()
@@ -42,6 +47,10 @@ pub fn generate(dir: &Path, n: usize, end_ns: i64) -> (i64, i64) {
         // Evenly over the week, with the workload's jitter kept below one step.
         e.ts_ns = start + i as i64 * step + (e.ts_ns % step.max(1));
         last = e.ts_ns;
+        if i == n / 2 {
+            e.path = NEEDLE_PATH.into();
+            e.raw_path = e.path.clone();
+        }
         writer.append(&mut e).expect("append");
         if i % 10_000_000 == 0 && i > 0 {
             eprintln!("  {i} events, {:.0}s", t.elapsed().as_secs_f64());
