@@ -69,4 +69,6 @@ pub use trust::UNVERIFIED_EXE_NOTICE;
 #[cfg(test)]
 mod op_tests;
 #[cfg(test)]
+mod pattern_tests;
+#[cfg(test)]
 mod tests;

@@ -31,6 +31,7 @@ mod record;
 mod recorder;
 mod rules;
 mod service;
+mod sigma;
 mod store;
 mod tamper;
 mod tamper_forge;
