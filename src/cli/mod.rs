@@ -13,6 +13,7 @@ mod query;
 mod record;
 mod replay;
 mod rules;
+mod rules_sigma;
 mod rules_test;
 mod segments;
 mod shell;

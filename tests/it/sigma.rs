@@ -164,3 +164,64 @@ fn bad_regex_is_a_positioned_error_with_exit_2() {
         "{err}"
     );
 }
+
+/// `rules import-sigma` over the vendored SigmaHQ rules: the eight `file_event` rules convert to
+/// `fixtures/rules/sigma.yaml` (replayed over every fixture as golden alerts, see `fixtures.rs`),
+/// the four `process_creation` ones are refused by name with the reason, and the exit status
+/// says some were refused.
+#[test]
+fn import_sigma_converts_the_vendored_rules_to_the_kept_rule_file() {
+    let out = Command::new(bin())
+        .args(["rules", "import-sigma", "tests/data/sigma"])
+        .current_dir(ROOT)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let refused: Vec<&str> = err.lines().filter(|l| l.contains(": refused: ")).collect();
+    assert_eq!(refused.len(), 4, "{err}");
+    for l in &refused {
+        assert!(
+            l.contains("tests/data/sigma/process_creation/proc_creation_lnx_")
+                && l.contains("an exec is a process record here, not an event"),
+            "{l}"
+        );
+    }
+    assert!(
+        err.contains("converted 8 of 12 Sigma rules (4 refused)"),
+        "{err}"
+    );
+    let kept = fixtures_dir().join("rules/sigma.yaml");
+    let got = String::from_utf8(out.stdout).unwrap();
+    if std::env::var_os("OPEN_FORENSICS_BLESS").is_some() {
+        std::fs::write(&kept, &got).unwrap();
+    }
+    assert_eq!(got, std::fs::read_to_string(&kept).unwrap());
+}
+
+/// `--out` replaces the file; `--dry-run` prints and writes nothing.
+#[test]
+fn import_sigma_writes_out_only_without_dry_run() {
+    let s = TempStore::new();
+    let rule = format!("{ROOT}/tests/data/sigma/file_event/file_event_lnx_doas_conf_creation.yml");
+    let out = s.path("out.yaml");
+    let run = |extra: &[&str]| {
+        Command::new(bin())
+            .args(["rules", "import-sigma", &rule, "--out"])
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let dry = run(&["--dry-run"]);
+    assert!(dry.status.success());
+    assert!(String::from_utf8_lossy(&dry.stdout)
+        .contains("- name: sigma_linux_doas_conf_file_creation\n"));
+    assert!(!out.exists());
+    let wet = run(&[]);
+    assert!(wet.status.success());
+    assert!(wet.stdout.is_empty());
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(text, String::from_utf8_lossy(&dry.stdout));
+    ok(Command::new(bin()).args(["rules", "check"]).arg(&out));
+}
