@@ -272,4 +272,44 @@ fn converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match() {
     got.sort();
     assert!(want.len() > 100, "{summary}");
     assert_eq!(got, want, "{summary}");
+    // And the same rules compiled by `rules sql`, on DuckDB over the Parquet export.
+    if !engine_available("duckdb") {
+        return;
+    }
+    let parquet = s.path("parquet");
+    ok(of(&s.dir, &["export", "--format", "parquet", "--out"]).arg(&parquet));
+    let sql = s.path("q.sql");
+    std::fs::write(
+        &sql,
+        s.ok(&[
+            "rules",
+            "sql",
+            kept.to_str().unwrap(),
+            "--dialect",
+            "duckdb",
+        ]),
+    )
+    .unwrap();
+    let out = s.path("duckdb.jsonl");
+    let manifest = s.path("duckdb.json");
+    std::fs::write(
+        &manifest,
+        json!({"jobs": [{"name": "oracle", "parquet": parquet, "sql": sql, "out": out}]})
+            .to_string(),
+    )
+    .unwrap();
+    ok(Command::new("python3")
+        .arg(format!("{ROOT}/tests/fleet/run_sql.py"))
+        .args(["duckdb", manifest.to_str().unwrap()]));
+    let mut on_duckdb: Vec<(i64, String)> = lines(&std::fs::read_to_string(&out).unwrap())
+        .iter()
+        .map(|a| {
+            (
+                a["ts_ns"].as_i64().unwrap(),
+                a["rule"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    on_duckdb.sort();
+    assert_eq!(on_duckdb, want, "rules sql on DuckDB");
 }
