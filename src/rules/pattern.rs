@@ -160,7 +160,7 @@ fn form(text: &str) -> (Form, &str) {
 const REGEX_SIZE_MAX: usize = 1 << 20;
 
 /// A `re:` value: the regex as `regex::bytes` reads it (Unicode on: `.` is one UTF-8 character).
-pub(super) fn regex_pattern(re: &str) -> Result<PatKind, String> {
+fn regex_pattern(re: &str) -> Result<PatKind, String> {
     regex::bytes::RegexBuilder::new(re)
         .size_limit(REGEX_SIZE_MAX)
         .build()
