@@ -14,6 +14,7 @@ mod record;
 mod replay;
 mod report;
 mod rules;
+mod rules_sigma;
 mod rules_test;
 mod segments;
 mod shell;

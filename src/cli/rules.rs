@@ -20,6 +20,9 @@ pub enum Command {
     /// parquet`) that returns exactly the alerts `replay` prints (exit 2 naming any rule that has
     /// no faithful translation).
     Sql(SqlArgs),
+    /// Convert Sigma rules (file_event, file_access, file_rename, file_delete) into a rule file,
+    /// refusing by name, with the reason, each rule that has no faithful translation (exit 1).
+    ImportSigma(super::rules_sigma::ImportSigmaArgs),
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +58,7 @@ pub fn run(_store: &Path, cmd: Command) -> anyhow::Result<()> {
         Command::Check(a) => check(a),
         Command::Test(a) => super::rules_test::run(a),
         Command::Sql(a) => sql(a),
+        Command::ImportSigma(a) => super::rules_sigma::run(a),
     }
 }
 

@@ -9,7 +9,7 @@ use super::matcher::{Clause, Compiled, IdField, Pred, ResultSet};
 use super::mode::MODE_BITS;
 use super::pattern::{
     check_length, cmdline_pattern, comm_pattern, container_pattern, path_pattern, prefix_pattern,
-    PatKind,
+    user_pattern,
 };
 use super::raw::{Item, Items};
 use super::trust;
@@ -241,7 +241,7 @@ impl Compiler<'_> {
                 continue;
             };
             match comm_pattern(name) {
-                Ok((text, k)) => ids.push(self.out.comms.add(&text, k)),
+                Ok(k) => ids.push(self.out.comms.add(name, k)),
                 Err(e) => ctx.error(&v.at, e),
             }
         }
@@ -274,7 +274,7 @@ impl Compiler<'_> {
             let t = &mut self.out.ptables;
             let added = match pf.table() {
                 Table::Exe => path_pattern(text).map(|k| t.exe.add(text, k)),
-                Table::Comm => comm_pattern(text).map(|(s, k)| self.out.comms.add(&s, k)),
+                Table::Comm => comm_pattern(text).map(|k| self.out.comms.add(text, k)),
                 Table::Cmdline => cmdline_pattern(text).map(|k| t.cmdline.add(text, k)),
                 Table::Container if text == "host" => {
                     cond.host = true;
@@ -418,10 +418,8 @@ fn user_set(ctx: &mut Ctx, vals: &[Val]) -> UserSet {
         let Some(name) = v.text(ctx, "a user name") else {
             continue;
         };
-        match comm_pattern(name) {
-            // User names are not cut like comms: match the whole name.
-            Ok((text, PatKind::Exact(_))) => pats.push(PatKind::Exact(text.as_bytes().into())),
-            Ok((_, k)) => pats.push(k),
+        match user_pattern(name) {
+            Ok(k) => pats.push(k),
             Err(e) => ctx.error(&v.at, e),
         }
     }

@@ -181,6 +181,7 @@ impl UserSet {
             PatKind::Exact(b) => **b == *u,
             PatKind::Prefix(b) => u.starts_with(b),
             PatKind::Glob(m) => m.is_match_candidate(&Candidate::from_bytes(u)),
+            PatKind::Regex(r) => r.is_match(u),
         })
     }
 }

@@ -1,6 +1,6 @@
 //! The rule engine: one engine for live alerts, `replay` and `query --rule`.
 //!
-//! CONTRACT (stable API other modules use: re-exported here, or in the public `sql` and `testing`;
+//! CONTRACT (stable API other modules use: re-exported here, or in the public `sql`, `sigma`, `testing`;
 //! every other file is private):
 //! - `RuleSet::load(&[PathBuf]) -> Result<RuleSet, RulesError>`: loads and validates YAML rule
 //!   files; `RuleSet::from_yaml` does the same for text, `RuleSet::from_filter(name, &Filter)`
@@ -17,6 +17,8 @@
 //! - `RuleSet::to_sql(&self, sql::Dialect) -> Result<String, Vec<sql::Refusal>>`: the enabled rules
 //!   as one SQL query over the Parquet export, returning exactly `replay`'s alerts (see `sql`).
 //! - `testing::judge`: the verdicts of `rules test`, from the alerts its caller replayed.
+//! - `sigma::convert(source, text) -> Result<sigma::Converted, String>` and `sigma::document`:
+//!   `rules import-sigma`'s conversion of one Sigma rule, and the rule file of several.
 //!
 //! The engine reads rule files and nothing else: no store, no printing. It uses the ground floor
 //! (`event`, `process`, `json`, `timespec`, `errno`, `yaml_pos`, `text`), and still the Parquet
@@ -48,6 +50,7 @@ mod prune;
 mod raw;
 mod rule;
 mod set;
+pub mod sigma;
 pub mod sql;
 mod summary;
 mod template;
@@ -70,5 +73,7 @@ pub use trust::UNVERIFIED_EXE_NOTICE;
 
 #[cfg(test)]
 mod op_tests;
+#[cfg(test)]
+mod pattern_tests;
 #[cfg(test)]
 mod tests;

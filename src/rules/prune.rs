@@ -13,7 +13,7 @@
 
 use super::lineage::ProcField;
 use super::matcher::{bit, Clause, IdField, Pred};
-use super::pattern::{PatKind, PatternTable};
+use super::pattern::{ignores_case, PatKind, PatternTable};
 use super::set::RuleSet;
 use crate::need::{Key, Need, Term};
 
@@ -118,6 +118,10 @@ fn key_of(kind: &PatKind, text: &str, exe: bool) -> Option<Key> {
         }
     };
     match kind {
+        // Summaries hold the bytes as recorded: another case of them, or a regex, cannot be
+        // looked up (case-insensitive values are globs, `i:` written first).
+        PatKind::Regex(_) => None,
+        PatKind::Glob(_) if ignores_case(text) => None,
         PatKind::Exact(b) if exe => Some(Key::Exe(b.clone())),
         PatKind::Exact(b) => Some(Key::Path(b.clone())),
         PatKind::Prefix(b) => prefix(b),
@@ -142,6 +146,19 @@ mod tests {
         RuleSet::from_yaml("t.yaml", &format!("rules:\n{yaml}"))
             .unwrap()
             .need()
+    }
+
+    #[test]
+    fn case_insensitive_and_regex_values_prune_nothing() {
+        for cond in [
+            r#"path: "i:/ETC/shadow""#,
+            r#"path: "i:/ETC/*""#,
+            r#"exe: "i:/USR/bin/cat""#,
+            r#"path: "re:^/etc/shadow$""#,
+        ] {
+            // Only the default op (open) is left to prune by: no key.
+            assert_eq!(need(&[cond]), need(&["comm: cat"]), "{cond}");
+        }
     }
 
     #[test]

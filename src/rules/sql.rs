@@ -24,6 +24,11 @@
 //!   globset's settings), not re-implemented: `*` within a component, `**` across, `?`, `[…]`,
 //!   `{a,b}` mean in SQL what they mean to `replay`. Regexes use only syntax RE2 (DuckDB) and
 //!   Java (Spark) read alike: `\x{H}` escapes, `(?:…)`, `(?s:.)`, `^…\z`.
+//! - `re:` regexes are translated from their own syntax tree the same way, case folding already
+//!   expanded into classes: on the text when the value is UTF-8 (its `_b64` is NULL), else on the
+//!   hex of its bytes, kept to even offsets (a regex may match anywhere), with each character
+//!   class as its UTF-8 byte sequences. Assertions other than `^` and `$` (`\b`, multi-line) read
+//!   differently in RE2 and Java and are refused. `i:` values are case-insensitive globs.
 //! - Every condition is NULL-safe (`coalesce(…, FALSE)`): a missing lineage value fails a
 //!   positive condition and passes a `not_` one, as in the engine.
 //! - Path patterns match `path` or `alias_of`; an exempting `exe` match (see `trust`) also needs
@@ -235,8 +240,35 @@ impl Gen {
                     self.regex(&self.raw_hex(c), &re)
                 }
             }
+            PatKind::Regex(r) => self.user_regex(c, r.as_str())?,
         };
         Ok(format!("coalesce({e}, FALSE)"))
+    }
+
+    /// A `re:` pattern: the regex's own syntax tree (parsed as `regex::bytes` parses it) written
+    /// back in the syntax both engines read, case folding already expanded into classes. On a
+    /// value that is UTF-8 (no `_b64` bytes) it runs on the text, else on the hex of the bytes,
+    /// kept to whole bytes (an even offset) since the match may start anywhere.
+    fn user_regex(&self, c: &StrCol, re: &str) -> Result<String, String> {
+        let hir = regex_syntax::ParserBuilder::new()
+            .utf8(false)
+            .build()
+            .parse(re)
+            .map_err(|e| format!("regex {re:?}: {e}"))?;
+        let mut h = String::from("^(?:[0-9A-F]{2})*?(?:");
+        hex_re(&hir, &mut h).map_err(|why| format!("regex {re:?}: {why}"))?;
+        h.push(')');
+        let on_bytes = self.regex(&self.raw_hex(c), &h);
+        if !regex_text_safe(&hir) {
+            return Ok(on_bytes);
+        }
+        let mut t = String::new();
+        text_re(&hir, &mut t).map_err(|why| format!("regex {re:?}: {why}"))?;
+        Ok(format!(
+            "CASE WHEN {} IS NULL THEN {} ELSE {on_bytes} END",
+            c.b64,
+            self.regex(&c.text, &t)
+        ))
     }
 
     /// Any of the patterns `ids` of `t` matches `c`.
@@ -303,6 +335,19 @@ fn char_safe(h: &Hir, under_star: bool) -> bool {
     }
 }
 
+/// Whether a `re:` regex means on UTF-8 text what it means on its bytes: its literals are whole
+/// characters and its byte classes (`(?-u:…)`) ASCII.
+fn regex_text_safe(h: &Hir) -> bool {
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) | HirKind::Class(Class::Unicode(_)) => true,
+        HirKind::Literal(l) => std::str::from_utf8(&l.0).is_ok(),
+        HirKind::Class(Class::Bytes(c)) => c.ranges().iter().all(|r| r.end() < 0x80),
+        HirKind::Repetition(r) => regex_text_safe(&r.sub),
+        HirKind::Capture(c) => regex_text_safe(&c.sub),
+        HirKind::Concat(v) | HirKind::Alternation(v) => v.iter().all(regex_text_safe),
+    }
+}
+
 /// A character as an escape both RE2 and Java read (letters and digits as themselves).
 fn re_char(c: char, out: &mut String) {
     if c.is_ascii_alphanumeric() {
@@ -349,6 +394,21 @@ fn text_re(h: &Hir, out: &mut String) -> Result<(), String> {
         HirKind::Literal(l) => {
             let t = std::str::from_utf8(&l.0).map_err(|e| e.to_string())?;
             t.chars().for_each(|c| re_char(c, out));
+        }
+        HirKind::Class(Class::Unicode(u)) => {
+            // Characters as they are (a regex's classes, case folding included).
+            if u.ranges().is_empty() {
+                out.push_str("[^\\x{0}-\\x{10FFFF}]");
+            } else {
+                out.push('[');
+                for r in u.ranges() {
+                    let _ = write!(out, "\\x{{{:X}}}", r.start() as u32);
+                    if r.end() > r.start() {
+                        let _ = write!(out, "-\\x{{{:X}}}", r.end() as u32);
+                    }
+                }
+                out.push(']');
+            }
         }
         HirKind::Class(c) => {
             // ASCII part as ranges; everything above it when the class holds it (see char_safe).
@@ -438,64 +498,76 @@ fn text_re(h: &Hir, out: &mut String) -> Result<(), String> {
     Ok(())
 }
 
-/// The byte set of a class (Unicode classes only when ASCII: in byte mode globset's are bytes).
-fn byte_set(c: &Class) -> Result<[bool; 256], String> {
+/// The bytes `lo..=hi`, as a set.
+fn byte_range(lo: u8, hi: u8) -> [bool; 256] {
     let mut set = [false; 256];
-    match c {
-        Class::Bytes(b) => {
-            for r in b.ranges() {
-                for x in r.start()..=r.end() {
-                    set[x as usize] = true;
-                }
-            }
-        }
-        Class::Unicode(u) => {
-            for r in u.ranges() {
-                if r.end() as u32 >= 0x80 {
-                    return Err("a class of non-ASCII characters outside byte mode".to_owned());
-                }
-                for x in r.start() as u32..=r.end() as u32 {
-                    set[x as usize] = true;
-                }
-            }
-        }
-    }
-    Ok(set)
+    set[lo as usize..=hi as usize].fill(true);
+    set
 }
 
 const HEX: &[u8; 16] = b"0123456789ABCDEF";
+
+/// One byte of `set`, over its two hex digits.
+fn hex_class(set: &[bool; 256], out: &mut String) {
+    // Group by high nibble: `H[lows]`, with full nibbles merged into `[Hs][0-9A-F]`.
+    let mut full = String::new();
+    let mut parts = Vec::new();
+    for hi in 0..16 {
+        let lows: Vec<usize> = (0..16).filter(|lo| set[hi * 16 + lo]).collect();
+        match lows.len() {
+            0 => {}
+            16 => full.push(HEX[hi] as char),
+            _ => {
+                let lows: String = lows.iter().map(|&l| HEX[l] as char).collect();
+                parts.push(format!("{}[{lows}]", HEX[hi] as char));
+            }
+        }
+    }
+    if !full.is_empty() {
+        parts.insert(0, format!("[{full}][0-9A-F]"));
+    }
+    match parts.len() {
+        // Matches nothing: hex digits never include `Z`.
+        0 => out.push('Z'),
+        1 => out.push_str(&parts[0]),
+        _ => {
+            out.push_str("(?:");
+            out.push_str(&parts.join("|"));
+            out.push(')');
+        }
+    }
+}
 
 /// The same automaton over the hex digits of the bytes: each byte is two characters.
 fn hex_re(h: &Hir, out: &mut String) -> Result<(), String> {
     match h.kind() {
         HirKind::Empty => {}
         HirKind::Literal(l) => out.push_str(&hex(&l.0)),
-        HirKind::Class(c) => {
-            let set = byte_set(c)?;
-            // Group by high nibble: `H[lows]`, with full nibbles merged into `[Hs][0-9A-F]`.
-            let mut full = String::new();
-            let mut parts = Vec::new();
-            for hi in 0..16 {
-                let lows: Vec<usize> = (0..16).filter(|lo| set[hi * 16 + lo]).collect();
-                match lows.len() {
-                    0 => {}
-                    16 => full.push(HEX[hi] as char),
-                    _ => {
-                        let lows: String = lows.iter().map(|&l| HEX[l] as char).collect();
-                        parts.push(format!("{}[{lows}]", HEX[hi] as char));
+        HirKind::Class(Class::Bytes(b)) => {
+            let mut set = [false; 256];
+            for r in b.ranges() {
+                set[r.start() as usize..=r.end() as usize].fill(true);
+            }
+            hex_class(&set, out);
+        }
+        HirKind::Class(Class::Unicode(u)) => {
+            // A character is its UTF-8 bytes: each range as sequences of byte ranges.
+            let mut alts = Vec::new();
+            for r in u.ranges() {
+                for seq in regex_syntax::utf8::Utf8Sequences::new(r.start(), r.end()) {
+                    let mut a = String::new();
+                    for br in seq.as_slice() {
+                        hex_class(&byte_range(br.start, br.end), &mut a);
                     }
+                    alts.push(a);
                 }
             }
-            if !full.is_empty() {
-                parts.insert(0, format!("[{full}][0-9A-F]"));
-            }
-            match parts.len() {
-                // Matches nothing: hex digits never include `Z`.
+            match alts.len() {
                 0 => out.push('Z'),
-                1 => out.push_str(&parts[0]),
+                1 => out.push_str(&alts[0]),
                 _ => {
                     out.push_str("(?:");
-                    out.push_str(&parts.join("|"));
+                    out.push_str(&alts.join("|"));
                     out.push(')');
                 }
             }
@@ -1059,6 +1131,89 @@ mod tests {
         assert!(!q.contains(&verified("/usr/sbin/y")), "{q}");
         // Only the two exemptions read it (the alert's own column list names it too).
         assert_eq!(q.matches("e.\"exe_verified\"").count(), 2, "{q}");
+    }
+
+    /// A `re:` regex means in SQL what it means to `replay`: checked here with the regex crate
+    /// (RE2 syntax, as DuckDB) on the text of UTF-8 values and on the hex of any bytes.
+    #[test]
+    fn regexes_translate_to_text_and_hex_regexes_that_agree_with_the_bytes() {
+        let values: &[&[u8]] = &[
+            b"/etc/shadow",
+            b"/ETC/Shadow",
+            b"/etc/shadow.bak",
+            b"x/etc/shadowy",
+            "/tmp/\u{e9}t\u{e9}/K".as_bytes(),
+            "/tmp/\u{c9}T\u{c9}/\u{212a}".as_bytes(),
+            b"/tmp/\xFF\xFE/k",
+            b"",
+            b"\n/etc/shadow\n",
+        ];
+        for re in [
+            r"^/etc/shadow$",
+            r"(?i)/ETC/SHADOW",
+            r"shadow\.(bak|old)?",
+            r"(?i)/tmp/\w+/k$",
+            r"/tmp/.{2}/",
+            r"(?-u:\xFF)",
+            r"[^/]+$",
+            r"^$",
+            r"a{2,3}|dow",
+        ] {
+            let want = regex::bytes::Regex::new(re).unwrap();
+            let hir = regex_syntax::ParserBuilder::new()
+                .utf8(false)
+                .build()
+                .parse(re)
+                .unwrap();
+            let mut h = String::from("^(?:[0-9A-F]{2})*?(?:");
+            hex_re(&hir, &mut h).unwrap();
+            h.push(')');
+            let on_hex = regex::Regex::new(&h).unwrap();
+            let on_text = regex_text_safe(&hir).then(|| {
+                let mut t = String::new();
+                text_re(&hir, &mut t).unwrap();
+                regex::Regex::new(&t).unwrap()
+            });
+            for v in values {
+                let w = want.is_match(v);
+                assert_eq!(on_hex.is_match(&hex(v)), w, "{re} on hex of {v:?}: {h}");
+                if let (Some(t), Ok(text)) = (&on_text, std::str::from_utf8(v)) {
+                    assert_eq!(t.is_match(text), w, "{re} on {text:?}");
+                }
+            }
+        }
+        // Assertions the engines read differently are refused, never guessed.
+        let set = RuleSet::from_yaml(
+            "t.yaml",
+            "rules:\n  - {name: w, description: d, severity: low, path: 're:\\bshadow'}\n",
+        )
+        .unwrap();
+        let refused = set.to_sql(Dialect::Duckdb).unwrap_err();
+        assert!(
+            refused[0].reason.contains("has no translation"),
+            "{refused:?}"
+        );
+    }
+
+    /// UTF-8 values are matched on the text, others on the bytes; `i:` is a case-insensitive glob.
+    #[test]
+    fn regex_and_nocase_values_compile_for_both_dialects() {
+        let set = RuleSet::from_yaml(
+            "t.yaml",
+            "rules:\n  - {name: r, description: d, severity: low, path: 're:^/etc/x', comm: 'i:Ab'}\n",
+        )
+        .unwrap();
+        let q = set.to_sql(Dialect::Duckdb).unwrap();
+        assert!(
+            q.contains("CASE WHEN e.\"path_b64\" IS NULL THEN regexp_matches(e.\"path\", '^\\x{2F}etc\\x{2F}x') ELSE regexp_matches(hex("),
+            "{q}"
+        );
+        assert!(
+            q.contains("regexp_matches(e.\"comm\", '^[\\x{41}\\x{61}][\\x{42}\\x{62}]\\z')"),
+            "{q}"
+        );
+        let q = set.to_sql(Dialect::Spark).unwrap();
+        assert!(q.contains("rlike(e.`path`, '^\\\\x{2F}etc"), "{q}");
     }
 
     #[test]

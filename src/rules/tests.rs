@@ -652,7 +652,7 @@ fn no_panic_on_any_prefix_of_a_rule_file() {
 }
 
 /// An event by `exe` (argv `args`), child of `parent_exe`, grandchild of systemd (pid 1).
-fn by(exe: &str, args: &[&str], parent_exe: &str, container: Option<&str>) -> Event {
+pub(super) fn by(exe: &str, args: &[&str], parent_exe: &str, container: Option<&str>) -> Event {
     use crate::process::Process;
     let init = Arc::new(Process {
         exe: Some(Str::from("/usr/lib/systemd/systemd")),

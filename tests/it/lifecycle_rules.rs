@@ -142,14 +142,14 @@ fn story() -> Vec<(Event, &'static [&'static str])> {
     ]
 }
 
-fn of(store: &Path, args: &[&str]) -> Command {
+pub(crate) fn of(store: &Path, args: &[&str]) -> Command {
     let mut c = Command::new(bin());
     c.arg("--store").arg(store).args(args);
     c.stdin(std::process::Stdio::null());
     c
 }
 
-fn ok(cmd: &mut Command) -> String {
+pub(crate) fn ok(cmd: &mut Command) -> String {
     let out = cmd.output().expect("spawn");
     assert!(
         out.status.success(),
@@ -160,7 +160,7 @@ fn ok(cmd: &mut Command) -> String {
     String::from_utf8(out.stdout).expect("utf-8")
 }
 
-fn lines(text: &str) -> Vec<Value> {
+pub(crate) fn lines(text: &str) -> Vec<Value> {
     text.lines()
         .map(|l| serde_json::from_str(l).expect("a JSON line"))
         .collect()
@@ -284,7 +284,7 @@ pub(crate) fn key(a: &Value) -> String {
     .to_string()
 }
 
-fn engine_available(engine: &str) -> bool {
+pub(crate) fn engine_available(engine: &str) -> bool {
     let ok = Command::new("python3")
         .arg(format!("{ROOT}/tests/fleet/run_sql.py"))
         .args([engine, "--check"])

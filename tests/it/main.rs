@@ -35,6 +35,7 @@ mod recorder;
 mod report;
 mod rules;
 mod service;
+mod sigma;
 mod skipping;
 mod sql_pushdown;
 mod store;
