@@ -209,6 +209,23 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
+/// The 1-based line of `file` holding the first `needle` after the first line holding `anchor`:
+/// positions in a shipped rule file, found rather than written down, so that tests of messages
+/// keep holding when the file grows.
+pub fn line_after(file: &str, anchor: &str, needle: &str) -> usize {
+    let text = std::fs::read_to_string(file).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    let from = lines
+        .iter()
+        .position(|l| l.contains(anchor))
+        .unwrap_or_else(|| panic!("{file}: no {anchor:?}"));
+    from + 1
+        + lines[from..]
+            .iter()
+            .position(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("{file}: no {needle:?} after {anchor:?}"))
+}
+
 /// The recorded fixture scenarios (`fixtures/segments/*`), sorted.
 pub fn scenarios() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(fixtures_dir().join("segments"))

@@ -331,8 +331,11 @@ fn rules_check_warns_on_a_comm_only_exception() {
         )),
         "{err}"
     );
+    let deny = line_after(&fx("rules/poc.yaml"), "open_monitor:", "deny_comm:");
     assert!(
-        warnings[1].contains("poc.yaml:5:14: open_monitor.deny_comm: rule `open_sensitive`"),
+        warnings[1].contains(&format!(
+            "poc.yaml:{deny}:14: open_monitor.deny_comm: rule `open_sensitive`"
+        )),
         "{err}"
     );
     for shipped in ["detections.yaml", "falco_ports.yaml", "full.yaml"] {
