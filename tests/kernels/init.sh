@@ -16,6 +16,8 @@ mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 export PATH=/usr/bin:/bin
 export TMPDIR=/tmp
+# The console is a terminal: answers would otherwise wait in a pager for a key nobody presses.
+export PAGER=cat
 uptime_s() { cut -d. -f1 /proc/uptime; }
 begin() { echo "@@of-kernels begin $1"; }
 end() { echo "@@of-kernels end $1 rc=$2"; }
@@ -54,8 +56,8 @@ section record-log cat /tmp/record.log
 section expect cat /tmp/expect.jsonl
 section query open-forensics --store /tmp/s query --format jsonl --no-pager
 for pid in $(sed -n 's/.*"pid":\([0-9]*\).*/\1/p' /tmp/expect.jsonl 2>/dev/null | sort -u); do
-    section "proc-$pid" open-forensics --store /tmp/s proc "$pid" --format jsonl
+    section "proc-$pid" open-forensics --store /tmp/s proc "$pid" --format jsonl --no-pager
 done
-section verify open-forensics --store /tmp/s verify --format jsonl
+section verify open-forensics --store /tmp/s verify --format jsonl --no-pager
 echo "@@of-kernels done $(uptime_s)"
 poweroff -f
