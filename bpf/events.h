@@ -133,6 +133,7 @@ enum of_op {
 	OF_OP_CHMOD = 8,
 	OF_OP_CHOWN = 9,
 	OF_OP_TRUNCATE = 10,
+	OF_OP_EXEC = 11,
 };
 
 /* = PathSource in src/event.rs: what the components in the record are. */

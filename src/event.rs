@@ -128,6 +128,9 @@ wire_enum! {
         Chown = 9 => "chown",
         /// `length` is the new length.
         Truncate = 10 => "truncate",
+        /// A successful execve/execveat: `path` is the executable the new image runs, the
+        /// event's process is that new image (its argv, cwd, parent).
+        Exec = 11 => "exec",
     }
 }
 

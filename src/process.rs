@@ -70,6 +70,9 @@ pub struct Process {
     pub mntns: Option<u32>,
     /// The controlling terminal (`pts/0`, `tty1`), `None` when there is none.
     pub tty: Option<Str>,
+    /// The working directory when the image began (its exec, or the `/proc` snapshot), as the
+    /// host sees it; `None` when not recorded (fork records, segments before schema 7).
+    pub cwd: Option<Str>,
     /// A chrooted process's root directory, as the host (its mount namespace's top) sees it;
     /// its `exe` and its opens' paths are the host's too. `None` when not chrooted.
     pub root: Option<Str>,
@@ -109,6 +112,7 @@ impl Process {
             pidns: None,
             mntns: None,
             tty: None,
+            cwd: None,
             root: None,
             exe_id: None,
             exe_verified: None,

@@ -399,6 +399,7 @@ fn image(
         pidns: Some(4_026_531_836),
         mntns: Some(4_026_531_841),
         tty: session.then(|| Str::from(if uid == 0 { "pts/1" } else { "pts/0" })),
+        cwd: None,
         root: None,
         exe_id: None,
         exe_verified: None,

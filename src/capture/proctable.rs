@@ -352,6 +352,7 @@ fn read_proc_entry(dir: &Path, pid: u32, anchor_ns: i64) -> Option<(u64, Process
         pidns: ns("pid"),
         mntns: ns("mnt"),
         tty: tty_from_nr(tty_nr).map(|t| Str::from(t.as_str())),
+        cwd: None,
         // As the exec probe records it: only a root that is not the namespace's own.
         root: fs::read_link(dir.join("root"))
             .ok()

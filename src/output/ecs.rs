@@ -49,6 +49,7 @@ pub fn event_type(op: Op) -> &'static str {
         Op::Mkdir | Op::Link | Op::Symlink => "creation",
         Op::Unlink | Op::Rmdir => "deletion",
         Op::Rename | Op::Chmod | Op::Chown | Op::Truncate => "change",
+        Op::Exec => "start",
     }
 }
 

@@ -50,6 +50,8 @@ pub fn activity(op: Op) -> (u32, &'static str) {
         Op::Mkdir | Op::Link | Op::Symlink => (1, "Create"),
         Op::Chmod | Op::Chown => (7, "Set Security"),
         Op::Truncate => (3, "Update"),
+        // Process Activity (1007)'s Launch.
+        Op::Exec => (1, "Launch"),
     }
 }
 

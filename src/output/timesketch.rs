@@ -22,6 +22,7 @@ pub fn timestamp_desc(op: Op) -> &'static str {
         Op::Chmod => "File Chmod",
         Op::Chown => "File Chown",
         Op::Truncate => "File Truncate",
+        Op::Exec => "Process Exec",
     }
 }
 

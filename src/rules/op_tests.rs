@@ -135,7 +135,7 @@ fn not_op_alone_matches_every_other_operation() {
     assert!(fires(&s, &op(Op::Chown, "/etc/x")));
     assert_eq!(
         s.rules()[0].ops,
-        ["rename", "link", "symlink", "unlink", "rmdir", "mkdir", "chown", "truncate"]
+        ["rename", "link", "symlink", "unlink", "rmdir", "mkdir", "chown", "truncate", "exec"]
     );
 }
 

@@ -25,6 +25,7 @@ fn exe_of(op: Op) -> &'static str {
         Op::Chmod => "/usr/bin/chmod",
         Op::Chown => "/usr/bin/chown",
         Op::Truncate => "/usr/bin/truncate",
+        Op::Exec => "/usr/bin/env",
     }
 }
 

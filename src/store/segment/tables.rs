@@ -250,6 +250,7 @@ pub(crate) fn processes(
             pidns: go(20)?.map(|v| v as u32),
             mntns: go(21)?.map(|v| v as u32),
             tty: s[5].clone(),
+            cwd: None,
             root: s[6].clone(),
             exe_id: match (go(26)?, go(27)?) {
                 (Some(dev), Some(ino)) => Some(FileId {
