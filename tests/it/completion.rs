@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::helpers::TempStore;
+use crate::lifecycle_rules::ok;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -26,111 +27,62 @@ fn shell_available(shell: &str, test: &str) -> bool {
     false
 }
 
-fn lines_of(out: std::process::Output) -> Vec<String> {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+/// What a shell offers for `words` (the last being the word being completed) must reach past the
+/// subcommand: its flags, and a flag's values.
+fn completes_flags_and_values(offers: impl Fn(&[&str]) -> Vec<String>) {
+    let has = |v: &[String], s: &str| v.iter().any(|x| x == s);
+    let top = offers(&["open-forensics", ""]);
+    assert!(has(&top, "query"), "{top:?}");
+    let flags = offers(&["open-forensics", "query", "--"]);
+    for f in ["--sql", "--since", "--format", "--store"] {
+        assert!(has(&flags, f), "{f} not in {flags:?}");
+    }
+    assert!(!has(&flags, "--alerts-format"), "record's flag: {flags:?}");
+    let sorted = |mut v: Vec<String>| {
+        v.sort();
+        v
+    };
+    // fish sorts what it offers; the others keep the order of the flag's values.
+    assert_eq!(
+        sorted(offers(&["open-forensics", "export", "--format", ""])),
+        ["ecs", "jsonl", "ocsf", "parquet", "timesketch"]
     );
-    String::from_utf8(out.stdout)
-        .expect("UTF-8")
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// What bash offers for `words`, the last being the word being completed.
-fn bash(script: &Path, words: &[&str]) -> Vec<String> {
-    let cword = words.len() - 1;
-    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
-    let prev = words[cword - 1];
-    let cur = words[cword];
-    let sh = format!(
-        "source '{}'; f=$(complete -p open-forensics | sed -n 's/.*-F \\([^ ]*\\).*/\\1/p'); \
-         COMP_WORDS=({}); COMP_CWORD={cword}; $f open-forensics '{cur}' '{prev}'; \
-         printf '%s\\n' \"${{COMPREPLY[@]}}\"",
-        script.display(),
-        quoted.join(" ")
+    assert_eq!(
+        sorted(offers(&["open-forensics", "record", "--alerts-format", ""])),
+        ["ecs", "json", "ocsf", "timesketch"]
     );
-    lines_of(
-        Command::new("bash")
-            .args(["-c", &sh])
-            .output()
-            .expect("bash"),
-    )
 }
 
-/// What zsh's completion system offers for the command `line` (completing its last word), with
-/// the script installed as `dir/_open-forensics` (tests/completion/zsh_complete.zsh).
-fn zsh(dir: &Path, line: &str) -> Vec<String> {
-    let out = dir.join("matches");
-    let run = Command::new("timeout")
-        .arg("30")
-        .args([
-            "zsh",
-            "-f",
-            &format!("{ROOT}/tests/completion/zsh_complete.zsh"),
-        ])
-        .arg(dir)
-        .arg(&out)
-        .arg(line)
-        .output()
-        .expect("zsh");
-    lines_of(run);
-    std::fs::read_to_string(&out)
-        .expect("zsh's matches")
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-/// What fish offers for the command `line` (`complete -C`), without descriptions.
-fn fish(script: &Path, line: &str) -> Vec<String> {
-    let sh = format!("source '{}'; complete -C '{line}'", script.display());
-    lines_of(
-        Command::new("fish")
-            .args(["--no-config", "-c", &sh])
-            .output()
-            .expect("fish"),
-    )
-    .into_iter()
-    .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
-    .collect()
-}
-
-const QUERY_FLAGS: [&str; 4] = ["--sql", "--since", "--format", "--store"];
-const EXPORT_FORMATS: [&str; 5] = ["jsonl", "parquet", "ocsf", "ecs", "timesketch"];
-const ALERTS_FORMATS: [&str; 4] = ["json", "ocsf", "ecs", "timesketch"];
-
-fn sorted(mut v: Vec<String>) -> Vec<String> {
-    v.sort();
-    v
-}
-
-fn sorted_of(v: &[&str]) -> Vec<String> {
-    sorted(v.iter().map(|s| s.to_string()).collect())
+fn write_script(s: &TempStore, shell: &str, path: &Path) {
+    std::fs::write(path, s.ok(&["completions", shell])).expect("write");
 }
 
 #[test]
 fn bash_completes_a_subcommands_flags_and_values_for_the_hyphenated_name() {
     let s = TempStore::new();
     let script = s.path("open-forensics.bash");
-    std::fs::write(&script, s.ok(&["completions", "bash"])).expect("write");
-    let top = bash(&script, &["open-forensics", ""]);
-    assert!(top.contains(&"query".to_owned()), "{top:?}");
-    let flags = bash(&script, &["open-forensics", "query", "--"]);
-    for f in QUERY_FLAGS {
-        assert!(flags.contains(&f.to_owned()), "{f} not in {flags:?}");
-    }
-    let formats = bash(&script, &["open-forensics", "export", "--format", ""]);
-    assert_eq!(formats, EXPORT_FORMATS);
-    let alerts = bash(
-        &script,
-        &["open-forensics", "record", "--alerts-format", ""],
-    );
-    assert_eq!(alerts, ALERTS_FORMATS);
+    write_script(&s, "bash", &script);
+    completes_flags_and_values(|words| {
+        let cword = words.len() - 1;
+        let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+        let sh = format!(
+            "source '{}'; f=$(complete -p open-forensics | sed -n 's/.*-F \\([^ ]*\\).*/\\1/p'); \
+             COMP_WORDS=({}); COMP_CWORD={cword}; $f open-forensics '{}' '{}'; \
+             printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display(),
+            quoted.join(" "),
+            words[cword],
+            words[cword - 1],
+        );
+        ok(Command::new("bash").args(["-c", &sh]))
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    });
 }
 
+/// zsh's completion system, with the script installed as `_open-forensics` in a directory of
+/// `$fpath`, driven in a pseudo-terminal (tests/completion/zsh_complete.zsh).
 #[test]
 fn zsh_completes_a_subcommands_flags_and_values_for_the_hyphenated_name() {
     let test = "zsh_completes_a_subcommands_flags_and_values_for_the_hyphenated_name";
@@ -140,20 +92,24 @@ fn zsh_completes_a_subcommands_flags_and_values_for_the_hyphenated_name() {
     let s = TempStore::new();
     let dir = s.path("site-functions");
     std::fs::create_dir(&dir).expect("mkdir");
-    std::fs::write(dir.join("_open-forensics"), s.ok(&["completions", "zsh"])).expect("write");
-    let top = zsh(&dir, "open-forensics ");
-    assert!(top.contains(&"query".to_owned()), "{top:?}");
-    let flags = zsh(&dir, "open-forensics query --");
-    for f in QUERY_FLAGS {
-        assert!(flags.contains(&f.to_owned()), "{f} not in {flags:?}");
-    }
-    assert!(!flags.contains(&"--alerts-format".to_owned()), "{flags:?}");
-    let formats = zsh(&dir, "open-forensics export --format ");
-    assert_eq!(formats, EXPORT_FORMATS);
-    let alerts = zsh(&dir, "open-forensics record --alerts-format ");
-    assert_eq!(alerts, ALERTS_FORMATS);
+    write_script(&s, "zsh", &dir.join("_open-forensics"));
+    let matches = s.path("matches");
+    completes_flags_and_values(|words| {
+        ok(Command::new("timeout")
+            .args(["30", "zsh", "-f"])
+            .arg(format!("{ROOT}/tests/completion/zsh_complete.zsh"))
+            .arg(&dir)
+            .arg(&matches)
+            .arg(words.join(" ")));
+        std::fs::read_to_string(&matches)
+            .expect("zsh's matches")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    });
 }
 
+/// fish's own `complete -C` (what it offers for a command line), descriptions cut off.
 #[test]
 fn fish_completes_a_subcommands_flags_and_values_for_the_hyphenated_name() {
     let test = "fish_completes_a_subcommands_flags_and_values_for_the_hyphenated_name";
@@ -162,17 +118,16 @@ fn fish_completes_a_subcommands_flags_and_values_for_the_hyphenated_name() {
     }
     let s = TempStore::new();
     let script = s.path("open-forensics.fish");
-    std::fs::write(&script, s.ok(&["completions", "fish"])).expect("write");
-    let top = fish(&script, "open-forensics ");
-    assert!(top.contains(&"query".to_owned()), "{top:?}");
-    let flags = fish(&script, "open-forensics query --");
-    for f in QUERY_FLAGS {
-        assert!(flags.contains(&f.to_owned()), "{f} not in {flags:?}");
-    }
-    assert!(!flags.contains(&"--alerts-format".to_owned()), "{flags:?}");
-    // fish sorts what it offers.
-    let formats = fish(&script, "open-forensics export --format ");
-    assert_eq!(sorted(formats), sorted_of(&EXPORT_FORMATS));
-    let alerts = fish(&script, "open-forensics record --alerts-format ");
-    assert_eq!(sorted(alerts), sorted_of(&ALERTS_FORMATS));
+    write_script(&s, "fish", &script);
+    completes_flags_and_values(|words| {
+        let sh = format!(
+            "source '{}'; complete -C '{}'",
+            script.display(),
+            words.join(" ")
+        );
+        ok(Command::new("fish").args(["--no-config", "-c", &sh]))
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
+            .collect()
+    });
 }
