@@ -16,7 +16,8 @@ use crate::event::Event;
 use crate::output::view::{View, ViewArgs};
 use crate::output::{Format, Output, Rows};
 use crate::process::Process;
-use crate::query::tree::{self, Builder, Caps, Scope};
+use crate::query::pid::{self, NoChoice};
+use crate::query::tree::{self, Builder, Caps, Key, Scope};
 use crate::store::{Reader, TimeRange};
 use crate::timespec::format_ts;
 
@@ -52,8 +53,6 @@ pub struct Args {
     pub view: ViewArgs,
 }
 
-/// A process (not an image): pid and start.
-type Key = (u32, i64);
 /// An image and its exit (wait status, time) if seen.
 type Image = (Arc<Process>, Option<(i32, i64)>);
 
@@ -130,7 +129,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             ControlFlow::Continue(())
         },
     );
-    let key = choose(&found, at, &range).map_err(|why| BadInput(why.describe(pid, &found)))?;
+    let key = choose(&found, at, &range).map_err(|why| BadInput(describe(&why, pid, &found)))?;
     let mut out = Output::open(view.page);
     print(&mut out, format, &view, &found, key)?;
     out.finish()?;
@@ -178,7 +177,7 @@ fn run_tree(
                 .insert(image_order(&p), (p, exit));
         }
     }
-    let key = choose(&found, at, &range).map_err(|why| BadInput(why.describe(pid, &found)))?;
+    let key = choose(&found, at, &range).map_err(|why| BadInput(describe(&why, pid, &found)))?;
     if key.1 == i64::MIN {
         return Err(BadInput(format!(
             "pid {pid} was recorded before lineage: its events carry no start time, so there is no tree"
@@ -201,34 +200,24 @@ fn image_order(p: &Process) -> String {
     format!("{:020}", p.exec_ns.unwrap_or(0).max(0))
 }
 
-/// Why no single process was chosen.
-#[derive(Debug, PartialEq)]
-enum NoChoice {
-    /// No process of the pid in the range (running at `at`, if given).
-    None(Option<i64>),
-    /// More than one process had the pid in the range: these, and `--at` was not given.
-    Several(Vec<Key>),
-}
-
-impl NoChoice {
-    fn describe(&self, pid: u32, found: &Found) -> String {
-        match self {
-            NoChoice::None(at) => format!(
-                "no process {pid} in the store{}",
-                at.map(|t| format!(" running at {}", format_ts(t)))
-                    .unwrap_or_default()
-            ),
-            NoChoice::Several(keys) => {
-                let mut text = format!(
-                    "pid {pid} was {} processes in the range (pids are reused); say which with --at TIME, a time it was running:",
-                    keys.len()
-                );
-                for k in keys {
-                    text.push_str("\n  ");
-                    text.push_str(&describe_process(found, *k));
-                }
-                text
+/// Why no process was chosen, for the user: with `--at`, or which processes `--at` chooses from.
+fn describe(why: &NoChoice, pid: u32, found: &Found) -> String {
+    match why {
+        NoChoice::None(at) => format!(
+            "no process {pid} in the store{}",
+            at.map(|t| format!(" running at {}", format_ts(t)))
+                .unwrap_or_default()
+        ),
+        NoChoice::Several(keys) => {
+            let mut text = format!(
+                "pid {pid} was {} processes in the range (pids are reused); say which with --at TIME, a time it was running:",
+                keys.len()
+            );
+            for k in keys {
+                text.push_str("\n  ");
+                text.push_str(&describe_process(found, *k));
             }
+            text
         }
     }
 }
@@ -270,9 +259,7 @@ fn lifetime(found: &Found, key: Key) -> (i64, Option<i64>) {
     (key.1, exit)
 }
 
-/// The process of the pid: the only one alive in the range, or, with `at`, the one running
-/// then (started at or before it and not exited before it; of several whose exit is unknown,
-/// the latest start: a pid is held by one process at a time).
+/// The process of the pid among those found alive in the range ([`choose`](pid::choose)'s rule).
 fn choose(found: &Found, at: Option<i64>, range: &TimeRange) -> Result<Key, NoChoice> {
     let mut keys: Vec<Key> = found
         .images
@@ -283,28 +270,14 @@ fn choose(found: &Found, at: Option<i64>, range: &TimeRange) -> Result<Key, NoCh
     keys.sort();
     keys.dedup();
     // Opens are in the range already; an image may be of a process that ended before it.
-    keys.retain(|k| {
-        found.opens.contains_key(k) || {
-            let (start, exit) = lifetime(found, *k);
-            range.overlaps(start, exit.unwrap_or(i64::MAX))
-        }
-    });
-    match at {
-        None => match keys.as_slice() {
-            [] => Err(NoChoice::None(None)),
-            [one] => Ok(*one),
-            _ => Err(NoChoice::Several(keys)),
-        },
-        Some(t) => keys
-            .iter()
-            .rev()
-            .find(|k| {
-                let (start, exit) = lifetime(found, **k);
-                start <= t && exit.is_none_or(|e| e >= t)
-            })
-            .copied()
-            .ok_or(NoChoice::None(Some(t))),
-    }
+    let candidates: Vec<(Key, Option<i64>)> = keys
+        .into_iter()
+        .map(|k| (k, lifetime(found, k).1))
+        .filter(|&(k, exit)| {
+            found.opens.contains_key(&k) || range.overlaps(k.1, exit.unwrap_or(i64::MAX))
+        })
+        .collect();
+    pid::choose(&candidates, at)
 }
 
 fn lossy(s: &Option<crate::bytes::Str>) -> Value {
@@ -459,7 +432,8 @@ mod tests {
         f
     }
 
-    /// Issue #25 item 7: `proc PID` silently showed a later process that reused the pid.
+    /// Issue #25 item 7: `proc PID` silently showed a later process that reused the pid. The
+    /// rule itself is `query::pid`'s; here, what `proc` finds and says.
     #[test]
     fn proc_pid_reused_lists_the_processes_and_asks_for_at() {
         let all = TimeRange::default();
@@ -468,12 +442,10 @@ mod tests {
             panic!("two processes had the pid: no silent choice");
         };
         assert_eq!(keys, vec![(7, 100), (7, 300)]);
-        let text = NoChoice::Several(keys).describe(7, &f);
+        let text = describe(&NoChoice::Several(keys), 7, &f);
         assert!(text.contains("--at") && text.contains("exited 1970-01-01T00:00:00.000000200Z"));
         assert!(text.contains("/usr/bin/sleep"), "{text}");
-        // --at picks the one running then; between the two, none was.
-        assert_eq!(choose(&f, Some(150), &all), Ok((7, 100)));
-        assert_eq!(choose(&f, Some(400), &all), Ok((7, 300)));
+        // --at picks the one running then: the first exited (its image says when) before 250.
         assert_eq!(choose(&f, Some(250), &all), Err(NoChoice::None(Some(250))));
         // A range in which only one was alive needs no --at.
         let later = TimeRange {

@@ -55,6 +55,7 @@ mod cells;
 pub mod completeness;
 pub mod limits;
 mod path_counts;
+pub mod pid;
 mod pushdown;
 pub mod replay;
 mod row_limit;

@@ -15,6 +15,7 @@ use std::path::Path;
 use serde_json::json;
 
 use crate::error::BadInput;
+use crate::query::pid::{self, NoChoice};
 use crate::query::{timeline, tree};
 use crate::rules::RuleSet;
 use crate::store::{Reader, ScanStats, TimeRange};
@@ -216,36 +217,27 @@ fn bounds_notices(
     out
 }
 
-/// The process of `pid` alive in the range: the only one, or with `at` the one running then
-/// (started by then and not exited before; of several whose exit is unknown, the latest: a pid
-/// is held by one process at a time).
+/// The process of `pid` alive in the range ([`pid::choose`]'s rule), or why none was chosen.
 fn choose(tree: &tree::Builder, pid: u32, at: Option<i64>) -> Result<tree::Key, BadInput> {
-    let keys = tree.processes_with_pid(pid);
-    let pick = match at {
-        Some(t) => keys
-            .iter()
-            .rev()
-            .find(|k| {
-                let exit = tree.last_image(**k).and_then(|(_, e)| e).map(|(_, ts)| ts);
-                k.1 <= t && exit.is_none_or(|e| e >= t)
-            })
-            .copied(),
-        None if keys.len() > 1 => {
+    let candidates: Vec<(tree::Key, Option<i64>)> = tree
+        .processes_with_pid(pid)
+        .into_iter()
+        .map(|k| (k, tree.last_image(k).and_then(|(_, e)| e).map(|(_, ts)| ts)))
+        .collect();
+    pid::choose(&candidates, at).map_err(|why| match why {
+        NoChoice::Several(keys) => {
             let starts: Vec<String> = keys.iter().map(|k| format_ts(k.1)).collect();
-            return Err(BadInput(format!(
+            BadInput(format!(
                 "pid {pid} was {} processes in the range (pids are reused), started {}: say which with --at TIME",
                 keys.len(),
                 starts.join(", ")
-            )));
+            ))
         }
-        None => keys.first().copied(),
-    };
-    pick.ok_or_else(|| {
-        BadInput(format!(
+        NoChoice::None(at) => BadInput(format!(
             "no process {pid} in the range{}",
             at.map(|t| format!(" running at {}", format_ts(t)))
                 .unwrap_or_default()
-        ))
+        )),
     })
 }
 

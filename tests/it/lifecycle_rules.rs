@@ -14,7 +14,7 @@ use open_forensics::bytes::Str;
 use open_forensics::event::{Event, Op};
 use open_forensics::store::{RotateConfig, Writer};
 
-use crate::helpers::{bin, event, fixtures_dir, live_capture_required, TempStore};
+use crate::helpers::{bin, event, fixtures_dir, TempStore};
 use crate::lifecycle_store::one_of_each;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -284,22 +284,6 @@ pub(crate) fn key(a: &Value) -> String {
     .to_string()
 }
 
-pub(crate) fn engine_available(engine: &str) -> bool {
-    let ok = Command::new("python3")
-        .arg(format!("{ROOT}/tests/fleet/run_sql.py"))
-        .args([engine, "--check"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            !live_capture_required(),
-            "{engine} is required here (CI=true); the README's test command installs it"
-        );
-        eprintln!("SKIPPED rules_sql_over_operations_equals_replay on {engine}");
-    }
-    ok
-}
-
 #[test]
 fn rules_sql_over_operations_equals_replay() {
     let s = recorded();
@@ -316,7 +300,7 @@ fn rules_sql_over_operations_equals_replay() {
     let parquet = s.path("parquet");
     ok(of(&s.dir, &["export", "--format", "parquet", "--out"]).arg(&parquet));
     for engine in ["duckdb", "spark"] {
-        if !engine_available(engine) {
+        if !crate::fleet::engine_available(engine, "rules_sql_over_operations_equals_replay") {
             continue;
         }
         let sql = s.path(&format!("q.{engine}.sql"));

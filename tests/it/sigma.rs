@@ -6,8 +6,9 @@ use std::process::Command;
 
 use serde_json::json;
 
+use crate::fleet::engine_available;
 use crate::helpers::{bin, fixtures_dir, TempStore};
-use crate::lifecycle_rules::{engine_available, key, lines, of, ok};
+use crate::lifecycle_rules::{key, lines, of, ok};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -106,7 +107,10 @@ fn rules_sql_with_regex_and_nocase_values_equals_replay() {
     .into();
     assert_eq!(fired, every);
     for engine in ["duckdb", "spark"] {
-        if !engine_available(engine) {
+        if !engine_available(
+            engine,
+            "rules_sql_with_regex_and_nocase_values_equals_replay",
+        ) {
             continue;
         }
         let sql = s.path(&format!("q.{engine}.sql"));
@@ -273,7 +277,8 @@ fn converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match() {
     assert!(want.len() > 100, "{summary}");
     assert_eq!(got, want, "{summary}");
     // And the same rules compiled by `rules sql`, on DuckDB over the Parquet export.
-    if !engine_available("duckdb") {
+    let test = "converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match";
+    if !engine_available("duckdb", test) {
         return;
     }
     let parquet = s.path("parquet");
