@@ -2,7 +2,7 @@
 //! clap_complete's bash script never reached a subcommand's flags for `open-forensics`), in a real
 //! bash, zsh and fish: each is asked what it offers after a subcommand and after a flag.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::helpers::TempStore;
@@ -10,26 +10,15 @@ use crate::lifecycle_rules::ok;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// Whether `shell` is installed; when not, SKIPPED (where [`live_capture_required`], a panic:
-/// the README's test command installs it).
-///
-/// [`live_capture_required`]: crate::helpers::live_capture_required
-fn shell_available(shell: &str, test: &str) -> bool {
-    if Path::new("/usr/bin").join(shell).exists() {
-        return true;
-    }
-    let reason = format!("no {shell} (apt-get install {shell})");
-    if crate::helpers::live_capture_required() {
-        panic!("{test}: {shell} is required here (CI) but there is {reason}");
-    }
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
-    false
-}
-
-/// What a shell offers for `words` (the last being the word being completed) must reach past the
-/// subcommand: its flags, and a flag's values.
-fn completes_flags_and_values(offers: impl Fn(&[&str]) -> Vec<String>) {
+/// What a shell offers for `words` (the last being the word being completed; one offer a line,
+/// any description after a tab) must reach past the subcommand: its flags, and a flag's values.
+fn completes_flags_and_values(printed: impl Fn(&[&str]) -> String) {
+    let offers = |words: &[&str]| -> Vec<String> {
+        printed(words)
+            .lines()
+            .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
+            .collect()
+    };
     let has = |v: &[String], s: &str| v.iter().any(|x| x == s);
     let top = offers(&["open-forensics", ""]);
     assert!(has(&top, "query"), "{top:?}");
@@ -53,15 +42,31 @@ fn completes_flags_and_values(offers: impl Fn(&[&str]) -> Vec<String>) {
     );
 }
 
-fn write_script(s: &TempStore, shell: &str, path: &Path) {
-    std::fs::write(path, s.ok(&["completions", shell])).expect("write");
+/// A temporary directory with `shell`'s completion script at `name` in it, or `None` (SKIPPED)
+/// where the shell is not installed.
+fn script_of(shell: &str, name: &str, test: &str) -> Option<(TempStore, PathBuf)> {
+    if !Path::new("/usr/bin").join(shell).exists() {
+        let reason = format!("no {shell} (apt-get install {shell})");
+        if crate::helpers::live_capture_required() {
+            panic!("{test}: {shell} is required here (CI) but there is {reason}");
+        }
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+        return None;
+    }
+    let s = TempStore::new();
+    let script = s.path(name);
+    std::fs::create_dir_all(script.parent().expect("a directory")).expect("mkdir");
+    std::fs::write(&script, s.ok(&["completions", shell])).expect("write");
+    Some((s, script))
 }
 
 #[test]
 fn bash_completes_a_subcommands_flags_and_values_for_the_hyphenated_name() {
-    let s = TempStore::new();
-    let script = s.path("open-forensics.bash");
-    write_script(&s, "bash", &script);
+    let test = "bash_completes_a_subcommands_flags_and_values_for_the_hyphenated_name";
+    let Some((_s, script)) = script_of("bash", "open-forensics.bash", test) else {
+        return;
+    };
     completes_flags_and_values(|words| {
         let cword = words.len() - 1;
         let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
@@ -75,9 +80,6 @@ fn bash_completes_a_subcommands_flags_and_values_for_the_hyphenated_name() {
             words[cword - 1],
         );
         ok(Command::new("bash").args(["-c", &sh]))
-            .lines()
-            .map(str::to_owned)
-            .collect()
     });
 }
 
@@ -86,39 +88,29 @@ fn bash_completes_a_subcommands_flags_and_values_for_the_hyphenated_name() {
 #[test]
 fn zsh_completes_a_subcommands_flags_and_values_for_the_hyphenated_name() {
     let test = "zsh_completes_a_subcommands_flags_and_values_for_the_hyphenated_name";
-    if !shell_available("zsh", test) {
+    let Some((s, script)) = script_of("zsh", "site-functions/_open-forensics", test) else {
         return;
-    }
-    let s = TempStore::new();
-    let dir = s.path("site-functions");
-    std::fs::create_dir(&dir).expect("mkdir");
-    write_script(&s, "zsh", &dir.join("_open-forensics"));
+    };
+    let dir = script.parent().expect("site-functions");
     let matches = s.path("matches");
     completes_flags_and_values(|words| {
         ok(Command::new("timeout")
             .args(["30", "zsh", "-f"])
             .arg(format!("{ROOT}/tests/completion/zsh_complete.zsh"))
-            .arg(&dir)
+            .arg(dir)
             .arg(&matches)
             .arg(words.join(" ")));
-        std::fs::read_to_string(&matches)
-            .expect("zsh's matches")
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        std::fs::read_to_string(&matches).expect("zsh's matches")
     });
 }
 
-/// fish's own `complete -C` (what it offers for a command line), descriptions cut off.
+/// fish's own `complete -C`: what it offers for a command line.
 #[test]
 fn fish_completes_a_subcommands_flags_and_values_for_the_hyphenated_name() {
     let test = "fish_completes_a_subcommands_flags_and_values_for_the_hyphenated_name";
-    if !shell_available("fish", test) {
+    let Some((_s, script)) = script_of("fish", "open-forensics.fish", test) else {
         return;
-    }
-    let s = TempStore::new();
-    let script = s.path("open-forensics.fish");
-    write_script(&s, "fish", &script);
+    };
     completes_flags_and_values(|words| {
         let sh = format!(
             "source '{}'; complete -C '{}'",
@@ -126,8 +118,5 @@ fn fish_completes_a_subcommands_flags_and_values_for_the_hyphenated_name() {
             words.join(" ")
         );
         ok(Command::new("fish").args(["--no-config", "-c", &sh]))
-            .lines()
-            .map(|l| l.split('\t').next().unwrap_or_default().to_owned())
-            .collect()
     });
 }
