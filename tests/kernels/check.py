@@ -209,13 +209,15 @@ def check(marks, sections, wall):
 
 
 def check_exec_event(events, exp):
-    """The exec itself is one event of the exec'd child: op exec, path its exe, its argv."""
+    """The exec itself is one event of the exec'd child: op exec, path its exe, its argv, the
+    cwd the workload ran in (walked at exec: `/` is a cwd too)."""
     found = [e for e in events if e.get("pid") == exp["pid"] and e.get("op") == "exec"]
     if len(found) != 1:
         return [f"exec: {len(found)} exec events of pid {exp['pid']}, expected 1"]
     e, fails = found[0], []
     for key, want in [("path", exp["exe"]), ("exe", exp["exe"]), ("argv", exp["argv"]),
-                      ("syscall", "execve"), ("ret", 0), ("ppid", exp["ppid"])]:
+                      ("syscall", "execve"), ("ret", 0), ("ppid", exp["ppid"]),
+                      ("cwd", exp.get("cwd"))]:
         if e.get(key) != want:
             fails.append(f"exec: the exec event's {key} is {e.get(key)!r}, expected {want!r}")
     return fails

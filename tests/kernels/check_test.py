@@ -24,7 +24,8 @@ def expectations():
     out.append({"route": "chroot", "syscall": "openat", "path": "/tmp/x/chroot.txt",
                 "raw_path": "/chroot.txt", "ret": None, "pid": CHROOT, "ppid": WL, "exe": EXE})
     out.append({"route": "exec", "syscall": None, "path": "/tmp/x/exec.txt", "ret": None,
-                "pid": EXEC, "ppid": WL, "exe": CAT, "argv": ["/bin/cat", "/tmp/x/exec.txt"]})
+                "pid": EXEC, "ppid": WL, "exe": CAT, "argv": ["/bin/cat", "/tmp/x/exec.txt"],
+                "cwd": "/"})
     return out
 
 
@@ -41,7 +42,8 @@ def event(exp):
 def exec_event():
     """The exec'd child's exec, as query prints it."""
     return {"pid": EXEC, "ppid": WL, "syscall": "execve", "op": "exec", "path": CAT,
-            "raw_path": "/bin/cat", "ret": 0, "exe": CAT, "argv": ["/bin/cat", "/tmp/x/exec.txt"]}
+            "raw_path": "/bin/cat", "ret": 0, "exe": CAT, "argv": ["/bin/cat", "/tmp/x/exec.txt"],
+            "cwd": "/"}
 
 
 def log(expect=None, events=None, record=(), version=(), query=(), attached=True, verify_rc=0):
@@ -100,6 +102,10 @@ class Verdicts(unittest.TestCase):
         bad["path"] = EXE
         events = [event(e) for e in expectations()] + [bad]
         self.assertIn("exec: the exec event's path", " ".join(log(events=events)[0]))
+        bad = exec_event()
+        del bad["cwd"]
+        events = [event(e) for e in expectations()] + [bad]
+        self.assertIn("exec: the exec event's cwd", " ".join(log(events=events)[0]))
 
     def test_an_operation_without_its_op_or_old_name_fails(self):
         events = [event(e) for e in expectations()] + [exec_event()]
