@@ -6,8 +6,9 @@
 
 /// The Parquet schema's version: bump it (and document the change in `docs/fleet.md`) whenever
 /// a column is added, removed, renamed or retyped. 3: `events` gained `op`, `old_path` (+
-/// `_b64`), `new_uid`, `new_gid` and `length` (#27).
-pub const PARQUET_SCHEMA_VERSION: u32 = 3;
+/// `_b64`), `new_uid`, `new_gid` and `length` (#27). 4: `events` and `processes` gained `cwd`
+/// (+ `_b64`) (#30).
+pub const PARQUET_SCHEMA_VERSION: u32 = 4;
 
 /// What a column holds; consumers derive their own types from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,6 +144,10 @@ pub enum Column {
     Root,
     /// An event's process image's `root` (see `root`), beside the event's own.
     ProcRoot,
+    /// The working directory the process image began in (at its exec, or `/proc/PID/cwd` for
+    /// one running when recording began), as a host path; null when not known (an image from a
+    /// fork, segments before schema 7).
+    Cwd,
     /// The opened file's identity, `major:minor:inode` in decimal; null for a failed open (and before schema 4).
     File,
     /// The watched path whose file this open's file is, when the open named it otherwise (a
@@ -241,6 +246,7 @@ impl Column {
             Tty => "tty",
             Root => "root",
             ProcRoot => "proc_root",
+            Cwd => "cwd",
             File => "file",
             AliasOf => "alias_of",
             ExeId => "exe_id",
@@ -274,7 +280,7 @@ impl Column {
             Segment | Syscall | PathSource | Errno | Result | Access | Image | ParentImage
             | Source | LossReason | File | ExeId | Op => Type::Text,
             Comm | Path | RawPath | Exe | Cmdline | User | Cgroup | ContainerId | Tty | Root
-            | ProcRoot | AliasOf | OldPath | ParentExe | ParentComm => Type::Bytes,
+            | ProcRoot | Cwd | AliasOf | OldPath | ParentExe | ParentComm => Type::Bytes,
             Ts | ProcStart | Start | ExecTs | Exec | ParentStart | ExitTs | Exit | LossStart
             | LossEnd => Type::Time,
             Argv => Type::Args,

@@ -115,6 +115,8 @@ const EVENTS: View = View {
         Column::NewUid,
         Column::NewGid,
         Column::Length,
+        // Schema 4, appended likewise.
+        Column::Cwd,
     ],
     required: &[
         Column::Segment,
@@ -169,6 +171,8 @@ const PROCESSES: View = View {
         Column::ExeVerified,
         Column::ExitStatus,
         Column::ExitTs,
+        // Schema 4: appended, as in `events`.
+        Column::Cwd,
     ],
     required: &[
         Column::Segment,
@@ -553,6 +557,7 @@ struct EventCols {
     new_uid: Int64Builder,
     new_gid: Int64Builder,
     length: Int64Builder,
+    cwd: BytesCol,
     rows: usize,
 }
 
@@ -598,6 +603,7 @@ impl EventCols {
             mntns: Int64Builder::new(),
             exe_id: StringBuilder::new(),
             exe_verified: BooleanBuilder::new(),
+            cwd: BytesCol::new(),
             op: StringBuilder::new(),
             old_path: BytesCol::new(),
             new_uid: Int64Builder::new(),
@@ -667,6 +673,8 @@ impl EventCols {
         opt_i64(&mut self.new_uid, e.new_uid);
         opt_i64(&mut self.new_gid, e.new_gid);
         self.length.append_option(e.length);
+        self.cwd
+            .push(p.and_then(|p| p.cwd.as_ref()).map(|s| s.as_bytes()));
         self.rows += 1;
     }
 
@@ -722,6 +730,7 @@ impl EventCols {
             (Column::NewUid, one(Arc::new(self.new_uid.finish()))),
             (Column::NewGid, one(Arc::new(self.new_gid.finish()))),
             (Column::Length, one(Arc::new(self.length.finish()))),
+            (Column::Cwd, self.cwd.finish()),
         ]);
         self.rows = 0;
         EVENTS.batch(arrays)
@@ -762,6 +771,7 @@ fn process_batch(segment: &str, procs: &[StoredProcess]) -> Result<RecordBatch, 
     let mut argv = ArgvCol::new();
     let mut exe_id = StringBuilder::new();
     let mut exe_verified = BooleanBuilder::new();
+    let mut cwd = BytesCol::new();
     for sp in procs {
         let p = &sp.process;
         seg.append_value(segment);
@@ -795,6 +805,7 @@ fn process_batch(segment: &str, procs: &[StoredProcess]) -> Result<RecordBatch, 
         exe_verified.append_option(p.exe_verified);
         exit_status.append_option(sp.exit.map(|(s, _)| s));
         exit_ts.append_option(sp.exit.map(|(_, t)| t));
+        cwd.push(p.cwd.as_ref().map(|s| s.as_bytes()));
     }
     PROCESSES.batch(BTreeMap::from([
         (Column::Segment, one(Arc::new(seg.finish()))),
@@ -829,6 +840,7 @@ fn process_batch(segment: &str, procs: &[StoredProcess]) -> Result<RecordBatch, 
         (Column::ExeVerified, one(Arc::new(exe_verified.finish()))),
         (Column::ExitStatus, one(Arc::new(exit_status.finish()))),
         (Column::ExitTs, one(Arc::new(exit_ts.finish()))),
+        (Column::Cwd, cwd.finish()),
     ]))
 }
 

@@ -6,6 +6,8 @@ mod chroot_live;
 mod completion;
 mod diskfull;
 mod evasion;
+mod exec_live;
+mod exec_store;
 mod fixtures;
 mod fleet;
 mod formats;
