@@ -6,8 +6,9 @@
 
 /// The Parquet schema's version: bump it (and document the change in `docs/fleet.md`) whenever
 /// a column is added, removed, renamed or retyped. 3: `events` gained `op`, `old_path` (+
-/// `_b64`), `new_uid`, `new_gid` and `length` (#27).
-pub const PARQUET_SCHEMA_VERSION: u32 = 3;
+/// `_b64`), `new_uid`, `new_gid` and `length` (#27). 4: `events` gained `tty`, `cwd`,
+/// `parent_cmdline` (each + `_b64`) and `proc_age_ns`, what the rule keys of those names match.
+pub const PARQUET_SCHEMA_VERSION: u32 = 4;
 
 /// What a column holds; consumers derive their own types from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -136,6 +137,12 @@ pub enum Column {
     Mntns,
     /// The controlling terminal.
     Tty,
+    /// The process image's working directory when it began (its exec, or the `/proc` snapshot);
+    /// null when not recorded.
+    Cwd,
+    /// How long the process had been running at the event (`ts` − `proc_start`), in ns; null
+    /// without lineage.
+    ProcAgeNs,
     /// The root directory of a chrooted thread, as a host path: for an event, the opener's at
     /// the open; for a process image, when it was recorded (its exec, fork or the `/proc`
     /// snapshot). Null at the mount namespace's own root (and in segments before schema 4 for an
@@ -161,6 +168,8 @@ pub enum Column {
     ParentExe,
     /// The parent's name.
     ParentComm,
+    /// The parent's arguments joined with spaces.
+    ParentCmdline,
     /// The ancestors, parent first, as they were when each was forked.
     Ancestors,
     /// How the process image was learnt (`exec`, `fork`, `procfs`, `event`, `import`).
@@ -239,6 +248,8 @@ impl Column {
             Pidns => "pidns",
             Mntns => "mntns",
             Tty => "tty",
+            Cwd => "cwd",
+            ProcAgeNs => "proc_age_ns",
             Root => "root",
             ProcRoot => "proc_root",
             File => "file",
@@ -249,6 +260,7 @@ impl Column {
             ParentStart => "parent_start",
             ParentExe => "parent_exe",
             ParentComm => "parent_comm",
+            ParentCmdline => "parent_cmdline",
             Ancestors => "ancestors",
             Source => "source",
             ExitCode => "exit_code",
@@ -268,13 +280,15 @@ impl Column {
         match self {
             Seq | TsNs | Pid | Tid | Ppid | Uid | Gid | Flags | Mode | Ret | ProcStartNs
             | StartNs | Euid | Egid | Auid | Sessionid | CgroupId | Pidns | Mntns | ExitCode
-            | ExitSignal | LossCount | NewUid | NewGid | Length => Type::Int,
+            | ExitSignal | LossCount | NewUid | NewGid | Length | ProcAgeNs => Type::Int,
             Dirfd | ExitStatus => Type::Int32,
             PathTruncated | ArgsTruncated | ExeVerified => Type::Bool,
             Segment | Syscall | PathSource | Errno | Result | Access | Image | ParentImage
             | Source | LossReason | File | ExeId | Op => Type::Text,
             Comm | Path | RawPath | Exe | Cmdline | User | Cgroup | ContainerId | Tty | Root
-            | ProcRoot | AliasOf | OldPath | ParentExe | ParentComm => Type::Bytes,
+            | ProcRoot | AliasOf | OldPath | ParentExe | ParentComm | ParentCmdline | Cwd => {
+                Type::Bytes
+            }
             Ts | ProcStart | Start | ExecTs | Exec | ParentStart | ExitTs | Exit | LossStart
             | LossEnd => Type::Time,
             Argv => Type::Args,

@@ -115,6 +115,10 @@ const EVENTS: View = View {
         Column::NewUid,
         Column::NewGid,
         Column::Length,
+        Column::Tty,
+        Column::Cwd,
+        Column::ParentCmdline,
+        Column::ProcAgeNs,
     ],
     required: &[
         Column::Segment,
@@ -553,6 +557,10 @@ struct EventCols {
     new_uid: Int64Builder,
     new_gid: Int64Builder,
     length: Int64Builder,
+    tty: BytesCol,
+    cwd: BytesCol,
+    parent_cmdline: BytesCol,
+    proc_age_ns: Int64Builder,
     rows: usize,
 }
 
@@ -603,6 +611,10 @@ impl EventCols {
             new_uid: Int64Builder::new(),
             new_gid: Int64Builder::new(),
             length: Int64Builder::new(),
+            tty: BytesCol::new(),
+            cwd: BytesCol::new(),
+            parent_cmdline: BytesCol::new(),
+            proc_age_ns: Int64Builder::new(),
             rows: 0,
         }
     }
@@ -667,6 +679,14 @@ impl EventCols {
         opt_i64(&mut self.new_uid, e.new_uid);
         opt_i64(&mut self.new_gid, e.new_gid);
         self.length.append_option(e.length);
+        self.tty
+            .push(p.and_then(|p| p.tty.as_ref()).map(|s| s.as_bytes()));
+        self.cwd
+            .push(p.and_then(|p| p.cwd.as_ref()).map(|s| s.as_bytes()));
+        let parent_cmdline = parent.filter(|q| q.argv.is_some()).map(|q| q.cmdline());
+        self.parent_cmdline.push(parent_cmdline.as_deref());
+        self.proc_age_ns
+            .append_option(p.map(|p| e.ts_ns.saturating_sub(p.start_ns)));
         self.rows += 1;
     }
 
@@ -722,6 +742,10 @@ impl EventCols {
             (Column::NewUid, one(Arc::new(self.new_uid.finish()))),
             (Column::NewGid, one(Arc::new(self.new_gid.finish()))),
             (Column::Length, one(Arc::new(self.length.finish()))),
+            (Column::Tty, self.tty.finish()),
+            (Column::Cwd, self.cwd.finish()),
+            (Column::ParentCmdline, self.parent_cmdline.finish()),
+            (Column::ProcAgeNs, one(Arc::new(self.proc_age_ns.finish()))),
         ]);
         self.rows = 0;
         EVENTS.batch(arrays)

@@ -33,6 +33,7 @@ mod readme;
 mod record;
 mod recorder;
 mod report;
+mod rule_keys;
 mod rules;
 mod service;
 mod sigma;
