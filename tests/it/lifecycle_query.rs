@@ -414,7 +414,10 @@ fn parquet_schema_3_holds_operations_and_duckdb_reads_them() {
         .expect("events");
     let (_, kv) = crate::fleet::read_parquet(&out.join(events));
     assert!(
-        kv.contains(&("open_forensics.schema_version".into(), "3".into())),
+        kv.contains(&(
+            "open_forensics.schema_version".into(),
+            open_forensics::columns::PARQUET_SCHEMA_VERSION.to_string()
+        )),
         "{kv:?}"
     );
     if !crate::fleet::engine_available("duckdb", test) {
