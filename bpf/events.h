@@ -29,13 +29,17 @@
 /* Bytes kept of a process's cgroup path components, and of its root's (chroot). */
 #define OF_CGROUP_MAX 1024
 #define OF_ROOT_MAX 1024
+/* Bytes kept of an exec's working directory components, and of the file name as passed. */
+#define OF_CWD_MAX 4096
+#define OF_EXEC_NAME_MAX 4096
 /*
- * A process record's data: exe components at 0, argv after them, cgroup components after that.
- * Offsets are masked with OF_PROC_MASK for the verifier; the sum of the three maxima stays far
- * below it, and OF_NAME_MAX of slack follows for the last component read.
+ * A process record's data: exe components at 0, then argv, cgroup components, root components,
+ * cwd components and the exec'd name. Offsets are masked with OF_PROC_MASK for the verifier:
+ * everything before the name ends below it (at most 14 KiB), and the name's room follows (more
+ * than the last component read needs). A per-CPU map's value must stay under 32 KiB.
  */
 #define OF_PROC_MASK 16383
-#define OF_PROC_DATA_MAX (OF_PROC_MASK + 1 + OF_NAME_MAX)
+#define OF_PROC_DATA_MAX (OF_PROC_MASK + 1 + OF_EXEC_NAME_MAX)
 #define OF_TTY_LEN 32
 
 /* What a ring record is: the first __u32 of every record. */
@@ -119,6 +123,11 @@ enum of_syscall {
 	/* The length in two registers, low half first. */
 	OF_SYSCALL_IA32_TRUNCATE64 = 59,
 	OF_SYSCALL_IA32_FTRUNCATE64 = 60,
+	/* An exec (sched_process_exec): execveat when it named an fd (fexecve, or a path relative to
+	 * a dirfd), else execve; by then the ELF loader has rewritten the saved syscall number to
+	 * the new image's execve, so nothing else tells them apart. */
+	OF_SYSCALL_EXECVE = 61,
+	OF_SYSCALL_EXECVEAT = 62,
 };
 
 /* = Op in src/event.rs: what a record did (of_event_hdr.op; 0 in an open's record). */
@@ -292,8 +301,10 @@ struct of_event {
 /*
  * A process lifecycle record: the fixed header, then `exe_len` bytes of exe components (leaf
  * first, each NUL-terminated, like a path walk), `args_len` bytes of argv (NUL-separated),
- * `cgroup_len` bytes of cgroup components (leaf first), then `root_len` bytes of the components of
- * the process's root directory when it is chrooted. Fork and exit records carry no data.
+ * `cgroup_len` bytes of cgroup components (leaf first), `root_len` bytes of the components of
+ * the process's root directory when it is chrooted, `cwd_len` bytes of its working directory's
+ * components, then `name_len` bytes of the name it was exec'd by. Fork and exit records carry no
+ * data.
  */
 struct of_proc_hdr {
 	__u32 kind;         /* OF_REC_EXEC, OF_REC_FORK or OF_REC_EXIT */
@@ -323,6 +334,13 @@ struct of_proc_hdr {
 	__u8 exe_flags;     /* enum of_exe_flags bits */
 	char comm[OF_COMM_LEN];
 	char tty[OF_TTY_LEN]; /* the controlling tty's kernel name (pts0, tty1), empty when none */
+	/* OF_REC_EXEC: the working directory's components (walked to the top of the mount tree,
+	 * after the root's), then the name as passed to execve (bprm->filename, no NUL). */
+	__u16 cwd_len;
+	__u16 name_len;
+	__u8 cwd_cut;       /* nonzero: the cwd walk stopped short */
+	__u8 syscall;       /* OF_REC_EXEC: enum of_syscall (EXECVE or EXECVEAT) */
+	__u8 pad[2];
 };
 
 struct of_proc {

@@ -137,7 +137,7 @@ struct {
 	__type(value, struct of_uring_stage);
 } of_uring_scratch SEC(".maps");
 
-/* Process records are built here: exe, argv and cgroup need up to 9 KiB. */
+/* Process records are built here: exe, argv, cgroup, root, cwd and name need up to 18 KiB. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);

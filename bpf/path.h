@@ -45,7 +45,7 @@ static const char fmt_anon[] = "anon_inode:%s";
  * Copies one component name into the walk's buffer; false when there is no room. Each branch
  * looks up its own buffer and masks its own offset, so the verifier sees every pointer with the
  * bound that belongs to it. base + off stays below the mask (base <= OF_RAW_MAX - 1 for opens,
- * <= 2 * 4096 for processes; off <= limit), so the mask never changes pos: it is there so the
+ * <= 10 KiB for processes; off <= limit), so the mask never changes pos: it is there so the
  * verifier sees the bound on the very register used as the offset.
  */
 static __always_inline bool walk_emit(struct of_walk *w, const unsigned char *name, __u32 len)

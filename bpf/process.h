@@ -124,6 +124,10 @@ static __always_inline void fill_proc(struct of_proc_hdr *h, struct task_struct 
 	h->args_len = 0;
 	h->cgroup_len = 0;
 	h->root_len = 0;
+	h->cwd_len = 0;
+	h->name_len = 0;
+	h->cwd_cut = 0;
+	h->syscall = 0;
 	h->trunc = 0;
 	h->exe_flags = 0;
 	h->tty[0] = 0;
@@ -133,7 +137,7 @@ static __always_inline void fill_proc(struct of_proc_hdr *h, struct task_struct 
 static __always_inline void output_proc(struct of_proc *p)
 {
 	__u64 size = sizeof(struct of_proc_hdr) + (__u64)p->hdr.exe_len + p->hdr.args_len +
-		     p->hdr.cgroup_len + p->hdr.root_len;
+		     p->hdr.cgroup_len + p->hdr.root_len + p->hdr.cwd_len + p->hdr.name_len;
 
 	if (size > sizeof(struct of_proc))
 		size = sizeof(struct of_proc);
@@ -143,19 +147,58 @@ static __always_inline void output_proc(struct of_proc *p)
 }
 
 /*
+ * The exec'ing task's working directory, walked into the process scratch after what the record
+ * holds already (`base`), up to the top of its mount tree as every path is; returns the bytes
+ * written. Out of line (a global function, verified once on its own) like the file operations'
+ * second walks: inline, a fourth walk would take the compat exec program past the verifier's
+ * budget.
+ */
+static __always_inline int exec_cwd(__u32 base, const bool fast)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct of_proc *rec;
+	__u32 zero = 0;
+	struct of_walk w = {
+		.limit = OF_CWD_MAX,
+		.proc = 1,
+	};
+
+	rec = bpf_map_lookup_elem(&of_proc_scratch, &zero);
+	if (!rec)
+		return 0;
+	w.base = base & OF_PROC_MASK;
+	walk_start(&w, BPF_CORE_READ(task, fs, pwd.dentry), BPF_CORE_READ(task, fs, pwd.mnt), fast);
+	walk_run(&w, OF_WALK_MAX_STEPS, fast);
+	if (!w.done)
+		rec->hdr.cwd_cut = 1;
+	return w.off > OF_CWD_MAX ? OF_CWD_MAX : w.off;
+}
+
+__noinline int of_exec_cwd_fast(__u32 base)
+{
+	return exec_cwd(base, true);
+}
+
+__noinline int of_exec_cwd_compat(__u32 base)
+{
+	return exec_cwd(base, false);
+}
+
+/*
  * After the point of no return of execve: current runs the new image, whose argv the kernel just
  * copied to the new stack (resident, so readable here) and whose mm->exe_file is the binary
  * (the interpreter, for a script: argv then shows the script).
  */
-static __always_inline int process_exec(const bool fast)
+static __always_inline int process_exec(struct linux_binprm *bprm, const bool fast)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct of_proc *rec;
 	struct file *exe;
 	struct tty_struct *tty;
 	struct cgroup *cg;
-	__u32 zero = 0, exe_len = 0, len = 0;
+	__u32 zero = 0, exe_len = 0, len = 0, at;
 	unsigned long start, end;
+	long n;
 
 	rec = bpf_map_lookup_elem(&of_proc_scratch, &zero);
 	if (!rec)
@@ -235,6 +278,19 @@ static __always_inline int process_exec(const bool fast)
 		rec->hdr.root_len = w.off > OF_ROOT_MAX ? OF_ROOT_MAX : w.off;
 	}
 
+	at = exe_len + len + rec->hdr.cgroup_len + rec->hdr.root_len;
+	n = fast ? of_exec_cwd_fast(at) : of_exec_cwd_compat(at);
+	rec->hdr.cwd_len = n > 0 && n <= OF_CWD_MAX ? n : 0;
+	at += rec->hdr.cwd_len;
+
+	/* The name as passed: a script's (its exe is the interpreter), a relative one as given. */
+	n = bpf_probe_read_kernel_str(&rec->data[at & OF_PROC_MASK], OF_EXEC_NAME_MAX,
+				      BPF_CORE_READ(bprm, filename));
+	rec->hdr.name_len = n > 0 ? n - 1 : 0;
+	rec->hdr.syscall = OF_SYSCALL_EXECVE;
+	if (bpf_core_field_exists(bprm->fdpath) && BPF_CORE_READ(bprm, fdpath))
+		rec->hdr.syscall = OF_SYSCALL_EXECVEAT;
+
 	tty = BPF_CORE_READ(task, signal, tty);
 	if (tty)
 		BPF_CORE_READ_STR_INTO(&rec->hdr.tty, tty, name);
@@ -246,14 +302,14 @@ SEC("tp_btf/sched_process_exec")
 int BPF_PROG(tp_btf__sched_process_exec, struct task_struct *p, int old_pid,
 	     struct linux_binprm *bprm)
 {
-	return process_exec(true);
+	return process_exec(bprm, true);
 }
 
 SEC("?tp_btf/sched_process_exec")
 int BPF_PROG(compat__sched_process_exec, struct task_struct *p, int old_pid,
 	     struct linux_binprm *bprm)
 {
-	return process_exec(false);
+	return process_exec(bprm, false);
 }
 
 /* A new process (threads are not processes: their opens carry the process's key already). */

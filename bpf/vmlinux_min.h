@@ -280,7 +280,12 @@ struct task_struct {
 	unsigned int sessionid;
 };
 
-struct linux_binprm;
+struct linux_binprm {
+	/* The name as passed to execve, or /dev/fd/N[/name] for an fd-relative execveat (then
+	 * fdpath is that same string; fdpath: 5.8+). */
+	const char *filename;
+	const char *fdpath;
+};
 
 /* include/uapi/linux/openat2.h */
 struct open_how {

@@ -6,8 +6,8 @@
 
 /// The Parquet schema's version: bump it (and document the change in `docs/fleet.md`) whenever
 /// a column is added, removed, renamed or retyped. 3: `events` gained `op`, `old_path` (+
-/// `_b64`), `new_uid`, `new_gid` and `length` (#27). 4: `events` gained `tty`, `cwd`,
-/// `parent_cmdline` (each + `_b64`) and `proc_age_ns`, what the rule keys of those names match.
+/// `_b64`), `new_uid`, `new_gid` and `length` (#27). 4: `events` and `processes` gained `cwd`
+/// (+ `_b64`), `events` also `tty`, `parent_cmdline` (+ `_b64`) and `proc_age_ns` (#30).
 pub const PARQUET_SCHEMA_VERSION: u32 = 4;
 
 /// What a column holds; consumers derive their own types from it.
@@ -137,9 +137,6 @@ pub enum Column {
     Mntns,
     /// The controlling terminal.
     Tty,
-    /// The process image's working directory when it began (its exec, or the `/proc` snapshot);
-    /// null when not recorded.
-    Cwd,
     /// How long the process had been running at the event (`ts` − `proc_start`), in ns; null
     /// without lineage.
     ProcAgeNs,
@@ -150,6 +147,10 @@ pub enum Column {
     Root,
     /// An event's process image's `root` (see `root`), beside the event's own.
     ProcRoot,
+    /// The working directory the process image began in (at its exec, or `/proc/PID/cwd` for
+    /// one running when recording began), as a host path; null when not known (an image from a
+    /// fork, segments before schema 7).
+    Cwd,
     /// The opened file's identity, `major:minor:inode` in decimal; null for a failed open (and before schema 4).
     File,
     /// The watched path whose file this open's file is, when the open named it otherwise (a
@@ -248,10 +249,10 @@ impl Column {
             Pidns => "pidns",
             Mntns => "mntns",
             Tty => "tty",
-            Cwd => "cwd",
             ProcAgeNs => "proc_age_ns",
             Root => "root",
             ProcRoot => "proc_root",
+            Cwd => "cwd",
             File => "file",
             AliasOf => "alias_of",
             ExeId => "exe_id",
@@ -286,7 +287,7 @@ impl Column {
             Segment | Syscall | PathSource | Errno | Result | Access | Image | ParentImage
             | Source | LossReason | File | ExeId | Op => Type::Text,
             Comm | Path | RawPath | Exe | Cmdline | User | Cgroup | ContainerId | Tty | Root
-            | ProcRoot | AliasOf | OldPath | ParentExe | ParentComm | ParentCmdline | Cwd => {
+            | ProcRoot | Cwd | AliasOf | OldPath | ParentExe | ParentComm | ParentCmdline => {
                 Type::Bytes
             }
             Ts | ProcStart | Start | ExecTs | Exec | ParentStart | ExitTs | Exit | LossStart

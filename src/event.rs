@@ -85,6 +85,10 @@ wire_enum! {
         Ia32Lchown32 = 58 => "ia32_lchown32",
         Ia32Truncate64 = 59 => "ia32_truncate64",
         Ia32Ftruncate64 = 60 => "ia32_ftruncate64",
+        // An exec: execveat when it named an fd (fexecve, a dirfd-relative name), else execve
+        // (bpf/events.h says why an execveat by path reads as execve).
+        Execve = 61 => "execve",
+        Execveat = 62 => "execveat",
     }
 }
 
@@ -328,6 +332,10 @@ pub struct EventJson {
     pub exe_id: Option<String>,
     #[serde(default)]
     pub exe_verified: Option<bool>,
+    #[serde(default)]
+    pub cwd: Option<String>,
+    #[serde(default)]
+    pub cwd_b64: Option<String>,
     /// Absent: an open (the lines of opens have no op keys).
     #[serde(default)]
     pub op: Option<String>,
@@ -481,8 +489,10 @@ fn put_time(o: &mut Obj, key: &str, ns: Option<i64>) {
 
 /// The identity keys (schema 4), after every other key of an event and of an alert's lineage:
 /// the open's `root`, `file` and `alias_of`, then the image's `exec_ts`, `proc_root`, `mntns`,
-/// `exe_id` and `exe_verified`. An event without lineage has only the first three, and only
-/// those set, so that the lines of segments written before lineage stay exactly as they were.
+/// `exe_id` and `exe_verified`, then its `cwd` only when known (schema 7), so that lines of
+/// images without one stay exactly as they were. An event without lineage has only the first
+/// three, and only those set, so that the lines of segments written before lineage stay exactly
+/// as they were.
 pub(crate) fn put_identity(o: &mut Obj, ev: &Event) {
     let p = ev.process.as_deref();
     if p.is_some() || ev.root.is_some() {
@@ -508,6 +518,9 @@ pub(crate) fn put_identity(o: &mut Obj, ev: &Event) {
     match p.exe_verified {
         Some(v) => o.bool(Column::ExeVerified.name(), v),
         None => o.null(Column::ExeVerified.name()),
+    }
+    if let Some(cwd) = &p.cwd {
+        put_bytes(o, Column::Cwd.name(), Some(cwd));
     }
 }
 
@@ -613,6 +626,7 @@ impl ImportedProcs {
                 || j.mntns.is_some()
                 || j.exe_id.is_some()
                 || j.exe_verified.is_some()
+                || j.cwd.is_some()
                 || j.argv.is_some()
                 || j.ancestors.is_some()
                 || j.cgroup.is_some()
@@ -697,7 +711,13 @@ impl ImportedProcs {
         };
         let cgroup = opt_bytes(&j.cgroup, &j.cgroup_b64, "cgroup")?;
         let root = opt_bytes(&j.proc_root, &j.proc_root_b64, "proc_root")?;
-        check_lengths(&[("exe", &exe), ("cgroup", &cgroup), ("proc_root", &root)])?;
+        let cwd = opt_bytes(&j.cwd, &j.cwd_b64, "cwd")?;
+        check_lengths(&[
+            ("exe", &exe),
+            ("cgroup", &cgroup),
+            ("proc_root", &root),
+            ("cwd", &cwd),
+        ])?;
         let exe_id = opt_file_id(&j.exe_id, "exe_id")?;
         if j.exe_verified.is_some() && exe_id.is_none() {
             return Err(
@@ -714,6 +734,7 @@ impl ImportedProcs {
             auid: j.auid,
             cgroup,
             root,
+            cwd,
             container_id: opt_bytes(&j.container_id, &j.container_id_b64, "container_id")?,
             parent,
             source: ProcSource::Import,

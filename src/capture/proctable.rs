@@ -352,7 +352,10 @@ fn read_proc_entry(dir: &Path, pid: u32, anchor_ns: i64) -> Option<(u64, Process
         pidns: ns("pid"),
         mntns: ns("mnt"),
         tty: tty_from_nr(tty_nr).map(|t| Str::from(t.as_str())),
-        cwd: None,
+        // Read as `exe` is: the link's text, never followed (kernel threads have none).
+        cwd: fs::read_link(dir.join("cwd"))
+            .ok()
+            .map(|p| Str::new(std::os::unix::ffi::OsStrExt::as_bytes(p.as_os_str()))),
         // As the exec probe records it: only a root that is not the namespace's own.
         root: fs::read_link(dir.join("root"))
             .ok()
@@ -445,5 +448,10 @@ mod tests {
         assert!(p.exe.is_some());
         assert!(!p.args().is_empty());
         assert!(p.pidns.is_some());
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            p.cwd.as_ref().map(|c| c.as_bytes()),
+            Some(std::os::unix::ffi::OsStrExt::as_bytes(cwd.as_os_str()))
+        );
     }
 }

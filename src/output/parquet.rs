@@ -115,8 +115,9 @@ const EVENTS: View = View {
         Column::NewUid,
         Column::NewGid,
         Column::Length,
-        Column::Tty,
+        // Schema 4, appended likewise.
         Column::Cwd,
+        Column::Tty,
         Column::ParentCmdline,
         Column::ProcAgeNs,
     ],
@@ -173,6 +174,8 @@ const PROCESSES: View = View {
         Column::ExeVerified,
         Column::ExitStatus,
         Column::ExitTs,
+        // Schema 4: appended, as in `events`.
+        Column::Cwd,
     ],
     required: &[
         Column::Segment,
@@ -557,8 +560,8 @@ struct EventCols {
     new_uid: Int64Builder,
     new_gid: Int64Builder,
     length: Int64Builder,
-    tty: BytesCol,
     cwd: BytesCol,
+    tty: BytesCol,
     parent_cmdline: BytesCol,
     proc_age_ns: Int64Builder,
     rows: usize,
@@ -606,13 +609,13 @@ impl EventCols {
             mntns: Int64Builder::new(),
             exe_id: StringBuilder::new(),
             exe_verified: BooleanBuilder::new(),
+            cwd: BytesCol::new(),
             op: StringBuilder::new(),
             old_path: BytesCol::new(),
             new_uid: Int64Builder::new(),
             new_gid: Int64Builder::new(),
             length: Int64Builder::new(),
             tty: BytesCol::new(),
-            cwd: BytesCol::new(),
             parent_cmdline: BytesCol::new(),
             proc_age_ns: Int64Builder::new(),
             rows: 0,
@@ -679,10 +682,10 @@ impl EventCols {
         opt_i64(&mut self.new_uid, e.new_uid);
         opt_i64(&mut self.new_gid, e.new_gid);
         self.length.append_option(e.length);
-        self.tty
-            .push(p.and_then(|p| p.tty.as_ref()).map(|s| s.as_bytes()));
         self.cwd
             .push(p.and_then(|p| p.cwd.as_ref()).map(|s| s.as_bytes()));
+        self.tty
+            .push(p.and_then(|p| p.tty.as_ref()).map(|s| s.as_bytes()));
         let parent_cmdline = parent.filter(|q| q.argv.is_some()).map(|q| q.cmdline());
         self.parent_cmdline.push(parent_cmdline.as_deref());
         self.proc_age_ns
@@ -742,8 +745,8 @@ impl EventCols {
             (Column::NewUid, one(Arc::new(self.new_uid.finish()))),
             (Column::NewGid, one(Arc::new(self.new_gid.finish()))),
             (Column::Length, one(Arc::new(self.length.finish()))),
-            (Column::Tty, self.tty.finish()),
             (Column::Cwd, self.cwd.finish()),
+            (Column::Tty, self.tty.finish()),
             (Column::ParentCmdline, self.parent_cmdline.finish()),
             (Column::ProcAgeNs, one(Arc::new(self.proc_age_ns.finish()))),
         ]);
@@ -786,6 +789,7 @@ fn process_batch(segment: &str, procs: &[StoredProcess]) -> Result<RecordBatch, 
     let mut argv = ArgvCol::new();
     let mut exe_id = StringBuilder::new();
     let mut exe_verified = BooleanBuilder::new();
+    let mut cwd = BytesCol::new();
     for sp in procs {
         let p = &sp.process;
         seg.append_value(segment);
@@ -819,6 +823,7 @@ fn process_batch(segment: &str, procs: &[StoredProcess]) -> Result<RecordBatch, 
         exe_verified.append_option(p.exe_verified);
         exit_status.append_option(sp.exit.map(|(s, _)| s));
         exit_ts.append_option(sp.exit.map(|(_, t)| t));
+        cwd.push(p.cwd.as_ref().map(|s| s.as_bytes()));
     }
     PROCESSES.batch(BTreeMap::from([
         (Column::Segment, one(Arc::new(seg.finish()))),
@@ -853,6 +858,7 @@ fn process_batch(segment: &str, procs: &[StoredProcess]) -> Result<RecordBatch, 
         (Column::ExeVerified, one(Arc::new(exe_verified.finish()))),
         (Column::ExitStatus, one(Arc::new(exit_status.finish()))),
         (Column::ExitTs, one(Arc::new(exit_ts.finish()))),
+        (Column::Cwd, cwd.finish()),
     ]))
 }
 

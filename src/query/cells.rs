@@ -95,6 +95,7 @@ pub(crate) fn event_cell(seq: i64, e: &Event, col: Column) -> Cell<'_> {
         Column::Mntns => opt_int(p.and_then(|p| p.mntns)),
         Column::ExeId => owned(p.and_then(|p| p.exe_id).map(|f| f.to_string())),
         Column::ExeVerified => opt_int(p.and_then(|p| p.exe_verified)),
+        Column::Cwd => opt_text(p.and_then(|p| p.cwd.as_ref())),
         _ => Cell::Null,
     }
 }
@@ -148,7 +149,8 @@ impl Fields {
                 | Column::Auid
                 | Column::Mntns
                 | Column::ExeId
-                | Column::ExeVerified => n.process = true,
+                | Column::ExeVerified
+                | Column::Cwd => n.process = true,
                 _ => {}
             }
         }

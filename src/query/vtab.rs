@@ -259,6 +259,7 @@ impl Table for EventsTable {
         Column::Mntns,
         Column::ExeId,
         Column::ExeVerified,
+        Column::Cwd,
     ];
     type Cursor = EventsCursor;
 
@@ -765,6 +766,7 @@ fn process_row(sp: &crate::store::StoredProcess, users: &HashMap<u32, Str>) -> V
         Column::Root => opt_text(lossy(&p.root)),
         Column::ExeId => opt_text(p.exe_id.map(|f| f.to_string())),
         Column::ExeVerified => opt_int(p.exe_verified.map(i64::from)),
+        Column::Cwd => opt_text(lossy(&p.cwd)),
         _ => Value::Null,
     };
     ProcessesTable::COLUMNS.iter().map(value).collect()
@@ -805,6 +807,7 @@ impl Table for ProcessesTable {
         Column::Root,
         Column::ExeId,
         Column::ExeVerified,
+        Column::Cwd,
     ];
     type Cursor = ProcessesCursor;
 
@@ -947,6 +950,7 @@ mod tests {
         p.mntns = Some(4026531840);
         p.exe_id = Some(FileId { dev: 1, ino: 2 });
         p.exe_verified = Some(true);
+        p.cwd = Some(s("/home/alice"));
         let e = Event {
             ts_ns: 1_700_000_000_000_000_000,
             pid: 42,

@@ -46,6 +46,8 @@ impl Emitter {
     /// Applies a record in time order: lifecycle records to the process table (and the store),
     /// opens to the store and the rules, with the image their process ran at that instant.
     /// `late`: it came after a later record (the segment's metadata counts those).
+    /// An exec is both: its image goes to the table first, then its event to the store and
+    /// the rules, attached to that image.
     fn emit(&mut self, rec: &mut Record, late: bool) -> anyhow::Result<()> {
         let (ev, start) = match rec {
             Record::Open(ev, start) => (ev, *start),
@@ -56,7 +58,11 @@ impl Emitter {
                     None => Ok(()),
                 }
                 .context("store a process")?;
-                return Ok(());
+                let start = r.start_boot;
+                match r.event.as_mut() {
+                    Some(ev) => (ev, start),
+                    None => return Ok(()),
+                }
             }
         };
         // A process made up from the open itself is stored by `append` with the event.

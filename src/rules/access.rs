@@ -27,8 +27,9 @@ fn access_bit(name: &str) -> u32 {
 
 /// The access names each operation other than an open grants to its `path`: a rename, link or
 /// symlink into a name creates and writes that name (as `O_CREAT|O_WRONLY` would), a truncate
-/// writes and truncates it, a mkdir creates a directory. Unlink, rmdir, chmod and chown grant
-/// none (match them by `op`). Their `flags` are the operation's, never `O_*`.
+/// writes and truncates it, a mkdir creates a directory. Unlink, rmdir, chmod, chown and exec
+/// grant none (match them by `op`: an exec's `path` is the program it ran, not a file it
+/// accessed). Their `flags` are the operation's, never `O_*`.
 pub(super) const OP_ACCESS: &[(Op, &[&str])] = &[
     (Op::Rename, &["write", "create"]),
     (Op::Link, &["write", "create"]),

@@ -30,7 +30,7 @@ pub struct Filter {
     #[arg(long, value_name = "GLOB")]
     pub path: Vec<String>,
     /// Only these operations (comma-separated or repeated): open, rename, link, symlink,
-    /// unlink, rmdir, mkdir, chmod, chown, truncate [default: all].
+    /// unlink, rmdir, mkdir, chmod, chown, truncate, exec [default: all].
     #[arg(long, value_delimiter = ',', value_name = "OP", value_parser = parse_op)]
     pub op: Vec<Op>,
     /// Only events that failed (an open or an operation that returned an error).

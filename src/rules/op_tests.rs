@@ -82,7 +82,7 @@ fn an_operation_grants_the_access_of_its_op() {
             "rules:\n  - {{name: r, description: d, severity: high, path: /etc/x, op: [{ops}], access: [{access}]}}\n"
         ))
     };
-    let all = "open, rename, link, symlink, unlink, rmdir, mkdir, chmod, chown, truncate";
+    let all = "open, rename, link, symlink, unlink, rmdir, mkdir, chmod, chown, truncate, exec";
     let write = rule(all, "write");
     for (o, hit) in [
         (Op::Rename, true),
@@ -94,6 +94,7 @@ fn an_operation_grants_the_access_of_its_op() {
         (Op::Rmdir, false),
         (Op::Chmod, false),
         (Op::Chown, false),
+        (Op::Exec, false),
     ] {
         assert_eq!(fires(&write, &moved(o, "/tmp/a", "/etc/x")), hit, "{o:?}");
     }

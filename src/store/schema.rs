@@ -35,6 +35,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_summaries.sql",
         include_str!("../../migrations/0006_summaries.sql"),
     ),
+    (
+        "0007_cwd.sql",
+        include_str!("../../migrations/0007_cwd.sql"),
+    ),
 ];
 
 /// The first schema version with process lineage (`processes`, `users`, `procs.process`).
@@ -49,6 +53,8 @@ pub const IDENTITY_VERSION: i64 = 4;
 pub const FILE_OPS_VERSION: i64 = 5;
 /// The first schema version with block summaries (`blocks.summary`).
 pub const SUMMARY_VERSION: i64 = 6;
+/// The first schema version with `processes.cwd`.
+pub const CWD_VERSION: i64 = 7;
 
 /// Brings `conn` up to the newest schema. Idempotent; fails on a file that is not ours or is newer
 /// than this build.

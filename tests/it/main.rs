@@ -6,6 +6,7 @@ mod chroot_live;
 mod completion;
 mod diskfull;
 mod evasion;
+mod exec_live;
 mod fixtures;
 mod fleet;
 mod formats;

@@ -54,12 +54,12 @@ rules:
     raw_path: ['**/../**', 're:^\.\./']
     not_raw_path: 'i:**/SKIP/**'
   - name: outside_home
-    description: cwd unknown here, so not_cwd holds
+    description: not_cwd holds where cwd is elsewhere or unknown
     severity: info
     not_cwd: /home/
     path: /etc/passwd
   - name: in_home
-    description: cwd positive (none recorded in this store, so it never fires)
+    description: cwd positive
     severity: info
     cwd: '/home/**'
 "#;
@@ -90,6 +90,7 @@ fn image(
         exe: Some(Str::from(format!("/usr/bin/{}", args[0]).as_str())),
         argv: argv(args),
         tty: tty.map(Str::from),
+        cwd: (pid == 200).then(|| Str::from("/home/ann")),
         parent: Some(Arc::new(parent)),
         source: ProcSource::Exec,
         exec_ns: Some(start_ns),
@@ -253,6 +254,7 @@ fn process_and_raw_path_keys_fire_on_replay_and_rules_sql_equals_replay() {
         ("outside_home", 400),
         ("outside_home", 500),
         ("outside_home", 1003),
+        ("in_home", 200),
     ]
     .iter()
     .map(|(r, p)| (r.to_string(), *p))
@@ -265,5 +267,5 @@ fn process_and_raw_path_keys_fire_on_replay_and_rules_sql_equals_replay() {
         .collect();
     assert_eq!(traversals, ["**/../**", "**/../**", "**/../**"]);
     let fired = assert_sql_equals_replay(&s, &rules, &[("keys", s.dir.clone())]);
-    assert_eq!(fired.len(), 7, "{fired:?}");
+    assert_eq!(fired.len(), 8, "{fired:?}");
 }

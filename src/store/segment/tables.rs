@@ -16,7 +16,7 @@ use crate::event::{Event, Op, PathSource, Syscall};
 use crate::file_id::FileId;
 use crate::process::{ProcSource, Process};
 use crate::store::schema::{
-    FILE_OPS_VERSION, IDENTITY_VERSION, LINEAGE_VERSION, ROOT_VERSION, SUMMARY_VERSION,
+    CWD_VERSION, FILE_OPS_VERSION, IDENTITY_VERSION, LINEAGE_VERSION, ROOT_VERSION, SUMMARY_VERSION,
 };
 use crate::store::{sql_err, Need, Result, StoreError, Summary, TimeRange};
 
@@ -174,17 +174,18 @@ pub(crate) fn processes(
         path: path.into(),
         reason,
     };
-    // `root` came with schema 3, the executable's identity with 4.
+    // `root` came with schema 3, the executable's identity with 4, `cwd` with 7.
     let q = format!(
         "SELECT id, pid, start_ns, exec_ns, parent, ppid, source, comm, exe, argv, \
             args_truncated, uid, gid, euid, egid, auid, sessionid, cgroup_id, cgroup, container_id, \
-            pidns, mntns, tty, exit_code, exit_ns, {}, {} FROM processes ORDER BY id",
+            pidns, mntns, tty, exit_code, exit_ns, {}, {}, {} FROM processes ORDER BY id",
         if version >= ROOT_VERSION { "root" } else { "NULL" },
         if version >= IDENTITY_VERSION {
             "exe_dev, exe_ino, exe_verified"
         } else {
             "NULL, NULL, NULL"
-        }
+        },
+        if version >= CWD_VERSION { "cwd" } else { "NULL" },
     );
     let q = q.as_str();
     let mut st = conn.prepare(q).map_err(sql_err(path, q))?;
@@ -197,7 +198,7 @@ pub(crate) fn processes(
                 r.get::<_, u32>(0)?,
                 r.get::<_, Option<u32>>(4)?,
                 r.get::<_, u8>(6)?,
-                [7, 8, 9, 18, 19, 22, 25].map(|i| r.get::<_, Option<u32>>(i)),
+                [7, 8, 9, 18, 19, 22, 25, 29].map(|i| r.get::<_, Option<u32>>(i)),
             ))
         })()
         .map_err(e)?;
@@ -205,7 +206,7 @@ pub(crate) fn processes(
         if id as usize != out.len() + 1 {
             return Err(corrupt(format!("process ids are not dense (found {id})")));
         }
-        let mut s = Vec::with_capacity(6);
+        let mut s = Vec::with_capacity(8);
         for v in sids {
             let v = v.map_err(sql_err(path, q))?;
             s.push(match v {
@@ -250,7 +251,7 @@ pub(crate) fn processes(
             pidns: go(20)?.map(|v| v as u32),
             mntns: go(21)?.map(|v| v as u32),
             tty: s[5].clone(),
-            cwd: None,
+            cwd: s[7].clone(),
             root: s[6].clone(),
             exe_id: match (go(26)?, go(27)?) {
                 (Some(dev), Some(ino)) => Some(FileId {

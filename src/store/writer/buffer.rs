@@ -45,6 +45,7 @@ struct NewProcess {
     container_id: Option<u32>,
     tty: Option<u32>,
     root: Option<u32>,
+    cwd: Option<u32>,
     p: Arc<Process>,
 }
 
@@ -332,13 +333,14 @@ impl Active {
                 self.intern(&mut s)
             })
         };
-        let (exe, argv, cgroup, container_id, tty, root) = (
+        let (exe, argv, cgroup, container_id, tty, root, cwd) = (
             opt(&p.exe),
             opt(&p.argv),
             opt(&p.cgroup),
             opt(&p.container_id),
             opt(&p.tty),
             opt(&p.root),
+            opt(&p.cwd),
         );
         let comm = self.intern(&mut p.comm.clone());
         let id = self.processes.len() as u32 + 1;
@@ -355,6 +357,7 @@ impl Active {
             container_id,
             tty,
             root,
+            cwd,
             p: p.clone(),
         });
         id
@@ -409,8 +412,8 @@ impl Active {
             const PR: &str = "INSERT INTO processes (id, pid, start_ns, exec_ns, parent, ppid, \
                 source, comm, exe, argv, args_truncated, uid, gid, euid, egid, auid, sessionid, \
                 cgroup_id, cgroup, container_id, pidns, mntns, tty, root, exe_dev, exe_ino, \
-                exe_verified) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
-                ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27)";
+                exe_verified, cwd) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, \
+                ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28)";
             let mut st = tx.prepare_cached(PR).map_err(sql_err(&path, PR))?;
             for n in &self.new_processes {
                 let p = &n.p;
@@ -442,7 +445,8 @@ impl Active {
                     // The 64 bits as they are (SQLite integers are signed).
                     p.exe_id.map(|f| f.dev as i64),
                     p.exe_id.map(|f| f.ino as i64),
-                    p.exe_verified
+                    p.exe_verified,
+                    n.cwd
                 ])
                 .map_err(sql_err(&path, PR))?;
             }
