@@ -7,6 +7,7 @@ mod completion;
 mod diskfull;
 mod evasion;
 mod exec_live;
+mod falco_ports;
 mod fixtures;
 mod fleet;
 mod formats;
