@@ -7,7 +7,7 @@
 /// The Parquet schema's version: bump it (and document the change in `docs/fleet.md`) whenever
 /// a column is added, removed, renamed or retyped. 3: `events` gained `op`, `old_path` (+
 /// `_b64`), `new_uid`, `new_gid` and `length` (#27). 4: `events` and `processes` gained `cwd`
-/// (+ `_b64`) (#30).
+/// (+ `_b64`), `events` also `tty`, `parent_cmdline` (+ `_b64`) and `proc_age_ns` (#30).
 pub const PARQUET_SCHEMA_VERSION: u32 = 4;
 
 /// What a column holds; consumers derive their own types from it.
@@ -137,6 +137,9 @@ pub enum Column {
     Mntns,
     /// The controlling terminal.
     Tty,
+    /// How long the process had been running at the event (`ts` − `proc_start`), in ns; null
+    /// without lineage.
+    ProcAgeNs,
     /// The root directory of a chrooted thread, as a host path: for an event, the opener's at
     /// the open; for a process image, when it was recorded (its exec, fork or the `/proc`
     /// snapshot). Null at the mount namespace's own root (and in segments before schema 4 for an
@@ -166,6 +169,8 @@ pub enum Column {
     ParentExe,
     /// The parent's name.
     ParentComm,
+    /// The parent's arguments joined with spaces.
+    ParentCmdline,
     /// The ancestors, parent first, as they were when each was forked.
     Ancestors,
     /// How the process image was learnt (`exec`, `fork`, `procfs`, `event`, `import`).
@@ -244,6 +249,7 @@ impl Column {
             Pidns => "pidns",
             Mntns => "mntns",
             Tty => "tty",
+            ProcAgeNs => "proc_age_ns",
             Root => "root",
             ProcRoot => "proc_root",
             Cwd => "cwd",
@@ -255,6 +261,7 @@ impl Column {
             ParentStart => "parent_start",
             ParentExe => "parent_exe",
             ParentComm => "parent_comm",
+            ParentCmdline => "parent_cmdline",
             Ancestors => "ancestors",
             Source => "source",
             ExitCode => "exit_code",
@@ -274,13 +281,15 @@ impl Column {
         match self {
             Seq | TsNs | Pid | Tid | Ppid | Uid | Gid | Flags | Mode | Ret | ProcStartNs
             | StartNs | Euid | Egid | Auid | Sessionid | CgroupId | Pidns | Mntns | ExitCode
-            | ExitSignal | LossCount | NewUid | NewGid | Length => Type::Int,
+            | ExitSignal | LossCount | NewUid | NewGid | Length | ProcAgeNs => Type::Int,
             Dirfd | ExitStatus => Type::Int32,
             PathTruncated | ArgsTruncated | ExeVerified => Type::Bool,
             Segment | Syscall | PathSource | Errno | Result | Access | Image | ParentImage
             | Source | LossReason | File | ExeId | Op => Type::Text,
             Comm | Path | RawPath | Exe | Cmdline | User | Cgroup | ContainerId | Tty | Root
-            | ProcRoot | Cwd | AliasOf | OldPath | ParentExe | ParentComm => Type::Bytes,
+            | ProcRoot | Cwd | AliasOf | OldPath | ParentExe | ParentComm | ParentCmdline => {
+                Type::Bytes
+            }
             Ts | ProcStart | Start | ExecTs | Exec | ParentStart | ExitTs | Exit | LossStart
             | LossEnd => Type::Time,
             Argv => Type::Args,

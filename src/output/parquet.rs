@@ -117,6 +117,9 @@ const EVENTS: View = View {
         Column::Length,
         // Schema 4, appended likewise.
         Column::Cwd,
+        Column::Tty,
+        Column::ParentCmdline,
+        Column::ProcAgeNs,
     ],
     required: &[
         Column::Segment,
@@ -558,6 +561,9 @@ struct EventCols {
     new_gid: Int64Builder,
     length: Int64Builder,
     cwd: BytesCol,
+    tty: BytesCol,
+    parent_cmdline: BytesCol,
+    proc_age_ns: Int64Builder,
     rows: usize,
 }
 
@@ -609,6 +615,9 @@ impl EventCols {
             new_uid: Int64Builder::new(),
             new_gid: Int64Builder::new(),
             length: Int64Builder::new(),
+            tty: BytesCol::new(),
+            parent_cmdline: BytesCol::new(),
+            proc_age_ns: Int64Builder::new(),
             rows: 0,
         }
     }
@@ -675,6 +684,12 @@ impl EventCols {
         self.length.append_option(e.length);
         self.cwd
             .push(p.and_then(|p| p.cwd.as_ref()).map(|s| s.as_bytes()));
+        self.tty
+            .push(p.and_then(|p| p.tty.as_ref()).map(|s| s.as_bytes()));
+        let parent_cmdline = parent.filter(|q| q.argv.is_some()).map(|q| q.cmdline());
+        self.parent_cmdline.push(parent_cmdline.as_deref());
+        self.proc_age_ns
+            .append_option(p.map(|p| e.ts_ns.saturating_sub(p.start_ns)));
         self.rows += 1;
     }
 
@@ -731,6 +746,9 @@ impl EventCols {
             (Column::NewGid, one(Arc::new(self.new_gid.finish()))),
             (Column::Length, one(Arc::new(self.length.finish()))),
             (Column::Cwd, self.cwd.finish()),
+            (Column::Tty, self.tty.finish()),
+            (Column::ParentCmdline, self.parent_cmdline.finish()),
+            (Column::ProcAgeNs, one(Arc::new(self.proc_age_ns.finish()))),
         ]);
         self.rows = 0;
         EVENTS.batch(arrays)

@@ -2,6 +2,7 @@
 //! each key's values are expanded, checked, and their patterns added to the matcher's tables.
 
 use super::access::ACCESS;
+use super::age::Age;
 use super::diag::{Ctx, Origin};
 use super::expand::{Expander, Val};
 use super::lineage::{ProcCond, ProcField, Table, UserSet};
@@ -9,7 +10,7 @@ use super::matcher::{Clause, Compiled, IdField, Pred, ResultSet};
 use super::mode::MODE_BITS;
 use super::pattern::{
     check_length, cmdline_pattern, comm_pattern, container_pattern, path_pattern, prefix_pattern,
-    user_pattern,
+    raw_path_pattern, tty_pattern, user_pattern,
 };
 use super::raw::{Item, Items};
 use super::trust;
@@ -99,7 +100,7 @@ impl Compiler<'_> {
         // Cheap, selective predicates first.
         c.preds.sort_by_key(|p| match p {
             Pred::Id { .. } | Pred::Cred { .. } => 0,
-            Pred::Op { .. } | Pred::Mode { .. } => 0,
+            Pred::Op { .. } | Pred::Mode { .. } | Pred::Age { .. } => 0,
             Pred::Syscall { .. } | Pred::Result { .. } => 1,
             Pred::Access { .. } | Pred::User { .. } | Pred::AncestorPid { .. } => 2,
         });
@@ -133,6 +134,18 @@ impl Compiler<'_> {
                     c.old_any.get_or_insert_with(Vec::new).extend(ids);
                 }
             }
+            "raw_path" => {
+                let ids = self.raw_path_ids(ctx, vals);
+                if neg {
+                    c.raw_none.extend(ids);
+                } else {
+                    c.raw_any.get_or_insert_with(Vec::new).extend(ids);
+                }
+            }
+            "proc_age" => c.preds.push(Pred::Age {
+                set: ages(ctx, vals),
+                neg,
+            }),
             "op" => c.preds.push(Pred::Op {
                 mask: op_mask(ctx, vals),
                 neg,
@@ -233,6 +246,21 @@ impl Compiler<'_> {
         ids
     }
 
+    /// `raw_path` values (as `path`'s, relative ones allowed), added to their own table.
+    fn raw_path_ids(&mut self, ctx: &mut Ctx, vals: &[Val]) -> Vec<u32> {
+        let mut ids = Vec::new();
+        for v in vals {
+            let Some(s) = v.text(ctx, "a path") else {
+                continue;
+            };
+            match raw_path_pattern(s) {
+                Ok(k) => ids.push(self.out.raw_paths.add(s, k)),
+                Err(e) => ctx.error(&v.at, e),
+            }
+        }
+        ids
+    }
+
     /// Process names, added to the comm table.
     pub fn comm_ids(&mut self, ctx: &mut Ctx, vals: &[Val]) -> Vec<u32> {
         let mut ids = Vec::new();
@@ -253,7 +281,7 @@ impl Compiler<'_> {
         let mut cond = ProcCond {
             field: pf,
             ids: Vec::new(),
-            host: false,
+            absent: false,
             neg,
             exempts: false,
         };
@@ -262,6 +290,8 @@ impl Compiler<'_> {
             Table::Comm => "a process name",
             Table::Cmdline => "a command line",
             Table::Container => "a container id",
+            Table::Cwd => "a path",
+            Table::Tty => "a terminal name",
         };
         for v in vals {
             let Some(text) = v.text(ctx, what) else {
@@ -277,10 +307,16 @@ impl Compiler<'_> {
                 Table::Comm => comm_pattern(text).map(|k| self.out.comms.add(text, k)),
                 Table::Cmdline => cmdline_pattern(text).map(|k| t.cmdline.add(text, k)),
                 Table::Container if text == "host" => {
-                    cond.host = true;
+                    cond.absent = true;
                     continue;
                 }
                 Table::Container => container_pattern(text).map(|k| t.container.add(text, k)),
+                Table::Cwd => path_pattern(text).map(|k| t.cwd.add(text, k)),
+                Table::Tty if text == "none" => {
+                    cond.absent = true;
+                    continue;
+                }
+                Table::Tty => tty_pattern(text).map(|k| t.tty.add(text, k)),
             };
             match added {
                 Ok(id) => cond.ids.push(id),
@@ -311,6 +347,21 @@ fn ints(ctx: &mut Ctx, vals: &[Val], what: &str) -> Vec<u32> {
     }
     out.sort_unstable();
     out.dedup();
+    out
+}
+
+/// `proc_age` values.
+fn ages(ctx: &mut Ctx, vals: &[Val]) -> Vec<Age> {
+    let mut out = Vec::new();
+    for v in vals {
+        let Some(text) = v.text(ctx, "a process age such as \">5s\"") else {
+            continue;
+        };
+        match Age::parse(text) {
+            Ok(a) => out.push(a),
+            Err(e) => ctx.error(&v.at, e),
+        }
+    }
     out
 }
 

@@ -5,7 +5,7 @@
 
 use super::alert::Alert;
 use super::lineage::ProcScratch;
-use super::matcher::{bit, OldPath, Scratch};
+use super::matcher::{bit, EventHits, Scratch};
 use super::set::RuleSet;
 use crate::bytes::Str;
 use crate::event::Event;
@@ -121,6 +121,8 @@ pub struct Engine<'a> {
     proc_scratch: ProcScratch,
     /// For `old_path` (rare: only renames, links and symlinks have one; never cached).
     old_scratch: Scratch,
+    /// For `raw_path` (only rule sets that have such conditions; never cached).
+    raw_scratch: Scratch,
 }
 
 impl RuleSet {
@@ -150,6 +152,7 @@ impl<'a> Engine<'a> {
             procs: VerdictCache::new(words),
             proc_scratch: ProcScratch::default(),
             old_scratch: Scratch::default(),
+            raw_scratch: Scratch::default(),
         }
     }
 
@@ -203,11 +206,13 @@ impl<'a> Engine<'a> {
         let l = self.procs.get_keyed(ev.table, ev.proc_key, |out| {
             c.proc_verdict(ev.process.as_deref(), out, ps)
         });
-        let old = OldPath(
-            ev.old_path
+        let old = EventHits {
+            old: ev
+                .old_path
                 .as_ref()
                 .map(|o| c.old_path_hits(o.as_bytes(), &mut self.old_scratch)),
-        );
+            raw: c.raw_path_hits(ev.raw_path.as_bytes(), &mut self.raw_scratch),
+        };
         for (w, a) in active.iter().enumerate() {
             let mut cand = a & p[w] & m[w] & l[w];
             while cand != 0 {

@@ -1,7 +1,7 @@
 //! Conditions on the opener's process lineage: `exe`, `cmdline`, `parent_exe`, `parent_comm`,
-//! `ancestor_exe`, `ancestor_comm`, `container` (decided once per process image and cached like
-//! path verdicts), and `user`, `euid`, `auid` (per event: credentials can change within a
-//! process).
+//! `parent_cmdline`, `ancestor_exe`, `ancestor_comm`, `container`, `cwd`, `tty` (decided once per
+//! process image and cached like path verdicts), and `user`, `euid`, `auid` (per event:
+//! credentials can change within a process).
 //!
 //! An event without lineage (recorded before it existed) has no exe, parent, container or user:
 //! a positive condition on them never holds there, a `not_` condition always does.
@@ -19,9 +19,12 @@ pub(super) enum ProcField {
     Cmdline,
     ParentExe,
     ParentComm,
+    ParentCmdline,
     AncestorExe,
     AncestorComm,
     Container,
+    Cwd,
+    Tty,
 }
 
 impl ProcField {
@@ -31,9 +34,12 @@ impl ProcField {
             "cmdline" => ProcField::Cmdline,
             "parent_exe" => ProcField::ParentExe,
             "parent_comm" => ProcField::ParentComm,
+            "parent_cmdline" => ProcField::ParentCmdline,
             "ancestor_exe" => ProcField::AncestorExe,
             "ancestor_comm" => ProcField::AncestorComm,
             "container" => ProcField::Container,
+            "cwd" => ProcField::Cwd,
+            "tty" => ProcField::Tty,
             _ => return None,
         })
     }
@@ -43,8 +49,10 @@ impl ProcField {
         match self {
             ProcField::Exe | ProcField::ParentExe | ProcField::AncestorExe => Table::Exe,
             ProcField::ParentComm | ProcField::AncestorComm => Table::Comm,
-            ProcField::Cmdline => Table::Cmdline,
+            ProcField::Cmdline | ProcField::ParentCmdline => Table::Cmdline,
             ProcField::Container => Table::Container,
+            ProcField::Cwd => Table::Cwd,
+            ProcField::Tty => Table::Tty,
         }
     }
 }
@@ -55,6 +63,8 @@ pub(super) enum Table {
     Comm,
     Cmdline,
     Container,
+    Cwd,
+    Tty,
 }
 
 /// One lineage condition of a clause: any (or, negated, none) of `ids` matches the field.
@@ -62,8 +72,9 @@ pub(super) enum Table {
 pub(super) struct ProcCond {
     pub field: ProcField,
     pub ids: Vec<u32>,
-    /// `container: host` (a process in no container).
-    pub host: bool,
+    /// The value that means "none" was given: `container: host` (a process in no container),
+    /// `tty: none` (no controlling terminal).
+    pub absent: bool,
     pub neg: bool,
     /// An `exe` condition whose match exempts the event (see `trust`): it matches only an image
     /// not known to be a fake (`exe_verified` true, or unknown: then the path is trusted, and
@@ -77,6 +88,8 @@ pub(super) struct ProcTables {
     pub exe: PatternTable,
     pub cmdline: PatternTable,
     pub container: PatternTable,
+    pub cwd: PatternTable,
+    pub tty: PatternTable,
 }
 
 impl ProcTables {
@@ -84,6 +97,8 @@ impl ProcTables {
         self.exe.finish();
         self.cmdline.finish();
         self.container.finish();
+        self.cwd.finish();
+        self.tty.finish();
     }
 }
 
@@ -109,6 +124,8 @@ pub(super) fn holds(
         Table::Comm => comms,
         Table::Cmdline => &t.cmdline,
         Table::Container => &t.container,
+        Table::Cwd => &t.cwd,
+        Table::Tty => &t.tty,
     };
     let hit = match p {
         None => false,
@@ -138,6 +155,10 @@ pub(super) fn holds(
             ProcField::ParentComm => {
                 one(table, cond, p.parent.as_ref().map(|q| q.comm.as_bytes()), s)
             }
+            ProcField::ParentCmdline => match p.parent.as_ref().filter(|q| q.argv.is_some()) {
+                Some(q) => one(table, cond, Some(&q.cmdline()), s),
+                None => false,
+            },
             ProcField::AncestorExe => p
                 .ancestors()
                 .any(|a| one(table, cond, a.exe.as_ref().map(|e| e.as_bytes()), s)),
@@ -145,8 +166,13 @@ pub(super) fn holds(
                 .ancestors()
                 .any(|a| one(table, cond, Some(a.comm.as_bytes()), s)),
             ProcField::Container => match &p.container_id {
-                None => cond.host,
+                None => cond.absent,
                 Some(c) => one(table, cond, Some(c.as_bytes()), s),
+            },
+            ProcField::Cwd => one(table, cond, p.cwd.as_ref().map(|c| c.as_bytes()), s),
+            ProcField::Tty => match &p.tty {
+                None => cond.absent,
+                Some(t) => one(table, cond, Some(t.as_bytes()), s),
             },
         },
     };

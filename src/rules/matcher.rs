@@ -3,6 +3,7 @@
 //! once (a bitset, which the engine caches), lineage ones per process image, numeric ones per event.
 
 use super::access::access_of;
+use super::age::Age;
 use super::lineage::{self, ProcCond, ProcField, ProcScratch, ProcTables, UserSet};
 use super::pattern::PatternTable;
 use crate::event::Event;
@@ -70,6 +71,12 @@ pub(super) enum Pred {
         mask: u32,
         neg: bool,
     },
+    /// `proc_age`: the opener's age at the event meets any of these; an event without its
+    /// process (no lineage) meets none.
+    Age {
+        set: Vec<Age>,
+        neg: bool,
+    },
 }
 
 impl Pred {
@@ -108,6 +115,13 @@ impl Pred {
             }
             Pred::Op { mask, neg } => ((mask & (1u32 << ev.op.code())) != 0) != *neg,
             Pred::Mode { mask, neg } => ((ev.mode & mask) != 0) != *neg,
+            Pred::Age { set, neg } => {
+                let hit = ev.process.as_ref().is_some_and(|p| {
+                    let age = ev.ts_ns.saturating_sub(p.start_ns);
+                    set.iter().any(|a| a.holds(age))
+                });
+                hit != *neg
+            }
             Pred::Cred { auid, set, neg } => {
                 let v = if *auid {
                     ev.process.as_ref().and_then(|p| p.auid)
@@ -131,6 +145,9 @@ pub(super) struct Clause {
     /// `old_path` patterns (ids in `Compiled::old_paths`); an event without one matches none.
     pub(super) old_any: Option<Vec<u32>>,
     pub(super) old_none: Vec<u32>,
+    /// `raw_path` patterns (ids in `Compiled::raw_paths`), matched on the path as passed.
+    pub(super) raw_any: Option<Vec<u32>>,
+    pub(super) raw_none: Vec<u32>,
     /// Lineage conditions, decided once per process image.
     pub(super) procs: Vec<ProcCond>,
     pub(super) preds: Vec<Pred>,
@@ -151,16 +168,24 @@ fn strings_ok(any: &Option<Vec<u32>>, none: &[u32], hit: &[bool]) -> bool {
     any_ok && !none.iter().any(|i| hit[*i as usize])
 }
 
-/// Bits of the `old_path` patterns matching an event's `old_path` (`None`: it has none).
-pub(super) struct OldPath<'a>(pub Option<&'a [bool]>);
+/// The patterns matching an event's strings that are decided per event, as bits by pattern id:
+/// `old` of `old_path` (`None`: the event has none), `raw` of `raw_path` (`None`: the rule set
+/// has no `raw_path` patterns).
+pub(super) struct EventHits<'a> {
+    pub old: Option<&'a [bool]>,
+    pub raw: Option<&'a [bool]>,
+}
 
-impl OldPath<'_> {
+impl EventHits<'_> {
     fn holds(&self, cl: &Clause) -> bool {
-        match self.0 {
+        let old = match self.old {
             Some(hit) => strings_ok(&cl.old_any, &cl.old_none, hit),
             // No value matches a missing old name: a positive condition fails, a `not_` holds.
             None => cl.old_any.is_none(),
-        }
+        };
+        old && self
+            .raw
+            .is_none_or(|hit| strings_ok(&cl.raw_any, &cl.raw_none, hit))
     }
 }
 
@@ -178,6 +203,8 @@ pub(super) struct Compiled {
     pub(super) paths: PatternTable,
     /// `old_path` patterns: matched per event, and only for events that have an old name.
     pub(super) old_paths: PatternTable,
+    /// `raw_path` patterns: matched per event, and only when the set has some.
+    pub(super) raw_paths: PatternTable,
     pub(super) comms: PatternTable,
     pub(super) clauses: Vec<Clause>,
     pub(super) excepts: Vec<Vec<usize>>,
@@ -294,10 +321,20 @@ impl Compiled {
         &s.hit
     }
 
-    /// Whether clause `c`'s per-event conditions hold: its numbers, and `old_path`.
-    pub fn preds_hold(&self, c: usize, ev: &Event, old: &OldPath) -> bool {
+    /// The `raw_path` patterns matching `raw`, as bits by pattern id; `None` when the set has
+    /// none (then no clause has a `raw_path` condition).
+    pub fn raw_path_hits<'s>(&self, raw: &[u8], s: &'s mut Scratch) -> Option<&'s [bool]> {
+        if self.raw_paths.pats.is_empty() {
+            return None;
+        }
+        self.raw_paths.matches(raw, &mut s.hit, &mut s.tmp);
+        Some(&s.hit)
+    }
+
+    /// Whether clause `c`'s per-event conditions hold: its numbers, `old_path` and `raw_path`.
+    pub fn preds_hold(&self, c: usize, ev: &Event, hits: &EventHits) -> bool {
         let cl = &self.clauses[c];
-        cl.preds.iter().all(|p| p.holds(ev)) && old.holds(cl)
+        cl.preds.iter().all(|p| p.holds(ev)) && hits.holds(cl)
     }
 
     pub fn excepts(&self, rule: usize) -> &[usize] {
@@ -316,6 +353,7 @@ impl Compiled {
                 let old = ev.old_path.as_ref()?;
                 first_match(&self.old_paths, &cl.old_any, old.as_bytes())
             })
+            .or_else(|| first_match(&self.raw_paths, &cl.raw_any, ev.raw_path.as_bytes()))
             .or_else(|| first_match(&self.comms, &cl.comm_any, ev.comm.as_bytes()))
             .or_else(|| {
                 let exe = ev.process.as_ref()?.exe.as_ref()?;
@@ -331,6 +369,7 @@ impl Compiled {
     pub fn finish(&mut self, enabled: &[bool]) {
         self.paths.finish();
         self.old_paths.finish();
+        self.raw_paths.finish();
         self.comms.finish();
         self.ptables.finish();
         let words = self.words();

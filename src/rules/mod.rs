@@ -32,6 +32,7 @@
 #![doc = include_str!("../../docs/rules.md")]
 
 mod access;
+mod age;
 mod alert;
 mod alerter;
 mod builder;
@@ -71,6 +72,8 @@ pub use template::Template;
 pub use throttle::{KeyField, Throttle};
 pub use trust::UNVERIFIED_EXE_NOTICE;
 
+#[cfg(test)]
+mod key_tests;
 #[cfg(test)]
 mod op_tests;
 #[cfg(test)]

@@ -251,16 +251,27 @@ pub(super) fn check_length(text: &str) -> Result<(), String> {
 /// A path value: exact path, `dir/` prefix, or glob (`*` within a component, `**` across); or
 /// `re:`/`i:` (see the module documentation).
 pub(super) fn path_pattern(text: &str) -> Result<PatKind, String> {
-    with_forms(text, true, plain_path_pattern)
+    with_forms(text, true, |t| plain_path_pattern(t, true))
 }
 
-fn plain_path_pattern(text: &str) -> Result<PatKind, String> {
+/// A `raw_path` value: as a `path` value, but a path as passed may be relative (`../x`), so a
+/// value need not start with `/` (`*` stays within a component either way; a leading `**/` also
+/// matches nothing, so `**/../**` holds for `../x`, `a/../x` and `/a/../x`).
+pub(super) fn raw_path_pattern(text: &str) -> Result<PatKind, String> {
+    if text.is_empty() {
+        return Err("empty path".into());
+    }
+    with_forms(text, true, |t| plain_path_pattern(t, false))
+}
+
+/// `absolute`: refuse a value that cannot start with `/` (resolved paths always do).
+fn plain_path_pattern(text: &str, absolute: bool) -> Result<PatKind, String> {
     // Pseudo files are recorded by the kernel's names for them (pipe:[N], socket:[N],
     // anon_inode:[…]), which are not paths.
     let pseudo = ["pipe:", "socket:", "anon_inode:"]
         .iter()
         .any(|p| text.starts_with(p));
-    if !pseudo && !text.starts_with(['/', '*', '?', '[', '{']) {
+    if absolute && !pseudo && !text.starts_with(['/', '*', '?', '[', '{']) {
         return Err(format!(
             "path {text:?} is not absolute and can never match (recorded paths start with `/`; use `/{text}` or `**/{text}`)"
         ));
@@ -350,6 +361,12 @@ fn plain_cmdline_pattern(text: &str) -> Result<PatKind, String> {
     } else {
         Ok(PatKind::Exact(text.as_bytes().into()))
     }
+}
+
+/// A `tty:` value: a terminal's name (`pts/0`, `tty1`) or a glob where `*` also crosses `/`
+/// (`pts/*`); `none` is handled by the caller.
+pub(super) fn tty_pattern(text: &str) -> Result<PatKind, String> {
+    cmdline_pattern(text)
 }
 
 /// A `container:` value: a container id or glob (`host` is handled by the caller).

@@ -136,3 +136,24 @@ fn plain_values_are_unchanged() {
     };
     assert!(fires(&s, &e));
 }
+
+/// Falco's literal `proc.cmdline = "runc:[1:CHILD] init"` is a glob class here (one of `1:CHILD`
+/// in place of the brackets); ported rules escape the brackets (falco_ports.yaml does).
+#[test]
+fn falco_runc_cmdline_matches_only_with_its_brackets_escaped() {
+    let runc = by(
+        "/usr/bin/runc",
+        &["runc:[1:CHILD]", "init"],
+        "/usr/bin/runc",
+        None,
+    );
+    let class = by("/usr/bin/runc", &["runc:C", "init"], "/usr/bin/runc", None);
+    let s = set(&rule("cmdline: 'runc:[1:CHILD] init'"));
+    assert!(!fires(&s, &runc), "unescaped: a class, not the literal");
+    assert!(fires(&s, &class));
+    for escaped in [r"'runc:\[1:CHILD\] init'", "'runc:[[]1:CHILD] init'"] {
+        let s = set(&rule(&format!("cmdline: {escaped}")));
+        assert!(fires(&s, &runc), "{escaped}");
+        assert!(!fires(&s, &class), "{escaped}");
+    }
+}

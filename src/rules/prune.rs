@@ -8,8 +8,9 @@
 //! before its first `*?[{\`, by their directory part: `/etc/sh*` by `/etc/`), the same for
 //! `exe`, exact `container` ids, `pid`, `uid`, `op` and `success`/`failure`. What does not:
 //! globs that start with a wildcard (`**/shadow`), `comm`, `cmdline`, parents and ancestors,
-//! `user`, `euid`, `auid`, `gid`, `ppid`, `syscall`, access and mode conditions, `not_` forms
-//! (but `not_op`, which is an op mask like `op`), and `container: host`.
+//! `user`, `euid`, `auid`, `gid`, `ppid`, `syscall`, access and mode conditions, `cwd`, `tty`,
+//! `proc_age`, `raw_path` (summaries hold none of them), `not_` forms (but `not_op`, which is an
+//! op mask like `op`), and `container: host`.
 
 use super::lineage::ProcField;
 use super::matcher::{bit, Clause, IdField, Pred};
@@ -53,7 +54,7 @@ impl RuleSet {
         };
         terms.extend(paths(&c.paths, &cl.path_any).map(Term::AnyKey));
         terms.extend(paths(&c.old_paths, &cl.old_any).map(Term::AnyKey));
-        for cond in cl.procs.iter().filter(|p| !p.neg && !p.host) {
+        for cond in cl.procs.iter().filter(|p| !p.neg && !p.absent) {
             let (table, exe) = match cond.field {
                 ProcField::Exe => (&c.ptables.exe, true),
                 ProcField::Container => (&c.ptables.container, false),

@@ -373,7 +373,8 @@ macro_rules! cond_keys {
             ancestor_exe, not_ancestor_exe, ancestor_comm, not_ancestor_comm,
             container, not_container, user, not_user, euid, not_euid, auid, not_auid,
             ancestor_pid, not_ancestor_pid, op, not_op, old_path, not_old_path,
-            mode_set, not_mode_set
+            mode_set, not_mode_set, parent_cmdline, not_parent_cmdline, cwd, not_cwd,
+            tty, not_tty, proc_age, not_proc_age, raw_path, not_raw_path
         ]);
     };
 }

@@ -873,6 +873,16 @@ fn clause_sql(g: &Gen, set: &RuleSet, cl: &Clause) -> Result<String, String> {
             g.any_of(&old, &c.old_paths, &cl.old_none)?
         ));
     }
+    let raw = g.col("raw_path");
+    if let Some(ids) = &cl.raw_any {
+        parts.push(g.any_of(&raw, &c.raw_paths, ids)?);
+    }
+    if !cl.raw_none.is_empty() {
+        parts.push(format!(
+            "NOT {}",
+            g.any_of(&raw, &c.raw_paths, &cl.raw_none)?
+        ));
+    }
     if let Some(ids) = &cl.comm_any {
         parts.push(g.any_of(&comm, &c.comms, ids)?);
     }
@@ -895,6 +905,8 @@ fn proc_sql(g: &Gen, set: &RuleSet, p: &ProcCond) -> Result<String, String> {
         Table::Comm => &c.comms,
         Table::Cmdline => &c.ptables.cmdline,
         Table::Container => &c.ptables.container,
+        Table::Cwd => &c.ptables.cwd,
+        Table::Tty => &c.ptables.tty,
     };
     let hit = match p.field {
         // An exempting match needs an image not known to be a fake (NULL: the path is trusted).
@@ -907,6 +919,8 @@ fn proc_sql(g: &Gen, set: &RuleSet, p: &ProcCond) -> Result<String, String> {
         ProcField::Cmdline => g.any_of(&g.col("cmdline"), t, &p.ids)?,
         ProcField::ParentExe => g.any_of(&g.col("parent_exe"), t, &p.ids)?,
         ProcField::ParentComm => g.any_of(&g.col("parent_comm"), t, &p.ids)?,
+        ProcField::ParentCmdline => g.any_of(&g.col("parent_cmdline"), t, &p.ids)?,
+        ProcField::Cwd => g.any_of(&g.col("cwd"), t, &p.ids)?,
         ProcField::AncestorExe => g.exists(
             &g.column("ancestors"),
             &g.any_of(&g.field("a", "exe"), t, &p.ids)?,
@@ -919,8 +933,15 @@ fn proc_sql(g: &Gen, set: &RuleSet, p: &ProcCond) -> Result<String, String> {
             "(CASE WHEN {} IS NULL THEN FALSE WHEN {} IS NULL THEN {} ELSE {} END)",
             g.column("proc_start"),
             g.column("container_id"),
-            if p.host { "TRUE" } else { "FALSE" },
+            if p.absent { "TRUE" } else { "FALSE" },
             g.any_of(&g.col("container_id"), t, &p.ids)?
+        ),
+        ProcField::Tty => format!(
+            "(CASE WHEN {} IS NULL THEN FALSE WHEN {} IS NULL THEN {} ELSE {} END)",
+            g.column("proc_start"),
+            g.column("tty"),
+            if p.absent { "TRUE" } else { "FALSE" },
+            g.any_of(&g.col("tty"), t, &p.ids)?
         ),
     };
     Ok(not_if(p.neg, hit))
@@ -953,6 +974,14 @@ fn pred_sql(g: &Gen, p: &Pred) -> Result<String, String> {
         Pred::Access { mask, neg } => not_if(*neg, access_sql(g, *mask)),
         Pred::Op { mask, neg } => not_if(*neg, op_in(g, *mask)),
         Pred::Mode { mask, neg } => not_if(*neg, format!("(({} & {mask}) <> 0)", g.column("mode"))),
+        Pred::Age { set, neg } => {
+            let age = g.column("proc_age_ns");
+            let parts = set
+                .iter()
+                .map(|a| format!("coalesce({age} {} {}, FALSE)", a.op(), a.ns))
+                .collect();
+            not_if(*neg, or(parts))
+        }
         Pred::Result { set, neg } => {
             let ret = g.column("ret");
             let mut alts = Vec::new();
@@ -996,7 +1025,9 @@ fn pred_sql(g: &Gen, p: &Pred) -> Result<String, String> {
 }
 
 /// `matched` (see `Compiled::matched`): the rule's first path pattern matching the path, else its
-/// first matching `alias_of`, else its first `old_path` pattern matching the old name, else its first comm pattern matching the comm, else its first positive `exe` pattern matching the exe.
+/// first matching `alias_of`, else its first `old_path` pattern matching the old name, else its
+/// first `raw_path` pattern matching the raw path, else its first comm pattern matching the comm,
+/// else its first positive `exe` pattern matching the exe.
 fn matched_sql(g: &Gen, set: &RuleSet, cl: &Clause) -> Result<String, String> {
     let c = &set.compiled;
     let mut whens = Vec::new();
@@ -1017,6 +1048,9 @@ fn matched_sql(g: &Gen, set: &RuleSet, cl: &Clause) -> Result<String, String> {
     }
     if let Some(ids) = &cl.old_any {
         add(&g.col("old_path"), &c.old_paths, ids)?;
+    }
+    if let Some(ids) = &cl.raw_any {
+        add(&g.col("raw_path"), &c.raw_paths, ids)?;
     }
     if let Some(ids) = &cl.comm_any {
         add(&g.col("comm"), &c.comms, ids)?;

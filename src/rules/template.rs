@@ -38,6 +38,9 @@ const FIELDS: &[Column] = &[
     Column::Tty,
     Column::ParentExe,
     Column::ParentComm,
+    Column::ParentCmdline,
+    Column::Cwd,
+    Column::ProcAgeNs,
 ];
 
 /// Other names for fields: `container`, as the `container:` condition and throttle keys say it.
@@ -170,6 +173,13 @@ fn value(c: Column, e: &Event) -> Option<String> {
         Column::Tty => lossy(p?.tty.as_ref())?,
         Column::ParentExe => lossy(p?.parent.as_ref()?.exe.as_ref())?,
         Column::ParentComm => p?.parent.as_ref()?.comm.lossy().into_owned(),
+        Column::ParentCmdline => {
+            let q = p?.parent.as_ref()?;
+            q.argv.as_ref()?;
+            String::from_utf8_lossy(&q.cmdline()).into_owned()
+        }
+        Column::Cwd => lossy(p?.cwd.as_ref())?,
+        Column::ProcAgeNs => e.ts_ns.saturating_sub(p?.start_ns).to_string(),
         _ => return None,
     })
 }

@@ -115,7 +115,7 @@ fn fixtures_dataset(tmp: &Path) -> Dataset {
         let host = host_of(&store);
         stores.push((store, host));
     }
-    assert_eq!(stores.len(), 8, "every fixture scenario");
+    assert_eq!(stores.len(), 9, "every fixture scenario");
     Dataset {
         name: "fixtures".into(),
         parquet,

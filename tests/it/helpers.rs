@@ -238,10 +238,14 @@ pub fn scenarios() -> Vec<String> {
 
 /// The fixture scenarios recorded with a schema older than `schema` (the kept segments that prove
 /// old schemas stay readable): `evasion` was recorded with schema 4, `lifecycle` and
-/// `baseline_busy` with 5, the others before.
+/// `baseline_busy` with 5, `falco` with 7, the others before.
 pub fn scenarios_before(schema: u32) -> Vec<String> {
-    const RECORDED_WITH: [(&str, u32); 3] =
-        [("evasion", 4), ("lifecycle", 5), ("baseline_busy", 5)];
+    const RECORDED_WITH: [(&str, u32); 4] = [
+        ("evasion", 4),
+        ("lifecycle", 5),
+        ("baseline_busy", 5),
+        ("falco", 7),
+    ];
     scenarios()
         .into_iter()
         .filter(|s| RECORDED_WITH.iter().all(|(n, v)| n != s || *v < schema))
