@@ -147,11 +147,24 @@ static __always_inline void output_proc(struct of_proc *p)
 }
 
 /*
+ * The bytes of data the record holds so far, read back from its header (volatile: a load the
+ * compiler cannot forward from the stores). A fresh scalar for the verifier: an offset summed
+ * from the walks' own lengths would make it track each walk's length precisely and keep apart
+ * the states the walks' loops would otherwise share (measured on 6.18: compat__sched_process_exec
+ * verified 885,984 instructions with the summed offset, 450,596 with this one).
+ */
+static __always_inline __u32 proc_data_used(struct of_proc *rec)
+{
+	volatile struct of_proc_hdr *h = &rec->hdr;
+
+	return (__u32)h->exe_len + h->args_len + h->cgroup_len + h->root_len + h->cwd_len;
+}
+
+/*
  * The exec'ing task's working directory, walked into the process scratch after what the record
  * holds already (`base`), up to the top of its mount tree as every path is; returns the bytes
  * written. Out of line (a global function, verified once on its own) like the file operations'
- * second walks: inline, a fourth walk would take the compat exec program past the verifier's
- * budget.
+ * second walks, so that a fourth walk does not multiply the exec program's own states.
  */
 static __always_inline int exec_cwd(__u32 base, const bool fast)
 {
@@ -278,10 +291,9 @@ static __always_inline int process_exec(struct linux_binprm *bprm, const bool fa
 		rec->hdr.root_len = w.off > OF_ROOT_MAX ? OF_ROOT_MAX : w.off;
 	}
 
-	at = exe_len + len + rec->hdr.cgroup_len + rec->hdr.root_len;
-	n = fast ? of_exec_cwd_fast(at) : of_exec_cwd_compat(at);
+	n = fast ? of_exec_cwd_fast(proc_data_used(rec)) : of_exec_cwd_compat(proc_data_used(rec));
 	rec->hdr.cwd_len = n > 0 && n <= OF_CWD_MAX ? n : 0;
-	at += rec->hdr.cwd_len;
+	at = proc_data_used(rec);
 
 	/* The name as passed: a script's (its exe is the interpreter), a relative one as given. */
 	n = bpf_probe_read_kernel_str(&rec->data[at & OF_PROC_MASK], OF_EXEC_NAME_MAX,

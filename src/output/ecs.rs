@@ -1,5 +1,6 @@
-//! Elastic Common Schema 8.17: an event is a `file` event (`event.kind: event`), an alert the
-//! same document with `event.kind: alert`, `event.severity` and `rule.*`. Our keys without an ECS
+//! Elastic Common Schema 8.17: an event is a `file` event (`event.kind: event`), an exec a
+//! `process` start, an alert the same document with `event.kind: alert`, `event.severity` and
+//! `rule.*`. Our keys without an ECS
 //! field go under `open_forensics` (ECS's advice for custom fields: a namespace of one's own),
 //! whole. The mapping table: docs/formats.md.
 
@@ -32,6 +33,7 @@ const MAPPED: &[&str] = &[
     "user",
     "container_id",
     "parent_exe",
+    "cwd",
 ];
 const ALERT_MAPPED: &[&str] = &[
     "event",
@@ -42,7 +44,8 @@ const ALERT_MAPPED: &[&str] = &[
     "tags",
 ];
 
-/// `event.type` for an op (ECS's allowed values for the `file` category).
+/// `event.type` for an op (ECS's allowed values for the `file` category; an exec's for
+/// `process`).
 pub fn event_type(op: Op) -> &'static str {
     match op {
         Op::Open => "access",
@@ -91,6 +94,9 @@ fn process(e: &Event) -> Value {
     parent.insert("pid".into(), json!(e.ppid));
     if let Some(p) = &e.process {
         image(&mut o, p);
+        if let Some(c) = &p.cwd {
+            o.insert("working_directory".into(), json!(text(c)));
+        }
         if let Some(q) = &p.parent {
             parent.insert("name".into(), json!(text(&q.comm)));
             image(&mut parent, q);
@@ -108,14 +114,17 @@ fn base(e: &Event, host: &str, kind: &str, mapped: &[&str], line: &str) -> Value
         "message": super::alert_line::default_text(e),
         "event": {
             "kind": kind,
-            "category": ["file"],
+            "category": [if e.op == Op::Exec { "process" } else { "file" }],
             "type": [event_type(e.op)],
             "action": e.op.as_str(),
             "outcome": if e.succeeded() { "success" } else { "failure" },
         },
-        "file": file(e),
         "process": process(e),
     });
+    // An exec's path is the process's executable, not a file it acted on.
+    if e.op != Op::Exec {
+        o["file"] = file(e);
+    }
     let mut user = json!({"id": e.uid.to_string()});
     if let Some(n) = &e.user {
         user["name"] = json!(text(n));

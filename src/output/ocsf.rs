@@ -1,6 +1,7 @@
 //! OCSF (Open Cybersecurity Schema Framework) 1.3.0: an event is a File System Activity (class
-//! 1001), an alert a Detection Finding (2004) whose evidence is the event's actor and file. Our
-//! keys without an OCSF attribute go under `unmapped`, whole. The mapping table: docs/formats.md.
+//! 1001), an exec a Process Activity (1007, Launch), an alert a Detection Finding (2004) whose
+//! evidence is the event's actor and file. Our keys without an OCSF attribute go under
+//! `unmapped`, whole. The mapping table: docs/formats.md.
 
 use serde_json::{json, Map, Value};
 
@@ -41,7 +42,8 @@ const ALERT_MAPPED: &[&str] = &[
 ];
 
 /// OCSF's File System Activity activity for an op: an open creates a handle (`Open`), a
-/// chmod or chown sets what OCSF calls the file's security (its permissions and owner).
+/// chmod or chown sets what OCSF calls the file's security (its permissions and owner); an
+/// exec is Process Activity's Launch.
 pub fn activity(op: Op) -> (u32, &'static str) {
     match op {
         Op::Open => (14, "Open"),
@@ -50,7 +52,6 @@ pub fn activity(op: Op) -> (u32, &'static str) {
         Op::Mkdir | Op::Link | Op::Symlink => (1, "Create"),
         Op::Chmod | Op::Chown => (7, "Set Security"),
         Op::Truncate => (3, "Update"),
-        // Process Activity (1007)'s Launch.
         Op::Exec => (1, "Launch"),
     }
 }
@@ -98,6 +99,21 @@ fn file(path: &str, type_id: u32) -> Value {
 
 fn exe_file(p: &Process) -> Option<Value> {
     p.exe.as_ref().map(|x| file(&text(x), 1))
+}
+
+/// A process image other than the event's own (an exec's parent, the launching actor).
+fn other_process(p: &Process) -> Value {
+    let mut o = json!({"pid": p.pid, "name": text(&p.comm), "created_time": ms(p.start_ns)});
+    if let Some(f) = exe_file(p) {
+        o["file"] = f;
+    }
+    if let Some(a) = args(p) {
+        o["cmd_line"] = json!(a.join(" "));
+    }
+    if let Some(c) = &p.container_id {
+        o["container"] = json!({"uid": text(c)});
+    }
+    o
 }
 
 /// The acting process: the event's pid, thread and name, the image's exe, command line, start,
@@ -158,30 +174,52 @@ fn files(e: &Event) -> (Value, Option<Value>) {
     }
 }
 
-/// One event as a File System Activity.
-pub fn event(e: &Event, host: &str) -> Value {
-    let mut o = json!({
-        "class_uid": 1001,
-        "class_name": "File System Activity",
+/// The frame of an event of `class` (System Activity) for its op's activity.
+fn activity_frame(e: &Event, host: &str, class: u32, class_name: &str) -> Value {
+    let (id, name) = activity(e.op);
+    json!({
+        "class_uid": class,
+        "class_name": class_name,
         "category_uid": 1,
         "category_name": "System Activity",
-    });
-    let (id, name) = activity(e.op);
-    o["activity_id"] = json!(id);
-    o["activity_name"] = json!(name);
-    o["type_uid"] = json!(1001 * 100 + id);
-    o["type_name"] = json!(format!("File System Activity: {name}"));
-    o["severity_id"] = json!(1);
-    o["severity"] = json!("Informational");
-    o["time"] = json!(ms(e.ts_ns));
-    o["metadata"] = metadata(&[]);
-    o["device"] = device(host);
+        "activity_id": id,
+        "activity_name": name,
+        "type_uid": class * 100 + id,
+        "type_name": format!("{class_name}: {name}"),
+        "severity_id": 1,
+        "severity": "Informational",
+        "time": ms(e.ts_ns),
+        "metadata": metadata(&[]),
+        "device": device(host),
+    })
+}
+
+/// One event as a File System Activity, or an exec as a Process Activity.
+pub fn event(e: &Event, host: &str) -> Value {
+    if e.op == Op::Exec {
+        return launch(e, host);
+    }
+    let mut o = activity_frame(e, host, 1001, "File System Activity");
     o["actor"] = json!({"process": process(e), "user": user(e)});
     let (f, result) = files(e);
     o["file"] = f;
     if let Some(r) = result {
         o["file_result"] = r;
     }
+    status(&mut o, e);
+    o["unmapped"] = Value::Object(rest(&e.to_json_line(), MAPPED));
+    o
+}
+
+/// An exec as Process Activity: Launch. `process` is the new image (its parent inside it), the
+/// actor the parent that launched it (only its pid when its image is not known). The cwd has
+/// no attribute in 1.3.0: it stays in `unmapped`.
+fn launch(e: &Event, host: &str) -> Value {
+    let mut o = activity_frame(e, host, 1007, "Process Activity");
+    o["process"] = process(e);
+    let parent = e.process.as_ref().and_then(|p| p.parent.as_deref());
+    let actor = parent.map_or_else(|| json!({"pid": e.ppid}), other_process);
+    o["actor"] = json!({"process": actor, "user": user(e)});
     status(&mut o, e);
     o["unmapped"] = Value::Object(rest(&e.to_json_line(), MAPPED));
     o

@@ -50,14 +50,13 @@ fn ancestor(a: &Value) -> Value {
     json!(format!("{who}[{}]", a["pid"]))
 }
 
-/// One event.
+/// One event; an exec's message is what ran: the executable and its arguments.
 pub fn event(e: &Event, host: &str) -> Value {
-    let mut o = doc(
-        super::alert_line::default_text(e),
-        e.ts_ns,
-        timestamp_desc(e.op),
-        &e.to_json_line(),
-    );
+    let message = match (e.op, e.process.as_deref().and_then(super::mapping::args)) {
+        (Op::Exec, Some(args)) => format!("{} {}", e.path.lossy(), args.join(" ")),
+        _ => super::alert_line::default_text(e),
+    };
+    let mut o = doc(message, e.ts_ns, timestamp_desc(e.op), &e.to_json_line());
     o["hostname"] = json!(host);
     o
 }

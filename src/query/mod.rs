@@ -17,7 +17,7 @@
 //! over `events` per row of another table reads the range once per row. Join to an aggregate
 //! (`JOIN (SELECT image, count(*) … GROUP BY image)`) instead, as `process_tree` does.
 //!
-//! `events` columns (one row per event: an open or another file operation): `seq` (arrival order:
+//! `events` columns (one row per event: an open, another file operation or an exec): `seq` (arrival order:
 //! the segment's sequence number × 2³² + the event's place in it, the same whatever the window),
 //! `ts` (RFC 3339 text), `ts_ns`, `pid`, `tid`, `ppid`, `uid`, `gid`, `comm`, `syscall`, `op`
 //! (`open`, `rename`… ; `open` for every event of a segment before schema 5), `path`, `old_path`
@@ -29,7 +29,7 @@
 //! for events recorded before lineage): `image` (joins `processes.image`), `proc_start_ns`, `exe`,
 //! `cmdline`, `parent_exe`, `container_id`, `user`, `euid`, `egid`, `auid`, then its identities
 //! (NULL before schema 4): `root`, `file`, `alias_of`, `mntns`, `exe_id`, `exe_verified` (see
-//! `docs/events.md`). Byte strings that are
+//! `docs/events.md`), then the image's `cwd` (NULL when not known). Byte strings that are
 //! not UTF-8 appear with U+FFFD. `events_v` is a view of the same rows (the segments' own name).
 //!
 //! `processes` has one row per process image stored in the segments of the range and alive in it
@@ -40,7 +40,8 @@
 //! spaces), `argv` (a JSON array), `uid`, `gid`, `euid`, `egid`, `auid`, `sessionid`, `user`,
 //! `cgroup`, `container_id`, `tty`, `pidns`, `mntns`, `source` (`exec`, `fork`, `procfs`, `event`,
 //! `import`), `exit_code`, `exit_signal`, `exit` (RFC 3339, NULL while running or unknown), `root` (a
-//! chrooted process's root, NULL otherwise), `exe_id`, `exe_verified`.
+//! chrooted process's root, NULL otherwise), `exe_id`, `exe_verified`, `cwd` (the working
+//! directory it began in; NULL for a fork's image and before schema 7).
 //!
 //! `path_counts` (`op`, `path`, `comm`, `events`, `failed`, `first_ts_ns`, `last_ts_ns`,
 //! `first_ts`, `last_ts`) is `events` counted per op, path and comm over the range, computed per

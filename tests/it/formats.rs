@@ -14,7 +14,7 @@ use open_forensics::timespec::parse_ts;
 
 use crate::helpers::{cmd_at, event, fixtures_dir, scenarios};
 
-fn data(name: &str) -> Value {
+pub(crate) fn data(name: &str) -> Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(name);
@@ -53,10 +53,10 @@ fn every_fixture(format: &str) -> (Vec<Value>, Vec<Value>) {
 
 /// OCSF: an object against its attributes (required ones present, no unknown one, types and
 /// enum ids right), into every object it holds.
-struct Ocsf(Value);
+pub(crate) struct Ocsf(pub(crate) Value);
 
 impl Ocsf {
-    fn check_class(&self, v: &Value, errs: &mut Vec<String>) {
+    pub(crate) fn check_class(&self, v: &Value, errs: &mut Vec<String>) {
         let uid = v["class_uid"].as_u64().expect("class_uid").to_string();
         let class = &self.0["classes"][&uid];
         assert!(class.is_object(), "class {uid} is not in the excerpt");
@@ -135,7 +135,7 @@ impl Ocsf {
     }
 }
 
-fn report(what: &str, errs: Vec<String>) {
+pub(crate) fn report(what: &str, errs: Vec<String>) {
     let mut errs = errs;
     errs.sort();
     errs.dedup();
@@ -170,7 +170,7 @@ fn ocsf_export_and_alerts_of_every_fixture_fit_the_ocsf_1_3_0_schema() {
 
 /// ECS: every leaf field (dotted) is an ECS field of the right type and allowed value, or ours
 /// under `open_forensics`.
-fn ecs_check(fields: &Map<String, Value>, v: &Value, at: &str, errs: &mut Vec<String>) {
+pub(crate) fn ecs_check(fields: &Map<String, Value>, v: &Value, at: &str, errs: &mut Vec<String>) {
     if at == "open_forensics" {
         return;
     }
@@ -239,7 +239,7 @@ fn ecs_export_and_alerts_of_every_fixture_fit_the_ecs_8_17_fields() {
 
 /// Timesketch's required fields: a message, an ISO 8601 `datetime`, what the time means; and
 /// `timestamp` in microseconds of the same instant. Attributes are flat.
-fn timesketch_check(v: &Value, errs: &mut Vec<String>) {
+pub(crate) fn timesketch_check(v: &Value, errs: &mut Vec<String>) {
     let msg = v["message"].as_str().unwrap_or("");
     let desc = v["timestamp_desc"].as_str().unwrap_or("");
     let ns = v["datetime"].as_str().and_then(parse_ts);

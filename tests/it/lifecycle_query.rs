@@ -399,7 +399,8 @@ fn named_queries_answer_who_deleted_the_log_and_who_made_it_setuid() {
     assert_eq!(all, want, "{} differs", golden.display());
 }
 
-/// Parquet schema 3 holds the operation columns, and DuckDB reads them (as a fleet would).
+/// Parquet schema 3 (and every later one: 4 appended `cwd`) holds the operation columns, and
+/// DuckDB reads them (as a fleet would).
 #[test]
 fn parquet_schema_3_holds_operations_and_duckdb_reads_them() {
     let test = "lifecycle_query::parquet_schema_3_holds_operations_and_duckdb_reads_them";

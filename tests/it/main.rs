@@ -7,6 +7,7 @@ mod completion;
 mod diskfull;
 mod evasion;
 mod exec_live;
+mod exec_store;
 mod fixtures;
 mod fleet;
 mod formats;

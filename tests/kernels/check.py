@@ -4,8 +4,8 @@
 Prints `PASS kernel RELEASE (timings; notes)` or `FAIL kernel RELEASE: …` and the reasons, and
 exits 1 on failure. A guest passes when the recorder attached, every open the workload made was
 stored (query) with its syscall, pid, fd, parent and exe (a chrooted child's under the host's
-path, with the raw path it passed), `proc` tells the exec'd child's image
-and ancestry and the workload's children, `verify` passed and nothing was lost. A route the
+path, with the raw path it passed), the exec'd child's exec is one `op` exec event, `proc` tells
+the exec'd child's image and ancestry and the workload's children, `verify` passed and nothing was lost. A route the
 workload made (an open, or a rename, chmod or unlink with its op and old name) but the
 store lacks fails, unless the binary said, with a reason, that it does not
 capture that route on this kernel (a "... not captured: why" line at start) and every query
@@ -198,6 +198,7 @@ def check(marks, sections, wall):
         if e.get("exe") != exp["exe"] and "lineage" not in said:
             fails.append(f"{route}: exe {e.get('exe')!r}, expected {exp['exe']!r}")
         if route == "exec" and "lineage" not in said:
+            fails.extend(check_exec_event(events, exp))
             fails.extend(check_proc(sections, exp))
 
     verify = sections.get("verify", ([], None))
@@ -205,6 +206,21 @@ def check(marks, sections, wall):
     if verify[1] != 0 or problems:
         fails.append(f"verify failed (rc {verify[1]}): {problems or verify[0][-LOG_LINES:]}")
     return fails, notes
+
+
+def check_exec_event(events, exp):
+    """The exec itself is one event of the exec'd child: op exec, path its exe, its argv, the
+    cwd the workload ran in (walked at exec: `/` is a cwd too)."""
+    found = [e for e in events if e.get("pid") == exp["pid"] and e.get("op") == "exec"]
+    if len(found) != 1:
+        return [f"exec: {len(found)} exec events of pid {exp['pid']}, expected 1"]
+    e, fails = found[0], []
+    for key, want in [("path", exp["exe"]), ("exe", exp["exe"]), ("argv", exp["argv"]),
+                      ("syscall", "execve"), ("ret", 0), ("ppid", exp["ppid"]),
+                      ("cwd", exp.get("cwd"))]:
+        if e.get(key) != want:
+            fails.append(f"exec: the exec event's {key} is {e.get(key)!r}, expected {want!r}")
+    return fails
 
 
 def check_proc(sections, exp):

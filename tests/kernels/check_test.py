@@ -24,7 +24,8 @@ def expectations():
     out.append({"route": "chroot", "syscall": "openat", "path": "/tmp/x/chroot.txt",
                 "raw_path": "/chroot.txt", "ret": None, "pid": CHROOT, "ppid": WL, "exe": EXE})
     out.append({"route": "exec", "syscall": None, "path": "/tmp/x/exec.txt", "ret": None,
-                "pid": EXEC, "ppid": WL, "exe": CAT, "argv": ["/bin/cat", "/tmp/x/exec.txt"]})
+                "pid": EXEC, "ppid": WL, "exe": CAT, "argv": ["/bin/cat", "/tmp/x/exec.txt"],
+                "cwd": "/"})
     return out
 
 
@@ -38,9 +39,17 @@ def event(exp):
     return out
 
 
+def exec_event():
+    """The exec'd child's exec, as query prints it."""
+    return {"pid": EXEC, "ppid": WL, "syscall": "execve", "op": "exec", "path": CAT,
+            "raw_path": "/bin/cat", "ret": 0, "exe": CAT, "argv": ["/bin/cat", "/tmp/x/exec.txt"],
+            "cwd": "/"}
+
+
 def log(expect=None, events=None, record=(), version=(), query=(), attached=True, verify_rc=0):
     expect = expectations() if expect is None else expect
-    events = [event(e) for e in expect if "pid" in e] if events is None else events
+    if events is None:
+        events = [event(e) for e in expect if "pid" in e] + [exec_event()]
     lines = ["\x1b[2J@@of-kernels uname 6.1.0-test", "@@of-kernels booted 9",
              "@@of-kernels begin version", *version, "@@of-kernels end version rc=0"]
     if attached:
@@ -73,7 +82,7 @@ class Verdicts(unittest.TestCase):
         self.assertEqual(log()[0], [])
 
     def test_a_missing_route_fails(self):
-        events = [event(e) for e in expectations() if e["route"] != "ia32_openat"]
+        events = [event(e) for e in expectations() if e["route"] != "ia32_openat"] + [exec_event()]
         fails = log(events=events)[0]
         self.assertEqual(len(fails), 1)
         self.assertIn("ia32_openat: not stored", fails[0])
@@ -81,38 +90,50 @@ class Verdicts(unittest.TestCase):
     def test_wrong_exe_ppid_or_fd_fail(self):
         for key, value, want in [("exe", EXE, "exec: exe"), ("ppid", 1, "fork: ppid"),
                                  ("ret", 7, "open: not stored")]:
-            events = [event(e) for e in expectations()]
+            events = [event(e) for e in expectations()] + [exec_event()]
             route = want.split(":")[0]
             next(e for e in events if route in e["path"])[key] = value
             self.assertIn(want, " ".join(log(events=events)[0]))
 
-    def test_an_operation_without_its_op_or_old_name_fails(self):
+    def test_an_exec_without_its_exec_event_or_with_another_exe_fails(self):
         events = [event(e) for e in expectations()]
+        self.assertIn("exec: 0 exec events", " ".join(log(events=events)[0]))
+        bad = exec_event()
+        bad["path"] = EXE
+        events = [event(e) for e in expectations()] + [bad]
+        self.assertIn("exec: the exec event's path", " ".join(log(events=events)[0]))
+        bad = exec_event()
+        del bad["cwd"]
+        events = [event(e) for e in expectations()] + [bad]
+        self.assertIn("exec: the exec event's cwd", " ".join(log(events=events)[0]))
+
+    def test_an_operation_without_its_op_or_old_name_fails(self):
+        events = [event(e) for e in expectations()] + [exec_event()]
         del next(e for e in events if e.get("op") == "unlink")["op"]
         self.assertIn("unlink: not stored", " ".join(log(events=events)[0]))
-        events = [event(e) for e in expectations()]
+        events = [event(e) for e in expectations()] + [exec_event()]
         next(e for e in events if e.get("op") == "rename")["old_path"] = "/tmp/x/other"
         self.assertIn("rename: old_path", " ".join(log(events=events)[0]))
 
     def test_a_reported_file_operations_gap_covers_them(self):
         gap = ("file operations by syscall (rename, link, symlink, unlink, rmdir, mkdir, chmod, "
                "chown, truncate) not captured: --no-ia32")
-        events = [event(e) for e in expectations() if "op" not in e]
+        events = [event(e) for e in expectations() if "op" not in e] + [exec_event()]
         fails, notes = log(events=events, record=[f"open-forensics: {gap}"], version=[f"  {gap}"],
                            query=[f"open-forensics: notice: {gap}"])
         self.assertEqual(fails, [])
 
     def test_a_chrooted_open_under_its_chroot_path_fails(self):
         # Issue #25: stored as the chroot sees it (/chroot.txt), not the host's path.
-        events = [event(e) for e in expectations()]
+        events = [event(e) for e in expectations()] + [exec_event()]
         next(e for e in events if e["pid"] == CHROOT)["path"] = "/chroot.txt"
         self.assertIn("chroot: not stored", " ".join(log(events=events)[0]))
-        events = [event(e) for e in expectations()]
+        events = [event(e) for e in expectations()] + [exec_event()]
         next(e for e in events if e["pid"] == CHROOT)["raw_path"] = "/tmp/x/chroot.txt"
         self.assertIn("chroot: raw_path", " ".join(log(events=events)[0]))
 
     def test_a_reported_gap_passes_when_every_query_reports_it(self):
-        events = [event(e) for e in expectations() if e["route"] != "io_uring"]
+        events = [event(e) for e in expectations() if e["route"] != "io_uring"] + [exec_event()]
         fails, notes = log(events=events, record=[f"open-forensics: {GAP}"], version=[f"  {GAP}"],
                            query=[f"open-forensics: notice: {GAP} (from … to …)"])
         self.assertEqual(fails, [])
@@ -126,7 +147,7 @@ class Verdicts(unittest.TestCase):
     def test_every_gap_of_a_one_line_notice_counts(self):
         deep = "whole paths deeper than 10 levels not captured (kernel 6.1 lacks bpf_rdonly_cast)"
         uring = "io_uring opens and file operations not captured (kernel 6.1 has no io_uring_submit_req tracepoint)"
-        events = [event(e) for e in expectations() if e["route"] != "io_uring"]
+        events = [event(e) for e in expectations() if e["route"] != "io_uring"] + [exec_event()]
         notice = f"open-forensics: notice: {deep}; {uring}"
         version = [f"  {deep}", f"  {uring}"]
         reports = [f'{{"warning":"not_captured","text":"{deep}"}}',
