@@ -8,7 +8,8 @@ paths that are exact, under prefixes, matched by globs with `*`, `**`, `?`, clas
 alternates; bytes that are not UTF-8 (`_b64` keys), control characters, multi-byte
 characters; comms longer than the kernel keeps; every syscall; flags for every access kind;
 successes and errno failures; processes with and without lineage (exe, argv, parent,
-ancestors, containers, users, login uids).
+ancestors, containers, users, login uids); and, after the opens, execs of programs that Sigma
+`process_creation` rules look for (from their own random stream, so the opens stay as they were).
 """
 
 import argparse
@@ -178,6 +179,31 @@ def event_line(rng, i, procs):
     return o
 
 
+# Programs started by the execs: what SigmaHQ's process_creation rules look for, and not.
+EXECS = [
+    [b"/usr/bin/nohup", b"nohup", b"./payload"],
+    [b"/usr/bin/doas", b"doas", b"id"],
+    [b"/usr/bin/python3", b"python3", b"-m", b"http.server", b"8000"],
+    [b"/dev/shm/run", b"/dev/shm/run"],
+    [b"/usr/bin/ls", b"ls", b"-la"],
+]
+
+
+def exec_line(rng, i, procs):
+    """An exec of one of `EXECS` by a process with lineage (the event's lineage is the new
+    image's)."""
+    o = event_line(rng, i, [p for p in procs if p["lineage"]])
+    exe, *argv = rng.choice(EXECS)
+    o.update(op="exec", syscall="execve", flags=0, mode=0, ret=0, path_source="file")
+    o["dirfd"] = -100
+    for k in ["path", "raw_path", "exe"]:
+        o.pop(k + "_b64", None)
+        put(o, k, exe)
+    o.pop("argv_b64", None)
+    o["argv"] = [a.decode() for a in argv]
+    return o
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--host", required=True)
@@ -189,6 +215,9 @@ def main():
     out = sys.stdout
     for i in range(a.events):
         out.write(json.dumps(event_line(rng, i, procs), separators=(",", ":")) + "\n")
+    xr = random.Random(f"{a.host}:{a.seed}:exec")
+    for i in range(a.events, a.events + 20):
+        out.write(json.dumps(exec_line(xr, i, procs), separators=(",", ":")) + "\n")
 
 
 if __name__ == "__main__":

@@ -105,7 +105,14 @@ fn check_golden(golden: &Path, actual: &str) {
 
 #[test]
 fn every_rule_set_replays_every_fixture_as_golden_without_privilege() {
-    let sets = ["poc", "detections", "full", "falco_ports", "sigma"];
+    let sets = [
+        "poc",
+        "detections",
+        "full",
+        "falco_ports",
+        "sigma",
+        "sigma_process_creation",
+    ];
     let scenarios = scenarios();
     assert!(
         scenarios.len() >= 3,

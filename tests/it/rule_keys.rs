@@ -15,8 +15,9 @@ use open_forensics::event::Event;
 use open_forensics::process::{ProcSource, Process};
 use open_forensics::store::{RotateConfig, Writer};
 
+use crate::fleet::engine_available;
 use crate::helpers::{event, TempStore};
-use crate::lifecycle_rules::{engine_available, key, lines, of, ok};
+use crate::lifecycle_rules::{key, lines, of, ok};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const SEC: i64 = 1_000_000_000;
@@ -181,7 +182,10 @@ pub(crate) fn assert_sql_equals_replay(
         jobs.push((name, parquet));
     }
     for engine in ["duckdb", "spark"] {
-        if !engine_available(engine) {
+        if !engine_available(
+            engine,
+            "process_and_raw_path_keys_fire_on_replay_and_rules_sql_equals_replay",
+        ) {
             continue;
         }
         let sql = s.path(&format!("q.{engine}.sql"));

@@ -1,13 +1,19 @@
 //! Regular expressions (`re:`) and case-insensitive values (`i:`) in rules, end to end, and
 //! `rules import-sigma`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{json, Value};
+
+use open_forensics::bytes::Str;
+use open_forensics::event::{Event, Op, Syscall};
+use open_forensics::process::{ProcSource, Process};
+use open_forensics::store::{RotateConfig, Writer};
 
 use crate::fleet::engine_available;
-use crate::helpers::{bin, fixtures_dir, TempStore};
+use crate::helpers::{bin, event, fixtures_dir, TempStore};
 use crate::lifecycle_rules::{key, lines, of, ok};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -169,38 +175,73 @@ fn bad_regex_is_a_positioned_error_with_exit_2() {
     );
 }
 
-/// `rules import-sigma` over the vendored SigmaHQ rules: the eight `file_event` rules convert to
-/// `fixtures/rules/sigma.yaml` (replayed over every fixture as golden alerts, see `fixtures.rs`),
-/// the four `process_creation` ones are refused by name with the reason, and the exit status
-/// says some were refused.
-#[test]
-fn import_sigma_converts_the_vendored_rules_to_the_kept_rule_file() {
+/// `rules import-sigma` of `dir` (under `tests/data/sigma`): its exit status, stderr, and stdout
+/// checked against (or, with `OPEN_FORENSICS_BLESS`, written to) the kept rule file `kept`.
+fn import_to_kept(dir: &str, kept: &str) -> (Option<i32>, String) {
     let out = Command::new(bin())
-        .args(["rules", "import-sigma", "tests/data/sigma"])
+        .args(["rules", "import-sigma", &format!("tests/data/sigma/{dir}")])
         .current_dir(ROOT)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    let refused: Vec<&str> = err.lines().filter(|l| l.contains(": refused: ")).collect();
-    assert_eq!(refused.len(), 4, "{err}");
-    for l in &refused {
-        assert!(
-            l.contains("tests/data/sigma/process_creation/proc_creation_lnx_")
-                && l.contains("an exec is a process record here, not an event"),
-            "{l}"
-        );
-    }
-    assert!(
-        err.contains("converted 8 of 12 Sigma rules (4 refused)"),
-        "{err}"
-    );
-    let kept = fixtures_dir().join("rules/sigma.yaml");
+    let kept = fixtures_dir().join("rules").join(kept);
     let got = String::from_utf8(out.stdout).unwrap();
     if std::env::var_os("OPEN_FORENSICS_BLESS").is_some() {
         std::fs::write(&kept, &got).unwrap();
     }
-    assert_eq!(got, std::fs::read_to_string(&kept).unwrap());
+    assert_eq!(
+        got,
+        std::fs::read_to_string(&kept).unwrap(),
+        "{}",
+        kept.display()
+    );
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `rules import-sigma` over the vendored SigmaHQ `file_event` rules: all eight convert to
+/// `fixtures/rules/sigma.yaml` (replayed over every fixture as golden alerts, see `fixtures.rs`).
+#[test]
+fn import_sigma_converts_the_vendored_file_rules_to_the_kept_rule_file() {
+    let (code, err) = import_to_kept("file_event", "sigma.yaml");
+    assert_eq!(code, Some(0), "{err}");
+    assert!(
+        err.contains("converted 8 of 8 Sigma rules (0 refused)"),
+        "{err}"
+    );
+}
+
+/// The 35 vendored `process_creation` rules: 29 convert to `op: [exec]` rules in
+/// `fixtures/rules/sigma_process_creation.yaml`; the other six are refused by name with the
+/// reason, and the exit status says some were.
+#[test]
+fn import_sigma_converts_process_creation_rules_and_refuses_the_rest_by_name() {
+    let (code, err) = import_to_kept("process_creation", "sigma_process_creation.yaml");
+    assert_eq!(code, Some(1));
+    let refused: Vec<&str> = err.lines().filter(|l| l.contains(": refused: ")).collect();
+    let why = |rule: &str| {
+        let l = refused
+            .iter()
+            .find(|l| l.contains(&format!("/proc_creation_lnx_{rule}.yml: refused: ")))
+            .unwrap_or_else(|| panic!("{rule} not refused:\n{err}"));
+        l.split(": refused: ").nth(1).unwrap().to_owned()
+    };
+    assert_eq!(refused.len(), 6, "{err}");
+    assert!(
+        why("omigod_scx_runasprovider_executescript").contains("field `LogonId` has no rule key")
+    );
+    assert!(why("local_account").contains("an `or` across fields (exe and cmdline)"));
+    assert!(why("susp_interactive_bash").contains("an `or` across fields (cmdline and exe)"));
+    assert!(why("clear_syslog").contains("an `or` whose alternatives are not each one field"));
+    assert!(why("chmod_targeting_sensitive_directories")
+        .contains("two conditions on `parent_cmdline` inside one negated `and`"));
+    assert!(why("services_stop_and_disable")
+        .contains("two conditions on `cmdline` inside one negated `and`"));
+    assert!(
+        err.contains("converted 29 of 35 Sigma rules (6 refused)"),
+        "{err}"
+    );
 }
 
 /// `--out` replaces the file; `--dry-run` prints and writes nothing.
@@ -230,12 +271,8 @@ fn import_sigma_writes_out_only_without_dry_run() {
     ok(Command::new(bin()).args(["rules", "check"]).arg(&out));
 }
 
-/// pySigma (the reference parser, pinned in the README's test command) is the oracle: events are
-/// generated around every value of the converted vendored rules, pySigma's parse of each rule is
-/// evaluated on them (`tests/sigma/oracle.py`), and `replay` of `fixtures/rules/sigma.yaml` must
-/// raise exactly those alerts.
-#[test]
-fn converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match() {
+/// Whether pySigma (the oracle) is installed; where it is not, `test` is skipped (not in CI).
+fn pysigma_available(test: &str) -> bool {
     let have = Command::new("python3")
         .args(["-c", "import sigma.rule"])
         .status()
@@ -245,7 +282,19 @@ fn converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match() {
             !crate::helpers::live_capture_required(),
             "pySigma is required here (CI=true); the README's test command installs it"
         );
-        eprintln!("SKIPPED converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match: no pySigma");
+        eprintln!("SKIPPED {test}: no pySigma");
+    }
+    have
+}
+
+/// pySigma (the reference parser, pinned in the README's test command) is the oracle: events are
+/// generated around every value of the converted vendored rules, pySigma's parse of each rule is
+/// evaluated on them (`tests/sigma/oracle.py`), and `replay` of `fixtures/rules/sigma.yaml` must
+/// raise exactly those alerts.
+#[test]
+fn converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match() {
+    if !pysigma_available("converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match")
+    {
         return;
     }
     let s = TempStore::new();
@@ -278,18 +327,26 @@ fn converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match() {
     assert_eq!(got, want, "{summary}");
     // And the same rules compiled by `rules sql`, on DuckDB over the Parquet export.
     let test = "converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match";
+    if let Some(on_duckdb) = on_duckdb(&s, &s.dir, &kept, test) {
+        assert_eq!(on_duckdb, want, "rules sql on DuckDB");
+    }
+}
+
+/// The alerts (ts, rule) of `rules`' `rules sql` query on DuckDB over `store`'s Parquet export,
+/// sorted; `None` where DuckDB is not installed (`test` is the test that then skips).
+fn on_duckdb(s: &TempStore, store: &Path, rules: &Path, test: &str) -> Option<Vec<(i64, String)>> {
     if !engine_available("duckdb", test) {
-        return;
+        return None;
     }
     let parquet = s.path("parquet");
-    ok(of(&s.dir, &["export", "--format", "parquet", "--out"]).arg(&parquet));
+    ok(of(store, &["export", "--format", "parquet", "--out"]).arg(&parquet));
     let sql = s.path("q.sql");
     std::fs::write(
         &sql,
         s.ok(&[
             "rules",
             "sql",
-            kept.to_str().unwrap(),
+            rules.to_str().unwrap(),
             "--dialect",
             "duckdb",
         ]),
@@ -306,7 +363,7 @@ fn converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match() {
     ok(Command::new("python3")
         .arg(format!("{ROOT}/tests/fleet/run_sql.py"))
         .args(["duckdb", manifest.to_str().unwrap()]));
-    let mut on_duckdb: Vec<(i64, String)> = lines(&std::fs::read_to_string(&out).unwrap())
+    let mut alerts: Vec<(i64, String)> = lines(&std::fs::read_to_string(&out).unwrap())
         .iter()
         .map(|a| {
             (
@@ -315,6 +372,118 @@ fn converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match() {
             )
         })
         .collect();
-    on_duckdb.sort();
-    assert_eq!(on_duckdb, want, "rules sql on DuckDB");
+    alerts.sort();
+    Some(alerts)
+}
+
+/// The exec event the oracle describes (`execs.json`): a new image running `Image` with
+/// `CommandLine`, begun in `CurrentDirectory` by `User` (uid `uid`), whose parent ran
+/// `ParentImage` with `ParentCommandLine`. Each command line is one argument, so that argv joined
+/// with spaces is exactly the oracle's string.
+fn exec_event(i: u32, x: &Value, uid: u32) -> Event {
+    let s = |k: &str| Str::from(x[k].as_str().unwrap());
+    let argv = |k: &str| Str::new([x[k].as_str().unwrap().as_bytes(), b"\0"].concat());
+    let ts = x["ts_ns"].as_i64().unwrap();
+    let parent = Process {
+        exe: Some(s("ParentImage")),
+        argv: Some(argv("ParentCommandLine")),
+        source: ProcSource::Exec,
+        exec_ns: Some(ts - 1500),
+        ..Process::from_event(2_000_000 + i, ts - 2000, 1, Str::from("parent"), uid, uid)
+    };
+    let p = Process {
+        exe: Some(s("Image")),
+        argv: Some(argv("CommandLine")),
+        cwd: Some(s("CurrentDirectory")),
+        parent: Some(Arc::new(parent)),
+        source: ProcSource::Exec,
+        exec_ns: Some(ts),
+        ..Process::from_event(
+            1_000_000 + i,
+            ts - 1000,
+            2_000_000 + i,
+            Str::from("child"),
+            uid,
+            uid,
+        )
+    };
+    Event {
+        ts_ns: ts,
+        pid: p.pid,
+        tid: p.pid,
+        ppid: p.ppid,
+        uid,
+        gid: uid,
+        op: Op::Exec,
+        syscall: Syscall::Execve,
+        path: s("Image"),
+        raw_path: s("Image"),
+        flags: 0,
+        ret: 0,
+        user: Some(s("User")),
+        euid: Some(uid),
+        egid: Some(uid),
+        process: Some(Arc::new(p)),
+        ..event(0, "/")
+    }
+}
+
+/// The same oracle over exec events: pySigma's parse of each vendored `process_creation` rule
+/// that converts, evaluated on execs generated around its values on all six fields, and `replay`
+/// of `fixtures/rules/sigma_process_creation.yaml` over a store of those execs (and its `rules
+/// sql` on DuckDB) must raise exactly those alerts.
+#[test]
+fn converted_process_creation_rules_alert_on_execs_exactly_where_pysigma_says() {
+    if !pysigma_available(
+        "converted_process_creation_rules_alert_on_execs_exactly_where_pysigma_says",
+    ) {
+        return;
+    }
+    let s = TempStore::new();
+    let kept = fixtures_dir().join("rules/sigma_process_creation.yaml");
+    let summary = ok(Command::new("python3")
+        .arg(format!("{ROOT}/tests/sigma/oracle.py"))
+        .arg(format!("{ROOT}/tests/data/sigma/process_creation"))
+        .arg(&kept)
+        .arg(s.tmp.path()));
+    let execs: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(s.path("execs.json")).unwrap()).unwrap();
+    // The user name is stored per uid: one uid per name.
+    let mut uids = std::collections::HashMap::new();
+    let mut w = Writer::open(&s.dir, RotateConfig::default()).expect("writer");
+    for (i, x) in execs.iter().enumerate() {
+        let n = uids.len() as u32;
+        let uid = *uids
+            .entry(x["User"].as_str().unwrap().to_owned())
+            .or_insert(1000 + n);
+        w.append(&mut exec_event(i as u32, x, uid)).expect("append");
+    }
+    w.close().expect("close");
+    let mut want: Vec<(i64, String)> =
+        serde_json::from_str(&std::fs::read_to_string(s.path("expected.json")).unwrap()).unwrap();
+    want.sort();
+    let mut got: Vec<(i64, String)> = lines(&s.ok(&[
+        "replay",
+        "--rules",
+        kept.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]))
+    .iter()
+    .map(|a| {
+        let ts = open_forensics::timespec::parse_ts(a["ts"].as_str().unwrap()).unwrap();
+        (ts, a["rule"].as_str().unwrap().to_owned())
+    })
+    .collect();
+    got.sort();
+    let fired: std::collections::BTreeSet<&str> = got.iter().map(|(_, r)| r.as_str()).collect();
+    // Every converted rule fires on some generated exec, but the one whose only value is a
+    // regex (`-(W|R)\s?…`): samples are made from values, not from what a regex matches.
+    assert_eq!(fired.len(), 28, "{summary}");
+    assert!(!fired.contains("sigma_pnscan_binary_data_transmission_activity"));
+    assert_eq!(got, want, "{summary}");
+    let test = "converted_process_creation_rules_alert_on_execs_exactly_where_pysigma_says";
+    if let Some(on_duckdb) = on_duckdb(&s, &s.dir, &kept, test) {
+        assert_eq!(on_duckdb, want, "rules sql on DuckDB");
+    }
 }

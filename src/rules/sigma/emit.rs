@@ -36,6 +36,9 @@ fn ops(c: Category) -> &'static str {
         Category::Accessed => "    op: [open]\n",
         Category::Renamed => "    op: [rename]\n",
         Category::Deleted => "    op: [unlink]\n",
+        // A process created: an exec (a fork runs no new program; Sigma's process_creation
+        // events, from Sysmon for Linux or auditd's execve, are execs too).
+        Category::Exec => "    op: [exec]\n",
     }
 }
 

@@ -18,22 +18,24 @@ enum Anchor {
     Anywhere,
 }
 
-/// The rule key of a Sigma field, or why there is none.
+/// The rule key of a Sigma field, or why there is none. In `process_creation` the event is the
+/// exec and its process the new image, so `Image` and `CommandLine` are the new program's,
+/// `Parent*` its parent's, `CurrentDirectory` the directory it began in.
 fn key_of(field: &str, category: Category) -> Result<&'static str, String> {
+    let exec = category == Category::Exec;
     Ok(match field {
-        "TargetFilename" => "path",
+        "TargetFilename" if !exec => "path",
         "SourceFilename" if category == Category::Renamed => "old_path",
         "Image" => "exe",
         "CommandLine" => "cmdline",
         "ParentImage" => "parent_exe",
+        "ParentCommandLine" => "parent_cmdline",
         "User" => "user",
-        "ParentCommandLine" => {
-            return Err(
-                "field `ParentCommandLine`: the parent's command line is not recorded".into(),
-            )
-        }
+        "CurrentDirectory" if exec => "cwd",
         "CurrentDirectory" => {
-            return Err("field `CurrentDirectory`: the working directory is not recorded".into())
+            return Err(
+                "field `CurrentDirectory`: the working directory is recorded when an image begins (its exec), not at each file event".into(),
+            )
         }
         f => return Err(format!("field `{f}` has no rule key")),
     })

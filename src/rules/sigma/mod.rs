@@ -6,7 +6,7 @@
 //! `except` blocks of which none may (`shape`) — and the rule written as YAML (`emit`), then
 //! loaded back to prove it compiles. Whatever has no exact equivalent is refused with the reason:
 //! a field no rule key holds, a modifier, an `or` across fields, a category whose events are not
-//! recorded as events (`process_creation`: an exec is a process record).
+//! recorded.
 
 mod condition;
 mod emit;

@@ -3,13 +3,15 @@
 use serde_yaml::Value;
 
 /// The Sigma log source categories with a rule form here (`file_event`, `file_access`,
-/// `file_rename`, `file_delete`; what each matches: `emit::ops`).
+/// `file_rename`, `file_delete`, `process_creation`; what each matches: `emit::ops`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Category {
     Created,
     Accessed,
     Renamed,
     Deleted,
+    /// `process_creation`: exec events, whose process is the new image.
+    Exec,
 }
 
 pub(super) struct SigmaRule {
@@ -112,8 +114,8 @@ impl SigmaRule {
             Some("file_access") => Ok(Category::Accessed),
             Some("file_rename") => Ok(Category::Renamed),
             Some("file_delete") => Ok(Category::Deleted),
-            Some("process_creation") => Err("logsource category `process_creation`: an exec is a process record here, not an event; rules match opens and file operations (with the opener's exe, command line and parents), so no rule can fire once per process started".to_owned()),
-            Some(c) => Err(format!("logsource category `{c}` is not recorded here (file_event, file_access, file_rename and file_delete are)")),
+            Some("process_creation") => Ok(Category::Exec),
+            Some(c) => Err(format!("logsource category `{c}` is not recorded here (file_event, file_access, file_rename, file_delete and process_creation are)")),
             None => Err("the logsource has no category".to_owned()),
         }
     }

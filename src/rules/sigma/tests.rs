@@ -183,10 +183,10 @@ fn categories_choose_the_operations() {
 fn what_has_no_faithful_form_is_refused_with_the_reason() {
     let sel = |f: &str| format!("    selection:\n        {f}\n    condition: selection\n");
     for (category, detection, says) in [
-        ("process_creation", sel("Image|endswith: '/doas'"), "an exec is a process record"),
         ("network_connection", sel("Image|endswith: '/x'"), "category `network_connection` is not recorded"),
-        ("file_event", sel("ParentCommandLine|contains: x"), "the parent's command line is not recorded"),
-        ("file_event", sel("CurrentDirectory: /tmp"), "working directory is not recorded"),
+        ("file_event", sel("CurrentDirectory: /tmp"), "recorded when an image begins (its exec), not at each file event"),
+        ("process_creation", sel("TargetFilename: /tmp/x"), "field `TargetFilename` has no rule key"),
+        ("process_creation", sel("LogonId: 0"), "field `LogonId` has no rule key"),
         ("file_event", sel("ProcessId: 1"), "field `ProcessId` has no rule key"),
         ("file_event", sel("TargetFilename|base64: x"), "modifier `base64` has no rule form"),
         ("file_event", sel("TargetFilename: null"), "null value"),
@@ -206,6 +206,77 @@ fn what_has_no_faithful_form_is_refused_with_the_reason() {
     )
     .unwrap_err();
     assert!(windows.contains("product `windows`"), "{windows}");
+}
+
+/// An exec of `exe` with `args`, in `cwd`, by `user`, whose parent ran `parent_args` from
+/// `parent_exe`: the exec event's process is the new image.
+fn exec(exe: &str, args: &[&str], parent_exe: &str, parent_args: &[&str], cwd: &str) -> Event {
+    let argv = |a: &[&str]| {
+        Str::new(
+            a.iter()
+                .flat_map(|s| [s.as_bytes(), b"\0"].concat())
+                .collect::<Vec<u8>>(),
+        )
+    };
+    let parent = Process {
+        exe: Some(Str::from(parent_exe)),
+        argv: Some(argv(parent_args)),
+        ..Process::from_event(40, 5, 1, Str::from("parent"), 0, 0)
+    };
+    let p = Process {
+        exe: Some(Str::from(exe)),
+        argv: Some(argv(args)),
+        parent: Some(Arc::new(parent)),
+        cwd: Some(Str::from(cwd)),
+        ..Process::from_event(42, 9, 40, Str::from("child"), 0, 0)
+    };
+    Event {
+        op: Op::Exec,
+        flags: 0,
+        ret: 0,
+        process: Some(Arc::new(p)),
+        user: Some(Str::from("www-data")),
+        ..ev(exe)
+    }
+}
+
+#[test]
+fn process_creation_matches_exec_events_on_the_new_images_fields() {
+    let s = converted(
+        "process_creation",
+        "    selection:\n        Image|endswith: '/python3'\n        CommandLine|contains|all: [' -m ', 'http.server']\n        ParentImage|endswith: '/bash'\n        ParentCommandLine|contains: 'curl'\n        User: 'www-data'\n        CurrentDirectory|startswith: '/tmp'\n    condition: selection\n",
+    );
+    assert_eq!(s.rules()[0].ops, ["exec"]);
+    let hit = exec(
+        "/usr/bin/python3",
+        &["python3", "-m", "http.server", "8000"],
+        "/usr/bin/bash",
+        &["bash", "-c", "curl x | sh"],
+        "/tmp/x",
+    );
+    assert!(fires(&s, &hit));
+    // Each field counts: another parent command line, working directory, or an open instead.
+    let other_parent = exec(
+        "/usr/bin/python3",
+        &["python3", "-m", "http.server"],
+        "/usr/bin/bash",
+        &["bash"],
+        "/tmp/x",
+    );
+    assert!(!fires(&s, &other_parent));
+    let elsewhere = exec(
+        "/usr/bin/python3",
+        &["python3", "-m", "http.server"],
+        "/usr/bin/bash",
+        &["bash", "curl"],
+        "/home/a",
+    );
+    assert!(!fires(&s, &elsewhere));
+    let open = Event {
+        op: Op::Open,
+        ..hit
+    };
+    assert!(!fires(&s, &open));
 }
 
 #[test]
