@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection};
 use rustc_hash::FxHashMap;
@@ -113,6 +113,8 @@ pub(super) struct Active {
     pub(super) losses: Vec<Loss>,
     /// Transactions committed: none means the file holds nothing to seal.
     pub(super) commits: u64,
+    /// Time spent building the blocks' summaries (see [`super::WriterSummary`]).
+    pub(super) summary_time: Duration,
 }
 
 impl Active {
@@ -151,6 +153,7 @@ impl Active {
             late: 0,
             losses: Vec::new(),
             commits: 0,
+            summary_time: Duration::ZERO,
         }
     }
 
@@ -398,7 +401,9 @@ impl Active {
             }
         }
         meta.processes = self.processes.len() as u64;
+        let t = Instant::now();
         let summary = self.block_summary();
+        self.summary_time += t.elapsed();
         let tx = self.conn.transaction().map_err(sql_err(&path, "BEGIN"))?;
         {
             const S: &str = "INSERT INTO strings (id, value) VALUES (?1, ?2)";

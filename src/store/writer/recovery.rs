@@ -142,12 +142,11 @@ impl Writer {
             self.sign_key.as_deref().map(|k| &k[..]),
         );
         drop(left);
-        let (bytes, link, notes) = res?;
-        for n in notes {
-            self.warn(n);
+        let sealed = res?;
+        for n in &sealed.notes {
+            self.warn(n.clone());
         }
-        self.summary.head = link;
-        self.summary.sealed_bytes += bytes;
+        self.summary.sealed(&sealed);
         self.summary.recovered.push(path);
         Ok(())
     }
