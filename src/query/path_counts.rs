@@ -96,27 +96,30 @@ fn count(shared: &Shared) -> (Vec<Row>, Vec<String>) {
     let mut texts = Texts::default();
     let mut all: FxHashMap<(Op, u32, u32), Counts> = FxHashMap::default();
     let mut seen = 0u64;
+    // Segments hold alike many groups: each segment's table starts at its predecessor's size.
+    let mut groups = 0;
     for index in shared.segments_in(&range) {
         let Some(seg) = shared.load(index) else {
             continue;
         };
         // By string id within the segment: the strings of one segment's table are distinct.
-        let mut local: FxHashMap<(Op, u32, u32), Counts> = FxHashMap::default();
+        let mut local: FxHashMap<(Op, u32, u32), Counts> =
+            FxHashMap::with_capacity_and_hasher(groups, Default::default());
         let (mut scanned, mut in_range) = (0u64, 0u64);
-        let read = seg.for_each_ids_in(&range, |ev: EventIds| {
-            scanned += 1;
-            if !range.contains(ev.ts_ns) {
-                return;
+        let read = seg.for_each_ids_in(&range, |block: &[EventIds]| {
+            let mut n = 0u64;
+            for ev in block.iter().filter(|ev| range.contains(ev.ts_ns)) {
+                local
+                    .entry((ev.op, ev.path, ev.comm))
+                    .or_insert_with(Counts::new)
+                    .add(ev.ts_ns, ev.ret);
+                n += 1;
             }
-            in_range += 1;
-            seen += 1;
-            if seen % super::PROGRESS_EVERY == 0 {
+            // One progress call per PROGRESS_EVERY events, as the events cursor makes.
+            for _ in seen / super::PROGRESS_EVERY..(seen + n) / super::PROGRESS_EVERY {
                 (shared.progress)();
             }
-            local
-                .entry((ev.op, ev.path, ev.comm))
-                .or_insert_with(Counts::new)
-                .add(ev.ts_ns, ev.ret);
+            (scanned, in_range, seen) = (scanned + block.len() as u64, in_range + n, seen + n);
         });
         {
             let mut st = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
@@ -127,9 +130,18 @@ fn count(shared: &Shared) -> (Vec<Row>, Vec<String>) {
         // As the events cursor does: what was read of a corrupt segment counts, the rest is
         // skipped and named. The decoder checked every id it passed on.
         let merged = seg.strings().map(|strings| {
+            // Each of the segment's strings is looked up by text once, however many groups.
+            let mut text_of = vec![u32::MAX; strings.len()];
+            let mut text = |id: u32| {
+                let t = &mut text_of[id as usize];
+                if *t == u32::MAX {
+                    *t = texts.id(&strings[id as usize]);
+                }
+                *t
+            };
+            groups = local.len();
             for ((op, path, comm), c) in local {
-                let (path, comm) = (&strings[path as usize], &strings[comm as usize]);
-                all.entry((op, texts.id(path), texts.id(comm)))
+                all.entry((op, text(path), text(comm)))
                     .or_insert_with(Counts::new)
                     .merge(&c);
             }

@@ -808,9 +808,11 @@ fn event_ids_decode_as_the_events_do() {
                 assert!(flow.unwrap().is_continue());
                 let strings = seg.strings().unwrap();
                 let mut ids = Vec::new();
-                seg.for_each_ids_in(&range, |e| {
+                seg.for_each_ids_in(&range, |block| {
                     let s = |id: u32| &strings[id as usize];
-                    ids.push(key(e.ts_ns, e.op, s(e.path), s(e.comm), e.ret));
+                    for e in block {
+                        ids.push(key(e.ts_ns, e.op, s(e.path), s(e.comm), e.ret));
+                    }
                 })
                 .unwrap();
                 assert_eq!(ids, full, "{scenario} {}", info.file);

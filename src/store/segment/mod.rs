@@ -536,16 +536,18 @@ impl SegmentData {
         tables::decode_block(&self.conn, &self.path, &t.strings, dec, id, f)
     }
 
-    /// Like [`SegmentData::for_each_event_in`], with each event as [`EventIds`]: its strings by
-    /// id ([`SegmentData::strings`] resolves them), no [`Event`] built, no string touched — for
-    /// aggregates that count many events into few groups.
+    /// Like [`SegmentData::for_each_event_in`], a block at a time, each event as [`EventIds`]:
+    /// its strings by id ([`SegmentData::strings`] resolves them), no [`Event`] built, no string
+    /// touched — for aggregates that count many events into few groups.
     pub fn for_each_ids_in<F>(&self, range: &TimeRange, mut f: F) -> Result<()>
     where
-        F: FnMut(EventIds),
+        F: FnMut(&[EventIds]),
     {
         let (t, dec) = self.decode_tables()?;
+        let mut block = Vec::new();
         for id in self.blocks_in(range)? {
-            tables::decode_block_ids(&self.conn, &self.path, &t.strings, dec, id, &mut f)?;
+            tables::decode_block_ids(&self.conn, &self.path, &t.strings, dec, id, &mut block)?;
+            f(&block);
         }
         Ok(())
     }

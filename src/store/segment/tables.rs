@@ -688,20 +688,21 @@ where
     Ok(flow.unwrap_or(ControlFlow::Continue(())))
 }
 
-/// Decodes block `id` as [`EventIds`], in arrival order (all of them: the caller filters by time).
-pub(crate) fn decode_block_ids<F>(
+/// Decodes block `id` into `out` as [`EventIds`], in arrival order (all of them: the caller
+/// filters by time). A whole block at once, not an event at a time: the caller's loop over it is
+/// then free of decoding, so its lookups (a hash table of groups larger than the cache) overlap
+/// in the CPU instead of waiting one by one: `top_paths` took 25% less time (docs/benchmarks.md).
+pub(crate) fn decode_block_ids(
     conn: &Connection,
     path: &Path,
     strings: &[Str],
     dec: &DecodeTables,
     id: i64,
-    mut f: F,
-) -> Result<()>
-where
-    F: FnMut(EventIds),
-{
+    out: &mut Vec<EventIds>,
+) -> Result<()> {
     let DecodeTables { procs, shapes, .. } = dec;
     let (mut last_proc, mut comm) = (0u32, 0u32);
+    out.clear();
     with_block(conn, path, dec, id, false, |mut rows, bad| {
         while let Some(row) = rows.next_row() {
             let row = row.map_err(bad)?;
@@ -723,7 +724,7 @@ where
             if row.path == 0 || row.path as usize >= strings.len() {
                 return Err(bad(&format!("path: no string {}", row.path)));
             }
-            f(EventIds {
+            out.push(EventIds {
                 ts_ns: row.ts_ns,
                 op,
                 path: row.path,
