@@ -691,7 +691,8 @@ where
 /// Decodes block `id` into `out` as [`EventIds`], in arrival order (all of them: the caller
 /// filters by time). A whole block at once, not an event at a time: the caller's loop over it is
 /// then free of decoding, so its lookups (a hash table of groups larger than the cache) overlap
-/// in the CPU instead of waiting one by one: `top_paths` took 25% less time (docs/benchmarks.md).
+/// in the CPU instead of waiting one by one (`top_paths` on 10M events, one perf profile each:
+/// 1.38 CPU-s event by event, 1.13 by block; the counting loop's share 40% → 24%).
 pub(crate) fn decode_block_ids(
     conn: &Connection,
     path: &Path,
