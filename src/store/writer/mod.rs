@@ -520,6 +520,7 @@ impl Writer {
                 conn: a.conn,
                 name: a.name,
                 meta: a.meta,
+                committed: Some(a.committed),
                 witness: self.witness.take(),
             });
         }

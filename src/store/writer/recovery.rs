@@ -133,6 +133,7 @@ impl Writer {
             name: name.to_owned(),
             meta,
             // Its writer died, and what it committed with it: sealed from what the file holds.
+            committed: None,
             witness: None,
         };
         let (left, res) = seal(

@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use super::digest::Witness;
 use super::Writer;
 use crate::store::dir::StoreDir;
+use crate::store::segment::summarize::Collector;
 use crate::store::segment::{
     force_rollback_mode, frame, hex, link_of, sealed_name, sign_link, summarize, SegmentMeta,
     COMPANIONS,
@@ -32,6 +33,8 @@ pub(super) struct SealJob {
     pub(super) conn: Connection,
     pub(super) name: String,
     pub(super) meta: SegmentMeta,
+    /// The ids of the rows its writer committed (`None`, as `witness`).
+    pub(super) committed: Option<Collector>,
     /// What its writer committed; `None` for a segment a dead writer left (nothing to compare).
     pub(super) witness: Option<Arc<Witness>>,
 }
@@ -167,8 +170,14 @@ pub(super) fn seal(mut job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u
         // The summary of the image sealed. A database it cannot be built from (rows naming ids
         // its tables lack) is sealed without one: every reading then reads it, and says why.
         let t = Instant::now();
-        let summary = summarize::rebuild(&job.conn, &path, job.meta.schema_version, false)
-            .map(|r| r.segment.to_base64());
+        let version = job.meta.schema_version;
+        // From the ids the writer collected when the witness vouches that the image holds just
+        // the rows it committed; else from the image's rows.
+        let summary = match (&job.witness, &edited, &job.committed) {
+            (Some(_), None, Some(c)) => summarize::segment_summary(&job.conn, &path, version, c),
+            _ => summarize::rebuild(&job.conn, &path, version, false).map(|r| r.segment),
+        }
+        .map(|s| s.to_base64());
         summary_time = t.elapsed();
         // Read through the pager: the committed pages, WAL included, without a second copy of
         // the database (an in-memory backup would be one).
