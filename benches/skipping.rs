@@ -6,8 +6,10 @@
 //! (the rare path a responder asks about). Kept in `OF_BENCH_DIR` (default a temporary directory)
 //! between runs.
 //!
-//! Written: ingest time, and the CPU time of rebuilding every summary (segment and blocks) from
-//! the sealed databases — an upper bound of what the writer and the seal add; sealed bytes per
+//! Written: ingest time; the seals' wall time and, of it, building the segments' summaries, as
+//! the writer measures them (`WriterSummary::seal_time`…), so the ratio is what summaries add to
+//! a seal; the blocks' summaries built at commit, against the ingest; the CPU time of rebuilding
+//! every summary (segment and blocks) from the sealed databases; sealed bytes per
 //! event, and what they would be without summaries (each database with `blocks.summary` cleared
 //! and vacuumed, compressed as the seal does, plus the metadata frame without `summary`).
 //! Read, with the real binary (wall time, peak RSS by `/usr/bin/time`): `query` by a rare and a
@@ -25,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-use open_forensics::store::{list_segments, Reader, RotateConfig, Writer};
+use open_forensics::store::{list_segments, Reader, RotateConfig, Writer, WriterSummary};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -34,9 +36,9 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// Generates the store unless `dir` holds a complete one; returns the ingest time (0 if reused),
-/// a rare and a common exe, and a rare pid.
-fn generate(dir: &Path, n: usize) -> (f64, String, String, u32) {
+/// Generates the store unless `dir` holds a complete one; returns the ingest time and what the
+/// writer measured (none if reused), a rare and a common exe, and a rare pid.
+fn generate(dir: &Path, n: usize) -> (Option<(f64, WriterSummary)>, String, String, u32) {
     let mut w = common::Workload::with_lineage(42);
     let mut exes: HashMap<String, u64> = HashMap::new();
     let mut pids: HashMap<u32, u64> = HashMap::new();
@@ -65,14 +67,11 @@ fn generate(dir: &Path, n: usize) -> (f64, String, String, u32) {
             w.append(&mut e).expect("append");
         }
     }
-    let ingest = match writer {
-        Some(w) => {
-            w.close().expect("close");
-            std::fs::write(&marker, "").expect("marker");
-            t.elapsed().as_secs_f64()
-        }
-        None => 0.0,
-    };
+    let ingest = writer.map(|w| {
+        let summary = w.close().expect("close");
+        std::fs::write(&marker, "").expect("marker");
+        (t.elapsed().as_secs_f64(), summary)
+    });
     let by = |m: &HashMap<String, u64>, rare: bool| {
         let mut v: Vec<_> = m.iter().collect();
         v.sort_by_key(|(k, c)| (**c, (*k).clone()));
@@ -174,14 +173,26 @@ fn main() {
     };
     std::fs::create_dir_all(&root).expect("bench dir");
     let store = root.join(format!("skipping-{n}"));
-    let (ingest_s, rare_exe, common_exe, rare_pid) = generate(&store, n);
+    let (ingest, rare_exe, common_exe, rare_pid) = generate(&store, n);
     let (with, without, rebuild_s) = summary_costs(&store);
     let segments = list_segments(&store).expect("list").0.len();
     println!("skipping benchmark: {n} events, {segments} segments");
-    if ingest_s > 0.0 {
+    if let Some((ingest_s, w)) = ingest {
         println!(
             "  ingest (append + seal)        {ingest_s:>8.2} s; rebuilding every summary from the databases {rebuild_s:.2} s ({:.1}% of ingest, an upper bound of what summaries add)",
             100.0 * rebuild_s / ingest_s
+        );
+        // As the writer measured them: a seal without its summary is the rest of its time.
+        let (seal, summary) = (w.seal_time.as_secs_f64(), w.seal_summary_time.as_secs_f64());
+        println!(
+            "  seal time (wall, {} seals)    {seal:>8.2} s; of it the segments' summaries {summary:.2} s: {:+.1}% on a seal without them (target <= +10%)",
+            w.segments_sealed,
+            100.0 * summary / (seal - summary).max(1e-9)
+        );
+        let blocks = w.block_summary_time.as_secs_f64();
+        println!(
+            "  blocks' summaries at commit   {blocks:>8.2} s: {:.1}% of ingest",
+            100.0 * blocks / ingest_s
         );
     } else {
         println!(

@@ -8,7 +8,6 @@
 //! `count(*)` over a path's rows is `count(DISTINCT comm)` over its events.
 
 use std::ffi::{c_int, CString};
-use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use rusqlite::vtab::{Context, Filters, IndexInfo, Module, VTabCursor};
@@ -19,6 +18,7 @@ use super::vtab::{declaration_with, Shared, Tab, Table};
 use crate::bytes::Str;
 use crate::columns::Column;
 use crate::event::Op;
+use crate::store::EventIds;
 use crate::timespec::format_ts;
 
 pub(super) struct PathCounts;
@@ -87,44 +87,39 @@ impl Texts {
 /// One row: op, path and comm (ids into [`Texts`]) and the counts.
 type Row = (Op, u32, u32, Counts);
 
-/// Counts the range, segment by segment: per segment by its string ids, merged by text. The
-/// answer holds each distinct text once, and integers per group.
+/// Counts the range, segment by segment: per segment by its string ids (the store's
+/// [`EventIds`] decoding: no event built, no string cloned; what made `top_paths` 2-4x slower
+/// than DuckDB), merged by text. The answer holds each distinct text once, and integers per
+/// group.
 fn count(shared: &Shared) -> (Vec<Row>, Vec<String>) {
     let range = shared.range;
     let mut texts = Texts::default();
     let mut all: FxHashMap<(Op, u32, u32), Counts> = FxHashMap::default();
     let mut seen = 0u64;
+    // Segments hold alike many groups: each segment's table starts at its predecessor's size.
+    let mut groups = 0;
     for index in shared.segments_in(&range) {
         let Some(seg) = shared.load(index) else {
             continue;
         };
         // By string id within the segment: the strings of one segment's table are distinct.
-        let mut local: FxHashMap<(Op, u32, u32), (Str, Str, Counts)> = FxHashMap::default();
+        let mut local: FxHashMap<(Op, u32, u32), Counts> =
+            FxHashMap::with_capacity_and_hasher(groups, Default::default());
         let (mut scanned, mut in_range) = (0u64, 0u64);
-        let flow = seg.for_each_event_in(&range, |ev| {
-            scanned += 1;
-            if !range.contains(ev.ts_ns) {
-                return ControlFlow::Continue(());
-            }
-            in_range += 1;
-            seen += 1;
-            if seen % super::PROGRESS_EVERY == 0 {
-                (shared.progress)();
-            }
-            let (path, comm) = (&ev.path, &ev.comm);
-            if path.key == Str::NO_KEY || comm.key == Str::NO_KEY {
-                // Not from the segment's table (never on replay): counted by text at once.
-                all.entry((ev.op, texts.id(path), texts.id(comm)))
+        let read = seg.for_each_ids_in(&range, |block: &[EventIds]| {
+            let mut n = 0u64;
+            for ev in block.iter().filter(|ev| range.contains(ev.ts_ns)) {
+                local
+                    .entry((ev.op, ev.path, ev.comm))
                     .or_insert_with(Counts::new)
                     .add(ev.ts_ns, ev.ret);
-            } else {
-                local
-                    .entry((ev.op, path.key, comm.key))
-                    .or_insert_with(|| (path.clone(), comm.clone(), Counts::new()))
-                    .2
-                    .add(ev.ts_ns, ev.ret);
+                n += 1;
             }
-            ControlFlow::Continue(())
+            // One progress call per PROGRESS_EVERY events, as the events cursor makes.
+            for _ in seen / super::PROGRESS_EVERY..(seen + n) / super::PROGRESS_EVERY {
+                (shared.progress)();
+            }
+            (scanned, in_range, seen) = (scanned + block.len() as u64, in_range + n, seen + n);
         });
         {
             let mut st = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
@@ -133,14 +128,26 @@ fn count(shared: &Shared) -> (Vec<Row>, Vec<String>) {
             st.events_in_range += in_range;
         }
         // As the events cursor does: what was read of a corrupt segment counts, the rest is
-        // skipped and named.
-        if let Err(e) = flow {
+        // skipped and named. The decoder checked every id it passed on.
+        let merged = seg.strings().map(|strings| {
+            // Each of the segment's strings is looked up by text once, however many groups.
+            let mut text_of = vec![u32::MAX; strings.len()];
+            let mut text = |id: u32| {
+                let t = &mut text_of[id as usize];
+                if *t == u32::MAX {
+                    *t = texts.id(&strings[id as usize]);
+                }
+                *t
+            };
+            groups = local.len();
+            for ((op, path, comm), c) in local {
+                all.entry((op, text(path), text(comm)))
+                    .or_insert_with(Counts::new)
+                    .merge(&c);
+            }
+        });
+        if let Err(e) = read.and(merged) {
             shared.error(e);
-        }
-        for ((op, _, _), (path, comm, c)) in local {
-            all.entry((op, texts.id(&path), texts.id(&comm)))
-                .or_insert_with(Counts::new)
-                .merge(&c);
         }
     }
     let rows = all

@@ -80,7 +80,8 @@ pub use retention::{prune_before, pruned, retain, PrunedRange, Retention};
 pub use schema::{apply_migrations, APPLICATION_ID, MIGRATIONS};
 pub use segment::frame::DB_MAX;
 pub use segment::{
-    link_of, sign_link, Loss, SegmentData, SegmentMeta, StoredProcess, Uncaptured, ALERT_DROPPED,
+    link_of, sign_link, EventIds, Loss, SegmentData, SegmentMeta, StoredProcess, Uncaptured,
+    ALERT_DROPPED,
 };
 pub use summary::Summary;
 pub use writer::{

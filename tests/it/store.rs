@@ -779,3 +779,46 @@ fn segments_waiting_to_be_sealed_stay_bounded_when_rotation_outpaces_sealing() {
     assert_eq!(seen.len(), 400);
     assert!(seen.windows(2).all(|p| p[0] <= p[1]));
 }
+
+/// The id decoding aggregates use (`path_counts`) gives each event's time, op, result, path and
+/// comm exactly as the full decoding does, on every fixture schema and in a window that cuts
+/// blocks.
+#[test]
+fn event_ids_decode_as_the_events_do() {
+    let key = |ts: i64, op, path: &Str, comm: &Str, ret| {
+        (ts, op, path.bytes.to_vec(), comm.bytes.to_vec(), ret)
+    };
+    let mut compared = 0;
+    for scenario in crate::helpers::scenarios() {
+        let s = crate::history::fixture_copy(&scenario);
+        let r = Reader::open(&s.dir).unwrap();
+        for info in r.segments() {
+            let seg = r.load(info).unwrap();
+            let (first, last) = (info.meta.first_ts_ns, info.meta.last_ts_ns);
+            let mid = TimeRange {
+                since: first.map(|f| f + (last.unwrap() - f) / 3),
+                until: last.map(|l| l - (l - first.unwrap()) / 3),
+            };
+            for range in [TimeRange::default(), mid] {
+                let mut full = Vec::new();
+                let flow = seg.for_each_event_in(&range, |e| {
+                    full.push(key(e.ts_ns, e.op, &e.path, &e.comm, e.ret));
+                    ControlFlow::Continue(())
+                });
+                assert!(flow.unwrap().is_continue());
+                let strings = seg.strings().unwrap();
+                let mut ids = Vec::new();
+                seg.for_each_ids_in(&range, |block| {
+                    let s = |id: u32| &strings[id as usize];
+                    for e in block {
+                        ids.push(key(e.ts_ns, e.op, s(e.path), s(e.comm), e.ret));
+                    }
+                })
+                .unwrap();
+                assert_eq!(ids, full, "{scenario} {}", info.file);
+                compared += ids.len();
+            }
+        }
+    }
+    assert!(compared > 1000, "only {compared} events compared");
+}

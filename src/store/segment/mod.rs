@@ -28,7 +28,7 @@ use super::dir::{Kind, StoreDir};
 use super::schema::check_readable;
 use super::{sql_err, Need, Result, StoreError, TimeRange};
 use crate::bytes::Str;
-use crate::event::Event;
+use crate::event::{Event, Op};
 use crate::process::Process;
 
 /// Why a segment whose schema always chains, but which carries no chain, is refused.
@@ -532,21 +532,56 @@ impl SegmentData {
     where
         F: FnMut(&Event) -> ControlFlow<()>,
     {
-        let t = self.tables()?;
-        let dec = match self.decode.get() {
-            Some(d) => d,
-            None => {
-                let lookups = tables::Lookups {
-                    strings: &t.strings,
-                    processes: &t.processes,
-                    users: &t.users,
-                };
-                let d = tables::decode_tables(&self.conn, &self.path, self.version, &lookups)?;
-                self.decode.get_or_init(|| d)
-            }
-        };
+        let (t, dec) = self.decode_tables()?;
         tables::decode_block(&self.conn, &self.path, &t.strings, dec, id, f)
     }
+
+    /// Like [`SegmentData::for_each_event_in`], a block at a time, each event as [`EventIds`]:
+    /// its strings by id ([`SegmentData::strings`] resolves them), no [`Event`] built, no string
+    /// touched — for aggregates that count many events into few groups.
+    pub fn for_each_ids_in<F>(&self, range: &TimeRange, mut f: F) -> Result<()>
+    where
+        F: FnMut(&[EventIds]),
+    {
+        let (t, dec) = self.decode_tables()?;
+        let mut block = Vec::new();
+        for id in self.blocks_in(range)? {
+            tables::decode_block_ids(&self.conn, &self.path, &t.strings, dec, id, &mut block)?;
+            f(&block);
+        }
+        Ok(())
+    }
+
+    /// The segment's string table, indexed by the ids of [`EventIds`] (0 is unused).
+    pub fn strings(&self) -> Result<&[Str]> {
+        Ok(&self.tables()?.strings)
+    }
+
+    /// The tables decoding events needs, loaded on first use.
+    fn decode_tables(&self) -> Result<(&Tables, &tables::DecodeTables)> {
+        let t = self.tables()?;
+        if let Some(d) = self.decode.get() {
+            return Ok((t, d));
+        }
+        let lookups = tables::Lookups {
+            strings: &t.strings,
+            processes: &t.processes,
+            users: &t.users,
+        };
+        let d = tables::decode_tables(&self.conn, &self.path, self.version, &lookups)?;
+        Ok((t, self.decode.get_or_init(|| d)))
+    }
+}
+
+/// One event as an aggregate over it needs it: time, op, result, and its path and its process's
+/// comm as ids into its segment's string table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EventIds {
+    pub ts_ns: i64,
+    pub op: Op,
+    pub path: u32,
+    pub comm: u32,
+    pub ret: i64,
 }
 
 /// Marks a serialized database as rollback-journal mode (header bytes 18 and 19), as

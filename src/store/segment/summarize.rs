@@ -40,6 +40,14 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
+    /// Adds the ids `o` collected (a union: adding the same rows twice changes nothing).
+    pub fn merge(&mut self, o: &Collector) {
+        self.strings.extend(&o.strings);
+        self.procs.extend(&o.procs);
+        self.shapes.extend(&o.shapes);
+        self.results |= o.results;
+    }
+
     pub fn add(&mut self, r: &Row) {
         self.strings.insert(r.path);
         for s in [r.alias_of, r.old_path] {
@@ -200,6 +208,23 @@ impl DbTables {
             ops: ops.into_iter().map(|s| s.1).collect(),
         })
     }
+}
+
+/// The segment summary of the rows `c` collected, their ids resolved through the database's own
+/// tables: what [`rebuild`] gives when `c` holds the ids of every row of its blocks, without
+/// decoding them (the seal of a segment its witness vouches for: `writer::sealer`).
+pub(crate) fn segment_summary(
+    conn: &Connection,
+    path: &Path,
+    version: i64,
+    c: &Collector,
+) -> Result<Summary> {
+    let t = DbTables::load(conn, path, version)?;
+    c.finish(&t, crate::store::summary::SEGMENT_BLOOM)
+        .map_err(|reason| StoreError::Corrupt {
+            path: path.into(),
+            reason,
+        })
 }
 
 /// Each block's stored summary (`None` before schema 6) and the one rebuilt from its rows (when

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use rusqlite::{params, Connection};
 
 use super::blocks::Decoder;
-use super::{next_table_id, Loss, SegmentMeta, StoredProcess};
+use super::{next_table_id, EventIds, Loss, SegmentMeta, StoredProcess};
 use crate::bytes::Str;
 use crate::event::{Event, Op, PathSource, Syscall};
 use crate::file_id::FileId;
@@ -539,6 +539,56 @@ pub(crate) fn block_counts(conn: &Connection, path: &Path) -> Result<Vec<(i64, i
     rows
 }
 
+/// Runs `f` over a decoder of block `id` (none when there is no such block). `full`: with the
+/// optional columns (file, alias_of, op arguments); without, they are neither read nor checked
+/// and decode as absent. `f` gets the error naming what is wrong with the block.
+fn with_block<T>(
+    conn: &Connection,
+    path: &Path,
+    dec: &DecodeTables,
+    id: i64,
+    full: bool,
+    f: impl FnOnce(Decoder<'_>, &dyn Fn(&str) -> StoreError) -> Result<T>,
+) -> Result<Option<T>> {
+    let b = dec.blocks_sql;
+    let mut st = conn.prepare_cached(b).map_err(sql_err(path, b))?;
+    let mut rows = st.query([id]).map_err(sql_err(path, b))?;
+    let Some(r) = rows.next().map_err(sql_err(path, b))? else {
+        return Ok(None);
+    };
+    let block: i64 = r.get(0).map_err(sql_err(path, b))?;
+    let count: i64 = r.get(1).map_err(sql_err(path, b))?;
+    let base: i64 = r.get(2).map_err(sql_err(path, b))?;
+    let col = |i| {
+        r.get_ref(i)
+            .and_then(|v| v.as_blob().map_err(Into::into))
+            .map_err(sql_err(path, b))
+    };
+    let opt_col = |i| {
+        r.get_ref(i)
+            .and_then(|v| v.as_blob_or_null().map_err(Into::into))
+            .map_err(sql_err(path, b))
+    };
+    let cols = [col(3)?, col(4)?, col(5)?, col(6)?, col(7)?, col(8)?];
+    let opt = if full {
+        [
+            opt_col(9)?,
+            opt_col(10)?,
+            opt_col(11)?,
+            opt_col(12)?,
+            opt_col(13)?,
+            opt_col(14)?,
+        ]
+    } else {
+        [None; 6]
+    };
+    let bad = |what: &str| StoreError::Corrupt {
+        path: path.into(),
+        reason: format!("block {block}: {what}"),
+    };
+    f(Decoder::new(count, base, cols, opt), &bad).map(Some)
+}
+
 /// Decodes the events of block `id`, in arrival order (all of them: the caller filters by time).
 pub(crate) fn decode_block<F>(
     conn: &Connection,
@@ -551,51 +601,21 @@ pub(crate) fn decode_block<F>(
 where
     F: FnMut(&Event) -> ControlFlow<()>,
 {
-    let corrupt = |reason: String| StoreError::Corrupt {
-        path: path.into(),
-        reason,
-    };
     let string = string_of(strings, path);
     let DecodeTables {
         table,
         procs,
         shapes,
         files,
-        blocks_sql: b,
+        ..
     } = dec;
-    let mut st = conn.prepare_cached(b).map_err(sql_err(path, b))?;
-    let mut rows = st.query([id]).map_err(sql_err(path, b))?;
     let mut ev = Event {
         table: *table,
         ..Event::default()
     };
     // Proc ids start at 1: 0 is "none decoded yet".
     let mut last_proc = 0u32;
-    if let Some(r) = rows.next().map_err(sql_err(path, b))? {
-        let block: i64 = r.get(0).map_err(sql_err(path, b))?;
-        let count: i64 = r.get(1).map_err(sql_err(path, b))?;
-        let base: i64 = r.get(2).map_err(sql_err(path, b))?;
-        let col = |i| {
-            r.get_ref(i)
-                .and_then(|v| v.as_blob().map_err(Into::into))
-                .map_err(sql_err(path, b))
-        };
-        let opt_col = |i| {
-            r.get_ref(i)
-                .and_then(|v| v.as_blob_or_null().map_err(Into::into))
-                .map_err(sql_err(path, b))
-        };
-        let cols = [col(3)?, col(4)?, col(5)?, col(6)?, col(7)?, col(8)?];
-        let opt = [
-            opt_col(9)?,
-            opt_col(10)?,
-            opt_col(11)?,
-            opt_col(12)?,
-            opt_col(13)?,
-            opt_col(14)?,
-        ];
-        let bad = |what: &str| corrupt(format!("block {block}: {what}"));
-        let mut rows = Decoder::new(count, base, cols, opt);
+    let flow = with_block(conn, path, dec, id, true, |mut rows, bad| {
         while let Some(row) = rows.next_row() {
             let row = row.map_err(bad)?;
             let shape = (row.shape as usize)
@@ -664,6 +684,57 @@ where
                 return Ok(ControlFlow::Break(()));
             }
         }
-    }
-    Ok(ControlFlow::Continue(()))
+        Ok(ControlFlow::Continue(()))
+    })?;
+    Ok(flow.unwrap_or(ControlFlow::Continue(())))
+}
+
+/// Decodes block `id` into `out` as [`EventIds`], in arrival order (all of them: the caller
+/// filters by time). A whole block at once, not an event at a time: the caller's loop over it is
+/// then free of decoding, so its lookups (a hash table of groups larger than the cache) overlap
+/// in the CPU instead of waiting one by one (`top_paths` on 10M events, one perf profile each:
+/// 1.38 CPU-s event by event, 1.13 by block; the counting loop's share 40% → 24%).
+pub(crate) fn decode_block_ids(
+    conn: &Connection,
+    path: &Path,
+    strings: &[Str],
+    dec: &DecodeTables,
+    id: i64,
+    out: &mut Vec<EventIds>,
+) -> Result<()> {
+    let DecodeTables { procs, shapes, .. } = dec;
+    let (mut last_proc, mut comm) = (0u32, 0u32);
+    out.clear();
+    with_block(conn, path, dec, id, false, |mut rows, bad| {
+        while let Some(row) = rows.next_row() {
+            let row = row.map_err(bad)?;
+            let op = (row.shape as usize)
+                .checked_sub(1)
+                .and_then(|i| shapes.get(i))
+                .ok_or_else(|| bad("unknown shape"))?
+                .op;
+            if row.proc_id != last_proc {
+                comm = (row.proc_id as usize)
+                    .checked_sub(1)
+                    .and_then(|i| procs.get(i))
+                    .ok_or_else(|| bad("unknown proc"))?
+                    .comm
+                    .key;
+                last_proc = row.proc_id;
+            }
+            // The id is only checked, not resolved: the caller resolves the few distinct ones.
+            if row.path == 0 || row.path as usize >= strings.len() {
+                return Err(bad(&format!("path: no string {}", row.path)));
+            }
+            out.push(EventIds {
+                ts_ns: row.ts_ns,
+                op,
+                path: row.path,
+                comm,
+                ret: row.ret,
+            });
+        }
+        Ok(())
+    })?;
+    Ok(())
 }

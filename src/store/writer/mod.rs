@@ -77,6 +77,12 @@ pub struct WriterSummary {
     /// Events and records lost whose loss record could not be written either: the disk stayed
     /// full even after the reserve was given back.
     pub unstored: u64,
+    /// Wall time of the seals, and of building the segments' summaries within them; and of
+    /// building the blocks' summaries at commit. What summaries cost the writer, measured where
+    /// it is spent (`benches/skipping.rs` reports it).
+    pub seal_time: Duration,
+    pub seal_summary_time: Duration,
+    pub block_summary_time: Duration,
 }
 
 pub struct Writer {
@@ -509,10 +515,12 @@ impl Writer {
                 self.unstart_segment();
                 return Ok(());
             }
+            self.summary.block_summary_time += a.summary_time;
             self.pending.push_back(SealJob {
                 conn: a.conn,
                 name: a.name,
                 meta: a.meta,
+                committed: Some(a.committed),
                 witness: self.witness.take(),
             });
         }

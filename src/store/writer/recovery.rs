@@ -133,6 +133,7 @@ impl Writer {
             name: name.to_owned(),
             meta,
             // Its writer died, and what it committed with it: sealed from what the file holds.
+            committed: None,
             witness: None,
         };
         let (left, res) = seal(
@@ -142,12 +143,11 @@ impl Writer {
             self.sign_key.as_deref().map(|k| &k[..]),
         );
         drop(left);
-        let (bytes, link, notes) = res?;
-        for n in notes {
-            self.warn(n);
+        let sealed = res?;
+        for n in &sealed.notes {
+            self.warn(n.clone());
         }
-        self.summary.head = link;
-        self.summary.sealed_bytes += bytes;
+        self.summary.sealed(&sealed);
         self.summary.recovered.push(path);
         Ok(())
     }

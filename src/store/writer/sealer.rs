@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use super::digest::Witness;
 use super::Writer;
 use crate::store::dir::StoreDir;
+use crate::store::segment::summarize::Collector;
 use crate::store::segment::{
     force_rollback_mode, frame, hex, link_of, sealed_name, sign_link, summarize, SegmentMeta,
     COMPANIONS,
@@ -32,13 +33,34 @@ pub(super) struct SealJob {
     pub(super) conn: Connection,
     pub(super) name: String,
     pub(super) meta: SegmentMeta,
+    /// The ids of the rows its writer committed (`None`, as `witness`).
+    pub(super) committed: Option<Collector>,
     /// What its writer committed; `None` for a segment a dead writer left (nothing to compare).
     pub(super) witness: Option<Arc<Witness>>,
 }
 
-/// (the job back, for a retry, if the seal failed; or the sealed bytes, the new link, and what the
-/// user must hear: a file moved aside, an edit found).
-pub(super) type SealResult = (Option<SealJob>, Result<(u64, String, Vec<String>)>);
+/// What a seal gives: the sealed bytes, the new link, what the user must hear (a file moved
+/// aside, an edit found), and its wall time and that of building the summary within it.
+pub(super) struct Sealed {
+    pub(super) bytes: u64,
+    pub(super) link: String,
+    pub(super) notes: Vec<String>,
+    pub(super) time: Duration,
+    pub(super) summary_time: Duration,
+}
+
+/// (the job back, for a retry, if the seal failed; or what it gave).
+pub(super) type SealResult = (Option<SealJob>, Result<Sealed>);
+
+impl super::WriterSummary {
+    /// Counts a seal done.
+    pub(super) fn sealed(&mut self, s: &Sealed) {
+        self.sealed_bytes += s.bytes;
+        self.head = s.link.clone();
+        self.seal_time += s.time;
+        self.seal_summary_time += s.summary_time;
+    }
+}
 
 impl Writer {
     /// Collects a finished seal and starts the next one; `Wait::One` first waits for the seal in
@@ -61,13 +83,12 @@ impl Writer {
                     )
                 });
                 match res {
-                    Ok((bytes, link, notes)) => {
-                        for n in notes {
-                            self.warn(n);
+                    Ok(sealed) => {
+                        for n in &sealed.notes {
+                            self.warn(n.clone());
                         }
                         self.summary.segments_sealed += 1;
-                        self.summary.sealed_bytes += bytes;
-                        self.summary.head = link;
+                        self.summary.sealed(&sealed);
                         self.retry_at = None;
                     }
                     Err(e) => {
@@ -133,6 +154,8 @@ pub(super) fn remove_active_files(dir: &StoreDir, name: &str) -> Result<()> {
 /// then removes the active files. On failure the job comes back for a retry.
 pub(super) fn seal(mut job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u8]>) -> SealResult {
     let path = dir.join(&job.name);
+    let start = Instant::now();
+    let mut summary_time = Duration::ZERO;
     let mut run = || -> Result<(u64, String, Vec<String>)> {
         let mut notes = Vec::new();
         // One read transaction (ended after `run`): the image compared with the witness is the
@@ -146,8 +169,16 @@ pub(super) fn seal(mut job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u
         };
         // The summary of the image sealed. A database it cannot be built from (rows naming ids
         // its tables lack) is sealed without one: every reading then reads it, and says why.
-        let summary = summarize::rebuild(&job.conn, &path, job.meta.schema_version, false)
-            .map(|r| r.segment.to_base64());
+        let t = Instant::now();
+        let version = job.meta.schema_version;
+        // From the ids the writer collected when the witness vouches that the image holds just
+        // the rows it committed; else from the image's rows.
+        let summary = match (&job.witness, &edited, &job.committed) {
+            (Some(_), None, Some(c)) => summarize::segment_summary(&job.conn, &path, version, c),
+            _ => summarize::rebuild(&job.conn, &path, version, false).map(|r| r.segment),
+        }
+        .map(|s| s.to_base64());
+        summary_time = t.elapsed();
         // Read through the pager: the committed pages, WAL included, without a second copy of
         // the database (an in-memory backup would be one).
         let data = job
@@ -208,14 +239,24 @@ pub(super) fn seal(mut job: SealJob, dir: &StoreDir, prev: &str, key: Option<&[u
         let _ = job.conn.execute_batch("ROLLBACK");
     }
     match res {
-        Ok(r) => {
+        Ok((bytes, link, notes)) => {
             let SealJob { conn, name, .. } = job;
             // The sealed file is durable: the active files are now redundant. A failure to
             // remove them is harmless (the next writer removes leftovers of sealed segments).
             let _ = conn.close();
             let _ = remove_active_files(dir, &name);
             let _ = dir.sync();
-            (None, Ok(r))
+            let time = start.elapsed();
+            (
+                None,
+                Ok(Sealed {
+                    bytes,
+                    link,
+                    notes,
+                    time,
+                    summary_time,
+                }),
+            )
         }
         Err(e) => (Some(job), Err(e)),
     }
