@@ -281,7 +281,10 @@ fn sigterm_with_the_disk_full_ends_with_the_summary() {
     let took = sent.elapsed();
     drop(load);
     let line = done.expect("no summary line after SIGTERM");
-    assert!(took < Duration::from_millis(1500), "SIGTERM took {took:?}");
+    // Guards against a stop that waits on the full disk. The bound is wide because the parallel
+    // suite loads both cores (1.5 s failed at load 10): how fast the stop is on a quiet machine
+    // is a figure for a benchmark, not for a timed test.
+    assert!(took < Duration::from_secs(5), "SIGTERM took {took:?}");
     let status = rec.wait();
     assert!(status.success(), "exit {status}: {line}");
     assert_eq!(leftovers(&store), Vec::<String>::new());
