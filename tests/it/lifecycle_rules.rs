@@ -5,7 +5,7 @@
 //! Parquet export.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
@@ -284,6 +284,47 @@ pub(crate) fn key(a: &Value) -> String {
     .to_string()
 }
 
+/// What `rules sql RULES --dialect ENGINE` finds on that engine over each Parquet export of
+/// `jobs` (name, directory): one list of alert lines per job. `None` where the engine is not
+/// installed (`test`, the test that then skips, is named).
+pub(crate) fn rules_sql_alerts<N: AsRef<str>>(
+    s: &TempStore,
+    rules: &str,
+    engine: &str,
+    jobs: &[(N, PathBuf)],
+    test: &str,
+) -> Option<Vec<Vec<Value>>> {
+    if !crate::fleet::engine_available(engine, test) {
+        return None;
+    }
+    let sql = s.path(&format!("q.{engine}.sql"));
+    let text = ok(&mut of(
+        &s.dir,
+        &["rules", "sql", rules, "--dialect", engine],
+    ));
+    std::fs::write(&sql, text).unwrap();
+    let outs: Vec<PathBuf> = jobs
+        .iter()
+        .map(|(n, _)| s.path(&format!("{engine}.{}.jsonl", n.as_ref())))
+        .collect();
+    let manifest = s.path(&format!("{engine}.json"));
+    let manifest_jobs: Vec<_> = jobs
+        .iter()
+        .zip(&outs)
+        .map(|((n, pq), out)| json!({"name": n.as_ref(), "parquet": pq, "sql": sql, "out": out}))
+        .collect();
+    std::fs::write(&manifest, json!({ "jobs": manifest_jobs }).to_string()).unwrap();
+    ok(Command::new("python3")
+        .arg(format!("{ROOT}/tests/fleet/run_sql.py"))
+        .arg(engine)
+        .arg(&manifest));
+    Some(
+        outs.iter()
+            .map(|o| lines(&std::fs::read_to_string(o).unwrap()))
+            .collect(),
+    )
+}
+
 #[test]
 fn rules_sql_over_operations_equals_replay() {
     let s = recorded();
@@ -299,35 +340,13 @@ fn rules_sql_over_operations_equals_replay() {
     assert!(want.len() >= 15, "{want:?}");
     let parquet = s.path("parquet");
     ok(of(&s.dir, &["export", "--format", "parquet", "--out"]).arg(&parquet));
+    let jobs = [("lifecycle", parquet)];
     for engine in ["duckdb", "spark"] {
-        if !crate::fleet::engine_available(engine, "rules_sql_over_operations_equals_replay") {
+        let test = "rules_sql_over_operations_equals_replay";
+        let Some(found) = rules_sql_alerts(&s, &rules, engine, &jobs, test) else {
             continue;
-        }
-        let sql = s.path(&format!("q.{engine}.sql"));
-        std::fs::write(
-            &sql,
-            ok(&mut of(
-                &s.dir,
-                &["rules", "sql", &rules, "--dialect", engine],
-            )),
-        )
-        .unwrap();
-        let out = s.path(&format!("{engine}.jsonl"));
-        let manifest = s.path(&format!("{engine}.json"));
-        std::fs::write(
-            &manifest,
-            json!({"jobs": [{"name": "lifecycle", "parquet": parquet, "sql": sql, "out": out}]})
-                .to_string(),
-        )
-        .unwrap();
-        ok(Command::new("python3")
-            .arg(format!("{ROOT}/tests/fleet/run_sql.py"))
-            .arg(engine)
-            .arg(&manifest));
-        let mut got: Vec<String> = lines(&std::fs::read_to_string(&out).unwrap())
-            .iter()
-            .map(key)
-            .collect();
+        };
+        let mut got: Vec<String> = found[0].iter().map(key).collect();
         got.sort();
         assert_eq!(got, want, "{engine}");
     }

@@ -5,21 +5,16 @@
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
-
-use serde_json::json;
 
 use open_forensics::bytes::Str;
 use open_forensics::event::Event;
 use open_forensics::process::{ProcSource, Process};
 use open_forensics::store::{RotateConfig, Writer};
 
-use crate::fleet::engine_available;
 use crate::helpers::{event, TempStore};
-use crate::lifecycle_rules::{key, lines, of, ok};
+use crate::lifecycle_rules::{key, lines, of, ok, rules_sql_alerts};
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const SEC: i64 = 1_000_000_000;
 
 const KEY_RULES: &str = r#"
@@ -182,41 +177,12 @@ pub(crate) fn assert_sql_equals_replay(
         jobs.push((name, parquet));
     }
     for engine in ["duckdb", "spark"] {
-        if !engine_available(
-            engine,
-            "process_and_raw_path_keys_fire_on_replay_and_rules_sql_equals_replay",
-        ) {
+        let test = "process_and_raw_path_keys_fire_on_replay_and_rules_sql_equals_replay";
+        let Some(found) = rules_sql_alerts(s, rules, engine, &jobs, test) else {
             continue;
-        }
-        let sql = s.path(&format!("q.{engine}.sql"));
-        std::fs::write(
-            &sql,
-            ok(&mut of(
-                &s.dir,
-                &["rules", "sql", rules, "--dialect", engine],
-            )),
-        )
-        .unwrap();
-        let outs: Vec<PathBuf> = jobs
-            .iter()
-            .map(|(n, _)| s.path(&format!("{engine}.{n}.jsonl")))
-            .collect();
-        let manifest = s.path(&format!("{engine}.json"));
-        let manifest_jobs: Vec<_> = jobs
-            .iter()
-            .zip(&outs)
-            .map(|((n, pq), out)| json!({"name": n, "parquet": pq, "sql": sql, "out": out}))
-            .collect();
-        std::fs::write(&manifest, json!({ "jobs": manifest_jobs }).to_string()).unwrap();
-        ok(Command::new("python3")
-            .arg(format!("{ROOT}/tests/fleet/run_sql.py"))
-            .arg(engine)
-            .arg(&manifest));
-        for ((keys, out), (name, _)) in want.iter().zip(&outs).zip(&jobs) {
-            let mut got: Vec<String> = lines(&std::fs::read_to_string(out).unwrap())
-                .iter()
-                .map(key)
-                .collect();
+        };
+        for ((keys, alerts), (name, _)) in want.iter().zip(&found).zip(&jobs) {
+            let mut got: Vec<String> = alerts.iter().map(key).collect();
             got.sort();
             assert_eq!(&got, keys, "{engine} over {name}");
         }

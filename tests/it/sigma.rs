@@ -5,16 +5,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use open_forensics::bytes::Str;
 use open_forensics::event::{Event, Op, Syscall};
 use open_forensics::process::{ProcSource, Process};
 use open_forensics::store::{RotateConfig, Writer};
 
-use crate::fleet::engine_available;
 use crate::helpers::{bin, event, fixtures_dir, TempStore};
-use crate::lifecycle_rules::{key, lines, of, ok};
+use crate::lifecycle_rules::{key, lines, of, ok, rules_sql_alerts};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
@@ -113,41 +112,12 @@ fn rules_sql_with_regex_and_nocase_values_equals_replay() {
     .into();
     assert_eq!(fired, every);
     for engine in ["duckdb", "spark"] {
-        if !engine_available(
-            engine,
-            "rules_sql_with_regex_and_nocase_values_equals_replay",
-        ) {
+        let test = "rules_sql_with_regex_and_nocase_values_equals_replay";
+        let Some(found) = rules_sql_alerts(&s, &rules, engine, &jobs, test) else {
             continue;
-        }
-        let sql = s.path(&format!("q.{engine}.sql"));
-        std::fs::write(
-            &sql,
-            ok(&mut of(
-                &s.dir,
-                &["rules", "sql", &rules, "--dialect", engine],
-            )),
-        )
-        .unwrap();
-        let manifest = s.path(&format!("{engine}.json"));
-        let outs: Vec<PathBuf> = jobs
-            .iter()
-            .map(|(sc, _)| s.path(&format!("{engine}.{sc}.jsonl")))
-            .collect();
-        let manifest_jobs: Vec<_> = jobs
-            .iter()
-            .zip(&outs)
-            .map(|((sc, pq), out)| json!({"name": sc, "parquet": pq, "sql": sql, "out": out}))
-            .collect();
-        std::fs::write(&manifest, json!({ "jobs": manifest_jobs }).to_string()).unwrap();
-        ok(Command::new("python3")
-            .arg(format!("{ROOT}/tests/fleet/run_sql.py"))
-            .arg(engine)
-            .arg(&manifest));
-        for ((scenario, keys), out) in want.iter().zip(&outs) {
-            let mut got: Vec<String> = lines(&std::fs::read_to_string(out).unwrap())
-                .iter()
-                .map(key)
-                .collect();
+        };
+        for ((scenario, keys), alerts) in want.iter().zip(&found) {
+            let mut got: Vec<String> = alerts.iter().map(key).collect();
             got.sort();
             assert_eq!(&got, keys, "{engine} over {scenario}");
         }
@@ -306,23 +276,7 @@ fn converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match() {
         .arg(s.tmp.path()));
     let events = s.path("events.jsonl");
     s.ok(&["import", events.to_str().unwrap()]);
-    let mut want: Vec<(i64, String)> =
-        serde_json::from_str(&std::fs::read_to_string(s.path("expected.json")).unwrap()).unwrap();
-    want.sort();
-    let mut got: Vec<(i64, String)> = lines(&s.ok(&[
-        "replay",
-        "--rules",
-        kept.to_str().unwrap(),
-        "--format",
-        "jsonl",
-    ]))
-    .iter()
-    .map(|a| {
-        let ts = open_forensics::timespec::parse_ts(a["ts"].as_str().unwrap()).unwrap();
-        (ts, a["rule"].as_str().unwrap().to_owned())
-    })
-    .collect();
-    got.sort();
+    let (want, got) = oracle_and_replay(&s, &kept);
     assert!(want.len() > 100, "{summary}");
     assert_eq!(got, want, "{summary}");
     // And the same rules compiled by `rules sql`, on DuckDB over the Parquet export.
@@ -332,38 +286,41 @@ fn converted_rules_alert_exactly_where_pysigma_says_the_sigma_rules_match() {
     }
 }
 
+/// Alerts as sorted (ts, rule) pairs.
+type Matches = Vec<(i64, String)>;
+
+/// The oracle's matches (`expected.json`, written by tests/sigma/oracle.py) and `replay` of
+/// `kept` over the store.
+fn oracle_and_replay(s: &TempStore, kept: &Path) -> (Matches, Matches) {
+    let mut want: Matches =
+        serde_json::from_str(&std::fs::read_to_string(s.path("expected.json")).unwrap()).unwrap();
+    want.sort();
+    let replayed = s.ok(&[
+        "replay",
+        "--rules",
+        kept.to_str().unwrap(),
+        "--format",
+        "jsonl",
+    ]);
+    let mut got: Matches = lines(&replayed)
+        .iter()
+        .map(|a| {
+            let ts = open_forensics::timespec::parse_ts(a["ts"].as_str().unwrap()).unwrap();
+            (ts, a["rule"].as_str().unwrap().to_owned())
+        })
+        .collect();
+    got.sort();
+    (want, got)
+}
+
 /// The alerts (ts, rule) of `rules`' `rules sql` query on DuckDB over `store`'s Parquet export,
 /// sorted; `None` where DuckDB is not installed (`test` is the test that then skips).
-fn on_duckdb(s: &TempStore, store: &Path, rules: &Path, test: &str) -> Option<Vec<(i64, String)>> {
-    if !engine_available("duckdb", test) {
-        return None;
-    }
+fn on_duckdb(s: &TempStore, store: &Path, rules: &Path, test: &str) -> Option<Matches> {
     let parquet = s.path("parquet");
     ok(of(store, &["export", "--format", "parquet", "--out"]).arg(&parquet));
-    let sql = s.path("q.sql");
-    std::fs::write(
-        &sql,
-        s.ok(&[
-            "rules",
-            "sql",
-            rules.to_str().unwrap(),
-            "--dialect",
-            "duckdb",
-        ]),
-    )
-    .unwrap();
-    let out = s.path("duckdb.jsonl");
-    let manifest = s.path("duckdb.json");
-    std::fs::write(
-        &manifest,
-        json!({"jobs": [{"name": "oracle", "parquet": parquet, "sql": sql, "out": out}]})
-            .to_string(),
-    )
-    .unwrap();
-    ok(Command::new("python3")
-        .arg(format!("{ROOT}/tests/fleet/run_sql.py"))
-        .args(["duckdb", manifest.to_str().unwrap()]));
-    let mut alerts: Vec<(i64, String)> = lines(&std::fs::read_to_string(&out).unwrap())
+    let jobs = [("oracle", parquet)];
+    let found = rules_sql_alerts(s, rules.to_str().unwrap(), "duckdb", &jobs, test)?;
+    let mut alerts: Matches = found[0]
         .iter()
         .map(|a| {
             (
@@ -459,23 +416,7 @@ fn converted_process_creation_rules_alert_on_execs_exactly_where_pysigma_says() 
         w.append(&mut exec_event(i as u32, x, uid)).expect("append");
     }
     w.close().expect("close");
-    let mut want: Vec<(i64, String)> =
-        serde_json::from_str(&std::fs::read_to_string(s.path("expected.json")).unwrap()).unwrap();
-    want.sort();
-    let mut got: Vec<(i64, String)> = lines(&s.ok(&[
-        "replay",
-        "--rules",
-        kept.to_str().unwrap(),
-        "--format",
-        "jsonl",
-    ]))
-    .iter()
-    .map(|a| {
-        let ts = open_forensics::timespec::parse_ts(a["ts"].as_str().unwrap()).unwrap();
-        (ts, a["rule"].as_str().unwrap().to_owned())
-    })
-    .collect();
-    got.sort();
+    let (want, got) = oracle_and_replay(&s, &kept);
     let fired: std::collections::BTreeSet<&str> = got.iter().map(|(_, r)| r.as_str()).collect();
     // Every converted rule fires on some generated exec, but the one whose only value is a
     // regex (`-(W|R)\s?…`): samples are made from values, not from what a regex matches.
