@@ -8,11 +8,13 @@
 //! `count(*)` over a path's rows is `count(DISTINCT comm)` over its events.
 
 use std::ffi::{c_int, CString};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use rusqlite::vtab::{Context, Filters, IndexInfo, Module, VTabCursor};
 use rusqlite::{ffi, Connection};
-use rustc_hash::FxHashMap;
+use indexmap::IndexSet;
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::vtab::{declaration_with, Shared, Tab, Table};
 use crate::bytes::Str;
@@ -64,97 +66,137 @@ impl Counts {
 }
 
 /// The distinct texts of the answer's paths and comms, each once (non-UTF-8 bytes as U+FFFD, as
-/// `events` shows them, so that the groups are the ones `GROUP BY path` over `events` makes).
+/// `events` shows them, so that the groups are the ones `GROUP BY path` over `events` makes). An
+/// id is the text's index.
 #[derive(Default)]
-struct Texts {
-    texts: Vec<String>,
-    ids: FxHashMap<String, u32>,
-}
+struct Texts(IndexSet<Box<str>, FxBuildHasher>);
 
 impl Texts {
     fn id(&mut self, s: &Str) -> u32 {
         let t = s.lossy();
-        if let Some(&i) = self.ids.get(t.as_ref()) {
-            return i;
+        match self.0.get_index_of(t.as_ref()) {
+            Some(i) => i as u32,
+            None => self.0.insert_full(t.into()).0 as u32,
         }
-        let i = self.texts.len() as u32;
-        self.texts.push(t.clone().into_owned());
-        self.ids.insert(t.into_owned(), i);
-        i
     }
 }
 
 /// One row: op, path and comm (ids into [`Texts`]) and the counts.
 type Row = (Op, u32, u32, Counts);
 
-/// Counts the range, segment by segment: per segment by its string ids (the store's
-/// [`EventIds`] decoding: no event built, no string cloned; what made `top_paths` 2-4x slower
-/// than DuckDB), merged by text. The answer holds each distinct text once, and integers per
-/// group.
-fn count(shared: &Shared) -> (Vec<Row>, Vec<String>) {
-    let range = shared.range;
-    let mut texts = Texts::default();
-    let mut all: FxHashMap<(Op, u32, u32), Counts> = FxHashMap::default();
-    let mut seen = 0u64;
-    // Segments hold alike many groups: each segment's table starts at its predecessor's size.
-    let mut groups = 0;
-    for index in shared.segments_in(&range) {
-        let Some(seg) = shared.load(index) else {
-            continue;
-        };
-        // By string id within the segment: the strings of one segment's table are distinct.
-        let mut local: FxHashMap<(Op, u32, u32), Counts> =
-            FxHashMap::with_capacity_and_hasher(groups, Default::default());
-        let (mut scanned, mut in_range) = (0u64, 0u64);
-        let read = seg.for_each_ids_in(&range, |block: &[EventIds]| {
-            let mut n = 0u64;
-            for ev in block.iter().filter(|ev| range.contains(ev.ts_ns)) {
-                local
-                    .entry((ev.op, ev.path, ev.comm))
-                    .or_insert_with(Counts::new)
-                    .add(ev.ts_ns, ev.ret);
-                n += 1;
-            }
-            // One progress call per PROGRESS_EVERY events, as the events cursor makes.
-            for _ in seen / super::PROGRESS_EVERY..(seen + n) / super::PROGRESS_EVERY {
-                (shared.progress)();
-            }
-            (scanned, in_range, seen) = (scanned + block.len() as u64, in_range + n, seen + n);
-        });
-        {
-            let mut st = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
-            st.segments += 1;
-            st.events_scanned += scanned;
-            st.events_in_range += in_range;
+/// How many segments are counted at a time. Each worker holds one decompressed segment (about
+/// 10 MB per million events) and its groups: two keep peak RSS within #29's 64 MB, and use the
+/// two cores DuckDB (what users compare us with) uses on this class of machine: `top_paths` on
+/// 10M events took 0.84-0.98 s on one, 0.51-0.57 s on two (docs/benchmarks.md).
+const WORKERS: usize = 2;
+
+/// The groups of the segments counted so far, by text.
+#[derive(Default)]
+struct Tally {
+    texts: Texts,
+    groups: FxHashMap<(Op, u32, u32), Counts>,
+}
+
+/// Counts the range: [`WORKERS`] segments at a time, each by its string ids (the store's
+/// [`EventIds`] decoding: no event built, no string cloned), its groups then merged by text into
+/// one tally. The answer holds each distinct text once, integers per group, and comes sorted by
+/// op, path and comm whatever order the workers finished in.
+fn count(shared: &Shared) -> (Vec<Row>, Vec<Box<str>>) {
+    let segments = shared.segments_in(&shared.range);
+    let next = AtomicUsize::new(0);
+    let seen = AtomicU64::new(0);
+    let tally = Mutex::new(Tally::default());
+    let work = || {
+        while let Some(&index) = segments.get(next.fetch_add(1, Ordering::Relaxed)) {
+            count_segment(shared, index, &seen, &tally);
         }
-        // As the events cursor does: what was read of a corrupt segment counts, the rest is
-        // skipped and named. The decoder checked every id it passed on.
-        let merged = seg.strings().map(|strings| {
-            // Each of the segment's strings is looked up by text once, however many groups.
-            let mut text_of = vec![u32::MAX; strings.len()];
-            let mut text = |id: u32| {
-                let t = &mut text_of[id as usize];
-                if *t == u32::MAX {
-                    *t = texts.id(&strings[id as usize]);
-                }
-                *t
-            };
-            groups = local.len();
-            for ((op, path, comm), c) in local {
-                all.entry((op, text(path), text(comm)))
-                    .or_insert_with(Counts::new)
-                    .merge(&c);
+    };
+    let workers = WORKERS
+        .min(std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .min(segments.len());
+    if workers <= 1 {
+        work();
+    } else {
+        // A worker's panic is re-raised here when the scope ends.
+        std::thread::scope(|s| {
+            for _ in 0..workers {
+                s.spawn(work);
             }
         });
-        if let Err(e) = read.and(merged) {
-            shared.error(e);
-        }
     }
-    let rows = all
+    let all = tally.into_inner().unwrap_or_else(|p| p.into_inner());
+    let texts: Vec<Box<str>> = all.texts.0.into_iter().collect();
+    let mut rows: Vec<Row> = all
+        .groups
         .into_iter()
         .map(|((op, path, comm), c)| (op, path, comm, c))
         .collect();
-    (rows, texts.texts)
+    let key = |r: &Row| (r.0 as u8, &texts[r.1 as usize], &texts[r.2 as usize]);
+    rows.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
+    (rows, texts)
+}
+
+fn lock(tally: &Mutex<Tally>) -> MutexGuard<'_, Tally> {
+    tally.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Counts segment `index` by its string ids, then merges its groups into `tally` by text.
+fn count_segment(shared: &Shared, index: usize, seen: &AtomicU64, tally: &Mutex<Tally>) {
+    let Some(seg) = shared.load(index) else {
+        return;
+    };
+    let range = shared.range;
+    // By string id within the segment: the strings of one segment's table are distinct.
+    // Segments hold alike many groups: the table starts at the size of the tally.
+    let mut local: FxHashMap<(Op, u32, u32), Counts> =
+        FxHashMap::with_capacity_and_hasher(lock(tally).groups.len(), Default::default());
+    let (mut scanned, mut in_range) = (0u64, 0u64);
+    let read = seg.for_each_ids_in(&range, |block: &[EventIds]| {
+        let mut n = 0u64;
+        for ev in block.iter().filter(|ev| range.contains(ev.ts_ns)) {
+            local
+                .entry((ev.op, ev.path, ev.comm))
+                .or_insert_with(Counts::new)
+                .add(ev.ts_ns, ev.ret);
+            n += 1;
+        }
+        // One progress call per PROGRESS_EVERY events, as the events cursor makes.
+        let before = seen.fetch_add(n, Ordering::Relaxed);
+        for _ in before / super::PROGRESS_EVERY..(before + n) / super::PROGRESS_EVERY {
+            (shared.progress)();
+        }
+        (scanned, in_range) = (scanned + block.len() as u64, in_range + n);
+    });
+    {
+        let mut st = shared.stats.lock().unwrap_or_else(|p| p.into_inner());
+        st.segments += 1;
+        st.events_scanned += scanned;
+        st.events_in_range += in_range;
+    }
+    // As the events cursor does: what was read of a corrupt segment counts, the rest is
+    // skipped and named. The decoder checked every id it passed on.
+    let merged = seg.strings().map(|strings| {
+        let mut guard = lock(tally);
+        let Tally { texts, groups } = &mut *guard;
+        // Each of the segment's strings is looked up by text once, however many groups.
+        let mut text_of = vec![u32::MAX; strings.len()];
+        let mut text = |id: u32| {
+            let t = &mut text_of[id as usize];
+            if *t == u32::MAX {
+                *t = texts.id(&strings[id as usize]);
+            }
+            *t
+        };
+        for ((op, path, comm), c) in local {
+            groups
+                .entry((op, text(path), text(comm)))
+                .or_insert_with(Counts::new)
+                .merge(&c);
+        }
+    });
+    if let Err(e) = read.and(merged) {
+        shared.error(e);
+    }
 }
 
 impl Table for PathCounts {
@@ -200,7 +242,7 @@ pub(super) struct PathCountsCursor {
     base: ffi::sqlite3_vtab_cursor,
     shared: Arc<Shared>,
     rows: Vec<Row>,
-    texts: Vec<String>,
+    texts: Vec<Box<str>>,
     pos: usize,
 }
 
@@ -225,8 +267,8 @@ unsafe impl VTabCursor for PathCountsCursor {
         let (op, path, comm, c) = &self.rows[self.pos];
         match i {
             0 => ctx.set_result(op.as_str()),
-            1 => ctx.set_result(&self.texts[*path as usize]),
-            2 => ctx.set_result(&self.texts[*comm as usize]),
+            1 => ctx.set_result(&*self.texts[*path as usize]),
+            2 => ctx.set_result(&*self.texts[*comm as usize]),
             3 => ctx.set_result(c.events),
             4 => ctx.set_result(c.failed),
             5 => ctx.set_result(c.first),

@@ -39,13 +39,30 @@ impl Mapped {
         Ok(Mapped { ptr, len })
     }
 
+    /// A private anonymous mapping of `len` zeroed bytes (`len` > 0): heap-like memory that is
+    /// returned to the system when dropped, as a freed heap block of this size often is not.
+    pub fn anonymous(len: usize) -> io::Result<Mapped> {
+        // SAFETY: a fresh anonymous mapping; the result is checked.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let ptr = NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap gave null"))?;
+        Ok(Mapped { ptr, len })
+    }
+
     pub fn bytes_mut(&mut self) -> &mut [u8] {
         // SAFETY: `len` mapped bytes, readable and writable, borrowed through `&mut self`.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
     }
 
     pub fn as_mut_ptr(&mut self) -> *mut u8 {
