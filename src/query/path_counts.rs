@@ -11,9 +11,9 @@ use std::ffi::{c_int, CString};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use indexmap::IndexSet;
 use rusqlite::vtab::{Context, Filters, IndexInfo, Module, VTabCursor};
 use rusqlite::{ffi, Connection};
-use indexmap::IndexSet;
 use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::vtab::{declaration_with, Shared, Tab, Table};
@@ -131,7 +131,8 @@ fn count(shared: &Shared) -> (Vec<Row>, Vec<Box<str>>) {
         .into_iter()
         .map(|((op, path, comm), c)| (op, path, comm, c))
         .collect();
-    let key = |r: &Row| (r.0 as u8, &texts[r.1 as usize], &texts[r.2 as usize]);
+    // As `ORDER BY op, path, comm` sorts them: op by its name.
+    let key = |r: &Row| (r.0.as_str(), &texts[r.1 as usize], &texts[r.2 as usize]);
     rows.sort_unstable_by(|a, b| key(a).cmp(&key(b)));
     (rows, texts)
 }

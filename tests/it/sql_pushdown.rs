@@ -136,6 +136,58 @@ fn path_counts_equal_group_by_over_events() {
     }
 }
 
+/// Over many segments `path_counts` is counted two segments at a time: its groups are still
+/// `GROUP BY op, path, comm` over `events` (the same path and comm merged across segments, whole
+/// and in a window that cuts segments), and it hands rows over sorted by op, path and comm.
+#[test]
+fn path_counts_over_many_segments_counted_in_parallel_equal_group_by() {
+    let s = crate::helpers::TempStore::new();
+    let config = RotateConfig {
+        max_events: 1000,
+        batch_events: 100,
+        ..RotateConfig::default()
+    };
+    let mut w = Writer::open(&s.dir, config).expect("open store");
+    let n = 12_345;
+    for i in 0..n {
+        let mut e: Event = event(i, &format!("/srv/data/{}", i % 37));
+        e.comm = ["cat", "sed", "vim"][(i % 3) as usize].into();
+        if i % 11 == 0 {
+            e.ret = -2;
+        }
+        if i % 5 == 0 {
+            e.op = open_forensics::event::Op::Unlink;
+        }
+        w.append(&mut e).expect("append");
+    }
+    w.close().expect("close");
+    let segments = std::fs::read_dir(&s.dir).expect("store").count();
+    assert!(
+        segments >= 12,
+        "{segments} files: the test needs many segments"
+    );
+    // Mid-way through the fourth segment to mid-way through the ninth.
+    let ts = |i: i64| event(i, "").ts_ns;
+    let since = open_forensics::timespec::format_ts(ts(3_500));
+    let until = open_forensics::timespec::format_ts(ts(8_700));
+    for window in [&[][..], &["--since", &*since, "--until", &*until][..]] {
+        let run = |sql: &str| {
+            let mut args = vec!["query", "--sql", sql, "--format", "jsonl"];
+            args.extend_from_slice(window);
+            s.ok(&args)
+        };
+        let counted =
+            run("SELECT op, path, comm, events, failed, first_ts_ns, last_ts_ns FROM path_counts");
+        let grouped = run(
+            "SELECT op, path, comm, count(*) AS events, sum(ret < 0) AS failed, \
+                     min(ts_ns) AS first_ts_ns, max(ts_ns) AS last_ts_ns \
+                     FROM events GROUP BY op, path, comm ORDER BY op, path, comm",
+        );
+        assert_eq!(counted, grouped, "{window:?}");
+        assert_eq!(counted.lines().count(), 2 * 37 * 3, "{window:?}");
+    }
+}
+
 /// Rows SQLite is handed, counted by the session's progress callback (one call per
 /// `PROGRESS_EVERY` rows): a pushed `path = ?` hands over only its path's events, the same
 /// statement unpushed every event — and both count the same.
