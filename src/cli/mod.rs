@@ -291,6 +291,14 @@ pub fn report_scan(stats: &ScanStats, range: &TimeRange, json: bool) -> anyhow::
     }
 }
 
+/// With `--stats` (`started` given): what reading the answer cost, on stderr, after it.
+pub fn say_cost(stats: &ScanStats, json: bool, started: Option<std::time::Instant>) {
+    if let Some(t) = started {
+        let s = crate::query::scan_cost::statement(stats, t.elapsed());
+        say(&mut io::stderr().lock(), json, &s);
+    }
+}
+
 /// Prints one statement about an answer on stderr: its JSON object when the answer is JSON
 /// lines, else its prose.
 pub fn say(err: &mut impl Write, json: bool, s: &crate::query::completeness::Statement) {

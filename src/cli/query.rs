@@ -59,6 +59,10 @@ pub struct Args {
     /// others are counted on stderr.
     #[arg(long, value_name = "N", default_value_t = Caps::default().max_processes)]
     pub max_processes: usize,
+    /// After the answer, say on stderr what reading it cost: segments read and ruled out by
+    /// their summaries, blocks left undecoded, events decoded, seconds.
+    #[arg(long)]
+    pub stats: bool,
     #[command(flatten)]
     pub view: ViewArgs,
 }
@@ -75,10 +79,11 @@ fn sql_conflicts() -> Vec<clap::Id> {
 }
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
+    let started = args.stats.then(std::time::Instant::now);
     let view = args.view.view();
     let format = view.format(args.format);
     if let Some(sql) = &args.sql {
-        return run_sql(store, sql, &args, format, &view);
+        return run_sql(store, sql, &args, format, &view, started);
     }
     let from_filter =
         |f: &Filter| RuleSet::from_filter("query", f).map_err(|e| BadInput(e.to_string()));
@@ -144,6 +149,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         )?;
         out.finish()?;
         forest::report_cut(&forest, args.max_processes, format == Format::Jsonl);
+        super::say_cost(&stats, format == Format::Jsonl, started);
         return report_scan(&stats, &range, format == Format::Jsonl);
     }
     let mut filter_engine = filter_set.as_ref().map(RuleSet::engine);
@@ -210,6 +216,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
     }
     rows.finish()?;
     out.finish()?;
+    super::say_cost(&stats, format == Format::Jsonl, started);
     report_scan(&stats, &range, format == Format::Jsonl)
 }
 
@@ -276,6 +283,7 @@ fn run_sql(
     args: &Args,
     format: Format,
     view: &View,
+    started: Option<std::time::Instant>,
 ) -> anyhow::Result<()> {
     if arg == "list" {
         let mut out = Output::open(view.page);
@@ -347,7 +355,9 @@ fn run_sql(
             },
         );
     }
-    report_scan(&session.stats(), &range, format == Format::Jsonl)
+    let stats = session.stats();
+    super::say_cost(&stats, format == Format::Jsonl, started);
+    report_scan(&stats, &range, format == Format::Jsonl)
 }
 
 /// `--temp-dir` must be a directory; on the store's filesystem it is allowed (the user named

@@ -34,6 +34,10 @@ pub struct Args {
     /// --alerts-format` writes them].
     #[arg(long, value_enum)]
     pub format: Option<ReplayFormat>,
+    /// After the answer, say on stderr what reading it cost: segments read and ruled out by
+    /// their summaries, blocks left undecoded, events decoded, seconds.
+    #[arg(long)]
+    pub stats: bool,
     #[command(flatten)]
     pub view: ViewArgs,
 }
@@ -91,6 +95,7 @@ fn selection(set: &RuleSet, args: &Args) -> anyhow::Result<impl Fn(&Rule) -> boo
 }
 
 pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
+    let started = args.stats.then(std::time::Instant::now);
     let set = load_rules(&args.rules)?;
     let keep = selection(&set, &args)?;
     let range = args.time.range()?;
@@ -173,5 +178,6 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
             stats.events_in_range, stats.segments
         );
     }
+    super::say_cost(&stats, format == Format::Jsonl, started);
     report_scan(&stats, &range, format == Format::Jsonl)
 }

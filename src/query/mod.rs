@@ -60,6 +60,7 @@ pub mod pid;
 mod pushdown;
 pub mod replay;
 mod row_limit;
+pub mod scan_cost;
 pub mod timeline;
 pub mod tree;
 pub mod users;

@@ -235,6 +235,71 @@ fn query_path_reads_only_the_segment_and_block_that_can_hold_it() {
     assert!(s.ok(&["verify"]).contains("ok"));
 }
 
+/// `--stats` says on stderr what the summaries saved: the rare path's query read one segment
+/// of four and one block of eight; the same for `replay` of a rule on it, and nothing for a
+/// pid no event has.
+#[test]
+fn stats_say_how_many_segments_and_blocks_the_summaries_skipped() {
+    let (s, _) = store_with_one_rare_path();
+    let scan = |args: &[&str]| -> serde_json::Value {
+        let out = s.run(args);
+        assert!(out.status.success(), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = err
+            .lines()
+            .find(|l| l.contains(r#""notice":"scan""#))
+            .unwrap_or_else(|| panic!("{args:?}: no scan notice in {err}"));
+        serde_json::from_str(line).expect("scan notice is JSON")
+    };
+    let q = scan(&[
+        "query",
+        "--stats",
+        "--path",
+        "/rare/file",
+        "--format",
+        "jsonl",
+    ]);
+    assert_eq!(q["segments_read"], 1, "{q}");
+    assert_eq!(q["segments_skipped"], 3, "{q}");
+    assert_eq!(q["blocks_skipped"], 7, "{q}");
+    assert_eq!(q["events_decoded"], 15, "{q}");
+    let rules = s.dir.parent().expect("parent").join("rare.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: rare\n    description: the rare file\n    severity: low\n    path: [/rare/file]\n",
+    )
+    .expect("rules");
+    let rules = rules.to_str().expect("utf-8");
+    let r = scan(&["replay", "--stats", "--rules", rules, "--format", "jsonl"]);
+    assert_eq!(
+        (&r["segments_read"], &r["segments_skipped"]),
+        (&1.into(), &3.into()),
+        "{r}"
+    );
+    let none = scan(&["query", "--stats", "--pid", "4242", "--format", "jsonl"]);
+    assert_eq!(none["segments_read"], 0, "{none}");
+    assert_eq!(none["events_decoded"], 0, "{none}");
+    // Prose on a table answer; nothing said without --stats.
+    let out = s.run(&[
+        "query",
+        "--stats",
+        "--path",
+        "/rare/file",
+        "--format",
+        "csv",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("scan: read 1 of 4 segment(s) in the range (3 ruled out"),
+        "{err}"
+    );
+    let out = s.run(&["query", "--path", "/rare/file", "--format", "jsonl"]);
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("scan"),
+        "{out:?}"
+    );
+}
+
 /// Rewrites sealed segment `file` as a forger who knows the format would: `sql` run on its
 /// database, `edit` on its metadata, the hash and link recomputed so that the file is
 /// self-consistent.
