@@ -133,7 +133,7 @@ pub fn run(store: &Path, args: Args) -> anyhow::Result<()> {
         &mut alerter,
         &reader,
         &range,
-        &set.alert_need(),
+        &set.need(),
         |_| {
             seen += 1;
             if seen % PROGRESS_STEP == 0 {

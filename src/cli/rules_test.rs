@@ -127,7 +127,7 @@ fn replay_fixtures(
             &mut alerter,
             &reader,
             &TimeRange::default(),
-            &set.alert_need(),
+            &set.need(),
             |_| {},
             |a| {
                 out.push((a.rule().name.clone(), a.to_json_line()));

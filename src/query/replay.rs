@@ -7,14 +7,16 @@ use std::ops::ControlFlow;
 use crate::event::Event;
 use crate::need::Need;
 use crate::rules::{Alerter, Raised};
-use crate::store::{Reader, ScanStats, SegmentData, TimeRange};
+use crate::store::{Reader, ScanStats, SegmentData, SegmentMeta, TimeRange};
 
 /// The alerts of `range` of a store: each segment's events with that segment's `host`, then
 /// (unless `f` stopped the scan) the end-of-stream summaries. Where the segments' `recording`
 /// changes, a recorder stopped and another started: the first one's end-of-stream summaries, and
 /// throttling starts afresh ([`Alerter::next_run`]). `on_event` sees every event first (progress
-/// bars). Only events that satisfy `need` must be fed: segments and blocks that cannot hold one
-/// are skipped (pass `RuleSet::alert_need` of the alerter's set).
+/// bars). Only events that satisfy `need` must be fed (pass `RuleSet::need` of the alerter's
+/// set): segments and blocks that cannot hold one are skipped, and the alerter is told how far
+/// time went over them ([`Alerter::advance`]: a throttled rule's summaries fall due by time), so
+/// the stream is the one a full scan gives.
 pub fn alerts(
     alerter: &mut Alerter,
     reader: &Reader,
@@ -34,56 +36,69 @@ pub fn alerts_with(
     need: &Need,
     mut on_segment: impl FnMut(&SegmentData),
     mut on_event: impl FnMut(&Event),
-    mut f: impl FnMut(&Raised) -> ControlFlow<()>,
+    f: impl FnMut(&Raised) -> ControlFlow<()>,
 ) -> ScanStats {
+    // The host and recording of the segment the next event (or skipped stretch) belongs to;
+    // whether that starts another recording than the last one's.
     let host: RefCell<Option<String>> = RefCell::new(None);
-    // The previous segment's run (`None` before the first), and whether this one starts
-    // another.
     let run: RefCell<Option<Option<String>>> = RefCell::new(None);
     let new_run = Cell::new(false);
-    let mut flow = ControlFlow::Continue(());
-    let stats = reader.scan_where(
+    let enter = |meta: &SegmentMeta| {
+        if host.borrow().as_deref() != Some(meta.host.as_str()) {
+            *host.borrow_mut() = Some(meta.host.clone());
+        }
+        let this = &meta.recording;
+        let mut prev = run.borrow_mut();
+        if prev.as_ref().is_some_and(|p| p != this) {
+            new_run.set(true);
+        }
+        *prev = Some(this.clone());
+    };
+    let flow = RefCell::new(ControlFlow::Continue(()));
+    let alerter = RefCell::new(alerter);
+    let f = RefCell::new(f);
+    let emit = |r: &Raised| {
+        let mut flow = flow.borrow_mut();
+        if flow.is_continue() {
+            *flow = (f.borrow_mut())(r);
+        }
+    };
+    // Before an event or a skipped stretch: the recording that ended, and the host.
+    let catch_up = || {
+        let mut alerter = alerter.borrow_mut();
+        if new_run.replace(false) {
+            alerter.next_run(emit);
+        }
+        if let Some(h) = host.borrow().as_deref() {
+            alerter.set_host(h);
+        }
+    };
+    let stats = reader.scan_advancing(
         range,
         need,
         |seg| {
             on_segment(seg);
-            *host.borrow_mut() = Some(seg.meta.host.clone());
-            let this = &seg.meta.recording;
-            let mut prev = run.borrow_mut();
-            if prev.as_ref().is_some_and(|p| p != this) {
-                new_run.set(true);
+            enter(&seg.meta);
+        },
+        |meta, latest| {
+            enter(meta);
+            if let Some(ts) = latest {
+                catch_up();
+                alerter.borrow_mut().advance(ts, emit);
             }
-            *prev = Some(this.clone());
         },
         |ev| {
-            if new_run.replace(false) {
-                alerter.next_run(|r| {
-                    if flow.is_continue() {
-                        flow = f(r);
-                    }
-                });
-                if flow.is_break() {
-                    return flow;
-                }
-            }
-            if let Some(h) = host.borrow_mut().take() {
-                alerter.set_host(&h);
+            catch_up();
+            if flow.borrow().is_break() {
+                return ControlFlow::Break(());
             }
             on_event(ev);
-            alerter.eval(ev, |r| {
-                if flow.is_continue() {
-                    flow = f(r);
-                }
-            });
-            flow
+            alerter.borrow_mut().eval(ev, emit);
+            *flow.borrow()
         },
     );
-    if flow.is_continue() {
-        alerter.finish(|r| {
-            if flow.is_continue() {
-                flow = f(r);
-            }
-        });
+    if flow.borrow().is_continue() {
+        alerter.borrow_mut().finish(emit);
     }
     stats
 }

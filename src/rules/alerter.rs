@@ -223,6 +223,17 @@ impl<'a> Alerter<'a> {
         });
     }
 
+    /// Time passed to `ts_ns` over events that match no rule, unread (a pruned replay's skipped
+    /// segments and blocks; `ts_ns` their latest): what those events' [`Alerter::eval`] would
+    /// have emitted, the summaries due by then. The next event read sets the stream's last
+    /// time, which only [`Alerter::finish`] uses (so a reading never skips the last events of a
+    /// stream: `Reader::scan_advancing`).
+    pub fn advance(&mut self, ts_ns: i64, mut f: impl FnMut(&Raised)) {
+        if ts_ns >= self.next_due_ns {
+            self.flush_due(ts_ns, &mut f);
+        }
+    }
+
     /// End of the stream: the summaries of windows still open, in the order they would have
     /// fallen due.
     pub fn finish(&mut self, mut f: impl FnMut(&Raised)) {

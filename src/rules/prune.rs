@@ -29,20 +29,6 @@ impl RuleSet {
         Need::any_of(alternatives)
     }
 
-    /// The events the alert stream (`Alerter`) of this set needs to see: a throttled rule's
-    /// summaries fall due at the next event's time, whatever it is, so a set with an active
-    /// throttled rule prunes nothing; otherwise [`RuleSet::need`].
-    pub fn alert_need(&self) -> Need {
-        let c = &self.compiled;
-        let throttled =
-            (0..self.rules.len()).any(|i| bit(c.active(), i) && self.rules[i].throttle.is_some());
-        if throttled {
-            Need::all()
-        } else {
-            self.need()
-        }
-    }
-
     fn terms(&self, cl: &Clause) -> Vec<Term> {
         let c = &self.compiled;
         let mut terms = Vec::new();

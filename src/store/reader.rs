@@ -157,15 +157,55 @@ impl Reader {
     /// (the caller filters). A segment with loss records is read for them; one without a
     /// summary (sealed before schema 6, or active) is read, its blocks pruned where they have
     /// summaries.
-    pub fn scan_where<S, F>(
+    pub fn scan_where<S, F>(&self, range: &TimeRange, need: &Need, on_segment: S, f: F) -> ScanStats
+    where
+        S: FnMut(&SegmentData),
+        F: FnMut(&Event) -> ControlFlow<()>,
+    {
+        self.scan_pruned(
+            range,
+            need,
+            on_segment,
+            None::<fn(&SegmentMeta, Option<i64>)>,
+            f,
+        )
+    }
+
+    /// Like [`Reader::scan_where`], for a reader whose state moves with time, not only with the
+    /// events it wants (the alert stream: a throttled rule's summary falls due at the first event
+    /// past its window, whatever that event is). `on_skip` is called, in stream order, for each
+    /// segment or block left unread, with its metadata and its latest event time (`None`: no
+    /// event) — what the skipped events would have told such a reader. Exact: a block holding
+    /// events past the range's end is decoded rather than summarized by its latest time, and so is
+    /// the last block of a recording (and of the range), whose last event in arrival order (not
+    /// the latest) ends the recording's alert stream.
+    pub fn scan_advancing<S, K, F>(
+        &self,
+        range: &TimeRange,
+        need: &Need,
+        on_segment: S,
+        on_skip: K,
+        f: F,
+    ) -> ScanStats
+    where
+        S: FnMut(&SegmentData),
+        K: FnMut(&SegmentMeta, Option<i64>),
+        F: FnMut(&Event) -> ControlFlow<()>,
+    {
+        self.scan_pruned(range, need, on_segment, Some(on_skip), f)
+    }
+
+    fn scan_pruned<S, K, F>(
         &self,
         range: &TimeRange,
         need: &Need,
         mut on_segment: S,
+        mut on_skip: Option<K>,
         mut f: F,
     ) -> ScanStats
     where
         S: FnMut(&SegmentData),
+        K: FnMut(&SegmentMeta, Option<i64>),
         F: FnMut(&Event) -> ControlFlow<()>,
     {
         let mut stats = ScanStats {
@@ -174,10 +214,22 @@ impl Reader {
             pruned: self.pruned_in(range),
             ..ScanStats::default()
         };
-        for info in self.segments_in(range) {
-            if !info.may_match(need) {
+        let advancing = on_skip.is_some();
+        let past_end = |max: Option<i64>| max.zip(range.until).is_some_and(|(m, u)| m > u);
+        let segments: Vec<&SegmentInfo> = self.segments_in(range).collect();
+        for (i, info) in segments.iter().enumerate() {
+            // The last segment of a recording, or of the range: its last block is read.
+            let run_end = advancing
+                && segments
+                    .get(i + 1)
+                    .is_none_or(|next| next.meta.recording != info.meta.recording);
+            let must_read = advancing && (run_end || past_end(info.meta.last_ts_ns));
+            if !info.may_match(need) && !must_read {
                 stats.segments_skipped += 1;
                 stats.note_coverage(&info.meta);
+                if let Some(k) = on_skip.as_mut() {
+                    k(&info.meta, info.meta.last_ts_ns);
+                }
                 continue;
             }
             let seg = match info.load(&self.dir) {
@@ -197,10 +249,19 @@ impl Reader {
                 ),
                 Err(e) => stats.errors.push(e),
             }
-            let flow = seg.blocks_where(range, need).and_then(|(ids, skipped)| {
-                stats.blocks_skipped += skipped;
-                for id in ids {
-                    let flow = seg.for_each_event_in_block(id, |ev| {
+            let flow = seg.block_plan(range, need).and_then(|plan| {
+                let last = plan.len().saturating_sub(1);
+                for (j, b) in plan.iter().enumerate() {
+                    let must_read =
+                        advancing && ((run_end && j == last) || past_end(Some(b.max_ts_ns)));
+                    if !b.may_match && !must_read {
+                        stats.blocks_skipped += 1;
+                        if let Some(k) = on_skip.as_mut() {
+                            k(&seg.meta, Some(b.max_ts_ns));
+                        }
+                        continue;
+                    }
+                    let flow = seg.for_each_event_in_block(b.id, |ev| {
                         stats.events_scanned += 1;
                         if range.contains(ev.ts_ns) {
                             stats.events_in_range += 1;

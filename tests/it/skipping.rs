@@ -54,12 +54,21 @@ fn rule_sets() -> Vec<PathBuf> {
 
 /// The alert lines of a replay with `need`, and its stats.
 fn alert_lines(reader: &Reader, set: &RuleSet, need: &Need) -> (Vec<String>, ScanStats) {
+    alert_lines_in(reader, set, need, &TimeRange::default())
+}
+
+fn alert_lines_in(
+    reader: &Reader,
+    set: &RuleSet,
+    need: &Need,
+    range: &TimeRange,
+) -> (Vec<String>, ScanStats) {
     let mut alerter = Alerter::new(set);
     let mut lines = Vec::new();
     let stats = replay::alerts(
         &mut alerter,
         reader,
-        &TimeRange::default(),
+        range,
         need,
         |_| {},
         |a| {
@@ -118,7 +127,7 @@ fn pruned_replay_and_query_equal_full_scans_over_every_fixture_and_rule_set() {
             let what = format!("{sc} × {}", file.display());
             for r in [&reader, &original] {
                 let (full, _) = alert_lines(r, &set, &Need::all());
-                let (some, st) = alert_lines(r, &set, &set.alert_need());
+                let (some, st) = alert_lines(r, &set, &set.need());
                 assert_eq!(some, full, "replay {what}");
                 pruned += skipped(&st);
             }
@@ -199,6 +208,97 @@ fn store_with_one_rare_path() -> (TempStore, Vec<Event>) {
     (s, events)
 }
 
+/// Throttled rules prune too: a pruned replay is the full scan's alert stream byte for byte —
+/// summaries falling due inside skipped segments and blocks, at a recording's end (with its
+/// last event's time), across `--since`/`--until` that cut segments and bursts — while most of
+/// the store is skipped.
+#[test]
+fn throttled_replay_prunes_and_equals_the_full_scan() {
+    let s = TempStore::new();
+    const BASE: i64 = 1_764_000_000_000_000_000;
+    let ts = |i: i64| BASE + i * 1_000_000;
+    // Shadow reads in bursts (two pids alternating); everything else is a library open.
+    // The last one's windows outlast the third recording: their summaries carry its last event's
+    // time, in a block no rule matches.
+    let bursts = [50..56, 130..133, 420..425, 794..800, 1150..1152, 1180..1184];
+    let config = RotateConfig {
+        max_events: 100,
+        batch_events: 10,
+        ..small()
+    };
+    // Three recordings of 400 events: 4 segments of 10 blocks each, 1 ms apart.
+    let mut i = 0;
+    for _ in 0..3 {
+        let mut w = Writer::open(&s.dir, config.clone()).expect("open writer");
+        w.start_recording();
+        for _ in 0..400 {
+            // A late shadow read (stored after later events, as a reorder past the recorder's
+            // window leaves one) by a third pid: it alerts, and the full scan emitted the
+            // summary due before it, at a skipped event past its window, first.
+            let late = i == 170;
+            let shadow = late || bursts.iter().any(|b| b.contains(&i));
+            let mut e = event(
+                0,
+                if shadow {
+                    "/etc/shadow"
+                } else {
+                    "/usr/lib/x.so"
+                },
+            );
+            e.ts_ns = ts(if late { 145 } else { i });
+            let pid = if late { 2002 } else { 2000 + (i % 2) as u32 };
+            (e.pid, e.tid) = (pid, pid);
+            w.append(&mut e).expect("append");
+            i += 1;
+        }
+        w.close().expect("close");
+    }
+    let reader = Reader::open(&s.dir).expect("reader");
+    assert_eq!(reader.segments().len(), 12);
+    let rules = s.dir.parent().expect("parent").join("throttled.yaml");
+    std::fs::write(
+        &rules,
+        "rules:\n  - name: shadow\n    description: shadow read\n    severity: high\n    \
+         path: /etc/shadow\n    throttle: {key: [pid], window: 20ms, max: 1}\n",
+    )
+    .expect("rules");
+    let set = RuleSet::load(&[rules]).expect("rules load");
+    let ranges = [
+        TimeRange::default(),
+        // Cutting segments and blocks at both ends.
+        TimeRange {
+            since: Some(ts(125)),
+            until: Some(ts(833)),
+        },
+        // Ending inside a burst at the end of the second recording, and just after one.
+        TimeRange {
+            since: None,
+            until: Some(ts(797)),
+        },
+        TimeRange {
+            since: Some(ts(421)),
+            until: Some(ts(1153)),
+        },
+    ];
+    let (mut skipped_any, mut summaries) = (0, 0);
+    for range in &ranges {
+        let (full, _) = alert_lines_in(&reader, &set, &Need::all(), range);
+        let (pruned, st) = alert_lines_in(&reader, &set, &set.need(), range);
+        assert_eq!(pruned, full, "{range:?}");
+        skipped_any += skipped(&st);
+        summaries += full.iter().filter(|l| l.contains("alert_summary")).count();
+    }
+    assert!(
+        summaries >= 8,
+        "only {summaries} summaries: the test proves little"
+    );
+    // The whole store: of 12 segments, those with a burst and the recordings' last are read
+    // (5 and 3, two of them both).
+    let (_, st) = alert_lines(&reader, &set, &set.need());
+    assert_eq!((st.segments, st.segments_skipped), (6, 6), "{st:?}");
+    assert!(skipped_any > 20, "{skipped_any}");
+}
+
 #[test]
 fn query_path_reads_only_the_segment_and_block_that_can_hold_it() {
     let (s, events) = store_with_one_rare_path();
@@ -236,8 +336,8 @@ fn query_path_reads_only_the_segment_and_block_that_can_hold_it() {
 }
 
 /// `--stats` says on stderr what the summaries saved: the rare path's query read one segment
-/// of four and one block of eight; the same for `replay` of a rule on it, and nothing for a
-/// pid no event has.
+/// of four and one block of eight; `replay` of a rule on it the same and the last block; nothing
+/// for a pid no event has.
 #[test]
 fn stats_say_how_many_segments_and_blocks_the_summaries_skipped() {
     let (s, _) = store_with_one_rare_path();
@@ -270,12 +370,15 @@ fn stats_say_how_many_segments_and_blocks_the_summaries_skipped() {
     )
     .expect("rules");
     let rules = rules.to_str().expect("utf-8");
+    // Replay also reads the recording's last block (its alert stream ends there): one more
+    // segment, one block of it.
     let r = scan(&["replay", "--stats", "--rules", rules, "--format", "jsonl"]);
     assert_eq!(
         (&r["segments_read"], &r["segments_skipped"]),
-        (&1.into(), &3.into()),
+        (&2.into(), &2.into()),
         "{r}"
     );
+    assert_eq!(r["events_decoded"], 30, "{r}");
     let none = scan(&["query", "--stats", "--pid", "4242", "--format", "jsonl"]);
     assert_eq!(none["segments_read"], 0, "{none}");
     assert_eq!(none["events_decoded"], 0, "{none}");

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub(crate) use active::{active_meta, snapshot_active, ActiveMeta};
+pub use tables::PlannedBlock;
 pub(crate) use tables::{read_meta_table, write_meta_table};
 
 use super::dir::{Kind, StoreDir};
@@ -486,6 +487,15 @@ impl SegmentData {
     /// before schema 6 have none: they are kept), in arrival order; and how many were ruled out.
     /// Only these need decoding for a reading that wants `need`.
     pub fn blocks_where(&self, range: &TimeRange, need: &Need) -> Result<(Vec<i64>, u64)> {
+        let plan = self.block_plan(range, need)?;
+        let ids: Vec<i64> = plan.iter().filter(|b| b.may_match).map(|b| b.id).collect();
+        let skipped = (plan.len() - ids.len()) as u64;
+        Ok((ids, skipped))
+    }
+
+    /// Every block overlapping `range`, in arrival order, with its latest event time and
+    /// whether its summary leaves `need` possible.
+    pub fn block_plan(&self, range: &TimeRange, need: &Need) -> Result<Vec<PlannedBlock>> {
         tables::blocks_where(&self.conn, &self.path, self.version, range, need)
     }
 

@@ -490,42 +490,56 @@ pub(crate) fn blocks_in(conn: &Connection, path: &Path, range: &TimeRange) -> Re
     ids
 }
 
-/// As [`blocks_in`], leaving out the blocks whose summary (schema 6 on) rules out `need`; and how
-/// many were left out. A block without a summary, or with one that does not read, is kept.
+/// The blocks overlapping `range`, in arrival order, each with its latest event time and whether
+/// its summary (schema 6 on) leaves `need` possible. A block without a summary, or with one that
+/// does not read, may match.
 pub(crate) fn blocks_where(
     conn: &Connection,
     path: &Path,
     version: i64,
     range: &TimeRange,
     need: &Need,
-) -> Result<(Vec<i64>, u64)> {
-    if need.is_all() || version < SUMMARY_VERSION {
-        return Ok((blocks_in(conn, path, range)?, 0));
-    }
-    const B: &str = "SELECT id, summary FROM blocks WHERE max_ts_ns >= ?1 AND min_ts_ns <= ?2 \
-                     ORDER BY id";
-    let mut st = conn.prepare_cached(B).map_err(sql_err(path, B))?;
+) -> Result<Vec<PlannedBlock>> {
+    let summarized = !need.is_all() && version >= SUMMARY_VERSION;
+    let b = if summarized {
+        "SELECT id, max_ts_ns, summary FROM blocks WHERE max_ts_ns >= ?1 AND min_ts_ns <= ?2 \
+         ORDER BY id"
+    } else {
+        "SELECT id, max_ts_ns, NULL FROM blocks WHERE max_ts_ns >= ?1 AND min_ts_ns <= ?2 \
+         ORDER BY id"
+    };
+    let mut st = conn.prepare_cached(b).map_err(sql_err(path, b))?;
     let mut rows = st
         .query([
             range.since.unwrap_or(i64::MIN),
             range.until.unwrap_or(i64::MAX),
         ])
-        .map_err(sql_err(path, B))?;
-    let (mut ids, mut skipped) = (Vec::new(), 0);
-    while let Some(r) = rows.next().map_err(sql_err(path, B))? {
-        let id: i64 = r.get(0).map_err(sql_err(path, B))?;
+        .map_err(sql_err(path, b))?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next().map_err(sql_err(path, b))? {
         let summary = r
-            .get_ref(1)
+            .get_ref(2)
             .and_then(|v| v.as_blob_or_null().map_err(Into::into))
-            .map_err(sql_err(path, B))?
+            .map_err(sql_err(path, b))?
             .and_then(Summary::decode);
-        if summary.is_some_and(|s| !s.may_match(need)) {
-            skipped += 1;
-        } else {
-            ids.push(id);
-        }
+        out.push(PlannedBlock {
+            id: r.get(0).map_err(sql_err(path, b))?,
+            max_ts_ns: r.get(1).map_err(sql_err(path, b))?,
+            may_match: summary.is_none_or(|s| s.may_match(need)),
+        });
     }
-    Ok((ids, skipped))
+    Ok(out)
+}
+
+/// One block of a reading's plan (see [`blocks_where`]).
+#[derive(Clone, Copy, Debug)]
+pub struct PlannedBlock {
+    pub id: i64,
+    /// Its latest event time.
+    pub max_ts_ns: i64,
+    /// Whether its summary leaves what the reading needs possible: if not, it need not be
+    /// decoded.
+    pub may_match: bool,
 }
 
 /// Every block's (id, count), in arrival order.
