@@ -46,12 +46,7 @@ fn completes_flags_and_values(printed: impl Fn(&[&str]) -> String) {
 /// where the shell is not installed.
 fn script_of(shell: &str, name: &str, test: &str) -> Option<(TempStore, PathBuf)> {
     if !Path::new("/usr/bin").join(shell).exists() {
-        let reason = format!("no {shell} (apt-get install {shell})");
-        if crate::helpers::live_capture_required() {
-            panic!("{test}: {shell} is required here (CI) but there is {reason}");
-        }
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
+        crate::helpers::skip(test, &format!("no {shell} (apt-get install {shell})"));
         return None;
     }
     let s = TempStore::new();

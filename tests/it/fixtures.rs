@@ -254,6 +254,24 @@ fn rules_test_passes_good_rules_and_names_each_failure() {
         "{rows:?}"
     );
 
+    // The Falco ports are ours as well: each tested by a fixture, quiet on every baseline
+    // (fixtures/README.md says which sets must pass).
+    let falco = format!("{fx}/rules/falco_ports.yaml");
+    let ok = u.run(&[
+        "rules",
+        "test",
+        &falco,
+        "--fixtures",
+        fx,
+        "--format",
+        "jsonl",
+    ]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
     // full.yaml has rules no fixture exercises and one that fires on the baseline.
     let full = format!("{fx}/rules/full.yaml");
     let bad = u.run(&[

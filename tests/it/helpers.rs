@@ -123,13 +123,20 @@ pub fn live_capture_available(test: &str) -> bool {
         (false, _) => "not running as root",
         (true, false) => "no kernel BTF at /sys/kernel/btf/vmlinux",
     };
+    skip(test, reason);
+    false
+}
+
+/// A test (or part of one) that cannot run here for `reason`: where [`live_capture_required`]
+/// (CI, whose test command installs everything) that fails it; elsewhere it prints
+/// `SKIPPED test: reason`.
+pub fn skip(test: &str, reason: &str) {
     if live_capture_required() {
-        panic!("{test}: live capture is required here (CI=true or OPEN_FORENSICS_REQUIRE_LIVE=1) but {reason}");
+        panic!("{test}: required here (CI=true or OPEN_FORENSICS_REQUIRE_LIVE=1), but {reason}; the README's test command installs what the suite needs");
     }
     // Straight to fd 2: libtest captures the print macros of passing tests, and a skip must show.
     use std::io::Write as _;
     let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {reason}");
-    false
 }
 
 impl Recorder {

@@ -150,11 +150,13 @@ fn store() -> TempStore {
 }
 
 /// `rules sql` over each store's Parquet export returns exactly `replay`'s alerts, on every
-/// engine installed; returns the rules that fired.
+/// engine installed (`test` names the caller where an engine is missing); returns the rules that
+/// fired.
 pub(crate) fn assert_sql_equals_replay(
     s: &TempStore,
     rules: &str,
     stores: &[(&str, PathBuf)],
+    test: &str,
 ) -> BTreeSet<String> {
     let mut fired = BTreeSet::new();
     let mut want = Vec::new();
@@ -177,7 +179,6 @@ pub(crate) fn assert_sql_equals_replay(
         jobs.push((name, parquet));
     }
     for engine in ["duckdb", "spark"] {
-        let test = "process_and_raw_path_keys_fire_on_replay_and_rules_sql_equals_replay";
         let Some(found) = rules_sql_alerts(s, rules, engine, &jobs, test) else {
             continue;
         };
@@ -236,6 +237,11 @@ fn process_and_raw_path_keys_fire_on_replay_and_rules_sql_equals_replay() {
         .map(|a| a["matched"].as_str().unwrap())
         .collect();
     assert_eq!(traversals, ["**/../**", "**/../**", "**/../**"]);
-    let fired = assert_sql_equals_replay(&s, &rules, &[("keys", s.dir.clone())]);
+    let fired = assert_sql_equals_replay(
+        &s,
+        &rules,
+        &[("keys", s.dir.clone())],
+        "process_and_raw_path_keys_fire_on_replay_and_rules_sql_equals_replay",
+    );
     assert_eq!(fired.len(), 8, "{fired:?}");
 }
