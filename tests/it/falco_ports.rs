@@ -74,3 +74,30 @@ fn every_falco_port_fires_on_the_falco_scenario() {
         "these Falco ports did not fire on fixtures/segments/falco: {silent:?}"
     );
 }
+
+/// The rule sets we ship load together, as a user combining them would (`full.yaml` is the
+/// format's showcase, not a set to deploy): the Falco ports' lists once clashed with
+/// detections.yaml's (`shell_exes`, `sshd_exes`, `package_manager_exes`) and refused to load
+/// beside it; they are all named `falco_…` now.
+#[test]
+fn the_shipped_rule_sets_load_together() {
+    let rules = fixtures_dir().join("rules");
+    let mut files: Vec<String> = std::fs::read_dir(&rules)
+        .expect("fixtures/rules")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+        .filter(|p| p.file_name().is_some_and(|n| n != "full.yaml"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    let mut args = vec!["rules", "check"];
+    args.extend(files.iter().map(String::as_str));
+    let store = tempfile::tempdir().expect("tempdir");
+    let out = cmd_at(store.path(), &args).output().expect("run");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
