@@ -226,18 +226,15 @@ fn attack_detections_fire_and_baseline_stays_quiet() {
 fn rules_test_passes_good_rules_and_names_each_failure() {
     let u = Unprivileged::new("attack");
     let fx = u.fixtures.to_str().expect("utf-8 path");
+    let rules_test = |files: &[&str]| {
+        let mut args = vec!["rules", "test"];
+        args.extend_from_slice(files);
+        args.extend(["--fixtures", fx, "--format", "jsonl"]);
+        u.run(&args)
+    };
     let det = format!("{fx}/rules/detections.yaml");
     let poc = format!("{fx}/rules/poc.yaml");
-    let ok = u.run(&[
-        "rules",
-        "test",
-        &det,
-        &poc,
-        "--fixtures",
-        fx,
-        "--format",
-        "jsonl",
-    ]);
+    let ok = rules_test(&[&det, &poc]);
     assert!(
         ok.status.success(),
         "{}",
@@ -256,16 +253,7 @@ fn rules_test_passes_good_rules_and_names_each_failure() {
 
     // The Falco ports are ours as well: each tested by a fixture, quiet on every baseline
     // (fixtures/README.md says which sets must pass).
-    let falco = format!("{fx}/rules/falco_ports.yaml");
-    let ok = u.run(&[
-        "rules",
-        "test",
-        &falco,
-        "--fixtures",
-        fx,
-        "--format",
-        "jsonl",
-    ]);
+    let ok = rules_test(&[&format!("{fx}/rules/falco_ports.yaml")]);
     assert!(
         ok.status.success(),
         "{}",
@@ -273,16 +261,7 @@ fn rules_test_passes_good_rules_and_names_each_failure() {
     );
 
     // full.yaml has rules no fixture exercises and one that fires on the baseline.
-    let full = format!("{fx}/rules/full.yaml");
-    let bad = u.run(&[
-        "rules",
-        "test",
-        &full,
-        "--fixtures",
-        fx,
-        "--format",
-        "jsonl",
-    ]);
+    let bad = rules_test(&[&format!("{fx}/rules/full.yaml")]);
     assert_eq!(bad.status.code(), Some(1));
     let out = String::from_utf8_lossy(&bad.stdout);
     let err = String::from_utf8_lossy(&bad.stderr);

@@ -136,18 +136,23 @@ fn path_counts_equal_group_by_over_events() {
     }
 }
 
+/// A writer of segments of 1000 events in blocks of 100.
+fn small_segments(s: &crate::helpers::TempStore) -> Writer {
+    let config = RotateConfig {
+        max_events: 1000,
+        batch_events: 100,
+        ..RotateConfig::default()
+    };
+    Writer::open(&s.dir, config).expect("open store")
+}
+
 /// Over many segments `path_counts` is counted two segments at a time: its groups are still
 /// `GROUP BY op, path, comm` over `events` (the same path and comm merged across segments, whole
 /// and in a window that cuts segments), and it hands rows over sorted by op, path and comm.
 #[test]
 fn path_counts_over_many_segments_counted_in_parallel_equal_group_by() {
     let s = crate::helpers::TempStore::new();
-    let config = RotateConfig {
-        max_events: 1000,
-        batch_events: 100,
-        ..RotateConfig::default()
-    };
-    let mut w = Writer::open(&s.dir, config).expect("open store");
+    let mut w = small_segments(&s);
     let n = 12_345;
     for i in 0..n {
         let mut e: Event = event(i, &format!("/srv/data/{}", i % 37));
@@ -242,12 +247,7 @@ fn a_pushed_constraint_hands_sqlite_only_the_rows_that_can_match() {
 #[test]
 fn summaries_skip_the_segments_a_pushed_constraint_rules_out() {
     let s = crate::helpers::TempStore::new();
-    let config = RotateConfig {
-        max_events: 1000,
-        batch_events: 100,
-        ..RotateConfig::default()
-    };
-    let mut w = Writer::open(&s.dir, config).expect("open store");
+    let mut w = small_segments(&s);
     for i in 0..20_000 {
         let path = if i == 17_345 {
             "/etc/rare".to_owned()
