@@ -473,6 +473,30 @@ fn a_forged_summary_fails_verify_naming_the_segment() {
     );
 }
 
+/// A string an event refers to, deleted from a segment's table: the reading names the segment,
+/// the block and the missing string, prints what it could read, and exits 1.
+#[test]
+fn a_missing_string_is_named_with_its_block() {
+    let (s, _) = store_with_one_rare_path();
+    let reader = Reader::open(&s.dir).expect("reader");
+    let damaged = reader.segments()[2].path.clone();
+    forge(
+        &damaged,
+        "DELETE FROM strings WHERE id = (SELECT max(id) FROM strings) \
+         AND value = CAST('/rare/file' AS BLOB)",
+        |_| {},
+    );
+    let out = s.run(&["query", "--path", "/rare/file", "--format", "jsonl"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    let name = damaged.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(
+        err.lines()
+            .any(|l| l.contains(&name) && l.contains("block ") && l.contains(": path: no string ")),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_forged_block_summary_fails_verify_naming_the_segment_and_block() {
     let (s, _) = store_with_one_rare_path();

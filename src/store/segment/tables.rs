@@ -615,7 +615,6 @@ pub(crate) fn decode_block<F>(
 where
     F: FnMut(&Event) -> ControlFlow<()>,
 {
-    let string = string_of(strings, path);
     let DecodeTables {
         table,
         procs,
@@ -630,6 +629,14 @@ where
     // Proc ids start at 1: 0 is "none decoded yet".
     let mut last_proc = 0u32;
     let flow = with_block(conn, path, dec, id, true, |mut rows, bad| {
+        // A missing string is named with its block, as every other fault of one.
+        let string = |id: u32, what: &str| {
+            strings
+                .get(id as usize)
+                .filter(|_| id != 0)
+                .cloned()
+                .ok_or_else(|| bad(&format!("{what}: no string {id}")))
+        };
         while let Some(row) = rows.next_row() {
             let row = row.map_err(bad)?;
             let shape = (row.shape as usize)
@@ -660,12 +667,12 @@ where
                 };
             }
             ev.ts_ns = row.ts_ns;
-            ev.path = string(row.path.into(), "path")?;
+            ev.path = string(row.path, "path")?;
             // 0: the process passed exactly the resolved path.
             ev.raw_path = if row.raw_path == 0 {
                 ev.path.clone()
             } else {
-                string(row.raw_path.into(), "raw_path")?
+                string(row.raw_path, "raw_path")?
             };
             ev.op = shape.op;
             ev.syscall = shape.syscall;
@@ -685,11 +692,11 @@ where
             };
             ev.alias_of = match row.alias_of {
                 0 => None,
-                n => Some(string(n.into(), "alias_of")?),
+                n => Some(string(n, "alias_of")?),
             };
             ev.old_path = match row.old_path {
                 0 => None,
-                n => Some(string(n.into(), "old_path")?),
+                n => Some(string(n, "old_path")?),
             };
             ev.new_uid = row.new_uid;
             ev.new_gid = row.new_gid;
