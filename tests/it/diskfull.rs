@@ -301,7 +301,10 @@ fn sigterm_with_the_disk_full_ends_with_the_summary() {
 fn a_commit_refused_by_a_full_disk_is_not_sealed_as_tampering() {
     use open_forensics::store::{RotateConfig, Writer};
     if !crate::helpers::is_root() {
-        eprintln!("SKIPPED a_commit_refused_by_a_full_disk_is_not_sealed_as_tampering: needs root");
+        crate::helpers::skip(
+            "a_commit_refused_by_a_full_disk_is_not_sealed_as_tampering",
+            "needs root",
+        );
         return;
     }
     let fs_ = Tmpfs::mount("16m");

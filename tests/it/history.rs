@@ -385,7 +385,10 @@ fn no_pager_flag_and_no_pager_off_a_terminal() {
 #[test]
 fn a_terminal_answer_goes_through_the_pager() {
     if !Path::new("/usr/bin/script").exists() {
-        eprintln!("SKIPPED a_terminal_answer_goes_through_the_pager: no /usr/bin/script");
+        crate::helpers::skip(
+            "a_terminal_answer_goes_through_the_pager",
+            "no /usr/bin/script (apt-get install bsdutils)",
+        );
         return;
     }
     let s = fixture_copy("attack");

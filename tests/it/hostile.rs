@@ -119,7 +119,7 @@ fn export_parquet_through_a_linked_table_directory_is_refused() {
 #[test]
 fn alerts_file_planted_by_another_user_is_refused() {
     if !is_root() {
-        eprintln!("SKIPPED alerts_file_planted_by_another_user_is_refused: not root");
+        crate::helpers::skip("alerts_file_planted_by_another_user_is_refused", "not root");
         return;
     }
     let nb = Nobody::new();
@@ -274,7 +274,7 @@ fn reader_interrupted_while_decompressing_leaves_no_copy() {
 #[test]
 fn permission_denied_is_said_once() {
     if !is_root() {
-        eprintln!("SKIPPED permission_denied_is_said_once: not root");
+        crate::helpers::skip("permission_denied_is_said_once", "not root");
         return;
     }
     let nb = Nobody::new();

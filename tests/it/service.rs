@@ -303,7 +303,10 @@ fn install_splits_the_debug_info_off_the_binary() {
             .is_ok_and(|o| o.status.success())
     });
     if !has_binutils {
-        eprintln!("SKIPPED install_splits_the_debug_info_off_the_binary: no binutils");
+        crate::helpers::skip(
+            "install_splits_the_debug_info_off_the_binary",
+            "no objcopy or readelf (apt-get install binutils)",
+        );
         return;
     }
     let s = TempStore::new();
@@ -364,10 +367,9 @@ fn systemd_analyze_verifies_the_unit() {
         .arg("--version")
         .output()
     else {
-        use std::io::Write as _;
-        let _ = writeln!(
-            std::io::stderr(),
-            "SKIPPED systemd_analyze_verifies_the_unit: no systemd-analyze here (apt-get install systemd)"
+        crate::helpers::skip(
+            "systemd_analyze_verifies_the_unit",
+            "no systemd-analyze (apt-get install systemd)",
         );
         return;
     };
