@@ -443,7 +443,10 @@ fn store_writable_by_others_or_owned_by_another_user_is_refused() {
     assert_eq!(mode(&s.dir), 0o770);
 
     if !is_root() {
-        crate::helpers::skip("the chown half of this test", "not root");
+        crate::helpers::skip(
+            "the chown half of store_writable_by_others_or_owned_by_another_user_is_refused",
+            "not root",
+        );
         return;
     }
     fs::set_permissions(&s.dir, fs::Permissions::from_mode(0o700)).expect("chmod");
