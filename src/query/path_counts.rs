@@ -9,7 +9,7 @@
 
 use std::ffi::{c_int, CString};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use indexmap::IndexSet;
 use rusqlite::vtab::{Context, Filters, IndexInfo, Module, VTabCursor};
@@ -107,8 +107,10 @@ fn count(shared: &Shared) -> (Vec<Row>, Vec<Box<str>>) {
     let seen = AtomicU64::new(0);
     let tally = Mutex::new(Tally::default());
     let work = || {
+        // Segments hold alike many groups: each table starts at the size of the worker's last.
+        let mut groups = 0;
         while let Some(&index) = segments.get(next.fetch_add(1, Ordering::Relaxed)) {
-            count_segment(shared, index, &seen, &tally);
+            groups = count_segment(shared, index, &seen, &tally, groups);
         }
     };
     let workers = WORKERS
@@ -137,20 +139,22 @@ fn count(shared: &Shared) -> (Vec<Row>, Vec<Box<str>>) {
     (rows, texts)
 }
 
-fn lock(tally: &Mutex<Tally>) -> MutexGuard<'_, Tally> {
-    tally.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// Counts segment `index` by its string ids, then merges its groups into `tally` by text.
-fn count_segment(shared: &Shared, index: usize, seen: &AtomicU64, tally: &Mutex<Tally>) {
+/// Counts segment `index` by its string ids (in a table sized for `groups`), then merges its
+/// groups into `tally` by text; returns how many groups it had.
+fn count_segment(
+    shared: &Shared,
+    index: usize,
+    seen: &AtomicU64,
+    tally: &Mutex<Tally>,
+    groups: usize,
+) -> usize {
     let Some(seg) = shared.load(index) else {
-        return;
+        return groups;
     };
     let range = shared.range;
     // By string id within the segment: the strings of one segment's table are distinct.
-    // Segments hold alike many groups: the table starts at the size of the tally.
     let mut local: FxHashMap<(Op, u32, u32), Counts> =
-        FxHashMap::with_capacity_and_hasher(lock(tally).groups.len(), Default::default());
+        FxHashMap::with_capacity_and_hasher(groups, Default::default());
     let (mut scanned, mut in_range) = (0u64, 0u64);
     let read = seg.for_each_ids_in(&range, |block: &[EventIds]| {
         let mut n = 0u64;
@@ -174,10 +178,11 @@ fn count_segment(shared: &Shared, index: usize, seen: &AtomicU64, tally: &Mutex<
         st.events_scanned += scanned;
         st.events_in_range += in_range;
     }
+    let counted = local.len();
     // As the events cursor does: what was read of a corrupt segment counts, the rest is
     // skipped and named. The decoder checked every id it passed on.
     let merged = seg.strings().map(|strings| {
-        let mut guard = lock(tally);
+        let mut guard = tally.lock().unwrap_or_else(|p| p.into_inner());
         let Tally { texts, groups } = &mut *guard;
         // Each of the segment's strings is looked up by text once, however many groups.
         let mut text_of = vec![u32::MAX; strings.len()];
@@ -198,6 +203,7 @@ fn count_segment(shared: &Shared, index: usize, seen: &AtomicU64, tally: &Mutex<
     if let Err(e) = read.and(merged) {
         shared.error(e);
     }
+    counted
 }
 
 impl Table for PathCounts {

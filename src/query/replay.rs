@@ -38,15 +38,14 @@ pub fn alerts_with(
     mut on_event: impl FnMut(&Event),
     f: impl FnMut(&Raised) -> ControlFlow<()>,
 ) -> ScanStats {
-    // The host and recording of the segment the next event (or skipped stretch) belongs to;
-    // whether that starts another recording than the last one's.
+    // The host of the segment just entered, until the alerter takes it (once per segment, not
+    // per event); the previous segment's recording (`None` before the first), and whether the
+    // one entered starts another.
     let host: RefCell<Option<String>> = RefCell::new(None);
     let run: RefCell<Option<Option<String>>> = RefCell::new(None);
     let new_run = Cell::new(false);
     let enter = |meta: &SegmentMeta| {
-        if host.borrow().as_deref() != Some(meta.host.as_str()) {
-            *host.borrow_mut() = Some(meta.host.clone());
-        }
+        *host.borrow_mut() = Some(meta.host.clone());
         let this = &meta.recording;
         let mut prev = run.borrow_mut();
         if prev.as_ref().is_some_and(|p| p != this) {
@@ -54,13 +53,12 @@ pub fn alerts_with(
         }
         *prev = Some(this.clone());
     };
-    let flow = RefCell::new(ControlFlow::Continue(()));
+    let flow = Cell::new(ControlFlow::Continue(()));
     let alerter = RefCell::new(alerter);
     let f = RefCell::new(f);
     let emit = |r: &Raised| {
-        let mut flow = flow.borrow_mut();
-        if flow.is_continue() {
-            *flow = (f.borrow_mut())(r);
+        if flow.get().is_continue() {
+            flow.set((f.borrow_mut())(r));
         }
     };
     // Before an event or a skipped stretch: the recording that ended, and the host.
@@ -69,8 +67,8 @@ pub fn alerts_with(
         if new_run.replace(false) {
             alerter.next_run(emit);
         }
-        if let Some(h) = host.borrow().as_deref() {
-            alerter.set_host(h);
+        if let Some(h) = host.borrow_mut().take() {
+            alerter.set_host(&h);
         }
     };
     let stats = reader.scan_advancing(
@@ -89,15 +87,15 @@ pub fn alerts_with(
         },
         |ev| {
             catch_up();
-            if flow.borrow().is_break() {
+            if flow.get().is_break() {
                 return ControlFlow::Break(());
             }
             on_event(ev);
             alerter.borrow_mut().eval(ev, emit);
-            *flow.borrow()
+            flow.get()
         },
     );
-    if flow.borrow().is_continue() {
+    if flow.get().is_continue() {
         alerter.borrow_mut().finish(emit);
     }
     stats

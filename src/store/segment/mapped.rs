@@ -21,35 +21,24 @@ unsafe impl Send for Mapped {}
 impl Mapped {
     /// Maps the first `len` bytes of `file` (`len` > 0).
     pub fn new(file: &File, len: usize) -> io::Result<Mapped> {
-        // SAFETY: a fresh mapping of our own descriptor; the result is checked.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE,
-                file.as_raw_fd(),
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let ptr = NonNull::new(p.cast()).ok_or_else(|| io::Error::other("mmap gave null"))?;
-        Ok(Mapped { ptr, len })
+        Mapped::map(len, libc::MAP_PRIVATE, file.as_raw_fd())
     }
 
     /// A private anonymous mapping of `len` zeroed bytes (`len` > 0): heap-like memory that is
     /// returned to the system when dropped, as a freed heap block of this size often is not.
     pub fn anonymous(len: usize) -> io::Result<Mapped> {
-        // SAFETY: a fresh anonymous mapping; the result is checked.
+        Mapped::map(len, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1)
+    }
+
+    fn map(len: usize, flags: libc::c_int, fd: libc::c_int) -> io::Result<Mapped> {
+        // SAFETY: a fresh mapping, of our own descriptor or anonymous; the result is checked.
         let p = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
                 len,
                 libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
+                flags,
+                fd,
                 0,
             )
         };

@@ -308,7 +308,9 @@ impl SegmentData {
         let path = dir.join(name);
         let sealed = frame::read_sealed(dir, name)?;
         let mut map = sealed.db;
-        // Copy on write: the header change stays in this process's memory.
+        // SQLite refuses to deserialize a WAL-mode image: a segment written before the seal
+        // stopped switching journal modes is already in rollback mode. Copy on write: the header
+        // change stays in this process's memory.
         force_rollback_mode(map.bytes_mut());
         let conn = Connection::open_in_memory().map_err(sql_err(&path, "open :memory:"))?;
         let len = sealed.meta.db_bytes as i64;
